@@ -1,0 +1,16 @@
+"""Errors a chat client sees, each with a stable code it can branch on (codes listed in DESIGN.md)."""
+
+
+class ChatError(Exception):
+    """An error the client sees, with a code it can branch on."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class UpstreamError(ChatError):
+    """The Dedalus API answered with an error or broke the stream."""
+
+    def __init__(self, message: str, *, code: str = "upstream_error") -> None:
+        super().__init__(code, message)

@@ -1,0 +1,85 @@
+"""Replies in flight in this process and the sockets listening to each conversation.
+
+Everything here runs on the event loop with no awaits between reading and changing state, so a
+socket that joins mid-reply gets the text so far and then exactly the chunks that follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class LiveReply:
+    """The assistant reply being streamed: its text so far and the task that writes it."""
+
+    message_id: int
+    model: str
+    parts: list[str] = field(default_factory=list)
+    length: int = 0
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+
+    def append(self, text: str) -> int:
+        """Add text to the reply; return the offset it starts at."""
+        offset = self.length
+        self.parts.append(text)
+        self.length += len(text)
+        return offset
+
+    def text(self) -> str:
+        """The whole text so far (joined once, then kept joined)."""
+        if len(self.parts) > 1:
+            self.parts[:] = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
+
+
+@dataclass(slots=True)
+class ConversationRoom:
+    """The sockets of one conversation on this process, and its reply in flight if any."""
+
+    session_id: str
+    subscribers: dict[int, Send] = field(default_factory=dict)
+    reply: LiveReply | None = None
+
+    async def broadcast(self, text: str) -> None:
+        """Send one serialised frame to every socket; a socket that fails is dropped, not fatal."""
+        for key, send in list(self.subscribers.items()):
+            try:
+                await send(text)
+            except Exception:  # a dead socket must never stop the reply for the others
+                logger.warning("dropping subscriber after a failed send", extra={"session_id": self.session_id})
+                self.subscribers.pop(key, None)
+
+
+_rooms: dict[str, ConversationRoom] = {}
+
+
+def room_get(session_id: str) -> ConversationRoom:
+    """Return the room of a conversation, creating it if needed."""
+    room = _rooms.get(session_id)
+    if room is None:
+        room = _rooms[session_id] = ConversationRoom(session_id=session_id)
+    return room
+
+
+def room_find(session_id: str) -> ConversationRoom | None:
+    return _rooms.get(session_id)
+
+
+def room_release(room: ConversationRoom) -> None:
+    """Forget a room once nobody listens and nothing streams."""
+    if not room.subscribers and room.reply is None and _rooms.get(room.session_id) is room:
+        del _rooms[room.session_id]
+
+
+def live_replies() -> list[LiveReply]:
+    """Every reply streaming in this process."""
+    return [room.reply for room in _rooms.values() if room.reply is not None]

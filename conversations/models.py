@@ -1,0 +1,163 @@
+"""Chat models, MCP presets, conversations and their messages, as stored in the database."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .validators import validate_mcp_target
+
+
+class ChatModelQuerySet(models.QuerySet):
+    def enabled(self) -> ChatModelQuerySet:
+        """Models a user may pick, in the admin's order."""
+        return self.filter(enabled=True).order_by("position", "label")
+
+    def default_name(self) -> str | None:
+        """Return the name of the default enabled model, else the first enabled one, else None."""
+        enabled = self.enabled()
+        chosen = enabled.filter(is_default=True).first() or enabled.first()
+        return chosen.name if chosen else None
+
+
+class ChatModel(models.Model):
+    name = models.CharField(
+        max_length=200, unique=True, help_text="The Dedalus model id, e.g. openai/gpt-5.1."
+    )
+    label = models.CharField(max_length=100, help_text="What the model picker shows.")
+    enabled = models.BooleanField(default=True, db_index=True)
+    is_default = models.BooleanField(default=False, help_text="Picked for new conversations.")
+    position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
+
+    objects = ChatModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "label"]
+        verbose_name = "chat model"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_chat_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.name})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Making this one the default quietly takes the flag from the previous default,
+        # so the admin never trips over the one-default constraint.
+        if self.is_default:
+            ChatModel.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
+        super().save(*args, **kwargs)
+
+
+class MCPServerPresetQuerySet(models.QuerySet):
+    def enabled(self) -> MCPServerPresetQuerySet:
+        """Presets the page offers, in the admin's order."""
+        return self.filter(enabled=True).order_by("position", "label")
+
+
+class MCPServerPreset(models.Model):
+    label = models.CharField(max_length=100)
+    target = models.CharField(
+        max_length=2048,
+        validators=[validate_mcp_target],
+        help_text="A marketplace slug like org/name (optionally @version) or an https:// URL.",
+    )
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True, db_index=True)
+    position = models.PositiveIntegerField(default=0)
+
+    objects = MCPServerPresetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "label"]
+        verbose_name = "MCP server preset"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.target})"
+
+
+class Conversation(models.Model):
+    session_id = models.CharField(max_length=64, unique=True, help_text="The id in the page and socket URL.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+    )
+    owner_session_key = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="The anonymous browser session that owns it."
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="Model of the next reply.")
+    mcp_servers = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or self.session_id
+
+
+class MessageQuerySet(models.QuerySet):
+    def history(self, conversation: Conversation) -> MessageQuerySet:
+        """Messages of one conversation, oldest first, as the page shows them."""
+        return self.filter(conversation=conversation).order_by("created_at", "id")
+
+    def streaming(self) -> MessageQuerySet:
+        """Replies still being written."""
+        return self.filter(status=Message.Status.STREAMING)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        INTERRUPTED = "interrupted"
+        ERROR = "error"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    mcp_servers = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE, db_index=True)
+    error = models.TextField(blank=True, help_text="Why the reply failed, as the user was told.")
+    error_code = models.CharField(max_length=40, blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    tools = models.JSONField(default=list, blank=True, help_text="MCP tool activity during the reply.")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_history_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk} ({self.status})"
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """Token usage as the wire protocol reports it, or None when the upstream gave none."""
+        if self.total_tokens is None:
+            return None
+        return {
+            "prompt_tokens": self.prompt_tokens or 0,
+            "completion_tokens": self.completion_tokens or 0,
+            "total_tokens": self.total_tokens,
+        }

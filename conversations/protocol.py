@@ -1,0 +1,108 @@
+"""The WebSocket frame schema: parse and validate client frames, build server frames (all JSON text)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .exceptions import ChatError
+
+# A client frame is small; anything larger is refused before it is parsed.
+MAX_FRAME_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    """A user message. `model` / `mcp_servers` are None when the client left them out."""
+
+    message: str
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopFrame:
+    """Cancel the reply in flight."""
+
+
+ClientFrame = SendFrame | StopFrame
+
+
+def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
+    """Return the client frame in `text_data`.
+
+    Raise ChatError with code `invalid_json` for anything that is not a JSON object in a text frame,
+    and `invalid_message` for an object that is not a valid frame.
+    """
+    if text_data is None:
+        raise ChatError("invalid_json", "Frames must be JSON text, not binary.")
+    if len(text_data) > MAX_FRAME_BYTES:
+        raise ChatError("invalid_json", f"Frames must be at most {MAX_FRAME_BYTES} bytes.")
+    try:
+        data = orjson.loads(text_data)
+    except orjson.JSONDecodeError:
+        raise ChatError("invalid_json", "Frames must be JSON objects.") from None
+    if not isinstance(data, dict):
+        raise ChatError("invalid_json", "Frames must be JSON objects.")
+    kind = data.get("type", "message")
+    if kind == "stop":
+        return StopFrame()
+    if kind != "message":
+        raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
+    return SendFrame(
+        message=_message_text(data.get("message")),
+        model=_optional_model(data.get("model")),
+        mcp_servers=_optional_mcp_servers(data.get("mcp_servers")),
+    )
+
+
+def _message_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ChatError("invalid_message", "A frame needs a `message` string.")
+    if not value.strip():
+        raise ChatError("invalid_message", "The message is empty.")
+    return value
+
+
+def _optional_model(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ChatError("unknown_model", "`model` must be a model name string.")
+    return value
+
+
+def _optional_mcp_servers(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ChatError("invalid_mcp_server", "`mcp_servers` must be a list of strings.")
+    return [item for item in value if item != ""]
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    """Serialise a server frame to JSON text."""
+    return orjson.dumps(frame).decode()
+
+
+def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, **extra}
+
+
+def start_frame(*, message_id: int, model: str, user_message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "start", "message_id": message_id, "model": model, "user_message": user_message}
+
+
+def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:
+    """The hot path: one chunk frame, serialised once for every subscriber."""
+    return orjson.dumps({"type": "chunk", "content": content, "message_id": message_id, "offset": offset}).decode()
+
+
+def tool_frame(*, message_id: int, activity: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool", "message_id": message_id, **activity}
+
+
+def done_frame(*, message_id: int, usage: dict[str, int] | None, finish_reason: str) -> dict[str, Any]:
+    return {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}

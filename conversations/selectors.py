@@ -1,0 +1,64 @@
+"""Reads: what the page and the socket show of conversations and models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import ChatModel, Conversation, MCPServerPreset, Message
+
+
+def message_as_dict(message: Message) -> dict[str, Any]:
+    """A stored message as the wire protocol shows it."""
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "model": message.model,
+        "mcp_servers": message.mcp_servers,
+        "status": message.status,
+        "error": message.error,
+        "error_code": message.error_code,
+        "finish_reason": message.finish_reason,
+        "usage": message.usage,
+        "tools": message.tools,
+        "created_at": message.created_at.isoformat(),
+        "finished_at": message.finished_at.isoformat() if message.finished_at else None,
+    }
+
+
+def conversation_history(*, session_id: str) -> dict[str, Any]:
+    """Return the conversation and its messages, oldest first; an empty one if it does not exist yet."""
+    conversation = Conversation.objects.filter(session_id=session_id).first()
+    if conversation is None:
+        return {
+            "conversation": {
+                "session_id": session_id,
+                "title": "",
+                "model": ChatModel.objects.default_name() or "",
+                "mcp_servers": [],
+                "created_at": None,
+            },
+            "messages": [],
+        }
+    messages = Message.objects.history(conversation)
+    return {
+        "conversation": {
+            "session_id": conversation.session_id,
+            "title": conversation.title,
+            "model": conversation.model,
+            "mcp_servers": conversation.mcp_servers,
+            "created_at": conversation.created_at.isoformat(),
+        },
+        "messages": [message_as_dict(message) for message in messages],
+    }
+
+
+def chat_page_options() -> dict[str, Any]:
+    """The models and MCP presets the page offers."""
+    return {
+        "models": [{"name": m.name, "label": m.label, "is_default": m.is_default} for m in ChatModel.objects.enabled()],
+        "mcp_presets": [
+            {"label": p.label, "target": p.target, "description": p.description}
+            for p in MCPServerPreset.objects.enabled()
+        ],
+    }

@@ -1,0 +1,187 @@
+"""Writes: conversations and messages, stored in the order the protocol promises.
+
+A turn is stored before anything goes upstream; the reply row is written when it starts, at most a few
+times while it streams, and once more at its end. The streaming reply row doubles as the conversation's
+"reply in flight" marker, checked under a row lock, so two server instances never stream into one
+conversation at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .exceptions import ChatError
+from .models import ChatModel, Conversation, Message
+from .selectors import message_as_dict
+from .validators import mcp_target_error
+
+TITLE_LENGTH = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who is chatting: a signed-in user, or an anonymous browser session."""
+
+    user_id: int | None = None
+    session_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A stored user message and the reply row it opened, with what goes upstream."""
+
+    session_id: str
+    user_message: dict[str, Any]
+    reply_id: int
+    model: str
+    mcp_servers: list[str]
+    upstream_messages: list[dict[str, str]]
+
+
+def message_content_check(content: str) -> None:
+    """Raise ChatError if the text is empty or longer than CHAT_MAX_MESSAGE_CHARS."""
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if not content.strip():
+        raise ChatError("invalid_message", "The message is empty.")
+    if len(content) > limit:
+        raise ChatError("message_too_long", f"Messages must be at most {limit} characters.")
+
+
+def model_resolve(*, requested: str | None, current: str) -> str:
+    """Return the model for the next reply: the one asked for, else the conversation's, else the default.
+
+    Raise ChatError("unknown_model") if the one asked for is not an enabled ChatModel, or none is enabled.
+    """
+    enabled = set(ChatModel.objects.enabled().values_list("name", flat=True))
+    if requested is not None:
+        if requested not in enabled:
+            raise ChatError("unknown_model", f"{requested[:200]!r} is not an available model.")
+        return requested
+    if current in enabled:
+        return current
+    default = ChatModel.objects.default_name()
+    if default is None:
+        raise ChatError("unknown_model", "No model is enabled; an administrator must enable one.")
+    return default
+
+
+def mcp_servers_clean(servers: list[str]) -> list[str]:
+    """Return the MCP servers without duplicates, in order.
+
+    Raise ChatError("invalid_mcp_server") for an entry that is not a slug or https URL, or too many.
+    """
+    limit = settings.CHAT_MAX_MCP_SERVERS
+    cleaned = list(dict.fromkeys(servers))
+    if len(cleaned) > limit:
+        raise ChatError("invalid_mcp_server", f"At most {limit} MCP servers per message.")
+    for target in cleaned:
+        error = mcp_target_error(target)
+        if error:
+            raise ChatError("invalid_mcp_server", f"{target[:200]!r}: {error}")
+    return cleaned
+
+
+def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
+    """The history the model sees: turns in order, keeping partial replies the user saw.
+
+    A reply that failed before any text leaves no assistant turn; the user turns around it are merged
+    into one, so the upstream never gets two user messages in a row.
+    """
+    built: list[dict[str, str]] = []
+    for message in messages:
+        if message.role == Message.Role.ASSISTANT and not message.content:
+            continue
+        if built and built[-1]["role"] == message.role:
+            built[-1] = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
+        else:
+            built.append({"role": message.role, "content": message.content})
+    return built
+
+
+@transaction.atomic
+def turn_begin(
+    *, session_id: str, owner: Owner, content: str, model: str | None, mcp_servers: list[str] | None
+) -> Turn:
+    """Store the user's message and open the reply row, before anything goes upstream.
+
+    Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
+    or `busy` when a reply of this conversation is still streaming; nothing is stored then.
+    """
+    message_content_check(content)
+    conversation, _ = Conversation.objects.get_or_create(
+        session_id=session_id,
+        defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
+    )
+    # The row lock serialises turns of one conversation across threads and server instances.
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    chosen_model = model_resolve(requested=model, current=conversation.model)
+    servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
+    if Message.objects.streaming().filter(conversation=conversation).exists():
+        raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+
+    previous = list(Message.objects.history(conversation))
+    user_message = Message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content=content,
+        model=chosen_model,
+        mcp_servers=servers,
+    )
+    user_message.full_clean()
+    user_message.save()
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        model=chosen_model,
+        mcp_servers=servers,
+        status=Message.Status.STREAMING,
+    )
+    conversation.model, conversation.mcp_servers = chosen_model, servers
+    if not conversation.title:
+        conversation.title = " ".join(content.split())[:TITLE_LENGTH]
+    conversation.save(update_fields=["model", "mcp_servers", "title", "updated_at"])
+    return Turn(
+        session_id=session_id,
+        user_message=message_as_dict(user_message),
+        reply_id=reply.pk,
+        model=chosen_model,
+        mcp_servers=servers,
+        upstream_messages=upstream_messages_build([*previous, user_message]),
+    )
+
+
+def reply_flush(*, reply_id: int, content: str) -> None:
+    """Store the text so far of a streaming reply, so a crash loses at most one flush interval."""
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
+
+
+def reply_finish(
+    *,
+    reply_id: int,
+    content: str,
+    status: str,
+    finish_reason: str = "",
+    usage: dict[str, int] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    error_code: str = "",
+    error: str = "",
+) -> None:
+    """Store a reply's final text and how it ended; this is what every later reader sees."""
+    usage = usage or {}
+    Message.objects.filter(pk=reply_id).update(
+        content=content,
+        status=status,
+        finish_reason=finish_reason,
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        total_tokens=usage.get("total_tokens"),
+        tools=tools or [],
+        error_code=error_code,
+        error=error,
+        finished_at=timezone.now(),
+    )

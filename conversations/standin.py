@@ -1,0 +1,604 @@
+"""Local stand-in for the Dedalus chat-completions API, so tests and benchmarks stream over real HTTP.
+
+Run it with ``python -m conversations.standin --host 127.0.0.1 --port 4010 [--tokens 40] [--delay-ms 20]``
+and point the SDK at it with ``DEDALUS_BASE_URL=http://127.0.0.1:4010``.
+
+Per-request behaviour comes from, first match wins:
+
+1. the script queue (``POST /_standin/script`` with a JSON list of behaviour objects; one is popped per
+   completion request; ``DELETE /_standin/script`` empties it);
+2. a directive in the last user message, ``[[standin key=value key=value]]`` (removed before echoing;
+   values are URL-unquoted, so ``reply=hello%20world`` works);
+3. the server defaults (``tokens``, ``delay_ms``).
+
+Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
+``stall_before_headers``, ``tool``, ``reply``, ``stamp``. Every completion request is recorded and served
+by ``GET /_standin/requests`` (``DELETE`` clears it).
+
+Deliberately free of Django so it can run next to the server under test without loading its settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import secrets
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
+
+MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
+DEFAULT_MODEL = MODEL_IDS[0]
+FILLER = ("lorem ", "ipsum ", "dolor ", "sit ", "amet ")
+MAX_RECORDS = 10_000
+STALL_LIMIT_S = 300.0
+# How often a stalled handler checks whether its client has gone; cheap enough for hundreds of stalls.
+GONE_POLL_S = 0.25
+
+DIRECTIVE_RE = re.compile(r"\[\[standin(?P<args>[^\]]*)\]\]")
+# Splits a reply into word tokens with their trailing spaces attached, so the pieces rejoin exactly.
+REPLY_TOKEN_RE = re.compile(r"[^ ]* +|[^ ]+")
+
+ERROR_TYPES = {
+    400: ("invalid_request_error", "bad_request"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("invalid_request_error", "not_found"),
+    408: ("timeout_error", "timeout"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+def _flag(value: Any) -> int:
+    """Return 1 if ``value`` reads as true ("1", "true", "yes", True, 1), else 0."""
+    if isinstance(value, str):
+        return int(value.strip().lower() in ("1", "true", "yes", "on"))
+    return int(bool(value))
+
+
+BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
+    "tokens": int,
+    "delay_ms": float,
+    "first_delay_ms": float,
+    "status": int,
+    "drop_after": int,
+    "stall_after": int,
+    "stall_before_headers": float,
+    "tool": str,
+    "reply": str,
+    "stamp": _flag,
+}
+
+
+class BehaviourError(ValueError):
+    """A behaviour object or directive had a value of the wrong type."""
+
+
+class Standin:
+    """Holds the defaults, the script queue and the request log shared by all handlers."""
+
+    def __init__(self, tokens: int, delay_ms: float) -> None:
+        self.defaults: dict[str, Any] = {"tokens": int(tokens), "delay_ms": float(delay_ms)}
+        self.script: deque[dict[str, Any]] = deque()
+        self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
+        self.ids = itertools.count(1)
+
+    def record(self, request: web.Request, body: Any, behaviour: dict[str, Any]) -> dict[str, Any]:
+        """Append and return a new in-progress log record for a completion request."""
+        rec = {
+            "id": next(self.ids),
+            "path": request.path,
+            "headers": {
+                "authorization": request.headers.get("Authorization"),
+                "idempotency-key": request.headers.get("Idempotency-Key"),
+            },
+            "body": body,
+            "behaviour": behaviour,
+            "outcome": None,
+            "tokens_sent": 0,
+            "started_at": time.time(),
+            "ended_at": None,
+        }
+        self.records.append(rec)
+        return rec
+
+
+STATE_KEY = web.AppKey("standin", Standin)
+
+
+def coerce_behaviour(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return ``raw`` restricted to known behaviour keys with values converted to their types."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        convert = BEHAVIOUR_KEYS.get(key)
+        # An empty directive value ("status=") means "not set" rather than a type error.
+        if convert is None or value is None or (value == "" and convert is not str):
+            continue
+        try:
+            out[key] = convert(value)
+        except (TypeError, ValueError) as exc:
+            raise BehaviourError(f"standin: bad value for {key!r}: {value!r}") from exc
+    return out
+
+
+def text_of(content: Any) -> str:
+    """Return the plain text of a message's content (a string or a list of OpenAI content parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def last_user_text(messages: list[Any]) -> str:
+    """Return the text of the last message with role "user", or "" if there is none."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return text_of(message.get("content"))
+    return ""
+
+
+def parse_directives(text: str) -> tuple[dict[str, Any], str]:
+    """Return (raw behaviour from every ``[[standin ...]]`` in ``text``, ``text`` with them removed)."""
+    raw: dict[str, Any] = {}
+    for match in DIRECTIVE_RE.finditer(text):
+        for pair in match.group("args").split():
+            key, sep, value = pair.partition("=")
+            if sep:
+                raw[key] = unquote(value)
+    return raw, DIRECTIVE_RE.sub("", text)
+
+
+def first_model(model: Any) -> str:
+    """Return the requested model id: the string itself, or the first entry of a list."""
+    if isinstance(model, list):
+        model = model[0] if model else None
+    return model if isinstance(model, str) and model else DEFAULT_MODEL
+
+
+def first_server_name(servers: Any) -> str:
+    """Return the slug or URL of the first MCP server in the request, or "standin"."""
+    if isinstance(servers, list) and servers:
+        first = servers[0]
+        if isinstance(first, str):
+            return first
+        if isinstance(first, dict):
+            return str(first.get("slug") or first.get("url") or first.get("name") or "standin")
+    return "standin"
+
+
+def prompt_tokens(messages: list[Any]) -> int:
+    """Return the number of whitespace-separated words across all messages' content."""
+    return sum(len(text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
+
+
+def reply_tokens(behaviour: dict[str, Any], words: list[str]) -> list[str]:
+    """Return the reply as token strings: ``reply`` split at spaces, or the echo padded with filler.
+
+    Stamped replies are produced at write time instead, so this is not used for them.
+    """
+    if "reply" in behaviour:
+        return REPLY_TOKEN_RE.findall(behaviour["reply"])
+    tokens = ["You said: "]
+    tokens.extend(word + " " for word in words)
+    # The echo is never cut short, even when it alone exceeds the requested length.
+    filler = itertools.cycle(FILLER)
+    tokens.extend(next(filler) for _ in range(behaviour["tokens"] - len(tokens)))
+    return tokens
+
+
+def error_body(status: int, message: str, code: str | None = None) -> bytes:
+    """Return an OpenAI-style JSON error body for ``status``."""
+    err_type, default_code = ERROR_TYPES.get(status, ("server_error" if status >= 500 else "api_error", None))
+    return orjson.dumps({"error": {"message": message, "type": err_type, "code": code or default_code}})
+
+
+def error_response(status: int, message: str, code: str | None = None) -> web.Response:
+    """Return a JSON error response; 429s carry ``retry-after: 0`` so SDK retries stay instant."""
+    headers = {"retry-after": "0"} if status == 429 else None
+    return web.Response(
+        status=status,
+        body=error_body(status, message, code),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def finish(rec: dict[str, Any], outcome: str) -> None:
+    """Mark a log record as ended with ``outcome`` unless an earlier path already decided it."""
+    if rec["ended_at"] is None:
+        rec["outcome"] = rec["outcome"] or outcome
+        rec["ended_at"] = time.time()
+
+
+def client_gone(request: web.Request) -> bool:
+    """Return True if the client's connection is closed or closing."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def sleep_unless_gone(request: web.Request, seconds: float) -> bool:
+    """Sleep up to ``seconds``; return False as soon as the client goes away, True otherwise."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if client_gone(request):
+            return False
+        await asyncio.sleep(min(GONE_POLL_S, left))
+    return not client_gone(request)
+
+
+def drop_connection(request: web.Request) -> None:
+    """Close the TCP connection mid-response so the client sees an incomplete chunked body."""
+    # close() rather than abort() so the tokens already written are flushed before the FIN.
+    if request.transport is not None:
+        request.transport.close()
+
+
+class Completion:
+    """Everything derived from one chat-completions request body that the writers need."""
+
+    def __init__(self, body: dict[str, Any], behaviour: dict[str, Any], words: list[str]) -> None:
+        self.behaviour = behaviour
+        self.model = first_model(body.get("model"))
+        self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.created = int(time.time())
+        messages = body.get("messages")
+        self.prompt_tokens = prompt_tokens(messages if isinstance(messages, list) else [])
+        self.words = words
+        self.stamp = bool(behaviour.get("stamp"))
+        self.tokens = [] if self.stamp else reply_tokens(behaviour, words)
+        self.count = behaviour["tokens"] if self.stamp else len(self.tokens)
+        self.server_name = first_server_name(body.get("mcp_servers"))
+        self.stream = bool(body.get("stream"))
+
+    def token(self, index: int) -> str:
+        """Return the token at ``index``; stamped tokens carry the current time in microseconds."""
+        if self.stamp:
+            return f"{index}@{time.time_ns() // 1000} "
+        return self.tokens[index]
+
+    def tool_call(self) -> dict[str, Any]:
+        """Return the OpenAI tool call for the behaviour's ``tool``."""
+        return {
+            "index": 0,
+            "id": "call_" + secrets.token_hex(8),
+            "type": "function",
+            "function": {"name": self.behaviour["tool"], "arguments": json.dumps(self.tool_arguments())},
+        }
+
+    def tool_arguments(self) -> dict[str, str]:
+        """Return the tool arguments: the first word of the last user message as ``query``."""
+        return {"query": self.words[0] if self.words else ""}
+
+    def mcp_tool_results(self) -> list[dict[str, Any]]:
+        """Return the Dedalus ``mcp_tool_results`` list describing a server-side tool run."""
+        return [
+            {
+                "tool_name": self.behaviour["tool"],
+                "server_name": self.server_name,
+                "arguments": self.tool_arguments(),
+                "result": {"text": "standin result"},
+                "is_error": False,
+                "duration_ms": 3,
+            }
+        ]
+
+    def usage(self, completion_tokens: int) -> dict[str, int]:
+        """Return the usage object for ``completion_tokens`` sent tokens."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+        }
+
+
+async def handle_models(request: web.Request) -> web.Response:
+    """Return the fixed model list."""
+    data = [{"id": model, "object": "model", "owned_by": "standin"} for model in MODEL_IDS]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+def reject(
+    state: Standin, request: web.Request, body: Any, status: int, message: str, *, code: str | None = None
+) -> web.Response:
+    """Log a request refused before any behaviour applied and return its JSON error response."""
+    finish(state.record(request, body, {"status": status}), "error_status")
+    return error_response(status, message, code)
+
+
+async def handle_completions(request: web.Request) -> web.StreamResponse:
+    """Answer a chat-completions request as JSON or SSE according to the chosen behaviour."""
+    state = request.app[STATE_KEY]
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        body = None
+    # Auth is checked before the script queue is touched so a refused request doesn't eat a scripted entry.
+    if "Authorization" not in request.headers:
+        return reject(
+            state, request, body, 401, "standin: missing Authorization header", code="missing_api_key"
+        )
+    if not isinstance(body, dict):
+        return reject(state, request, body, 400, "standin: request body must be a JSON object")
+
+    messages = body.get("messages")
+    raw_directive, user_text = parse_directives(
+        last_user_text(messages if isinstance(messages, list) else [])
+    )
+    raw = state.script.popleft() if state.script else raw_directive
+    try:
+        behaviour = {**state.defaults, **coerce_behaviour(raw)}
+    except BehaviourError as exc:
+        return reject(state, request, body, 400, str(exc))
+
+    rec = state.record(request, body, behaviour)
+    try:
+        return await respond(request, Completion(body, behaviour, user_text.split()), rec)
+    except (ConnectionResetError, ClientConnectionResetError):
+        # Raised by a write once the client has gone (aiohttp's error subclasses ConnectionResetError).
+        finish(rec, "client_disconnected")
+        return web.Response()
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client disconnects (handler_cancellation=True).
+        finish(rec, "client_disconnected")
+        raise
+
+
+async def respond(request: web.Request, completion: Completion, rec: dict[str, Any]) -> web.StreamResponse:
+    """Return the response the behaviour asks for: a stall, an error status, a stream or a JSON body."""
+    behaviour = completion.behaviour
+    before = behaviour.get("stall_before_headers")
+    if before and not await sleep_unless_gone(request, before):
+        finish(rec, "client_disconnected")
+        return web.Response()
+    status = behaviour.get("status")
+    if status and status >= 400:
+        finish(rec, "error_status")
+        return error_response(status, f"standin: simulated HTTP {status}")
+    if completion.stream:
+        return await stream_completion(request, completion, rec)
+    return await json_completion(request, completion, rec)
+
+
+async def stall(request: web.Request, rec: dict[str, Any]) -> None:
+    """Send nothing until the client leaves or the stall limit passes, then close the connection."""
+    rec["outcome"] = "stalled"
+    await sleep_unless_gone(request, STALL_LIMIT_S)
+    finish(rec, "stalled")
+    drop_connection(request)
+
+
+async def stream_completion(
+    request: web.Request, completion: Completion, rec: dict[str, Any]
+) -> web.StreamResponse:
+    """Stream the reply as OpenAI ``chat.completion.chunk`` server-sent events and return the response."""
+    behaviour = completion.behaviour
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+
+    # Every chunk shares this JSON head; per-token events are then just three byte concatenations.
+    head = orjson.dumps(
+        {
+            "id": completion.id,
+            "object": "chat.completion.chunk",
+            "created": completion.created,
+            "model": completion.model,
+        }
+    )[:-1]
+
+    def event(rest: dict[str, Any]) -> bytes:
+        return b"data: " + head + b"," + orjson.dumps(rest)[1:] + b"\n\n"
+
+    content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"content":'
+    content_suffix = b'},"finish_reason":null}]}\n\n'
+
+    await response.write(
+        event(
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        )
+    )
+    if "tool" in behaviour:
+        tool_delta = {"tool_calls": [completion.tool_call()]}
+        await response.write(event({"choices": [{"index": 0, "delta": tool_delta, "finish_reason": None}]}))
+        await response.write(event({"choices": [], "mcp_tool_results": completion.mcp_tool_results()}))
+
+    first_delay = behaviour.get("first_delay_ms", 0.0) / 1000
+    delay = behaviour["delay_ms"] / 1000
+    drop_after = behaviour.get("drop_after")
+    stall_after = behaviour.get("stall_after")
+    sent = 0
+    for index in range(completion.count):
+        if index == drop_after:
+            break
+        if index == stall_after:
+            await stall(request, rec)
+            return response
+        if index == 0 and first_delay > 0:
+            await asyncio.sleep(first_delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await response.write(content_prefix + orjson.dumps(completion.token(index)) + content_suffix)
+        sent += 1
+        rec["tokens_sent"] = sent
+
+    if drop_after is not None and sent == drop_after:
+        finish(rec, "dropped")
+        drop_connection(request)
+        return response
+    if stall_after is not None and sent == stall_after:
+        await stall(request, rec)
+        return response
+
+    await response.write(event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    await response.write(event({"choices": [], "usage": completion.usage(sent)}))
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    finish(rec, "completed")
+    return response
+
+
+async def json_completion(
+    request: web.Request, completion: Completion, rec: dict[str, Any]
+) -> web.StreamResponse:
+    """Answer with one ``chat.completion`` object after the total delay the stream would have taken."""
+    behaviour = completion.behaviour
+    count = completion.count
+    for limit in (behaviour.get("drop_after"), behaviour.get("stall_after")):
+        if limit is not None:
+            count = min(count, limit)
+    seconds = (behaviour.get("first_delay_ms", 0.0) + behaviour["delay_ms"] * count) / 1000
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+    text = "".join(completion.token(index) for index in range(count))
+    rec["tokens_sent"] = count
+    if behaviour.get("drop_after") is not None and count == behaviour["drop_after"]:
+        finish(rec, "dropped")
+        drop_connection(request)
+        return web.Response()
+    if behaviour.get("stall_after") is not None and count == behaviour["stall_after"]:
+        await stall(request, rec)
+        return web.Response()
+
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    payload: dict[str, Any] = {
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": completion.usage(count),
+    }
+    if "tool" in behaviour:
+        message["tool_calls"] = [{k: v for k, v in completion.tool_call().items() if k != "index"}]
+        payload["mcp_tool_results"] = completion.mcp_tool_results()
+    finish(rec, "completed")
+    return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+
+async def handle_script_post(request: web.Request) -> web.Response:
+    """Append behaviour objects (a JSON list, or one object) to the script queue; return the queue length."""
+    state = request.app[STATE_KEY]
+    try:
+        items = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        return error_response(400, "standin: script must be JSON")
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        return error_response(400, "standin: script must be a list of behaviour objects")
+    try:
+        # Validate now so a typo fails the test that queued it, not a later request.
+        for item in items:
+            coerce_behaviour(item)
+    except BehaviourError as exc:
+        return error_response(400, str(exc))
+    state.script.extend(items)
+    return web.Response(body=orjson.dumps({"queued": len(state.script)}), content_type="application/json")
+
+
+async def handle_script_get(request: web.Request) -> web.Response:
+    """Return the behaviour objects still queued."""
+    return web.Response(
+        body=orjson.dumps(list(request.app[STATE_KEY].script)), content_type="application/json"
+    )
+
+
+async def handle_script_delete(request: web.Request) -> web.Response:
+    """Empty the script queue; return how many entries were discarded."""
+    script = request.app[STATE_KEY].script
+    cleared = len(script)
+    script.clear()
+    return web.Response(body=orjson.dumps({"cleared": cleared}), content_type="application/json")
+
+
+async def handle_requests_get(request: web.Request) -> web.Response:
+    """Return the request log, oldest first."""
+    return web.Response(
+        body=orjson.dumps(list(request.app[STATE_KEY].records)), content_type="application/json"
+    )
+
+
+async def handle_requests_delete(request: web.Request) -> web.Response:
+    """Clear the request log; return how many records were discarded."""
+    records = request.app[STATE_KEY].records
+    cleared = len(records)
+    records.clear()
+    return web.Response(body=orjson.dumps({"cleared": cleared}), content_type="application/json")
+
+
+def build_app(*, tokens: int = 40, delay_ms: float = 20) -> web.Application:
+    """Return the stand-in aiohttp application with the given default reply length and per-token delay."""
+    app = web.Application()
+    app[STATE_KEY] = Standin(tokens, delay_ms)
+    app.router.add_get("/v1/models", handle_models)
+    app.router.add_post("/v1/chat/completions", handle_completions)
+    app.router.add_post("/_standin/script", handle_script_post)
+    app.router.add_get("/_standin/script", handle_script_get)
+    app.router.add_delete("/_standin/script", handle_script_delete)
+    app.router.add_get("/_standin/requests", handle_requests_get)
+    app.router.add_delete("/_standin/requests", handle_requests_delete)
+    return app
+
+
+async def serve(host: str, port: int, tokens: int, delay_ms: float) -> None:
+    """Serve until SIGINT/SIGTERM, printing the listening line once the socket is bound."""
+    # handler_cancellation lets a disconnecting client interrupt a handler sleeping between tokens;
+    # a short shutdown_timeout keeps stalled streams from holding up SIGTERM for aiohttp's default 60 s.
+    runner = web.AppRunner(
+        build_app(tokens=tokens, delay_ms=delay_ms),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=0.25,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        if ":" in bound_host:
+            bound_host = f"[{bound_host}]"
+        print(f"standin listening on http://{bound_host}:{bound_port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(host: str = "127.0.0.1", port: int = 4010, tokens: int = 40, delay_ms: float = 20) -> None:
+    """Run the stand-in server in the foreground until interrupted; returns when it has shut down."""
+    asyncio.run(serve(host, port, tokens, delay_ms))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse command-line arguments and run the server."""
+    parser = argparse.ArgumentParser(
+        prog="python -m conversations.standin", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4010, help="0 picks a free port")
+    parser.add_argument("--tokens", type=int, default=40, help="default reply length in tokens")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="default delay before each token")
+    args = parser.parse_args(argv)
+    run(args.host, args.port, args.tokens, args.delay_ms)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

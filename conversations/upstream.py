@@ -1,0 +1,302 @@
+"""The only module that talks to Dedalus: one streamed chat completion in, plain events out.
+
+It uses the SDK's raw streaming response (auth, base URL, retries before the first byte) and parses
+the server-sent events itself, so no pydantic object is built per chunk. Everything that arrived in one
+socket read becomes one `TextDelta`: deltas already waiting are coalesced, and nothing waits on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dedalus_labs
+import httpx
+import orjson
+from django.conf import settings
+
+from .exceptions import ChatError, UpstreamError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """Reply text that arrived together."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolActivity:
+    """An MCP tool call the upstream made (`phase="call"`) or its result (`phase="result"`)."""
+
+    phase: str
+    name: str
+    arguments: Any = None
+    result: Any = None
+    server: str | None = None
+    is_error: bool = False
+
+
+@dataclass(slots=True)
+class Finish:
+    """The end of a reply: why it ended and the token usage, when the upstream reported them."""
+
+    reason: str | None
+    usage: dict[str, int] | None = None
+
+
+Event = TextDelta | ToolActivity | Finish
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the parser has seen so far in one stream."""
+
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    done: bool = False
+    pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+# One client per event loop: httpx connection pools belong to the loop that opened them.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dedalus_labs.AsyncDedalus] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def upstream_client() -> dedalus_labs.AsyncDedalus:
+    """Return this event loop's shared SDK client, creating it on first use.
+
+    The pool is kept small: hundreds of idle keep-alive connections cost CPU on every request.
+    """
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        timeout = httpx.Timeout(
+            connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+            read=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT + settings.CHAT_UPSTREAM_IDLE_TIMEOUT,
+            write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+            pool=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+        )
+        http_client = dedalus_labs.DefaultAsyncHttpxClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
+                max_keepalive_connections=settings.CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS,
+            ),
+        )
+        client = dedalus_labs.AsyncDedalus(
+            api_key=settings.DEDALUS_API_KEY,
+            base_url=settings.DEDALUS_BASE_URL,
+            max_retries=settings.CHAT_UPSTREAM_MAX_RETRIES,
+            timeout=timeout,
+            http_client=http_client,
+        )
+        _clients[loop] = client
+    return client
+
+
+async def upstream_clients_close() -> None:
+    """Close this event loop's client (tests and shutdown)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.close()
+
+
+async def reply_stream(
+    *, model: str, messages: Sequence[dict[str, str]], mcp_servers: Sequence[str]
+) -> AsyncIterator[Event]:
+    """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
+
+    Raise ChatError("not_configured") without an API key, UpstreamError("upstream_timeout") when the
+    first token or the next one is late, and UpstreamError("upstream_error") for any other failure.
+    """
+    if not settings.DEDALUS_API_KEY:
+        raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    total_deadline = started + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+    deadline = min(started + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
+    first_token_seen = False
+    state = _StreamState()
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await stack.enter_async_context(
+                    upstream_client().chat.completions.with_streaming_response.create(
+                        model=model,
+                        messages=list(messages),
+                        mcp_servers=list(mcp_servers),
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
+                )
+            chunks = response.iter_bytes().__aiter__()
+            buffer = b""
+            while not state.done:
+                async with asyncio.timeout_at(deadline):
+                    try:
+                        raw = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                lines = (buffer + raw).split(b"\n")
+                buffer = lines.pop()
+                events = _events_from_lines(lines, state)
+                if first_token_seen:
+                    deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
+                elif events:
+                    first_token_seen = True
+                    deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
+                for event in events:
+                    yield event
+        except TimeoutError as exc:
+            raise _timeout_error(first_token_seen, loop.time() >= total_deadline) from exc
+        except dedalus_labs.APITimeoutError as exc:
+            raise _timeout_error(first_token_seen, False) from exc
+        except dedalus_labs.APIStatusError as exc:
+            raise UpstreamError(_status_message(exc)) from exc
+        except dedalus_labs.APIConnectionError as exc:
+            raise UpstreamError("Could not reach the model service.") from exc
+        except httpx.TimeoutException as exc:
+            raise _timeout_error(first_token_seen, False) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError("The model service broke off the reply.") from exc
+    if not state.done and state.finish_reason is None:
+        raise UpstreamError("The model service ended the reply early.")
+    yield Finish(reason=state.finish_reason or "stop", usage=state.usage)
+
+
+def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
+    """Parse complete SSE lines into events, joining adjacent text into one `TextDelta`."""
+    events: list[Event] = []
+    texts: list[str] = []
+    for line in lines:
+        if not line.startswith(b"data:"):
+            continue  # blank separators, comments (keep-alives), event names
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            state.done = True
+            break
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError("The model service sent a malformed event.") from exc
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk and chunk["error"]:
+            raise UpstreamError(_error_text(chunk["error"]))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if text:
+                if state.pending_calls:
+                    events.extend(_flush_tool_calls(state, texts))
+                texts.append(text)
+            if delta.get("tool_calls"):
+                _accumulate_tool_calls(state, delta["tool_calls"])
+            if choice.get("finish_reason"):
+                state.finish_reason = choice["finish_reason"]
+        results = chunk.get("mcp_tool_results")
+        if results:
+            events.extend(_flush_tool_calls(state, texts))
+            _flush_text(events, texts)
+            events.extend(_tool_results(results))
+        if chunk.get("usage"):
+            state.usage = _usage(chunk["usage"])
+    if state.done or state.finish_reason:
+        events.extend(_flush_tool_calls(state, texts))
+    _flush_text(events, texts)
+    return events
+
+
+def _flush_text(events: list[Event], texts: list[str]) -> None:
+    if texts:
+        events.append(TextDelta("".join(texts)))
+        texts.clear()
+
+
+def _accumulate_tool_calls(state: _StreamState, calls: list[dict[str, Any]]) -> None:
+    """Tool calls stream in pieces keyed by index; gather name and arguments until they are whole."""
+    for call in calls:
+        entry = state.pending_calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
+        function = call.get("function") or {}
+        entry["name"] += function.get("name") or ""
+        entry["arguments"] += function.get("arguments") or ""
+
+
+def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
+    """Return the gathered tool calls as events (after any text before them) and forget them."""
+    if not state.pending_calls:
+        return []
+    events: list[Event] = []
+    _flush_text(events, texts)
+    for _, call in sorted(state.pending_calls.items()):
+        try:
+            arguments = orjson.loads(call["arguments"]) if call["arguments"] else {}
+        except orjson.JSONDecodeError:
+            arguments = call["arguments"]
+        events.append(ToolActivity(phase="call", name=call["name"], arguments=arguments))
+    state.pending_calls.clear()
+    return events
+
+
+def _tool_results(results: list[Any]) -> list[Event]:
+    events: list[Event] = []
+    for item in results:
+        if isinstance(item, dict):
+            events.append(
+                ToolActivity(
+                    phase="result",
+                    name=str(item.get("tool_name") or ""),
+                    arguments=item.get("arguments"),
+                    result=item.get("result"),
+                    server=item.get("server_name"),
+                    is_error=bool(item.get("is_error")),
+                )
+            )
+    return events
+
+
+def _usage(raw: Any) -> dict[str, int] | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": int(raw.get("total_tokens") or prompt + completion),
+    }
+
+
+def _error_text(error: Any) -> str:
+    message = error.get("message") if isinstance(error, dict) else error
+    return f"The model service reported an error: {str(message)[:300]}"
+
+
+def _status_message(exc: dedalus_labs.APIStatusError) -> str:
+    """A message for an HTTP error answer; the upstream's own words, never our request or key."""
+    body = exc.body
+    detail = ""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        detail = str(error.get("message", "") if isinstance(error, dict) else error)
+    detail = detail[:300] or exc.response.reason_phrase
+    return f"The model service answered {exc.status_code}: {detail}"
+
+
+def _timeout_error(first_token_seen: bool, total_exceeded: bool) -> UpstreamError:
+    if total_exceeded:
+        limit = settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+        return UpstreamError(f"The reply took longer than {limit:g} s.", code="upstream_timeout")
+    if first_token_seen:
+        limit = settings.CHAT_UPSTREAM_IDLE_TIMEOUT
+        return UpstreamError(f"The model service went silent for {limit:g} s mid-reply.", code="upstream_timeout")
+    limit = settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT
+    return UpstreamError(f"The model service did not start replying within {limit:g} s.", code="upstream_timeout")

@@ -1,0 +1,11 @@
+from django.urls import path, re_path
+
+from . import views
+from .validators import SESSION_ID_PATTERN
+
+app_name = "conversations"
+
+urlpatterns = [
+    path("", views.chat_new, name="new"),
+    re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
+]

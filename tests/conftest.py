@@ -1,0 +1,150 @@
+"""Shared fixtures: the upstream stand-in over real HTTP, and chat sockets on the real ASGI application."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import select
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from chatproject.asgi import application
+from conversations import relay, upstream
+from conversations.models import ChatModel
+
+SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGIN = (b"origin", b"http://localhost")
+
+
+class StandIn:
+    """The project's Dedalus stand-in running as a subprocess, with its test controls."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every chat-completions request it received since the last reset, oldest first."""
+        return self.http.get("/_standin/requests").json()
+
+    def script(self, *behaviours: dict[str, Any]) -> None:
+        """Queue behaviours for the next requests, one each."""
+        self.http.post("/_standin/script", json=list(behaviours)).raise_for_status()
+
+    def reset(self) -> None:
+        self.http.delete("/_standin/script").raise_for_status()
+        self.http.delete("/_standin/requests").raise_for_status()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_standin(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m conversations.standin` on a free port; return the process and its base URL."""
+    cmd = [sys.executable, "-m", "conversations.standin", "--host", "127.0.0.1", "--port", "0", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    if not ready:
+        proc.kill()
+        raise RuntimeError("the stand-in did not start within 20 s")
+    line = proc.stdout.readline().strip()
+    return proc, line.removeprefix("standin listening on ")
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[StandIn]:
+    proc, url = start_standin("--tokens", "12", "--delay-ms", "2")
+    # The SDK client is built per event loop from settings, so this reaches every test's client.
+    settings.DEDALUS_BASE_URL = url
+    try:
+        yield StandIn(url)
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def standin(standin_server: StandIn) -> StandIn:
+    """The stand-in, with an empty script queue and request log."""
+    standin_server.reset()
+    return standin_server
+
+
+@pytest.fixture(autouse=True)
+def chat_models_seeded(request: pytest.FixtureRequest) -> None:
+    """Transactional tests truncate every table, so put back the models the data migration seeds."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    request.getfixturevalue("_django_db_helper")
+    for name, label, is_default, position in SEED_MODELS:
+        ChatModel.objects.get_or_create(
+            name=name, defaults={"label": label, "is_default": is_default, "position": position}
+        )
+
+
+@pytest.fixture
+async def replies_settle() -> AsyncIterator[None]:
+    """After the test, let reply tasks it started end on its own event loop, and close the SDK client."""
+    yield
+    await relay.replies_drain()
+    await upstream.upstream_clients_close()
+
+
+async def socket_open(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    """Connect a communicator to the real ASGI application and read its `history` frame."""
+    communicator = WebsocketCommunicator(application, path, headers=headers or [ORIGIN])
+    connected, _ = await communicator.connect()
+    assert connected
+    history = await communicator.receive_json_from(timeout=5)
+    assert history["type"] == "history"
+    communicator.history = history  # type: ignore[attr-defined]
+    return communicator
+
+
+@pytest.fixture
+async def chat_socket(standin: StandIn, replies_settle: None) -> AsyncIterator[WebsocketCommunicator]:
+    """A socket on `/ws/chat/t1/`, past its history frame."""
+    communicator = await socket_open("/ws/chat/t1/")
+    yield communicator
+    await communicator.disconnect()
+
+
+async def reply_collect(communicator: WebsocketCommunicator, timeout: float = 10) -> list[dict[str, Any]]:
+    """Read frames until the reply ends or the message is refused (`done` or `error`); return them all."""
+    frames = []
+    while True:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        frames.append(frame)
+        if frame["type"] in ("done", "error"):
+            return frames
+
+
+def chunks_text(frames: list[dict[str, Any]]) -> str:
+    return "".join(frame["content"] for frame in frames if frame["type"] == "chunk")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, **extra}
+    return env

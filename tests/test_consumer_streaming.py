@@ -1,0 +1,139 @@
+"""The chat socket end to end: real ASGI app, real Postgres, real HTTP to the stand-in."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations.models import Conversation, Message
+
+from .conftest import chunks_text, reply_collect, socket_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_message_streams_start_chunks_done_and_is_stored(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "hello there", "model": "openai/gpt-5.1"})
+    frames = await reply_collect(chat_socket)
+
+    start, *chunks, done = frames
+    assert start["type"] == "start" and start["model"] == "openai/gpt-5.1"
+    assert start["user_message"]["content"] == "hello there"
+    assert chunks and all(frame["type"] == "chunk" for frame in chunks)
+    assert done == {"type": "done", "message_id": start["message_id"], "usage": done["usage"], "finish_reason": "stop"}
+    assert done["usage"]["completion_tokens"] == 12
+
+    text = chunks_text(frames)
+    assert text.startswith("You said: hello there ")
+    offsets = [frame["offset"] for frame in chunks]
+    assert offsets == [sum(len(f["content"]) for f in chunks[:i]) for i in range(len(chunks))]
+
+    reply = await Message.objects.aget(pk=start["message_id"])
+    assert (reply.role, reply.status, reply.content) == ("assistant", "complete", text)
+    assert reply.total_tokens == done["usage"]["total_tokens"]
+    user = await Message.objects.filter(role="user").aget()
+    assert user.content == "hello there" and user.created_at <= reply.created_at
+
+
+async def test_the_original_page_path_speaks_the_same_protocol(standin, replies_settle):
+    communicator = await socket_open("/ws/legacy-session")
+    await communicator.send_json_to({"message": "from the old page"})
+    frames = await reply_collect(communicator)
+    assert [frames[0]["type"], frames[-1]["type"]] == ["start", "done"]
+    assert "from the old page" in chunks_text(frames)
+    assert await Conversation.objects.filter(session_id="legacy-session").aexists()
+    await communicator.disconnect()
+
+
+async def test_reconnecting_shows_the_stored_conversation(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "remember me"})
+    frames = await reply_collect(chat_socket)
+    await chat_socket.disconnect()
+
+    again = await socket_open("/ws/chat/t1/")
+    history = again.history
+    assert history["session_id"] == "t1"
+    assert [(m["role"], m["status"]) for m in history["messages"]] == [("user", "complete"), ("assistant", "complete")]
+    assert history["messages"][0]["content"] == "remember me"
+    assert history["messages"][1]["content"] == chunks_text(frames)
+    assert history["conversation"]["title"] == "remember me"
+    assert "streaming" not in history
+    await again.disconnect()
+
+
+async def test_the_second_turn_sends_the_whole_history_upstream(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "first"})
+    first = chunks_text(await reply_collect(chat_socket))
+    await chat_socket.send_json_to({"message": "second"})
+    await reply_collect(chat_socket)
+
+    bodies = [request["body"] for request in standin.requests()]
+    assert len(bodies) == 2
+    assert bodies[1]["messages"] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": first},
+        {"role": "user", "content": "second"},
+    ]
+
+
+async def test_model_and_mcp_servers_reach_the_upstream_request(chat_socket, standin):
+    servers = ["acme/search", "https://mcp.example.com/sse"]
+    await chat_socket.send_json_to(
+        {"message": "use tools", "model": "anthropic/claude-opus-4-5-20251101", "mcp_servers": servers}
+    )
+    frames = await reply_collect(chat_socket)
+    assert frames[0]["model"] == "anthropic/claude-opus-4-5-20251101"
+
+    (request,) = standin.requests()
+    assert request["body"]["model"] == "anthropic/claude-opus-4-5-20251101"
+    assert request["body"]["mcp_servers"] == servers
+    assert request["headers"]["authorization"] == "Bearer test-key"
+    conversation = await Conversation.objects.aget(session_id="t1")
+    assert (conversation.model, conversation.mcp_servers) == ("anthropic/claude-opus-4-5-20251101", servers)
+
+
+async def test_a_later_message_without_model_keeps_the_conversations_model(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "one", "model": "google/gemini-3-pro-preview", "mcp_servers": ["a/b"]})
+    await reply_collect(chat_socket)
+    await chat_socket.send_json_to({"message": "two"})
+    frames = await reply_collect(chat_socket)
+    assert frames[0]["model"] == "google/gemini-3-pro-preview"
+    assert standin.requests()[1]["body"]["mcp_servers"] == ["a/b"]
+
+
+async def test_tool_activity_is_relayed_and_stored(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "search [[standin tool=web_search]]", "mcp_servers": ["acme/search"]})
+    frames = await reply_collect(chat_socket)
+    tools = [frame for frame in frames if frame["type"] == "tool"]
+    assert [(t["phase"], t["name"]) for t in tools] == [("call", "web_search"), ("result", "web_search")]
+    assert tools[1]["server"] == "acme/search"
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert [t["name"] for t in reply.tools] == ["web_search", "web_search"]
+
+
+async def test_disconnecting_mid_stream_does_not_cut_the_reply_short(standin, replies_settle):
+    first = await socket_open("/ws/chat/gone/")
+    await first.send_json_to({"message": "keep going [[standin tokens=60 delay_ms=10]]"})
+    start = await first.receive_json_from(timeout=5)
+    await first.receive_json_from(timeout=5)  # one chunk, then the tab closes
+    await first.disconnect()
+
+    second = await socket_open("/ws/chat/gone/")
+    streaming = second.history.get("streaming")
+    assert streaming is not None and streaming["message_id"] == start["message_id"]
+    text = streaming["content"]
+    expected_offset = streaming["offset"]
+    while True:
+        frame = await second.receive_json_from(timeout=10)
+        if frame["type"] == "done":
+            break
+        assert frame["type"] == "chunk" and frame["offset"] == expected_offset
+        text += frame["content"]
+        expected_offset += len(frame["content"])
+
+    reply = await Message.objects.aget(pk=start["message_id"])
+    assert reply.status == "complete"
+    assert reply.content == text
+    assert reply.completion_tokens == 60
+    (request,) = standin.requests()
+    assert (request["outcome"], request["tokens_sent"]) == ("completed", 60)
+    await second.disconnect()

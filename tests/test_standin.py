@@ -1,0 +1,274 @@
+"""End-to-end tests of the Dedalus API stand-in over real HTTP, through the real dedalus-labs SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dedalus_labs
+import httpx
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = 12
+USER_AUTH = {"Authorization": "Bearer test"}
+
+
+@pytest.fixture(scope="module")
+def standin_url() -> Iterator[str]:
+    """Start the stand-in as a subprocess on a free port and yield its base URL."""
+    cmd = [sys.executable, "-m", "conversations.standin", "--port", "0", "--tokens", str(TOKENS)]
+    proc = subprocess.Popen([*cmd, "--delay-ms", "2"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        # Bounded wait so a crash at startup fails the tests instead of hanging them.
+        ready, _, _ = select.select([proc.stdout], [], [], 15)
+        assert ready, "stand-in did not print its listening line"
+        line = proc.stdout.readline().strip()
+        prefix = "standin listening on "
+        assert line.startswith(prefix), line
+        yield line.removeprefix(prefix)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def clean_standin(standin_url: str) -> None:
+    """Empty the stand-in's script queue and request log before each test."""
+    with httpx.Client(base_url=standin_url) as client:
+        client.delete("/_standin/script").raise_for_status()
+        client.delete("/_standin/requests").raise_for_status()
+
+
+def sdk(url: str, **kwargs: Any) -> dedalus_labs.AsyncDedalus:
+    """Return an SDK client pointed at the stand-in."""
+    return dedalus_labs.AsyncDedalus(api_key="test", base_url=url, **kwargs)
+
+
+def expected_echo(words: list[str], tokens: int = TOKENS) -> str:
+    """Return the reply text the stand-in builds for ``words``: the echo padded with filler."""
+    parts = ["You said: ", *(w + " " for w in words)]
+    filler = ["lorem ", "ipsum ", "dolor ", "sit ", "amet "]
+    parts += [filler[i % 5] for i in range(tokens - len(parts))]
+    return "".join(parts)
+
+
+async def request_log(url: str) -> list[dict[str, Any]]:
+    """Return the stand-in's request log."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.get("/_standin/requests")
+        response.raise_for_status()
+        return response.json()
+
+
+async def wait_for_outcome(url: str, outcome: str, within_s: float = 5.0) -> dict[str, Any]:
+    """Poll the request log until the latest record has ``outcome``; return that record."""
+    deadline = time.monotonic() + within_s
+    while True:
+        log = await request_log(url)
+        if log and log[-1]["outcome"] == outcome:
+            return log[-1]
+        assert time.monotonic() < deadline, f"no {outcome!r} outcome in time: {log}"
+        await asyncio.sleep(0.05)
+
+
+async def test_sdk_stream_echo_filler_and_usage(standin_url: str) -> None:
+    """The SDK's streamed deltas rebuild the echo + filler text, and the last chunk carries usage."""
+    client = sdk(standin_url)
+    stream = await client.chat.completions.create(
+        model="openai/gpt-5.1",
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello world"}],
+        stream=True,
+        mcp_servers=["org/name"],
+    )
+    text, usage, roles = "", None, []
+    async for chunk in stream:
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            text += delta.content or ""
+            roles += [delta.role] if delta.role else []
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == expected_echo(["hello", "world"])
+    assert roles == ["assistant"]
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (4, TOKENS, 4 + TOKENS)
+
+    [rec] = await request_log(standin_url)
+    assert rec["outcome"] == "completed"
+    assert rec["tokens_sent"] == TOKENS
+    assert rec["body"]["mcp_servers"] == ["org/name"]
+    assert rec["headers"]["authorization"] == "Bearer test"
+    assert rec["headers"]["idempotency-key"].startswith("stainless-python-retry-")
+
+
+async def test_echo_is_verbatim_and_never_cut(standin_url: str) -> None:
+    """Markup comes back verbatim and an echo longer than ``tokens`` is sent whole."""
+    message = "<img src=x onerror=alert(1)> " + " ".join(f"w{i}" for i in range(20))
+    response = await sdk(standin_url).chat.completions.create(
+        model="openai/gpt-5.1", messages=[{"role": "user", "content": message}]
+    )
+    assert response.choices[0].message.content == "You said: " + message + " "
+    assert response.choices[0].finish_reason == "stop"
+    assert response.usage.completion_tokens == 24
+
+
+async def test_runner_stream_sends_model_list(standin_url: str) -> None:
+    """DedalusRunner streams against the stand-in and sends ``model`` as a list."""
+    runner = dedalus_labs.DedalusRunner(sdk(standin_url))
+    chunks = runner.run(
+        messages=[{"role": "user", "content": "hi there"}], model="openai/gpt-5.1", stream=True
+    )
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in chunks])
+    assert text == expected_echo(["hi", "there"])
+    [rec] = await request_log(standin_url)
+    assert rec["body"]["model"] == ["openai/gpt-5.1"]
+
+
+async def test_runner_stream_with_server_tool(standin_url: str) -> None:
+    """A ``tool`` directive yields a tool call plus mcp_tool_results; the runner stops after one turn."""
+    runner = dedalus_labs.DedalusRunner(sdk(standin_url))
+    chunks = runner.run(
+        messages=[{"role": "user", "content": "weather today [[standin tool=search tokens=4]]"}],
+        model="openai/gpt-5.1",
+        mcp_servers=["org/name"],
+        stream=True,
+    )
+    tool_names, text = [], ""
+    async for chunk in chunks:
+        delta = chunk.choices[0].delta
+        tool_names += [call.function.name for call in delta.tool_calls or []]
+        text += delta.content or ""
+    assert tool_names == ["search"]
+    assert text == "You said: weather today lorem "
+    assert len(await request_log(standin_url)) == 1
+
+
+async def test_status_directive_raises_sdk_error(standin_url: str) -> None:
+    """``status=500`` makes the SDK raise InternalServerError with the OpenAI-style error body."""
+    client = sdk(standin_url, max_retries=0)
+    with pytest.raises(dedalus_labs.InternalServerError) as info:
+        await client.chat.completions.create(
+            model="openai/gpt-5.1",
+            messages=[{"role": "user", "content": "boom [[standin status=500]]"}],
+            stream=True,
+        )
+    assert info.value.status_code == 500
+    # Unlike the openai SDK, dedalus-labs keeps the whole body rather than unwrapping "error".
+    assert info.value.body["error"]["type"] == "server_error"
+    [rec] = await request_log(standin_url)
+    assert rec["outcome"] == "error_status"
+
+
+async def test_missing_auth_is_401(standin_url: str) -> None:
+    """A request without Authorization is refused with an OpenAI-style error."""
+    async with httpx.AsyncClient(base_url=standin_url) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "openai/gpt-5.1", "messages": []})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_api_key"
+
+
+async def test_drop_after_breaks_stream(standin_url: str) -> None:
+    """``drop_after=3`` closes the connection after three tokens with no final chunks or [DONE]."""
+    body = {
+        "model": "openai/gpt-5.1",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three four [[standin drop_after=3]]"}],
+    }
+    events: list[bytes] = []
+
+    async def consume() -> None:
+        async with (
+            httpx.AsyncClient(base_url=standin_url, headers=USER_AUTH) as client,
+            client.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(line.removeprefix("data: ").encode())
+
+    # The body ends mid chunked-encoding, which httpx reports as a protocol error.
+    with pytest.raises(httpx.RemoteProtocolError):
+        await consume()
+    assert b"[DONE]" not in events
+    contents = [orjson.loads(e)["choices"][0]["delta"].get("content") for e in events]
+    assert contents == ["", "You said: ", "one ", "two "]
+    rec = await wait_for_outcome(standin_url, "dropped")
+    assert rec["tokens_sent"] == 3
+
+
+async def test_script_queue_is_consumed_in_order(standin_url: str) -> None:
+    """Scripted behaviours apply one per request, in order, before directives and defaults."""
+    async with httpx.AsyncClient(base_url=standin_url) as control:
+        script = [{"reply": "first"}, {"reply": "second  reply"}, {"status": 503}]
+        (await control.post("/_standin/script", json=script)).raise_for_status()
+
+    client = sdk(standin_url, max_retries=0)
+
+    async def ask(text: str) -> str:
+        response = await client.chat.completions.create(
+            model="openai/gpt-5.1", messages=[{"role": "user", "content": text}]
+        )
+        return response.choices[0].message.content
+
+    assert await ask("a [[standin reply=ignored]]") == "first"
+    assert await ask("b") == "second  reply"
+    with pytest.raises(dedalus_labs.InternalServerError):
+        await ask("c")
+    assert await ask("d [[standin reply=from%20directive]]") == "from directive"
+    assert await ask("e") == expected_echo(["e"])
+
+    log = await request_log(standin_url)
+    assert [rec["behaviour"].get("reply") for rec in log] == [
+        "first",
+        "second  reply",
+        None,
+        "from directive",
+        None,
+    ]
+    assert [rec["id"] for rec in log] == sorted(rec["id"] for rec in log)
+
+
+async def test_abandoned_stream_is_logged_as_client_disconnected(standin_url: str) -> None:
+    """Closing a slow stream midway shows up as ``client_disconnected`` in the request log."""
+    body = {
+        "model": "openai/gpt-5.1",
+        "stream": True,
+        "messages": [{"role": "user", "content": "slow [[standin tokens=200 delay_ms=30]]"}],
+    }
+    seen = 0
+    async with (
+        httpx.AsyncClient(base_url=standin_url, headers=USER_AUTH) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        async for line in response.aiter_lines():
+            seen += line.startswith("data: ")
+            if seen == 3:
+                break
+    rec = await wait_for_outcome(standin_url, "client_disconnected")
+    assert 2 <= rec["tokens_sent"] < 200
+    assert rec["ended_at"] >= rec["started_at"]
+
+
+async def test_stamp_tokens_carry_increasing_timestamps(standin_url: str) -> None:
+    """``stamp=1`` sends exactly ``tokens`` "<index>@<µs> " tokens with non-decreasing times."""
+    stream = await sdk(standin_url).chat.completions.create(
+        model="openai/gpt-5.1",
+        messages=[{"role": "user", "content": "[[standin stamp=1 tokens=5]]"}],
+        stream=True,
+    )
+    tokens = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+    assert [t.split("@")[0] for t in tokens] == ["0", "1", "2", "3", "4"]
+    stamps = [int(t.split("@")[1]) for t in tokens]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[0] / 1e6 - time.time()) < 60
