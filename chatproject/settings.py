@@ -141,7 +141,7 @@ LOGGING = {
     "loggers": {"daphne": {"level": "WARNING"}},
 }
 
-# --- Dedalus upstream ---------------------------------------------------------------------------------------
+# --- Dedalus upstream ---
 DEDALUS_API_KEY = os.environ.get("DEDALUS_API_KEY", "").strip()
 DEDALUS_BASE_URL = os.environ.get("DEDALUS_BASE_URL", "").strip() or None
 if DEDALUS_BASE_URL and DEDALUS_BASE_URL.rstrip("/").endswith("/v1"):
@@ -149,7 +149,7 @@ if DEDALUS_BASE_URL and DEDALUS_BASE_URL.rstrip("/").endswith("/v1"):
         "DEDALUS_BASE_URL must not end in /v1: the SDK adds /v1/chat/completions itself."
     )
 
-# --- Chat behaviour (all CHAT_* settings are documented in README.md) ----------------------------------------
+# --- Chat behaviour (all CHAT_* settings are documented in README.md) ---
 CHAT_MAX_MESSAGE_CHARS = int(env_float("CHAT_MAX_MESSAGE_CHARS", 32_000))
 CHAT_MAX_MCP_SERVERS = int(env_float("CHAT_MAX_MCP_SERVERS", 8))
 CHAT_UPSTREAM_CONNECT_TIMEOUT = env_float("CHAT_UPSTREAM_CONNECT_TIMEOUT", 5.0)

@@ -55,7 +55,9 @@ class ConversationRoom:
             try:
                 await send(text)
             except Exception:  # a dead socket must never stop the reply for the others
-                logger.warning("dropping subscriber after a failed send", extra={"session_id": self.session_id})
+                logger.warning(
+                    "dropping subscriber after a failed send", extra={"session_id": self.session_id}
+                )
                 self.subscribers.pop(key, None)
 
 

@@ -97,7 +97,9 @@ def start_frame(*, message_id: int, model: str, user_message: dict[str, Any]) ->
 
 def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:
     """The hot path: one chunk frame, serialised once for every subscriber."""
-    return orjson.dumps({"type": "chunk", "content": content, "message_id": message_id, "offset": offset}).decode()
+    return orjson.dumps(
+        {"type": "chunk", "content": content, "message_id": message_id, "offset": offset}
+    ).decode()
 
 
 def tool_frame(*, message_id: int, activity: dict[str, Any]) -> dict[str, Any]:

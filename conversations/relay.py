@@ -51,9 +51,7 @@ def conversation_leave(*, session_id: str, key: int) -> None:
         live.room_release(room)
 
 
-async def client_frame_handle(
-    *, session_id: str, owner: services.Owner, frame: protocol.ClientFrame
-) -> None:
+async def client_frame_handle(*, session_id: str, owner: services.Owner, frame: protocol.ClientFrame) -> None:
     """Act on one client frame. Raise ChatError for the client when it cannot be done."""
     if isinstance(frame, protocol.StopFrame):
         reply_stop(session_id=session_id)
@@ -114,19 +112,30 @@ async def reply_run(*, room: live.ConversationRoom, turn: services.Turn) -> None
                 )
                 if loop.time() >= next_flush:
                     next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
-                    await database_sync_to_async(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
+                    await database_sync_to_async(services.reply_flush)(
+                        reply_id=reply.message_id, content=reply.text()
+                    )
             elif isinstance(event, upstream.ToolActivity):
                 activity = asdict(event)
                 tools.append(activity)
-                await room.broadcast(protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity)))
+                await room.broadcast(
+                    protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
+                )
             else:
                 outcome.update(finish_reason=event.reason or "stop", usage=event.usage)
     except asyncio.CancelledError:
         outcome = {"status": Message.Status.INTERRUPTED, "finish_reason": "stopped"}
     except ChatError as exc:
-        outcome = {"status": Message.Status.ERROR, "finish_reason": "error", "error_code": exc.code, "error": exc.message}
+        outcome = {
+            "status": Message.Status.ERROR,
+            "finish_reason": "error",
+            "error_code": exc.code,
+            "error": exc.message,
+        }
     except Exception:
-        logger.exception("reply failed", extra={"session_id": turn.session_id, "message_id": reply.message_id})
+        logger.exception(
+            "reply failed", extra={"session_id": turn.session_id, "message_id": reply.message_id}
+        )
         outcome = {
             "status": Message.Status.ERROR,
             "finish_reason": "error",
@@ -138,7 +147,11 @@ async def reply_run(*, room: live.ConversationRoom, turn: services.Turn) -> None
 
 
 async def _reply_conclude(
-    *, room: live.ConversationRoom, reply: live.LiveReply, outcome: dict[str, Any], tools: list[dict[str, Any]]
+    *,
+    room: live.ConversationRoom,
+    reply: live.LiveReply,
+    outcome: dict[str, Any],
+    tools: list[dict[str, Any]],
 ) -> None:
     """Store the reply's end, then tell every socket: `done`, or `error` for a failed reply."""
     try:

@@ -56,7 +56,10 @@ def conversation_history(*, session_id: str) -> dict[str, Any]:
 def chat_page_options() -> dict[str, Any]:
     """The models and MCP presets the page offers."""
     return {
-        "models": [{"name": m.name, "label": m.label, "is_default": m.is_default} for m in ChatModel.objects.enabled()],
+        "models": [
+            {"name": m.name, "label": m.label, "is_default": m.is_default}
+            for m in ChatModel.objects.enabled()
+        ],
         "mcp_presets": [
             {"label": p.label, "target": p.target, "description": p.description}
             for p in MCPServerPreset.objects.enabled()

@@ -297,6 +297,10 @@ def _timeout_error(first_token_seen: bool, total_exceeded: bool) -> UpstreamErro
         return UpstreamError(f"The reply took longer than {limit:g} s.", code="upstream_timeout")
     if first_token_seen:
         limit = settings.CHAT_UPSTREAM_IDLE_TIMEOUT
-        return UpstreamError(f"The model service went silent for {limit:g} s mid-reply.", code="upstream_timeout")
+        return UpstreamError(
+            f"The model service went silent for {limit:g} s mid-reply.", code="upstream_timeout"
+        )
     limit = settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT
-    return UpstreamError(f"The model service did not start replying within {limit:g} s.", code="upstream_timeout")
+    return UpstreamError(
+        f"The model service did not start replying within {limit:g} s.", code="upstream_timeout"
+    )

@@ -6,12 +6,14 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 SESSION_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
-MCP_SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$")
+MCP_SLUG_RE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$"
+)
 MCP_URL_MAX_LENGTH = 2048
 
 
 def mcp_target_error(target: object) -> str | None:
-    """Return why `target` is not a valid MCP server (a slug `org/name[@version]` or an https URL), or None."""
+    """Return why `target` is not an MCP server (slug `org/name[@version]` or https URL), or None."""
     if not isinstance(target, str) or not target.strip():
         return "An MCP server must be a non-empty string."
     if target != target.strip():

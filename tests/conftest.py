@@ -131,11 +131,11 @@ async def chat_socket(standin: StandIn, replies_settle: None) -> AsyncIterator[W
     await communicator.disconnect()
 
 
-async def reply_collect(communicator: WebsocketCommunicator, timeout: float = 10) -> list[dict[str, Any]]:
+async def reply_collect(communicator: WebsocketCommunicator, wait: float = 10) -> list[dict[str, Any]]:
     """Read frames until the reply ends or the message is refused (`done` or `error`); return them all."""
     frames = []
     while True:
-        frame = await communicator.receive_json_from(timeout=timeout)
+        frame = await communicator.receive_json_from(timeout=wait)
         frames.append(frame)
         if frame["type"] in ("done", "error"):
             return frames

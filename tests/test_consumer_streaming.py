@@ -16,10 +16,17 @@ async def test_a_message_streams_start_chunks_done_and_is_stored(chat_socket, st
     frames = await reply_collect(chat_socket)
 
     start, *chunks, done = frames
-    assert start["type"] == "start" and start["model"] == "openai/gpt-5.1"
+    assert start["type"] == "start"
+    assert start["model"] == "openai/gpt-5.1"
     assert start["user_message"]["content"] == "hello there"
-    assert chunks and all(frame["type"] == "chunk" for frame in chunks)
-    assert done == {"type": "done", "message_id": start["message_id"], "usage": done["usage"], "finish_reason": "stop"}
+    assert chunks
+    assert all(frame["type"] == "chunk" for frame in chunks)
+    assert done == {
+        "type": "done",
+        "message_id": start["message_id"],
+        "usage": done["usage"],
+        "finish_reason": "stop",
+    }
     assert done["usage"]["completion_tokens"] == 12
 
     text = chunks_text(frames)
@@ -31,7 +38,8 @@ async def test_a_message_streams_start_chunks_done_and_is_stored(chat_socket, st
     assert (reply.role, reply.status, reply.content) == ("assistant", "complete", text)
     assert reply.total_tokens == done["usage"]["total_tokens"]
     user = await Message.objects.filter(role="user").aget()
-    assert user.content == "hello there" and user.created_at <= reply.created_at
+    assert user.content == "hello there"
+    assert user.created_at <= reply.created_at
 
 
 async def test_the_original_page_path_speaks_the_same_protocol(standin, replies_settle):
@@ -52,7 +60,10 @@ async def test_reconnecting_shows_the_stored_conversation(chat_socket, standin):
     again = await socket_open("/ws/chat/t1/")
     history = again.history
     assert history["session_id"] == "t1"
-    assert [(m["role"], m["status"]) for m in history["messages"]] == [("user", "complete"), ("assistant", "complete")]
+    assert [(m["role"], m["status"]) for m in history["messages"]] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
     assert history["messages"][0]["content"] == "remember me"
     assert history["messages"][1]["content"] == chunks_text(frames)
     assert history["conversation"]["title"] == "remember me"
@@ -92,7 +103,9 @@ async def test_model_and_mcp_servers_reach_the_upstream_request(chat_socket, sta
 
 
 async def test_a_later_message_without_model_keeps_the_conversations_model(chat_socket, standin):
-    await chat_socket.send_json_to({"message": "one", "model": "google/gemini-3-pro-preview", "mcp_servers": ["a/b"]})
+    await chat_socket.send_json_to(
+        {"message": "one", "model": "google/gemini-3-pro-preview", "mcp_servers": ["a/b"]}
+    )
     await reply_collect(chat_socket)
     await chat_socket.send_json_to({"message": "two"})
     frames = await reply_collect(chat_socket)
@@ -101,7 +114,9 @@ async def test_a_later_message_without_model_keeps_the_conversations_model(chat_
 
 
 async def test_tool_activity_is_relayed_and_stored(chat_socket, standin):
-    await chat_socket.send_json_to({"message": "search [[standin tool=web_search]]", "mcp_servers": ["acme/search"]})
+    await chat_socket.send_json_to(
+        {"message": "search [[standin tool=web_search]]", "mcp_servers": ["acme/search"]}
+    )
     frames = await reply_collect(chat_socket)
     tools = [frame for frame in frames if frame["type"] == "tool"]
     assert [(t["phase"], t["name"]) for t in tools] == [("call", "web_search"), ("result", "web_search")]
@@ -119,14 +134,16 @@ async def test_disconnecting_mid_stream_does_not_cut_the_reply_short(standin, re
 
     second = await socket_open("/ws/chat/gone/")
     streaming = second.history.get("streaming")
-    assert streaming is not None and streaming["message_id"] == start["message_id"]
+    assert streaming is not None
+    assert streaming["message_id"] == start["message_id"]
     text = streaming["content"]
     expected_offset = streaming["offset"]
     while True:
         frame = await second.receive_json_from(timeout=10)
         if frame["type"] == "done":
             break
-        assert frame["type"] == "chunk" and frame["offset"] == expected_offset
+        assert frame["type"] == "chunk"
+        assert frame["offset"] == expected_offset
         text += frame["content"]
         expected_offset += len(frame["content"])
 

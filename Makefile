@@ -1,0 +1,20 @@
+.PHONY: run test lint format bench
+
+run:  ## serve the chat page and admin on http://127.0.0.1:8000 (embedded defaults)
+	scripts/run.sh
+
+test:  ## the whole suite on the machine's Postgres + Redis, browser tests included
+	scripts/test.sh
+
+lint:
+	scripts/setup-venv.sh requirements-test.txt
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench:
+	scripts/setup-venv.sh requirements-test.txt
+	.venv/bin/python bench/relay_bench.py
