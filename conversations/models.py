@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -48,9 +48,14 @@ class ChatModel(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         # Making this one the default quietly takes the flag from the previous default,
         # so the admin never trips over the one-default constraint.
-        if self.is_default:
-            ChatModel.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
-        super().save(*args, **kwargs)
+        with transaction.atomic():
+            if self.is_default:
+                ChatModel.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
+            super().save(*args, **kwargs)
+
+    def validate_constraints(self, exclude: object = None) -> None:
+        # A new default is valid: save() takes the flag from the old one in the same breath.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"} if self.is_default else exclude)
 
 
 class MCPServerPresetQuerySet(models.QuerySet):

@@ -1,0 +1,111 @@
+"""The operator's admin: every page renders, models and presets are editable, conversations read-only."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from conversations.models import ChatModel, Conversation, MCPServerPreset, Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def stored_turn():
+    conversation = Conversation.objects.create(session_id="s1", title="a chat", model="openai/gpt-5.1")
+    Message.objects.create(conversation=conversation, role="user", content="hello")
+    reply = Message.objects.create(
+        conversation=conversation, role="assistant", content="hi there", status="complete", total_tokens=7
+    )
+    return conversation, reply
+
+
+def test_the_seed_migration_provides_the_three_original_models():
+    assert list(ChatModel.objects.values_list("name", "is_default", "enabled")) == [
+        ("openai/gpt-5.1", True, True),
+        ("anthropic/claude-opus-4-5-20251101", False, True),
+        ("google/gemini-3-pro-preview", False, True),
+    ]
+    assert ChatModel.objects.default_name() == "openai/gpt-5.1"
+
+
+@pytest.mark.parametrize("model", [ChatModel, MCPServerPreset, Conversation, Message])
+def test_every_changelist_and_change_page_renders(staff_client, stored_turn, model):
+    MCPServerPreset.objects.create(label="Search", target="acme/search")
+    obj = model.objects.first()
+    meta = model._meta
+    changelist = staff_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+    assert changelist.status_code == 200
+    change = staff_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk]))
+    assert change.status_code == 200
+
+
+def test_conversations_are_searchable_by_message_text_and_filterable(staff_client, stored_turn):
+    url = reverse("admin:conversations_conversation_changelist")
+    assert "a chat" in staff_client.get(url, {"q": "hi there"}).content.decode()
+    assert "a chat" not in staff_client.get(url, {"q": "nowhere"}).content.decode()
+    assert staff_client.get(url, {"messages__status__exact": "complete"}).status_code == 200
+    assert staff_client.get(url, {"model": "openai/gpt-5.1"}).status_code == 200
+
+
+def test_conversation_page_shows_its_messages_read_only(staff_client, stored_turn):
+    conversation, _ = stored_turn
+    page = staff_client.get(reverse("admin:conversations_conversation_change", args=[conversation.pk]))
+    html = page.content.decode()
+    assert "hi there" in html
+    assert 'name="messages-0-content"' not in html  # shown, not editable
+
+
+def test_messages_cannot_be_changed_in_the_admin(staff_client, stored_turn):
+    _, reply = stored_turn
+    url = reverse("admin:conversations_message_change", args=[reply.pk])
+    staff_client.post(url, {"content": "rewritten"})
+    reply.refresh_from_db()
+    assert reply.content == "hi there"
+
+
+def test_the_default_model_moves_when_another_is_made_default(staff_client):
+    opus = ChatModel.objects.get(name="anthropic/claude-opus-4-5-20251101")
+    url = reverse("admin:conversations_chatmodel_change", args=[opus.pk])
+    response = staff_client.post(
+        url, {"name": opus.name, "label": opus.label, "enabled": "on", "is_default": "on", "position": 5}
+    )
+    assert response.status_code == 302
+    assert list(ChatModel.objects.filter(is_default=True).values_list("name", flat=True)) == [opus.name]
+
+
+def test_a_new_model_can_be_added_and_disabled_from_the_list(staff_client):
+    add = reverse("admin:conversations_chatmodel_add")
+    response = staff_client.post(
+        add, {"name": "mistral/large", "label": "Mistral", "enabled": "on", "position": 40}
+    )
+    assert response.status_code == 302
+    assert ChatModel.objects.enabled().filter(name="mistral/large").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "valid"),
+    [
+        ("acme/search", True),
+        ("acme/search@v2", True),
+        ("https://mcp.example.com/sse", True),
+        ("http://mcp.example.com/sse", False),
+        ("https://user:secret@mcp.example.com/", False),
+        ("just-a-name", False),
+    ],
+)
+def test_preset_targets_must_be_a_slug_or_an_https_url(staff_client, target, valid):
+    add = reverse("admin:conversations_mcpserverpreset_add")
+    response = staff_client.post(add, {"label": "X", "target": target, "enabled": "on", "position": 0})
+    assert MCPServerPreset.objects.filter(target=target).exists() is valid
+    if not valid:
+        assert response.status_code == 200
+        assert "errornote" in response.content.decode()

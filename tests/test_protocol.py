@@ -1,0 +1,75 @@
+"""Frame parsing and the history the upstream sees, without a socket."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations import protocol
+from conversations.exceptions import ChatError
+from conversations.models import Message
+from conversations.services import upstream_messages_build
+from conversations.validators import mcp_target_error
+
+
+def test_the_original_pages_frame_parses_with_model_and_servers():
+    frame = protocol.parse_client_frame(
+        '{"message": "hi", "model": "openai/gpt-5.1", "mcp_servers": ["a/b"]}'
+    )
+    assert frame == protocol.SendFrame(message="hi", model="openai/gpt-5.1", mcp_servers=["a/b"])
+
+
+def test_left_out_model_and_servers_stay_unset_so_the_conversations_apply():
+    assert protocol.parse_client_frame('{"message": "hi"}') == protocol.SendFrame(message="hi")
+
+
+def test_a_stop_frame_parses():
+    assert protocol.parse_client_frame('{"type": "stop"}') == protocol.StopFrame()
+
+
+def test_an_oversized_frame_is_refused_before_parsing():
+    with pytest.raises(ChatError) as caught:
+        protocol.parse_client_frame('{"message": "' + "x" * protocol.MAX_FRAME_BYTES + '"}')
+    assert caught.value.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("target", "ok"),
+    [
+        ("org/name", True),
+        ("org/name@v2", True),
+        ("https://mcp.example.com/path?x=1", True),
+        ("http://mcp.example.com", False),
+        ("https://a:b@mcp.example.com", False),
+        ("https://", False),
+        ("org/name/extra", False),
+        ("", False),
+        (5, False),
+    ],
+)
+def test_mcp_targets_are_slugs_or_https_urls(target, ok):
+    assert (mcp_target_error(target) is None) is ok
+
+
+def message(role: str, content: str) -> Message:
+    return Message(role=role, content=content)
+
+
+def test_upstream_history_keeps_turns_in_order():
+    built = upstream_messages_build([message("user", "a"), message("assistant", "b"), message("user", "c")])
+    assert built == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
+
+
+def test_a_failed_reply_with_no_text_merges_the_user_turns_around_it():
+    built = upstream_messages_build([message("user", "a"), message("assistant", ""), message("user", "c")])
+    assert built == [{"role": "user", "content": "a\n\nc"}]
+
+
+def test_a_partial_reply_stays_in_the_history():
+    built = upstream_messages_build(
+        [message("user", "a"), message("assistant", "half"), message("user", "c")]
+    )
+    assert [m["role"] for m in built] == ["user", "assistant", "user"]
