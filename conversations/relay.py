@@ -30,8 +30,11 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
     The frame carries the reply in flight, if any, with its text so far; the socket then receives
     exactly the chunks after it.
     """
-    history = await database_sync_to_async(selectors.conversation_history)(session_id=session_id)
-    room = live.room_get(session_id)
+    for _ in range(2):
+        history = await database_sync_to_async(selectors.conversation_history)(session_id=session_id)
+        room = live.room_get(session_id)
+        if _history_matches_live(history, room.reply):
+            break  # else a reply started or ended during the read: read once more
     # No await between the snapshot of the live reply and the subscription: no gap, no duplicate.
     if room.reply is not None:
         text = room.reply.text()
@@ -41,6 +44,17 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
                 message["content"] = text
     room.subscribers[key] = send
     await send(protocol.dumps({"type": "history", "session_id": session_id, **history}))
+
+
+def _history_matches_live(history: dict[str, Any], reply: live.LiveReply | None) -> bool:
+    """True when the stored history and this process's reply in flight tell the same story."""
+    live_id = reply.message_id if reply is not None else None
+    ids = {message["id"] for message in history["messages"]}
+    if live_id is not None and live_id not in ids:
+        return False
+    return not any(
+        m["status"] == Message.Status.STREAMING and m["id"] != live_id for m in history["messages"]
+    )
 
 
 def conversation_leave(*, session_id: str, key: int) -> None:
