@@ -19,6 +19,9 @@
   // The reply being streamed: its bubble, its text node, and the offset the next chunk must start at.
   let live = null;
   let pendingText = null;
+  // Once the user changes the model or MCP controls, a history frame (which can arrive after that, and
+  // again on every reconnect) must not put back the conversation's stored choice over theirs.
+  let controlsTouched = false;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -107,12 +110,14 @@
     chat.replaceChildren();
     live = null;
     const conversation = frame.conversation;
-    if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
-      modelSelect.value = conversation.model;
+    if (!controlsTouched) {
+      if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
+        modelSelect.value = conversation.model;
+      }
+      const servers = new Set(conversation.mcp_servers || []);
+      for (const box of presetBoxes) box.checked = servers.has(box.value);
+      mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
     }
-    const servers = new Set(conversation.mcp_servers || []);
-    for (const box of presetBoxes) box.checked = servers.has(box.value);
-    mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
     const streaming = frame.streaming;
     for (const message of frame.messages) {
       if (streaming && message.id === streaming.message_id) continue;
@@ -212,6 +217,11 @@
     socket.send(JSON.stringify({ message: text, model: modelSelect.value, mcp_servers: selectedServers() }));
   }
 
+  for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
+    control.addEventListener("input", () => {
+      controlsTouched = true;
+    });
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     send();

@@ -1,0 +1,258 @@
+"""The chat page in Debian chromium, against a live Daphne serving the real ASGI app on the test database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from channels.testing import ChannelsLiveServerTestCase
+from daphne.testing import DaphneProcess
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
+
+from conversations.models import ChatModel, Conversation, Message
+
+from .conftest import ROOT, SEED_MODELS, StandIn
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+CHOSEN_MODEL = "anthropic/claude-opus-4-5-20251101"
+WAIT_MS = 10_000
+CHAT_URL_RE = re.compile(r"/c/([A-Za-z0-9_-]{1,64})/$")
+TOKENS_RE = re.compile(r"^\d+ tokens$")
+
+
+def live_server_settings_apply(database_name: str, dedalus_base_url: str) -> None:
+    """In the Daphne child, before it serves: use the parent's test database and stand-in."""
+    settings.DATABASES["default"]["NAME"] = database_name
+    settings.DEDALUS_BASE_URL = dedalus_base_url
+
+
+class LiveServerProcess(DaphneProcess):
+    """Channels' live Daphne, pointed at exactly the database and stand-in this test process uses.
+
+    Channels' own setup derives the test database name again from NAME, which pytest-django has
+    already renamed to `test_chat`, so the child would open `test_test_chat` (django/channels#2176).
+    """
+
+    def __init__(
+        self, host: str, get_application: Any, kwargs: Any = None, setup: Any = None, **rest: Any
+    ) -> None:
+        if not settings.DEDALUS_BASE_URL:
+            raise ImproperlyConfigured("The stand-in must run (DEDALUS_BASE_URL set) before the live server.")
+        setup = partial(
+            live_server_settings_apply, settings.DATABASES["default"]["NAME"], settings.DEDALUS_BASE_URL
+        )
+        super().__init__(host, get_application, kwargs, setup=setup, **rest)
+
+
+@pytest.mark.usefixtures("standin_server")
+class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
+    host = "127.0.0.1"
+    ProtocolServerProcess = LiveServerProcess
+
+    playwright: ClassVar[Playwright]
+    browser: ClassVar[Browser]
+    standin: StandIn
+    page: Page
+    dialogs: list[str]
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()  # forks Daphne first, so the child never inherits the browser's pipes
+        # The sync Playwright API marks its idle event loop as running on this thread after every call,
+        # so Django would refuse this thread's plain ORM calls (fixtures, flushes, the tests' reads). They
+        # are sync code, so allow them; set after the fork, the live server never sees it.
+        environment = pytest.MonkeyPatch()
+        cls.addClassCleanup(environment.undo)
+        environment.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        cls.playwright = sync_playwright().start()
+        cls.addClassCleanup(cls.playwright.stop)
+        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        cls.addClassCleanup(cls.browser.close)
+        expect.set_options(timeout=WAIT_MS)
+
+    @pytest.fixture(autouse=True)
+    def chat_page_ready(self, standin: StandIn) -> Iterator[None]:
+        """A fresh browser context per test, with a recorder for any dialog the page opens.
+
+        Also puts back the seeded models that the flush after each test removes (the shared
+        `chat_models_seeded` fixture cannot tell a Django test class needs the database).
+        """
+        for name, label, is_default, position in SEED_MODELS:
+            ChatModel.objects.get_or_create(
+                name=name, defaults={"label": label, "is_default": is_default, "position": position}
+            )
+        self.standin = standin
+        context = self.browser.new_context(viewport={"width": 1100, "height": 800})
+        context.set_default_timeout(WAIT_MS)
+        self.page = context.new_page()
+        self.dialogs = []
+        self.page.on("dialog", self.dialog_record)
+        yield
+        context.close()
+
+    def dialog_record(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    # --- helpers ---
+
+    def chat_open(self) -> str:
+        """Open `/`, follow its redirect to a new conversation, wait for the socket; return the session id."""
+        self.page.goto(f"{self.live_server_url}/")
+        expect(self.page).to_have_url(CHAT_URL_RE)
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        match = CHAT_URL_RE.search(self.page.url)
+        assert match is not None
+        return match[1]
+
+    def message_send(self, text: str) -> None:
+        expect(self.page.locator("#send")).to_be_enabled()
+        self.page.locator("#input").fill(text)
+        self.page.locator("#input").press("Enter")
+
+    def bubbles(self, role: str) -> Locator:
+        return self.page.locator(f"#chat .message.{role}")
+
+    def reply_finished(self, index: int) -> Locator:
+        """Wait until the `index`-th assistant bubble has ended (complete or error); return it."""
+        bubble = self.bubbles("assistant").nth(index)
+        expect(bubble).to_have_class(re.compile(r"\b(complete|error|interrupted)\b"))
+        expect(bubble).not_to_have_class(re.compile(r"\bstreaming\b"))
+        expect(self.page.locator("#stop")).to_be_hidden()
+        return bubble
+
+    def screenshot_save(self, name: str, *, full_page: bool = True) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    # --- tests ---
+
+    def test_a_reply_grows_on_screen_then_is_stored_and_survives_a_reload(self) -> None:
+        session_id = self.chat_open()
+        self.page.locator("#model").select_option(CHOSEN_MODEL)
+        text = "tell me a story [[standin tokens=80 delay_ms=25]]"
+        self.message_send(text)
+
+        # Two samples of the bubble's text, each taken while it streams and the stop button shows.
+        streaming_length = """([previous]) => {
+            const bubble = document.querySelector('#chat .message.assistant.streaming');
+            if (!bubble || document.getElementById('stop').hidden) return false;
+            const length = bubble.querySelector('.content').textContent.length;
+            return length > previous ? length : false;
+        }"""
+        first = self.page.wait_for_function(streaming_length, arg=[0]).json_value()
+        second = self.page.wait_for_function(streaming_length, arg=[first]).json_value()
+        assert 0 < first < second
+        self.screenshot_save("browser-chat-streaming.png", full_page=False)
+
+        bubble = self.reply_finished(0)
+        expect(bubble).to_have_class(re.compile(r"\bcomplete\b"))
+        expect(bubble.locator(".status")).to_have_text(TOKENS_RE)
+        expect(self.page.locator("#input")).to_have_value("")
+        shown_user = self.bubbles("user").locator(".content").text_content()
+        shown_reply = bubble.locator(".content").text_content()
+        shown_status = bubble.locator(".status").text_content()
+        assert second < len(shown_reply)
+        self.screenshot_save("browser-chat-streamed.png")
+
+        conversation = Conversation.objects.get(session_id=session_id)
+        user, reply = Message.objects.history(conversation)
+        assert (user.role, user.content) == ("user", shown_user)
+        assert shown_user == text
+        assert (reply.role, reply.status, reply.content) == ("assistant", "complete", shown_reply)
+        assert shown_reply.startswith("You said: tell me a story ")
+        assert reply.completion_tokens == 80
+        assert shown_status == f"{reply.total_tokens} tokens"
+        assert (conversation.model, user.model, reply.model) == (CHOSEN_MODEL,) * 3
+        (request,) = self.standin.requests()
+        assert request["body"]["model"] == CHOSEN_MODEL
+        assert request["body"]["messages"] == [{"role": "user", "content": text}]
+        assert request["outcome"] == "completed"
+
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.bubbles("user")).to_have_count(1)
+        expect(self.bubbles("assistant")).to_have_count(1)
+        assert self.bubbles("user").locator(".content").text_content() == shown_user
+        assert self.bubbles("assistant").locator(".content").text_content() == shown_reply
+        expect(self.bubbles("assistant").locator(".status")).to_have_text(shown_status)
+        expect(self.page.locator("#model")).to_have_value(CHOSEN_MODEL)
+
+    def test_markup_in_messages_and_replies_is_shown_as_text_never_run(self) -> None:
+        self.chat_open()
+        markup = "<img src=x onerror=alert(1)>"
+        self.message_send(markup)
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        self.message_send("[[standin reply=%3Cscript%3Ealert(2)%3C%2Fscript%3E%3Cb%3Ebold%3C%2Fb%3E]]")
+        expect(self.reply_finished(1)).to_have_class(re.compile(r"\bcomplete\b"))
+
+        for view in ("live", "reloaded"):
+            user_bubble = self.bubbles("user").first
+            expect(user_bubble.locator(".content")).to_have_text(markup)
+            expect(user_bubble.get_by_text(markup, exact=True)).to_be_visible()
+            replies = self.bubbles("assistant").locator(".content")
+            expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You said: {markup} ")))
+            expect(replies.nth(1)).to_have_text("<script>alert(2)</script><b>bold</b>")
+            expect(self.page.locator("#chat img, #chat script, #chat b")).to_have_count(0)
+            assert self.dialogs == [], view
+            if view == "live":
+                self.screenshot_save("browser-chat-markup.png")
+                self.page.reload()
+                expect(self.page.locator("#connection")).to_have_text("connected")
+                expect(self.bubbles("assistant")).to_have_count(2)
+
+    def test_an_upstream_failure_shows_an_error_and_the_next_message_still_works(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("this one breaks [[standin status=500]]")
+        failed = self.reply_finished(0)
+        expect(failed).to_have_class(re.compile(r"\berror\b"))
+        expect(failed.locator(".status")).to_have_text(re.compile(r"^Error: .*500"))
+        expect(self.page.locator("#send")).to_be_enabled()
+
+        # A turn that failed before any text is merged into the next user turn upstream (DESIGN.md), so
+        # the next request still carries the directive above: an empty `status=` switches it off again.
+        self.message_send("and this one works [[standin status=]]")
+        recovered = self.reply_finished(1)
+        expect(recovered).to_have_class(re.compile(r"\bcomplete\b"))
+        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You said: this one breaks "))
+        expect(recovered.locator(".status")).to_have_text(TOKENS_RE)
+        self.screenshot_save("browser-chat-upstream-error.png")
+
+        conversation = Conversation.objects.get(session_id=session_id)
+        statuses = [(m.role, m.status, m.error_code) for m in Message.objects.history(conversation)]
+        assert statuses == [
+            ("user", "complete", ""),
+            ("assistant", "error", "upstream_error"),
+            ("user", "complete", ""),
+            ("assistant", "complete", ""),
+        ]
+        *failures, success = self.standin.requests()
+        assert failures  # the first attempt and the SDK's retries
+        assert {request["outcome"] for request in failures} == {"error_status"}
+        assert success["outcome"] == "completed"
+        assert success["body"]["messages"] == [
+            {
+                "role": "user",
+                "content": "this one breaks [[standin status=500]]\n\nand this one works [[standin status=]]",
+            }
+        ]

@@ -1,0 +1,156 @@
+"""`manage.py runserver` as a real process: the page over HTTP and the chat over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import httpx
+import pytest
+from django.conf import settings
+
+from conversations.models import Conversation, Message
+
+from .conftest import ROOT, StandIn, chunks_text, free_port, stop_process, subprocess_env
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
+
+START_TIMEOUT = 30.0
+FRAME_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A running `manage.py runserver`: where it listens, and where its output goes."""
+
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def child_database_url() -> str:
+    """A DATABASE_URL for the test database pytest-django created, so the child sees the test's rows."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the runserver child shares the test database: these tests need Postgres")
+    password = f":{quote(database['PASSWORD'], safe='')}" if database["PASSWORD"] else ""
+    user = quote(database["USER"], safe="")
+    return f"postgres://{user}{password}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+
+
+def port_wait(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """Return once `port` accepts connections; fail with the server's output if it exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        try:
+            process.wait(0.1)  # the pause between attempts, which also notices an early exit
+        except subprocess.TimeoutExpired:
+            continue
+        pytest.fail(f"runserver exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+    pytest.fail(f"runserver did not listen within {START_TIMEOUT:g} s:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def chat_server(
+    django_db_setup: None, standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """`manage.py runserver` on a free port, on the test database, talking to the stand-in."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("runserver") / "runserver.log"
+    env = subprocess_env(
+        DATABASE_URL=child_database_url(),
+        DEDALUS_BASE_URL=standin_server.url,
+        DEDALUS_API_KEY="test-key",
+        DJANGO_SECRET_KEY="runserver-test-secret-key",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_DEBUG="0",
+        CHAT_DB_CONN_MAX_AGE="0",  # no idle connection may hold up the flush after each test
+    )
+    command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        port_wait(process, port, log)
+        yield RunningServer(url=f"http://127.0.0.1:{port}", log=log)
+    finally:
+        stop_process(process)
+
+
+async def chat_exchange(server: RunningServer, path: str, frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """Connect to `path`, send `frame` after the history; return every frame, history to `done`/`error`."""
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.ws_connect(server.url + path, headers={"Origin": server.url}) as chat,
+    ):
+        frames = [await chat.receive_json(timeout=FRAME_TIMEOUT)]
+        assert frames[0]["type"] == "history"
+        await chat.send_json(frame)
+        while frames[-1]["type"] not in ("done", "error"):
+            frames.append(await chat.receive_json(timeout=FRAME_TIMEOUT))
+        return frames
+
+
+def test_runserver_streams_a_reply_over_a_real_websocket_and_stores_it(chat_server, standin):
+    model = "google/gemini-3-pro-preview"
+    frames = asyncio.run(
+        chat_exchange(
+            chat_server,
+            "/ws/chat/runserver-main/",
+            {"message": "over real tcp [[standin tokens=30 delay_ms=5]]", "model": model},
+        )
+    )
+
+    history, start, *chunks, done = frames
+    assert history["type"] == "history"
+    assert (history["session_id"], history["messages"]) == ("runserver-main", [])
+    assert (start["type"], start["model"]) == ("start", model)
+    assert chunks
+    assert {frame["type"] for frame in chunks} == {"chunk"}
+    assert (done["type"], done["finish_reason"]) == ("done", "stop")
+    assert done["usage"]["completion_tokens"] == 30
+
+    reply = Message.objects.get(pk=start["message_id"])
+    assert (reply.role, reply.status, reply.model) == ("assistant", "complete", model)
+    assert reply.content == chunks_text(chunks)
+    assert reply.content.startswith("You said: over real tcp ")
+    assert Message.objects.get(role="user").content == "over real tcp [[standin tokens=30 delay_ms=5]]"
+    (request,) = standin.requests()
+    assert request["body"]["model"] == model
+
+    with httpx.Client(base_url=chat_server.url, timeout=FRAME_TIMEOUT) as http:
+        new = http.get("/")
+        assert new.status_code == 302
+        assert new.headers["location"].startswith("/c/")
+        page = http.get(new.headers["location"])
+        assert page.status_code == 200
+        assert 'id="composer"' in page.text
+        assert http.get("/c/runserver-main/").status_code == 200
+    assert "Traceback" not in chat_server.output()
+
+
+def test_runserver_serves_the_original_pages_socket_path(chat_server, standin):
+    frames = asyncio.run(chat_exchange(chat_server, "/ws/runserver-legacy", {"message": "from the old page"}))
+
+    assert [frames[0]["type"], frames[1]["type"], frames[-1]["type"]] == ["history", "start", "done"]
+    text = chunks_text(frames)
+    assert text.startswith("You said: from the old page ")
+    conversation = Conversation.objects.get(session_id="runserver-legacy")
+    (reply,) = Message.objects.filter(conversation=conversation, role="assistant")
+    assert (reply.status, reply.content) == ("complete", text)
