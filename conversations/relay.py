@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -19,6 +20,10 @@ from .exceptions import ChatError
 from .models import Message
 
 logger = logging.getLogger(__name__)
+
+# Service calls are self-contained, so they may run on any worker thread (each with its own
+# connection): a hundred turns starting at once do not queue behind one thread.
+db_call = partial(database_sync_to_async, thread_sensitive=False)
 
 # Reply tasks are referenced here so the event loop never garbage-collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
@@ -31,7 +36,7 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
     exactly the chunks after it.
     """
     for _ in range(2):
-        history = await database_sync_to_async(selectors.conversation_history)(session_id=session_id)
+        history = await db_call(selectors.conversation_history)(session_id=session_id)
         room = live.room_get(session_id)
         if _history_matches_live(history, room.reply):
             break  # else a reply started or ended during the read: read once more
@@ -75,7 +80,7 @@ async def client_frame_handle(*, session_id: str, owner: services.Owner, frame: 
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
-    turn = await database_sync_to_async(services.turn_begin)(
+    turn = await db_call(services.turn_begin)(
         session_id=session_id,
         owner=owner,
         content=frame.message,
@@ -126,9 +131,7 @@ async def reply_run(*, room: live.ConversationRoom, turn: services.Turn) -> None
                 )
                 if loop.time() >= next_flush:
                     next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
-                    await database_sync_to_async(services.reply_flush)(
-                        reply_id=reply.message_id, content=reply.text()
-                    )
+                    await db_call(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
             elif isinstance(event, upstream.ToolActivity):
                 activity = asdict(event)
                 tools.append(activity)
@@ -169,7 +172,7 @@ async def _reply_conclude(
 ) -> None:
     """Store the reply's end, then tell every socket: `done`, or `error` for a failed reply."""
     try:
-        await database_sync_to_async(services.reply_finish)(
+        await db_call(services.reply_finish)(
             reply_id=reply.message_id, content=reply.text(), tools=tools, **outcome
         )
     finally:

@@ -57,17 +57,17 @@ def model_resolve(*, requested: str | None, current: str) -> str:
 
     Raise ChatError("unknown_model") if the one asked for is not an enabled ChatModel, or none is enabled.
     """
-    enabled = set(ChatModel.objects.enabled().values_list("name", flat=True))
+    enabled = list(ChatModel.objects.enabled().values_list("name", "is_default"))
+    names = {name for name, _ in enabled}
     if requested is not None:
-        if requested not in enabled:
+        if requested not in names:
             raise ChatError("unknown_model", f"{requested[:200]!r} is not an available model.")
         return requested
-    if current in enabled:
+    if current in names:
         return current
-    default = ChatModel.objects.default_name()
-    if default is None:
+    if not enabled:
         raise ChatError("unknown_model", "No model is enabled; an administrator must enable one.")
-    return default
+    return next((name for name, is_default in enabled if is_default), enabled[0][0])
 
 
 def mcp_servers_clean(servers: list[str]) -> list[str]:
@@ -113,27 +113,25 @@ def turn_begin(
     or `busy` when a reply of this conversation is still streaming; nothing is stored then.
     """
     message_content_check(content)
-    conversation, _ = Conversation.objects.get_or_create(
+    # The row lock serialises turns of one conversation across threads and server instances.
+    conversation, _ = Conversation.objects.select_for_update().get_or_create(
         session_id=session_id,
         defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
     )
-    # The row lock serialises turns of one conversation across threads and server instances.
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     chosen_model = model_resolve(requested=model, current=conversation.model)
     servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
-    if Message.objects.streaming().filter(conversation=conversation).exists():
+    previous = list(Message.objects.history(conversation))
+    if any(message.status == Message.Status.STREAMING for message in previous):
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
 
-    previous = list(Message.objects.history(conversation))
-    user_message = Message(
+    # Content was checked above and every other field is set here, so no full_clean() round trip.
+    user_message = Message.objects.create(
         conversation=conversation,
         role=Message.Role.USER,
         content=content,
         model=chosen_model,
         mcp_servers=servers,
     )
-    user_message.full_clean()
-    user_message.save()
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,

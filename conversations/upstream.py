@@ -74,7 +74,7 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dedalus_labs.Asyn
 def upstream_client() -> dedalus_labs.AsyncDedalus:
     """Return this event loop's shared SDK client, creating it on first use.
 
-    The pool is kept small: hundreds of idle keep-alive connections cost CPU on every request.
+    The pool is bounded: hundreds of idle keep-alive connections cost CPU on every request.
     """
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
@@ -85,7 +85,9 @@ def upstream_client() -> dedalus_labs.AsyncDedalus:
             write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
             pool=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
         )
-        http_client = dedalus_labs.DefaultAsyncHttpxClient(
+        # The SDK's aiohttp transport hands over everything already buffered in one read, so the
+        # deltas that arrived together become one frame; httpx yields one piece per HTTP chunk.
+        http_client = dedalus_labs.DefaultAioHttpClient(
             timeout=timeout,
             limits=httpx.Limits(
                 max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
