@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import select
@@ -14,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connections
 
 from chatproject.asgi import application
 from conversations import relay, upstream
@@ -72,6 +75,13 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_connections_closed_at_exit(django_db_setup: None) -> Iterator[None]:
+    """Close the connection async tests opened on asgiref's sync thread, so the test database can be dropped."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture(scope="session")
