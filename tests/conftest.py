@@ -79,7 +79,7 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def database_connections_closed_at_exit(django_db_setup: None) -> Iterator[None]:
-    """Close the connection async tests opened on asgiref's sync thread, so the test database can be dropped."""
+    """Close the async tests' connection on asgiref's sync thread, so the test database can be dropped."""
     yield
     asyncio.run(sync_to_async(connections.close_all)())
 
