@@ -165,3 +165,12 @@ CHAT_FLUSH_INTERVAL = env_float("CHAT_FLUSH_INTERVAL", 2.0)
 CHAT_REQUIRE_LOGIN = env_bool("CHAT_REQUIRE_LOGIN")
 # Shown on the page when the server talks to the local stand-in instead of the real API.
 CHAT_STANDIN_NOTICE = env_bool("CHAT_STANDIN_NOTICE")
+# A streaming reply's server renews its lease every third of this; a lapsed lease means it died.
+CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 30.0)
+# On SIGTERM, replies in flight get this long to finish before they are stored as interrupted.
+CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+CHAT_RESYNC_PAGE_CHARS = int(env_float("CHAT_RESYNC_PAGE_CHARS", 16_000))
+CHAT_UPSTREAM_RETRY_BACKOFF = env_float("CHAT_UPSTREAM_RETRY_BACKOFF", 0.5)
+# How long the Redis log of a reply lives: while it streams, and after it ended (for late joiners).
+CHAT_REPLY_LOG_TTL_SECONDS = int(env_float("CHAT_REPLY_LOG_TTL_SECONDS", 3600))
+CHAT_REPLY_LOG_KEEP_SECONDS = int(env_float("CHAT_REPLY_LOG_KEEP_SECONDS", 120))

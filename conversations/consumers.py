@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import protocol, relay
@@ -18,19 +20,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.group = relay.conversation_group(self.session_id)
         await self.accept()
+        await self.channel_layer.group_add(self.group, self.channel_name)
         await relay.conversation_join(session_id=self.session_id, key=id(self), send=self.send_text)
 
     async def disconnect(self, code: int) -> None:
         if self.session_id:
             relay.conversation_leave(session_id=self.session_id, key=id(self))
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
             frame = protocol.parse_client_frame(text_data, bytes_data)
-            await relay.client_frame_handle(session_id=self.session_id, owner=self.owner(), frame=frame)
+            await relay.client_frame_handle(
+                session_id=self.session_id, owner=self.owner(), frame=frame, send=self.send_text
+            )
         except ChatError as exc:
             await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message)))
+
+    async def reply_started(self, event: dict[str, Any]) -> None:
+        """Channel-layer event: another instance started a reply in this conversation."""
+        await relay.reply_started_elsewhere(session_id=self.session_id, event=event)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

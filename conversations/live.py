@@ -18,14 +18,20 @@ Send = Callable[[str], Awaitable[None]]
 
 @dataclass(slots=True)
 class LiveReply:
-    """The assistant reply being streamed: its text so far and the task that writes it."""
+    """A reply in flight as this process knows it: its text so far and the task that feeds it.
+
+    `owned` replies are streamed from upstream by this process; the others are followed from the reply
+    log that another instance writes (`loaded` is set once its backlog was read).
+    """
 
     message_id: int
     model: str
+    owned: bool = True
     parts: list[str] = field(default_factory=list)
     length: int = 0
     task: asyncio.Task[None] | None = None
-    stopping: bool = False
+    stop_reason: str | None = None
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def append(self, text: str) -> int:
         """Add text to the reply; return the offset it starts at."""
@@ -82,6 +88,6 @@ def room_release(room: ConversationRoom) -> None:
         del _rooms[room.session_id]
 
 
-def live_replies() -> list[LiveReply]:
-    """Every reply streaming in this process."""
-    return [room.reply for room in _rooms.values() if room.reply is not None]
+def owned_replies() -> list[tuple[ConversationRoom, LiveReply]]:
+    """Every reply this process streams from upstream, with its room."""
+    return [(room, room.reply) for room in _rooms.values() if room.reply is not None and room.reply.owned]

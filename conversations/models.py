@@ -119,6 +119,10 @@ class MessageQuerySet(models.QuerySet):
         """Replies still being written."""
         return self.filter(status=Message.Status.STREAMING)
 
+    def lease_lapsed(self) -> MessageQuerySet:
+        """Streaming replies whose server stopped renewing its lease: it died mid-reply."""
+        return self.streaming().filter(lease_expires_at__lt=timezone.now())
+
 
 class Message(models.Model):
     class Role(models.TextChoices):
@@ -144,6 +148,15 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
+    )
+    lease_owner = models.CharField(
+        max_length=200, blank=True, help_text="The server process streaming this reply (its channel name)."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A streaming reply whose lease lapsed lost its server."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -152,6 +165,13 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["conversation", "created_at", "id"], name="message_history_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~Q(client_id=""),
+                name="one_message_per_client_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk} ({self.status})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ class SendFrame:
     message: str
     model: str | None = None
     mcp_servers: list[str] | None = None
+    client_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,17 @@ class StopFrame:
     """Cancel the reply in flight."""
 
 
-ClientFrame = SendFrame | StopFrame
+@dataclass(frozen=True, slots=True)
+class ResyncFrame:
+    """Resend a reply's text from `offset`: the client saw a gap."""
+
+    message_id: int
+    offset: int
+
+
+ClientFrame = SendFrame | StopFrame | ResyncFrame
+
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
@@ -49,13 +61,31 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
     kind = data.get("type", "message")
     if kind == "stop":
         return StopFrame()
+    if kind == "resync":
+        return _resync_frame(data)
     if kind != "message":
         raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
     return SendFrame(
         message=_message_text(data.get("message")),
         model=_optional_model(data.get("model")),
         mcp_servers=_optional_mcp_servers(data.get("mcp_servers")),
+        client_id=_optional_client_id(data.get("client_id")),
     )
+
+
+def _resync_frame(data: dict[str, Any]) -> ResyncFrame:
+    message_id, offset = data.get("message_id"), data.get("offset", 0)
+    if type(message_id) is not int or type(offset) is not int or message_id < 1 or offset < 0:
+        raise ChatError("invalid_message", "A resync frame needs an integer `message_id` and `offset` >= 0.")
+    return ResyncFrame(message_id=message_id, offset=offset)
+
+
+def _optional_client_id(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
+        raise ChatError("invalid_message", "`client_id` must be 1 to 64 of A-Z a-z 0-9 _ -.")
+    return value
 
 
 def _message_text(value: Any) -> str:

@@ -1,43 +1,57 @@
-"""Turn orchestration: sockets join conversations, messages start replies, replies stream to every socket.
+"""Turn orchestration: sockets join conversations, messages start replies, replies reach every socket.
 
-A reply runs in a task owned by the server, not by the socket that asked for it: closing the socket
-cancels nothing, the reply runs to its end and is stored, and a socket that joins later sees it.
+A reply belongs to the server, not to the socket that asked for it: closing the socket cancels nothing.
+The instance that streams a reply from upstream (its owner) writes it to the reply log; any other
+instance with a socket on that conversation follows the log. Sockets of a conversation share a
+channel-layer group, through which instances learn that a reply started elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict
-from functools import partial
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import live, protocol, selectors, services, upstream
+from . import instance as instances
+from . import live, protocol, selectors, services
 from .exceptions import ChatError
 from .models import Message
+from .streaming import db_call, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
 
-# Service calls are self-contained, so they may run on any worker thread (each with its own
-# connection): a hundred turns starting at once do not queue behind one thread.
-db_call = partial(database_sync_to_async, thread_sensitive=False)
-
-# Reply tasks are referenced here so the event loop never garbage-collects one mid-reply.
+# Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
+
+# A joining socket waits at most this long for a followed reply's backlog before it gets its history.
+FOLLOW_LOAD_TIMEOUT = 3.0
+
+
+def conversation_group(session_id: str) -> str:
+    """The channel-layer group of a conversation's sockets."""
+    return f"chat.{session_id}"
+
+
+def _task_keep(task: asyncio.Task[None]) -> None:
+    _reply_tasks.add(task)
+    task.add_done_callback(_reply_tasks.discard)
 
 
 async def conversation_join(*, session_id: str, key: int, send: live.Send) -> None:
     """Subscribe a socket to a conversation and send it the `history` frame.
 
-    The frame carries the reply in flight, if any, with its text so far; the socket then receives
-    exactly the chunks after it.
+    The frame carries the reply in flight, if any, with its text so far (`streaming`); the socket then
+    receives exactly the chunks after it, whichever instance streams the reply.
     """
+    instance = await instances.instance_get()
     for _ in range(2):
         history = await db_call(selectors.conversation_history)(session_id=session_id)
         room = live.room_get(session_id)
+        if room.reply is None:
+            await _follow_if_streaming_elsewhere(room, history, instance)
         if _history_matches_live(history, room.reply):
             break  # else a reply started or ended during the read: read once more
     # No await between the snapshot of the live reply and the subscription: no gap, no duplicate.
@@ -49,6 +63,37 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
                 message["content"] = text
     room.subscribers[key] = send
     await send(protocol.dumps({"type": "history", "session_id": session_id, **history}))
+
+
+async def _follow_if_streaming_elsewhere(
+    room: live.ConversationRoom, history: dict[str, Any], instance: instances.Instance
+) -> None:
+    """When the history shows a reply streaming on another instance, follow it and load its backlog."""
+    if instance.redis is None:
+        return  # one process only: a streaming row not live here lost its server
+    streaming = [m for m in history["messages"] if m["status"] == Message.Status.STREAMING]
+    if not streaming:
+        return
+    reply = _follow_start(room, streaming[-1]["id"], streaming[-1]["model"], instance)
+    try:
+        async with asyncio.timeout(FOLLOW_LOAD_TIMEOUT):
+            await reply.loaded.wait()
+    except TimeoutError:
+        logger.warning("reply log backlog not loaded in time", extra={"message_id": reply.message_id})
+
+
+def _follow_start(
+    room: live.ConversationRoom, reply_id: int, model: str, instance: instances.Instance
+) -> live.LiveReply:
+    """Start following another instance's reply in this room (once)."""
+    if room.reply is not None and room.reply.message_id == reply_id:
+        return room.reply
+    reply = room.reply = live.LiveReply(message_id=reply_id, model=model, owned=False)
+    reply.task = asyncio.create_task(
+        reply_follow(room=room, reply=reply, instance=instance), name=f"follow-{reply_id}"
+    )
+    _task_keep(reply.task)
+    return reply
 
 
 def _history_matches_live(history: dict[str, Any], reply: live.LiveReply | None) -> bool:
@@ -70,11 +115,25 @@ def conversation_leave(*, session_id: str, key: int) -> None:
         live.room_release(room)
 
 
-async def client_frame_handle(*, session_id: str, owner: services.Owner, frame: protocol.ClientFrame) -> None:
+async def client_frame_handle(
+    *, session_id: str, owner: services.Owner, frame: protocol.ClientFrame, send: live.Send
+) -> None:
     """Act on one client frame. Raise ChatError for the client when it cannot be done."""
     if isinstance(frame, protocol.StopFrame):
-        reply_stop(session_id=session_id)
-        return
+        await reply_stop(session_id=session_id)
+    elif isinstance(frame, protocol.ResyncFrame):
+        await reply_resend(session_id=session_id, message_id=frame.message_id, offset=frame.offset, send=send)
+    else:
+        await message_send(session_id=session_id, owner=owner, frame=frame, send=send)
+
+
+async def message_send(
+    *, session_id: str, owner: services.Owner, frame: protocol.SendFrame, send: live.Send
+) -> None:
+    """Store a user message and start its reply; a resend of a stored `client_id` starts nothing."""
+    instance = await instances.instance_get()
+    if instance.draining:
+        raise ChatError("unavailable", "This server is restarting; send again in a moment.")
     room = live.room_get(session_id)
     if room.reply is not None:
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
@@ -86,117 +145,160 @@ async def client_frame_handle(*, session_id: str, owner: services.Owner, frame: 
         content=frame.message,
         model=frame.model,
         mcp_servers=frame.mcp_servers,
+        client_id=frame.client_id,
+        lease_owner=instance.channel,
     )
+    if isinstance(turn, services.DuplicateSend):
+        await send(
+            protocol.dumps(
+                {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.user_message_id}
+            )
+        )
+        return
     # Looked up again: the room may have been released while the turn was stored.
     room = live.room_get(session_id)
-    room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
-    await room.broadcast(
-        protocol.dumps(
-            protocol.start_frame(message_id=turn.reply_id, model=turn.model, user_message=turn.user_message)
-        )
+    reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
+    start = protocol.dumps(
+        protocol.start_frame(message_id=turn.reply_id, model=turn.model, user_message=turn.user_message)
     )
-    task = asyncio.create_task(reply_run(room=room, turn=turn), name=f"reply-{turn.reply_id}")
-    room.reply.task = task
-    _reply_tasks.add(task)
-    task.add_done_callback(_reply_tasks.discard)
-
-
-def reply_stop(*, session_id: str) -> bool:
-    """Cancel the reply in flight of a conversation; return False when there is none (stop is idempotent)."""
-    room = live.room_find(session_id)
-    reply = room.reply if room else None
-    if reply is None or reply.task is None or reply.stopping:
-        return False
-    reply.stopping = True
-    reply.task.cancel()
-    return True
-
-
-async def reply_run(*, room: live.ConversationRoom, turn: services.Turn) -> None:
-    """Stream one reply from upstream to every socket of the conversation, then store how it ended."""
-    reply = room.reply
-    assert reply is not None
-    loop = asyncio.get_running_loop()
-    next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
-    outcome: dict[str, Any] = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
-    tools: list[dict[str, Any]] = []
-    try:
-        async for event in upstream.reply_stream(
-            model=turn.model, messages=turn.upstream_messages, mcp_servers=turn.mcp_servers
-        ):
-            if isinstance(event, upstream.TextDelta):
-                offset = reply.append(event.text)
-                await room.broadcast(
-                    protocol.chunk_frame_text(content=event.text, message_id=reply.message_id, offset=offset)
-                )
-                if loop.time() >= next_flush:
-                    next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
-                    await db_call(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
-            elif isinstance(event, upstream.ToolActivity):
-                activity = asdict(event)
-                tools.append(activity)
-                await room.broadcast(
-                    protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
-                )
-            else:
-                outcome.update(finish_reason=event.reason or "stop", usage=event.usage)
-    except asyncio.CancelledError:
-        outcome = {"status": Message.Status.INTERRUPTED, "finish_reason": "stopped"}
-    except ChatError as exc:
-        outcome = {
-            "status": Message.Status.ERROR,
-            "finish_reason": "error",
-            "error_code": exc.code,
-            "error": exc.message,
-        }
-    except Exception:
-        logger.exception(
-            "reply failed", extra={"session_id": turn.session_id, "message_id": reply.message_id}
-        )
-        outcome = {
-            "status": Message.Status.ERROR,
-            "finish_reason": "error",
-            "error_code": "internal_error",
-            "error": "The server failed while writing this reply.",
-        }
-    # Shielded: a second cancellation (shutdown) must not lose the final text.
-    await asyncio.shield(_reply_conclude(room=room, reply=reply, outcome=outcome, tools=tools))
-
-
-async def _reply_conclude(
-    *,
-    room: live.ConversationRoom,
-    reply: live.LiveReply,
-    outcome: dict[str, Any],
-    tools: list[dict[str, Any]],
-) -> None:
-    """Store the reply's end, then tell every socket: `done`, or `error` for a failed reply."""
-    try:
-        await db_call(services.reply_finish)(
-            reply_id=reply.message_id, content=reply.text(), tools=tools, **outcome
-        )
-    finally:
-        room.reply = None
-        live.room_release(room)
-    if outcome["status"] == Message.Status.ERROR:
-        frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
-    else:
-        frame = protocol.done_frame(
-            message_id=reply.message_id, usage=outcome.get("usage"), finish_reason=outcome["finish_reason"]
-        )
-    await room.broadcast(protocol.dumps(frame))
-    logger.info(
-        "reply ended",
-        extra={
-            "session_id": room.session_id,
-            "message_id": reply.message_id,
-            "status": outcome["status"],
-            "chars": reply.length,
+    await room.broadcast(start)
+    reply.task = asyncio.create_task(
+        reply_run(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
+    )
+    _task_keep(reply.task)
+    # Sockets of this conversation on other instances start following the reply's log.
+    await _group_send(
+        session_id,
+        {
+            "type": "reply.started",
+            "origin": instance.channel,
+            "reply_id": turn.reply_id,
+            "model": turn.model,
+            "start": start,
         },
     )
 
 
+async def _group_send(session_id: str, message: dict[str, Any]) -> None:
+    try:
+        await get_channel_layer().group_send(conversation_group(session_id), message)
+    except Exception:  # other instances then learn of the reply when their sockets reconnect
+        logger.warning("group send failed", extra={"session_id": session_id}, exc_info=True)
+
+
+async def reply_started_elsewhere(*, session_id: str, event: dict[str, Any]) -> None:
+    """Another instance started a reply in a conversation with sockets here: follow it (once)."""
+    instance = await instances.instance_get()
+    if event["origin"] == instance.channel or instance.redis is None:
+        return
+    room = live.room_find(session_id)
+    if room is None or not room.subscribers:
+        return
+    if room.reply is not None and room.reply.message_id >= event["reply_id"]:
+        return  # already following it (another socket here got the same event first)
+    await room.broadcast(event["start"])
+    _follow_start(room, event["reply_id"], event["model"], instance)
+
+
+async def reply_stop(*, session_id: str) -> bool:
+    """Stop the reply in flight of a conversation, on whichever instance streams it.
+
+    Return False when nothing streams (stop is idempotent).
+    """
+    room = live.room_find(session_id)
+    reply = room.reply if room else None
+    if reply is not None and reply.owned:
+        return reply_cancel(reply, reason="stopped")
+    streaming = await db_call(selectors.conversation_streaming_reply)(session_id=session_id)
+    if streaming is None:
+        return False
+    reply_id, lease_owner = streaming
+    instance = await instances.instance_get()
+    if lease_owner == instance.channel:
+        return False  # ours, and ending right now
+    try:
+        await get_channel_layer().send(lease_owner, {"type": "reply.stop", "reply_id": reply_id})
+    except Exception as exc:
+        logger.warning(
+            "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
+        )
+        raise ChatError("unavailable", "Could not reach the server writing this reply; try again.") from exc
+    return True
+
+
+def reply_cancel(reply: live.LiveReply, *, reason: str) -> bool:
+    """Cancel an owned reply's upstream request; it then stores its partial text as interrupted."""
+    if reply.task is None or reply.stop_reason is not None or reply.task.done():
+        return False
+    reply.stop_reason = reason
+    reply.task.cancel()
+    return True
+
+
+async def _on_reply_stop(message: dict[str, Any]) -> None:
+    """A `reply.stop` sent to this process by the instance whose socket asked for it."""
+    for _room, reply in live.owned_replies():
+        if reply.message_id == message.get("reply_id"):
+            reply_cancel(reply, reason="stopped")
+
+
+async def reply_resend(*, session_id: str, message_id: int, offset: int, send: live.Send) -> None:
+    """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap."""
+    page = settings.CHAT_RESYNC_PAGE_CHARS
+    room = live.room_find(session_id)
+    if room is not None and room.reply is not None and room.reply.message_id == message_id:
+        text, end_frame = room.reply.text(), None
+    else:
+        stored = await db_call(selectors.reply_stored)(reply_id=message_id)
+        if stored is None or stored.conversation.session_id != session_id:
+            raise ChatError("invalid_message", "No such reply in this conversation.")
+        text = stored.content
+        end_frame = (
+            None if stored.status == Message.Status.STREAMING else terminal_frame_from_row(stored, message_id)
+        )
+    for start in range(offset, len(text), page):
+        await send(
+            protocol.chunk_frame_text(content=text[start : start + page], message_id=message_id, offset=start)
+        )
+    if end_frame is not None:
+        await send(protocol.dumps(end_frame))
+
+
+async def _heartbeat() -> None:
+    """Renew this process's reply leases; store replies whose server died as interrupted."""
+    instance = await instances.instance_get()
+    await db_call(services.reply_leases_renew)(lease_owner=instance.channel)
+    lapsed = await db_call(services.lapsed_replies_interrupt)()
+    for item in lapsed:
+        logger.warning(
+            "reply lost its server", extra={"session_id": item.session_id, "message_id": item.reply_id}
+        )
+
+
+async def _shutdown() -> None:
+    """SIGTERM: give replies in flight the grace period to finish, then store the rest as interrupted."""
+    owned = [reply for _room, reply in live.owned_replies() if reply.task is not None]
+    logger.info("shutting down", extra={"replies_in_flight": len(owned)})
+    tasks = [reply.task for reply in owned if reply.task is not None]
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=settings.CHAT_SHUTDOWN_GRACE_SECONDS)
+    for reply in owned:
+        if reply.task in pending:
+            reply_cancel(reply, reason="interrupted")
+    if pending:
+        await asyncio.wait(pending, timeout=10)
+    instance = await instances.instance_get()
+    if instance.log_writer is not None:
+        await asyncio.wait_for(instance.log_writer.drained(), timeout=5)
+
+
+instances.message_handlers["reply.stop"] = _on_reply_stop
+instances.heartbeat_hooks.append(_heartbeat)
+instances.shutdown_hooks.append(_shutdown)
+
+
 async def replies_drain() -> None:
-    """Wait for every reply task of this process to end (tests and shutdown)."""
+    """Wait for every reply task of this process to end (tests)."""
     while _reply_tasks:
         await asyncio.gather(*list(_reply_tasks), return_exceptions=True)

@@ -21,6 +21,7 @@ def message_as_dict(message: Message) -> dict[str, Any]:
         "finish_reason": message.finish_reason,
         "usage": message.usage,
         "tools": message.tools,
+        "client_id": message.client_id,
         "created_at": message.created_at.isoformat(),
         "finished_at": message.finished_at.isoformat() if message.finished_at else None,
     }
@@ -65,3 +66,23 @@ def chat_page_options() -> dict[str, Any]:
             for p in MCPServerPreset.objects.enabled()
         ],
     }
+
+
+def reply_stored(*, reply_id: int) -> Message | None:
+    """The stored row of a reply (to end a follower whose writer is gone, or to resend a span)."""
+    return (
+        Message.objects.filter(pk=reply_id, role=Message.Role.ASSISTANT)
+        .select_related("conversation")
+        .first()
+    )
+
+
+def conversation_streaming_reply(*, session_id: str) -> tuple[int, str] | None:
+    """The id and lease owner (a process channel) of the reply streaming in a conversation, if any."""
+    return (
+        Message.objects.streaming()
+        .filter(conversation__session_id=session_id)
+        .values_list("pk", "lease_owner")
+        .order_by("-pk")
+        .first()
+    )

@@ -9,6 +9,7 @@ conversation at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,22 @@ class Owner:
 
     user_id: int | None = None
     session_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateSend:
+    """A resent frame whose `client_id` is already stored: nothing new was created."""
+
+    client_id: str
+    user_message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LapsedReply:
+    """A reply whose server died mid-stream, now stored as interrupted."""
+
+    session_id: str
+    reply_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +120,24 @@ def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
     return built
 
 
+def lease_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
+
+
 @transaction.atomic
 def turn_begin(
-    *, session_id: str, owner: Owner, content: str, model: str | None, mcp_servers: list[str] | None
-) -> Turn:
+    *,
+    session_id: str,
+    owner: Owner,
+    content: str,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str = "",
+    lease_owner: str = "",
+) -> Turn | DuplicateSend:
     """Store the user's message and open the reply row, before anything goes upstream.
 
+    Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation.
     Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
     or `busy` when a reply of this conversation is still streaming; nothing is stored then.
     """
@@ -118,11 +147,21 @@ def turn_begin(
         session_id=session_id,
         defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
     )
+    previous = list(Message.objects.history(conversation))
+    if client_id:
+        sent = next((m for m in previous if m.client_id == client_id and m.role == Message.Role.USER), None)
+        if sent is not None:
+            return DuplicateSend(client_id=client_id, user_message_id=sent.pk)
     chosen_model = model_resolve(requested=model, current=conversation.model)
     servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
-    previous = list(Message.objects.history(conversation))
-    if any(message.status == Message.Status.STREAMING for message in previous):
-        raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+    now = timezone.now()
+    for message in previous:
+        if message.status != Message.Status.STREAMING:
+            continue
+        if message.lease_expires_at is not None and message.lease_expires_at < now:
+            _reply_mark_lapsed(message)  # its server died; the conversation is free again
+        else:
+            raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
 
     # Content was checked above and every other field is set here, so no full_clean() round trip.
     user_message = Message.objects.create(
@@ -131,6 +170,7 @@ def turn_begin(
         content=content,
         model=chosen_model,
         mcp_servers=servers,
+        client_id=client_id,
     )
     reply = Message.objects.create(
         conversation=conversation,
@@ -138,6 +178,8 @@ def turn_begin(
         model=chosen_model,
         mcp_servers=servers,
         status=Message.Status.STREAMING,
+        lease_owner=lease_owner,
+        lease_expires_at=lease_expiry(),
     )
     conversation.model, conversation.mcp_servers = chosen_model, servers
     if not conversation.title:
@@ -153,9 +195,39 @@ def turn_begin(
     )
 
 
+def _reply_mark_lapsed(message: Message) -> None:
+    message.status, message.finish_reason = Message.Status.INTERRUPTED, "server_lost"
+    message.error_code = "server_lost"
+    message.error = "The server writing this reply stopped; the text is kept up to its last save."
+    message.finished_at = timezone.now()
+    message.save(update_fields=["status", "finish_reason", "error_code", "error", "finished_at"])
+
+
+def reply_leases_renew(*, lease_owner: str) -> int:
+    """Extend the leases of the replies this process streams; return how many."""
+    return Message.objects.streaming().filter(lease_owner=lease_owner).update(lease_expires_at=lease_expiry())
+
+
+def lapsed_replies_interrupt() -> list[LapsedReply]:
+    """Store as interrupted, with their last saved text, the replies whose server died mid-stream.
+
+    Rows a live server streams are never touched: it renews their lease well before it lapses.
+    """
+    lapsed = []
+    for message in Message.objects.lease_lapsed().select_related("conversation"):
+        with transaction.atomic():
+            locked = Message.objects.select_for_update().filter(pk=message.pk).lease_lapsed().first()
+            if locked is not None:
+                _reply_mark_lapsed(locked)
+                lapsed.append(LapsedReply(session_id=message.conversation.session_id, reply_id=message.pk))
+    return lapsed
+
+
 def reply_flush(*, reply_id: int, content: str) -> None:
     """Store the text so far of a streaming reply, so a crash loses at most one flush interval."""
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=content, lease_expires_at=lease_expiry()
+    )
 
 
 def reply_finish(
@@ -172,6 +244,7 @@ def reply_finish(
     """Store a reply's final text and how it ended; this is what every later reader sees."""
     usage = usage or {}
     Message.objects.filter(pk=reply_id).update(
+        lease_expires_at=None,
         content=content,
         status=status,
         finish_reason=finish_reason,

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connections
 
 from chatproject.asgi import application
-from conversations import relay, upstream
+from conversations import instance, relay, upstream
 from conversations.models import ChatModel
 
 SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
@@ -78,10 +78,21 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def database_connections_closed_at_exit(django_db_setup: None) -> Iterator[None]:
-    """Close the async tests' connection on asgiref's sync thread, so the test database can be dropped."""
+def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before the test database is dropped, end the connections left by threads of closed event loops.
+
+    Each test runs on its own event loop, whose worker threads end with it; connections they opened
+    under the test harness outlive them and would keep the test database from being dropped.
+    """
     yield
     asyncio.run(sync_to_async(connections.close_all)())
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        if connections["default"].vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    connections.close_all()
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +116,8 @@ def standin(standin_server: StandIn) -> StandIn:
 @pytest.fixture(autouse=True)
 def chat_models_seeded(request: pytest.FixtureRequest) -> None:
     """Transactional tests truncate every table, so put back the models the data migration seeds."""
-    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+    db_fixtures = {"db", "transactional_db", "django_db_reset_sequences", "live_server"}
+    if not request.node.get_closest_marker("django_db") and not db_fixtures & set(request.fixturenames):
         return
     request.getfixturevalue("_django_db_helper")
     for name, label, is_default, position in SEED_MODELS:
@@ -119,6 +131,7 @@ async def replies_settle() -> AsyncIterator[None]:
     """After the test, let reply tasks it started end on its own event loop, and close the SDK client."""
     yield
     await relay.replies_drain()
+    await instance.instance_close()
     await upstream.upstream_clients_close()
 
 

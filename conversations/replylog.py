@@ -1,0 +1,113 @@
+"""The ordered log of a reply in flight, in a Redis Stream, so any server instance can replay and follow it.
+
+The channel layer is at-most-once, so it cannot be the replay buffer. The instance streaming a reply
+appends every batch of text (with its offset), every tool frame and the final frame to the stream
+`chat:reply:<message id>`; an instance with a socket on that conversation reads it from the start and
+then follows it. One writer task per process sends everything pending in one pipeline, so under load
+many replies' entries share a round trip. The stream expires after the reply ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis_asyncio
+from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+
+def log_key(reply_id: int) -> str:
+    return f"chat:reply:{reply_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry: text at an offset (`kind="text"`), a tool frame, or the final frame (`kind="end"`)."""
+
+    entry_id: str
+    kind: str
+    offset: int = 0
+    text: str = ""
+    frame: str = ""
+
+
+def _entry_from_fields(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
+    kind = fields.get(b"k", b"").decode()
+    if kind == "t":
+        return LogEntry(entry_id.decode(), "text", int(fields[b"o"]), fields[b"x"].decode())
+    return LogEntry(entry_id.decode(), "tool" if kind == "f" else "end", frame=fields.get(b"j", b"").decode())
+
+
+class ReplyLogWriter:
+    """Appends entries to reply logs from one process; append() never waits for Redis."""
+
+    def __init__(self, client: redis_asyncio.Redis) -> None:
+        self.client = client
+        self._pending: list[tuple[int, dict[str, str], int | None]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task = asyncio.create_task(self._run(), name="reply-log-writer")
+
+    def text(self, reply_id: int, offset: int, text: str) -> None:
+        self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
+
+    def frame(self, reply_id: int, frame_text: str) -> None:
+        self._append(reply_id, {"k": "f", "j": frame_text})
+
+    def end(self, reply_id: int, frame_text: str) -> None:
+        """The reply's final frame; the log then expires after CHAT_REPLY_LOG_KEEP_SECONDS."""
+        self._append(reply_id, {"k": "e", "j": frame_text}, settings.CHAT_REPLY_LOG_KEEP_SECONDS)
+
+    def start(self, reply_id: int) -> None:
+        """Open the log with an empty text entry, so its expiry is set before anything else."""
+        self._append(reply_id, {"k": "t", "o": "0", "x": ""}, settings.CHAT_REPLY_LOG_TTL_SECONDS)
+
+    def _append(self, reply_id: int, fields: dict[str, str], expire: int | None = None) -> None:
+        self._pending.append((reply_id, fields, expire))
+        self._idle.clear()
+        self._wake.set()
+
+    async def drained(self) -> None:
+        """Wait until everything appended so far was sent (or dropped after a Redis error)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            pipe = self.client.pipeline(transaction=False)
+            for reply_id, fields, expire in batch:
+                key = log_key(reply_id)
+                pipe.xadd(key, fields)
+                if expire is not None:
+                    pipe.expire(key, expire)
+            try:
+                await pipe.execute()
+            except (RedisError, OSError):
+                # The reply goes on for this instance's sockets and in the database; only other
+                # instances' followers miss these entries (they fall back to the stored row).
+                logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
+            if not self._pending:
+                self._idle.set()
+
+
+async def log_read(
+    client: redis_asyncio.Redis, reply_id: int, after: str, *, block_ms: int | None = None
+) -> list[LogEntry]:
+    """Return the entries after entry id `after` ("0-0" for all), waiting up to `block_ms` for one."""
+    response: Any = await client.xread({log_key(reply_id): after}, count=1000, block=block_ms)
+    entries: list[LogEntry] = []
+    for _key, items in response or ():
+        entries.extend(_entry_from_fields(entry_id, fields) for entry_id, fields in items)
+    return entries
