@@ -12,5 +12,13 @@ class ChatError(Exception):
 class UpstreamError(ChatError):
     """The Dedalus API answered with an error or broke the stream."""
 
-    def __init__(self, message: str, *, code: str = "upstream_error") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "upstream_error",
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(code, message)
+        self.retryable, self.retry_after = retryable, retry_after

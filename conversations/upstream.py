@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from django.conf import settings
 from .exceptions import ChatError, UpstreamError
 
 logger = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 8.0
 
 
 @dataclass(slots=True)
@@ -97,7 +100,7 @@ def upstream_client() -> dedalus_labs.AsyncDedalus:
         client = dedalus_labs.AsyncDedalus(
             api_key=settings.DEDALUS_API_KEY,
             base_url=settings.DEDALUS_BASE_URL,
-            max_retries=settings.CHAT_UPSTREAM_MAX_RETRIES,
+            max_retries=0,  # retried here, only before the first token (reply_stream)
             timeout=timeout,
             http_client=http_client,
         )
@@ -117,15 +120,53 @@ async def reply_stream(
 ) -> AsyncIterator[Event]:
     """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
 
+    Before the first token, a retryable failure (connect error, 429, 5xx, a stream broken before any
+    event) is retried up to CHAT_UPSTREAM_MAX_RETRIES times with exponential backoff and jitter,
+    honouring Retry-After; after it, nothing is retried (the user has seen the text).
     Raise ChatError("not_configured") without an API key, UpstreamError("upstream_timeout") when the
     first token or the next one is late, and UpstreamError("upstream_error") for any other failure.
     """
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    total_deadline = started + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
-    deadline = min(started + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
+    total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+    attempt = 0
+    while True:
+        started = False
+        try:
+            async for event in _reply_attempt(
+                model=model, messages=messages, mcp_servers=mcp_servers, total_deadline=total_deadline
+            ):
+                started = True
+                yield event
+            return
+        except UpstreamError as exc:
+            if started or not exc.retryable or attempt >= settings.CHAT_UPSTREAM_MAX_RETRIES:
+                raise
+            attempt += 1
+            delay = retry_delay(attempt, exc.retry_after)
+            if loop.time() + delay >= total_deadline:
+                raise
+            logger.info(
+                "retrying upstream", extra={"attempt": attempt, "delay": delay, "reason": exc.message}
+            )
+            await asyncio.sleep(delay)
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds before retry number `attempt`: exponential with jitter, or the server's Retry-After."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_DELAY)
+    base = settings.CHAT_UPSTREAM_RETRY_BACKOFF * 2 ** (attempt - 1)
+    return min(base * (0.5 + random.random() / 2), MAX_RETRY_DELAY)
+
+
+async def _reply_attempt(
+    *, model: str, messages: Sequence[dict[str, str]], mcp_servers: Sequence[str], total_deadline: float
+) -> AsyncIterator[Event]:
+    """One request upstream, streamed as events; failures come out as UpstreamError."""
+    loop = asyncio.get_running_loop()
+    deadline = min(loop.time() + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
     first_token_seen = False
     state = _StreamState()
     async with contextlib.AsyncExitStack() as stack:
@@ -151,9 +192,7 @@ async def reply_stream(
                 lines = (buffer + raw).split(b"\n")
                 buffer = lines.pop()
                 events = _events_from_lines(lines, state)
-                if first_token_seen:
-                    deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
-                elif events:
+                if first_token_seen or events:
                     first_token_seen = True
                     deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
                 for event in events:
@@ -163,16 +202,28 @@ async def reply_stream(
         except dedalus_labs.APITimeoutError as exc:
             raise _timeout_error(first_token_seen, False) from exc
         except dedalus_labs.APIStatusError as exc:
-            raise UpstreamError(_status_message(exc)) from exc
+            raise UpstreamError(
+                _status_message(exc),
+                retryable=exc.status_code == 429 or exc.status_code >= 500,
+                retry_after=_retry_after(exc),
+            ) from exc
         except dedalus_labs.APIConnectionError as exc:
-            raise UpstreamError("Could not reach the model service.") from exc
+            raise UpstreamError("Could not reach the model service.", retryable=True) from exc
         except httpx.TimeoutException as exc:
             raise _timeout_error(first_token_seen, False) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError("The model service broke off the reply.") from exc
+            raise UpstreamError("The model service broke off the reply.", retryable=True) from exc
     if not state.done and state.finish_reason is None:
-        raise UpstreamError("The model service ended the reply early.")
+        raise UpstreamError("The model service ended the reply early.", retryable=True)
     yield Finish(reason=state.finish_reason or "stop", usage=state.usage)
+
+
+def _retry_after(exc: dedalus_labs.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
