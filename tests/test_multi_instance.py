@@ -1,0 +1,262 @@
+"""Two server instances (Daphne processes) on one Postgres and one Redis: any socket on any instance sees
+every reply of its conversation, exactly, and a reply survives its socket, a stop from elsewhere, a
+SIGTERM and a SIGKILL of the instance that streams it.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from django.conf import settings
+
+from conversations.models import Message
+
+from .conftest import ROOT, StandIn
+from .servers import (
+    ChatClient,
+    DaphneServer,
+    RedisServer,
+    server_env,
+    stamp_indices,
+    text_after,
+    until,
+)
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
+
+LOGS = ROOT / "test-artifacts" / "servers"
+
+
+@pytest.fixture
+def log_dir(request: pytest.FixtureRequest) -> Path:
+    path = LOGS / request.node.name.replace("/", "_")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def private_redis(log_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(log_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def instances_started(
+    log_dir: Path, standin: StandIn, private_redis: RedisServer
+) -> Iterator[Callable[..., list[DaphneServer]]]:
+    """Start instances A and B on the test database and a Redis of their own; stop them afterwards."""
+    started: list[DaphneServer] = []
+
+    def start(**overrides: str) -> list[DaphneServer]:
+        env = server_env(
+            database_name=settings.DATABASES["default"]["NAME"],
+            redis_url=private_redis.url,
+            standin_url=standin.url,
+            CHAT_REPLY_LEASE_SECONDS="1.5",
+            CHAT_FLUSH_INTERVAL="0.2",
+            CHAT_SHUTDOWN_GRACE_SECONDS="15",
+        )
+        pair = [DaphneServer("a", {**env, **overrides}, log_dir), DaphneServer("b", env, log_dir)]
+        for server in pair:
+            started.append(server.start())
+        return pair
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[DaphneServer]:
+    return instances_started()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def stored_reply(reply_id: int) -> Message:
+    return await Message.objects.aget(pk=reply_id)
+
+
+async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(instances, http, standin):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "cross").connect()
+    tab_a = await ChatClient(http, a, "cross").connect()
+    await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=5]]"})
+    frames_a, frames_b = await tab_a.until_end(), await tab_b.until_end()
+
+    assert frames_b[0]["type"] == "start"
+    assert frames_b[0]["user_message"]["content"].startswith("hello")
+    assert frames_b[-1]["type"] == "done"
+    text_a, text_b = text_after(0, frames_a), text_after(0, frames_b)
+    assert text_a == text_b
+    assert stamp_indices(text_b) == list(range(40))
+    assert (await stored_reply(frames_a[0]["message_id"])).content == text_b
+    await tab_a.close()
+    await tab_b.close()
+
+
+async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_the_other(
+    instances, http, standin
+):
+    a, b = instances
+    tab = await ChatClient(http, a, "moving").connect()
+    await tab.send({"message": "long [[standin stamp=1 tokens=150 delay_ms=10]]"})
+    start = await tab.receive()
+    seen = [await tab.receive() for _ in range(5)]
+    await tab.close()  # the network drops; the reply goes on on instance A
+
+    again = await ChatClient(http, b, "moving").connect()
+    streaming = again.history["streaming"]
+    assert streaming["message_id"] == start["message_id"]
+    assert streaming["content"].startswith(text_after(0, seen))
+    rest = await again.until_end()
+    assert rest[-1]["type"] == "done"
+    text = streaming["content"] + text_after(streaming["offset"], rest)
+    assert stamp_indices(text) == list(range(150))  # no token lost, none twice
+    assert (await stored_reply(start["message_id"])).content == text
+    (request,) = standin.requests()
+    assert request["outcome"] == "completed"
+    await again.close()
+
+
+async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(instances, http, standin):
+    a, b = instances
+    tab_a = await ChatClient(http, a, "stopper").connect()
+    tab_b = await ChatClient(http, b, "stopper").connect()
+    await tab_a.send({"message": "endless [[standin tokens=2000 delay_ms=10]]"})
+    start = await tab_b.receive()
+    assert start["type"] == "start"
+    await tab_b.receive()  # a chunk: the reply is streaming
+    await tab_b.send({"type": "stop"})
+
+    frames_b, frames_a = await tab_b.until_end(), await tab_a.until_end()
+    assert (frames_b[-1]["type"], frames_b[-1]["finish_reason"]) == ("done", "stopped")
+    assert frames_a[-1]["finish_reason"] == "stopped"
+    reply = await stored_reply(start["message_id"])
+    assert reply.status == "interrupted"
+    assert 0 < len(reply.content) < 2000 * 6
+
+    async def upstream_closed() -> bool:
+        return standin.requests()[0]["outcome"] == "client_disconnected"
+
+    await until(upstream_closed, wait=5)
+    await tab_a.close()
+    await tab_b.close()
+
+
+async def test_sigterm_lets_a_reply_in_flight_finish_and_a_tab_on_the_other_instance_sees_it(
+    instances, http, standin
+):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "graceful").connect()
+    tab_a = await ChatClient(http, a, "graceful").connect()
+    await tab_a.send({"message": "finish me [[standin stamp=1 tokens=100 delay_ms=10]]"})
+    start = await tab_b.receive()
+    await tab_b.receive()
+    a.signal(signal.SIGTERM)
+
+    frames = await tab_b.until_end()
+    assert frames[-1]["type"] == "done"
+    assert frames[-1]["finish_reason"] == "stop"
+    reply = await stored_reply(start["message_id"])
+    assert reply.status == "complete"
+    assert stamp_indices(reply.content) == list(range(100))
+    assert a.wait(15) == 0
+    await tab_b.close()
+
+
+async def test_sigterm_past_the_grace_period_stores_the_reply_interrupted_and_says_so(
+    instances_started, http, standin
+):
+    a, b = instances_started(CHAT_SHUTDOWN_GRACE_SECONDS="0.5")
+    tab_b = await ChatClient(http, b, "impatient").connect()
+    tab_a = await ChatClient(http, a, "impatient").connect()
+    await tab_a.send({"message": "too long [[standin tokens=2000 delay_ms=10]]"})
+    start = await tab_b.receive()
+    first = await tab_b.receive()
+    a.signal(signal.SIGTERM)
+
+    frames = [first, *await tab_b.until_end()]
+    assert (frames[-1]["type"], frames[-1]["finish_reason"]) == ("done", "interrupted")
+    reply = await stored_reply(start["message_id"])
+    assert reply.status == "interrupted"
+    assert reply.content == text_after(0, frames)
+    assert a.wait(15) == 0
+    await tab_b.send({"message": "on b now"})
+    assert (await tab_b.until_end())[-1]["type"] == "done"
+    await tab_b.close()
+
+
+async def test_a_draining_instance_refuses_new_messages_with_unavailable(instances_started, http, standin):
+    a, b = instances_started(CHAT_SHUTDOWN_GRACE_SECONDS="5")
+    tab_a = await ChatClient(http, a, "draining").connect()
+    await tab_a.send({"message": "keeps it busy [[standin tokens=300 delay_ms=10]]"})
+    await tab_a.receive()
+    a.signal(signal.SIGTERM)
+
+    late = await ChatClient(http, a, "draining-late").connect()
+    await late.send({"message": "hello?"})
+    frame = await late.receive()
+    assert (frame["type"], frame["code"]) == ("error", "unavailable")
+    assert not await Message.objects.filter(content="hello?").aexists()
+    await late.close()
+    await tab_a.close()
+
+
+async def test_sigkill_mid_reply_leaves_nothing_streaming_and_the_conversation_usable(
+    instances, http, standin
+):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "killed").connect()
+    tab_a = await ChatClient(http, a, "killed").connect()
+    await tab_a.send({"message": "doomed [[standin tokens=2000 delay_ms=10]]"})
+    start = await tab_b.receive()
+    for _ in range(30):
+        await tab_b.receive()
+    a.signal(signal.SIGKILL)
+
+    frames = await tab_b.until_end(wait=20)  # the lease lapses, instance B stores it as interrupted
+    assert (frames[-1]["type"], frames[-1]["finish_reason"]) == ("done", "server_lost")
+    reply = await stored_reply(start["message_id"])
+    assert reply.status == "interrupted"
+    assert reply.content  # its last saved text
+    assert await Message.objects.filter(role="user", content__startswith="doomed").aexists()
+    assert not await Message.objects.filter(status="streaming").aexists()
+
+    await tab_b.send({"message": "still here?"})
+    after = await tab_b.until_end()
+    assert after[-1]["type"] == "done"
+    await tab_b.close()
+
+
+async def test_the_instances_recover_when_redis_restarts_while_idle(instances, http, standin, private_redis):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "redis-restart").connect()
+    tab_a = await ChatClient(http, a, "redis-restart").connect()
+    await tab_a.send({"message": "before"})
+    assert (await tab_a.until_end())[-1]["type"] == "done"
+    assert (await tab_b.until_end())[-1]["type"] == "done"
+    await tab_a.close()
+    await tab_b.close()
+
+    private_redis.stop()
+    private_redis.start()  # same port, empty
+
+    tab_b = await ChatClient(http, b, "redis-restart").connect()
+    tab_a = await ChatClient(http, a, "redis-restart").connect()
+    await tab_a.send({"message": "after [[standin tokens=30 delay_ms=10]]"})
+    frames_a = await tab_a.until_end()
+    assert frames_a[-1]["type"] == "done"
+    frames_b = await tab_b.until_end()
+    assert text_after(0, frames_b) == text_after(0, frames_a)
+    await tab_a.close()
+    await tab_b.close()
