@@ -135,7 +135,7 @@ async def message_send(
     if instance.draining:
         raise ChatError("unavailable", "This server is restarting; send again in a moment.")
     room = live.room_get(session_id)
-    if room.reply is not None:
+    if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
