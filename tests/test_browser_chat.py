@@ -256,3 +256,42 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
                 "content": "this one breaks [[standin status=500]]\n\nand this one works [[standin status=]]",
             }
         ]
+
+    def test_a_reload_mid_reply_shows_the_reply_continue_to_its_stored_end(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("resume me [[standin stamp=1 tokens=150 delay_ms=20]]")
+        self.page.wait_for_function(
+            """() => {
+                const bubble = document.querySelector('#chat .message.assistant.streaming .content');
+                return bubble && bubble.textContent.length > 40;
+            }"""
+        )
+        self.page.reload()  # mid-reply: the reply belongs to the server and goes on
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        bubble = self.reply_finished(0)
+        expect(bubble).to_have_class(re.compile(r"\bcomplete\b"))
+        shown = bubble.locator(".content").text_content()
+        reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
+        assert shown == reply.content
+        assert [int(i) for i in re.findall(r"(\d+)@\d+ ", shown)] == list(range(150))
+        expect(self.bubbles("user")).to_have_count(1)
+
+    def test_a_dropped_connection_mid_reply_reconnects_and_resumes_without_duplicates(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("flaky network [[standin stamp=1 tokens=150 delay_ms=20]]")
+        self.page.wait_for_function(
+            """() => {
+                const bubble = document.querySelector('#chat .message.assistant.streaming .content');
+                return bubble && bubble.textContent.length > 40;
+            }"""
+        )
+        self.page.context.set_offline(True)  # the page's socket dies; the page shows it and retries
+        expect(self.page.locator("#connection")).to_have_text("reconnecting…")
+        self.page.context.set_offline(False)
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        bubble = self.reply_finished(0)
+        shown = bubble.locator(".content").text_content()
+        reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
+        assert (reply.status, shown) == ("complete", reply.content)
+        assert [int(i) for i in re.findall(r"(\d+)@\d+ ", shown)] == list(range(150))
+        assert Message.objects.filter(conversation__session_id=session_id, role="user").count() == 1

@@ -18,7 +18,9 @@
   let retryDelay = 500;
   // The reply being streamed: its bubble, its text node, and the offset the next chunk must start at.
   let live = null;
-  let pendingText = null;
+  // The message sent but not yet acknowledged by a `start` (or `duplicate`): resent, with the same
+  // client id, after a reconnect whose history does not hold it yet. The server drops a resend.
+  let pending = null;
   // Once the user changes the model or MCP controls, a history frame (which can arrive after that, and
   // again on every reconnect) must not put back the conversation's stored choice over theirs.
   let controlsTouched = false;
@@ -28,6 +30,12 @@
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
+  }
+
+  function newClientId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
   function codePoints(text) {
@@ -106,6 +114,11 @@
     setBusy(false);
   }
 
+  function settlePending() {
+    if (pending !== null && input.value === pending.frame.message) input.value = "";
+    pending = null;
+  }
+
   function onHistory(frame) {
     chat.replaceChildren();
     live = null;
@@ -129,19 +142,36 @@
     } else {
       setBusy(false);
     }
+    if (pending !== null) {
+      if (frame.messages.some((m) => m.client_id === pending.clientId)) {
+        settlePending();
+      } else {
+        transmit(pending.frame); // lost with the old socket: send again, the same client id
+      }
+    }
     scrollToEnd();
   }
 
   function onChunk(frame) {
     if (!live || live.messageId !== frame.message_id) return;
+    const end = frame.offset + codePoints(frame.content);
+    if (end <= live.offset) return; // all of it is already shown
+    if (frame.offset > live.offset) {
+      // A gap: ask once for the text from where ours ends; chunks past the gap wait for it.
+      if (!live.resyncing) {
+        live.resyncing = true;
+        transmit({ type: "resync", message_id: live.messageId, offset: live.offset });
+      }
+      return;
+    }
     let content = frame.content;
     if (frame.offset < live.offset) {
       // Already have the start of this chunk (a resend): keep only what is new.
-      const skip = live.offset - frame.offset;
-      content = Array.from(content).slice(skip).join("");
+      content = Array.from(content).slice(live.offset - frame.offset).join("");
     }
     live.text.appendData(content);
-    live.offset = Math.max(live.offset, frame.offset + codePoints(frame.content));
+    live.offset = end;
+    live.resyncing = false;
     scrollToEnd();
   }
 
@@ -158,15 +188,17 @@
         break;
       case "start":
         if (frame.user_message) messageBubble(frame.user_message);
-        if (pendingText !== null && frame.user_message && frame.user_message.content === pendingText) {
-          input.value = "";
-          pendingText = null;
+        if (pending !== null && frame.user_message && frame.user_message.client_id === pending.clientId) {
+          settlePending();
         }
         startLive(frame.message_id, frame.model, "", 0);
         scrollToEnd();
         break;
       case "chunk":
         onChunk(frame);
+        break;
+      case "duplicate":
+        if (pending !== null && frame.client_id === pending.clientId) settlePending();
         break;
       case "tool":
         if (live && live.messageId === frame.message_id) live.tools.appendChild(toolEntry(frame));
@@ -178,30 +210,48 @@
       case "error":
         if (frame.message_id) {
           finishLive(frame, "error", frame.message);
+        } else if (frame.code === "unavailable" && pending !== null) {
+          socket.close(); // this server is going away: reconnect (maybe to another) and resend
         } else {
           systemLine(`Error: ${frame.message}`);
-          pendingText = null;
+          pending = null;
           if (!live) setBusy(false);
         }
         break;
     }
   }
 
+  let retryTimer = null;
+
   function connect() {
+    clearTimeout(retryTimer);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     setConnection("connecting", "connecting…");
-    socket = new WebSocket(`${scheme}://${location.host}/ws/chat/${encodeURIComponent(sessionId)}/`);
-    socket.onopen = () => {
+    const current = new WebSocket(`${scheme}://${location.host}/ws/chat/${encodeURIComponent(sessionId)}/`);
+    socket = current;
+    current.onopen = () => {
       retryDelay = 500;
       setConnection("open", "connected");
     };
-    socket.onmessage = onFrame;
-    socket.onclose = () => {
+    current.onmessage = onFrame;
+    current.onclose = () => {
+      if (socket !== current) return; // an older socket, already replaced
       setConnection("closed", "reconnecting…");
-      setTimeout(connect, retryDelay);
+      // Backoff with jitter, so a restarted server is not hit by every tab at once.
+      retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
       retryDelay = Math.min(retryDelay * 2, 10000);
     };
   }
+
+  // The browser knows the network went away before TCP does: drop the socket now, and come back as
+  // soon as the network does. The reply goes on on the server; the next history frame resumes it.
+  window.addEventListener("offline", () => {
+    if (socket) socket.close();
+  });
+  window.addEventListener("online", () => {
+    retryDelay = 500;
+    if (!socket || socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) connect();
+  });
 
   function selectedServers() {
     const typed = mcpInput.value.split(/[\s,]+/).filter(Boolean);
@@ -209,12 +259,20 @@
     return [...new Set([...picked, ...typed])];
   }
 
+  function transmit(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
   function send() {
     const text = input.value;
-    if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN || live) return;
-    pendingText = text;
+    if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN || live || pending) return;
+    const clientId = newClientId();
+    pending = {
+      clientId,
+      frame: { message: text, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
+    };
     setBusy(true);
-    socket.send(JSON.stringify({ message: text, model: modelSelect.value, mcp_servers: selectedServers() }));
+    transmit(pending.frame);
   }
 
   for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
@@ -232,9 +290,7 @@
       send();
     }
   });
-  stopButton.addEventListener("click", () => {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "stop" }));
-  });
+  stopButton.addEventListener("click", () => transmit({ type: "stop" }));
 
   connect();
 })();
