@@ -98,7 +98,8 @@ DATABASES = {
         env="DATABASE_URL",
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(env_float("CHAT_DB_CONN_MAX_AGE", 60)),
-        conn_health_checks=True,
+        # No ping per call: the relay retries a call once when its connection turns out dead.
+        conn_health_checks=False,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -174,3 +175,6 @@ CHAT_UPSTREAM_RETRY_BACKOFF = env_float("CHAT_UPSTREAM_RETRY_BACKOFF", 0.5)
 # How long the Redis log of a reply lives: while it streams, and after it ended (for late joiners).
 CHAT_REPLY_LOG_TTL_SECONDS = int(env_float("CHAT_REPLY_LOG_TTL_SECONDS", 3600))
 CHAT_REPLY_LOG_KEEP_SECONDS = int(env_float("CHAT_REPLY_LOG_KEEP_SECONDS", 120))
+# The reply log gathers entries this long before a write: other instances' followers see text that
+# much later, and each pipeline carries several replies' merged deltas (a local socket never waits).
+CHAT_REPLY_LOG_BATCH_MS = env_float("CHAT_REPLY_LOG_BATCH_MS", 20)

@@ -84,8 +84,10 @@ class ReplyLogWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if settings.CHAT_REPLY_LOG_BATCH_MS > 0:
+                await asyncio.sleep(settings.CHAT_REPLY_LOG_BATCH_MS / 1000)
             self._wake.clear()
-            batch, self._pending = self._pending, []
+            batch, self._pending = _texts_merged(self._pending), []
             pipe = self.client.pipeline(transaction=False)
             for reply_id, fields, expire in batch:
                 key = log_key(reply_id)
@@ -100,6 +102,25 @@ class ReplyLogWriter:
                 logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
             if not self._pending:
                 self._idle.set()
+
+
+def _texts_merged(
+    pending: list[tuple[int, dict[str, str], int | None]],
+) -> list[tuple[int, dict[str, str], int | None]]:
+    """Merge each reply's adjacent text entries into one (offset of the first, texts joined)."""
+    merged: list[tuple[int, dict[str, str], int | None]] = []
+    last_text: dict[int, int] = {}  # reply id -> index in `merged` of its latest entry, if it is text
+    for reply_id, fields, expire in pending:
+        index = last_text.get(reply_id)
+        if fields["k"] == "t" and expire is None and index is not None:
+            merged[index][1]["x"] += fields["x"]
+            continue
+        merged.append((reply_id, dict(fields), expire))
+        if fields["k"] == "t" and expire is None:
+            last_text[reply_id] = len(merged) - 1
+        else:
+            last_text.pop(reply_id, None)
+    return merged
 
 
 async def log_read(

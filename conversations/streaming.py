@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from . import live, protocol, replylog, selectors, services, upstream
@@ -21,9 +22,28 @@ from .models import Message
 
 logger = logging.getLogger(__name__)
 
-# Service calls are self-contained, so they may run on any worker thread (each with its own
-# connection): a hundred turns starting at once do not queue behind one thread.
-db_call = partial(database_sync_to_async, thread_sensitive=False)
+T = TypeVar("T")
+
+
+def db_call(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """Run a service call on a worker thread; once more on a fresh connection if the old one was dead.
+
+    Service calls are self-contained (each write is atomic, so a failed one left nothing), so they may
+    run on any thread, each with its own connection: a hundred turns starting at once do not queue
+    behind one. Connections are reused without a ping per call; one the database dropped (a restart,
+    an idle timeout) fails once, is discarded by Django, and the call is retried on a new one.
+    """
+    run = database_sync_to_async(func, thread_sensitive=False)
+
+    async def call(**kwargs: Any) -> T:
+        try:
+            return await run(**kwargs)
+        except (OperationalError, InterfaceError):
+            logger.warning("database call failed; retrying on a new connection", exc_info=True)
+            return await run(**kwargs)
+
+    return call
+
 
 # How long a follower waits on the log before it checks the stored row (its writer may be gone).
 FOLLOW_CHECK_MS = 2000
