@@ -69,10 +69,12 @@ async def _follow_if_streaming_elsewhere(
     room: live.ConversationRoom, history: dict[str, Any], instance: instances.Instance
 ) -> None:
     """When the history shows a reply streaming on another instance, follow it and load its backlog."""
-    if instance.redis is None:
-        return  # one process only: a streaming row not live here lost its server
     streaming = [m for m in history["messages"] if m["status"] == Message.Status.STREAMING]
     if not streaming:
+        return
+    if instance.redis is None:
+        # One process only: a reply streaming in the rows but not here lost its server in a restart.
+        await db_call(services.orphaned_replies_interrupt)(session_id=room.session_id, live_ids=set())
         return
     reply = _follow_start(room, streaming[-1]["id"], streaming[-1]["model"], instance)
     try:

@@ -203,6 +203,20 @@ def _reply_mark_lapsed(message: Message) -> None:
     message.save(update_fields=["status", "finish_reason", "error_code", "error", "finished_at"])
 
 
+def orphaned_replies_interrupt(*, session_id: str, live_ids: set[int]) -> int:
+    """Store as interrupted the streaming replies of a conversation that no live server streams.
+
+    Only for a single process (no Redis): a reply it does not stream itself lost its server when the
+    process restarted. Return how many were stored.
+    """
+    orphans = Message.objects.streaming().filter(conversation__session_id=session_id).exclude(pk__in=live_ids)
+    count = 0
+    for message in orphans:
+        _reply_mark_lapsed(message)
+        count += 1
+    return count
+
+
 def reply_leases_renew(*, lease_owner: str) -> int:
     """Extend the leases of the replies this process streams; return how many."""
     return Message.objects.streaming().filter(lease_owner=lease_owner).update(lease_expires_at=lease_expiry())

@@ -260,3 +260,34 @@ async def test_the_instances_recover_when_redis_restarts_while_idle(instances, h
     assert text_after(0, frames_b) == text_after(0, frames_a)
     await tab_a.close()
     await tab_b.close()
+
+
+async def test_a_single_process_restarted_after_sigkill_frees_the_conversation(log_dir, standin, http):
+    env = server_env(
+        database_name=settings.DATABASES["default"]["NAME"],
+        redis_url="",  # one process on the in-memory channel layer
+        standin_url=standin.url,
+        CHAT_FLUSH_INTERVAL="0.2",
+    )
+    server = DaphneServer("solo", env, log_dir).start()
+    try:
+        tab = await ChatClient(http, server, "solo").connect()
+        await tab.send({"message": "cut short [[standin tokens=2000 delay_ms=10]]"})
+        start = await tab.receive()
+        for _ in range(40):
+            await tab.receive()
+        server.signal(signal.SIGKILL)
+        server.wait(10)
+        await tab.close()
+
+        server.start()  # same port, a new process
+        tab = await ChatClient(http, server, "solo").connect()
+        reply = await stored_reply(start["message_id"])
+        assert (reply.status, reply.finish_reason) == ("interrupted", "server_lost")
+        assert reply.content  # the last text it saved
+        assert "streaming" not in tab.history
+        await tab.send({"message": "and now?"})
+        assert (await tab.until_end())[-1]["type"] == "done"
+        await tab.close()
+    finally:
+        server.stop()
