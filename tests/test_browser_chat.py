@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.testing import ChannelsLiveServerTestCase
 from daphne.testing import DaphneProcess
 from django.conf import settings
@@ -39,9 +41,15 @@ TOKENS_RE = re.compile(r"^\d+ tokens$")
 
 
 def live_server_settings_apply(database_name: str, dedalus_base_url: str) -> None:
-    """In the Daphne child, before it serves: use the parent's test database and stand-in."""
+    """In the Daphne child, before it serves: use the parent's test database and stand-in.
+
+    Also give asgiref a sync thread of its own: a fork copies the parent's executor but not its
+    thread, so after an earlier async test had started that thread, every thread-sensitive call
+    (the handshake's session and user lookups) would wait forever.
+    """
     settings.DATABASES["default"]["NAME"] = database_name
     settings.DEDALUS_BASE_URL = dedalus_base_url
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
 
 
 class LiveServerProcess(DaphneProcess):
