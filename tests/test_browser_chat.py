@@ -207,12 +207,25 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         expect(self.page.locator("#model")).to_have_value(CHOSEN_MODEL)
 
     def test_markup_in_messages_and_replies_is_shown_as_text_never_run(self) -> None:
-        self.chat_open()
+        response = self.page.goto(f"{self.live_server_url}/c/xss-check/")
+        assert response is not None
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        expect(self.page.locator("#connection")).to_have_text("connected")
         markup = "<img src=x onerror=alert(1)>"
         self.message_send(markup)
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
-        self.message_send("[[standin reply=%3Cscript%3Ealert(2)%3C%2Fscript%3E%3Cb%3Ebold%3C%2Fb%3E]]")
+        self.message_send("<script>window.pwned = true; alert(3)</script>")
         expect(self.reply_finished(1)).to_have_class(re.compile(r"\bcomplete\b"))
+        self.message_send("[[standin reply=%3Cscript%3Ealert(2)%3C%2Fscript%3E%3Cb%3Ebold%3C%2Fb%3E]]")
+        expect(self.reply_finished(2)).to_have_class(re.compile(r"\bcomplete\b"))
+        # Even markup put into the page by hand cannot run inline script under the policy.
+        self.page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = 'window.pwned = true'; document.body.appendChild(s); }"""
+        )
+        assert self.page.evaluate("() => window.pwned === undefined")
 
         for view in ("live", "reloaded"):
             user_bubble = self.bubbles("user").first
@@ -220,14 +233,17 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
             expect(user_bubble.get_by_text(markup, exact=True)).to_be_visible()
             replies = self.bubbles("assistant").locator(".content")
             expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You said: {markup} ")))
-            expect(replies.nth(1)).to_have_text("<script>alert(2)</script><b>bold</b>")
+            expect(replies.nth(2)).to_have_text("<script>alert(2)</script><b>bold</b>")
+            expect(self.bubbles("user").nth(1).locator(".content")).to_have_text(
+                "<script>window.pwned = true; alert(3)</script>"
+            )
             expect(self.page.locator("#chat img, #chat script, #chat b")).to_have_count(0)
             assert self.dialogs == [], view
             if view == "live":
                 self.screenshot_save("browser-chat-markup.png")
                 self.page.reload()
                 expect(self.page.locator("#connection")).to_have_text("connected")
-                expect(self.bubbles("assistant")).to_have_count(2)
+                expect(self.bubbles("assistant")).to_have_count(3)
 
     def test_an_upstream_failure_shows_an_error_and_the_next_message_still_works(self) -> None:
         session_id = self.chat_open()
