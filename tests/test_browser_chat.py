@@ -14,6 +14,7 @@ from asgiref.sync import SyncToAsync
 from channels.testing import ChannelsLiveServerTestCase
 from daphne.testing import DaphneProcess
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
@@ -319,3 +320,22 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         assert (reply.status, shown) == ("complete", reply.content)
         assert [int(i) for i in re.findall(r"(\d+)@\d+ ", shown)] == list(range(150))
         assert Message.objects.filter(conversation__session_id=session_id, role="user").count() == 1
+
+    def test_logging_in_from_the_chat_page_keeps_the_conversation(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("before I log in")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        get_user_model().objects.create_user("frank", password="pw-for-tests-only")
+        self.page.get_by_role("link", name="Log in").click()
+        expect(self.page.get_by_role("heading", name="Log in")).to_be_visible()
+        self.page.get_by_label("Username").fill("frank")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.screenshot_save("browser-login.png", full_page=False)
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page).to_have_url(re.compile(rf"/c/{session_id}/$"))
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.bubbles("user").locator(".content")).to_have_text("before I log in")
+        expect(self.page.locator(".account-name")).to_have_text("frank")
+        conversation = Conversation.objects.get(session_id=session_id)
+        assert conversation.user is not None
+        assert conversation.user.username == "frank"
