@@ -5,6 +5,7 @@ SIGTERM and a SIGKILL of the instance that streams it.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -93,10 +94,12 @@ async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(inst
     a, b = instances
     tab_b = await ChatClient(http, b, "cross").connect()
     tab_a = await ChatClient(http, a, "cross").connect()
-    await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=5]]"})
-    frames_a, frames_b = await tab_a.until_end(), await tab_b.until_end()
+    await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=25]]"})
+    frames_a, frames_b = await asyncio.gather(tab_a.until_end(), tab_b.until_end())
 
+    # The tab on B hears of the reply while it streams (the group event), not from the log after it ended.
     assert frames_b[0]["type"] == "start"
+    assert tab_b.received_at[0] < tab_a.received_at[-1]
     assert frames_b[0]["user_message"]["content"].startswith("hello")
     assert frames_b[-1]["type"] == "done"
     text_a, text_b = text_after(0, frames_a), text_after(0, frames_b)
