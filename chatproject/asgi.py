@@ -10,13 +10,26 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+
+
+def allowed_websocket_origins() -> list[str]:
+    """Handshake origins: the ALLOWED_HOSTS (any scheme) and CSRF_TRUSTED_ORIGINS (as given).
+
+    `*.example.com` in CSRF_TRUSTED_ORIGINS becomes Channels' `.example.com` (the domain and its subdomains).
+    """
+    trusted = [origin.replace("://*.", "://.") for origin in settings.CSRF_TRUSTED_ORIGINS]
+    return [*settings.ALLOWED_HOSTS, *trusted]
+
+
+websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidator(websocket_app, allowed_websocket_origins()),
     }
 )

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "csp",
     "conversations",
 ]
 
@@ -71,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -134,6 +136,39 @@ WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+LOGIN_URL = "conversations:login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+# --- Deployment (see README, "Production settings"): all off by default so plain-HTTP runs work ---
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(env_float("DJANGO_SECURE_HSTS_SECONDS", 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# No inline script anywhere; styles may be inline for the admin's sake. connect-src 'self' covers the
+# same-origin ws:/wss: socket.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 LOGGING = {
     "version": 1,
@@ -178,3 +213,9 @@ CHAT_REPLY_LOG_KEEP_SECONDS = int(env_float("CHAT_REPLY_LOG_KEEP_SECONDS", 120))
 # The reply log gathers entries this long before a write: other instances' followers see text that
 # much later, and each pipeline carries several replies' merged deltas (a local socket never waits).
 CHAT_REPLY_LOG_BATCH_MS = env_float("CHAT_REPLY_LOG_BATCH_MS", 20)
+
+# --- Limits (per owner: a user, or an anonymous browser session) ---
+CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "20/minute").strip()  # empty: no limit
+CHAT_DAILY_TOKEN_QUOTA = int(env_float("CHAT_DAILY_TOKEN_QUOTA", 0))  # 0: no quota
+CHAT_MAX_SOCKETS_PER_OWNER = int(env_float("CHAT_MAX_SOCKETS_PER_OWNER", 20))  # 0: no limit
+CHAT_MAX_FRAME_BYTES = int(env_float("CHAT_MAX_FRAME_BYTES", 256 * 1024))

@@ -1,59 +1,80 @@
-"""The chat WebSocket: parses frames, hands them to the relay, and sends back what it answers."""
+"""The chat WebSocket: checks who is connecting, parses frames, hands them to the relay."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from . import protocol, relay
+from . import instance as instances
+from . import protocol, relay, throttles
 from .exceptions import ChatError
-from .services import Owner
+from .owners import ConversationRef, Owner
 
 INVALID_SESSION_CLOSE_CODE = 4400
+LOGIN_REQUIRED_CLOSE_CODE = 4401
+TOO_MANY_SOCKETS_CLOSE_CODE = 4429
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """One browser tab or API client on one conversation (`/ws/chat/<session_id>/` or `/ws/<session_id>`)."""
+    """One browser tab or API client on one conversation (`/ws/chat/<session_id>/` or `/ws/<session_id>`).
 
-    session_id: str = ""
+    The conversation is the one with that id in the connecting owner's namespace, never another's.
+    """
+
+    ref: ConversationRef | None = None
+    owner: Owner
+    socket_id: str = ""
 
     async def connect(self) -> None:
-        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.group = relay.conversation_group(self.session_id)
+        self.owner = Owner.from_scope(self.scope)
         await self.accept()
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await relay.conversation_join(session_id=self.session_id, key=id(self), send=self.send_text)
+        if settings.CHAT_REQUIRE_LOGIN and not self.owner.is_authenticated:
+            await self.close(code=LOGIN_REQUIRED_CLOSE_CODE)  # no frame of data before it
+            return
+        instance = await instances.instance_get()
+        socket_id = uuid.uuid4().hex
+        if not await throttles.socket_admit(instance=instance, owner_key=self.owner.key, socket_id=socket_id):
+            limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
+            message = f"At most {limit} open chat sockets per user; close a tab and retry."
+            await self.send_text(protocol.dumps(protocol.error_frame("too_many_sockets", message)))
+            await self.close(code=TOO_MANY_SOCKETS_CLOSE_CODE)
+            return
+        self.socket_id = socket_id
+        relay.sockets_open[socket_id] = self.owner.key
+        self.ref = ConversationRef(self.owner.key, self.scope["url_route"]["kwargs"]["session_id"])
+        await self.channel_layer.group_add(self.ref.group, self.channel_name)
+        await relay.conversation_join(ref=self.ref, key=id(self), send=self.send_text)
 
     async def disconnect(self, code: int) -> None:
-        if self.session_id:
-            relay.conversation_leave(session_id=self.session_id, key=id(self))
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.socket_id:
+            relay.sockets_open.pop(self.socket_id, None)
+            instance = await instances.instance_get()
+            await throttles.socket_release(
+                instance=instance, owner_key=self.owner.key, socket_id=self.socket_id
+            )
+        if self.ref is not None:
+            relay.conversation_leave(ref=self.ref, key=id(self))
+            await self.channel_layer.group_discard(self.ref.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.ref is None:
+            return  # refused at connect; nothing to do until the close lands
         try:
             frame = protocol.parse_client_frame(text_data, bytes_data)
-            await relay.client_frame_handle(
-                session_id=self.session_id, owner=self.owner(), frame=frame, send=self.send_text
-            )
+            await relay.client_frame_handle(ref=self.ref, owner=self.owner, frame=frame, send=self.send_text)
         except ChatError as exc:
-            await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message)))
+            await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
 
     async def reply_started(self, event: dict[str, Any]) -> None:
         """Channel-layer event: another instance started a reply in this conversation."""
-        await relay.reply_started_elsewhere(session_id=self.session_id, event=event)
+        if self.ref is not None:
+            await relay.reply_started_elsewhere(ref=self.ref, event=event)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)
-
-    def owner(self) -> Owner:
-        """The user of the handshake, or the anonymous browser session that opened it."""
-        user = self.scope.get("user")
-        session = self.scope.get("session")
-        return Owner(
-            user_id=user.pk if user is not None and user.is_authenticated else None,
-            session_key=(session.session_key or "") if session is not None else "",
-        )
 
 
 class InvalidSessionConsumer(AsyncWebsocketConsumer):

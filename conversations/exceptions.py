@@ -2,11 +2,11 @@
 
 
 class ChatError(Exception):
-    """An error the client sees, with a code it can branch on."""
+    """An error the client sees, with a code it can branch on (and any details, e.g. `retry_after`)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **details: object) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.details = code, message, details
 
 
 class UpstreamError(ChatError):

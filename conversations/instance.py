@@ -60,7 +60,10 @@ async def instance_get() -> Instance:
 
 async def _instance_start() -> Instance:
     layer = get_channel_layer()
-    channel = await layer.new_channel("chat-process.")
+    # The default prefix matters: channels_redis serves every process-specific channel of a layer from
+    # one receive loop keyed by the prefix, so a channel with a prefix of its own would hold that loop
+    # on its own queue and starve the consumers' channels (their group events) for seconds at a time.
+    channel = await layer.new_channel()
     client = redis_asyncio.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     instance = Instance(
         channel=channel, redis=client, log_writer=ReplyLogWriter(client) if client is not None else None

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from .owners import ConversationRef
+
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
@@ -51,7 +53,7 @@ class LiveReply:
 class ConversationRoom:
     """The sockets of one conversation on this process, and its reply in flight if any."""
 
-    session_id: str
+    ref: ConversationRef
     subscribers: dict[int, Send] = field(default_factory=dict)
     reply: LiveReply | None = None
 
@@ -62,7 +64,7 @@ class ConversationRoom:
                 await send(text)
             except Exception:  # a dead socket must never stop the reply for the others
                 logger.warning(
-                    "dropping subscriber after a failed send", extra={"session_id": self.session_id}
+                    "dropping subscriber after a failed send", extra={"session_id": self.ref.session_id}
                 )
                 self.subscribers.pop(key, None)
 
@@ -70,22 +72,22 @@ class ConversationRoom:
 _rooms: dict[str, ConversationRoom] = {}
 
 
-def room_get(session_id: str) -> ConversationRoom:
+def room_get(ref: ConversationRef) -> ConversationRoom:
     """Return the room of a conversation, creating it if needed."""
-    room = _rooms.get(session_id)
+    room = _rooms.get(ref.room_key)
     if room is None:
-        room = _rooms[session_id] = ConversationRoom(session_id=session_id)
+        room = _rooms[ref.room_key] = ConversationRoom(ref=ref)
     return room
 
 
-def room_find(session_id: str) -> ConversationRoom | None:
-    return _rooms.get(session_id)
+def room_find(ref: ConversationRef) -> ConversationRoom | None:
+    return _rooms.get(ref.room_key)
 
 
 def room_release(room: ConversationRoom) -> None:
     """Forget a room once nobody listens and nothing streams."""
-    if not room.subscribers and room.reply is None and _rooms.get(room.session_id) is room:
-        del _rooms[room.session_id]
+    if not room.subscribers and room.reply is None and _rooms.get(room.ref.room_key) is room:
+        del _rooms[room.ref.room_key]
 
 
 def owned_replies() -> list[tuple[ConversationRoom, LiveReply]]:

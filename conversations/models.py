@@ -86,7 +86,10 @@ class MCPServerPreset(models.Model):
 
 
 class Conversation(models.Model):
-    session_id = models.CharField(max_length=64, unique=True, help_text="The id in the page and socket URL.")
+    session_id = models.CharField(max_length=64, help_text="The id in the page and socket URL.")
+    owner_key = models.CharField(
+        max_length=80, help_text="The owner's namespace: u:<user id>, s:<browser session key> or public."
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -105,6 +108,11 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner_key", "session_id"], name="one_conversation_per_owner_and_id"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or self.session_id

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.conf import settings
 
 from .exceptions import ChatError
-
-# A client frame is small; anything larger is refused before it is parsed.
-MAX_FRAME_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +48,9 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
     """
     if text_data is None:
         raise ChatError("invalid_json", "Frames must be JSON text, not binary.")
-    if len(text_data) > MAX_FRAME_BYTES:
-        raise ChatError("invalid_json", f"Frames must be at most {MAX_FRAME_BYTES} bytes.")
+    limit = settings.CHAT_MAX_FRAME_BYTES
+    if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
+        raise ChatError("message_too_long", f"Frames must be at most {limit} bytes.")  # refused unparsed
     try:
         data = orjson.loads(text_data)
     except orjson.JSONDecodeError:

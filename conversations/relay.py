@@ -16,12 +16,16 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import instance as instances
-from . import live, protocol, selectors, services
+from . import live, protocol, selectors, services, throttles
 from .exceptions import ChatError
 from .models import Message
+from .owners import ConversationRef, Owner
 from .streaming import db_call, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
+
+# This process's open sockets (socket id -> owner key), whose per-owner count the heartbeat renews.
+sockets_open: dict[str, str] = {}
 
 # Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
@@ -30,17 +34,12 @@ _reply_tasks: set[asyncio.Task[None]] = set()
 FOLLOW_LOAD_TIMEOUT = 3.0
 
 
-def conversation_group(session_id: str) -> str:
-    """The channel-layer group of a conversation's sockets."""
-    return f"chat.{session_id}"
-
-
 def _task_keep(task: asyncio.Task[None]) -> None:
     _reply_tasks.add(task)
     task.add_done_callback(_reply_tasks.discard)
 
 
-async def conversation_join(*, session_id: str, key: int, send: live.Send) -> None:
+async def conversation_join(*, ref: ConversationRef, key: int, send: live.Send) -> None:
     """Subscribe a socket to a conversation and send it the `history` frame.
 
     The frame carries the reply in flight, if any, with its text so far (`streaming`); the socket then
@@ -48,8 +47,8 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
     """
     instance = await instances.instance_get()
     for _ in range(2):
-        history = await db_call(selectors.conversation_history)(session_id=session_id)
-        room = live.room_get(session_id)
+        history = await db_call(selectors.conversation_history)(ref=ref)
+        room = live.room_get(ref)
         if room.reply is None:
             await _follow_if_streaming_elsewhere(room, history, instance)
         if _history_matches_live(history, room.reply):
@@ -62,7 +61,7 @@ async def conversation_join(*, session_id: str, key: int, send: live.Send) -> No
             if message["id"] == room.reply.message_id:
                 message["content"] = text
     room.subscribers[key] = send
-    await send(protocol.dumps({"type": "history", "session_id": session_id, **history}))
+    await send(protocol.dumps({"type": "history", "session_id": ref.session_id, **history}))
 
 
 async def _follow_if_streaming_elsewhere(
@@ -74,7 +73,7 @@ async def _follow_if_streaming_elsewhere(
         return
     if instance.redis is None:
         # One process only: a reply streaming in the rows but not here lost its server in a restart.
-        await db_call(services.orphaned_replies_interrupt)(session_id=room.session_id, live_ids=set())
+        await db_call(services.orphaned_replies_interrupt)(ref=room.ref, live_ids=set())
         return
     reply = _follow_start(room, streaming[-1]["id"], streaming[-1]["model"], instance)
     try:
@@ -109,40 +108,41 @@ def _history_matches_live(history: dict[str, Any], reply: live.LiveReply | None)
     )
 
 
-def conversation_leave(*, session_id: str, key: int) -> None:
+def conversation_leave(*, ref: ConversationRef, key: int) -> None:
     """Unsubscribe a socket. Its reply in flight, if any, goes on."""
-    room = live.room_find(session_id)
+    room = live.room_find(ref)
     if room is not None:
         room.subscribers.pop(key, None)
         live.room_release(room)
 
 
 async def client_frame_handle(
-    *, session_id: str, owner: services.Owner, frame: protocol.ClientFrame, send: live.Send
+    *, ref: ConversationRef, owner: Owner, frame: protocol.ClientFrame, send: live.Send
 ) -> None:
     """Act on one client frame. Raise ChatError for the client when it cannot be done."""
     if isinstance(frame, protocol.StopFrame):
-        await reply_stop(session_id=session_id)
+        await reply_stop(ref=ref)
     elif isinstance(frame, protocol.ResyncFrame):
-        await reply_resend(session_id=session_id, message_id=frame.message_id, offset=frame.offset, send=send)
+        await reply_resend(ref=ref, message_id=frame.message_id, offset=frame.offset, send=send)
     else:
-        await message_send(session_id=session_id, owner=owner, frame=frame, send=send)
+        await message_send(ref=ref, owner=owner, frame=frame, send=send)
 
 
 async def message_send(
-    *, session_id: str, owner: services.Owner, frame: protocol.SendFrame, send: live.Send
+    *, ref: ConversationRef, owner: Owner, frame: protocol.SendFrame, send: live.Send
 ) -> None:
     """Store a user message and start its reply; a resend of a stored `client_id` starts nothing."""
     instance = await instances.instance_get()
     if instance.draining:
         raise ChatError("unavailable", "This server is restarting; send again in a moment.")
-    room = live.room_get(session_id)
+    room = live.room_get(ref)
     if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+    await throttles.message_rate_check(owner_key=owner.key)
     turn = await db_call(services.turn_begin)(
-        session_id=session_id,
+        ref=ref,
         owner=owner,
         content=frame.message,
         model=frame.model,
@@ -158,7 +158,7 @@ async def message_send(
         )
         return
     # Looked up again: the room may have been released while the turn was stored.
-    room = live.room_get(session_id)
+    room = live.room_get(ref)
     reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
     start = protocol.dumps(
         protocol.start_frame(message_id=turn.reply_id, model=turn.model, user_message=turn.user_message)
@@ -170,7 +170,7 @@ async def message_send(
     _task_keep(reply.task)
     # Sockets of this conversation on other instances start following the reply's log.
     await _group_send(
-        session_id,
+        ref,
         {
             "type": "reply.started",
             "origin": instance.channel,
@@ -181,19 +181,19 @@ async def message_send(
     )
 
 
-async def _group_send(session_id: str, message: dict[str, Any]) -> None:
+async def _group_send(ref: ConversationRef, message: dict[str, Any]) -> None:
     try:
-        await get_channel_layer().group_send(conversation_group(session_id), message)
+        await get_channel_layer().group_send(ref.group, message)
     except Exception:  # other instances then learn of the reply when their sockets reconnect
-        logger.warning("group send failed", extra={"session_id": session_id}, exc_info=True)
+        logger.warning("group send failed", extra={"session_id": ref.session_id}, exc_info=True)
 
 
-async def reply_started_elsewhere(*, session_id: str, event: dict[str, Any]) -> None:
+async def reply_started_elsewhere(*, ref: ConversationRef, event: dict[str, Any]) -> None:
     """Another instance started a reply in a conversation with sockets here: follow it (once)."""
     instance = await instances.instance_get()
     if event["origin"] == instance.channel or instance.redis is None:
         return
-    room = live.room_find(session_id)
+    room = live.room_find(ref)
     if room is None or not room.subscribers:
         return
     if room.reply is not None and room.reply.message_id >= event["reply_id"]:
@@ -202,16 +202,16 @@ async def reply_started_elsewhere(*, session_id: str, event: dict[str, Any]) -> 
     _follow_start(room, event["reply_id"], event["model"], instance)
 
 
-async def reply_stop(*, session_id: str) -> bool:
+async def reply_stop(*, ref: ConversationRef) -> bool:
     """Stop the reply in flight of a conversation, on whichever instance streams it.
 
     Return False when nothing streams (stop is idempotent).
     """
-    room = live.room_find(session_id)
+    room = live.room_find(ref)
     reply = room.reply if room else None
     if reply is not None and reply.owned:
         return reply_cancel(reply, reason="stopped")
-    streaming = await db_call(selectors.conversation_streaming_reply)(session_id=session_id)
+    streaming = await db_call(selectors.conversation_streaming_reply)(ref=ref)
     if streaming is None:
         return False
     reply_id, lease_owner = streaming
@@ -244,15 +244,18 @@ async def _on_reply_stop(message: dict[str, Any]) -> None:
             reply_cancel(reply, reason="stopped")
 
 
-async def reply_resend(*, session_id: str, message_id: int, offset: int, send: live.Send) -> None:
+async def reply_resend(*, ref: ConversationRef, message_id: int, offset: int, send: live.Send) -> None:
     """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap."""
     page = settings.CHAT_RESYNC_PAGE_CHARS
-    room = live.room_find(session_id)
+    room = live.room_find(ref)
     if room is not None and room.reply is not None and room.reply.message_id == message_id:
         text, end_frame = room.reply.text(), None
     else:
         stored = await db_call(selectors.reply_stored)(reply_id=message_id)
-        if stored is None or stored.conversation.session_id != session_id:
+        if stored is None or (stored.conversation.owner_key, stored.conversation.session_id) != (
+            ref.owner_key,
+            ref.session_id,
+        ):
             raise ChatError("invalid_message", "No such reply in this conversation.")
         text = stored.content
         end_frame = (
@@ -269,6 +272,7 @@ async def reply_resend(*, session_id: str, message_id: int, offset: int, send: l
 async def _heartbeat() -> None:
     """Renew this process's reply leases; store replies whose server died as interrupted."""
     instance = await instances.instance_get()
+    await throttles.sockets_renew(instance=instance, sockets=dict(sockets_open))
     await db_call(services.reply_leases_renew)(lease_owner=instance.channel)
     lapsed = await db_call(services.lapsed_replies_interrupt)()
     for item in lapsed:

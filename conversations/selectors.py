@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models import ChatModel, Conversation, MCPServerPreset, Message
+from .owners import ConversationRef
 
 
 def message_as_dict(message: Message) -> dict[str, Any]:
@@ -27,13 +28,13 @@ def message_as_dict(message: Message) -> dict[str, Any]:
     }
 
 
-def conversation_history(*, session_id: str) -> dict[str, Any]:
-    """Return the conversation and its messages, oldest first; an empty one if it does not exist yet."""
-    conversation = Conversation.objects.filter(session_id=session_id).first()
+def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
+    """Return the owner's conversation and its messages, oldest first; an empty one if there is none."""
+    conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
     if conversation is None:
         return {
             "conversation": {
-                "session_id": session_id,
+                "session_id": ref.session_id,
                 "title": "",
                 "model": ChatModel.objects.default_name() or "",
                 "mcp_servers": [],
@@ -77,11 +78,11 @@ def reply_stored(*, reply_id: int) -> Message | None:
     )
 
 
-def conversation_streaming_reply(*, session_id: str) -> tuple[int, str] | None:
+def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | None:
     """The id and lease owner (a process channel) of the reply streaming in a conversation, if any."""
     return (
         Message.objects.streaming()
-        .filter(conversation__session_id=session_id)
+        .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
         .values_list("pk", "lease_owner")
         .order_by("-pk")
         .first()

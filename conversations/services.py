@@ -14,22 +14,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from .exceptions import ChatError
-from .models import ChatModel, Conversation, Message
+from .models import ChatModel, Conversation, MCPServerPreset, Message
+from .owners import ConversationRef, Owner
 from .selectors import message_as_dict
-from .validators import mcp_target_error
+from .validators import mcp_target_error, mcp_target_is_internal
 
 TITLE_LENGTH = 60
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Who is chatting: a signed-in user, or an anonymous browser session."""
-
-    user_id: int | None = None
-    session_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +46,7 @@ class LapsedReply:
 class Turn:
     """A stored user message and the reply row it opened, with what goes upstream."""
 
-    session_id: str
+    ref: ConversationRef
     user_message: dict[str, Any]
     reply_id: int
     model: str
@@ -100,7 +94,44 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
         error = mcp_target_error(target)
         if error:
             raise ChatError("invalid_mcp_server", f"{target[:200]!r}: {error}")
+    internal = [target for target in cleaned if mcp_target_is_internal(target)]
+    if internal:
+        # An internal host only when an administrator offers it as a preset (no SSRF by free text).
+        allowed = set(
+            MCPServerPreset.objects.enabled().filter(target__in=internal).values_list("target", flat=True)
+        )
+        for target in internal:
+            if target not in allowed:
+                raise ChatError(
+                    "invalid_mcp_server",
+                    f"{target[:200]!r}: private, loopback and local hosts are not allowed.",
+                )
     return cleaned
+
+
+def daily_tokens_used(*, owner_key: str) -> int:
+    """Tokens the owner's replies used since midnight UTC."""
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    used = Message.objects.filter(
+        conversation__owner_key=owner_key, role=Message.Role.ASSISTANT, created_at__gte=midnight
+    ).aggregate(total=Sum("total_tokens"))["total"]
+    return used or 0
+
+
+def daily_quota_check(*, owner_key: str) -> None:
+    """Raise ChatError("quota_exceeded") when the owner used CHAT_DAILY_TOKEN_QUOTA tokens today."""
+    quota = settings.CHAT_DAILY_TOKEN_QUOTA
+    if not quota:
+        return
+    used = daily_tokens_used(owner_key=owner_key)
+    if used >= quota:
+        now = timezone.now()
+        tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        raise ChatError(
+            "quota_exceeded",
+            f"The daily quota of {quota} tokens is used up ({used}); it renews at midnight UTC.",
+            retry_after=int((tomorrow - now).total_seconds()) + 1,
+        )
 
 
 def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
@@ -127,7 +158,7 @@ def lease_expiry() -> datetime:
 @transaction.atomic
 def turn_begin(
     *,
-    session_id: str,
+    ref: ConversationRef,
     owner: Owner,
     content: str,
     model: str | None,
@@ -139,12 +170,14 @@ def turn_begin(
 
     Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation.
     Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
-    or `busy` when a reply of this conversation is still streaming; nothing is stored then.
+    `quota_exceeded`, or `busy` when a reply of this conversation is still streaming; nothing is
+    stored then.
     """
     message_content_check(content)
     # The row lock serialises turns of one conversation across threads and server instances.
     conversation, _ = Conversation.objects.select_for_update().get_or_create(
-        session_id=session_id,
+        owner_key=ref.owner_key,
+        session_id=ref.session_id,
         defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
     )
     previous = list(Message.objects.history(conversation))
@@ -154,6 +187,7 @@ def turn_begin(
             return DuplicateSend(client_id=client_id, user_message_id=sent.pk)
     chosen_model = model_resolve(requested=model, current=conversation.model)
     servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
+    daily_quota_check(owner_key=ref.owner_key)
     now = timezone.now()
     for message in previous:
         if message.status != Message.Status.STREAMING:
@@ -186,7 +220,7 @@ def turn_begin(
         conversation.title = " ".join(content.split())[:TITLE_LENGTH]
     conversation.save(update_fields=["model", "mcp_servers", "title", "updated_at"])
     return Turn(
-        session_id=session_id,
+        ref=ref,
         user_message=message_as_dict(user_message),
         reply_id=reply.pk,
         model=chosen_model,
@@ -203,13 +237,17 @@ def _reply_mark_lapsed(message: Message) -> None:
     message.save(update_fields=["status", "finish_reason", "error_code", "error", "finished_at"])
 
 
-def orphaned_replies_interrupt(*, session_id: str, live_ids: set[int]) -> int:
+def orphaned_replies_interrupt(*, ref: ConversationRef, live_ids: set[int]) -> int:
     """Store as interrupted the streaming replies of a conversation that no live server streams.
 
     Only for a single process (no Redis): a reply it does not stream itself lost its server when the
     process restarted. Return how many were stored.
     """
-    orphans = Message.objects.streaming().filter(conversation__session_id=session_id).exclude(pk__in=live_ids)
+    orphans = (
+        Message.objects.streaming()
+        .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
+        .exclude(pk__in=live_ids)
+    )
     count = 0
     for message in orphans:
         _reply_mark_lapsed(message)
@@ -269,4 +307,19 @@ def reply_finish(
         error_code=error_code,
         error=error,
         finished_at=timezone.now(),
+    )
+
+
+@transaction.atomic
+def conversations_claim(*, session_key: str, user_id: int) -> int:
+    """Give a user the conversations of the anonymous browser session they just signed in from.
+
+    A conversation whose id the user already has elsewhere stays with the session (ids are random,
+    so this is a near-impossible collision). Return how many moved.
+    """
+    taken = Conversation.objects.filter(owner_key=f"u:{user_id}").values_list("session_id", flat=True)
+    return (
+        Conversation.objects.filter(owner_key=f"s:{session_key}")
+        .exclude(session_id__in=list(taken))
+        .update(owner_key=f"u:{user_id}", user_id=user_id, owner_session_key="")
     )

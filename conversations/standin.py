@@ -78,6 +78,7 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "tool": str,
     "reply": str,
     "stamp": _flag,
+    "echo_auth": _flag,
 }
 
 
@@ -367,7 +368,11 @@ async def respond(request: web.Request, completion: Completion, rec: dict[str, A
     status = behaviour.get("status")
     if status and status >= 400:
         finish(rec, "error_status")
-        return error_response(status, f"standin: simulated HTTP {status}")
+        message = f"standin: simulated HTTP {status}"
+        if behaviour.get("echo_auth"):  # as some APIs quote the key they were sent
+            auth = request.headers.get("Authorization", "")
+            message = f"Incorrect API key provided: {auth.removeprefix('Bearer ')}"
+        return error_response(status, message)
     if completion.stream:
         return await stream_completion(request, completion, rec)
     return await json_completion(request, completion, rec)

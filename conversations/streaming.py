@@ -94,7 +94,7 @@ async def reply_run(
         }
     except Exception:
         logger.exception(
-            "reply failed", extra={"session_id": turn.session_id, "message_id": reply.message_id}
+            "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
         )
         outcome = {
             "status": Message.Status.ERROR,
@@ -134,7 +134,7 @@ async def _reply_conclude(
     logger.info(
         "reply ended",
         extra={
-            "session_id": room.session_id,
+            "session_id": room.ref.session_id,
             "message_id": reply.message_id,
             "status": outcome["status"],
             "chars": reply.length,

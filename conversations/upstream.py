@@ -328,9 +328,19 @@ def _usage(raw: Any) -> dict[str, int] | None:
     }
 
 
+def redact(text: str) -> str:
+    """The text without the API key, should the upstream echo it back (some APIs quote the key sent)."""
+    key = settings.DEDALUS_API_KEY
+    if key and key in text:
+        text = text.replace(key, "[redacted]")
+    if len(key) > 8 and key[:8] in text:  # a quoted prefix, as in "Incorrect API key provided: dsk-abcd…"
+        text = text.replace(key[:8], "[redacted]")
+    return text
+
+
 def _error_text(error: Any) -> str:
     message = error.get("message") if isinstance(error, dict) else error
-    return f"The model service reported an error: {str(message)[:300]}"
+    return redact(f"The model service reported an error: {str(message)[:300]}")
 
 
 def _status_message(exc: dedalus_labs.APIStatusError) -> str:
@@ -341,7 +351,7 @@ def _status_message(exc: dedalus_labs.APIStatusError) -> str:
         error = body.get("error", body)
         detail = str(error.get("message", "") if isinstance(error, dict) else error)
     detail = detail[:300] or exc.response.reason_phrase
-    return f"The model service answered {exc.status_code}: {detail}"
+    return redact(f"The model service answered {exc.status_code}: {detail}")
 
 
 def _timeout_error(first_token_seen: bool, total_exceeded: bool) -> UpstreamError:

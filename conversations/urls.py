@@ -1,3 +1,4 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from . import views
@@ -6,6 +7,8 @@ from .validators import SESSION_ID_PATTERN
 app_name = "conversations"
 
 urlpatterns = [
+    path("accounts/login/", views.ChatLoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.chat_new, name="new"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
 ]

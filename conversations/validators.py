@@ -1,5 +1,6 @@
 """Validation of the values a client or an admin may give: MCP server targets and session ids."""
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -40,3 +41,25 @@ def validate_mcp_target(target: str) -> None:
     error = mcp_target_error(target)
     if error:
         raise ValidationError(error, code="invalid_mcp_server")
+
+
+# Names that only mean something inside a network (or this machine): never sent to a hosted service.
+INTERNAL_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp")
+
+
+def mcp_target_is_internal(target: str) -> bool:
+    """True for an https URL whose host is loopback, private, link-local or otherwise not public.
+
+    Literal IPs are classified; names are judged by their form (`localhost`, one label, internal
+    suffixes), since the URL is fetched by the model service, not resolved here.
+    """
+    if MCP_SLUG_RE.match(target):
+        return False
+    host = (urlsplit(target).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or "." not in host or host.endswith(INTERNAL_HOST_SUFFIXES)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global

@@ -157,6 +157,7 @@ class ChatClient:
         self.http, self.server, self.session_id = http, server, session_id
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.history: dict[str, Any] = {}
+        self.received_at: list[float] = []  # loop time each frame was read (reading concurrently: arrival)
 
     async def connect(self) -> ChatClient:
         self.ws = await self.http.ws_connect(
@@ -174,10 +175,12 @@ class ChatClient:
         assert self.ws is not None
         message = await self.ws.receive(timeout=wait)
         assert message.type == aiohttp.WSMsgType.TEXT, message
+        self.received_at.append(asyncio.get_running_loop().time())
         return orjson.loads(message.data)
 
     async def until_end(self, wait: float = 15) -> list[dict[str, Any]]:
-        """Frames up to and including the reply's `done` or `error`."""
+        """Frames up to and including the reply's `done` or `error` (their times in `received_at`)."""
+        self.received_at = []
         frames = []
         while True:
             frame = await self.receive(wait)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.testing import ChannelsLiveServerTestCase
 from daphne.testing import DaphneProcess
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
@@ -39,9 +42,15 @@ TOKENS_RE = re.compile(r"^\d+ tokens$")
 
 
 def live_server_settings_apply(database_name: str, dedalus_base_url: str) -> None:
-    """In the Daphne child, before it serves: use the parent's test database and stand-in."""
+    """In the Daphne child, before it serves: use the parent's test database and stand-in.
+
+    Also give asgiref a sync thread of its own: a fork copies the parent's executor but not its
+    thread, so after an earlier async test had started that thread, every thread-sensitive call
+    (the handshake's session and user lookups) would wait forever.
+    """
     settings.DATABASES["default"]["NAME"] = database_name
     settings.DEDALUS_BASE_URL = dedalus_base_url
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
 
 
 class LiveServerProcess(DaphneProcess):
@@ -199,12 +208,25 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         expect(self.page.locator("#model")).to_have_value(CHOSEN_MODEL)
 
     def test_markup_in_messages_and_replies_is_shown_as_text_never_run(self) -> None:
-        self.chat_open()
+        response = self.page.goto(f"{self.live_server_url}/c/xss-check/")
+        assert response is not None
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        expect(self.page.locator("#connection")).to_have_text("connected")
         markup = "<img src=x onerror=alert(1)>"
         self.message_send(markup)
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
-        self.message_send("[[standin reply=%3Cscript%3Ealert(2)%3C%2Fscript%3E%3Cb%3Ebold%3C%2Fb%3E]]")
+        self.message_send("<script>window.pwned = true; alert(3)</script>")
         expect(self.reply_finished(1)).to_have_class(re.compile(r"\bcomplete\b"))
+        self.message_send("[[standin reply=%3Cscript%3Ealert(2)%3C%2Fscript%3E%3Cb%3Ebold%3C%2Fb%3E]]")
+        expect(self.reply_finished(2)).to_have_class(re.compile(r"\bcomplete\b"))
+        # Even markup put into the page by hand cannot run inline script under the policy.
+        self.page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = 'window.pwned = true'; document.body.appendChild(s); }"""
+        )
+        assert self.page.evaluate("() => window.pwned === undefined")
 
         for view in ("live", "reloaded"):
             user_bubble = self.bubbles("user").first
@@ -212,14 +234,17 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
             expect(user_bubble.get_by_text(markup, exact=True)).to_be_visible()
             replies = self.bubbles("assistant").locator(".content")
             expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You said: {markup} ")))
-            expect(replies.nth(1)).to_have_text("<script>alert(2)</script><b>bold</b>")
+            expect(replies.nth(2)).to_have_text("<script>alert(2)</script><b>bold</b>")
+            expect(self.bubbles("user").nth(1).locator(".content")).to_have_text(
+                "<script>window.pwned = true; alert(3)</script>"
+            )
             expect(self.page.locator("#chat img, #chat script, #chat b")).to_have_count(0)
             assert self.dialogs == [], view
             if view == "live":
                 self.screenshot_save("browser-chat-markup.png")
                 self.page.reload()
                 expect(self.page.locator("#connection")).to_have_text("connected")
-                expect(self.bubbles("assistant")).to_have_count(2)
+                expect(self.bubbles("assistant")).to_have_count(3)
 
     def test_an_upstream_failure_shows_an_error_and_the_next_message_still_works(self) -> None:
         session_id = self.chat_open()
@@ -295,3 +320,22 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         assert (reply.status, shown) == ("complete", reply.content)
         assert [int(i) for i in re.findall(r"(\d+)@\d+ ", shown)] == list(range(150))
         assert Message.objects.filter(conversation__session_id=session_id, role="user").count() == 1
+
+    def test_logging_in_from_the_chat_page_keeps_the_conversation(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("before I log in")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        get_user_model().objects.create_user("frank", password="pw-for-tests-only")
+        self.page.get_by_role("link", name="Log in").click()
+        expect(self.page.get_by_role("heading", name="Log in")).to_be_visible()
+        self.page.get_by_label("Username").fill("frank")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.screenshot_save("browser-login.png", full_page=False)
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page).to_have_url(re.compile(rf"/c/{session_id}/$"))
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.bubbles("user").locator(".content")).to_have_text("before I log in")
+        expect(self.page.locator(".account-name")).to_have_text("frank")
+        conversation = Conversation.objects.get(session_id=session_id)
+        assert conversation.user is not None
+        assert conversation.user.username == "frank"

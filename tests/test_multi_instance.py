@@ -5,6 +5,7 @@ SIGTERM and a SIGKILL of the instance that streams it.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -61,7 +62,10 @@ def instances_started(
             CHAT_FLUSH_INTERVAL="0.2",
             CHAT_SHUTDOWN_GRACE_SECONDS="15",
         )
-        pair = [DaphneServer("a", {**env, **overrides}, log_dir), DaphneServer("b", env, log_dir)]
+        pair = [
+            DaphneServer("a", {**env, **overrides}, log_dir),
+            DaphneServer("b", {**env, **overrides}, log_dir),
+        ]
         for server in pair:
             started.append(server.start())
         return pair
@@ -90,10 +94,12 @@ async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(inst
     a, b = instances
     tab_b = await ChatClient(http, b, "cross").connect()
     tab_a = await ChatClient(http, a, "cross").connect()
-    await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=5]]"})
-    frames_a, frames_b = await tab_a.until_end(), await tab_b.until_end()
+    await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=25]]"})
+    frames_a, frames_b = await asyncio.gather(tab_a.until_end(), tab_b.until_end())
 
+    # The tab on B hears of the reply while it streams (the group event), not from the log after it ended.
     assert frames_b[0]["type"] == "start"
+    assert tab_b.received_at[0] < tab_a.received_at[-1]
     assert frames_b[0]["user_message"]["content"].startswith("hello")
     assert frames_b[-1]["type"] == "done"
     text_a, text_b = text_after(0, frames_a), text_after(0, frames_b)
@@ -291,3 +297,30 @@ async def test_a_single_process_restarted_after_sigkill_frees_the_conversation(l
         await tab.close()
     finally:
         server.stop()
+
+
+async def test_rate_and_socket_limits_hold_across_instances(instances_started, http, standin):
+    a, b = instances_started(CHAT_RATE_LIMIT="3/minute", CHAT_MAX_SOCKETS_PER_OWNER="3")
+    # One owner (cookie-less clients share the public namespace) on both instances.
+    on_a, on_b = (
+        await ChatClient(http, a, "limits-1").connect(),
+        await ChatClient(http, b, "limits-2").connect(),
+    )
+    for client in (on_a, on_a):
+        await client.send({"message": "counted"})
+        assert (await client.until_end())[-1]["type"] == "done"
+    await on_b.send({"message": "third, on the other instance"})
+    assert (await on_b.until_end())[-1]["type"] == "done"
+    await on_b.send({"message": "fourth"})
+    refused = await on_b.receive()
+    assert (refused["type"], refused["code"]) == ("error", "rate_limited")
+
+    third = await ChatClient(http, a, "limits-3").connect()  # the third socket, across both instances
+    fourth = ChatClient(http, b, "limits-4")
+    fourth.ws = await http.ws_connect(b.ws_url("limits-4"), headers={"Origin": b.origin})
+    frame = await fourth.receive()
+    assert frame["code"] == "too_many_sockets"
+    closing = await fourth.ws.receive(timeout=5)
+    assert (closing.type, fourth.ws.close_code) == (aiohttp.WSMsgType.CLOSE, 4429)
+    for client in (on_a, on_b, third):
+        await client.close()

@@ -26,10 +26,10 @@ def test_a_stop_frame_parses():
     assert protocol.parse_client_frame('{"type": "stop"}') == protocol.StopFrame()
 
 
-def test_an_oversized_frame_is_refused_before_parsing():
+def test_an_oversized_frame_is_refused_before_parsing(settings):
     with pytest.raises(ChatError) as caught:
-        protocol.parse_client_frame('{"message": "' + "x" * protocol.MAX_FRAME_BYTES + '"}')
-    assert caught.value.code == "invalid_json"
+        protocol.parse_client_frame('{"message": "' + "x" * settings.CHAT_MAX_FRAME_BYTES + '"}')
+    assert caught.value.code == "message_too_long"
 
 
 @pytest.mark.parametrize(

@@ -234,9 +234,14 @@
       setConnection("open", "connected");
     };
     current.onmessage = onFrame;
-    current.onclose = () => {
+    current.onclose = (event) => {
       if (socket !== current) return; // an older socket, already replaced
-      setConnection("closed", "reconnecting…");
+      if (event.code === 4401) {
+        location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname)}`);
+        return;
+      }
+      if (event.code === 4429) retryDelay = Math.max(retryDelay, 15000); // too many tabs: retry slowly
+      setConnection("closed", event.code === 4429 ? "too many open chats: close a tab" : "reconnecting…");
       // Backoff with jitter, so a restarted server is not hit by every tab at once.
       retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
       retryDelay = Math.min(retryDelay * 2, 10000);

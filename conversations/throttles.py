@@ -1,0 +1,117 @@
+"""Per-owner limits that hold across server instances: messages per window and open sockets.
+
+Message rates use the `limits` library (a moving window), in Redis when REDIS_URL is set and in
+process memory otherwise. Open sockets are counted in a Redis sorted set per owner whose entries
+expire unless their instance renews them, so a crashed instance's sockets stop counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass
+
+import limits
+from django.conf import settings
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from .exceptions import ChatError
+from .instance import Instance
+
+# A socket entry lives this long unless its instance renews it (every heartbeat).
+SOCKET_ENTRY_SECONDS = 90
+
+
+@dataclass(slots=True)
+class _Limiters:
+    message_rate: MovingWindowRateLimiter
+    local_sockets: dict[str, dict[str, float]]
+
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Limiters] = weakref.WeakKeyDictionary()
+
+
+def _limiters_get() -> _Limiters:
+    loop = asyncio.get_running_loop()
+    found = _limiters.get(loop)
+    if found is None:
+        if settings.REDIS_URL:
+            url = settings.REDIS_URL.replace("redis://", "async+redis://", 1)
+            storage = RedisStorage(url, implementation="redispy", key_prefix="chat-limits")
+        else:
+            storage = MemoryStorage()
+        found = _limiters[loop] = _Limiters(MovingWindowRateLimiter(storage), {})
+    return found
+
+
+async def message_rate_check(*, owner_key: str) -> None:
+    """Count one message against the owner's CHAT_RATE_LIMIT (e.g. "20/minute").
+
+    Raise ChatError("rate_limited") with `retry_after` (seconds) when the owner is over it.
+    """
+    if not settings.CHAT_RATE_LIMIT:
+        return
+    item = limits.parse(settings.CHAT_RATE_LIMIT)
+    limiter = _limiters_get().message_rate
+    if await limiter.hit(item, "messages", owner_key):
+        return
+    stats = await limiter.get_window_stats(item, "messages", owner_key)
+    retry_after = max(1, round(stats.reset_time - time.time()))
+    raise ChatError(
+        "rate_limited",
+        f"Too many messages: the limit is {settings.CHAT_RATE_LIMIT}. Try again in {retry_after} s.",
+        retry_after=retry_after,
+    )
+
+
+def _sockets_key(owner_key: str) -> str:
+    return f"chat:sockets:{owner_key}"
+
+
+async def socket_admit(*, instance: Instance, owner_key: str, socket_id: str) -> bool:
+    """Count a new socket of the owner; return False, counting nothing, when they have the maximum open."""
+    limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
+    if not limit:
+        return True
+    now = time.time()
+    if instance.redis is None:
+        sockets = _limiters_get().local_sockets.setdefault(owner_key, {})
+        if len(sockets) >= limit:
+            return False
+        sockets[socket_id] = now + SOCKET_ENTRY_SECONDS
+        return True
+    key = _sockets_key(owner_key)
+    pipe = instance.redis.pipeline(transaction=True)
+    pipe.zremrangebyscore(key, 0, now)
+    pipe.zadd(key, {socket_id: now + SOCKET_ENTRY_SECONDS})
+    pipe.zcard(key)
+    pipe.expire(key, SOCKET_ENTRY_SECONDS)
+    _removed, _added, count, _ = await pipe.execute()
+    if count > limit:
+        await instance.redis.zrem(key, socket_id)
+        return False
+    return True
+
+
+async def socket_release(*, instance: Instance, owner_key: str, socket_id: str) -> None:
+    """Stop counting a closed socket."""
+    if not settings.CHAT_MAX_SOCKETS_PER_OWNER:
+        return
+    if instance.redis is None:
+        _limiters_get().local_sockets.get(owner_key, {}).pop(socket_id, None)
+        return
+    await instance.redis.zrem(_sockets_key(owner_key), socket_id)
+
+
+async def sockets_renew(*, instance: Instance, sockets: dict[str, str]) -> None:
+    """Renew the entries of this instance's open sockets (socket id -> owner key)."""
+    if instance.redis is None or not sockets or not settings.CHAT_MAX_SOCKETS_PER_OWNER:
+        return
+    expiry = time.time() + SOCKET_ENTRY_SECONDS
+    pipe = instance.redis.pipeline(transaction=False)
+    for socket_id, owner_key in sockets.items():
+        pipe.zadd(_sockets_key(owner_key), {socket_id: expiry}, xx=True)
+        pipe.expire(_sockets_key(owner_key), SOCKET_ENTRY_SECONDS)
+    await pipe.execute()

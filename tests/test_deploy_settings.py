@@ -1,0 +1,77 @@
+"""Deploy-safe settings: the documented production environment passes `check --deploy` with no warning,
+the server refuses to start without a secret key, and every page carries a CSP with no inline script.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+# The production settings the README documents (a made-up secret of the right strength).
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "k7#Qz9!vR2@pL5$wX8^mN3&bT6*yH1(cJ4)fG0_dS-+eA=uK;iO:lP",
+    "DJANGO_ALLOWED_HOSTS": "chat.example.com",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
+    "DJANGO_SECURE_SSL_REDIRECT": "1",
+    "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "DJANGO_SECURE_HSTS_PRELOAD": "1",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "1",
+}
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.subprocess
+def test_check_deploy_is_clean_with_the_documented_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNINGS" not in result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.subprocess
+def test_without_a_secret_key_and_debug_off_the_server_refuses_to_start():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DJANGO_SECRET_KEY"}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/c/abc/", "/accounts/login/", "/admin/login/"])
+def test_every_page_has_a_content_security_policy_without_inline_script(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in response["Content-Security-Policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"
+    assert "unsafe-inline" not in policy["script-src"]
+    assert policy["object-src"] == "'none'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert b"<script>" not in response.content  # no inline script element on our pages
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_the_api_key_never_reaches_the_page(client, settings):
+    settings.DEDALUS_API_KEY = "dsk-live-never-in-the-browser"
+    assert b"dsk-live" not in client.get("/c/abc/").content

@@ -1,0 +1,185 @@
+"""Accounts on the handshake and per-owner conversations: nobody sees or changes another's chat."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.security.websocket import OriginValidator
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from chatproject.asgi import allowed_websocket_origins, application, websocket_app
+from conversations.models import Conversation, Message
+
+from .conftest import ORIGIN, chunks_text, reply_collect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie_for(client: Client) -> tuple[bytes, bytes]:
+    """The Cookie header a browser with this client's session would send on the handshake."""
+    return (
+        b"cookie",
+        f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode(),
+    )
+
+
+@sync_to_async
+def browser_signed_in(username: str) -> Client:
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@sync_to_async
+def browser_anonymous() -> Client:
+    client = Client()
+    client.get("/c/warmup/")  # the page gives the browser a session
+    return client
+
+
+async def socket_as(client: Client | None, path: str) -> WebsocketCommunicator:
+    headers = [ORIGIN] if client is None else [ORIGIN, session_cookie_for(client)]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def chat_once(communicator: WebsocketCommunicator, text: str) -> list[dict]:
+    history = await communicator.receive_json_from()
+    assert history["type"] == "history"
+    await communicator.send_json_to({"message": text})
+    return await reply_collect(communicator)
+
+
+@pytest.mark.parametrize("who", ["users", "anonymous browsers"])
+async def test_another_owner_on_the_same_id_sees_nothing_and_changes_nothing(standin, replies_settle, who):
+    if who == "users":
+        alice, bob = await browser_signed_in("alice"), await browser_signed_in("bob")
+    else:
+        alice, bob = await browser_anonymous(), await browser_anonymous()
+    a = await socket_as(alice, "/ws/chat/shared-id/")
+    await chat_once(a, "alice's secret")
+
+    b = await socket_as(bob, "/ws/chat/shared-id/")
+    history = await b.receive_json_from()
+    assert history["messages"] == []
+    assert "alice" not in str(history)
+    await b.send_json_to({"message": "bob was here"})
+    frames = await reply_collect(b)
+    assert "alice" not in chunks_text(frames)  # the upstream never saw alice's turns either
+    assert standin.requests()[-1]["body"]["messages"] == [{"role": "user", "content": "bob was here"}]
+
+    conversations = [c async for c in Conversation.objects.filter(session_id="shared-id").order_by("pk")]
+    assert len(conversations) == 2
+    alices = [m.content async for m in Message.objects.filter(conversation=conversations[0], role="user")]
+    assert alices == ["alice's secret"]
+    # Alice's open tab heard nothing of bob's turn.
+    assert await a.receive_nothing(timeout=0.3)
+    await a.disconnect()
+    await b.disconnect()
+
+
+async def test_the_page_of_another_owners_id_shows_nothing_of_theirs(standin, replies_settle):
+    alice, bob = await browser_signed_in("alice"), await browser_signed_in("bob")
+    a = await socket_as(alice, "/ws/chat/page-id/")
+    await chat_once(a, "a title only alice knows")
+    await a.disconnect()
+    page = await sync_to_async(bob.get)("/c/page-id/")
+    assert page.status_code == 200
+    assert b"a title only alice knows" not in page.content
+
+
+async def test_logging_in_hands_the_browsers_anonymous_chats_to_the_user(standin, replies_settle):
+    browser = await browser_anonymous()
+    anonymous = await socket_as(browser, "/ws/chat/before-login/")
+    await chat_once(anonymous, "asked before logging in")
+    await anonymous.disconnect()
+
+    await sync_to_async(get_user_model().objects.create_user)("carol", password="pw-for-tests-only")
+    response = await sync_to_async(browser.post)(
+        "/accounts/login/", {"username": "carol", "password": "pw-for-tests-only"}
+    )
+    assert response.status_code == 302
+    signed_in = await socket_as(browser, "/ws/chat/before-login/")
+    history = await signed_in.receive_json_from()
+    assert [m["content"] for m in history["messages"] if m["role"] == "user"] == ["asked before logging in"]
+    conversation = await Conversation.objects.select_related("user").aget(session_id="before-login")
+    assert conversation.user.username == "carol"
+    await signed_in.disconnect()
+
+
+async def test_with_login_required_an_anonymous_handshake_is_closed_4401_without_data(settings):
+    settings.CHAT_REQUIRE_LOGIN = True
+    communicator = WebsocketCommunicator(application, "/ws/chat/t1/", headers=[ORIGIN])
+    connected, _ = await communicator.connect()
+    assert connected
+    closing = await communicator.receive_output()
+    assert closing == {"type": "websocket.close", "code": 4401}
+
+
+async def test_with_login_required_a_signed_in_user_chats(settings, standin, replies_settle):
+    settings.CHAT_REQUIRE_LOGIN = True
+    user_browser = await browser_signed_in("dave")
+    communicator = await socket_as(user_browser, "/ws/chat/t1/")
+    frames = await chat_once(communicator, "hello")
+    assert frames[-1]["type"] == "done"
+    await communicator.disconnect()
+
+
+def test_with_login_required_the_page_redirects_to_login(settings, client):
+    settings.CHAT_REQUIRE_LOGIN = True
+    response = client.get("/c/abc/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/c/abc/")
+    assert client.get("/accounts/login/").status_code == 200
+
+
+def test_a_superuser_can_chat_and_reach_the_admin(client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-only")
+    client.force_login(admin)
+    page = client.get("/c/admin-chat/")
+    assert page.status_code == 200
+    assert b'href="/admin/"' in page.content
+    assert client.get("/admin/").status_code == 200
+
+
+def test_forms_need_a_csrf_token():
+    get_user_model().objects.create_user("erin", password="pw-for-tests-only")
+    browser = Client(enforce_csrf_checks=True)
+    assert (
+        browser.post("/accounts/login/", {"username": "erin", "password": "pw-for-tests-only"}).status_code
+        == 403
+    )
+    page = browser.get("/accounts/login/")
+    token = page.cookies["csrftoken"].value
+    response = browser.post(
+        "/accounts/login/",
+        {"username": "erin", "password": "pw-for-tests-only", "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    assert browser.post("/accounts/logout/").status_code == 403
+
+
+async def test_handshakes_from_allowed_hosts_and_csrf_trusted_origins_pass_and_others_do_not(settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.org", "https://*.example.net"]
+    app = OriginValidator(websocket_app, allowed_websocket_origins())
+
+    async def handshake(origin: bytes | None) -> bool:
+        headers = [(b"origin", origin)] if origin is not None else []
+        communicator = WebsocketCommunicator(app, "/ws/chat/bad$id/", headers=headers)
+        connected, _ = await communicator.connect()
+        if connected:
+            await communicator.disconnect()
+        return connected
+
+    assert await handshake(b"http://localhost:8000")  # an ALLOWED_HOSTS name, any port
+    assert await handshake(b"https://chat.example.org")
+    assert await handshake(b"https://eu.example.net")
+    assert not await handshake(b"https://evil.example")
+    assert not await handshake(b"https://chat.example.org.evil.example")
+    assert not await handshake(None)
