@@ -9,13 +9,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import instance as instances
-from . import protocol, relay, throttles
+from . import metrics, protocol, relay, throttles
 from .exceptions import ChatError
+from .logs import request_id_set
 from .owners import ConversationRef, Owner
 
 INVALID_SESSION_CLOSE_CODE = 4400
 LOGIN_REQUIRED_CLOSE_CODE = 4401
 TOO_MANY_SOCKETS_CLOSE_CODE = 4429
+LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -37,6 +39,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         instance = await instances.instance_get()
         socket_id = uuid.uuid4().hex
         if not await throttles.socket_admit(instance=instance, owner_key=self.owner.key, socket_id=socket_id):
+            metrics.REFUSALS.labels("too_many_sockets").inc()
             limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
             message = f"At most {limit} open chat sockets per user; close a tab and retry."
             await self.send_text(protocol.dumps(protocol.error_frame("too_many_sockets", message)))
@@ -44,6 +47,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.socket_id = socket_id
         relay.sockets_open[socket_id] = self.owner.key
+        metrics.OPEN_SOCKETS.inc()
+        request_id_set(f"ws-{socket_id[:12]}")  # this socket's log lines, and its replies', carry it
         self.ref = ConversationRef(self.owner.key, self.scope["url_route"]["kwargs"]["session_id"])
         await self.channel_layer.group_add(self.ref.group, self.channel_name)
         await relay.conversation_join(ref=self.ref, key=id(self), send=self.send_text)
@@ -51,6 +56,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.socket_id:
             relay.sockets_open.pop(self.socket_id, None)
+            metrics.OPEN_SOCKETS.dec()
             instance = await instances.instance_get()
             await throttles.socket_release(
                 instance=instance, owner_key=self.owner.key, socket_id=self.socket_id
@@ -66,6 +72,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame = protocol.parse_client_frame(text_data, bytes_data)
             await relay.client_frame_handle(ref=self.ref, owner=self.owner, frame=frame, send=self.send_text)
         except ChatError as exc:
+            if exc.code in LIMIT_CODES:
+                metrics.REFUSALS.labels(exc.code).inc()
             await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
 
     async def reply_started(self, event: dict[str, Any]) -> None:
