@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -50,7 +49,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.OPEN_SOCKETS.inc()
         request_id_set(f"ws-{socket_id[:12]}")  # this socket's log lines, and its replies', carry it
         self.ref = ConversationRef(self.owner.key, self.scope["url_route"]["kwargs"]["session_id"])
-        await self.channel_layer.group_add(self.ref.group, self.channel_name)
         await relay.conversation_join(ref=self.ref, key=id(self), send=self.send_text)
 
     async def disconnect(self, code: int) -> None:
@@ -63,7 +61,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         if self.ref is not None:
             relay.conversation_leave(ref=self.ref, key=id(self))
-            await self.channel_layer.group_discard(self.ref.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.ref is None:
@@ -75,11 +72,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if exc.code in LIMIT_CODES:
                 metrics.REFUSALS.labels(exc.code).inc()
             await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
-
-    async def reply_started(self, event: dict[str, Any]) -> None:
-        """Channel-layer event: another instance started a reply in this conversation."""
-        if self.ref is not None:
-            await relay.reply_started_elsewhere(ref=self.ref, event=event)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

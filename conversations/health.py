@@ -10,6 +10,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from . import instance as instances
 from . import upstream
 
 
@@ -46,11 +47,17 @@ def _redis() -> str | None:
     return None
 
 
+def _events() -> str | None:
+    """The instances' event subscription (Redis pub/sub) is up, or not needed."""
+    return None if instances.events_listening else "not subscribed to the instances' events"
+
+
 def readiness() -> tuple[bool, dict[str, Any]]:
     """Return whether every dependency answered, and each one's result."""
     checks = {
         "database": _timed(_database),
         "redis": _timed(_redis),
+        "events": _timed(_events),
         "upstream": _timed(upstream.upstream_problem),
     }
     if not settings.REDIS_URL:

@@ -160,7 +160,7 @@ class Message(models.Model):
         max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
     )
     lease_owner = models.CharField(
-        max_length=200, blank=True, help_text="The server process streaming this reply (its channel name)."
+        max_length=200, blank=True, help_text="The server instance streaming this reply (its id)."
     )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A streaming reply whose lease lapsed lost its server."

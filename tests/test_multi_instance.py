@@ -257,6 +257,12 @@ async def test_the_instances_recover_when_redis_restarts_while_idle(instances, h
     private_redis.stop()
     private_redis.start()  # same port, empty
 
+    async def ready(server: DaphneServer) -> bool:
+        async with http.get(f"{server.origin}/readyz") as response:
+            return response.status == 200
+
+    for server in (a, b):  # each instance says when it listens to the others' events again
+        await until(lambda server=server: ready(server), wait=20)
     tab_b = await ChatClient(http, b, "redis-restart").connect()
     tab_a = await ChatClient(http, a, "redis-restart").connect()
     await tab_a.send({"message": "after [[standin tokens=30 delay_ms=10]]"})

@@ -46,7 +46,7 @@ def test_readyz_reports_each_dependency_with_its_latency(client, standin):
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
-    assert set(body["checks"]) == {"database", "redis", "upstream"}
+    assert set(body["checks"]) == {"database", "redis", "events", "upstream"}
     for check in body["checks"].values():
         assert check["ok"] is True
         assert check["latency_ms"] >= 0
