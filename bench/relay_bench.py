@@ -5,8 +5,12 @@ warm it up with one short reply, then drive N WebSocket clients x T turns x K st
 and measure the server's CPU per relayed token (from /proc, load phase only), the stand-in's CPU, and the
 relay latency of every token (client receive time minus the stand-in's send stamp). See bench/README.md.
 
-usage: .venv/bin/python bench/relay_bench.py [--scenario burst|paced|all] [--servers ours,seed,bare]
-                                             [--quick] [--clients N --turns T --tokens K --delay-ms D]
+The `pair` scenario (opt-in) runs two instances of ours on the same Postgres and Redis, each conversation
+with a sender socket on one and a follower socket on the other, beside one instance alone and the seed.
+
+usage: .venv/bin/python bench/relay_bench.py [--scenario burst|paced|pair|all|all-with-pair]
+                                             [--servers ours,seed,bare] [--quick]
+                                             [--clients N --turns T --tokens K --delay-ms D]
 """
 
 from __future__ import annotations
@@ -49,14 +53,22 @@ ADMIN_DB_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0
 BENCH_DB = os.environ.get("BENCH_PG_DATABASE", "chat_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+BENCH_SECRET_KEY = "bench-" + secrets.token_urlsafe(32)
+# channels_redis' BZPOPMIN timeout (brpop_timeout, 5 s) plus a margin: see measure_pair().
+STRAY_RECEIVE_SETTLE_S = 6.0
 
 SCENARIOS: dict[str, dict[str, float]] = {
     "burst": {"clients": 20, "turns": 3, "tokens": 500, "delay_ms": 0},
     "paced": {"clients": 100, "turns": 2, "tokens": 200, "delay_ms": 5},
+    # Two instances of ours; `clients` counts conversations (a sender and a follower socket each).
+    "pair": {"clients": 100, "turns": 1, "tokens": 300, "delay_ms": 5},
 }
+# `--scenario all` (and `make bench`); `pair` is opt-in: `--scenario pair` or `--scenario all-with-pair`.
+DEFAULT_SCENARIOS = ("burst", "paced")
 QUICK = {"clients": 4, "turns": 1, "tokens": 50}
 # The design's budget for ours: CPU per token relative to the seed, per scenario; p99 at least 10x lower.
-CPU_BUDGET = {"burst": 0.25, "paced": 0.5}
+# For `pair` it applies to each instance's CPU per token it relayed (100 streams, 5 ms between tokens).
+CPU_BUDGET = {"burst": 0.25, "paced": 0.5, "pair": 0.5}
 P99_FACTOR = 10
 ALL_SERVERS = ("ours", "seed", "bare")
 
@@ -357,11 +369,16 @@ def ours_env(standin_url: str) -> dict[str, str]:
     env.update(
         DATABASE_URL=bench_db_url(),
         REDIS_URL=REDIS_URL,
-        DJANGO_SECRET_KEY="bench-" + secrets.token_urlsafe(32),
+        DJANGO_SECRET_KEY=BENCH_SECRET_KEY,  # one per run: every instance of a pair shares it
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DEDALUS_API_KEY="bench",
         DEDALUS_BASE_URL=standin_url,
         CHAT_LOG_LEVEL="WARNING",
+        # The bench's clients are all one cookie-less owner: per-owner limits would measure themselves.
+        CHAT_RATE_LIMIT="",
+        CHAT_MAX_SOCKETS_PER_OWNER="0",
+        CHAT_DAILY_TOKEN_QUOTA="0",
+        CHAT_REQUIRE_LOGIN="0",
         PYTHONUNBUFFERED="1",
     )
     env.pop("DJANGO_DEBUG", None)
@@ -435,44 +452,195 @@ def start_server(name: str, standin_url: str, log_path: Path) -> Server:
 @dataclasses.dataclass
 class LoadStats:
     latencies_us: list[int] = dataclasses.field(default_factory=list)
+    # Followers only: tokens the stand-in sent after the follower's `start` frame (the live path, without
+    # the backlog a late `start` makes it catch up on).
+    live_latencies_us: list[int] = dataclasses.field(default_factory=list)
     tokens: int = 0
     turns_ok: int = 0
     missing_tokens: int = 0
     duplicate_tokens: int = 0
+    offset_breaks: int = 0  # chunk frames whose offset was not where the previous chunk ended
     chunk_frames: int = 0
     first_token_ms: list[float] = dataclasses.field(default_factory=list)  # send -> first chunk, per turn
+    start_ms: list[float] = dataclasses.field(default_factory=list)  # (sender's) send -> `start` frame
     errors: Counter = dataclasses.field(default_factory=Counter)
+    samples: list[str] = dataclasses.field(default_factory=list)  # a few details of what went wrong
 
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    def sample(self, text: str) -> None:
+        if len(self.samples) < 10:
+            self.samples.append(text)
+
+    @classmethod
+    def merged(cls, parts: list[LoadStats]) -> LoadStats:
+        out = cls()
+        for part in parts:
+            out.latencies_us += part.latencies_us
+            out.live_latencies_us += part.live_latencies_us
+            out.tokens += part.tokens
+            out.turns_ok += part.turns_ok
+            out.missing_tokens += part.missing_tokens
+            out.duplicate_tokens += part.duplicate_tokens
+            out.offset_breaks += part.offset_breaks
+            out.chunk_frames += part.chunk_frames
+            out.first_token_ms += part.first_token_ms
+            out.start_ms += part.start_ms
+            out.errors += part.errors
+            out.samples += part.samples[: max(0, 10 - len(out.samples))]
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class ReplyTrack:
+    """One reply as one socket saw it: which token indices arrived, and whether the chunk offsets ran on."""
+
+    tokens: int
+    counts: bytearray
+    tail: str = ""  # a token split across chunks, kept for the next one
+    chars: int = 0  # where the next chunk must start: the text received so far
+    offset_breaks: int = 0
+    started: bool = False  # a `start` frame arrived (checked for followers)
+    done: bool = False
+    first_chunk_us: int = 0
+    start_us: int = 0
+
+    @classmethod
+    def new(cls, tokens: int) -> ReplyTrack:
+        return cls(tokens, bytearray(tokens))
+
+    def chunk(self, frame: dict[str, Any], now_us: int, stats: LoadStats) -> None:
+        content = frame["content"]
+        offset = frame.get("offset")  # ours only; the baselines send none
+        if offset is not None:
+            if offset != self.chars:
+                self.offset_breaks += 1
+                stats.sample(
+                    f"message {frame.get('message_id')}: chunk at offset {offset}, expected {self.chars}"
+                )
+            self.chars = offset + len(content)
+        else:
+            self.chars += len(content)
+        stats.chunk_frames += 1
+        if not self.first_chunk_us:
+            self.first_chunk_us = now_us
+        parts = (self.tail + content).split(" ")
+        self.tail = parts.pop()  # a token ends with a space; keep a split one for later
+        latencies, counts, tokens = stats.latencies_us, self.counts, self.tokens
+        for part in parts:
+            if not part:
+                continue
+            index, _, stamp = part.partition("@")
+            try:
+                i, sent_us = int(index), int(stamp)
+            except ValueError:
+                stats.errors["unparsable token"] += 1
+                stats.sample(f"message {frame.get('message_id')}: unparsable token {part[:40]!r}")
+                continue
+            latencies.append(now_us - sent_us)
+            if self.start_us and sent_us >= self.start_us:
+                stats.live_latencies_us.append(now_us - sent_us)
+            if 0 <= i < tokens:
+                if counts[i] < 255:
+                    counts[i] += 1
+            else:
+                stats.errors["token index out of range"] += 1
+
+    def settle(self, stats: LoadStats, *, failed: bool) -> bool:
+        """Add this reply's tokens to `stats`; unless the turn already failed, count its gaps, duplicates
+        and offset breaks as errors. Return True for a clean reply."""
+        missing = self.counts.count(0)
+        stats.tokens += self.tokens - missing
+        if failed:
+            return False
+        dups = sum(c - 1 for c in self.counts if c > 1)
+        clean = True
+        if missing or dups:
+            stats.missing_tokens += missing
+            stats.duplicate_tokens += dups
+            stats.errors["gaps or duplicates in a turn"] += 1
+            clean = False
+        if self.offset_breaks:
+            stats.offset_breaks += self.offset_breaks
+            stats.errors["non-contiguous chunk offsets in a turn"] += 1
+            clean = False
+        return clean
+
 
 async def client_connect(
-    session: aiohttp.ClientSession, server: Server, sid: str, stats: LoadStats, limit_s: float
+    session: aiohttp.ClientSession,
+    server: Server,
+    sid: str,
+    stats: LoadStats,
+    limit_s: float,
+    *,
+    history: bool = False,
 ):
+    """Open a socket; with `history`, also wait for its first frame, which must be `history` (ours)."""
+    ws = None
     try:
         async with asyncio.timeout(limit_s):
-            return await session.ws_connect(
+            ws = await session.ws_connect(
                 server.url + sid, headers={"Origin": server.origin}, max_msg_size=0, autoping=True
             )
+            if history:
+                msg = await ws.receive()
+                kind = orjson.loads(msg.data).get("type") if msg.type is aiohttp.WSMsgType.TEXT else None
+                if kind != "history":
+                    raise RuntimeError(f"first frame {msg.type.name} {kind!r}, not history")
+            return ws
     except Exception as exc:
         stats.errors[f"connect: {type(exc).__name__} {str(exc)[:80]}"] += 1
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
         return None
 
 
-async def client_turns(ws, turns: int, tokens: int, delay_ms: float, stats: LoadStats, turn_timeout: float):
+@dataclasses.dataclass
+class PairConversation:
+    """One conversation of the `pair` scenario: what its sender started, what its follower saw."""
+
+    turns: int
+    reply_ids: list[int] = dataclasses.field(default_factory=list)  # from the sender's `start` frames
+    sent_ns: dict[int, int] = dataclasses.field(default_factory=dict)  # reply id -> the sender's send time
+    sender_finished: bool = False
+    tracks: dict[int, ReplyTrack] = dataclasses.field(default_factory=dict)  # the follower's, by reply id
+    follower_done: set[int] = dataclasses.field(default_factory=set)
+    follower_failure: str = ""  # why the follower stopped reading early, if it did
+
+    def started(self, reply_id: Any, sent_ns: int) -> None:
+        if isinstance(reply_id, int):
+            self.reply_ids.append(reply_id)
+            self.sent_ns[reply_id] = sent_ns
+
+    def follower_complete(self) -> bool:
+        """The follower saw the end of every reply (of all turns, or of every one the sender started)."""
+        if len(self.follower_done) >= self.turns:
+            return True
+        return self.sender_finished and set(self.reply_ids) <= self.follower_done
+
+
+async def client_turns(
+    ws,
+    turns: int,
+    tokens: int,
+    delay_ms: float,
+    stats: LoadStats,
+    turn_timeout: float,
+    conv: PairConversation | None = None,
+):
     message = orjson.dumps(
         {"message": f"bench [[standin stamp=1 tokens={tokens} delay_ms={delay_ms:g}]]", "model": MODEL}
     ).decode()
-    latencies = stats.latencies_us
     text_type = aiohttp.WSMsgType.TEXT
     try:
         for _ in range(turns):
-            counts = bytearray(tokens)
-            tail = ""
+            track = ReplyTrack.new(tokens)
             failed = None
-            first = True
+            sent_ns = time.time_ns()
             try:
                 async with asyncio.timeout(turn_timeout):
                     sent_ns = time.time_ns()
@@ -486,50 +654,134 @@ async def client_turns(ws, turns: int, tokens: int, delay_ms: float, stats: Load
                         frame = orjson.loads(msg.data)
                         kind = frame.get("type")
                         if kind == "chunk":
-                            stats.chunk_frames += 1
-                            if first:
-                                first = False
-                                stats.first_token_ms.append((now_us * 1000 - sent_ns) / 1e6)
-                            parts = (tail + frame["content"]).split(" ")
-                            tail = parts.pop()  # a token ends with a space; keep a split one for later
-                            for part in parts:
-                                if not part:
-                                    continue
-                                index, _, stamp = part.partition("@")
-                                i = int(index)
-                                latencies.append(now_us - int(stamp))
-                                if 0 <= i < tokens:
-                                    if counts[i] < 255:
-                                        counts[i] += 1
-                                else:
-                                    stats.errors["token index out of range"] += 1
+                            track.chunk(frame, now_us, stats)
                         elif kind == "done":
+                            track.done = True
                             break
                         elif kind == "error":
                             failed = f"error frame: {frame.get('code', '')} {str(frame.get('message'))[:80]}"
                             break
+                        elif kind == "start":
+                            stats.start_ms.append((now_us * 1000 - sent_ns) / 1e6)
+                            if conv is not None:
+                                conv.started(frame.get("message_id"), sent_ns)
                         # history, start, tool: nothing to measure
             except TimeoutError:
                 failed = f"turn timeout ({turn_timeout:g} s)"
-            missing = counts.count(0)
-            dups = sum(c - 1 for c in counts if c > 1)
-            got = tokens - missing
-            stats.tokens += got
+            if track.first_chunk_us:
+                stats.first_token_ms.append((track.first_chunk_us * 1000 - sent_ns) / 1e6)
+            clean = track.settle(stats, failed=failed is not None)
             if failed:
                 stats.errors[failed] += 1
                 return  # the socket is in an unknown state: this client stops here
-            if missing or dups:
-                stats.missing_tokens += missing
-                stats.duplicate_tokens += dups
-                stats.errors["gaps or duplicates in a turn"] += 1
-            else:
+            if clean:
                 stats.turns_ok += 1
     except Exception as exc:
         stats.errors[f"client: {type(exc).__name__} {str(exc)[:80]}"] += 1
     finally:
+        if conv is not None:
+            conv.sender_finished = True
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await ws.close()
+
+
+async def follower_read(ws, conv: PairConversation, tokens: int, stats: LoadStats) -> None:
+    """Read a follower socket until it saw the end of every reply of its conversation."""
+    text_type = aiohttp.WSMsgType.TEXT
+    tracks = conv.tracks
+    while True:
+        msg = await ws.receive()
+        now_us = time.time_ns() // 1000
+        if msg.type is not text_type:
+            conv.follower_failure = f"follower: socket {msg.type.name.lower()} mid-reply"
+            return
+        frame = orjson.loads(msg.data)
+        kind = frame.get("type")
+        if kind not in ("start", "chunk", "done", "error"):
+            continue  # history, tool
+        reply_id = frame.get("message_id")
+        track = tracks.get(reply_id)
+        if track is None:
+            if kind == "error" and reply_id is None:
+                stats.errors[f"error frame: {frame.get('code', '')} {str(frame.get('message'))[:80]}"] += 1
+                continue
+            track = tracks[reply_id] = ReplyTrack.new(tokens)
+        if kind == "start":
+            if track.started:
+                stats.errors["follower: start frame twice"] += 1
+            track.started = True
+            track.start_us = now_us
+        elif kind == "chunk":
+            if track.done:
+                stats.errors["follower: chunk after done"] += 1
+            track.chunk(frame, now_us, stats)
+        else:
+            if kind == "error":
+                stats.errors[f"error frame: {frame.get('code', '')} {str(frame.get('message'))[:80]}"] += 1
+            track.done = True
+            conv.follower_done.add(reply_id)
+            if conv.follower_complete():
+                return
+
+
+async def pair_conversation(
+    sender,
+    follower,
+    *,
+    turns: int,
+    tokens: int,
+    delay_ms: float,
+    sender_stats: LoadStats,
+    follower_stats: LoadStats,
+    turn_timeout: float,
+    sid: str = "",
+) -> None:
+    """Drive one conversation through its sender; read its follower until it saw every reply end."""
+    conv = PairConversation(turns)
+    reading = asyncio.create_task(follower_read(follower, conv, tokens, follower_stats))
+    try:
+        await client_turns(sender, turns, tokens, delay_ms, sender_stats, turn_timeout, conv)
+        if not reading.done() and not conv.follower_complete():
+            # The sender is done; the follower lags by the reply log's batching and a Redis round trip.
+            await asyncio.wait([reading], timeout=turn_timeout)
+        if reading.done() and not reading.cancelled() and reading.exception() is not None:
+            exc = reading.exception()
+            conv.follower_failure = f"follower: {type(exc).__name__} {str(exc)[:80]}"
+    finally:
+        reading.cancel()
+        with contextlib.suppress(BaseException):
+            await reading
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await follower.close()
+    # One error per reply the follower did not get whole (or, before any reply, per early stop).
+    failure = conv.follower_failure
+    if failure and not conv.reply_ids:
+        follower_stats.errors[failure] += 1
+    for reply_id in conv.reply_ids:
+        track = conv.tracks.pop(reply_id, None)
+        if track is None:
+            follower_stats.errors[failure or f"follower: no frame of a reply within {turn_timeout:g} s"] += 1
+            follower_stats.missing_tokens += tokens
+            follower_stats.sample(f"{sid} message {reply_id}: the follower saw nothing of it")
+            continue
+        if track.first_chunk_us:
+            follower_stats.first_token_ms.append((track.first_chunk_us * 1000 - conv.sent_ns[reply_id]) / 1e6)
+        if track.start_us:
+            follower_stats.start_ms.append((track.start_us * 1000 - conv.sent_ns[reply_id]) / 1e6)
+        if not track.started:
+            follower_stats.errors["follower: chunks without a start frame"] += 1
+        clean = track.settle(follower_stats, failed=not track.done)
+        if not track.done:
+            follower_stats.errors[failure or f"follower: no end of a reply within {turn_timeout:g} s"] += 1
+            follower_stats.missing_tokens += track.counts.count(0)
+            follower_stats.sample(f"{sid} message {reply_id}: no end; {track.counts.count(0)} tokens missing")
+        elif clean and track.started:
+            follower_stats.turns_ok += 1
+    for reply_id in conv.tracks:
+        follower_stats.errors["follower: frames of a reply its sender did not start"] += 1
+        follower_stats.sample(f"{sid} message {reply_id}: followed but not started by the sender")
 
 
 async def run_load(
@@ -554,6 +806,60 @@ async def run_load(
     return stats, wall
 
 
+async def run_pair_load(
+    servers: tuple[Server, Server],
+    *,
+    clients: int,
+    turns: int,
+    tokens: int,
+    delay_ms: float,
+    tag: str,
+    turn_timeout: float,
+) -> tuple[dict[tuple[str, int], LoadStats], float]:
+    """Conversation i: its sender on servers[i % 2], its follower on the other one. Connect all sockets
+    (each has its `history` before any message is sent), then run every conversation at once.
+
+    Return stats keyed by ("local" | "cross", instance index) and the wall seconds.
+    """
+    stats = {(role, i): LoadStats() for role in ("local", "cross") for i in (0, 1)}
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        started = time.monotonic()
+
+        async def open_pair(i: int):
+            s, f = i % 2, 1 - i % 2
+            sid = f"{tag}-{i}"
+            return await asyncio.gather(
+                client_connect(session, servers[s], sid, stats["local", s], 30, history=True),
+                client_connect(session, servers[f], sid, stats["cross", f], 30, history=True),
+            )
+
+        async def converse(i: int, sender, follower) -> None:
+            s, f = i % 2, 1 - i % 2
+            if sender is None or follower is None:  # counted as a connect error; this conversation is off
+                for ws in (sender, follower):
+                    if ws is not None:
+                        with contextlib.suppress(Exception):
+                            await ws.close()
+                return
+            await pair_conversation(
+                sender,
+                follower,
+                turns=turns,
+                tokens=tokens,
+                delay_ms=delay_ms,
+                sender_stats=stats["local", s],
+                follower_stats=stats["cross", f],
+                turn_timeout=turn_timeout,
+                sid=f"{tag}-{i}",
+            )
+
+        pairs = await asyncio.gather(*(open_pair(i) for i in range(clients)))
+        await asyncio.gather(*(converse(i, sender, follower) for i, (sender, follower) in enumerate(pairs)))
+        wall = time.monotonic() - started
+    return stats, wall
+
+
 def percentile(sorted_values: list[int] | list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -562,6 +868,103 @@ def percentile(sorted_values: list[int] | list[float], q: float) -> float:
 
 # --------------------------------------------------------------------------------------------------
 # One server in one scenario
+
+
+def warm_up(server: Server, label: str, tag: str) -> None:
+    """One client, one 20-token reply (imports, pools, the upstream client); not measured."""
+    for attempt in range(3):
+        warm, _ = asyncio.run(
+            run_load(
+                server, clients=1, turns=1, tokens=20, delay_ms=0, tag=f"{tag}-w{attempt}", turn_timeout=30
+            )
+        )
+        if not warm.error_count and warm.tokens == 20:
+            return
+        log(f"[{label}] warm-up failed: {dict(warm.errors)}")
+    raise RuntimeError(f"warm-up failed 3 times: {dict(warm.errors)}\n{server.proc.log_tail()}")
+
+
+def profiler_start(args: argparse.Namespace, pid: int, out: Path, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [args.py_spy, "record", "--pid", str(pid), "-o", str(out), "-f", "raw"]
+        + ["-r", "200", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "wb"),  # noqa: SIM115
+        start_new_session=True,
+    )
+
+
+def profiler_stop(profiler: subprocess.Popen) -> None:
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+
+
+def log_problems(path: Path) -> dict[str, int]:
+    """WARNING/ERROR/CRITICAL lines and tracebacks in a server's log, counted by level, logger and message."""
+    found: Counter = Counter()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("Traceback"):
+                found["Traceback"] += 1
+                continue
+            # "2026-11-26 06:05:35,123 WARNING conversations.relay group send failed"
+            words = line.split(" ", 4)
+            if len(words) == 5 and words[2] in ("WARNING", "ERROR", "CRITICAL"):
+                found[" ".join(words[2:])[:160]] += 1
+    return dict(found.most_common(20))
+
+
+def redis_flush() -> None:
+    """Empty the bench's Redis database (channel layer and reply logs) before a run of ours."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def latency_summary(stats: LoadStats) -> dict[str, Any]:
+    lat = sorted(stats.latencies_us)
+    first = sorted(stats.first_token_ms)
+    start = sorted(stats.start_ms)
+    live = sorted(stats.live_latencies_us)
+    return {
+        "p50_ms": percentile(lat, 0.50) / 1000,
+        "p99_ms": percentile(lat, 0.99) / 1000,
+        "max_ms": (lat[-1] / 1000) if lat else float("nan"),
+        "tokens": stats.tokens,
+        "turns_ok": stats.turns_ok,
+        "missing_tokens": stats.missing_tokens,
+        "duplicate_tokens": stats.duplicate_tokens,
+        "offset_breaks": stats.offset_breaks,
+        "errors": stats.error_count,
+        "error_kinds": dict(stats.errors),
+        "error_samples": stats.samples,
+        "tokens_per_chunk_frame": stats.tokens / stats.chunk_frames if stats.chunk_frames else float("nan"),
+        "first_token_p50_ms": percentile(first, 0.50),
+        "first_token_p99_ms": percentile(first, 0.99),
+        "start_p50_ms": percentile(start, 0.50),
+        "start_p99_ms": percentile(start, 0.99),
+        "live_tokens": len(live),
+        "live_p50_ms": percentile(live, 0.50) / 1000,
+        "live_p99_ms": percentile(live, 0.99) / 1000,
+        "live_max_ms": (live[-1] / 1000) if live else float("nan"),
+    }
+
+
+def db_per_reply(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    replies = after["replies"] - before["replies"]
+    return {
+        "replies": replies,
+        "message_writes_per_reply": (after["message_writes"] - before["message_writes"]) / max(replies, 1),
+        "all_writes_per_reply": (after["all_writes"] - before["all_writes"]) / max(replies, 1),
+        "commits_per_reply": (after["commits"] - before["commits"]) / max(replies, 1),
+    }
 
 
 def measure(
@@ -573,7 +976,9 @@ def measure(
         params["tokens"],
         params["delay_ms"],
     )
-    result: dict[str, Any] = {"server": name}
+    result: dict[str, Any] = {"server": name, "loadavg_before": os.getloadavg()}
+    if name == "ours" and scenario == "pair":
+        redis_flush()
     standin, standin_url = start_standin(run_dir / f"{scenario}-{name}-standin.log", tokens, delay_ms)
     server = None
     profiler = None
@@ -584,32 +989,10 @@ def measure(
         result["standin_url"] = standin_url
         log(f"[{scenario}] {name}: pid {server.proc.pid} on port {server.port}; warming up")
         tag = f"b{run_id}-{scenario}-{name}"
-        for attempt in range(3):
-            warm, _ = asyncio.run(
-                run_load(
-                    server,
-                    clients=1,
-                    turns=1,
-                    tokens=20,
-                    delay_ms=0,
-                    tag=f"{tag}-w{attempt}",
-                    turn_timeout=30,
-                )
-            )
-            if not warm.error_count and warm.tokens == 20:
-                break
-            log(f"[{scenario}] {name}: warm-up failed: {dict(warm.errors)}")
-        else:
-            raise RuntimeError(f"warm-up failed 3 times: {dict(warm.errors)}\n{server.proc.log_tail()}")
+        warm_up(server, f"{scenario}] [{name}", tag)
         if args.py_spy and name in args.py_spy_servers:
             out = run_dir / f"{scenario}-{name}-profile.txt"
-            profiler = subprocess.Popen(
-                [args.py_spy, "record", "--pid", str(server.proc.pid), "-o", str(out), "-f", "raw"]
-                + ["-r", "200", "--nonblocking"],
-                stdout=subprocess.DEVNULL,
-                stderr=open(run_dir / f"{scenario}-{name}-py-spy.log", "wb"),  # noqa: SIM115
-                start_new_session=True,
-            )
+            profiler = profiler_start(args, server.proc.pid, out, run_dir / f"{scenario}-{name}-py-spy.log")
             result["profile"] = str(out)
             time.sleep(1.0)
         log(
@@ -631,19 +1014,15 @@ def measure(
         cpu1, standin1 = cpu_sample(server.proc.pid), cpu_sample(standin.pid)
         pg1 = pg_backends_cpu() if name == "ours" else None
         if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            try:
-                profiler.wait(30)
-            except subprocess.TimeoutExpired:
-                profiler.kill()
+            profiler_stop(profiler)
             profiler = None
         server_ns, source = cpu_delta_ns(cpu0, cpu1)
         standin_ns, _ = cpu_delta_ns(standin0, standin1)
-        lat = sorted(stats.latencies_us)
 
         def per_token(ns: int) -> float:
             return ns / 1000 / stats.tokens if stats.tokens else float("nan")
 
+        summary = latency_summary(stats)
         result.update(
             cpu_us_per_token=per_token(server_ns),
             cpu_source=source,
@@ -654,20 +1033,22 @@ def measure(
             ),
             standin_cpu_s=standin_ns / 1e9,
             standin_cpu_us_per_token=per_token(standin_ns),
-            p50_ms=percentile(lat, 0.50) / 1000,
-            p99_ms=percentile(lat, 0.99) / 1000,
-            max_ms=(lat[-1] / 1000) if lat else float("nan"),
+            p50_ms=summary["p50_ms"],
+            p99_ms=summary["p99_ms"],
+            max_ms=summary["max_ms"],
             tokens=stats.tokens,
             expected_tokens=clients * turns * tokens,
             turns_ok=stats.turns_ok,
             missing_tokens=stats.missing_tokens,
             duplicate_tokens=stats.duplicate_tokens,
+            offset_breaks=stats.offset_breaks,
             errors=stats.error_count,
             error_kinds=dict(stats.errors),
+            error_samples=stats.samples,
             wall_s=wall,
-            tokens_per_chunk_frame=stats.tokens / stats.chunk_frames if stats.chunk_frames else float("nan"),
-            first_token_p50_ms=percentile(sorted(stats.first_token_ms), 0.50),
-            first_token_p99_ms=percentile(sorted(stats.first_token_ms), 0.99),
+            tokens_per_chunk_frame=summary["tokens_per_chunk_frame"],
+            first_token_p50_ms=summary["first_token_p50_ms"],
+            first_token_p99_ms=summary["first_token_p99_ms"],
         )
         if pg0 is not None and pg1 is not None:
             # Backends that ended during the load are missed; daphne keeps its connections (CONN_MAX_AGE).
@@ -679,21 +1060,174 @@ def measure(
         else:
             result["server_exit"] = server.proc.popen.returncode
             result["server_log_tail"] = server.proc.log_tail()
+        result["log_problems"] = log_problems(server.proc.log_path)
         if db_before is not None:
-            db_after = db_counters_settled()
-            replies = db_after["replies"] - db_before["replies"]
-            result["db"] = {
-                "replies": replies,
-                "message_writes_per_reply": (db_after["message_writes"] - db_before["message_writes"])
-                / max(replies, 1),
-                "all_writes_per_reply": (db_after["all_writes"] - db_before["all_writes"]) / max(replies, 1),
-                "commits_per_reply": (db_after["commits"] - db_before["commits"]) / max(replies, 1),
-            }
+            result["db"] = db_per_reply(db_before, db_counters_settled())
     finally:
         if profiler is not None:
             with contextlib.suppress(Exception):
                 profiler.kill()
         if server is not None:
+            server.proc.stop()
+        standin.stop()
+    return result
+
+
+PAIR_NAMES = ("A", "B")
+
+
+def measure_pair(
+    scenario: str, params: dict[str, Any], args: argparse.Namespace, run_dir: Path, run_id: str
+) -> dict[str, Any]:
+    """Two instances of ours (A, B) on one stand-in, one database, one Redis; each conversation has its
+    sender on one instance and its follower on the other. CPU per instance, latency per socket role."""
+    clients, turns, tokens, delay_ms = (
+        params["clients"],
+        params["turns"],
+        params["tokens"],
+        params["delay_ms"],
+    )
+    result: dict[str, Any] = {"server": "pair", "loadavg_before": os.getloadavg()}
+    redis_flush()
+    standin, standin_url = start_standin(run_dir / f"{scenario}-pair-standin.log", tokens, delay_ms)
+    servers: list[Server] = []
+    profilers: list[subprocess.Popen] = []
+    try:
+        db_before = db_counters_settled()
+        for label in PAIR_NAMES:
+            servers.append(start_server("ours", standin_url, run_dir / f"{scenario}-pair-{label}.log"))
+        a, b = servers
+        result["command"] = [server.command for server in servers]
+        result["standin_url"] = standin_url
+        log(
+            f"[{scenario}] pair: A pid {a.proc.pid} on port {a.port}, B pid {b.proc.pid} on port {b.port};"
+            " warming up"
+        )
+        tag = f"b{run_id}-{scenario}-pair"
+        for label, server in zip(PAIR_NAMES, servers, strict=True):
+            warm_up(server, f"{scenario}] [pair {label}", f"{tag}{label}")
+        # Both directions of the cross-instance path once (group events, reply-log reads), not measured.
+        # A failure here is a finding, not a reason to stop: it is recorded and the load runs anyway.
+        warm_errors: Counter = Counter()
+        for attempt in range(2):
+            warm, _ = asyncio.run(
+                run_pair_load(
+                    (a, b),
+                    clients=2,
+                    turns=1,
+                    tokens=20,
+                    delay_ms=0,
+                    tag=f"{tag}-w{attempt}",
+                    turn_timeout=10,
+                )
+            )
+            merged = LoadStats.merged(list(warm.values()))
+            if not merged.error_count and merged.tokens == 80:
+                break
+            warm_errors += merged.errors
+            log(f"[{scenario}] pair: cross-instance warm-up failed: {dict(merged.errors)}")
+        result["warmup_errors"] = dict(warm_errors)
+        # channels_redis: a receive() cancelled inside BZPOPMIN (the warm-up's sockets just closed) can
+        # leave that BZPOPMIN pending on the Redis server for up to its 5 s timeout, and whatever it pops
+        # then is lost (django/channels_redis#366). Let those expire so the load does not start on them.
+        time.sleep(STRAY_RECEIVE_SETTLE_S)
+        if args.py_spy and "ours" in args.py_spy_servers:
+            result["profile"] = []
+            for label, server in zip(PAIR_NAMES, servers, strict=True):
+                out = run_dir / f"{scenario}-pair-{label}-profile.txt"
+                log_path = run_dir / f"{scenario}-pair-{label}-py-spy.log"
+                profilers.append(profiler_start(args, server.proc.pid, out, log_path))
+                result["profile"].append(str(out))
+            time.sleep(1.0)
+        log(
+            f"[{scenario}] pair: {clients} conversations (sender + follower) x {turns} turns"
+            f" x {tokens} tokens, delay {delay_ms:g} ms"
+        )
+        pg0 = pg_backends_cpu()
+        cpu0 = [cpu_sample(server.proc.pid) for server in servers]
+        standin0 = cpu_sample(standin.pid)
+        stats, wall = asyncio.run(
+            run_pair_load(
+                (a, b),
+                clients=clients,
+                turns=turns,
+                tokens=tokens,
+                delay_ms=delay_ms,
+                tag=tag,
+                turn_timeout=args.turn_timeout,
+            )
+        )
+        cpu1 = [cpu_sample(server.proc.pid) for server in servers]
+        standin1 = cpu_sample(standin.pid)
+        pg1 = pg_backends_cpu()
+        for profiler in profilers:
+            profiler_stop(profiler)
+        profilers = []
+
+        def per(ns: int, count: int) -> float:
+            return ns / 1000 / count if count else float("nan")
+
+        instances: dict[str, Any] = {}
+        total_ns = 0
+        for i, (label, server) in enumerate(zip(PAIR_NAMES, servers, strict=True)):
+            ns, source = cpu_delta_ns(cpu0[i], cpu1[i])
+            main_ns = cpu1[i].main_ns - cpu0[i].main_ns
+            relayed = stats["local", i].tokens + stats["cross", i].tokens
+            total_ns += ns
+            instances[label] = {
+                "pid": server.proc.pid,
+                "port": server.port,
+                "server_cpu_s": ns / 1e9,
+                "cpu_source": source,
+                "cpu_us_per_token": per(ns, relayed),
+                "main_thread_cpu_us_per_token": per(main_ns, relayed),
+                "other_threads_cpu_us_per_token": per(
+                    (cpu1[i].sched_ns - cpu0[i].sched_ns) - main_ns, relayed
+                ),
+                "tokens": relayed,
+                "local": latency_summary(stats["local", i]),
+                "cross": latency_summary(stats["cross", i]),
+                "errors": stats["local", i].error_count + stats["cross", i].error_count,
+            }
+        local = LoadStats.merged([stats["local", 0], stats["local", 1]])
+        cross = LoadStats.merged([stats["cross", 0], stats["cross", 1]])
+        every = LoadStats.merged([local, cross])
+        standin_ns, _ = cpu_delta_ns(standin0, standin1)
+        result.update(
+            instances=instances,
+            cpu_us_per_token=per(total_ns, every.tokens),
+            cpu_us_per_upstream_token=per(total_ns, local.tokens),
+            server_cpu_s=total_ns / 1e9,
+            standin_cpu_s=standin_ns / 1e9,
+            standin_cpu_us_per_token=per(standin_ns, every.tokens),
+            local=latency_summary(local),
+            cross=latency_summary(cross),
+            p50_ms=latency_summary(every)["p50_ms"],
+            p99_ms=latency_summary(every)["p99_ms"],
+            max_ms=latency_summary(every)["max_ms"],
+            tokens=every.tokens,
+            expected_tokens=2 * clients * turns * tokens,
+            turns_ok=every.turns_ok,
+            errors=every.error_count,
+            error_kinds=dict(every.errors),
+            wall_s=wall,
+        )
+        pg_ns = sum(ns - pg0.get(pid, 0) for pid, ns in pg1.items())
+        result["postgres_cpu_us_per_token"] = per(pg_ns, every.tokens)
+        result["postgres_backends"] = len(pg1)
+        for label, server in zip(PAIR_NAMES, servers, strict=True):
+            if server.proc.alive():
+                server.proc.stop()
+            else:
+                instances[label]["server_exit"] = server.proc.popen.returncode
+                instances[label]["server_log_tail"] = server.proc.log_tail()
+            instances[label]["log_problems"] = log_problems(server.proc.log_path)
+        result["db"] = db_per_reply(db_before, db_counters_settled())
+    finally:
+        for profiler in profilers:
+            with contextlib.suppress(Exception):
+                profiler.kill()
+        for server in servers:
             server.proc.stop()
         standin.stop()
     return result
@@ -768,6 +1302,8 @@ def table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> 
                 f" {db['all_writes_per_reply']:.2f} row writes in all tables,"
                 f" {db['commits_per_reply']:.2f} transactions (reads included)"
             )
+        if r.get("log_problems") and r["server"] == "ours":
+            notes.append(f"  {r['server']}: server log warnings/errors {r['log_problems']}")
         if "profile" in r:
             notes.append(
                 f"  {r['server']}: profiled with py-spy (CPU figures include its overhead): {r['profile']}"
@@ -785,13 +1321,186 @@ def table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> 
     return "\n".join(lines + notes)
 
 
+def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The `pair` scenario: one row per instance of the pair, the pair combined, one instance alone,
+    the seed (and bare if it ran); latency split by socket role."""
+    seed = next((r for r in rows if r["server"] == "seed" and "cpu_us_per_token" in r), None)
+    pair = next((r for r in rows if r["server"] == "pair" and "cpu_us_per_token" in r), None)
+    single = next((r for r in rows if r["server"] == "ours" and "cpu_us_per_token" in r), None)
+    n, t, k = params["clients"], params["turns"], params["tokens"]
+    head = (
+        f"== {scenario}: {n} conversations x {t} turns x {k} tokens, delay {params['delay_ms']:g} ms;"
+        f" pair: sender on one instance, follower on the other (no proxy) =="
+    )
+    cols = ("config", "µs CPU/token", "× seed", "local p50", "p99", "max", "cross p50", "p99", "max")
+    cols += ("tokens", "errors", "wall s")
+    widths = (8, 12, 7, 9, 7, 7, 9, 7, 7, 7, 6, 6)
+    lines = [
+        head,
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cols, widths, strict=True))),
+    ]
+
+    def ratio(value: float) -> float | None:
+        return value / seed["cpu_us_per_token"] if seed else None
+
+    def row(label: str, cpu: float, local: dict | None, cross: dict | None, tokens, errors, wall) -> None:
+        cells = [label.ljust(8), fmt(cpu, ".1f").rjust(12), fmt(ratio(cpu), ".3f").rjust(7)]
+        for part in (local, cross):
+            for key, width in (("p50_ms", 9), ("p99_ms", 7), ("max_ms", 7)):
+                cells.append(fmt(part[key] if part else None, ".1f").rjust(width))
+        cells += [f"{tokens}".rjust(7), f"{errors}".rjust(6), fmt(wall, ".1f").rjust(6)]
+        lines.append("  ".join(cells))
+
+    notes = []
+    for r in rows:
+        name = r["server"]
+        label = {"pair": "pair", "ours": "single"}.get(name, name)
+        if "cpu_us_per_token" not in r:
+            lines.append(f"{label:<8}  FAILED: {r.get('failure', '?')}")
+            continue
+        r["ratio_to_seed"] = ratio(r["cpu_us_per_token"])
+        if name == "pair":
+            for inst, d in r["instances"].items():
+                d["ratio_to_seed"] = ratio(d["cpu_us_per_token"])
+                row(
+                    f"pair {inst}",
+                    d["cpu_us_per_token"],
+                    d["local"],
+                    d["cross"],
+                    d["tokens"],
+                    d["errors"],
+                    None,
+                )
+            row(
+                "pair A+B",
+                r["cpu_us_per_token"],
+                r["local"],
+                r["cross"],
+                r["tokens"],
+                r["errors"],
+                r["wall_s"],
+            )
+            for inst, d in r["instances"].items():
+                notes.append(
+                    f"  pair {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']}"
+                    f" for {d['tokens']} tokens ({d['local']['tokens']} to its senders,"
+                    f" {d['cross']['tokens']} to its followers):"
+                    f" main thread {d['main_thread_cpu_us_per_token']:.1f}, other threads"
+                    f" {d['other_threads_cpu_us_per_token']:.1f} µs/token"
+                )
+            notes.append(
+                f"  pair: {r['cpu_us_per_upstream_token']:.1f} µs CPU (A+B) per token streamed from upstream"
+                f" (each reaches 2 sockets)"
+                + (
+                    f"; one instance alone: {single['cpu_us_per_token']:.1f} µs for 1 socket, so a"
+                    f" cross-instance follower costs about"
+                    f" {r['cpu_us_per_upstream_token'] - single['cpu_us_per_token']:.1f} µs per token"
+                    if single
+                    else ""
+                )
+            )
+            loc, cro = r["local"], r["cross"]
+            notes.append(
+                f"  pair: tokens per chunk frame local {loc['tokens_per_chunk_frame']:.2f},"
+                f" cross {cro['tokens_per_chunk_frame']:.2f}; time to first token (from the sender's send)"
+                f" local p50 {loc['first_token_p50_ms']:.1f} / p99 {loc['first_token_p99_ms']:.1f} ms,"
+                f" cross p50 {cro['first_token_p50_ms']:.1f} / p99 {cro['first_token_p99_ms']:.1f} ms;"
+                f" `start` frame local p50 {loc['start_p50_ms']:.1f} / p99 {loc['start_p99_ms']:.1f} ms,"
+                f" cross p50 {cro['start_p50_ms']:.1f} / p99 {cro['start_p99_ms']:.1f} ms"
+            )
+            notes.append(
+                f"  pair: cross latency of the {cro['live_tokens']} tokens sent after the follower's `start`"
+                f" (the live path, no backlog): p50 {fmt(cro['live_p50_ms'], '.1f')},"
+                f" p99 {fmt(cro['live_p99_ms'], '.1f')}, max {fmt(cro['live_max_ms'], '.1f')} ms"
+            )
+            for role in ("local", "cross"):
+                part = r[role]
+                if part["error_kinds"] or part["missing_tokens"] or part["duplicate_tokens"]:
+                    notes.append(
+                        f"  pair {role}: errors {part['error_kinds']};"
+                        f" missing tokens {part['missing_tokens']}, duplicated {part['duplicate_tokens']},"
+                        f" offset breaks {part['offset_breaks']}"
+                    )
+                    for sample in part["error_samples"][:3]:
+                        notes.append(f"    e.g. {sample}")
+            if r.get("warmup_errors"):
+                notes.append(f"  pair: cross-instance warm-up (not measured) failed: {r['warmup_errors']}")
+            for inst, d in r["instances"].items():
+                if d.get("log_problems"):
+                    notes.append(f"  pair {inst}: server log warnings/errors {d['log_problems']}")
+                if "server_exit" in d:
+                    notes.append(f"  pair {inst}: server exited during the load with {d['server_exit']}")
+        else:
+            row(label, r["cpu_us_per_token"], r, None, r["tokens"], r["errors"], r["wall_s"])
+            notes.append(
+                f"  {label}: server CPU {r['server_cpu_s']:.2f} s via {r['cpu_source']};"
+                f" {r['tokens_per_chunk_frame']:.2f} tokens per chunk frame; time to first token"
+                f" p50 {r['first_token_p50_ms']:.1f} / p99 {r['first_token_p99_ms']:.1f} ms"
+            )
+            if r["error_kinds"]:
+                notes.append(f"  {label}: errors {r['error_kinds']}")
+            if r.get("log_problems") and name == "ours":
+                notes.append(f"  {label}: server log warnings/errors {r['log_problems']}")
+        notes.append(
+            f"  {label}: stand-in CPU {r['standin_cpu_s']:.2f} s"
+            f" ({r['standin_cpu_us_per_token']:.1f} µs/token, not charged)"
+            + (
+                f"; Postgres backends ({r['postgres_backends']})"
+                f" {r['postgres_cpu_us_per_token']:.1f} µs/token (not charged)"
+                if "postgres_cpu_us_per_token" in r
+                else ""
+            )
+        )
+        if r["tokens"] != r["expected_tokens"]:
+            notes.append(f"  {label}: {r['tokens']} of {r['expected_tokens']} tokens arrived")
+        if "db" in r:
+            db = r["db"]
+            notes.append(
+                f"  {label}: DB per reply ({db['replies']} replies incl. warm-up):"
+                f" {db['message_writes_per_reply']:.2f} message-row writes,"
+                f" {db['all_writes_per_reply']:.2f} row writes in all tables,"
+                f" {db['commits_per_reply']:.2f} transactions (reads included)"
+            )
+        if "profile" in r:
+            notes.append(
+                f"  {label}: profiled with py-spy (CPU figures include its overhead): {r['profile']}"
+            )
+    standard = all(params[key] == value for key, value in SCENARIOS["pair"].items())
+    if pair and seed:
+        budget = CPU_BUDGET["pair"]
+        parts = [
+            f"{inst} {d['ratio_to_seed']:.3f}× ({'ok' if d['ratio_to_seed'] <= budget else 'OVER'})"
+            for inst, d in pair["instances"].items()
+        ]
+        if single:
+            parts.append(f"single instance {single['ratio_to_seed']:.3f}×")
+        p99 = [
+            f"{role} {seed['p99_ms'] / pair[role]['p99_ms']:.1f}×"
+            for role in ("local", "cross")
+            if pair[role]["p99_ms"] == pair[role]["p99_ms"] and pair[role]["p99_ms"] > 0
+        ]
+        notes.append(
+            f"  ours vs budget{'' if standard else ' (non-standard parameters: indicative only)'}:"
+            f" CPU per relayed token {', '.join(parts)} of the seed's (budget ≤ {budget}× per instance);"
+            f" p99 below the seed's: {', '.join(p99)} (budget ≥ {P99_FACTOR}×)"
+        )
+    return "\n".join(lines + notes)
+
+
 # --------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="all", help="burst, paced, or all (default: all)")
-    parser.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated: ours,seed,bare")
+    parser.add_argument(
+        "--scenario",
+        default="all",
+        help="burst, paced, pair (comma-separated), all (= burst,paced; the default) or all-with-pair",
+    )
+    parser.add_argument(
+        "--servers",
+        help="comma-separated: ours,seed,bare (default: all three; `pair` runs bare only when named)",
+    )
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK} per scenario")
     parser.add_argument("--clients", type=int, help="override the scenario's client count")
     parser.add_argument("--turns", type=int, help="override the scenario's turns per client")
@@ -808,8 +1517,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep-db", action="store_true", help=f"do not drop the {BENCH_DB} database at the end"
     )
     args = parser.parse_args(argv)
-    args.scenarios = list(SCENARIOS) if args.scenario == "all" else args.scenario.split(",")
-    args.server_list = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if args.scenario == "all":
+        args.scenarios = list(DEFAULT_SCENARIOS)
+    elif args.scenario == "all-with-pair":
+        args.scenarios = [*DEFAULT_SCENARIOS, "pair"]
+    else:
+        args.scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
+    args.servers_named = args.servers is not None
+    servers = args.servers if args.servers_named else ",".join(ALL_SERVERS)
+    args.server_list = [s.strip() for s in servers.split(",") if s.strip()]
     args.py_spy_servers = args.py_spy_servers.split(",")
     for s in args.scenarios:
         if s not in SCENARIOS:
@@ -830,6 +1546,16 @@ def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
+    """What runs in a scenario, in order: the servers; for `pair`, the two-instance pair, then ours alone
+    (same conversations, senders only), then the seed (bare only when --servers names it)."""
+    if scenario != "pair":
+        return list(args.server_list)
+    configs = ["pair", "ours"] if "ours" in args.server_list else []
+    configs += [s for s in ("seed", "bare") if s in args.server_list and (s == "seed" or args.servers_named)]
+    return configs
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (BASELINES / "seed_server.py").exists() and {"seed", "bare"} & set(args.server_list):
@@ -846,6 +1572,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg(),
         },
         "baselines": str(BASELINES),
         "scenarios": {},
@@ -870,16 +1597,19 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in args.scenarios:
             params = scenario_params(scenario, args)
             rows = []
-            for name in args.server_list:
+            for name in scenario_configs(scenario, args):
                 try:
-                    rows.append(measure(name, scenario, params, args, run_dir, run_id))
+                    if name == "pair":
+                        rows.append(measure_pair(scenario, params, args, run_dir, run_id))
+                    else:
+                        rows.append(measure(name, scenario, params, args, run_dir, run_id))
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:
                     status = 1
                     log(f"[{scenario}] {name} FAILED: {exc}")
                     rows.append({"server": name, "failure": str(exc)[:2000]})
-            text = table(scenario, params, rows)
+            text = (pair_table if scenario == "pair" else table)(scenario, params, rows)
             print(text + "\n", flush=True)
             report["scenarios"][scenario] = {"params": params, "results": rows}
             if any(r.get("errors") for r in rows):
