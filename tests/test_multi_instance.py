@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -134,7 +135,9 @@ async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_th
     await again.close()
 
 
-async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(instances, http, standin):
+async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
+    instances, http, standin, record_property
+):
     a, b = instances
     tab_a = await ChatClient(http, a, "stopper").connect()
     tab_b = await ChatClient(http, b, "stopper").connect()
@@ -142,6 +145,7 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(i
     start = await tab_b.receive()
     assert start["type"] == "start"
     await tab_b.receive()  # a chunk: the reply is streaming
+    stop_sent_at = time.time()
     await tab_b.send({"type": "stop"})
 
     frames_b, frames_a = await tab_b.until_end(), await tab_a.until_end()
@@ -155,6 +159,10 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(i
         return standin.requests()[0]["outcome"] == "client_disconnected"
 
     await until(upstream_closed, wait=5)
+    # Reported, not asserted (timings are noisy here): how long the stop took to close the upstream request.
+    record_property(
+        "stop_to_upstream_closed_ms", round((standin.requests()[0]["ended_at"] - stop_sent_at) * 1000)
+    )
     await tab_a.close()
     await tab_b.close()
 

@@ -46,8 +46,8 @@ SERVE_FLAGS = ["--proxy-headers", "--ping-interval", "20", "--ping-timeout", "30
 
 
 class ServedDaphne(DaphneServer):
-    """An instance run as scripts/serve.sh runs it; unbuffered, so its access log lines are in its file
-    by the time the client has its `history` frame."""
+    """An instance with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs it), so the lines of
+    Daphne's access log reach its file as they happen."""
 
     def launch(self) -> ServedDaphne:
         daphne = Path(sys.executable).with_name("daphne")
