@@ -3,6 +3,10 @@
 run:  ## serve the chat page and admin on http://127.0.0.1:8000 (embedded defaults)
 	scripts/run.sh
 
+.PHONY: serve
+serve:  ## production: one Daphne instance on CHAT_PORT (default 8000), DJANGO_DEBUG must be off
+	scripts/serve.sh
+
 test:  ## the whole suite on the machine's Postgres + Redis, browser tests included
 	scripts/test.sh
 

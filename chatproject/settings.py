@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "conversations.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,13 +171,28 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# CHAT_LOG_FORMAT=json: one JSON object per line (with every `extra` field), for log pipelines.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "conversations.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if os.environ.get("CHAT_LOG_FORMAT", "plain") == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("CHAT_LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}},
+    "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
 # --- Dedalus upstream ---
@@ -219,3 +235,8 @@ CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "20/minute").strip()  # empt
 CHAT_DAILY_TOKEN_QUOTA = int(env_float("CHAT_DAILY_TOKEN_QUOTA", 0))  # 0: no quota
 CHAT_MAX_SOCKETS_PER_OWNER = int(env_float("CHAT_MAX_SOCKETS_PER_OWNER", 20))  # 0: no limit
 CHAT_MAX_FRAME_BYTES = int(env_float("CHAT_MAX_FRAME_BYTES", 256 * 1024))
+
+# --- Operations ---
+CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()  # set: /metrics needs this bearer token
+CHAT_READY_UPSTREAM_TIMEOUT = env_float("CHAT_READY_UPSTREAM_TIMEOUT", 3.0)
+CHAT_RETENTION_DAYS = int(env_float("CHAT_RETENTION_DAYS", 0))  # for `manage.py chat_retention`; 0: keep all

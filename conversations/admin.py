@@ -1,6 +1,11 @@
-from django.contrib import admin
+import csv
 
-from .models import ChatModel, Conversation, MCPServerPreset, Message
+from django.contrib import admin, messages
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+
+from .models import ChatModel, Conversation, DailyUsage, MCPServerPreset, Message, UserQuota
 
 
 @admin.register(ChatModel)
@@ -9,6 +14,14 @@ class ChatModelAdmin(admin.ModelAdmin):
     list_editable = ["enabled", "is_default", "position"]
     list_filter = ["enabled"]
     search_fields = ["name", "label"]
+    actions = ["disable"]
+
+    @admin.action(description="Disable selected models (replies in flight finish)")
+    def disable(self, request: HttpRequest, queryset) -> None:
+        count = queryset.update(enabled=False, is_default=False)
+        self.message_user(
+            request, f"{count} model(s) disabled; new messages can no longer pick them.", messages.SUCCESS
+        )
 
 
 @admin.register(MCPServerPreset)
@@ -55,3 +68,83 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    list_display = ["user", "daily_tokens"]
+    list_editable = ["daily_tokens"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]
+
+
+USAGE_COLUMNS = [
+    "day",
+    "owner_key",
+    "user",
+    "model",
+    "replies",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+]
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(admin.ModelAdmin):
+    """Tokens and replies per day, owner and model, from the stored replies; with totals and CSV export."""
+
+    list_display = USAGE_COLUMNS
+    list_display_links = None
+    list_filter = [("day", admin.DateFieldListFilter), "model"]
+    date_hierarchy = "day"
+    search_fields = ["owner_key", "user__username", "model"]
+    list_select_related = ["user"]
+    change_list_template = "admin/conversations/dailyusage/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        export = path(
+            "export.csv", self.admin_site.admin_view(self.export_csv), name="conversations_dailyusage_csv"
+        )
+        return [export, *super().get_urls()]
+
+    def filtered(self, request: HttpRequest):
+        """The rows the changelist shows for this request's filters, search and date drill-down."""
+        return self.get_changelist_instance(request).get_queryset(request)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context is not None and "cl" in context:
+            context["totals"] = context["cl"].queryset.aggregate(
+                replies=Sum("replies"),
+                prompt_tokens=Sum("prompt_tokens"),
+                completion_tokens=Sum("completion_tokens"),
+                total_tokens=Sum("total_tokens"),
+            )
+            context["export_query"] = request.GET.urlencode()
+        return response
+
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's rows (same filters) as CSV."""
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="chat-usage.csv"'
+        writer = csv.writer(response)
+        writer.writerow(USAGE_COLUMNS)
+        for row in self.filtered(request):
+            writer.writerow(
+                [
+                    getattr(row, column) or "" if column == "user" else getattr(row, column)
+                    for column in USAGE_COLUMNS
+                ]
+            )
+        return response

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import instance as instances
-from . import protocol, relay, throttles
+from . import metrics, protocol, relay, throttles
 from .exceptions import ChatError
+from .logs import request_id_set
 from .owners import ConversationRef, Owner
 
 INVALID_SESSION_CLOSE_CODE = 4400
 LOGIN_REQUIRED_CLOSE_CODE = 4401
 TOO_MANY_SOCKETS_CLOSE_CODE = 4429
+LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -37,6 +38,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         instance = await instances.instance_get()
         socket_id = uuid.uuid4().hex
         if not await throttles.socket_admit(instance=instance, owner_key=self.owner.key, socket_id=socket_id):
+            metrics.REFUSALS.labels("too_many_sockets").inc()
             limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
             message = f"At most {limit} open chat sockets per user; close a tab and retry."
             await self.send_text(protocol.dumps(protocol.error_frame("too_many_sockets", message)))
@@ -44,20 +46,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.socket_id = socket_id
         relay.sockets_open[socket_id] = self.owner.key
+        metrics.OPEN_SOCKETS.inc()
+        request_id_set(f"ws-{socket_id[:12]}")  # this socket's log lines, and its replies', carry it
         self.ref = ConversationRef(self.owner.key, self.scope["url_route"]["kwargs"]["session_id"])
-        await self.channel_layer.group_add(self.ref.group, self.channel_name)
         await relay.conversation_join(ref=self.ref, key=id(self), send=self.send_text)
 
     async def disconnect(self, code: int) -> None:
         if self.socket_id:
             relay.sockets_open.pop(self.socket_id, None)
+            metrics.OPEN_SOCKETS.dec()
             instance = await instances.instance_get()
             await throttles.socket_release(
                 instance=instance, owner_key=self.owner.key, socket_id=self.socket_id
             )
         if self.ref is not None:
             relay.conversation_leave(ref=self.ref, key=id(self))
-            await self.channel_layer.group_discard(self.ref.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.ref is None:
@@ -66,12 +69,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame = protocol.parse_client_frame(text_data, bytes_data)
             await relay.client_frame_handle(ref=self.ref, owner=self.owner, frame=frame, send=self.send_text)
         except ChatError as exc:
+            if exc.code in LIMIT_CODES:
+                metrics.REFUSALS.labels(exc.code).inc()
             await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
-
-    async def reply_started(self, event: dict[str, Any]) -> None:
-        """Channel-layer event: another instance started a reply in this conversation."""
-        if self.ref is not None:
-            await relay.reply_started_elsewhere(ref=self.ref, event=event)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

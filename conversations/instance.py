@@ -1,9 +1,14 @@
-"""This server process on its event loop: its channel, its Redis client, and its housekeeping tasks.
+"""This server process on its event loop: its id, its Redis client, its events and its housekeeping.
 
-Every process has a channel-layer channel of its own. Its name marks the replies it streams (their
-lease owner), and other instances send it `reply.stop` there. A heartbeat renews the leases of its
-replies and stores as interrupted the replies whose server died. Under Daphne, a SIGTERM first lets
-the shutdown hooks run (replies in flight get a grace period), then the reactor stops.
+Instances tell each other two things: "a reply started in this conversation" (so their sockets on it
+follow the reply's log) and "stop this reply" (for the instance streaming it). Both go over one Redis
+pub/sub channel that every instance listens to: one message per event, whatever the number of sockets,
+and no per-socket queue that can fill up or lose a message when its socket closes (as channels_redis
+group sends did under load). Without Redis there is one process, and events go straight to its handlers.
+
+A heartbeat renews the leases of this instance's replies (the id marks them) and stores as interrupted
+the replies whose server died. Under Daphne, a SIGTERM first lets the shutdown hooks run (replies in
+flight get a grace period), then the reactor stops.
 """
 
 from __future__ import annotations
@@ -11,33 +16,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis.asyncio as redis_asyncio
-from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from .replylog import ReplyLogWriter
 
 logger = logging.getLogger(__name__)
 
-MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
+EVENTS_CHANNEL = "chat:events"
+
+EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
-# Filled by the relay at import: what to do with a message to this process, each heartbeat, at shutdown.
-message_handlers: dict[str, MessageHandler] = {}
+# Filled by the relay at import: what to do with each event, after the events were cut off for a
+# while (a Redis outage), each heartbeat, and at shutdown.
+event_handlers: dict[str, EventHandler] = {}
+resubscribed_hooks: list[Hook] = []
 heartbeat_hooks: list[Hook] = []
 shutdown_hooks: list[Hook] = []
+
+# False while this process's event subscription is down (readiness reports it).
+events_listening = True
 
 
 @dataclass(slots=True)
 class Instance:
     """The per-process state shared by every socket and reply on one event loop."""
 
-    channel: str
+    instance_id: str
     redis: redis_asyncio.Redis | None
     log_writer: ReplyLogWriter | None
     draining: bool = False
@@ -59,21 +73,19 @@ async def instance_get() -> Instance:
 
 
 async def _instance_start() -> Instance:
-    layer = get_channel_layer()
-    # The default prefix matters: channels_redis serves every process-specific channel of a layer from
-    # one receive loop keyed by the prefix, so a channel with a prefix of its own would hold that loop
-    # on its own queue and starve the consumers' channels (their group events) for seconds at a time.
-    channel = await layer.new_channel()
     client = redis_asyncio.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
     instance = Instance(
-        channel=channel, redis=client, log_writer=ReplyLogWriter(client) if client is not None else None
+        instance_id=uuid.uuid4().hex,
+        redis=client,
+        log_writer=ReplyLogWriter(client) if client is not None else None,
     )
-    instance.tasks = [
-        asyncio.create_task(_receive_loop(layer, channel), name="instance-receive"),
-        asyncio.create_task(_heartbeat_loop(), name="instance-heartbeat"),
-    ]
+    subscribed = asyncio.Event()
+    instance.tasks = [asyncio.create_task(_heartbeat_loop(), name="instance-heartbeat")]
+    if client is not None:
+        instance.tasks.append(asyncio.create_task(_listen_loop(client, subscribed), name="instance-events"))
+        await subscribed.wait()  # no event published after this instance started is missed
     _shutdown_trigger_install(instance)
-    logger.info("instance started", extra={"channel": channel})
+    logger.info("instance started", extra={"instance_id": instance.instance_id})
     return instance
 
 
@@ -92,26 +104,56 @@ async def instance_close() -> None:
         await instance.redis.aclose()
 
 
-async def _receive_loop(layer: Any, channel: str) -> None:
-    """Handle messages sent to this process; a Redis outage only pauses it."""
-    delay = 0.5
+async def event_publish(instance: Instance, event: dict[str, Any]) -> None:
+    """Tell every instance (this one included) about an event; raise RedisError if Redis is down."""
+    if instance.redis is None:
+        await _event_dispatch(event)
+        return
+    await instance.redis.publish(EVENTS_CHANNEL, orjson.dumps(event))
+
+
+async def _event_dispatch(event: dict[str, Any]) -> None:
+    handler = event_handlers.get(event.get("type", ""))
+    if handler is None:
+        return
+    try:
+        await handler(event)
+    except Exception:
+        logger.exception("event handler failed", extra={"type": event.get("type")})
+
+
+async def _listen_loop(client: redis_asyncio.Redis, subscribed: asyncio.Event) -> None:
+    """Receive the instances' events; after a Redis outage, subscribe again and catch up.
+
+    Pub/sub keeps nothing for a subscriber that was away, so the resubscribed hooks look for what
+    may have been missed meanwhile (replies that started elsewhere).
+    """
+    global events_listening
+    delay, lost = 0.0, False
     while True:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            message = await layer.receive(channel)
-            delay = 0.5
+            await pubsub.subscribe(EVENTS_CHANNEL)
+            subscribed.set()
+            events_listening, delay = True, 0.0
+            if lost:
+                lost = False
+                for hook in resubscribed_hooks:
+                    await hook()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await _event_dispatch(orjson.loads(message["data"]))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.warning("process channel receive failed; retrying", exc_info=True)
+        except (RedisError, OSError):
+            if not lost:
+                logger.warning("event subscription lost; subscribing again", exc_info=True)
+            events_listening, lost = False, True
+            subscribed.set()  # never hold up start-up on a Redis outage
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
-            continue
-        handler = message_handlers.get(message.get("type", ""))
-        if handler is not None:
-            try:
-                await handler(message)
-            except Exception:
-                logger.exception("process message handler failed", extra={"type": message.get("type")})
+            delay = min(max(delay * 2, 0.1), 5)
+        finally:
+            await pubsub.aclose()
 
 
 async def _heartbeat_loop() -> None:

@@ -84,10 +84,20 @@ def room_find(ref: ConversationRef) -> ConversationRoom | None:
     return _rooms.get(ref.room_key)
 
 
+def room_find_key(room_key: str) -> ConversationRoom | None:
+    """The room of a conversation named by its `ConversationRef.room_key` (as events carry it)."""
+    return _rooms.get(room_key)
+
+
 def room_release(room: ConversationRoom) -> None:
     """Forget a room once nobody listens and nothing streams."""
     if not room.subscribers and room.reply is None and _rooms.get(room.ref.room_key) is room:
         del _rooms[room.ref.room_key]
+
+
+def rooms_listening() -> list[ConversationRoom]:
+    """Every room with a socket on this process."""
+    return [room for room in _rooms.values() if room.subscribers]
 
 
 def owned_replies() -> list[tuple[ConversationRoom, LiveReply]]:

@@ -160,7 +160,7 @@ class Message(models.Model):
         max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
     )
     lease_owner = models.CharField(
-        max_length=200, blank=True, help_text="The server process streaming this reply (its channel name)."
+        max_length=200, blank=True, help_text="The server instance streaming this reply (its id)."
     )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A streaming reply whose lease lapsed lost its server."
@@ -194,3 +194,41 @@ class Message(models.Model):
             "completion_tokens": self.completion_tokens or 0,
             "total_tokens": self.total_tokens,
         }
+
+
+class UserQuota(models.Model):
+    """A user's own daily token quota, instead of CHAT_DAILY_TOKEN_QUOTA."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_quota")
+    daily_tokens = models.PositiveIntegerField(help_text="Tokens per UTC day; 0 means unlimited.")
+
+    class Meta:
+        verbose_name = "user quota"
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.daily_tokens} tokens/day"
+
+
+class DailyUsage(models.Model):
+    """Replies and tokens per day, owner and model: a database view over the stored replies (read-only)."""
+
+    day = models.DateField()
+    owner_key = models.CharField(max_length=80)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    model = models.CharField(max_length=200)
+    replies = models.PositiveIntegerField()
+    prompt_tokens = models.PositiveBigIntegerField()
+    completion_tokens = models.PositiveBigIntegerField()
+    total_tokens = models.PositiveBigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "conversations_dailyusage"
+        ordering = ["-day", "owner_key", "model"]
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.owner_key} {self.model}"

@@ -6,7 +6,6 @@ fresh conversation. So a guessed or leaked id reveals nothing: not even whether 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +61,3 @@ class ConversationRef:
     @property
     def room_key(self) -> str:
         return f"{self.owner_key}/{self.session_id}"
-
-    @property
-    def group(self) -> str:
-        """The channel-layer group of its sockets (names are limited to a few characters, so hashed)."""
-        return "chat." + hashlib.sha256(self.room_key.encode()).hexdigest()[:40]

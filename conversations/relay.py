@@ -2,8 +2,8 @@
 
 A reply belongs to the server, not to the socket that asked for it: closing the socket cancels nothing.
 The instance that streams a reply from upstream (its owner) writes it to the reply log; any other
-instance with a socket on that conversation follows the log. Sockets of a conversation share a
-channel-layer group, through which instances learn that a reply started elsewhere.
+instance with a socket on that conversation follows the log; instances learn that a reply started
+elsewhere, or must stop, through the instances' events (see instance.py).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from . import instance as instances
 from . import live, protocol, selectors, services, throttles
@@ -148,7 +148,7 @@ async def message_send(
         model=frame.model,
         mcp_servers=frame.mcp_servers,
         client_id=frame.client_id,
-        lease_owner=instance.channel,
+        lease_owner=instance.instance_id,
     )
     if isinstance(turn, services.DuplicateSend):
         await send(
@@ -168,32 +168,28 @@ async def message_send(
         reply_run(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
     )
     _task_keep(reply.task)
-    # Sockets of this conversation on other instances start following the reply's log.
-    await _group_send(
-        ref,
-        {
+    if instance.redis is not None:
+        # Sockets of this conversation on other instances start following the reply's log.
+        event = {
             "type": "reply.started",
-            "origin": instance.channel,
+            "origin": instance.instance_id,
+            "room": ref.room_key,
             "reply_id": turn.reply_id,
             "model": turn.model,
             "start": start,
-        },
-    )
+        }
+        try:
+            await instances.event_publish(instance, event)
+        except (RedisError, OSError):  # their sockets then find the reply when they reconnect
+            logger.warning("reply start not announced", extra={"session_id": ref.session_id}, exc_info=True)
 
 
-async def _group_send(ref: ConversationRef, message: dict[str, Any]) -> None:
-    try:
-        await get_channel_layer().group_send(ref.group, message)
-    except Exception:  # other instances then learn of the reply when their sockets reconnect
-        logger.warning("group send failed", extra={"session_id": ref.session_id}, exc_info=True)
-
-
-async def reply_started_elsewhere(*, ref: ConversationRef, event: dict[str, Any]) -> None:
-    """Another instance started a reply in a conversation with sockets here: follow it (once)."""
+async def _on_reply_started(event: dict[str, Any]) -> None:
+    """Another instance started a reply: where this one has sockets on that conversation, follow it."""
     instance = await instances.instance_get()
-    if event["origin"] == instance.channel or instance.redis is None:
+    if event["origin"] == instance.instance_id:
         return
-    room = live.room_find(ref)
+    room = live.room_find_key(event["room"])
     if room is None or not room.subscribers:
         return
     if room.reply is not None and room.reply.message_id >= event["reply_id"]:
@@ -216,11 +212,13 @@ async def reply_stop(*, ref: ConversationRef) -> bool:
         return False
     reply_id, lease_owner = streaming
     instance = await instances.instance_get()
-    if lease_owner == instance.channel:
+    if lease_owner == instance.instance_id:
         return False  # ours, and ending right now
     try:
-        await get_channel_layer().send(lease_owner, {"type": "reply.stop", "reply_id": reply_id})
-    except Exception as exc:
+        await instances.event_publish(
+            instance, {"type": "reply.stop", "owner": lease_owner, "reply_id": reply_id}
+        )
+    except (RedisError, OSError) as exc:
         logger.warning(
             "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
         )
@@ -237,10 +235,13 @@ def reply_cancel(reply: live.LiveReply, *, reason: str) -> bool:
     return True
 
 
-async def _on_reply_stop(message: dict[str, Any]) -> None:
-    """A `reply.stop` sent to this process by the instance whose socket asked for it."""
+async def _on_reply_stop(event: dict[str, Any]) -> None:
+    """Another instance's socket asked to stop a reply: stop it if this instance streams it."""
+    instance = await instances.instance_get()
+    if event.get("owner") != instance.instance_id:
+        return
     for _room, reply in live.owned_replies():
-        if reply.message_id == message.get("reply_id"):
+        if reply.message_id == event.get("reply_id"):
             reply_cancel(reply, reason="stopped")
 
 
@@ -273,7 +274,7 @@ async def _heartbeat() -> None:
     """Renew this process's reply leases; store replies whose server died as interrupted."""
     instance = await instances.instance_get()
     await throttles.sockets_renew(instance=instance, sockets=dict(sockets_open))
-    await db_call(services.reply_leases_renew)(lease_owner=instance.channel)
+    await db_call(services.reply_leases_renew)(lease_owner=instance.instance_id)
     lapsed = await db_call(services.lapsed_replies_interrupt)()
     for item in lapsed:
         logger.warning(
@@ -299,7 +300,29 @@ async def _shutdown() -> None:
         await asyncio.wait_for(instance.log_writer.drained(), timeout=5)
 
 
-instances.message_handlers["reply.stop"] = _on_reply_stop
+async def _on_events_resubscribed() -> None:
+    """After an outage of the events: follow the replies that started elsewhere in rooms with sockets here."""
+    instance = await instances.instance_get()
+    for room in live.rooms_listening():
+        if room.reply is not None:
+            continue
+        history = await db_call(selectors.conversation_history)(ref=room.ref)
+        if room.reply is not None or not any(
+            m["status"] == Message.Status.STREAMING for m in history["messages"]
+        ):
+            continue
+        await _follow_if_streaming_elsewhere(room, history, instance)
+        if room.reply is not None:
+            text = room.reply.text()
+            history["streaming"] = {"message_id": room.reply.message_id, "content": text, "offset": len(text)}
+            await room.broadcast(
+                protocol.dumps({"type": "history", "session_id": room.ref.session_id, **history})
+            )
+
+
+instances.resubscribed_hooks.append(_on_events_resubscribed)
+instances.event_handlers["reply.stop"] = _on_reply_stop
+instances.event_handlers["reply.started"] = _on_reply_started
 instances.heartbeat_hooks.append(_heartbeat)
 instances.shutdown_hooks.append(_shutdown)
 

@@ -79,7 +79,7 @@ def reply_stored(*, reply_id: int) -> Message | None:
 
 
 def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | None:
-    """The id and lease owner (a process channel) of the reply streaming in a conversation, if any."""
+    """The id and lease owner (an instance id) of the reply streaming in a conversation, if any."""
     return (
         Message.objects.streaming()
         .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)

@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from .exceptions import ChatError
-from .models import ChatModel, Conversation, MCPServerPreset, Message
+from .models import ChatModel, Conversation, MCPServerPreset, Message, UserQuota
 from .owners import ConversationRef, Owner
 from .selectors import message_as_dict
 from .validators import mcp_target_error, mcp_target_is_internal
@@ -118,9 +118,22 @@ def daily_tokens_used(*, owner_key: str) -> int:
     return used or 0
 
 
+def daily_quota_for(*, owner_key: str) -> int:
+    """The owner's daily token quota: a user's own (admin), else CHAT_DAILY_TOKEN_QUOTA; 0 is none."""
+    if owner_key.startswith("u:"):
+        own = (
+            UserQuota.objects.filter(user_id=int(owner_key[2:]))
+            .values_list("daily_tokens", flat=True)
+            .first()
+        )
+        if own is not None:
+            return own
+    return settings.CHAT_DAILY_TOKEN_QUOTA
+
+
 def daily_quota_check(*, owner_key: str) -> None:
-    """Raise ChatError("quota_exceeded") when the owner used CHAT_DAILY_TOKEN_QUOTA tokens today."""
-    quota = settings.CHAT_DAILY_TOKEN_QUOTA
+    """Raise ChatError("quota_exceeded") when the owner used their daily token quota today."""
+    quota = daily_quota_for(owner_key=owner_key)
     if not quota:
         return
     used = daily_tokens_used(owner_key=owner_key)
@@ -323,3 +336,26 @@ def conversations_claim(*, session_key: str, user_id: int) -> int:
         .exclude(session_id__in=list(taken))
         .update(owner_key=f"u:{user_id}", user_id=user_id, owner_session_key="")
     )
+
+
+def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run: bool = False) -> int:
+    """Delete conversations untouched for `older_than_days`, with their messages, in batches.
+
+    Safe while the server serves: each batch is its own short transaction, and a conversation with a
+    reply streaming right now is kept. Return how many were (or, with dry_run, would be) deleted.
+    """
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    old = Conversation.objects.filter(updated_at__lt=cutoff).exclude(
+        messages__status=Message.Status.STREAMING
+    )
+    if dry_run:
+        return old.count()
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            Message.objects.filter(conversation_id__in=ids).delete()
+            Conversation.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
-from . import live, protocol, replylog, selectors, services, upstream
+from . import live, metrics, protocol, replylog, selectors, services, upstream
 from .exceptions import ChatError
 from .instance import Instance
 from .models import Message
@@ -49,6 +49,16 @@ def db_call(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
 FOLLOW_CHECK_MS = 2000
 
 
+@dataclass(slots=True)
+class ReplyStats:
+    """What one reply cost, for its log line and the metrics."""
+
+    model: str
+    started: float
+    first_event_at: float | None = None
+    flushes: int = 0
+
+
 async def reply_run(
     *, room: live.ConversationRoom, reply: live.LiveReply, turn: services.Turn, instance: Instance
 ) -> None:
@@ -57,22 +67,32 @@ async def reply_run(
     if log is not None:
         log.start(reply.message_id)
     loop = asyncio.get_running_loop()
-    next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
+    stats = ReplyStats(model=turn.model, started=loop.time())
+    metrics.REPLIES_IN_FLIGHT.inc()
+    chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
+    next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
     outcome: dict[str, Any] = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
     tools: list[dict[str, Any]] = []
     try:
         async for event in upstream.reply_stream(
             model=turn.model, messages=turn.upstream_messages, mcp_servers=turn.mcp_servers
         ):
+            if stats.first_event_at is None:
+                stats.first_event_at = loop.time()
+                metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
             if isinstance(event, upstream.TextDelta):
                 offset = reply.append(event.text)
                 await room.broadcast(
                     protocol.chunk_frame_text(content=event.text, message_id=reply.message_id, offset=offset)
                 )
+                now = loop.time()
+                metrics.RELAY_DELAY.observe(now - event.received_at)
+                chunks_relayed.inc()
                 if log is not None:
                     log.text(reply.message_id, offset, event.text)
-                if loop.time() >= next_flush:
-                    next_flush = loop.time() + settings.CHAT_FLUSH_INTERVAL
+                if now >= next_flush:
+                    next_flush = now + settings.CHAT_FLUSH_INTERVAL
+                    stats.flushes += 1
                     await db_call(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
             elif isinstance(event, upstream.ToolActivity):
                 activity = asdict(event)
@@ -103,7 +123,9 @@ async def reply_run(
             "error": "The server failed while writing this reply.",
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
-    await asyncio.shield(_reply_conclude(room=room, reply=reply, outcome=outcome, tools=tools, log=log))
+    await asyncio.shield(
+        _reply_conclude(room=room, reply=reply, outcome=outcome, tools=tools, log=log, stats=stats)
+    )
 
 
 async def _reply_conclude(
@@ -113,6 +135,7 @@ async def _reply_conclude(
     outcome: dict[str, Any],
     tools: list[dict[str, Any]],
     log: replylog.ReplyLogWriter | None,
+    stats: ReplyStats,
 ) -> None:
     """Store the reply's end, then tell every socket, here and (through the log) elsewhere."""
     try:
@@ -121,6 +144,7 @@ async def _reply_conclude(
         )
     finally:
         reply_release(room, reply)
+        metrics.REPLIES_IN_FLIGHT.dec()
     if outcome["status"] == Message.Status.ERROR:
         frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
     else:
@@ -131,13 +155,38 @@ async def _reply_conclude(
     await room.broadcast(text)
     if log is not None:
         log.end(reply.message_id, text)
+    _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
+
+
+def _reply_account(
+    *, room: live.ConversationRoom, reply: live.LiveReply, outcome: dict[str, Any], stats: ReplyStats
+) -> None:
+    """One metrics update and one structured log line per reply (never its text)."""
+    ended = asyncio.get_running_loop().time()
+    usage = outcome.get("usage") or {}
+    metrics.REPLIES_FINISHED.labels(outcome["status"]).inc()
+    metrics.DB_FLUSHES.observe(stats.flushes)
+    if usage.get("completion_tokens"):
+        metrics.TOKENS_RELAYED.labels(stats.model).inc(usage["completion_tokens"])
+    code = outcome.get("error_code", "")
+    if code.startswith("upstream_"):
+        metrics.UPSTREAM_ERRORS.labels(code).inc()
+    first = stats.first_event_at
     logger.info(
         "reply ended",
         extra={
             "session_id": room.ref.session_id,
             "message_id": reply.message_id,
+            "model": stats.model,
             "status": outcome["status"],
+            "finish_reason": outcome["finish_reason"],
+            "error_code": code or None,
             "chars": reply.length,
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            "first_token_ms": round((first - stats.started) * 1000, 1) if first is not None else None,
+            "duration_ms": round((ended - stats.started) * 1000, 1),
+            "db_flushes": stats.flushes,
         },
     )
 

@@ -30,9 +30,10 @@ MAX_RETRY_DELAY = 8.0
 
 @dataclass(slots=True)
 class TextDelta:
-    """Reply text that arrived together."""
+    """Reply text that arrived together, and when it was read off the upstream socket (loop time)."""
 
     text: str
+    received_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -115,6 +116,32 @@ async def upstream_clients_close() -> None:
         await client.close()
 
 
+def upstream_problem() -> str | None:
+    """Ask Dedalus for its model list (blocking, CHAT_READY_UPSTREAM_TIMEOUT); return what is wrong, or None.
+
+    An answer with an error status still proves the service is reachable, except one refusing the key.
+    """
+    if not settings.DEDALUS_API_KEY:
+        return "DEDALUS_API_KEY is not set"
+    client = dedalus_labs.Dedalus(
+        api_key=settings.DEDALUS_API_KEY,
+        base_url=settings.DEDALUS_BASE_URL,
+        timeout=settings.CHAT_READY_UPSTREAM_TIMEOUT,
+        max_retries=0,
+    )
+    try:
+        client.models.list()
+    except (dedalus_labs.AuthenticationError, dedalus_labs.PermissionDeniedError):
+        return "the API key was refused"
+    except dedalus_labs.APIStatusError as exc:
+        return f"answered {exc.status_code}" if exc.status_code >= 500 else None
+    except dedalus_labs.APIConnectionError as exc:
+        return f"unreachable: {type(exc).__name__}"
+    finally:
+        client.close()
+    return None
+
+
 async def reply_stream(
     *, model: str, messages: Sequence[dict[str, str]], mcp_servers: Sequence[str]
 ) -> AsyncIterator[Event]:
@@ -189,9 +216,13 @@ async def _reply_attempt(
                         raw = await chunks.__anext__()
                     except StopAsyncIteration:
                         break
+                read_at = loop.time()
                 lines = (buffer + raw).split(b"\n")
                 buffer = lines.pop()
                 events = _events_from_lines(lines, state)
+                for event in events:
+                    if type(event) is TextDelta:
+                        event.received_at = read_at
                 if first_token_seen or events:
                     first_token_seen = True
                     deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)

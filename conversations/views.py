@@ -1,16 +1,18 @@
 """The chat page and sign-in. Conversation content comes over the socket, never through the template."""
 
+import hmac
 import secrets
 from functools import wraps
 from typing import Any
 
+import prometheus_client
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
-from . import selectors, services
+from . import health, selectors, services
 
 
 def login_required_if_configured(view: Any) -> Any:
@@ -61,3 +63,26 @@ class ChatLoginView(auth_views.LoginView):
         if anonymous_session_key:
             services.conversations_claim(session_key=anonymous_session_key, user_id=form.get_user().pk)
         return response
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers HTTP."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: Postgres, Redis and the upstream each answered (with their latency); else 503."""
+    ready, checks = health.readiness()
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this instance; behind a bearer token when CHAT_METRICS_TOKEN is set."""
+    token = settings.CHAT_METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    return HttpResponse(
+        prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST
+    )

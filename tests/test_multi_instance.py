@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -134,7 +135,9 @@ async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_th
     await again.close()
 
 
-async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(instances, http, standin):
+async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
+    instances, http, standin, record_property
+):
     a, b = instances
     tab_a = await ChatClient(http, a, "stopper").connect()
     tab_b = await ChatClient(http, b, "stopper").connect()
@@ -142,6 +145,7 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(i
     start = await tab_b.receive()
     assert start["type"] == "start"
     await tab_b.receive()  # a chunk: the reply is streaming
+    stop_sent_at = time.time()
     await tab_b.send({"type": "stop"})
 
     frames_b, frames_a = await tab_b.until_end(), await tab_a.until_end()
@@ -155,6 +159,10 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(i
         return standin.requests()[0]["outcome"] == "client_disconnected"
 
     await until(upstream_closed, wait=5)
+    # Reported, not asserted (timings are noisy here): how long the stop took to close the upstream request.
+    record_property(
+        "stop_to_upstream_closed_ms", round((standin.requests()[0]["ended_at"] - stop_sent_at) * 1000)
+    )
     await tab_a.close()
     await tab_b.close()
 
@@ -257,6 +265,12 @@ async def test_the_instances_recover_when_redis_restarts_while_idle(instances, h
     private_redis.stop()
     private_redis.start()  # same port, empty
 
+    async def ready(server: DaphneServer) -> bool:
+        async with http.get(f"{server.origin}/readyz") as response:
+            return response.status == 200
+
+    for server in (a, b):  # each instance says when it listens to the others' events again
+        await until(lambda server=server: ready(server), wait=20)
     tab_b = await ChatClient(http, b, "redis-restart").connect()
     tab_a = await ChatClient(http, a, "redis-restart").connect()
     await tab_a.send({"message": "after [[standin tokens=30 delay_ms=10]]"})

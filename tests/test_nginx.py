@@ -1,0 +1,344 @@
+"""deploy/nginx.conf in front of two Daphne instances: HTTP and WebSockets through the proxy, and a client
+whose reconnect lands on the other instance resumes its reply exactly.
+
+nginx runs from the deploy file itself (its upstream ports, listen address and access log swapped for the
+test's), in a prefix of its own under test-artifacts/, as a foreground process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from django.conf import settings
+
+from conversations.models import Message
+
+from .conftest import ROOT, StandIn
+from .servers import (
+    ChatClient,
+    DaphneServer,
+    RedisServer,
+    free_port,
+    port_wait,
+    server_env,
+    stamp_indices,
+    text_after,
+    until,
+)
+
+pytestmark = pytest.mark.subprocess
+
+NGINX = Path("/usr/sbin/nginx")
+DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
+LOGS = ROOT / "test-artifacts" / "servers"
+# The Daphne flags scripts/serve.sh runs an instance with, those that matter behind the proxy.
+SERVE_FLAGS = ["--proxy-headers", "--ping-interval", "20", "--ping-timeout", "30", "--http-timeout", "60"]
+
+
+class ServedDaphne(DaphneServer):
+    """An instance with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs it), so the lines of
+    Daphne's access log reach its file as they happen."""
+
+    def launch(self) -> ServedDaphne:
+        daphne = Path(sys.executable).with_name("daphne")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), *SERVE_FLAGS]
+                + ["chatproject.asgi:application"],
+                cwd=ROOT,
+                env={**self.env, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def start(self) -> ServedDaphne:
+        if self.proc is None or self.proc.poll() is not None:
+            self.launch()
+        assert self.proc is not None
+        port_wait(self.port, self.proc, self.log)
+        return self
+
+    def wsconnects(self, session_id: str) -> int:
+        """How many sockets of this conversation this instance has accepted (Daphne's access log)."""
+        return self.log.read_text(errors="replace").count(f'"WSCONNECT /ws/chat/{session_id}/"')
+
+
+def replaced_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"deploy/nginx.conf should contain {old!r} exactly once"
+    return text.replace(old, new)
+
+
+@dataclass
+class Nginx:
+    """nginx with deploy/nginx.conf in front of two instances, on a free port, in its own prefix."""
+
+    prefix: Path
+    upstreams: list[DaphneServer]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.prefix / "nginx.log"
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "access.log"
+
+    def configure(self) -> Path:
+        site = DEPLOY_CONF.read_text()
+        for default, server in zip(("8001", "8002"), self.upstreams, strict=True):
+            site = replaced_once(site, f"server 127.0.0.1:{default} ", f"server 127.0.0.1:{server.port} ")
+        site = replaced_once(site, "    listen 80;", f"    listen 127.0.0.1:{self.port};")
+        site = replaced_once(
+            site, "access_log /var/log/nginx/chat.access.log chat;", f"access_log {self.access_log} chat;"
+        )
+        (self.prefix / "chat.conf").write_text(site)
+        temp = self.prefix / "temp"
+        temp.mkdir(exist_ok=True)  # nginx makes the temp directories, not their parent
+        main = "\n".join(
+            [
+                "user root;" if os.geteuid() == 0 else "",  # root's workers would be `nobody`
+                "worker_processes 1;",
+                f"pid {self.prefix / 'nginx.pid'};",
+                f"error_log {self.log} info;",
+                "events { worker_connections 256; }",
+                "http {",
+                *(f"    {kind}_temp_path {temp / kind};" for kind in ("client_body", "proxy", "fastcgi")),
+                *(f"    {kind}_temp_path {temp / kind};" for kind in ("uwsgi", "scgi")),
+                f"    access_log {self.access_log};",
+                f"    include {self.prefix / 'chat.conf'};",
+                "}",
+                "",
+            ]
+        )
+        conf = self.prefix / "nginx.conf"
+        conf.write_text(main)
+        return conf
+
+    def start(self) -> Nginx:
+        if not NGINX.exists():
+            pytest.fail("nginx is missing: scripts/test.sh installs it (apt-get install nginx)")
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        conf = self.configure()
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(NGINX),
+                    "-p",
+                    str(self.prefix),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(self.log),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        port_wait(self.port, self.proc, self.log, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open sockets are cut
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    # What ChatClient asks of a server:
+    def ws_url(self, session_id: str) -> str:
+        return self.url(f"/ws/chat/{session_id}/")
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def access_lines(self, needle: str) -> list[str]:
+        if not self.access_log.exists():
+            return []
+        return [line for line in self.access_log.read_text().splitlines() if needle in line]
+
+
+@pytest.fixture
+def log_dir(request: pytest.FixtureRequest) -> Path:
+    path = LOGS / request.node.name.replace("/", "_")
+    shutil.rmtree(path, ignore_errors=True)  # the instances append to their logs: start from empty ones
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[ServedDaphne, ServedDaphne, Nginx]]:
+    """Instances A and B on the test database and a Redis of their own, behind nginx; all stopped after."""
+    redis = RedisServer(log_dir).start()
+    env = server_env(
+        database_name=settings.DATABASES["default"]["NAME"],
+        redis_url=redis.url,
+        standin_url=standin.url,
+        CHAT_FLUSH_INTERVAL="0.2",
+    )
+    pair = (ServedDaphne("a", env, log_dir), ServedDaphne("b", env, log_dir))
+    proxy = Nginx(log_dir / "nginx", list(pair))
+    try:
+        for server in pair:
+            server.launch()  # both import the app at once
+        for server in pair:
+            server.start()
+        yield (*pair, proxy.start())
+    finally:
+        proxy.stop()
+        for server in pair:
+            server.stop()
+        redis.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # No cookies: both sockets are the same cookie-less client, so they open the same conversation.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        yield session
+
+
+async def connect_located(
+    http: aiohttp.ClientSession, proxy: Nginx, servers: tuple[ServedDaphne, ...], session_id: str
+) -> tuple[ChatClient, ServedDaphne]:
+    """Open a socket through nginx; return it and the instance that accepted it."""
+    before = [server.wsconnects(session_id) for server in servers]
+    client = await ChatClient(http, proxy, session_id).connect()  # type: ignore[arg-type]
+
+    async def accepted_by() -> list[ServedDaphne]:
+        return [s for s, count in zip(servers, before, strict=True) if s.wsconnects(session_id) > count]
+
+    (server,) = await until(accepted_by, wait=5)
+    return client, server
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reply_resumes_exactly_when_the_reconnect_through_nginx_lands_on_the_other_instance(
+    proxied, http, standin
+):
+    a, b, proxy = proxied
+    first, first_server = await connect_located(http, proxy, (a, b), "via-nginx")
+    await first.send({"message": "through nginx [[standin stamp=1 tokens=200 delay_ms=10]]"})
+    start = await first.receive()
+    assert start["type"] == "start", start
+    seen = [await first.receive() for _ in range(5)]
+    assert {frame["type"] for frame in seen} == {"chunk"}
+    await first.close()  # the network drops mid-reply; the reply goes on on first_server
+
+    # nginx balances without stickiness: reconnect until a socket lands on the other instance.
+    attempts = 0
+    while True:
+        attempts += 1
+        again, server = await connect_located(http, proxy, (a, b), "via-nginx")
+        if server is not first_server:
+            break
+        await again.close()
+        assert attempts < 6, "six sockets through nginx all landed on the first socket's instance"
+
+    streaming = again.history["streaming"]
+    assert streaming["message_id"] == start["message_id"]
+    assert streaming["content"].startswith(text_after(0, seen))
+    rest = await again.until_end()
+    assert (rest[-1]["type"], rest[-1]["finish_reason"]) == ("done", "stop")
+    text = streaming["content"] + text_after(streaming["offset"], rest)
+    assert stamp_indices(text) == list(range(200))  # every token once, none lost at the switch
+    assert (await Message.objects.aget(pk=start["message_id"])).content == text
+    (request,) = standin.requests()
+    assert request["outcome"] == "completed"
+    await again.close()
+
+    # nginx's own log agrees: the first socket went to one instance, the last to the other.
+    async def socket_lines() -> list[str]:
+        lines = proxy.access_lines("GET /ws/chat/via-nginx/ ")
+        return lines if len(lines) == 1 + attempts else []
+
+    lines = await until(socket_lines, wait=5)
+    assert all('" 101 ' in line for line in lines), lines
+    assert lines[0].count(f"upstream=127.0.0.1:{first_server.port} ") == 1, lines[0]
+    assert lines[-1].count(f"upstream=127.0.0.1:{server.port} ") == 1, lines[-1]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pages_health_and_request_ids_go_through_nginx_and_metrics_do_not(proxied, http):
+    a, b, proxy = proxied
+    new = await http.get(proxy.url("/"), allow_redirects=False)
+    assert new.status == 302
+    assert re.fullmatch(r"/c/[A-Za-z0-9_-]+/", new.headers["Location"]), new.headers["Location"]
+
+    spoofed = {"X-Request-ID": "chosen-by-the-client", "X-Forwarded-For": "203.0.113.9"}
+    health = await http.get(proxy.url("/healthz"), headers=spoofed)
+    assert health.status == 200
+    assert await health.json() == {"status": "ok"}
+    request_id = health.headers["X-Request-ID"]
+    assert request_id != "chosen-by-the-client"
+
+    # The id the instance echoed is the one nginx made ($request_id) and logged.
+    async def logged() -> list[str]:
+        return proxy.access_lines(f"rid={request_id} ")
+
+    (line,) = await until(logged, wait=5)
+    assert '"GET /healthz HTTP/1.1" 200 ' in line
+    # nginx overwrote the client's X-Forwarded-For: the instance (--proxy-headers) never saw it.
+    assert "203.0.113.9" not in a.log.read_text() + b.log.read_text()
+
+    css = await http.get(proxy.url("/static/conversations/chat.css"))
+    assert css.status == 200
+    assert css.headers["Content-Type"].startswith("text/css")
+
+    for private in ("/metrics", "/readyz"):
+        assert (await http.get(proxy.url(private))).status == 404, private
+    # ... and each is there on an instance's own port, for the scraper and the orchestrator.
+    for server in (a, b):
+        metrics = await http.get(f"http://127.0.0.1:{server.port}/metrics")
+        assert metrics.status == 200
+        assert "# TYPE" in await metrics.text()
+        ready = await http.get(f"http://127.0.0.1:{server.port}/readyz")
+        assert ready.status == 200, await ready.text()
+
+
+def test_serve_sh_refuses_to_run_with_debug_on():
+    result = subprocess.run(
+        ["bash", "scripts/serve.sh"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_DEBUG": "True"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "refuses to run with DJANGO_DEBUG on" in result.stderr
+
+
+def test_the_deploy_conf_keeps_what_the_instances_rely_on():
+    """The parts of deploy/nginx.conf the socket path needs but a plain request would not notice."""
+    conf = DEPLOY_CONF.read_text()
+    for directive in (
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Request-ID $request_id;",
+        "proxy_buffering off;",
+        "proxy_read_timeout 1h;",
+    ):
+        assert directive in conf, directive
+    assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", conf, re.MULTILINE)  # no stickiness needed
