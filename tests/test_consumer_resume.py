@@ -123,3 +123,22 @@ async def test_joining_mid_reply_gets_the_text_so_far_then_exactly_the_rest(stan
     assert reply.content.endswith(full)
     await tab1.disconnect()
     await tab2.disconnect()
+
+
+async def test_a_message_from_a_second_tab_while_the_first_tabs_reply_streams_is_busy(
+    standin, replies_settle
+):
+    tab1 = await socket_open("/ws/chat/busy-tabs/")
+    tab2 = await socket_open("/ws/chat/busy-tabs/")
+    await tab1.send_json_to({"message": "long [[standin tokens=80 delay_ms=10]]"})
+    assert (await tab2.receive_json_from())["type"] == "start"
+    await tab2.send_json_to({"message": "me too"})
+    frames = await reply_collect(tab2)
+    refusals = [f for f in frames if f["type"] == "error"]
+    assert [f["code"] for f in refusals] == ["busy"]
+    assert "message_id" not in refusals[0]
+    assert (await reply_collect(tab2))[-1]["type"] == "done"
+    assert (await reply_collect(tab1))[-1]["type"] == "done"
+    assert not await Message.objects.filter(content="me too").aexists()
+    await tab1.disconnect()
+    await tab2.disconnect()

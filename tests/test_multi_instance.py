@@ -338,3 +338,17 @@ async def test_rate_and_socket_limits_hold_across_instances(instances_started, h
     assert (closing.type, fourth.ws.close_code) == (aiohttp.WSMsgType.CLOSE, 4429)
     for client in (on_a, on_b, third):
         await client.close()
+
+
+async def test_the_daily_quota_holds_across_instances(instances_started, http, standin):
+    a, b = instances_started(CHAT_DAILY_TOKEN_QUOTA="40")
+    on_a = await ChatClient(http, a, "quota-1").connect()
+    await on_a.send({"message": "spend [[standin tokens=45]]"})
+    assert (await on_a.until_end())[-1]["type"] == "done"
+    on_b = await ChatClient(http, b, "quota-2").connect()  # the same (public) owner, the other instance
+    await on_b.send({"message": "more"})
+    refused = await on_b.receive()
+    assert (refused["type"], refused["code"]) == ("error", "quota_exceeded")
+    assert refused["retry_after"] > 0
+    await on_a.close()
+    await on_b.close()
