@@ -127,6 +127,14 @@ def chat_models_seeded(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
+def staff_client(client: Any, django_user_model: Any) -> Any:
+    """A Django test client signed in as a superuser."""
+    admin = django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
 async def replies_settle() -> AsyncIterator[None]:
     """After the test, let reply tasks it started end on its own event loop, and close the SDK client."""
     yield

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from conversations.models import ChatModel, Conversation, MCPServerPreset, Message
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(client):
-    user = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests-only")
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

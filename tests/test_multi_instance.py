@@ -91,6 +91,23 @@ async def stored_reply(reply_id: int) -> Message:
     return await Message.objects.aget(pk=reply_id)
 
 
+async def reply_streaming_on_both(
+    http: aiohttp.ClientSession,
+    a: DaphneServer,
+    b: DaphneServer,
+    session_id: str,
+    message: str,
+    chunks: int = 1,
+) -> tuple[ChatClient, ChatClient, dict, list[dict]]:
+    """A tab on each instance; A's sends `message`. Return both tabs, B's `start` and B's first chunks."""
+    tab_b = await ChatClient(http, b, session_id).connect()
+    tab_a = await ChatClient(http, a, session_id).connect()
+    await tab_a.send({"message": message})
+    start = await tab_b.receive()
+    assert start["type"] == "start"
+    return tab_a, tab_b, start, [await tab_b.receive() for _ in range(chunks)]
+
+
 async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(instances, http, standin):
     a, b = instances
     tab_b = await ChatClient(http, b, "cross").connect()
@@ -171,11 +188,9 @@ async def test_sigterm_lets_a_reply_in_flight_finish_and_a_tab_on_the_other_inst
     instances, http, standin
 ):
     a, b = instances
-    tab_b = await ChatClient(http, b, "graceful").connect()
-    tab_a = await ChatClient(http, a, "graceful").connect()
-    await tab_a.send({"message": "finish me [[standin stamp=1 tokens=100 delay_ms=10]]"})
-    start = await tab_b.receive()
-    await tab_b.receive()
+    _tab_a, tab_b, start, _ = await reply_streaming_on_both(
+        http, a, b, "graceful", "finish me [[standin stamp=1 tokens=100 delay_ms=10]]"
+    )
     a.signal(signal.SIGTERM)
 
     frames = await tab_b.until_end()
@@ -230,12 +245,9 @@ async def test_sigkill_mid_reply_leaves_nothing_streaming_and_the_conversation_u
     instances, http, standin
 ):
     a, b = instances
-    tab_b = await ChatClient(http, b, "killed").connect()
-    tab_a = await ChatClient(http, a, "killed").connect()
-    await tab_a.send({"message": "doomed [[standin tokens=2000 delay_ms=10]]"})
-    start = await tab_b.receive()
-    for _ in range(30):
-        await tab_b.receive()
+    tab_a, tab_b, start, _ = await reply_streaming_on_both(
+        http, a, b, "killed", "doomed [[standin tokens=2000 delay_ms=10]]", chunks=30
+    )
     a.signal(signal.SIGKILL)
 
     frames = await tab_b.until_end(wait=20)  # the lease lapses, instance B stores it as interrupted

@@ -20,13 +20,6 @@ from .conftest import reply_collect
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client):
-    admin = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
-    client.force_login(admin)
-    return client
-
-
 def reply_stored(
     conversation: Conversation, *, model: str, tokens: tuple[int, int], days_ago: int = 0
 ) -> Message:
