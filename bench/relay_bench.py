@@ -8,9 +8,14 @@ relay latency of every token (client receive time minus the stand-in's send stam
 The `pair` scenario (opt-in) runs two instances of ours on the same Postgres and Redis, each conversation
 with a sender socket on one and a follower socket on the other, beside one instance alone and the seed.
 
-usage: .venv/bin/python bench/relay_bench.py [--scenario burst|paced|pair|all|all-with-pair]
+The `nginx` scenario (opt-in) runs a real nginx (deploy/nginx.conf) in front of two instances of ours, then
+in front of one: concurrent streams (CPU per 1,000 tokens per instance, latency) and idle sockets (memory
+per socket per instance).
+
+usage: .venv/bin/python bench/relay_bench.py [--scenario burst|paced|pair|nginx|all|all-with-pair]
                                              [--servers ours,seed,bare] [--quick]
                                              [--clients N --turns T --tokens K --delay-ms D]
+                                             [--idle-sockets N --idle-s S]
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import hashlib
 import json
 import os
 import platform
+import re
+import resource
 import secrets
 import shlex
 import signal
@@ -62,7 +69,37 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "paced": {"clients": 100, "turns": 2, "tokens": 200, "delay_ms": 5},
     # Two instances of ours; `clients` counts conversations (a sender and a follower socket each).
     "pair": {"clients": 100, "turns": 1, "tokens": 300, "delay_ms": 5},
+    # nginx in front of two instances of ours, then of one; each client on its own conversation.
+    "nginx": {"clients": 200, "turns": 1, "tokens": 300, "delay_ms": 5},
 }
+# The `nginx` scenario's second phase: this many idle sockets (handshake + `history`), held this long.
+NGINX_IDLE = {"idle_sockets": 1000, "idle_s": 10.0}
+QUICK_IDLE = {"idle_sockets": 40, "idle_s": 2.0}
+# Handshakes in flight at once while the idle sockets open (Daphne refuses a handshake after 5 s).
+IDLE_CONNECT_CONCURRENCY = 100
+NGINX = Path(os.environ.get("BENCH_NGINX", "/usr/sbin/nginx"))
+DEPLOY_NGINX_CONF = REPO / "deploy" / "nginx.conf"
+# scripts/serve.sh's Daphne flags (the production command), for the instances behind nginx.
+SERVE_DAPHNE_FLAGS = [
+    "--proxy-headers",
+    "--ping-interval",
+    "20",
+    "--ping-timeout",
+    "30",
+    "--websocket_timeout",
+    "86400",
+    "--websocket_connect_timeout",
+    "5",
+    "--http-timeout",
+    "60",
+    "--application-close-timeout",
+    "10",
+    "-v",
+    "1",
+]
+# Open files: the bench process (its client sockets), Daphne (inherits it) and nginx (worker_rlimit_nofile).
+NOFILE_TARGET = 8192
+NGINX_WORKER_CONNECTIONS = 4096
 # `--scenario all` (and `make bench`); `pair` is opt-in: `--scenario pair` or `--scenario all-with-pair`.
 DEFAULT_SCENARIOS = ("burst", "paced")
 QUICK = {"clients": 4, "turns": 1, "tokens": 50}
@@ -411,11 +448,13 @@ def migrate_bench_db() -> None:
         raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
 
 
-def start_server(name: str, standin_url: str, log_path: Path) -> Server:
+def start_server(
+    name: str, standin_url: str, log_path: Path, daphne_flags: list[str] | tuple[str, ...] = ()
+) -> Server:
     port = free_port()
     if name == "ours":
         daphne = OUR_PYTHON.parent / "daphne"
-        argv = [str(daphne), "-b", HOST, "-p", str(port), "chatproject.asgi:application"]
+        argv = [str(daphne), "-b", HOST, "-p", str(port), *daphne_flags, "chatproject.asgi:application"]
         env, cwd = ours_env(standin_url), REPO
         shown = (
             "DATABASE_URL={DATABASE_URL} REDIS_URL={REDIS_URL} DEDALUS_BASE_URL={DEDALUS_BASE_URL} ".format(
@@ -1234,6 +1273,439 @@ def measure_pair(
 
 
 # --------------------------------------------------------------------------------------------------
+# The `nginx` scenario: deploy/nginx.conf in front of two instances of ours, then one
+
+
+def raise_nofile(target: int = NOFILE_TARGET) -> tuple[int, int]:
+    """Raise this process's open-files limit (Daphne, started after, inherits it). Return (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def nginx_configure(prefix: Path, port: int, upstream_ports: list[int]) -> Path:
+    """deploy/nginx.conf with its upstream servers, listen address and access log swapped for ours (as
+    tests/test_nginx.py does), inside a main config with enough worker connections and open files."""
+    site = DEPLOY_NGINX_CONF.read_text()
+    servers = re.findall(r"^([ \t]*)server 127\.0\.0\.1:(800[12])( [^;\n]*)?;[ \t]*\n", site, re.MULTILINE)
+    if [s[1] for s in servers] != ["8001", "8002"]:
+        raise RuntimeError(f"{DEPLOY_NGINX_CONF}: expected the upstream lines for ports 8001 and 8002")
+    indent, _, options = servers[0]
+    lines = "".join(f"{indent}server 127.0.0.1:{p}{options};\n" for p in upstream_ports)
+    first = re.compile(r"^[ \t]*server 127\.0\.0\.1:8001[^;\n]*;[ \t]*\n", re.MULTILINE)
+    second = re.compile(r"^[ \t]*server 127\.0\.0\.1:8002[^;\n]*;[ \t]*\n", re.MULTILINE)
+    site = second.sub("", first.sub(lambda _: lines, site, count=1), count=1)
+    for old, new in (
+        ("    listen 80;", f"    listen {HOST}:{port};"),
+        ("access_log /var/log/nginx/chat.access.log chat;", f"access_log {prefix / 'access.log'} chat;"),
+    ):
+        if site.count(old) != 1:
+            raise RuntimeError(f"{DEPLOY_NGINX_CONF} should contain {old!r} exactly once")
+        site = site.replace(old, new)
+    (prefix / "chat.conf").write_text(site)
+    temp = prefix / "temp"
+    temp.mkdir(exist_ok=True)
+    main = "\n".join(
+        [
+            "user root;" if os.geteuid() == 0 else "",  # root's workers would be `nobody`
+            "worker_processes 1;",
+            f"worker_rlimit_nofile {NOFILE_TARGET};",
+            f"pid {prefix / 'nginx.pid'};",
+            f"error_log {prefix / 'error.log'} info;",
+            f"events {{ worker_connections {NGINX_WORKER_CONNECTIONS}; }}",
+            "http {",
+            *(
+                f"    {kind}_temp_path {temp / kind};"
+                for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            ),
+            f"    access_log {prefix / 'access.log'};",
+            f"    include {prefix / 'chat.conf'};",
+            "}",
+            "",
+        ]
+    )
+    conf = prefix / "nginx.conf"
+    conf.write_text(main)
+    return conf
+
+
+def start_nginx(prefix: Path, upstream_ports: list[int]) -> Server:
+    if not NGINX.exists():
+        raise RuntimeError(f"nginx not found at {NGINX} (apt-get install nginx, or set BENCH_NGINX)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = nginx_configure(prefix, port, upstream_ports)
+    argv = [str(NGINX), "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
+    argv += ["-g", "daemon off;"]
+    proc = Proc("nginx", argv, env=dict(os.environ), cwd=prefix, log_path=prefix / "nginx.log")
+    server = Server("nginx", proc, port, shlex.join(argv))
+    try:
+        wait_for_port(proc, port, timeout=10)
+    except BaseException:
+        proc.stop()
+        raise
+    return server
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process and its descendants (nginx: master + workers), in KiB."""
+    total = 0
+    for p in _descendants(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{p}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+    return total
+
+
+WS_ACCESS = re.compile(r'"(WSCONNECTING|WSCONNECT|WSREJECT|WSDISCONNECT) /ws/([^"]+)"')
+
+
+def daphne_ws_events(path: Path, prefix: str) -> dict[str, Counter]:
+    """From a Daphne access log: for each event kind, how many sockets whose session id starts with
+    `prefix` had it (WSCONNECT = the handshake was accepted by this instance)."""
+    out: dict[str, Counter] = {}
+    with contextlib.suppress(OSError):
+        for kind, sid in WS_ACCESS.findall(path.read_text(errors="replace")):
+            if sid.startswith(prefix):
+                out.setdefault(kind, Counter())[sid] += 1
+    return out
+
+
+def nginx_error_summary(path: Path) -> dict[str, int]:
+    """nginx's error log, counted by level and message (connection numbers, addresses and requests cut);
+    `notice` lines (start, stop, signals) are left out."""
+    found: Counter = Counter()
+    pattern = re.compile(r"^\S+ \S+ \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client: .*)?$")
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            m = pattern.match(line)
+            if not m:
+                continue
+            level, message = m.groups()
+            if level == "notice":
+                continue
+            message = re.sub(r"\d+", "N", message)
+            found[f"[{level}] {message}"[:160]] += 1
+    return dict(found.most_common(15))
+
+
+def nginx_access_summary(path: Path, prefix: str) -> dict[str, Any]:
+    """nginx's access log lines of the sockets whose session id starts with `prefix`: statuses and the
+    upstream each went to (a socket is logged when it closes)."""
+    statuses: Counter = Counter()
+    upstreams: Counter = Counter()
+    needle = f"GET /ws/{prefix}"
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            if needle not in line:
+                continue
+            m = re.search(r'" (\d{3}) ', line)
+            statuses[m.group(1) if m else "?"] += 1
+            u = re.search(r" upstream=(\S+) ", line)
+            upstreams[u.group(1) if u else "?"] += 1
+    return {"statuses": dict(statuses), "upstreams": dict(upstreams)}
+
+
+async def run_stream_clients(
+    server: Server, *, clients: int, turns: int, tokens: int, delay_ms: float, tag: str, turn_timeout: float
+) -> tuple[dict[str, LoadStats], float]:
+    """Like run_load, with one LoadStats per socket (keyed by its session id), so that each socket's
+    tokens can be charged to the instance that accepted it; every socket has its `history` first."""
+    per_sid = {f"{tag}-{i}": LoadStats() for i in range(clients)}
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        started = time.monotonic()
+        sockets = await asyncio.gather(
+            *(client_connect(session, server, sid, st, 30, history=True) for sid, st in per_sid.items())
+        )
+        await asyncio.gather(
+            *(
+                client_turns(ws, turns, tokens, delay_ms, st, turn_timeout)
+                for ws, st in zip(sockets, per_sid.values(), strict=True)
+                if ws is not None
+            )
+        )
+        wall = time.monotonic() - started
+    return per_sid, wall
+
+
+async def run_idle_sockets(
+    server: Server, *, count: int, hold_s: float, tag: str, probe
+) -> tuple[LoadStats, dict[str, Any]]:
+    """Open `count` sockets (handshake + `history`, IDLE_CONNECT_CONCURRENCY at a time), hold them idle for
+    `hold_s`, calling probe("open") once all are open (after 1 s) and probe("held") at the end, then close
+    them. Any frame or close a socket gets while idle is an error."""
+    stats = LoadStats()
+    info: dict[str, Any] = {}
+    gate = asyncio.Semaphore(IDLE_CONNECT_CONCURRENCY)
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def open_one(i: int):
+            async with gate:
+                return await client_connect(session, server, f"{tag}-{i}", stats, 30, history=True)
+
+        started = time.monotonic()
+        sockets = [ws for ws in await asyncio.gather(*(open_one(i) for i in range(count))) if ws is not None]
+        info["open_s"] = time.monotonic() - started
+        info["opened"] = len(sockets)
+        watchers = [asyncio.ensure_future(ws.receive()) for ws in sockets]
+        await asyncio.sleep(min(1.0, hold_s))
+        probe("open")
+        await asyncio.sleep(max(0.0, hold_s - 1.0))
+        probe("held")
+        for task in watchers:
+            if task.done():
+                exc = task.exception()
+                if exc is not None:
+                    stats.errors[f"idle: {type(exc).__name__}"] += 1
+                else:
+                    msg = task.result()
+                    what = msg.type.name.lower()
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        what = f"frame {orjson.loads(msg.data).get('type')!r}"
+                    stats.errors[f"idle: {what} while idle"] += 1
+        closing = time.monotonic()
+        await asyncio.gather(*(_close_quietly(ws) for ws in sockets))
+        for task in watchers:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        info["close_s"] = time.monotonic() - closing
+    return stats, info
+
+
+async def _close_quietly(ws) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(10):
+            await ws.close()
+
+
+def wait_for_disconnects(logs: list[Path], prefix: str, timeout: float = 20.0) -> bool:
+    """Until every socket of `prefix` that an instance accepted has its WSDISCONNECT in that log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for path in logs:
+            ev = daphne_ws_events(path, prefix)
+            pending += len(ev.get("WSCONNECT", Counter())) - len(ev.get("WSDISCONNECT", Counter()))
+        if pending <= 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def measure_nginx(
+    config: str, scenario: str, params: dict[str, Any], args: argparse.Namespace, run_dir: Path, run_id: str
+) -> dict[str, Any]:
+    """nginx (deploy/nginx.conf) in front of two instances of ours (`two`) or one (`one`), all on one
+    stand-in, the chat_bench database and the bench's Redis. Phase 1, idle: open the idle sockets, hold
+    them, RSS per instance before/after. Phase 2, streams: N clients x T turns x K stamped tokens, each on
+    its own conversation; CPU per instance per token it relayed, nginx CPU apart."""
+    clients, turns, tokens, delay_ms = (
+        params["clients"],
+        params["turns"],
+        params["tokens"],
+        params["delay_ms"],
+    )
+    labels = PAIR_NAMES[: 2 if config == "two" else 1]
+    result: dict[str, Any] = {
+        "server": config,
+        "instances_count": len(labels),
+        "loadavg_before": os.getloadavg(),
+        "nofile": raise_nofile(),
+    }
+    redis_flush()
+    standin, standin_url = start_standin(run_dir / f"{scenario}-{config}-standin.log", tokens, delay_ms)
+    servers: list[Server] = []
+    nginx: Server | None = None
+    try:
+        db_before = db_counters_settled()
+        for label in labels:
+            log_path = run_dir / f"{scenario}-{config}-{label}.log"
+            servers.append(start_server("ours", standin_url, log_path, SERVE_DAPHNE_FLAGS))
+        nginx = start_nginx(run_dir / f"{scenario}-{config}-nginx", [s.port for s in servers])
+        result["command"] = [s.command for s in servers] + [nginx.command]
+        result["nginx_conf"] = str((run_dir / f"{scenario}-{config}-nginx" / "chat.conf").relative_to(REPO))
+        log(
+            f"[{scenario}] {config}: nginx pid {nginx.proc.pid} on port {nginx.port} in front of "
+            + ", ".join(
+                f"{lab} pid {s.proc.pid} port {s.port}" for lab, s in zip(labels, servers, strict=True)
+            )
+            + "; warming up"
+        )
+        tag = f"b{run_id}-{scenario}-{config}"
+        for label, server in zip(labels, servers, strict=True):
+            warm_up(server, f"{scenario}] [{config} {label}", f"{tag}{label}")
+        warm, _ = asyncio.run(
+            run_load(nginx, clients=4, turns=1, tokens=20, delay_ms=0, tag=f"{tag}-wn", turn_timeout=30)
+        )
+        if warm.error_count or warm.tokens != 80:
+            raise RuntimeError(f"warm-up through nginx failed: {dict(warm.errors)}")
+        logs = [s.proc.log_path for s in servers]
+        nginx_log = nginx.proc.log_path.parent / "access.log"
+        nginx_err = nginx.proc.log_path.parent / "error.log"
+
+        # Phase 1: idle sockets, on a process that has only been warmed up (fresh memory, see README).
+        idle_count, hold_s = params["idle_sockets"], params["idle_s"]
+        idle_tag = f"{tag}-idle"
+        time.sleep(1.0)
+        rss: dict[str, list[int]] = {"before": [rss_kib(s.proc.pid) for s in servers]}
+        nginx_rss = {"before": rss_kib(nginx.proc.pid)}
+
+        def probe(point: str) -> None:
+            rss[point] = [rss_kib(s.proc.pid) for s in servers]
+            nginx_rss[point] = rss_kib(nginx.proc.pid)
+
+        log(f"[{scenario}] {config}: {idle_count} idle sockets through nginx, held {hold_s:g} s")
+        idle_stats, idle_info = asyncio.run(
+            run_idle_sockets(nginx, count=idle_count, hold_s=hold_s, tag=idle_tag, probe=probe)
+        )
+        idle_info["all_disconnected"] = wait_for_disconnects(logs, idle_tag + "-")
+        time.sleep(1.0)
+        probe("after_close")
+        idle_instances = {}
+        for i, label in enumerate(labels):
+            ev = daphne_ws_events(logs[i], idle_tag + "-")
+            held = len(ev.get("WSCONNECT", Counter()))
+            grown = rss["held"][i] - rss["before"][i]
+            idle_instances[label] = {
+                "sockets": held,
+                "rejected": len(ev.get("WSREJECT", Counter())),
+                "rss_before_kib": rss["before"][i],
+                "rss_open_kib": rss["open"][i],
+                "rss_held_kib": rss["held"][i],
+                "rss_after_close_kib": rss["after_close"][i],
+                "kib_per_socket": grown / held if held else float("nan"),
+                "kib_per_socket_at_open": (rss["open"][i] - rss["before"][i]) / held
+                if held
+                else float("nan"),
+            }
+        opened = idle_info["opened"]
+        result["idle"] = {
+            "sockets": idle_count,
+            "hold_s": hold_s,
+            **idle_info,
+            "errors": idle_stats.error_count,
+            "error_kinds": dict(idle_stats.errors),
+            "instances": idle_instances,
+            "nginx_rss_kib": nginx_rss,
+            "nginx_kib_per_socket": (nginx_rss["held"] - nginx_rss["before"]) / opened if opened else None,
+            "nginx_access": nginx_access_summary(nginx_log, idle_tag + "-"),
+        }
+        time.sleep(1.0)
+
+        # Phase 2: concurrent streams.
+        log(
+            f"[{scenario}] {config}: {clients} clients x {turns} turns x {tokens} tokens,"
+            f" delay {delay_ms:g} ms, through nginx"
+        )
+        pg0 = pg_backends_cpu()
+        cpu0 = [cpu_sample(s.proc.pid) for s in servers]
+        nginx0, standin0 = cpu_sample(nginx.proc.pid), cpu_sample(standin.pid)
+        stream_tag = f"{tag}-s"
+        per_sid, wall = asyncio.run(
+            run_stream_clients(
+                nginx,
+                clients=clients,
+                turns=turns,
+                tokens=tokens,
+                delay_ms=delay_ms,
+                tag=stream_tag,
+                turn_timeout=args.turn_timeout,
+            )
+        )
+        cpu1 = [cpu_sample(s.proc.pid) for s in servers]
+        nginx1, standin1 = cpu_sample(nginx.proc.pid), cpu_sample(standin.pid)
+        pg1 = pg_backends_cpu()
+        wait_for_disconnects(logs, stream_tag + "-", timeout=10)
+
+        # Which instance accepted each socket: its WSCONNECT line in that instance's access log.
+        where: dict[str, str] = {}
+        doubly: list[str] = []
+        for label, path in zip(labels, logs, strict=True):
+            for sid in daphne_ws_events(path, stream_tag + "-").get("WSCONNECT", Counter()):
+                if sid in per_sid:
+                    if sid in where:
+                        doubly.append(sid)
+                    where[sid] = label
+        groups: dict[str, list[LoadStats]] = {label: [] for label in labels}
+        unattributed: list[LoadStats] = []
+        for sid, st in per_sid.items():
+            (groups[where[sid]] if sid in where else unattributed).append(st)
+
+        def per_k(ns: int, count: int) -> float:
+            """ms CPU per 1,000 tokens (numerically the same as µs per token)."""
+            return ns / 1e6 / count * 1000 if count else float("nan")
+
+        instances: dict[str, Any] = {}
+        total_ns = 0
+        for i, label in enumerate(labels):
+            ns, source = cpu_delta_ns(cpu0[i], cpu1[i])
+            main_ns = cpu1[i].main_ns - cpu0[i].main_ns
+            merged = LoadStats.merged(groups[label])
+            total_ns += ns
+            instances[label] = {
+                "pid": servers[i].proc.pid,
+                "port": servers[i].port,
+                "sockets": len(groups[label]),
+                "server_cpu_s": ns / 1e9,
+                "cpu_source": source,
+                "cpu_ms_per_1k_tokens": per_k(ns, merged.tokens),
+                "main_thread_ms_per_1k_tokens": per_k(main_ns, merged.tokens),
+                "other_threads_ms_per_1k_tokens": per_k(
+                    (cpu1[i].sched_ns - cpu0[i].sched_ns) - main_ns, merged.tokens
+                ),
+                **latency_summary(merged),
+            }
+        every = LoadStats.merged(list(per_sid.values()))
+        nginx_ns, _ = cpu_delta_ns(nginx0, nginx1)
+        standin_ns, _ = cpu_delta_ns(standin0, standin1)
+        pg_ns = sum(ns - pg0.get(pid, 0) for pid, ns in pg1.items())
+        summary = latency_summary(every)
+        result["streams"] = {
+            "instances": instances,
+            "cpu_ms_per_1k_tokens": per_k(total_ns, every.tokens),
+            "server_cpu_s": total_ns / 1e9,
+            "nginx_cpu_s": nginx_ns / 1e9,
+            "nginx_cpu_ms_per_1k_tokens": per_k(nginx_ns, every.tokens),
+            "standin_cpu_s": standin_ns / 1e9,
+            "standin_cpu_ms_per_1k_tokens": per_k(standin_ns, every.tokens),
+            "postgres_cpu_ms_per_1k_tokens": per_k(pg_ns, every.tokens),
+            "postgres_backends": len(pg1),
+            **summary,
+            "expected_tokens": clients * turns * tokens,
+            "unattributed_sockets": len(unattributed),
+            "unattributed_tokens": LoadStats.merged(unattributed).tokens,
+            "sockets_in_two_logs": doubly[:10],
+            "wall_s": wall,
+            "nginx_access": nginx_access_summary(nginx_log, stream_tag + "-"),
+        }
+        result["errors"] = every.error_count + idle_stats.error_count
+        for label, server in zip(labels, servers, strict=True):
+            if server.proc.alive():
+                server.proc.stop()
+            else:
+                instances[label]["server_exit"] = server.proc.popen.returncode
+                instances[label]["server_log_tail"] = server.proc.log_tail()
+            instances[label]["log_problems"] = log_problems(server.proc.log_path)
+        nginx.proc.stop()
+        result["nginx_errors"] = nginx_error_summary(nginx_err)
+        result["db"] = db_per_reply(db_before, db_counters_settled())
+    finally:
+        if nginx is not None:
+            nginx.proc.stop()
+        for server in servers:
+            server.proc.stop()
+        standin.stop()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
 # Report
 
 
@@ -1487,6 +1959,150 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
     return "\n".join(lines + notes)
 
 
+def nginx_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The `nginx` scenario: streams (per instance and combined) and idle sockets, two instances vs one."""
+    n, t, k = params["clients"], params["turns"], params["tokens"]
+    names = {"two": "2 inst", "one": "1 inst"}
+    out = [
+        f"== {scenario} streams: {n} clients x {t} turns x {k} tokens, delay {params['delay_ms']:g} ms,"
+        " through nginx (deploy/nginx.conf, least_conn), each client on its own conversation ==",
+        "  ".join(
+            c.rjust(w) if i > 1 else c.ljust(w)
+            for i, (c, w) in enumerate(
+                zip(
+                    ("config", "inst", "sockets", "ms CPU/1k tok", "p50 ms", "p99 ms", "max ms", "tokens")
+                    + ("errors", "wall s"),
+                    (6, 4, 7, 13, 8, 8, 8, 7, 6, 6),
+                    strict=True,
+                )
+            )
+        ),
+    ]
+    notes: list[str] = []
+
+    def line(config: str, inst: str, d: dict[str, Any], sockets: Any, wall: Any) -> None:
+        cells = [config.ljust(6), inst.ljust(4), f"{sockets}".rjust(7)]
+        cells.append(fmt(d["cpu_ms_per_1k_tokens"], ".1f").rjust(13))
+        cells += [fmt(d[key], ".1f").rjust(8) for key in ("p50_ms", "p99_ms", "max_ms")]
+        cells += [f"{d['tokens']}".rjust(7), f"{d['errors']}".rjust(6), fmt(wall, ".1f").rjust(6)]
+        out.append("  ".join(cells))
+
+    for r in rows:
+        label = names.get(r["server"], r["server"])
+        if "streams" not in r:
+            out.append(f"{label:<6}  FAILED: {r.get('failure', '?')}")
+            continue
+        s = r["streams"]
+        for inst, d in s["instances"].items():
+            line(label, inst, d, d["sockets"], None)
+        if len(s["instances"]) > 1:
+            line(label, "all", s, sum(d["sockets"] for d in s["instances"].values()), s["wall_s"])
+        else:
+            out[-1] = out[-1][:-6] + fmt(s["wall_s"], ".1f").rjust(6)
+        notes.append(f"  {label}: loadavg before {' '.join(f'{x:.2f}' for x in r['loadavg_before'])}")
+        for inst, d in s["instances"].items():
+            notes.append(
+                f"  {label} {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']} for {d['tokens']}"
+                f" tokens to its {d['sockets']} sockets: main thread {d['main_thread_ms_per_1k_tokens']:.1f},"
+                f" other threads {d['other_threads_ms_per_1k_tokens']:.1f} ms/1k tokens;"
+                f" {d['tokens_per_chunk_frame']:.2f} tokens per chunk frame; time to first token"
+                f" p50 {d['first_token_p50_ms']:.1f} / p99 {d['first_token_p99_ms']:.1f} ms"
+            )
+        notes.append(
+            f"  {label}: nginx CPU {s['nginx_cpu_s']:.2f} s ="
+            f" {s['nginx_cpu_ms_per_1k_tokens']:.1f} ms/1k tokens (not charged);"
+            f" stand-in {s['standin_cpu_ms_per_1k_tokens']:.1f}, Postgres backends"
+            f" ({s['postgres_backends']}) {s['postgres_cpu_ms_per_1k_tokens']:.1f} ms/1k tokens (not charged)"
+        )
+        if s["tokens"] != s["expected_tokens"]:
+            notes.append(f"  {label}: {s['tokens']} of {s['expected_tokens']} tokens arrived")
+        if s["error_kinds"]:
+            notes.append(f"  {label}: stream errors {s['error_kinds']}")
+            for sample in s["error_samples"][:3]:
+                notes.append(f"    e.g. {sample}")
+        if s["unattributed_sockets"] or s["sockets_in_two_logs"]:
+            notes.append(
+                f"  {label}: {s['unattributed_sockets']} sockets ({s['unattributed_tokens']} tokens) in no"
+                f" instance's access log; in two logs: {s['sockets_in_two_logs']}"
+            )
+        notes.append(f"  {label}: nginx access log, streams: {s['nginx_access']}")
+        for inst, d in s["instances"].items():
+            if d.get("log_problems"):
+                notes.append(f"  {label} {inst}: server log warnings/errors {d['log_problems']}")
+            if "server_exit" in d:
+                notes.append(f"  {label} {inst}: server exited during the run with {d['server_exit']}")
+        if r.get("nginx_errors"):
+            notes.append(f"  {label}: nginx error log {r['nginx_errors']}")
+        db = r["db"]
+        notes.append(
+            f"  {label}: DB per reply ({db['replies']} replies incl. warm-up):"
+            f" {db['message_writes_per_reply']:.2f} message-row writes,"
+            f" {db['commits_per_reply']:.2f} transactions"
+        )
+    two = next((r for r in rows if r["server"] == "two" and "streams" in r), None)
+    one = next((r for r in rows if r["server"] == "one" and "streams" in r), None)
+    if two and one:
+        a, b = two["streams"], one["streams"]
+        notes.append(
+            f"  two vs one: CPU (all instances) {a['cpu_ms_per_1k_tokens']:.1f}"
+            f" vs {b['cpu_ms_per_1k_tokens']:.1f} ms/1k tokens;"
+            f" p50 {a['p50_ms']:.1f} vs {b['p50_ms']:.1f}, p99 {a['p99_ms']:.1f} vs"
+            f" {b['p99_ms']:.1f} ms; nginx {a['nginx_cpu_ms_per_1k_tokens']:.1f} vs"
+            f" {b['nginx_cpu_ms_per_1k_tokens']:.1f} ms/1k tokens"
+        )
+
+    idle_count, hold = params["idle_sockets"], params["idle_s"]
+    out += notes + [
+        "",
+        f"== {scenario} idle: {idle_count} idle sockets through nginx (handshake + `history`, then nothing),"
+        f" held {hold:g} s; RSS of each Daphne ==",
+        "  ".join(
+            c.rjust(w) if i > 1 else c.ljust(w)
+            for i, (c, w) in enumerate(
+                zip(
+                    ("config", "inst", "sockets", "RSS before MiB", "held MiB", "KiB/socket", "at open")
+                    + ("after close", "errors", "open s"),
+                    (6, 4, 7, 14, 8, 10, 7, 11, 6, 6),
+                    strict=True,
+                )
+            )
+        ),
+    ]
+    notes = []
+    for r in rows:
+        label = names.get(r["server"], r["server"])
+        if "idle" not in r:
+            out.append(f"{label:<6}  FAILED: {r.get('failure', '?')}")
+            continue
+        idle = r["idle"]
+        for inst, d in idle["instances"].items():
+            cells = [label.ljust(6), inst.ljust(4), f"{d['sockets']}".rjust(7)]
+            cells.append(fmt(d["rss_before_kib"] / 1024, ".1f").rjust(14))
+            cells.append(fmt(d["rss_held_kib"] / 1024, ".1f").rjust(8))
+            cells.append(fmt(d["kib_per_socket"], ".1f").rjust(10))
+            cells.append(fmt(d["kib_per_socket_at_open"], ".1f").rjust(7))
+            cells.append(fmt(d["rss_after_close_kib"] / 1024, ".1f").rjust(11))
+            cells += [f"{idle['errors']}".rjust(6), fmt(idle["open_s"], ".1f").rjust(6)]
+            out.append("  ".join(cells))
+        nr = idle["nginx_rss_kib"]
+        notes.append(
+            f"  {label}: {idle['opened']} of {idle['sockets']} opened in {idle['open_s']:.1f} s"
+            f" ({IDLE_CONNECT_CONCURRENCY} handshakes at a time), closed in {idle['close_s']:.1f} s;"
+            f" nginx RSS {nr['before'] / 1024:.1f} -> {nr['held'] / 1024:.1f} MiB"
+            f" = {fmt(idle['nginx_kib_per_socket'], '.1f')} KiB/socket (not charged)"
+        )
+        if idle["error_kinds"]:
+            notes.append(f"  {label}: idle errors {idle['error_kinds']}")
+        rejected = {inst: d["rejected"] for inst, d in idle["instances"].items() if d["rejected"]}
+        if rejected or not idle["all_disconnected"]:
+            notes.append(
+                f"  {label}: WSREJECT per instance {rejected};"
+                f" all accepted sockets logged WSDISCONNECT: {idle['all_disconnected']}"
+            )
+        notes.append(f"  {label}: nginx access log, idle: {idle['nginx_access']}")
+    return "\n".join(out + notes)
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -1495,7 +2111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="burst, paced, pair (comma-separated), all (= burst,paced; the default) or all-with-pair",
+        help="burst, paced, pair, nginx (comma-separated), all (= burst,paced; the default) or all-with-pair",
     )
     parser.add_argument(
         "--servers",
@@ -1506,6 +2122,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--turns", type=int, help="override the scenario's turns per client")
     parser.add_argument("--tokens", type=int, help="override the scenario's tokens per reply")
     parser.add_argument("--delay-ms", type=float, help="override the scenario's delay between tokens")
+    parser.add_argument(
+        "--idle-sockets", type=int, help=f"nginx: idle sockets to open (default {NGINX_IDLE['idle_sockets']})"
+    )
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        help=f"nginx: seconds to hold the idle sockets (default {NGINX_IDLE['idle_s']:g})",
+    )
     parser.add_argument(
         "--turn-timeout", type=float, default=60.0, help="seconds before a turn counts as stuck"
     )
@@ -1538,9 +2162,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = dict(SCENARIOS[name])
+    if name == "nginx":
+        params.update(QUICK_IDLE if args.quick else NGINX_IDLE)
     if args.quick:
         params.update(QUICK)
-    for key in ("clients", "turns", "tokens", "delay_ms"):
+    for key in ("clients", "turns", "tokens", "delay_ms", "idle_sockets", "idle_s"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     return params
@@ -1548,7 +2174,10 @@ def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
     """What runs in a scenario, in order: the servers; for `pair`, the two-instance pair, then ours alone
-    (same conversations, senders only), then the seed (bare only when --servers names it)."""
+    (same conversations, senders only), then the seed (bare only when --servers names it); for `nginx`,
+    two instances of ours behind nginx, then one."""
+    if scenario == "nginx":
+        return ["two", "one"] if "ours" in args.server_list else []
     if scenario != "pair":
         return list(args.server_list)
     configs = ["pair", "ours"] if "ours" in args.server_list else []
@@ -1558,7 +2187,13 @@ def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (BASELINES / "seed_server.py").exists() and {"seed", "bare"} & set(args.server_list):
+    # What the scenarios run: ours (pair and nginx configurations are ours too), seed, bare.
+    needed = {
+        "ours" if c in ("pair", "two", "one") else c
+        for s in args.scenarios
+        for c in scenario_configs(s, args)
+    }
+    if not (BASELINES / "seed_server.py").exists() and {"seed", "bare"} & needed:
         log(f"baselines not found in {BASELINES} (set BENCH_BASELINES_DIR)")
         return 2
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -1586,9 +2221,11 @@ def main(argv: list[str] | None = None) -> int:
     created_db = False
     status = 0
     try:
-        if "seed" in args.server_list:
+        if "seed" in needed:
             ensure_seed_venv()
-        if "ours" in args.server_list:
+        if "nginx" in args.scenarios:
+            raise_nofile()  # before any server starts: Daphne inherits it
+        if "ours" in needed:
             preflight_ours()
             log(f"creating and migrating the scratch database {BENCH_DB}")
             bench_db_create()
@@ -1601,6 +2238,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     if name == "pair":
                         rows.append(measure_pair(scenario, params, args, run_dir, run_id))
+                    elif scenario == "nginx":
+                        rows.append(measure_nginx(name, scenario, params, args, run_dir, run_id))
                     else:
                         rows.append(measure(name, scenario, params, args, run_dir, run_id))
                 except KeyboardInterrupt:
@@ -1609,7 +2248,8 @@ def main(argv: list[str] | None = None) -> int:
                     status = 1
                     log(f"[{scenario}] {name} FAILED: {exc}")
                     rows.append({"server": name, "failure": str(exc)[:2000]})
-            text = (pair_table if scenario == "pair" else table)(scenario, params, rows)
+            render = {"pair": pair_table, "nginx": nginx_table}.get(scenario, table)
+            text = render(scenario, params, rows)
             print(text + "\n", flush=True)
             report["scenarios"][scenario] = {"params": params, "results": rows}
             if any(r.get("errors") for r in rows):
