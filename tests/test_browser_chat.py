@@ -310,8 +310,17 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
                 return bubble && bubble.textContent.length > 40;
             }"""
         )
+        # Every state the indicator shows, however briefly (a reconnect to localhost can take milliseconds).
+        self.page.evaluate(
+            """() => {
+                const indicator = document.getElementById('connection');
+                window.connectionStates = [];
+                new MutationObserver(() => window.connectionStates.push(indicator.textContent))
+                    .observe(indicator, {childList: true, characterData: true, subtree: true});
+            }"""
+        )
         self.page.context.set_offline(True)  # the page's socket dies; the page shows it and retries
-        expect(self.page.locator("#connection")).to_have_text("reconnecting…")
+        self.page.wait_for_function("() => window.connectionStates.includes('reconnecting…')")
         self.page.context.set_offline(False)
         expect(self.page.locator("#connection")).to_have_text("connected")
         bubble = self.reply_finished(0)
