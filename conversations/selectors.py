@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 
@@ -87,3 +89,49 @@ def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | N
         .order_by("-pk")
         .first()
     )
+
+
+def conversations_of_owner(
+    *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The owner's conversations, most recently active first; `query` matches titles and message text."""
+    conversations = Conversation.objects.filter(owner_key=owner_key)
+    if query:
+        matching = Message.objects.filter(conversation__owner_key=owner_key, content__icontains=query)
+        conversations = conversations.filter(
+            Q(title__icontains=query) | Q(pk__in=matching.values("conversation_id"))
+        )
+    return [
+        {
+            "session_id": conversation.session_id,
+            "title": conversation.title or "New chat",
+            "model": conversation.model,
+            "updated_at": conversation.updated_at.isoformat(),
+        }
+        for conversation in conversations.order_by("-updated_at", "-pk")[offset : offset + limit]
+    ]
+
+
+def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | None:
+    """The owner's conversation with every message, for download; None when they have none of that id."""
+    conversation = Conversation.objects.filter(owner_key=owner_key, session_id=session_id).first()
+    if conversation is None:
+        return None
+    return {
+        "session_id": conversation.session_id,
+        "title": conversation.title,
+        "model": conversation.model,
+        "created_at": conversation.created_at.isoformat(),
+        "messages": [message_as_dict(message) for message in Message.objects.history(conversation)],
+    }
+
+
+def conversation_as_markdown(export: dict[str, Any]) -> str:
+    """A conversation export as a Markdown document (the text as written, under role headings)."""
+    lines = [f"# {export['title'] or export['session_id']}", ""]
+    for message in export["messages"]:
+        who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
+        lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
+        if message["status"] in ("interrupted", "error"):
+            lines += [f"_{message['status']}: {message['error'] or 'stopped before the end'}_", ""]
+    return "\n".join(lines)

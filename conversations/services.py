@@ -359,3 +359,25 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
             Message.objects.filter(conversation_id__in=ids).delete()
             Conversation.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
+
+
+def conversation_rename(*, owner_key: str, session_id: str, title: str) -> bool:
+    """Retitle the owner's conversation (trimmed, at most 200 characters); False if they have none."""
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise ChatError("invalid_message", "A title cannot be empty.")
+    return bool(Conversation.objects.filter(owner_key=owner_key, session_id=session_id).update(title=title))
+
+
+@transaction.atomic
+def conversation_delete(*, owner_key: str, session_id: str) -> bool:
+    """Delete the owner's conversation and its messages; refuse while a reply streams. False if none."""
+    conversation = (
+        Conversation.objects.select_for_update().filter(owner_key=owner_key, session_id=session_id).first()
+    )
+    if conversation is None:
+        return False
+    if Message.objects.streaming().filter(conversation=conversation).exists():
+        raise ChatError("busy", "A reply is still being written in this conversation; stop it first.")
+    conversation.delete()
+    return True

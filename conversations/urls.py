@@ -14,4 +14,12 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.chat_new, name="new"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
+    path("api/conversations/", views.conversation_list, name="conversation_list"),
+    re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),
+    re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/delete$", views.conversation_delete, name="delete"),
+    re_path(
+        rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/export\.(?P<fmt>md|json)$",
+        views.conversation_export,
+        name="export",
+    ),
 ]

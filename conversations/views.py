@@ -9,10 +9,13 @@ import prometheus_client
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from . import health, selectors, services
+from .exceptions import ChatError
+from .owners import Owner
 
 
 def login_required_if_configured(view: Any) -> Any:
@@ -86,3 +89,57 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(
         prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST
     )
+
+
+def conversation_list(request: HttpRequest) -> JsonResponse:
+    """The requester's conversations, newest first; `?q=` searches titles and messages, `?offset=` pages."""
+    if settings.CHAT_REQUIRE_LOGIN and not request.user.is_authenticated:
+        return JsonResponse({"error": "login required"}, status=401)
+    owner = Owner.from_request(request)
+    try:
+        offset = max(0, int(request.GET.get("offset", 0)))
+    except ValueError:
+        offset = 0
+    items = selectors.conversations_of_owner(
+        owner_key=owner.key, query=request.GET.get("q", "").strip()[:200], offset=offset
+    )
+    return JsonResponse({"conversations": items, "offset": offset})
+
+
+@require_POST
+def conversation_rename(request: HttpRequest, session_id: str) -> JsonResponse:
+    """Rename one of the requester's conversations (form field `title`)."""
+    try:
+        found = services.conversation_rename(
+            owner_key=Owner.from_request(request).key,
+            session_id=session_id,
+            title=request.POST.get("title", ""),
+        )
+    except ChatError as exc:
+        return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
+    return JsonResponse({"ok": True}) if found else JsonResponse({"code": "not_found"}, status=404)
+
+
+@require_POST
+def conversation_delete(request: HttpRequest, session_id: str) -> JsonResponse:
+    """Delete one of the requester's conversations (refused while a reply streams)."""
+    try:
+        found = services.conversation_delete(owner_key=Owner.from_request(request).key, session_id=session_id)
+    except ChatError as exc:
+        return JsonResponse({"code": exc.code, "message": exc.message}, status=409)
+    return JsonResponse({"ok": True}) if found else JsonResponse({"code": "not_found"}, status=404)
+
+
+def conversation_export(request: HttpRequest, session_id: str, fmt: str) -> HttpResponse:
+    """Download one of the requester's conversations as Markdown or JSON; 404 for anyone else."""
+    export = selectors.conversation_export(owner_key=Owner.from_request(request).key, session_id=session_id)
+    if export is None:
+        raise Http404("No such conversation.")
+    if fmt == "json":
+        response: HttpResponse = JsonResponse(export, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    else:
+        response = HttpResponse(
+            selectors.conversation_as_markdown(export), content_type="text/markdown; charset=utf-8"
+        )
+    response["Content-Disposition"] = f'attachment; filename="chat-{session_id}.{fmt}"'
+    return response

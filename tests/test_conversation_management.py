@@ -1,0 +1,105 @@
+"""The owner's conversation list, search, rename, delete and export: each only ever reaches one's own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(username: str) -> tuple[Client, str]:
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    return client, f"u:{user.pk}"
+
+
+def conversation_with(owner_key: str, session_id: str, title: str, *turns: tuple[str, str]) -> Conversation:
+    conversation = Conversation.objects.create(owner_key=owner_key, session_id=session_id, title=title)
+    for role, content in turns:
+        Message.objects.create(conversation=conversation, role=role, content=content, model="openai/gpt-5.1")
+    return conversation
+
+
+@pytest.fixture
+def alice_and_bob():
+    alice, alice_key = signed_in("alice")
+    bob, bob_key = signed_in("bob")
+    conversation_with(
+        alice_key, "a-1", "Trip to Lisbon", ("user", "plan a trip"), ("assistant", "Day one: Alfama")
+    )
+    conversation_with(alice_key, "a-2", "Soup", ("user", "a soup recipe"), ("assistant", "Leek and potato"))
+    conversation_with(bob_key, "b-1", "Bob's secret", ("user", "bob only"), ("assistant", "noted"))
+    return alice, bob
+
+
+def test_the_list_shows_only_the_owners_conversations_newest_first(alice_and_bob):
+    alice, bob = alice_and_bob
+    Conversation.objects.filter(session_id="a-1").update(updated_at=timezone.now())  # touched last
+    listed = alice.get("/api/conversations/").json()["conversations"]
+    assert [c["session_id"] for c in listed] == ["a-1", "a-2"]
+    assert [c["session_id"] for c in bob.get("/api/conversations/").json()["conversations"]] == ["b-1"]
+
+
+def test_search_finds_a_conversation_by_a_word_of_its_reply_or_title(alice_and_bob):
+    alice, _ = alice_and_bob
+    by_reply = alice.get("/api/conversations/", {"q": "alfama"}).json()["conversations"]
+    assert [c["session_id"] for c in by_reply] == ["a-1"]
+    assert [
+        c["session_id"] for c in alice.get("/api/conversations/", {"q": "soup"}).json()["conversations"]
+    ] == ["a-2"]
+    assert alice.get("/api/conversations/", {"q": "secret"}).json()["conversations"] == []
+
+
+def test_rename_and_delete_reach_only_ones_own_conversation(alice_and_bob):
+    alice, bob = alice_and_bob
+    assert alice.post("/c/a-1/rename", {"title": "  Lisbon,   in May "}).status_code == 200
+    assert Conversation.objects.get(session_id="a-1").title == "Lisbon, in May"
+    assert bob.post("/c/a-1/rename", {"title": "hijacked"}).status_code == 404
+    assert alice.post("/c/a-1/rename", {"title": "   "}).json()["code"] == "invalid_message"
+    assert bob.post("/c/a-2/delete").status_code == 404
+    assert alice.post("/c/a-2/delete").status_code == 200
+    assert set(Conversation.objects.values_list("session_id", flat=True)) == {"a-1", "b-1"}
+    assert not Message.objects.filter(content="Leek and potato").exists()
+
+
+def test_a_conversation_with_a_reply_streaming_cannot_be_deleted(alice_and_bob):
+    alice, _ = alice_and_bob
+    Message.objects.filter(content="Day one: Alfama").update(status="streaming")
+    response = alice.post("/c/a-1/delete")
+    assert (response.status_code, response.json()["code"]) == (409, "busy")
+    assert Conversation.objects.filter(session_id="a-1").exists()
+
+
+def test_rename_and_delete_need_post_and_a_csrf_token(alice_and_bob):
+    alice, _ = alice_and_bob
+    assert alice.get("/c/a-1/delete").status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.cookies = alice.cookies
+    assert strict.post("/c/a-1/delete").status_code == 403
+    assert Conversation.objects.filter(session_id="a-1").exists()
+
+
+def test_export_as_markdown_and_json_for_the_owner_only(alice_and_bob):
+    alice, bob = alice_and_bob
+    markdown = alice.get("/c/a-1/export.md")
+    assert markdown["Content-Type"].startswith("text/markdown")
+    assert 'filename="chat-a-1.md"' in markdown["Content-Disposition"]
+    text = markdown.content.decode()
+    assert text.startswith("# Trip to Lisbon")
+    assert "plan a trip" in text
+    assert "Day one: Alfama" in text
+    exported = json.loads(alice.get("/c/a-1/export.json").content)
+    assert [(m["role"], m["content"]) for m in exported["messages"]] == [
+        ("user", "plan a trip"),
+        ("assistant", "Day one: Alfama"),
+    ]
+    assert bob.get("/c/a-1/export.md").status_code == 404
+    assert bob.get("/c/a-1/export.json").status_code == 404
