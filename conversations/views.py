@@ -11,6 +11,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
 from . import health, selectors, services
@@ -37,6 +38,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required_if_configured
+@ensure_csrf_cookie  # the sidebar's rename and delete POST with it
 def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     """The chat page of one conversation (the owner's conversation of that id: another's is never shown)."""
     if request.session.session_key is None:

@@ -335,7 +335,7 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         self.message_send("before I log in")
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
         get_user_model().objects.create_user("frank", password="pw-for-tests-only")
-        self.page.get_by_role("link", name="Log in").click()
+        self.page.get_by_role("link", name="Log in", exact=True).click()
         expect(self.page.get_by_role("heading", name="Log in")).to_be_visible()
         self.page.get_by_label("Username").fill("frank")
         self.page.get_by_label("Password").fill("pw-for-tests-only")
@@ -348,3 +348,29 @@ class ChatPageInChromiumTests(ChannelsLiveServerTestCase):
         conversation = Conversation.objects.get(session_id=session_id)
         assert conversation.user is not None
         assert conversation.user.username == "frank"
+
+    def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
+        first = self.chat_open()
+        self.message_send("plan a trip to Lisbon")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        sidebar = self.page.locator("#conversation-list a")
+        expect(sidebar).to_have_text(["plan a trip to Lisbon"])
+        expect(sidebar.first).to_have_attribute("aria-current", "page")
+
+        self.page.get_by_role("link", name="+ New chat").click()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        second = CHAT_URL_RE.search(self.page.url)[1]
+        assert second != first
+        self.message_send("a soup recipe")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        expect(sidebar).to_have_text(["a soup recipe", "plan a trip to Lisbon"])  # newest first
+
+        self.page.locator("#conversation-search").fill("lisbon")
+        expect(sidebar).to_have_text(["plan a trip to Lisbon"])
+        sidebar.first.click()
+        expect(self.page).to_have_url(re.compile(rf"/c/{first}/$"))
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.bubbles("user").locator(".content")).to_have_text("plan a trip to Lisbon")
+        self.screenshot_save("browser-sidebar.png", full_page=False)
+        export = self.page.request.get(f"{self.live_server_url}/c/{first}/export.md")
+        assert "plan a trip to Lisbon" in export.text()

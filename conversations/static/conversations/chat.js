@@ -112,6 +112,7 @@
     }
     live = null;
     setBusy(false);
+    document.dispatchEvent(new Event("chat:reply-ended"));
   }
 
   function settlePending() {
