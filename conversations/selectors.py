@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
 from django.db.models import Q
 
 from .models import ChatModel, Conversation, MCPServerPreset, Message
@@ -94,10 +96,17 @@ def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | N
 def conversations_of_owner(
     *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """The owner's conversations, most recently active first; `query` matches titles and message text."""
+    """The owner's conversations, most recently active first; `query` matches titles and message text
+    (full-text search on Postgres, a plain substring filter elsewhere)."""
     conversations = Conversation.objects.filter(owner_key=owner_key)
     if query:
-        matching = Message.objects.filter(conversation__owner_key=owner_key, content__icontains=query)
+        messages = Message.objects.filter(conversation__owner_key=owner_key)
+        if connection.vendor == "postgresql":
+            # Full-text search: word stems ("recipes" finds "recipe"), ranked by Postgres, not substrings.
+            vector = SearchVector("content", config="english")
+            matching = messages.annotate(search=vector).filter(search=SearchQuery(query, config="english"))
+        else:
+            matching = messages.filter(content__icontains=query)
         conversations = conversations.filter(
             Q(title__icontains=query) | Q(pk__in=matching.values("conversation_id"))
         )

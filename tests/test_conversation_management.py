@@ -103,3 +103,14 @@ def test_export_as_markdown_and_json_for_the_owner_only(alice_and_bob):
     ]
     assert bob.get("/c/a-1/export.md").status_code == 404
     assert bob.get("/c/a-1/export.json").status_code == 404
+
+
+def test_search_on_postgres_matches_word_forms_not_just_substrings(alice_and_bob):
+    from django.db import connection
+
+    alice, _ = alice_and_bob
+    found = alice.get("/api/conversations/", {"q": "recipes"}).json()["conversations"]
+    if connection.vendor == "postgresql":
+        assert [c["session_id"] for c in found] == ["a-2"]  # "recipes" finds "a soup recipe"
+    else:
+        assert found == []
