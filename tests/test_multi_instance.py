@@ -156,12 +156,10 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
     instances, http, standin, record_property
 ):
     a, b = instances
-    tab_a = await ChatClient(http, a, "stopper").connect()
-    tab_b = await ChatClient(http, b, "stopper").connect()
-    await tab_a.send({"message": "endless [[standin tokens=2000 delay_ms=10]]"})
-    start = await tab_b.receive()
-    assert start["type"] == "start"
-    await tab_b.receive()  # a chunk: the reply is streaming
+    # B's first chunk shows the reply is streaming.
+    tab_a, tab_b, start, _ = await reply_streaming_on_both(
+        http, a, b, "stopper", "endless [[standin tokens=2000 delay_ms=10]]"
+    )
     stop_sent_at = time.time()
     await tab_b.send({"type": "stop"})
 
@@ -207,11 +205,9 @@ async def test_sigterm_past_the_grace_period_stores_the_reply_interrupted_and_sa
     instances_started, http, standin
 ):
     a, b = instances_started(CHAT_SHUTDOWN_GRACE_SECONDS="0.5")
-    tab_b = await ChatClient(http, b, "impatient").connect()
-    tab_a = await ChatClient(http, a, "impatient").connect()
-    await tab_a.send({"message": "too long [[standin tokens=2000 delay_ms=10]]"})
-    start = await tab_b.receive()
-    first = await tab_b.receive()
+    _tab_a, tab_b, start, (first,) = await reply_streaming_on_both(
+        http, a, b, "impatient", "too long [[standin tokens=2000 delay_ms=10]]"
+    )
     a.signal(signal.SIGTERM)
 
     frames = [first, *await tab_b.until_end()]
