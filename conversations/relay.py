@@ -54,14 +54,20 @@ async def conversation_join(*, ref: ConversationRef, key: int, send: live.Send) 
         if _history_matches_live(history, room.reply):
             break  # else a reply started or ended during the read: read once more
     # No await between the snapshot of the live reply and the subscription: no gap, no duplicate.
-    if room.reply is not None:
-        text = room.reply.text()
-        history["streaming"] = {"message_id": room.reply.message_id, "content": text, "offset": len(text)}
-        for message in history["messages"]:
-            if message["id"] == room.reply.message_id:
-                message["content"] = text
+    frame = _history_frame(ref, history, room.reply)
     room.subscribers[key] = send
-    await send(protocol.dumps({"type": "history", "session_id": ref.session_id, **history}))
+    await send(frame)
+
+
+def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.LiveReply | None) -> str:
+    """The `history` frame: the stored messages and, for a reply in flight, its live text so far."""
+    if reply is not None:
+        text = reply.text()
+        history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
+        for message in history["messages"]:
+            if message["id"] == reply.message_id:
+                message["content"] = text
+    return protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
 
 
 async def _follow_if_streaming_elsewhere(
@@ -73,7 +79,7 @@ async def _follow_if_streaming_elsewhere(
         return
     if instance.redis is None:
         # One process only: a reply streaming in the rows but not here lost its server in a restart.
-        await db_call(services.orphaned_replies_interrupt)(ref=room.ref, live_ids=set())
+        await db_call(services.orphaned_replies_interrupt)(ref=room.ref)
         return
     reply = _follow_start(room, streaming[-1]["id"], streaming[-1]["model"], instance)
     try:
@@ -307,17 +313,13 @@ async def _on_events_resubscribed() -> None:
         if room.reply is not None:
             continue
         history = await db_call(selectors.conversation_history)(ref=room.ref)
-        if room.reply is not None or not any(
-            m["status"] == Message.Status.STREAMING for m in history["messages"]
-        ):
-            continue
-        await _follow_if_streaming_elsewhere(room, history, instance)
         if room.reply is not None:
-            text = room.reply.text()
-            history["streaming"] = {"message_id": room.reply.message_id, "content": text, "offset": len(text)}
-            await room.broadcast(
-                protocol.dumps({"type": "history", "session_id": room.ref.session_id, **history})
-            )
+            continue  # a reply.started arrived meanwhile
+        await _follow_if_streaming_elsewhere(room, history, instance)
+        if (
+            room.reply is not None
+        ):  # the sockets get the reply so far, then follow it as if they had joined now
+            await room.broadcast(_history_frame(room.ref, history, room.reply))
 
 
 instances.resubscribed_hooks.append(_on_events_resubscribed)

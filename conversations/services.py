@@ -250,16 +250,14 @@ def _reply_mark_lapsed(message: Message) -> None:
     message.save(update_fields=["status", "finish_reason", "error_code", "error", "finished_at"])
 
 
-def orphaned_replies_interrupt(*, ref: ConversationRef, live_ids: set[int]) -> int:
+def orphaned_replies_interrupt(*, ref: ConversationRef) -> int:
     """Store as interrupted the streaming replies of a conversation that no live server streams.
 
     Only for a single process (no Redis): a reply it does not stream itself lost its server when the
     process restarted. Return how many were stored.
     """
-    orphans = (
-        Message.objects.streaming()
-        .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
-        .exclude(pk__in=live_ids)
+    orphans = Message.objects.streaming().filter(
+        conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id
     )
     count = 0
     for message in orphans:
