@@ -6,7 +6,6 @@ import asyncio
 import importlib
 import os
 import select
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,8 @@ from django.db import connections
 from chatproject.asgi import application
 from conversations import instance, relay, upstream
 from conversations.models import ChatModel
+
+from .servers import process_stop
 
 SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
 
@@ -50,12 +51,6 @@ class StandIn:
         self.http.delete("/_standin/requests").raise_for_status()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_standin(*args: str) -> tuple[subprocess.Popen[str], str]:
     """Start `python -m conversations.standin` on a free port; return the process and its base URL."""
     cmd = [sys.executable, "-m", "conversations.standin", "--host", "127.0.0.1", "--port", "0", *args]
@@ -66,15 +61,6 @@ def start_standin(*args: str) -> tuple[subprocess.Popen[str], str]:
         raise RuntimeError("the stand-in did not start within 20 s")
     line = proc.stdout.readline().strip()
     return proc, line.removeprefix("standin listening on ")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -103,7 +89,7 @@ def standin_server() -> Iterator[StandIn]:
     try:
         yield StandIn(url)
     finally:
-        stop_process(proc)
+        process_stop(proc)
 
 
 @pytest.fixture

@@ -27,6 +27,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def process_stop(proc: subprocess.Popen[Any] | None, wait: float = 10) -> None:
+    """SIGTERM a process still running, and SIGKILL it if it has not exited after `wait` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def port_wait(port: int, proc: subprocess.Popen[Any], log: Path, timeout: float = 30) -> None:
     """Wait until something accepts on `port`; fail with the process log if it exits first."""
     deadline = time.monotonic() + timeout
@@ -76,14 +88,7 @@ class DaphneServer:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        process_stop(self.proc, wait=15)
 
     def ws_url(self, session_id: str) -> str:
         return f"http://127.0.0.1:{self.port}/ws/chat/{session_id}/"
@@ -145,9 +150,7 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        process_stop(self.proc)
 
 
 class ChatClient:

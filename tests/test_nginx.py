@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -30,6 +29,7 @@ from .servers import (
     RedisServer,
     free_port,
     port_wait,
+    process_stop,
     server_env,
     stamp_indices,
     text_after,
@@ -152,14 +152,7 @@ class Nginx:
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # fast shutdown: open sockets are cut
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        process_stop(self.proc)  # SIGTERM is nginx's fast shutdown: open sockets are cut
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -20,7 +20,8 @@ from django.conf import settings
 
 from conversations.models import Conversation, Message
 
-from .conftest import ROOT, StandIn, chunks_text, free_port, stop_process, subprocess_env
+from .conftest import ROOT, StandIn, chunks_text, subprocess_env
+from .servers import free_port, process_stop
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -89,7 +90,7 @@ def chat_server(
         port_wait(process, port, log)
         yield RunningServer(url=f"http://127.0.0.1:{port}", log=log)
     finally:
-        stop_process(process)
+        process_stop(process)
 
 
 async def chat_exchange(server: RunningServer, path: str, frame: dict[str, Any]) -> list[dict[str, Any]]:
