@@ -134,6 +134,14 @@ STATIC_URL = "static/"
 # Set for `collectstatic` in production; without it WhiteNoise serves straight from the app folders.
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
+# The page's front-end libraries, installed from npm by scripts/setup-frontend.sh (pinned in
+# package-lock.json), served under static/vendor/. Only their built files, not all of node_modules.
+_NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    ("vendor/marked", _NODE_MODULES / "marked" / "lib"),
+    ("vendor/dompurify", _NODE_MODULES / "dompurify" / "dist"),
+    ("vendor/highlight", _NODE_MODULES / "@highlightjs" / "cdn-assets"),
+]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -18,6 +18,9 @@ from . import health, selectors, services
 from .exceptions import ChatError
 from .owners import Owner
 
+# Conversations per page of the sidebar's list.
+CONVERSATIONS_PAGE = 30
+
 
 def login_required_if_configured(view: Any) -> Any:
     """With CHAT_REQUIRE_LOGIN on, send anonymous visitors to the login page first."""
@@ -102,10 +105,20 @@ def conversation_list(request: HttpRequest) -> JsonResponse:
         offset = max(0, int(request.GET.get("offset", 0)))
     except ValueError:
         offset = 0
+    # One more than a page is read, to tell whether another page follows.
     items = selectors.conversations_of_owner(
-        owner_key=owner.key, query=request.GET.get("q", "").strip()[:200], offset=offset
+        owner_key=owner.key,
+        query=request.GET.get("q", "").strip()[:200],
+        limit=CONVERSATIONS_PAGE + 1,
+        offset=offset,
     )
-    return JsonResponse({"conversations": items, "offset": offset})
+    return JsonResponse(
+        {
+            "conversations": items[:CONVERSATIONS_PAGE],
+            "offset": offset,
+            "has_more": len(items) > CONVERSATIONS_PAGE,
+        }
+    )
 
 
 @require_POST

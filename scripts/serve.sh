@@ -26,6 +26,7 @@ export PYTHONUNBUFFERED=1 # log lines reach journald / docker logs as they are w
 (
   if command -v flock >/dev/null 2>&1; then flock 9; fi
   scripts/setup-venv.sh requirements.txt
+  scripts/setup-frontend.sh
   if [ "${CHAT_SERVE_MIGRATE:-1}" != 0 ]; then
     .venv/bin/python manage.py migrate --no-input
   fi

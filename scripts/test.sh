@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh requirements-test.txt
+scripts/setup-frontend.sh
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Installing Debian chromium for the browser tests..."

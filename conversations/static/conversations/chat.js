@@ -1,41 +1,59 @@
-// The chat page: one WebSocket per tab, speaking the history/start/chunk/tool/done/error protocol.
-// User, model and tool text only ever reaches the DOM through textContent / text nodes.
+// The chat page: one WebSocket per tab on the open conversation, speaking the history / history_page /
+// start / chunk / tool / done / error protocol. Conversations switch without a page load (pushState).
 "use strict";
 
-(() => {
-  const sessionId = JSON.parse(document.getElementById("session-id").textContent);
+window.chatApp = (() => {
+  const { messageView, endingShow, toolAdd } = window.ChatMessages;
   const chat = document.getElementById("chat");
+  const list = document.getElementById("messages");
+  const emptyNote = document.getElementById("empty-chat");
+  const loadOlder = document.getElementById("load-older");
+  const jumpLatest = document.getElementById("jump-latest");
+  const title = document.getElementById("chat-title");
   const form = document.getElementById("composer");
   const input = document.getElementById("input");
   const sendButton = document.getElementById("send");
   const stopButton = document.getElementById("stop");
   const modelSelect = document.getElementById("model");
   const mcpInput = document.getElementById("mcp");
+  const mcpError = document.getElementById("mcp-error");
   const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
   const connection = document.getElementById("connection");
 
+  // Mirrors conversations/validators.py, so a typo is shown while typing; the server checks again.
+  const MCP_SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$/;
+  const SESSION_PATH_RE = /^\/c\/([A-Za-z0-9_-]{1,64})\/$/;
+
+  let sessionId = JSON.parse(document.getElementById("session-id").textContent);
   let socket = null;
   let retryDelay = 500;
-  // The reply being streamed: its bubble, its text node, and the offset the next chunk must start at.
+  let retryTimer = null;
+  // The stored messages shown, by id (content as written: what Copy copies and Edit starts from).
+  let shown = new Map();
+  // The reply being streamed: its id, view, renderer, full text, and the offset the next chunk starts at.
   let live = null;
-  // The message sent but not yet acknowledged by a `start` (or `duplicate`): resent, with the same
-  // client id, after a reconnect whose history does not hold it yet. The server drops a resend.
+  // A frame sent but not yet acknowledged by `start` (or `duplicate`): resent with the same client id
+  // after a reconnect whose history does not hold it. The server drops a resend.
   let pending = null;
-  // Once the user changes the model or MCP controls, a history frame (which can arrive after that, and
-  // again on every reconnect) must not put back the conversation's stored choice over theirs.
+  let hasMore = false;
+  let loadingOlder = false;
+  // Follow the stream to the bottom until the user scrolls up; then offer "jump to latest".
+  let pinned = true;
+  // Once the user changes the model or MCP controls, a later history frame must not undo their choice.
   let controlsTouched = false;
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  // --- small helpers ---
 
   function newClientId() {
     const bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function newSessionId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
   function codePoints(text) {
@@ -44,13 +62,8 @@
     return n;
   }
 
-  function scrollToEnd() {
-    chat.scrollTop = chat.scrollHeight;
-  }
-
-  function setBusy(busy) {
-    sendButton.disabled = busy;
-    stopButton.hidden = !busy;
+  function transmit(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
   }
 
   function setConnection(state, label) {
@@ -58,99 +71,211 @@
     connection.textContent = label;
   }
 
-  function messageBubble(message) {
-    const bubble = el("div", `message ${message.role} ${message.status || ""}`);
-    bubble.dataset.messageId = message.id;
-    const role = el("div", "role", message.role === "user" ? "You" : "Assistant");
-    if (message.role === "assistant" && message.model) role.appendChild(el("span", "meta", message.model));
-    bubble.appendChild(role);
-    const tools = el("div", "tools");
-    bubble.appendChild(tools);
-    for (const activity of message.tools || []) tools.appendChild(toolEntry(activity));
-    const content = el("div", "content");
-    const text = document.createTextNode(message.content || "");
-    content.appendChild(text);
-    bubble.appendChild(content);
-    bubble.appendChild(el("div", "status", statusLine(message)));
-    chat.appendChild(bubble);
-    return { bubble, text, tools };
+  function busy() {
+    return live !== null || pending !== null;
   }
 
-  function statusLine(message) {
-    if (message.status === "error") return `Error: ${message.error || "the reply failed"}`;
-    if (message.status === "interrupted") return "Stopped before the end.";
-    if (message.status === "complete" && message.usage) return `${message.usage.total_tokens} tokens`;
-    return "";
+  function controlsRefresh() {
+    const isBusy = busy();
+    sendButton.disabled = isBusy;
+    stopButton.hidden = live === null;
+    chat.setAttribute("aria-busy", String(live !== null));
+    for (const action of list.querySelectorAll("[data-action=regenerate], [data-action=edit], .branch-nav button")) {
+      action.toggleAttribute("aria-disabled", isBusy);
+    }
   }
 
-  function toolEntry(activity) {
-    const details = el("details", "tool");
-    const verb = activity.phase === "result" ? "tool result" : "used tool";
-    details.appendChild(el("summary", "", `${verb} ${activity.name}${activity.server ? " (" + activity.server + ")" : ""}`));
-    const body = activity.phase === "result" ? activity.result : activity.arguments;
-    details.appendChild(el("pre", "", JSON.stringify(body, null, 2)));
-    return details;
+  function titleShow(text) {
+    title.textContent = text || "New chat";
+    document.title = text ? `${text} · Dedalus Chat` : "Dedalus Chat";
+  }
+
+  // --- scrolling ---
+
+  function nearBottom() {
+    return chat.scrollHeight - chat.scrollTop - chat.clientHeight < 60;
+  }
+
+  function scrollFollow() {
+    if (pinned) chat.scrollTop = chat.scrollHeight;
+    jumpLatest.hidden = pinned || !list.lastElementChild;
+  }
+
+  chat.addEventListener("scroll", () => {
+    pinned = nearBottom();
+    jumpLatest.hidden = pinned;
+    if (chat.scrollTop < 200) olderRequest();
+  });
+  jumpLatest.addEventListener("click", () => {
+    pinned = true;
+    scrollFollow();
+    input.focus();
+  });
+
+  // --- the thread ---
+
+  function messageAppend(message, before = null) {
+    shown.set(message.id, message);
+    const view = messageView(message);
+    list.insertBefore(view.root, before);
+    emptyNote.hidden = true;
+    return view;
+  }
+
+  function lastShownId() {
+    const last = list.lastElementChild;
+    return last ? Number(last.dataset.messageId) : null;
   }
 
   function systemLine(text) {
-    chat.appendChild(el("div", "system", text));
-    scrollToEnd();
+    const line = document.createElement("div");
+    line.className = "system";
+    line.setAttribute("role", "alert");
+    line.textContent = text;
+    list.appendChild(line);
+    scrollFollow();
   }
 
-  function startLive(messageId, model, content, offset) {
-    const view = messageBubble({ id: messageId, role: "assistant", model, content, status: "streaming" });
-    live = { messageId, offset, ...view };
-    setBusy(true);
+  function liveStart(message, content, offset) {
+    const view = messageAppend({ ...message, status: "streaming", content: "" });
+    const renderer = new window.ChatMarkdown.StreamingRenderer(view.content);
+    live = { messageId: message.id, view, renderer, text: content, offset, resyncing: false, frame: 0 };
+    if (content) liveRender();
+    controlsRefresh();
   }
 
-  function finishLive(frame, status, errorText) {
-    const bubble = live ? live.bubble : chat.querySelector(`[data-message-id="${frame.message_id}"]`);
-    if (bubble) {
-      bubble.classList.remove("streaming");
-      bubble.classList.add(status);
-      bubble.querySelector(".status").textContent = statusLine({ status, usage: frame.usage, error: errorText });
+  // Chunks can arrive hundreds of times a second: render at most once per frame.
+  function liveRenderSoon() {
+    if (live && !live.frame) live.frame = requestAnimationFrame(liveRender);
+  }
+
+  function liveRender() {
+    if (!live) return;
+    live.frame = 0;
+    live.renderer.update(live.text);
+    scrollFollow();
+  }
+
+  function liveFinish(frame, status, error) {
+    const current = live && live.messageId === frame.message_id ? live : null;
+    const stored = shown.get(frame.message_id);
+    if (current) {
+      cancelAnimationFrame(current.frame);
+      current.renderer.finish(current.text);
+      live = null;
     }
-    live = null;
-    setBusy(false);
-    document.dispatchEvent(new Event("chat:reply-ended"));
+    if (stored) {
+      Object.assign(stored, { status, usage: frame.usage || null, error: error || "" });
+      if (current) stored.content = current.text;
+      const root = list.querySelector(`[data-message-id="${frame.message_id}"]`);
+      if (root) endingShow(viewOf(root), stored);
+    }
+    controlsRefresh();
+    scrollFollow();
+    document.dispatchEvent(new CustomEvent("chat:reply-ended", { detail: { sessionId } }));
   }
 
-  function settlePending() {
-    if (pending !== null && input.value === pending.frame.message) input.value = "";
-    pending = null;
+  function viewOf(root) {
+    return {
+      root,
+      content: root.querySelector(".content"),
+      tools: root.querySelector(".tools"),
+      status: root.querySelector(".status"),
+      actions: root.querySelector(".message-actions"),
+      badge: root.querySelector(".badge"),
+    };
   }
+
+  // The message box grows with its text, up to 40% of the window.
+  function inputFit() {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight + 2, window.innerHeight * 0.4)}px`;
+  }
+
+  function pendingSettle() {
+    if (pending !== null && pending.clearsInput && input.value === pending.frame.message) {
+      input.value = "";
+      inputFit();
+    }
+    pending = null;
+    controlsRefresh();
+  }
+
+  // --- frames ---
 
   function onHistory(frame) {
-    chat.replaceChildren();
+    if (live) cancelAnimationFrame(live.frame);
     live = null;
+    shown = new Map();
+    list.replaceChildren();
     const conversation = frame.conversation;
-    if (!controlsTouched) {
-      if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
-        modelSelect.value = conversation.model;
-      }
-      const servers = new Set(conversation.mcp_servers || []);
-      for (const box of presetBoxes) box.checked = servers.has(box.value);
-      mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
-    }
+    titleShow(conversation.title);
+    if (!controlsTouched) controlsFromConversation(conversation);
     const streaming = frame.streaming;
     for (const message of frame.messages) {
       if (streaming && message.id === streaming.message_id) continue;
-      messageBubble(message);
+      messageAppend(message);
     }
     if (streaming) {
-      const message = frame.messages.find((m) => m.id === streaming.message_id) || {};
-      startLive(streaming.message_id, message.model, streaming.content, streaming.offset);
-    } else {
-      setBusy(false);
+      const message = frame.messages.find((m) => m.id === streaming.message_id) || { id: streaming.message_id };
+      liveStart({ role: "assistant", ...message }, streaming.content, streaming.offset);
     }
+    hasMore = Boolean(frame.has_more);
+    loadOlder.hidden = !hasMore;
+    emptyNote.hidden = frame.messages.length > 0;
     if (pending !== null) {
-      if (frame.messages.some((m) => m.client_id === pending.clientId)) {
-        settlePending();
-      } else {
-        transmit(pending.frame); // lost with the old socket: send again, the same client id
+      if (frame.messages.some((m) => m.client_id === pending.clientId)) pendingSettle();
+      else transmit(pending.frame); // lost with the old socket: send again, the same client id
+    }
+    controlsRefresh();
+    pinned = true;
+    scrollFollow();
+    performance.mark("chat:history-shown");
+  }
+
+  function onHistoryPage(frame) {
+    loadingOlder = false;
+    const first = list.querySelector("[data-message-id]");
+    if (!first || Number(first.dataset.messageId) !== frame.before) return; // a stale answer
+    const heightBefore = chat.scrollHeight;
+    for (const message of frame.messages) messageAppend(message, first);
+    chat.scrollTop += chat.scrollHeight - heightBefore; // keep what the user was reading in place
+    hasMore = Boolean(frame.has_more);
+    loadOlder.hidden = !hasMore;
+  }
+
+  function olderRequest() {
+    const first = list.querySelector("[data-message-id]");
+    if (!hasMore || loadingOlder || !first) return;
+    loadingOlder = true;
+    transmit({ type: "history", before: Number(first.dataset.messageId) });
+  }
+  loadOlder.addEventListener("click", olderRequest);
+
+  function onStart(frame) {
+    if (pending !== null) {
+      const acknowledged = frame.user_message
+        ? frame.user_message.client_id === pending.clientId
+        : pending.frame.type === "regenerate";
+      if (acknowledged) pendingSettle();
+    }
+    if (live && live.messageId === frame.message_id) return; // a history frame already showed it
+    // A reply on another branch (an edit, a regenerate, another tab's switch) replaces part of the
+    // thread: ask for the whole new branch rather than guess it here.
+    const anchor = frame.user_message ? frame.user_message.parent_id : frame.parent_id;
+    if (anchor !== undefined && (anchor ?? null) !== lastShownId()) {
+      transmit({ type: "history" });
+      return;
+    }
+    if (frame.user_message) {
+      messageAppend(frame.user_message);
+      if (!title.dataset.renamed && title.textContent === "New chat") {
+        titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
       }
     }
-    scrollToEnd();
+    liveStart({ id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() }, "", 0);
+    pinned = true;
+    scrollFollow();
   }
 
   function onChunk(frame) {
@@ -167,13 +292,27 @@
     }
     let content = frame.content;
     if (frame.offset < live.offset) {
-      // Already have the start of this chunk (a resend): keep only what is new.
-      content = Array.from(content).slice(live.offset - frame.offset).join("");
+      content = Array.from(content).slice(live.offset - frame.offset).join(""); // keep only what is new
     }
-    live.text.appendData(content);
+    live.text += content;
     live.offset = end;
     live.resyncing = false;
-    scrollToEnd();
+    liveRenderSoon();
+  }
+
+  function onError(frame) {
+    if (frame.message_id) {
+      liveFinish(frame, "error", frame.message);
+      return;
+    }
+    if (frame.code === "unavailable" && pending !== null) {
+      socket.close(); // this server is going away: reconnect (maybe to another) and resend
+      return;
+    }
+    if (frame.code === "invalid_message" && loadingOlder) loadingOlder = false;
+    systemLine(`Error: ${frame.message}`);
+    pending = null;
+    controlsRefresh();
   }
 
   function onFrame(event) {
@@ -187,42 +326,35 @@
       case "history":
         onHistory(frame);
         break;
+      case "history_page":
+        onHistoryPage(frame);
+        break;
       case "start":
-        if (frame.user_message) messageBubble(frame.user_message);
-        if (pending !== null && frame.user_message && frame.user_message.client_id === pending.clientId) {
-          settlePending();
-        }
-        startLive(frame.message_id, frame.model, "", 0);
-        scrollToEnd();
+        onStart(frame);
         break;
       case "chunk":
         onChunk(frame);
         break;
       case "duplicate":
-        if (pending !== null && frame.client_id === pending.clientId) settlePending();
+        if (pending !== null && frame.client_id === pending.clientId) pendingSettle();
         break;
       case "tool":
-        if (live && live.messageId === frame.message_id) live.tools.appendChild(toolEntry(frame));
+        if (live && live.messageId === frame.message_id) {
+          toolAdd(live.view.tools, frame);
+          scrollFollow();
+        }
         break;
       case "done":
-        finishLive(frame, frame.finish_reason === "stopped" ? "interrupted" : "complete");
-        input.focus();
+        liveFinish(frame, frame.finish_reason === "stopped" ? "interrupted" : "complete");
+        if (!document.activeElement || document.activeElement === document.body) input.focus();
         break;
       case "error":
-        if (frame.message_id) {
-          finishLive(frame, "error", frame.message);
-        } else if (frame.code === "unavailable" && pending !== null) {
-          socket.close(); // this server is going away: reconnect (maybe to another) and resend
-        } else {
-          systemLine(`Error: ${frame.message}`);
-          pending = null;
-          if (!live) setBusy(false);
-        }
+        onError(frame);
         break;
     }
   }
 
-  let retryTimer = null;
+  // --- the socket ---
 
   function connect() {
     clearTimeout(retryTimer);
@@ -234,7 +366,9 @@
       retryDelay = 500;
       setConnection("open", "connected");
     };
-    current.onmessage = onFrame;
+    current.onmessage = (event) => {
+      if (socket === current) onFrame(event);
+    };
     current.onclose = (event) => {
       if (socket !== current) return; // an older socket, already replaced
       if (event.code === 4401) {
@@ -259,31 +393,111 @@
     if (!socket || socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) connect();
   });
 
-  function selectedServers() {
-    const typed = mcpInput.value.split(/[\s,]+/).filter(Boolean);
-    const picked = presetBoxes.filter((box) => box.checked).map((box) => box.value);
-    return [...new Set([...picked, ...typed])];
+  /** Show another conversation in this tab: a new socket, its history, the URL kept in step. */
+  function open(id, { push = true } = {}) {
+    if (id === sessionId && socket) return;
+    const old = socket;
+    socket = null;
+    if (old) old.close();
+    sessionId = id;
+    if (live) cancelAnimationFrame(live.frame);
+    live = null;
+    pending = null;
+    controlsTouched = false;
+    shown = new Map();
+    list.replaceChildren();
+    hasMore = false;
+    loadOlder.hidden = true;
+    emptyNote.hidden = false;
+    delete title.dataset.renamed;
+    titleShow("");
+    controlsRefresh();
+    if (push) history.pushState({ sessionId: id }, "", `/c/${encodeURIComponent(id)}/`);
+    document.dispatchEvent(new CustomEvent("chat:opened", { detail: { sessionId: id } }));
+    connect();
+    input.focus();
   }
 
-  function transmit(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  window.addEventListener("popstate", () => {
+    const match = location.pathname.match(SESSION_PATH_RE);
+    if (match) open(match[1], { push: false });
+  });
+
+  // --- the controls ---
+
+  function controlsFromConversation(conversation) {
+    if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
+      modelSelect.value = conversation.model;
+    }
+    const servers = new Set(conversation.mcp_servers || []);
+    for (const box of presetBoxes) box.checked = servers.has(box.value);
+    mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
+    mcpValidate();
+  }
+
+  function mcpTargetError(target) {
+    if (MCP_SLUG_RE.test(target)) return "";
+    let url;
+    try {
+      url = new URL(target);
+    } catch {
+      return `“${target}” is neither org/name nor an https:// URL`;
+    }
+    if (url.protocol !== "https:") return `“${target}”: only https:// URLs`;
+    if (url.username || url.password) return `“${target}”: no credentials in the URL`;
+    return "";
+  }
+
+  function typedServers() {
+    return mcpInput.value.split(/[\s,]+/).filter(Boolean);
+  }
+
+  function mcpValidate() {
+    const error = typedServers().map(mcpTargetError).find(Boolean) || "";
+    mcpError.textContent = error;
+    mcpInput.setAttribute("aria-invalid", String(Boolean(error)));
+    return !error;
+  }
+
+  function selectedServers() {
+    const picked = presetBoxes.filter((box) => box.checked).map((box) => box.value);
+    return [...new Set([...picked, ...typedServers()])];
+  }
+
+  function canSend() {
+    if (!socket || socket.readyState !== WebSocket.OPEN || busy()) return false;
+    if (!mcpValidate()) {
+      mcpInput.focus();
+      return false;
+    }
+    return true;
+  }
+
+  /** Send a frame that starts a reply (message, edit or regenerate), resent until acknowledged. */
+  function replyRequest(frame, { clearsInput = false } = {}) {
+    if (!canSend()) return false;
+    const clientId = newClientId();
+    pending = {
+      clientId,
+      clearsInput,
+      frame: { ...frame, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
+    };
+    pinned = true;
+    controlsRefresh();
+    transmit(pending.frame);
+    return true;
   }
 
   function send() {
     const text = input.value;
-    if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN || live || pending) return;
-    const clientId = newClientId();
-    pending = {
-      clientId,
-      frame: { message: text, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
-    };
-    setBusy(true);
-    transmit(pending.frame);
+    if (!text.trim()) return;
+    replyRequest({ message: text }, { clearsInput: true });
   }
 
   for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
     control.addEventListener("input", () => {
       controlsTouched = true;
+      if (control === mcpInput) mcpValidate();
     });
   }
   form.addEventListener("submit", (event) => {
@@ -294,9 +508,115 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
+    } else if (event.key === "Escape" && live) {
+      transmit({ type: "stop" });
     }
   });
-  stopButton.addEventListener("click", () => transmit({ type: "stop" }));
+  input.addEventListener("input", inputFit);
+  stopButton.addEventListener("click", () => {
+    transmit({ type: "stop" });
+    input.focus();
+  });
+
+  // --- message actions (one listener for the whole thread) ---
+
+  async function copyText(text, button) {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => {
+      button.textContent = "Copy";
+    }, 1500);
+  }
+
+  function editorOpen(root, message) {
+    if (root.querySelector(".editor")) return;
+    const editor = document.createElement("form");
+    editor.className = "editor";
+    const area = document.createElement("textarea");
+    area.value = message.content;
+    area.setAttribute("aria-label", "Edit your message");
+    area.rows = Math.min(12, message.content.split("\n").length + 1);
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = "Send";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "quiet-button";
+    cancel.textContent = "Cancel";
+    editor.append(area, save, cancel);
+    root.classList.add("editing");
+    root.querySelector(".content").after(editor);
+    const close = () => {
+      editor.remove();
+      root.classList.remove("editing");
+    };
+    cancel.addEventListener("click", () => {
+      close();
+      root.querySelector("[data-action=edit]")?.focus();
+    });
+    editor.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!area.value.trim()) return;
+      if (replyRequest({ type: "edit", message_id: message.id, message: area.value })) close();
+    });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        editor.requestSubmit();
+      } else if (event.key === "Escape") {
+        cancel.click();
+      }
+    });
+    area.focus();
+  }
+
+  list.addEventListener("click", (event) => {
+    const action = event.target.closest("button");
+    if (!action || !list.contains(action)) return;
+    if (action.classList.contains("copy-code")) {
+      copyText(action.closest(".code-block").querySelector("code").textContent, action);
+      return;
+    }
+    const root = action.closest("[data-message-id]");
+    const message = root && shown.get(Number(root.dataset.messageId));
+    if (!message) return;
+    const siblings = message.siblings || [];
+    switch (action.dataset.action) {
+      case "copy-message":
+        copyText(message.content, action);
+        break;
+      case "regenerate":
+        replyRequest({ type: "regenerate", message_id: message.id });
+        break;
+      case "edit":
+        if (!busy()) editorOpen(root, message);
+        break;
+      case "branch-prev":
+      case "branch-next": {
+        if (busy()) break;
+        const step = action.dataset.action === "branch-next" ? 1 : -1;
+        const target = siblings[siblings.indexOf(message.id) + step];
+        if (target) transmit({ type: "switch", message_id: target });
+        break;
+      }
+    }
+  });
+
+  document.addEventListener("chat:renamed", (event) => {
+    title.dataset.renamed = "1";
+    titleShow(event.detail.title);
+  });
 
   connect();
+  return {
+    open,
+    openNew: () => open(newSessionId()),
+    get sessionId() {
+      return sessionId;
+    },
+  };
 })();

@@ -1,68 +1,192 @@
-// The sidebar: the owner's conversations (searchable), and rename / delete of the open one.
+// The sidebar and the conversation's own actions: the owner's conversations (searchable, paged), opening
+// one without a page load, new chat, rename, delete, export links, and the drawer on narrow screens.
 // Titles reach the DOM as text only.
 "use strict";
 
 (() => {
-  const sessionId = JSON.parse(document.getElementById("session-id").textContent);
+  const app = window.chatApp;
+  const sidebar = document.getElementById("sidebar");
   const list = document.getElementById("conversation-list");
   const search = document.getElementById("conversation-search");
+  const more = document.getElementById("conversations-more");
+  const empty = document.getElementById("conversations-empty");
+  const backdrop = document.getElementById("drawer-backdrop");
+  const openButton = document.getElementById("sidebar-open");
+  const title = document.getElementById("chat-title");
+  const renameButton = document.getElementById("rename-chat");
   let searchTimer = null;
+  let offset = 0;
+  let generation = 0; // answers to an older search or refresh are dropped
 
   function csrfToken() {
     const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
   }
 
-  async function refresh() {
-    const query = search.value.trim();
-    const response = await fetch(`/api/conversations/?q=${encodeURIComponent(query)}`, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const { conversations } = await response.json();
-    list.replaceChildren(
-      ...conversations.map((conversation) => {
-        const item = document.createElement("li");
-        const link = document.createElement("a");
-        link.href = `/c/${encodeURIComponent(conversation.session_id)}/`;
-        link.textContent = conversation.title;
-        link.title = conversation.title;
-        if (conversation.session_id === sessionId) link.setAttribute("aria-current", "page");
-        item.appendChild(link);
-        return item;
-      }),
-    );
+  function chatPath(id, suffix = "") {
+    return `/c/${encodeURIComponent(id)}/${suffix}`;
   }
 
+  function item(conversation) {
+    const entry = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = chatPath(conversation.session_id);
+    link.dataset.sessionId = conversation.session_id;
+    link.textContent = conversation.title;
+    link.title = conversation.title;
+    if (conversation.session_id === app.sessionId) link.setAttribute("aria-current", "page");
+    entry.appendChild(link);
+    return entry;
+  }
+
+  /** Load the first page (append=false) or the next one of the list, for the current search. */
+  async function load(append = false) {
+    const mine = ++generation;
+    const query = search.value.trim();
+    const from = append ? offset : 0;
+    const response = await fetch(`/api/conversations/?q=${encodeURIComponent(query)}&offset=${from}`, {
+      credentials: "same-origin",
+    });
+    if (!response.ok || mine !== generation) return;
+    const page = await response.json();
+    const items = page.conversations.map(item);
+    if (append) list.append(...items);
+    else list.replaceChildren(...items);
+    offset = from + page.conversations.length;
+    more.hidden = !page.has_more;
+    empty.hidden = list.children.length > 0 || !query;
+  }
+
+  function currentMark() {
+    for (const link of list.querySelectorAll("a")) {
+      if (link.dataset.sessionId === app.sessionId) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  // --- the drawer (narrow screens) ---
+
+  function drawerSet(open) {
+    sidebar.classList.toggle("open", open);
+    backdrop.hidden = !open;
+    openButton.setAttribute("aria-expanded", String(open));
+    if (open) search.focus();
+  }
+  openButton.addEventListener("click", () => drawerSet(true));
+  document.getElementById("sidebar-close").addEventListener("click", () => {
+    drawerSet(false);
+    openButton.focus();
+  });
+  backdrop.addEventListener("click", () => drawerSet(false));
+  sidebar.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && sidebar.classList.contains("open")) {
+      drawerSet(false);
+      openButton.focus();
+    }
+  });
+
+  // --- opening conversations in place ---
+
+  function plainClick(event) {
+    return event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+  }
+
+  list.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-session-id]");
+    if (!link || !plainClick(event)) return; // a new tab or window still works as a link
+    event.preventDefault();
+    drawerSet(false);
+    app.open(link.dataset.sessionId);
+  });
+  for (const link of [document.getElementById("new-chat"), document.querySelector(".brand")]) {
+    link.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      drawerSet(false);
+      app.openNew();
+    });
+  }
+
+  document.addEventListener("chat:opened", () => {
+    const id = app.sessionId;
+    document.getElementById("export-md").href = chatPath(id, "export.md");
+    document.getElementById("export-json").href = chatPath(id, "export.json");
+    const login = document.querySelector('.account a[href^="/accounts/login/"]');
+    if (login) login.href = `/accounts/login/?next=${encodeURIComponent(chatPath(id))}`;
+    currentMark();
+  });
+
+  // --- rename, delete ---
+
   async function post(action, body) {
-    const response = await fetch(`/c/${encodeURIComponent(sessionId)}/${action}`, {
+    return fetch(chatPath(app.sessionId, action), {
       method: "POST",
       credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken() },
       body,
     });
-    return response;
   }
 
-  document.getElementById("rename-chat").addEventListener("click", async () => {
-    const title = prompt("New title for this chat:");
-    if (!title || !title.trim()) return;
-    const form = new FormData();
-    form.append("title", title);
-    await post("rename", form);
-    refresh();
-  });
+  function renameStart() {
+    if (title.querySelector("input")) return;
+    const before = title.textContent;
+    const field = document.createElement("input");
+    field.type = "text";
+    field.value = before;
+    field.maxLength = 200;
+    field.setAttribute("aria-label", "Chat title");
+    title.replaceChildren(field);
+    field.select();
+    let done = false;
+    const finish = async (save) => {
+      if (done) return;
+      done = true;
+      const wanted = field.value.trim();
+      title.textContent = before;
+      if (save && wanted && wanted !== before) {
+        const form = new FormData();
+        form.append("title", wanted);
+        const response = await post("rename", form);
+        if (response.ok) {
+          document.dispatchEvent(new CustomEvent("chat:renamed", { detail: { title: wanted } }));
+          load();
+        } else {
+          alert("This chat could not be renamed: send a message first.");
+        }
+      }
+      renameButton.focus();
+    };
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") finish(true);
+      else if (event.key === "Escape") finish(false);
+    });
+    field.addEventListener("blur", () => finish(true));
+  }
+  renameButton.addEventListener("click", renameStart);
 
   document.getElementById("delete-chat").addEventListener("click", async () => {
     if (!confirm("Delete this chat and all its messages?")) return;
     const response = await post("delete");
-    if (response.ok) location.assign("/");
-    else alert((await response.json()).message || "This chat could not be deleted.");
+    if (response.ok || response.status === 404) {
+      app.openNew();
+      load();
+    } else {
+      alert((await response.json()).message || "This chat could not be deleted.");
+    }
   });
 
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(refresh, 200);
+    searchTimer = setTimeout(() => load(), 200);
   });
-  // Titles change when a first message is sent: refresh after every reply ends.
-  document.addEventListener("chat:reply-ended", refresh);
-  refresh();
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      clearTimeout(searchTimer);
+      load();
+    }
+  });
+  more.addEventListener("click", () => load(true));
+  // Titles appear with a first message and conversations move up when they get a reply.
+  document.addEventListener("chat:reply-ended", () => load());
+  load();
 })();

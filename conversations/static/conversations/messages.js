@@ -1,0 +1,141 @@
+// How one message looks: its header (who, model, time, status badge), tool activity, content (markdown
+// for replies, plain text for the user's words), usage or error line, and its actions. Actions are
+// buttons with a data-action attribute; chat.js handles their clicks for the whole thread.
+// User, model and tool text only reaches the DOM as text (markdown goes through DOMPurify).
+"use strict";
+
+window.ChatMessages = (() => {
+  const BADGES = { interrupted: "Stopped", error: "Error" };
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function button(action, label, ariaLabel) {
+    const node = el("button", `message-action ${action}`, label);
+    node.type = "button";
+    node.dataset.action = action;
+    if (ariaLabel) node.setAttribute("aria-label", ariaLabel);
+    return node;
+  }
+
+  function timeElement(iso) {
+    const time = el("time", "time");
+    if (!iso) return time;
+    const date = new Date(iso);
+    const today = new Date().toDateString() === date.toDateString();
+    const clock = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.dateTime = iso;
+    time.title = date.toLocaleString();
+    time.textContent = today ? clock : `${date.toLocaleDateString([], { month: "short", day: "numeric" })} ${clock}`;
+    return time;
+  }
+
+  function statusText(message) {
+    if (message.status === "error") return `Error: ${message.error || "the reply failed"}`;
+    if (message.status === "interrupted") return message.error || "Stopped before the end.";
+    if (message.status === "complete" && message.usage) return `${message.usage.total_tokens} tokens`;
+    return "";
+  }
+
+  /** One entry per tool call, its result filled in when it arrives: "used tool X" with both. */
+  function toolAdd(container, activity) {
+    if (activity.phase === "result") {
+      const open = Array.from(container.querySelectorAll(".tool:not(.has-result)")).find(
+        (entry) => entry.dataset.tool === activity.name,
+      );
+      if (open) {
+        toolResultFill(open, activity);
+        return;
+      }
+    }
+    const details = el("details", "tool");
+    details.dataset.tool = activity.name;
+    const summary = el("summary");
+    summary.append("used tool ", el("strong", "", activity.name));
+    if (activity.server) summary.append(el("span", "tool-server", ` on ${activity.server}`));
+    details.appendChild(summary);
+    if (activity.arguments !== undefined && activity.arguments !== null) {
+      details.append(el("div", "tool-label", "Arguments"), el("pre", "", JSON.stringify(activity.arguments, null, 2)));
+    }
+    container.appendChild(details);
+    if (activity.phase === "result") toolResultFill(details, activity);
+  }
+
+  function toolResultFill(entry, activity) {
+    entry.classList.add("has-result");
+    if (activity.is_error) entry.classList.add("failed");
+    const body = typeof activity.result === "string" ? activity.result : JSON.stringify(activity.result, null, 2);
+    entry.append(el("div", "tool-label", activity.is_error ? "Error" : "Result"), el("pre", "", body));
+  }
+
+  function branchNav(message) {
+    const siblings = message.siblings || [];
+    if (siblings.length < 2) return null;
+    const index = siblings.indexOf(message.id);
+    const nav = el("span", "branch-nav");
+    const previous = button("branch-prev", "‹", "Previous version");
+    const next = button("branch-next", "›", "Next version");
+    previous.disabled = index <= 0;
+    next.disabled = index >= siblings.length - 1;
+    nav.append(previous, el("span", "branch-pos", `${index + 1}/${siblings.length}`), next);
+    return nav;
+  }
+
+  /** Fill (or refill) the parts of a message that change when it ends: badge, status line, actions. */
+  function endingShow(view, message) {
+    const { root } = view;
+    root.classList.remove("streaming", "complete", "interrupted", "error");
+    root.classList.add(message.status || "complete");
+    view.badge.textContent = BADGES[message.status] || "";
+    view.badge.hidden = !BADGES[message.status];
+    view.status.textContent = statusText(message);
+    if (message.usage) {
+      view.status.title = `${message.usage.prompt_tokens} prompt + ${message.usage.completion_tokens} completion tokens`;
+    }
+    const actions = view.actions;
+    actions.replaceChildren();
+    if (message.status === "streaming") return;
+    const nav = branchNav(message);
+    if (nav) actions.appendChild(nav);
+    actions.appendChild(button("copy-message", "Copy", "Copy this message"));
+    if (message.role === "user") {
+      actions.appendChild(button("edit", "Edit", "Edit and resend this message"));
+    } else if (message.status === "error" || message.status === "interrupted") {
+      actions.appendChild(button("regenerate", "Retry", "Retry this reply"));
+    } else {
+      actions.appendChild(button("regenerate", "Regenerate", "Regenerate this reply"));
+    }
+  }
+
+  /** A message's element and the parts that change later. */
+  function messageView(message) {
+    const isUser = message.role === "user";
+    const root = el("article", `message ${message.role}`);
+    root.dataset.messageId = message.id;
+    const head = el("div", "message-head");
+    head.appendChild(el("span", "role", isUser ? "You" : "Assistant"));
+    if (!isUser && message.model) head.appendChild(el("span", "model", message.model));
+    head.appendChild(timeElement(message.created_at));
+    const badge = el("span", "badge");
+    badge.hidden = true;
+    head.appendChild(badge);
+    const tools = el("div", "tools");
+    for (const activity of message.tools || []) toolAdd(tools, activity);
+    const content = el("div", isUser ? "content plain-text" : "content markdown");
+    if (isUser) content.textContent = message.content || "";
+    else if (message.status !== "streaming") content.appendChild(window.ChatMarkdown.render(message.content || ""));
+    const status = el("div", "status");
+    const actions = el("div", "message-actions");
+    root.append(head, tools, content, status, actions);
+    const view = { root, content, tools, status, actions, badge };
+    endingShow(view, message);
+    if (message.status === "streaming") root.classList.add("streaming");
+    return view;
+  }
+
+  return { messageView, endingShow, toolAdd };
+})();

@@ -1,0 +1,43 @@
+// Light or dark: the system's setting unless the user chose one with the toggle (kept in localStorage).
+// Loaded in <head>, so the chosen theme applies before the first paint.
+"use strict";
+
+(() => {
+  const KEY = "chat-theme";
+  const root = document.documentElement;
+  const stored = () => {
+    try {
+      return localStorage.getItem(KEY);
+    } catch {
+      return null; // storage blocked: follow the system
+    }
+  };
+  const systemDark = () => window.matchMedia("(prefers-color-scheme: dark)").matches;
+  const isDark = () => (stored() ? stored() === "dark" : systemDark());
+
+  function apply() {
+    root.dataset.theme = isDark() ? "dark" : "light";
+    const toggle = document.getElementById("theme-toggle");
+    if (toggle) toggle.setAttribute("aria-pressed", String(isDark()));
+  }
+
+  apply();
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", apply);
+  document.addEventListener("DOMContentLoaded", () => {
+    apply();
+    const toggle = document.getElementById("theme-toggle");
+    if (!toggle) return;
+    toggle.addEventListener("click", () => {
+      const next = isDark() ? "light" : "dark";
+      try {
+        // Choosing what the system already says means "follow the system" again.
+        if ((next === "dark") === systemDark()) localStorage.removeItem(KEY);
+        else localStorage.setItem(KEY, next);
+      } catch {
+        root.dataset.theme = next;
+        return;
+      }
+      apply();
+    });
+  });
+})();
