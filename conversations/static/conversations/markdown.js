@@ -150,9 +150,15 @@ window.ChatMarkdown = (() => {
       }
     }
 
-    /** The reply ended: one full render, so blocks split while streaming (lists, references) join up. */
+    /** The reply ended: the last blocks get their final render (and highlighting); frozen ones stay. */
     finish(text) {
-      this.container.replaceChildren(render(text));
+      this.text = text;
+      this.scan();
+      if (this.boundary > this.frozenEnd) {
+        this.frozen.appendChild(render(text.slice(this.frozenEnd, this.boundary)));
+        this.frozenEnd = this.boundary;
+      }
+      this.tail.replaceChildren(render(text.slice(this.frozenEnd)));
     }
   }
 

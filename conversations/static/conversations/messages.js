@@ -67,6 +67,10 @@ window.ChatMessages = (() => {
 
   function toolResultFill(entry, activity) {
     entry.classList.add("has-result");
+    const summary = entry.querySelector("summary");
+    if (activity.server && !summary.querySelector(".tool-server")) {
+      summary.appendChild(el("span", "tool-server", ` on ${activity.server}`));
+    }
     if (activity.is_error) entry.classList.add("failed");
     const body = typeof activity.result === "string" ? activity.result : JSON.stringify(activity.result, null, 2);
     entry.append(el("div", "tool-label", activity.is_error ? "Error" : "Result"), el("pre", "", body));
