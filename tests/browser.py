@@ -156,5 +156,5 @@ class ChatBrowserTestCase(ChannelsLiveServerTestCase):
     def screenshot_save(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name
-        self.page.screenshot(path=str(path), full_page=full_page)
+        self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path

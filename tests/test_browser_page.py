@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, MCPServerPreset, Message
 
 from . import browser
 from .browser import ARTIFACTS, CHAT_URL_RE, expect, words
@@ -283,6 +283,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         )
 
     def test_mobile_and_dark_layouts_render_without_overlap(self) -> None:
+        MCPServerPreset.objects.create(label="Web search", target="tavily/search")
+        MCPServerPreset.objects.create(label="Weather", target="acme/weather")
         layouts = {
             "mobile-light": {"viewport": {"width": 390, "height": 844}, "color_scheme": "light"},
             "mobile-dark": {"viewport": {"width": 390, "height": 844}, "color_scheme": "dark"},
@@ -294,6 +296,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             page = self.page = context.new_page()
             self.chat_open()
             self.standin.script({"reply": JOURNEY_REPLY, "delay_ms": 2})
+            page.get_by_text("Weather", exact=True).click()  # a chip, switched on
             self.message_send(f"layout check {name}")
             self.reply_finished(0)
             layout = self.layout_check(page)
@@ -412,6 +415,20 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         self.standin.script({"reply": reply, "delay_ms": 0.3})
         started = self.page.evaluate("() => performance.now()")
         self.message_send("write a long report")
+
+        # Scrolled up mid-stream, the view stays put and offers a way back to the end.
+        self.stream_samples(2)
+        self.page.evaluate("() => { document.getElementById('chat').scrollTop = 0; }")
+        jump = self.page.locator("#jump-latest")
+        expect(jump).to_be_visible()
+        self.stream_samples(1)
+        assert self.page.evaluate("() => document.getElementById('chat').scrollTop") < 50
+        jump.click()
+        self.page.wait_for_function(
+            """() => { const c = document.getElementById('chat');
+                       return c.scrollHeight - c.scrollTop - c.clientHeight < 60; }"""
+        )
+        expect(jump).to_be_hidden()
         expect(self.bubbles("assistant").first).to_have_class(re.compile(r"\bcomplete\b"), timeout=120_000)
         bubble = self.reply_finished(0)
         stats = self.page.evaluate(
