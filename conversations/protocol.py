@@ -120,8 +120,18 @@ def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, **extra}
 
 
-def start_frame(*, message_id: int, model: str, user_message: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "start", "message_id": message_id, "model": model, "user_message": user_message}
+def start_frame(
+    *, message_id: int, model: str, parent_id: int, user_message: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A reply starts: `parent_id` is the user message it answers, `user_message` the one this turn
+    stored (None for a regenerate, which stores none)."""
+    return {
+        "type": "start",
+        "message_id": message_id,
+        "model": model,
+        "parent_id": parent_id,
+        "user_message": user_message,
+    }
 
 
 def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:

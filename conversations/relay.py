@@ -158,16 +158,19 @@ async def message_send(
     )
     if isinstance(turn, services.DuplicateSend):
         await send(
-            protocol.dumps(
-                {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.user_message_id}
-            )
+            protocol.dumps({"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id})
         )
         return
     # Looked up again: the room may have been released while the turn was stored.
     room = live.room_get(ref)
     reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
     start = protocol.dumps(
-        protocol.start_frame(message_id=turn.reply_id, model=turn.model, user_message=turn.user_message)
+        protocol.start_frame(
+            message_id=turn.reply_id,
+            model=turn.model,
+            parent_id=turn.parent_id,
+            user_message=turn.user_message,
+        )
     )
     await room.broadcast(start)
     reply.task = asyncio.create_task(

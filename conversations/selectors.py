@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -11,11 +12,56 @@ from django.db.models import Q
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 
+# A conversation's messages as (id, parent_id), oldest id first: the one read every thread question needs.
+Pairs = list[tuple[int, int | None]]
+# Message ids by their parent id (None: the first messages), oldest first: the siblings of each message.
+Siblings = Mapping[int | None, list[int]]
 
-def message_as_dict(message: Message) -> dict[str, Any]:
-    """A stored message as the wire protocol shows it."""
+
+def thread_pairs(*, conversation_id: int) -> Pairs:
+    """Read a conversation's tree once; paths and siblings are then walked in Python, not per message."""
+    return list(
+        Message.objects.filter(conversation_id=conversation_id).order_by("id").values_list("id", "parent_id")
+    )
+
+
+def thread_leaf_id(pairs: Pairs, current_id: int | None) -> int | None:
+    """The leaf of the active branch: the conversation's current message, else its newest one."""
+    if current_id is not None:
+        return current_id
+    return pairs[-1][0] if pairs else None
+
+
+def thread_path_ids(pairs: Pairs, leaf_id: int | None) -> list[int]:
+    """The ids from the thread's first message down to `leaf_id`, in order (empty for no leaf)."""
+    parents = dict(pairs)
+    path: list[int] = []
+    node = leaf_id
+    while node is not None and len(path) <= len(parents):  # the bound only guards against a corrupt cycle
+        path.append(node)
+        node = parents.get(node)
+    path.reverse()
+    return path
+
+
+def thread_siblings(pairs: Pairs) -> dict[int | None, list[int]]:
+    """Children ids by parent id, oldest first (the siblings of every message, from the same read)."""
+    children: dict[int | None, list[int]] = {}
+    for message_id, parent_id in pairs:
+        children.setdefault(parent_id, []).append(message_id)
+    return children
+
+
+def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
+    """A stored message as the wire protocol shows it, with its parent and its siblings' ids.
+
+    `siblings` comes from `thread_siblings` of the conversation's one pairs read, so rendering many
+    messages costs no query per message.
+    """
     return {
         "id": message.pk,
+        "parent_id": message.parent_id,
+        "siblings": siblings.get(message.parent_id) or [message.pk],
         "role": message.role,
         "content": message.content,
         "model": message.model,
@@ -33,7 +79,8 @@ def message_as_dict(message: Message) -> dict[str, Any]:
 
 
 def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
-    """Return the owner's conversation and its messages, oldest first; an empty one if there is none."""
+    """Return the owner's conversation and the messages of its active branch, oldest first; an empty one
+    if there is none."""
     conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
     if conversation is None:
         return {
@@ -46,7 +93,9 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
             },
             "messages": [],
         }
-    messages = Message.objects.history(conversation)
+    pairs, path = _active_path(conversation)
+    rows = Message.objects.in_bulk(path)
+    siblings = thread_siblings(pairs)
     return {
         "conversation": {
             "session_id": conversation.session_id,
@@ -55,8 +104,14 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
             "mcp_servers": conversation.mcp_servers,
             "created_at": conversation.created_at.isoformat(),
         },
-        "messages": [message_as_dict(message) for message in messages],
+        "messages": [message_as_dict(rows[pk], siblings=siblings) for pk in path if pk in rows],
     }
+
+
+def _active_path(conversation: Conversation) -> tuple[Pairs, list[int]]:
+    """The conversation's pairs and the ids of its active branch, first message first."""
+    pairs = thread_pairs(conversation_id=conversation.pk)
+    return pairs, thread_path_ids(pairs, thread_leaf_id(pairs, conversation.current_message_id))
 
 
 def chat_page_options() -> dict[str, Any]:
@@ -122,23 +177,33 @@ def conversations_of_owner(
 
 
 def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | None:
-    """The owner's conversation with every message, for download; None when they have none of that id."""
+    """The owner's conversation with every message of every branch, for download (no version is lost);
+    `current_message_id` names the active branch's leaf. None when they have no conversation of that id.
+    """
     conversation = Conversation.objects.filter(owner_key=owner_key, session_id=session_id).first()
     if conversation is None:
         return None
+    messages = list(Message.objects.history(conversation))
+    pairs = sorted((message.pk, message.parent_id) for message in messages)
+    siblings = thread_siblings(pairs)
     return {
         "session_id": conversation.session_id,
         "title": conversation.title,
         "model": conversation.model,
         "created_at": conversation.created_at.isoformat(),
-        "messages": [message_as_dict(message) for message in Message.objects.history(conversation)],
+        "current_message_id": thread_leaf_id(pairs, conversation.current_message_id),
+        "messages": [message_as_dict(message, siblings=siblings) for message in messages],
     }
 
 
 def conversation_as_markdown(export: dict[str, Any]) -> str:
-    """A conversation export as a Markdown document (the text as written, under role headings)."""
+    """A conversation export as a Markdown document: its active branch, the text as written, under role
+    headings (the JSON export keeps the other versions)."""
+    by_id = {message["id"]: message for message in export["messages"]}
+    pairs = [(message["id"], message["parent_id"]) for message in export["messages"]]
     lines = [f"# {export['title'] or export['session_id']}", ""]
-    for message in export["messages"]:
+    for message_id in thread_path_ids(pairs, export["current_message_id"]):
+        message = by_id[message_id]
         who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
         lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
         if message["status"] in ("interrupted", "error"):
