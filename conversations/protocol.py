@@ -35,7 +35,40 @@ class ResyncFrame:
     offset: int
 
 
-ClientFrame = SendFrame | StopFrame | ResyncFrame
+@dataclass(frozen=True, slots=True)
+class HistoryFrame:
+    """Ask for the `history` frame again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegenerateFrame:
+    """A new version of reply `message_id`, streamed as a sibling of it."""
+
+    message_id: int
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EditFrame:
+    """A new version of user message `message_id` with text `message`, and its reply."""
+
+    message_id: int
+    message: str
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchFrame:
+    """Make the branch through `message_id` (down to its newest leaf) the active one."""
+
+    message_id: int
+
+
+ClientFrame = SendFrame | StopFrame | ResyncFrame | HistoryFrame | RegenerateFrame | EditFrame | SwitchFrame
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -62,14 +95,40 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         return StopFrame()
     if kind == "resync":
         return _resync_frame(data)
+    if kind == "history":
+        return HistoryFrame()
+    if kind == "switch":
+        return SwitchFrame(message_id=_message_id(data.get("message_id")))
+    if kind == "regenerate":
+        return RegenerateFrame(message_id=_message_id(data.get("message_id")), **_turn_options(data))
+    if kind == "edit":
+        return EditFrame(
+            message_id=_message_id(data.get("message_id")),
+            message=_message_text(data.get("message")),
+            **_turn_options(data),
+        )
     if kind != "message":
         raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
-    return SendFrame(
-        message=_message_text(data.get("message")),
-        model=_optional_model(data.get("model")),
-        mcp_servers=_optional_mcp_servers(data.get("mcp_servers")),
-        client_id=_optional_client_id(data.get("client_id")),
-    )
+    return SendFrame(message=_message_text(data.get("message")), **_turn_options(data))
+
+
+def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The optional `model`, `mcp_servers` and `client_id` every frame that starts a reply may carry."""
+    return {
+        "model": _optional_model(data.get("model")),
+        "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
+        "client_id": _optional_client_id(data.get("client_id")),
+    }
+
+
+MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
+
+
+def _message_id(value: Any) -> int:
+    # type(), not isinstance(): JSON true is no message id.
+    if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
+        raise ChatError("invalid_message", "`message_id` must be an integer message id.")
+    return value
 
 
 def _resync_frame(data: dict[str, Any]) -> ResyncFrame:

@@ -52,6 +52,15 @@ def thread_siblings(pairs: Pairs) -> dict[int | None, list[int]]:
     return children
 
 
+def thread_newest_leaf(pairs: Pairs, message_id: int) -> int:
+    """The leaf reached from `message_id` by taking the newest child at each step (the latest version)."""
+    children = thread_siblings(pairs)
+    node = message_id
+    while children.get(node):
+        node = children[node][-1]
+    return node
+
+
 def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
     """A stored message as the wire protocol shows it, with its parent and its siblings' ids.
 

@@ -24,6 +24,7 @@ from .selectors import (
     Pairs,
     message_as_dict,
     thread_leaf_id,
+    thread_newest_leaf,
     thread_pairs,
     thread_path_ids,
     thread_siblings,
@@ -222,6 +223,96 @@ def turn_begin(
     )
 
 
+@transaction.atomic
+def turn_regenerate(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    reply_id: int,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str = "",
+    lease_owner: str = "",
+) -> Turn | DuplicateSend:
+    """Open a new version of a reply: a sibling under the same user message, which becomes the active
+    leaf; the old version is kept. The model sees the branch up to that user message.
+
+    `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
+    `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
+    """
+    missing = ChatError("invalid_message", "No such reply in this conversation.")
+    context = _turn_prepare(
+        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
+    )
+    if isinstance(context, DuplicateSend):
+        return context
+    replaced = _conversation_message(context, message_id=reply_id, role=Message.Role.ASSISTANT)
+    if replaced is None or replaced.parent_id is None:
+        raise missing
+    path = _messages_in_order(thread_path_ids(context.pairs, replaced.parent_id))
+    return _reply_open(
+        context, ref=ref, path=path, user_message=None, lease_owner=lease_owner, client_id=client_id
+    )
+
+
+@transaction.atomic
+def turn_edit(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    message_id: int,
+    content: str,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str = "",
+    lease_owner: str = "",
+) -> Turn | DuplicateSend:
+    """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
+    becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
+
+    `client_id` is stored on the new user message. Raise ChatError `invalid_message` when `message_id`
+    is not a user message of this conversation, and the errors of a send.
+    """
+    message_content_check(content)
+    missing = ChatError("invalid_message", "No such message in this conversation.")
+    context = _turn_prepare(
+        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
+    )
+    if isinstance(context, DuplicateSend):
+        return context
+    edited = _conversation_message(context, message_id=message_id, role=Message.Role.USER)
+    if edited is None:
+        raise missing
+    path = _messages_in_order(thread_path_ids(context.pairs, edited.parent_id))
+    user_message = _user_message_create(
+        context, content=content, parent_id=edited.parent_id, client_id=client_id
+    )
+    return _reply_open(
+        context, ref=ref, path=[*path, user_message], user_message=user_message, lease_owner=lease_owner
+    )
+
+
+@transaction.atomic
+def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
+    """Make the branch through `message_id` active: its newest leaf (the newest child at every step)
+    becomes the conversation's current message.
+
+    Raise ChatError `invalid_message` when the message is not in the owner's conversation, and `busy`
+    while a reply streams (a streaming reply is always the active leaf, and stays so).
+    """
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(owner_key=ref.owner_key, session_id=ref.session_id)
+        .first()
+    )
+    pairs = thread_pairs(conversation_id=conversation.pk) if conversation is not None else []
+    if conversation is None or message_id not in dict(pairs):
+        raise ChatError("invalid_message", "No such message in this conversation.")
+    _streaming_reply_refuse(conversation)
+    conversation.current_message_id = thread_newest_leaf(pairs, message_id)
+    conversation.save(update_fields=["current_message"])
+
+
 def _turn_prepare(
     *,
     ref: ConversationRef,
@@ -229,19 +320,27 @@ def _turn_prepare(
     model: str | None,
     mcp_servers: list[str] | None,
     client_id: str,
+    missing: ChatError | None = None,
 ) -> _TurnContext | DuplicateSend:
-    """Lock the conversation for a new reply (creating it on the first) and run the checks a turn needs.
+    """Lock the conversation for a new reply and run the checks every kind of turn shares.
 
-    The row lock serialises turns of one conversation across threads and server instances. Return
-    DuplicateSend when `client_id` is already stored in the conversation, on a message of any role.
-    Raise ChatError `unknown_model`, `invalid_mcp_server`, `quota_exceeded`, or `busy` when a reply
-    still streams.
+    The row lock serialises turns of one conversation across threads and server instances. A send
+    creates the conversation; a regenerate or an edit (`missing` set) needs one and raises `missing`
+    without it. Return DuplicateSend when `client_id` is already stored in the conversation, on a
+    message of any role. Raise ChatError `unknown_model`, `invalid_mcp_server`, `quota_exceeded`, or
+    `busy` when a reply still streams.
     """
-    conversation, _ = Conversation.objects.select_for_update().get_or_create(
-        owner_key=ref.owner_key,
-        session_id=ref.session_id,
-        defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
-    )
+    locked = Conversation.objects.select_for_update()
+    if missing is None:
+        conversation, _ = locked.get_or_create(
+            owner_key=ref.owner_key,
+            session_id=ref.session_id,
+            defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
+        )
+    else:
+        conversation = locked.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
+        if conversation is None:
+            raise missing
     if client_id:
         sent = (
             Message.objects.filter(conversation=conversation, client_id=client_id)
@@ -274,6 +373,11 @@ def _streaming_reply_refuse(conversation: Conversation) -> None:
             _reply_mark_lapsed(message)
         else:
             raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+
+
+def _conversation_message(context: _TurnContext, *, message_id: int, role: str) -> Message | None:
+    """The conversation's message of that id and role, or None."""
+    return Message.objects.filter(pk=message_id, conversation=context.conversation, role=role).first()
 
 
 def _messages_in_order(ids: list[int]) -> list[Message]:

@@ -1,5 +1,5 @@
-"""Conversation branches, through the real socket and the stand-in: every message follows a parent, and
-the model sees the active branch only.
+"""Conversation branches, through the real socket and the stand-in: regenerate, edit and switch keep
+every version, and the model sees the active branch only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from conversations import selectors
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef
 
-from .conftest import reply_collect
+from .conftest import chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +38,24 @@ async def say(socket: WebsocketCommunicator, text: str) -> list[dict[str, Any]]:
     return await turn(socket, {"message": text})
 
 
+async def frame_of_type(socket: WebsocketCommunicator, kind: str) -> dict[str, Any]:
+    """The next frame of that type (or an error), skipping the chunks of a reply streaming meanwhile."""
+    while True:
+        frame = await socket.receive_json_from(timeout=10)
+        if frame["type"] in (kind, "error"):
+            return frame
+        assert frame["type"] in ("chunk", "tool"), frame  # never skip the end of a reply
+
+
+async def refused(socket: WebsocketCommunicator, frame: dict[str, Any]) -> str:
+    """Send a frame that must be refused; return the error code."""
+    await socket.send_json_to(frame)
+    answer = await frame_of_type(socket, "error")
+    assert answer["type"] == "error", answer
+    assert "message_id" not in answer
+    return answer["code"]
+
+
 async def conversation_of(session_id: str) -> Conversation:
     return await Conversation.objects.aget(owner_key="public", session_id=session_id)
 
@@ -46,6 +64,20 @@ async def rows(**filters: Any) -> list[tuple[int, str, int | None]]:
     """(id, role, parent id) of the stored messages, oldest id first."""
     query = Message.objects.filter(**filters).order_by("id").values_list("id", "role", "parent_id")
     return [row async for row in query]
+
+
+def upstream_turns(standin: Any) -> list[list[dict[str, str]]]:
+    return [request["body"]["messages"] for request in standin.requests()]
+
+
+async def three_versions_of_a_chat(socket: WebsocketCommunicator) -> dict[str, Any]:
+    """first → A1 → second → A2, then the first message edited: first v2 → B1 (the active branch)."""
+    first = await say(socket, "first")
+    second = await say(socket, "second")
+    edited = await turn(
+        socket, {"type": "edit", "message_id": first[0]["user_message"]["id"], "message": "first v2"}
+    )
+    return {"first": first, "second": second, "edited": edited}
 
 
 async def test_each_turn_follows_the_active_leaf(chat_socket, standin):
@@ -62,6 +94,235 @@ async def test_each_turn_follows_the_active_leaf(chat_socket, standin):
         (second[0]["message_id"], "assistant", two["id"]),
     ]
     assert (await conversation_of("t1")).current_message_id == second[0]["message_id"]
+
+
+async def test_regenerate_opens_a_sibling_reply_and_the_model_sees_the_active_branch_only(
+    chat_socket, standin
+):
+    first = await say(chat_socket, "first")
+    second = await say(chat_socket, "second")
+    old_reply, user_id = second[0]["message_id"], second[0]["user_message"]["id"]
+
+    frames = await turn(chat_socket, {"type": "regenerate", "message_id": old_reply})
+    start = frames[0]
+    assert start["user_message"] is None
+    assert start["parent_id"] == user_id
+    assert start["message_id"] != old_reply
+    assert frames[-1]["type"] == "done"
+
+    assert await rows(parent_id=user_id) == [
+        (old_reply, "assistant", user_id),
+        (start["message_id"], "assistant", user_id),
+    ]
+    assert (await conversation_of("t1")).current_message_id == start["message_id"]
+    # The model got the branch up to the user message: no copy of the reply it replaces.
+    assert upstream_turns(standin)[-1] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": chunks_text(first)},
+        {"role": "user", "content": "second"},
+    ]
+    again = await socket_open("/ws/chat/t1/")
+    *_, last = again.history["messages"]
+    assert (last["id"], last["content"]) == (start["message_id"], chunks_text(frames))
+    assert last["siblings"] == [old_reply, start["message_id"]]
+    await again.disconnect()
+
+
+async def test_editing_the_first_message_starts_a_new_branch_from_the_top(chat_socket, standin):
+    chat = await three_versions_of_a_chat(chat_socket)
+    old_user = chat["first"][0]["user_message"]["id"]
+    start, *_, end = chat["edited"]
+    new_user = start["user_message"]
+    assert end["type"] == "done"
+    assert (new_user["content"], new_user["parent_id"]) == ("first v2", None)
+    assert new_user["siblings"] == [old_user, new_user["id"]]
+    assert start["parent_id"] == new_user["id"]
+
+    # The model got the edited text only: not the old text, nor the turns after it.
+    assert upstream_turns(standin)[-1] == [{"role": "user", "content": "first v2"}]
+
+    await chat_socket.send_json_to({"type": "history"})
+    history = await frame_of_type(chat_socket, "history")
+    assert [(m["id"], m["content"]) for m in history["messages"]] == [
+        (new_user["id"], "first v2"),
+        (start["message_id"], chunks_text(chat["edited"])),
+    ]
+    assert [m["siblings"] for m in history["messages"]] == [[old_user, new_user["id"]], [start["message_id"]]]
+    assert history["session_id"] == "t1"
+    # Nothing was deleted: both versions of the first turn, and everything after the old one, are kept.
+    assert len(await rows(conversation__session_id="t1")) == 6
+
+
+async def test_switching_back_shows_the_old_branch_everywhere_and_the_next_send_continues_it(
+    chat_socket, standin
+):
+    chat = await three_versions_of_a_chat(chat_socket)
+    other_tab = await socket_open("/ws/chat/t1/")
+    first, second = chat["first"], chat["second"]
+    old_leaf = second[0]["message_id"]
+
+    await chat_socket.send_json_to({"type": "switch", "message_id": first[0]["user_message"]["id"]})
+    for tab in (chat_socket, other_tab):
+        history = await frame_of_type(tab, "history")
+        assert [m["id"] for m in history["messages"]] == [
+            first[0]["user_message"]["id"],
+            first[0]["message_id"],
+            second[0]["user_message"]["id"],
+            old_leaf,
+        ]
+    assert (await conversation_of("t1")).current_message_id == old_leaf
+
+    third = await say(chat_socket, "third")
+    assert third[0]["user_message"]["parent_id"] == old_leaf
+    assert third[0]["parent_id"] == third[0]["user_message"]["id"]
+    assert upstream_turns(standin)[-1] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": chunks_text(first)},
+        {"role": "user", "content": "second"},
+        {"role": "assistant", "content": chunks_text(second)},
+        {"role": "user", "content": "third"},
+    ]
+    assert (await frame_of_type(other_tab, "start"))["message_id"] == third[0]["message_id"]
+    await other_tab.disconnect()
+
+
+async def test_switching_to_a_reply_picks_that_version(chat_socket, standin):
+    await say(chat_socket, "pick one")
+    frames = await say(chat_socket, "again")
+    older = frames[0]["message_id"]
+    newer = (await turn(chat_socket, {"type": "regenerate", "message_id": older}))[0]["message_id"]
+
+    await chat_socket.send_json_to({"type": "switch", "message_id": older})
+    history = await frame_of_type(chat_socket, "history")
+    assert history["messages"][-1]["id"] == older
+    assert history["messages"][-1]["siblings"] == [older, newer]
+    assert (await conversation_of("t1")).current_message_id == older
+
+
+async def test_regenerating_a_failed_reply_is_the_retry(chat_socket, standin, settings):
+    settings.CHAT_UPSTREAM_MAX_RETRIES = 0
+    failed = await say(chat_socket, "fail [[standin status=500]]")
+    assert (failed[-1]["type"], failed[-1]["code"]) == ("error", "upstream_error")
+    failed_id = failed[0]["message_id"]
+
+    standin.script({"reply": "Back on track."})  # the upstream recovered
+    frames = await turn(chat_socket, {"type": "regenerate", "message_id": failed_id})
+    assert frames[-1]["type"] == "done"
+    assert chunks_text(frames) == "Back on track."
+    assert frames[0]["parent_id"] == failed[0]["user_message"]["id"]
+    assert upstream_turns(standin)[-1] == [{"role": "user", "content": "fail [[standin status=500]]"}]
+
+    retried = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert (retried.status, retried.content) == ("complete", "Back on track.")
+    assert (await Message.objects.aget(pk=failed_id)).status == "error"  # kept, as the older version
+    assert (await conversation_of("t1")).current_message_id == retried.pk
+
+
+async def test_frames_naming_the_wrong_message_are_refused_and_change_nothing(chat_socket, standin):
+    frames = await say(chat_socket, "mine")
+    user_id, reply_id = frames[0]["user_message"]["id"], frames[0]["message_id"]
+    elsewhere = await socket_open("/ws/chat/elsewhere/")
+    other = await say(elsewhere, "another conversation")
+    other_user, other_reply = other[0]["user_message"]["id"], other[0]["message_id"]
+    before = await rows()
+    requests = len(standin.requests())
+
+    bad_frames = [
+        {"type": "regenerate", "message_id": user_id},
+        {"type": "edit", "message_id": reply_id, "message": "edit a reply?"},
+        {"type": "regenerate", "message_id": other_reply},
+        {"type": "edit", "message_id": other_user, "message": "not here"},
+        {"type": "switch", "message_id": other_user},
+        {"type": "switch", "message_id": reply_id + 10_000},
+        *(
+            {"type": kind, "message_id": bad, "message": "x"}
+            for kind in ("regenerate", "edit", "switch")
+            for bad in ("1", 1.0, True, 0, -3, None, [reply_id], 2**63)
+        ),
+        {"type": "switch"},
+    ]
+    for frame in bad_frames:
+        assert await refused(chat_socket, frame) == "invalid_message", frame
+    assert await refused(chat_socket, {"type": "edit", "message_id": user_id, "message": "  "}) == (
+        "invalid_message"
+    )
+    assert await rows() == before
+    assert len(standin.requests()) == requests
+    assert (await conversation_of("t1")).current_message_id == reply_id
+    await elsewhere.disconnect()
+
+
+async def test_switch_edit_and_regenerate_are_busy_while_a_reply_streams(chat_socket, standin):
+    first = await say(chat_socket, "short")
+    first_user, first_reply = first[0]["user_message"]["id"], first[0]["message_id"]
+    await chat_socket.send_json_to({"message": "long one [[standin tokens=200 delay_ms=15]]"})
+    start = await frame_of_type(chat_socket, "start")
+
+    assert await refused(chat_socket, {"type": "switch", "message_id": first_user}) == "busy"
+    assert await refused(chat_socket, {"type": "regenerate", "message_id": first_reply}) == "busy"
+    # With a client_id the frame reaches the store (it may be a resend), which is busy as well.
+    regenerate = {"type": "regenerate", "message_id": first_reply, "client_id": "r-busy"}
+    assert await refused(chat_socket, regenerate) == "busy"
+    edit = {"type": "edit", "message_id": first_user, "message": "v2", "client_id": "e-busy"}
+    assert await refused(chat_socket, edit) == "busy"
+
+    # A history asked for mid-reply is the one a join gets: the text so far, then the rest.
+    await chat_socket.send_json_to({"type": "history"})
+    history = await frame_of_type(chat_socket, "history")
+    assert history["streaming"]["message_id"] == start["message_id"]
+    assert history["messages"][-1]["id"] == start["message_id"]
+    assert history["messages"][-1]["content"] == history["streaming"]["content"]
+    rest = await reply_collect(chat_socket)
+    assert rest[-1]["type"] == "done"
+    assert all(f["offset"] >= history["streaming"]["offset"] for f in rest if f["type"] == "chunk")
+
+    assert (await conversation_of("t1")).current_message_id == start["message_id"]
+    assert await Message.objects.filter(client_id__in=["r-busy", "e-busy"]).acount() == 0
+
+
+async def test_a_resent_regenerate_is_a_duplicate_and_opens_one_reply(chat_socket, standin):
+    frames = await say(chat_socket, "once more")
+    user_id = frames[0]["user_message"]["id"]
+    regenerate = {"type": "regenerate", "message_id": frames[0]["message_id"], "client_id": "regen-1"}
+    again = await turn(chat_socket, regenerate)
+
+    await chat_socket.send_json_to(regenerate)
+    duplicate = await chat_socket.receive_json_from()
+    assert duplicate == {"type": "duplicate", "client_id": "regen-1", "message_id": again[0]["message_id"]}
+    assert len(await rows(parent_id=user_id)) == 2
+    assert len(standin.requests()) == 2
+    assert await chat_socket.receive_nothing()
+
+
+async def test_a_resent_edit_is_a_duplicate(chat_socket, standin):
+    frames = await say(chat_socket, "typo hree")
+    edit = {
+        "type": "edit",
+        "message_id": frames[0]["user_message"]["id"],
+        "message": "here",
+        "client_id": "e-1",
+    }
+    edited = await turn(chat_socket, edit)
+    await chat_socket.send_json_to(edit)
+    duplicate = await chat_socket.receive_json_from()
+    assert duplicate["message_id"] == edited[0]["user_message"]["id"]
+    assert await Message.objects.filter(content="here").acount() == 1
+
+
+async def test_export_keeps_every_version_and_markdown_shows_the_active_branch(chat_socket, standin):
+    chat = await three_versions_of_a_chat(chat_socket)
+    export = await sync_to_async(selectors.conversation_export)(owner_key="public", session_id="t1")
+    assert export["current_message_id"] == chat["edited"][0]["message_id"]
+    assert len(export["messages"]) == 6
+    by_content = {m["content"]: m for m in export["messages"]}
+    assert by_content["first v2"]["siblings"] == [by_content["first"]["id"], by_content["first v2"]["id"]]
+    assert by_content["second"]["parent_id"] == chat["first"][0]["message_id"]
+
+    markdown = selectors.conversation_as_markdown(export)
+    assert "first v2" in markdown
+    assert chunks_text(chat["edited"]) in markdown
+    assert "second" not in markdown
+    assert "\n\nfirst\n" not in markdown
 
 
 @sync_to_async
