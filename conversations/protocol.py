@@ -37,7 +37,9 @@ class ResyncFrame:
 
 @dataclass(frozen=True, slots=True)
 class HistoryFrame:
-    """Ask for the `history` frame again."""
+    """Ask for the `history` frame again (`before` None), or for the page of messages before `before`."""
+
+    before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
     if kind == "resync":
         return _resync_frame(data)
     if kind == "history":
-        return HistoryFrame()
+        before = data.get("before")
+        return HistoryFrame(before=None if before is None else _message_id(before, "before"))
     if kind == "switch":
         return SwitchFrame(message_id=_message_id(data.get("message_id")))
     if kind == "regenerate":
@@ -124,10 +127,10 @@ def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
 MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
 
 
-def _message_id(value: Any) -> int:
+def _message_id(value: Any, name: str = "message_id") -> int:
     # type(), not isinstance(): JSON true is no message id.
     if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
-        raise ChatError("invalid_message", "`message_id` must be an integer message id.")
+        raise ChatError("invalid_message", f"`{name}` must be an integer message id.")
     return value
 
 

@@ -149,12 +149,21 @@ async def client_frame_handle(
     elif isinstance(frame, protocol.ResyncFrame):
         await reply_resend(ref=ref, message_id=frame.message_id, offset=frame.offset, send=send)
     elif isinstance(frame, protocol.HistoryFrame):
-        await history_send(ref=ref, send=send)
+        if frame.before is None:
+            await history_send(ref=ref, send=send)
+        else:
+            await history_page_send(ref=ref, before=frame.before, send=send)
     elif isinstance(frame, protocol.SwitchFrame):
         await branch_switch(ref=ref, message_id=frame.message_id)
     else:
         begin = _turn_begin_call(ref=ref, owner=owner, frame=frame)
         await turn_start(ref=ref, owner=owner, client_id=frame.client_id, begin=begin, send=send)
+
+
+async def history_page_send(*, ref: ConversationRef, before: int, send: live.Send) -> None:
+    """Send the page of the active branch before message `before` to this socket only."""
+    page = await db_call(selectors.conversation_history_page)(ref=ref, before=before)
+    await send(protocol.dumps({"type": "history_page", "before": before, **page}))
 
 
 async def branch_switch(*, ref: ConversationRef, message_id: int) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Q
 
+from .exceptions import ChatError
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 
@@ -88,8 +90,12 @@ def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
 
 
 def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
-    """Return the owner's conversation and the messages of its active branch, oldest first; an empty one
-    if there is none."""
+    """Return the owner's conversation and the last CHAT_HISTORY_PAGE messages of its active branch,
+    oldest first, with `has_more` when older ones precede them; an empty one if there is none.
+
+    A streaming reply is always the branch's leaf (nothing switches branches while one streams), so it
+    is always in this latest page, where the relay looks for it.
+    """
     conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
     if conversation is None:
         return {
@@ -101,10 +107,9 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
                 "created_at": None,
             },
             "messages": [],
+            "has_more": False,
         }
     pairs, path = _active_path(conversation)
-    rows = Message.objects.in_bulk(path)
-    siblings = thread_siblings(pairs)
     return {
         "conversation": {
             "session_id": conversation.session_id,
@@ -113,14 +118,42 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
             "mcp_servers": conversation.mcp_servers,
             "created_at": conversation.created_at.isoformat(),
         },
-        "messages": [message_as_dict(rows[pk], siblings=siblings) for pk in path if pk in rows],
+        **_path_page(pairs, path, end=len(path)),
     }
+
+
+def conversation_history_page(*, ref: ConversationRef, before: int) -> dict[str, Any]:
+    """The up to CHAT_HISTORY_PAGE messages of the active branch before message `before`, oldest first,
+    with `has_more` when older ones precede them.
+
+    Raise ChatError("invalid_message") when `before` is not on the active branch of the owner's
+    conversation (another owner's message looks exactly like one that does not exist).
+    """
+    conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
+    pairs, path = _active_path(conversation) if conversation is not None else ([], [])
+    try:
+        end = path.index(before)
+    except ValueError:
+        raise ChatError("invalid_message", "No such message in this conversation.") from None
+    return _path_page(pairs, path, end=end)
 
 
 def _active_path(conversation: Conversation) -> tuple[Pairs, list[int]]:
     """The conversation's pairs and the ids of its active branch, first message first."""
     pairs = thread_pairs(conversation_id=conversation.pk)
     return pairs, thread_path_ids(pairs, thread_leaf_id(pairs, conversation.current_message_id))
+
+
+def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
+    """The page of path messages that ends just before position `end`, and whether more precede it."""
+    start = max(0, end - max(1, settings.CHAT_HISTORY_PAGE))
+    ids = path[start:end]
+    rows = Message.objects.in_bulk(ids)
+    siblings = thread_siblings(pairs)
+    return {
+        "messages": [message_as_dict(rows[pk], siblings=siblings) for pk in ids if pk in rows],
+        "has_more": start > 0,
+    }
 
 
 def chat_page_options() -> dict[str, Any]:

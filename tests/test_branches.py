@@ -1,5 +1,5 @@
-"""Conversation branches, through the real socket and the stand-in: regenerate, edit and switch keep
-every version, and the model sees the active branch only.
+"""Conversation branches and paged history, through the real socket and the stand-in: regenerate, edit
+and switch keep every version, the model sees the active branch only, and history comes in pages.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ async def test_editing_the_first_message_starts_a_new_branch_from_the_top(chat_s
         (start["message_id"], chunks_text(chat["edited"])),
     ]
     assert [m["siblings"] for m in history["messages"]] == [[old_user, new_user["id"]], [start["message_id"]]]
+    assert history["has_more"] is False
     assert history["session_id"] == "t1"
     # Nothing was deleted: both versions of the first turn, and everything after the old one, are kept.
     assert len(await rows(conversation__session_id="t1")) == 6
@@ -218,6 +219,68 @@ async def test_regenerating_a_failed_reply_is_the_retry(chat_socket, standin, se
     assert (await conversation_of("t1")).current_message_id == retried.pk
 
 
+@sync_to_async
+def long_thread(owner_key: str, session_id: str, length: int) -> list[int]:
+    """A conversation of `length` messages, each following the one before; return their ids in order."""
+    conversation = Conversation.objects.create(owner_key=owner_key, session_id=session_id, title="long")
+    ids, parent = [], None
+    for index in range(length):
+        parent = Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role="user" if index % 2 == 0 else "assistant",
+            content=f"message {index}",
+        )
+        ids.append(parent.pk)
+    conversation.current_message = parent
+    conversation.save(update_fields=["current_message"])
+    return ids
+
+
+async def test_history_comes_in_pages_of_the_active_branch(standin, replies_settle):
+    path = await long_thread("public", "paged", 120)
+    mine = await conversation_of("paged")
+    off_path = await Message.objects.acreate(conversation=mine, parent_id=path[9], role="user", content="x")
+    (theirs,) = await long_thread("s:someone-else", "paged", 1)
+    socket = await socket_open("/ws/chat/paged/")
+
+    history = socket.history
+    assert [m["id"] for m in history["messages"]] == path[70:]
+    assert history["has_more"] is True
+
+    await socket.send_json_to({"type": "history", "before": path[70]})
+    page = await socket.receive_json_from()
+    assert page == {
+        "type": "history_page",
+        "before": path[70],
+        "messages": page["messages"],
+        "has_more": True,
+    }
+    assert [m["id"] for m in page["messages"]] == path[20:70]
+    assert [m["content"] for m in page["messages"][:2]] == ["message 20", "message 21"]
+    assert page["messages"][0]["parent_id"] == path[19]
+
+    await socket.send_json_to({"type": "history", "before": path[20]})
+    page = await socket.receive_json_from()
+    assert ([m["id"] for m in page["messages"]], page["has_more"]) == (path[:20], False)
+    assert page["messages"][10]["siblings"] == [path[10], off_path.pk]
+
+    for before in (theirs, off_path.pk, path[-1] + 10_000):
+        assert await refused(socket, {"type": "history", "before": before}) == "invalid_message"
+    await socket.disconnect()
+
+
+async def test_a_page_size_setting_applies(standin, replies_settle, settings):
+    settings.CHAT_HISTORY_PAGE = 3
+    path = await long_thread("public", "small", 7)
+    socket = await socket_open("/ws/chat/small/")
+    assert [m["id"] for m in socket.history["messages"]] == path[4:]
+    await socket.send_json_to({"type": "history", "before": path[1]})
+    page = await socket.receive_json_from()
+    assert ([m["id"] for m in page["messages"]], page["has_more"]) == ([path[0]], False)
+    await socket.disconnect()
+
+
 async def test_frames_naming_the_wrong_message_are_refused_and_change_nothing(chat_socket, standin):
     frames = await say(chat_socket, "mine")
     user_id, reply_id = frames[0]["user_message"]["id"], frames[0]["message_id"]
@@ -240,6 +303,9 @@ async def test_frames_naming_the_wrong_message_are_refused_and_change_nothing(ch
             for bad in ("1", 1.0, True, 0, -3, None, [reply_id], 2**63)
         ),
         {"type": "switch"},
+        {"type": "history", "before": "5"},
+        {"type": "history", "before": False},
+        {"type": "history", "before": 0},
     ]
     for frame in bad_frames:
         assert await refused(chat_socket, frame) == "invalid_message", frame

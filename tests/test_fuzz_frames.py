@@ -42,8 +42,10 @@ bad_model = st.text(max_size=80).filter(
     lambda name: name not in {"", "openai/gpt-5.1"}
 ) | not_a_string.filter(lambda value: value is not None)
 FRAME_TYPES = {"stop", "message", "resync", "history", "regenerate", "edit", "switch"}
-# Anything but an integer id >= 1 (JSON true is no id either).
-not_a_message_id = json_values.filter(lambda value: not (type(value) is int and value >= 1))
+# Anything but an integer id >= 1 (JSON true is no id either); null `before` asks for the history itself.
+not_a_message_id = json_values.filter(
+    lambda value: value is not None and not (type(value) is int and value >= 1)
+)
 # Well-formed ids of no message at all (ids of this test run stay far below).
 unknown_message_id = st.integers(min_value=10**12, max_value=2**63 - 1)
 bad_servers = (
@@ -76,9 +78,11 @@ bad_text_frames = st.one_of(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["regenerate", "edit", "switch"]), "message_id": not_a_message_id}
     ).map(as_text),
+    st.fixed_dictionaries({"type": st.just("history"), "before": not_a_message_id}).map(as_text),
     st.fixed_dictionaries(
         {"type": st.sampled_from(["regenerate", "edit", "switch"]), "message_id": unknown_message_id}
     ).map(as_text),
+    st.fixed_dictionaries({"type": st.just("history"), "before": unknown_message_id}).map(as_text),
     st.fixed_dictionaries({"type": st.just("resync"), "message_id": json_values, "offset": json_values}).map(
         as_text
     ),
