@@ -230,6 +230,7 @@ CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 30.0)
 # On SIGTERM, replies in flight get this long to finish before they are stored as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
 CHAT_RESYNC_PAGE_CHARS = int(env_float("CHAT_RESYNC_PAGE_CHARS", 16_000))
+CHAT_HISTORY_PAGE = int(env_float("CHAT_HISTORY_PAGE", 50))
 CHAT_UPSTREAM_RETRY_BACKOFF = env_float("CHAT_UPSTREAM_RETRY_BACKOFF", 0.5)
 # How long the Redis log of a reply lives: while it streams, and after it ended (for late joiners).
 CHAT_REPLY_LOG_TTL_SECONDS = int(env_float("CHAT_REPLY_LOG_TTL_SECONDS", 3600))

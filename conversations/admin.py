@@ -49,7 +49,15 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["session_id", "title", "user", "model", "updated_at"]
     list_filter = ["model", "messages__status", "updated_at"]
     search_fields = ["session_id", "title", "user__username", "messages__content"]
-    readonly_fields = ["session_id", "user", "owner_session_key", "created_at", "updated_at"]
+    # current_message too: an editable select would list every message of every conversation.
+    readonly_fields = [
+        "session_id",
+        "user",
+        "owner_session_key",
+        "current_message",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [MessageInline]
 
     def get_queryset(self, request):

@@ -35,7 +35,42 @@ class ResyncFrame:
     offset: int
 
 
-ClientFrame = SendFrame | StopFrame | ResyncFrame
+@dataclass(frozen=True, slots=True)
+class HistoryFrame:
+    """Ask for the `history` frame again (`before` None), or for the page of messages before `before`."""
+
+    before: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegenerateFrame:
+    """A new version of reply `message_id`, streamed as a sibling of it."""
+
+    message_id: int
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EditFrame:
+    """A new version of user message `message_id` with text `message`, and its reply."""
+
+    message_id: int
+    message: str
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchFrame:
+    """Make the branch through `message_id` (down to its newest leaf) the active one."""
+
+    message_id: int
+
+
+ClientFrame = SendFrame | StopFrame | ResyncFrame | HistoryFrame | RegenerateFrame | EditFrame | SwitchFrame
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -62,14 +97,41 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         return StopFrame()
     if kind == "resync":
         return _resync_frame(data)
+    if kind == "history":
+        before = data.get("before")
+        return HistoryFrame(before=None if before is None else _message_id(before, "before"))
+    if kind == "switch":
+        return SwitchFrame(message_id=_message_id(data.get("message_id")))
+    if kind == "regenerate":
+        return RegenerateFrame(message_id=_message_id(data.get("message_id")), **_turn_options(data))
+    if kind == "edit":
+        return EditFrame(
+            message_id=_message_id(data.get("message_id")),
+            message=_message_text(data.get("message")),
+            **_turn_options(data),
+        )
     if kind != "message":
         raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
-    return SendFrame(
-        message=_message_text(data.get("message")),
-        model=_optional_model(data.get("model")),
-        mcp_servers=_optional_mcp_servers(data.get("mcp_servers")),
-        client_id=_optional_client_id(data.get("client_id")),
-    )
+    return SendFrame(message=_message_text(data.get("message")), **_turn_options(data))
+
+
+def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The optional `model`, `mcp_servers` and `client_id` every frame that starts a reply may carry."""
+    return {
+        "model": _optional_model(data.get("model")),
+        "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
+        "client_id": _optional_client_id(data.get("client_id")),
+    }
+
+
+MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
+
+
+def _message_id(value: Any, name: str = "message_id") -> int:
+    # type(), not isinstance(): JSON true is no message id.
+    if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
+        raise ChatError("invalid_message", f"`{name}` must be an integer message id.")
+    return value
 
 
 def _resync_frame(data: dict[str, Any]) -> ResyncFrame:
@@ -120,8 +182,18 @@ def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, **extra}
 
 
-def start_frame(*, message_id: int, model: str, user_message: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "start", "message_id": message_id, "model": model, "user_message": user_message}
+def start_frame(
+    *, message_id: int, model: str, parent_id: int, user_message: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A reply starts: `parent_id` is the user message it answers, `user_message` the one this turn
+    stored (None for a regenerate, which stores none)."""
+    return {
+        "type": "start",
+        "message_id": message_id,
+        "model": model,
+        "parent_id": parent_id,
+        "user_message": user_message,
+    }
 
 
 def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:

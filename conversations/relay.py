@@ -9,7 +9,9 @@ elsewhere, or must stop, through the instances' events (see instance.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +32,9 @@ sockets_open: dict[str, str] = {}
 # Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
 
+# Stores a turn, given the instance that will stream its reply (`lease_owner`): see _turn_begin_call.
+TurnBegin = Callable[..., services.Turn | services.DuplicateSend]
+
 # A joining socket waits at most this long for a followed reply's backlog before it gets its history.
 FOLLOW_LOAD_TIMEOUT = 3.0
 
@@ -45,6 +50,22 @@ async def conversation_join(*, ref: ConversationRef, key: int, send: live.Send) 
     The frame carries the reply in flight, if any, with its text so far (`streaming`); the socket then
     receives exactly the chunks after it, whichever instance streams the reply.
     """
+    history, room = await _history_read(ref)
+    # No await between the snapshot of the live reply and the subscription: no gap, no duplicate.
+    frame = _history_frame(ref, history, room.reply)
+    room.subscribers[key] = send
+    await send(frame)
+
+
+async def history_send(*, ref: ConversationRef, send: live.Send) -> None:
+    """Send a subscribed socket the `history` frame again, exactly as a join would."""
+    history, room = await _history_read(ref)
+    await send(_history_frame(ref, history, room.reply))
+
+
+async def _history_read(ref: ConversationRef) -> tuple[dict[str, Any], live.ConversationRoom]:
+    """The stored history and the conversation's room, whose reply in flight (if any, followed from
+    another instance when it streams there) tells the same story as the history."""
     instance = await instances.instance_get()
     for _ in range(2):
         history = await db_call(selectors.conversation_history)(ref=ref)
@@ -53,10 +74,7 @@ async def conversation_join(*, ref: ConversationRef, key: int, send: live.Send) 
             await _follow_if_streaming_elsewhere(room, history, instance)
         if _history_matches_live(history, room.reply):
             break  # else a reply started or ended during the read: read once more
-    # No await between the snapshot of the live reply and the subscription: no gap, no duplicate.
-    frame = _history_frame(ref, history, room.reply)
-    room.subscribers[key] = send
-    await send(frame)
+    return history, room
 
 
 def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.LiveReply | None) -> str:
@@ -130,44 +148,90 @@ async def client_frame_handle(
         await reply_stop(ref=ref)
     elif isinstance(frame, protocol.ResyncFrame):
         await reply_resend(ref=ref, message_id=frame.message_id, offset=frame.offset, send=send)
+    elif isinstance(frame, protocol.HistoryFrame):
+        if frame.before is None:
+            await history_send(ref=ref, send=send)
+        else:
+            await history_page_send(ref=ref, before=frame.before, send=send)
+    elif isinstance(frame, protocol.SwitchFrame):
+        await branch_switch(ref=ref, message_id=frame.message_id)
     else:
-        await message_send(ref=ref, owner=owner, frame=frame, send=send)
+        begin = _turn_begin_call(ref=ref, owner=owner, frame=frame)
+        await turn_start(ref=ref, owner=owner, client_id=frame.client_id, begin=begin, send=send)
 
 
-async def message_send(
-    *, ref: ConversationRef, owner: Owner, frame: protocol.SendFrame, send: live.Send
+async def history_page_send(*, ref: ConversationRef, before: int, send: live.Send) -> None:
+    """Send the page of the active branch before message `before` to this socket only."""
+    page = await db_call(selectors.conversation_history_page)(ref=ref, before=before)
+    await send(protocol.dumps({"type": "history_page", "before": before, **page}))
+
+
+async def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
+    """Switch the active branch, then send every socket of the conversation on this instance the new
+    `history` (sockets on other instances see it in their next history)."""
+    await db_call(services.branch_switch)(ref=ref, message_id=message_id)
+    history, room = await _history_read(ref)
+    await room.broadcast(_history_frame(ref, history, room.reply))
+
+
+def _turn_begin_call(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    frame: protocol.SendFrame | protocol.RegenerateFrame | protocol.EditFrame,
+) -> TurnBegin:
+    """The service that stores the frame's turn (a send, a regenerate or an edit), waiting for its
+    `lease_owner`."""
+    options = {
+        "ref": ref,
+        "owner": owner,
+        "model": frame.model,
+        "mcp_servers": frame.mcp_servers,
+        "client_id": frame.client_id,
+    }
+    if isinstance(frame, protocol.RegenerateFrame):
+        return functools.partial(services.turn_regenerate, reply_id=frame.message_id, **options)
+    if isinstance(frame, protocol.EditFrame):
+        return functools.partial(
+            services.turn_edit, message_id=frame.message_id, content=frame.message, **options
+        )
+    return functools.partial(services.turn_begin, content=frame.message, **options)
+
+
+async def turn_start(
+    *, ref: ConversationRef, owner: Owner, client_id: str, begin: TurnBegin, send: live.Send
 ) -> None:
-    """Store a user message and start its reply; a resend of a stored `client_id` starts nothing."""
+    """Store a turn with `begin` (a message, a regenerated reply or an edited message) and start its
+    reply; a resend of a stored `client_id` starts nothing.
+
+    Every kind of turn takes this one path: the same refusals, the same `start` to every socket, the
+    same reply task and the same announcement to the other instances.
+    """
     instance = await instances.instance_get()
     if instance.draining:
         raise ChatError("unavailable", "This server is restarting; send again in a moment.")
     room = live.room_get(ref)
-    if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
+    if room.reply is not None and not client_id:  # with one, it may be a resend: the store decides
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
     await throttles.message_rate_check(owner_key=owner.key)
-    turn = await db_call(services.turn_begin)(
-        ref=ref,
-        owner=owner,
-        content=frame.message,
-        model=frame.model,
-        mcp_servers=frame.mcp_servers,
-        client_id=frame.client_id,
-        lease_owner=instance.instance_id,
-    )
+    turn = await db_call(begin)(lease_owner=instance.instance_id)
     if isinstance(turn, services.DuplicateSend):
         await send(
-            protocol.dumps(
-                {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.user_message_id}
-            )
+            protocol.dumps({"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id})
         )
         return
     # Looked up again: the room may have been released while the turn was stored.
     room = live.room_get(ref)
     reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
     start = protocol.dumps(
-        protocol.start_frame(message_id=turn.reply_id, model=turn.model, user_message=turn.user_message)
+        protocol.start_frame(
+            message_id=turn.reply_id,
+            model=turn.model,
+            parent_id=turn.parent_id,
+            user_message=turn.user_message,
+        )
     )
     await room.broadcast(start)
     reply.task = asyncio.create_task(

@@ -2,20 +2,77 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Q
 
+from .exceptions import ChatError
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 
+# A conversation's messages as (id, parent_id), oldest id first: the one read every thread question needs.
+Pairs = list[tuple[int, int | None]]
+# Message ids by their parent id (None: the first messages), oldest first: the siblings of each message.
+Siblings = Mapping[int | None, list[int]]
 
-def message_as_dict(message: Message) -> dict[str, Any]:
-    """A stored message as the wire protocol shows it."""
+
+def thread_pairs(*, conversation_id: int) -> Pairs:
+    """Read a conversation's tree once; paths and siblings are then walked in Python, not per message."""
+    return list(
+        Message.objects.filter(conversation_id=conversation_id).order_by("id").values_list("id", "parent_id")
+    )
+
+
+def thread_leaf_id(pairs: Pairs, current_id: int | None) -> int | None:
+    """The leaf of the active branch: the conversation's current message, else its newest one."""
+    if current_id is not None:
+        return current_id
+    return pairs[-1][0] if pairs else None
+
+
+def thread_path_ids(pairs: Pairs, leaf_id: int | None) -> list[int]:
+    """The ids from the thread's first message down to `leaf_id`, in order (empty for no leaf)."""
+    parents = dict(pairs)
+    path: list[int] = []
+    node = leaf_id
+    while node is not None and len(path) <= len(parents):  # the bound only guards against a corrupt cycle
+        path.append(node)
+        node = parents.get(node)
+    path.reverse()
+    return path
+
+
+def thread_siblings(pairs: Pairs) -> dict[int | None, list[int]]:
+    """Children ids by parent id, oldest first (the siblings of every message, from the same read)."""
+    children: dict[int | None, list[int]] = {}
+    for message_id, parent_id in pairs:
+        children.setdefault(parent_id, []).append(message_id)
+    return children
+
+
+def thread_newest_leaf(pairs: Pairs, message_id: int) -> int:
+    """The leaf reached from `message_id` by taking the newest child at each step (the latest version)."""
+    children = thread_siblings(pairs)
+    node = message_id
+    while children.get(node):
+        node = children[node][-1]
+    return node
+
+
+def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
+    """A stored message as the wire protocol shows it, with its parent and its siblings' ids.
+
+    `siblings` comes from `thread_siblings` of the conversation's one pairs read, so rendering many
+    messages costs no query per message.
+    """
     return {
         "id": message.pk,
+        "parent_id": message.parent_id,
+        "siblings": siblings.get(message.parent_id) or [message.pk],
         "role": message.role,
         "content": message.content,
         "model": message.model,
@@ -33,7 +90,12 @@ def message_as_dict(message: Message) -> dict[str, Any]:
 
 
 def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
-    """Return the owner's conversation and its messages, oldest first; an empty one if there is none."""
+    """Return the owner's conversation and the last CHAT_HISTORY_PAGE messages of its active branch,
+    oldest first, with `has_more` when older ones precede them; an empty one if there is none.
+
+    A streaming reply is always the branch's leaf (nothing switches branches while one streams), so it
+    is always in this latest page, where the relay looks for it.
+    """
     conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
     if conversation is None:
         return {
@@ -45,8 +107,9 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
                 "created_at": None,
             },
             "messages": [],
+            "has_more": False,
         }
-    messages = Message.objects.history(conversation)
+    pairs, path = _active_path(conversation)
     return {
         "conversation": {
             "session_id": conversation.session_id,
@@ -55,7 +118,41 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
             "mcp_servers": conversation.mcp_servers,
             "created_at": conversation.created_at.isoformat(),
         },
-        "messages": [message_as_dict(message) for message in messages],
+        **_path_page(pairs, path, end=len(path)),
+    }
+
+
+def conversation_history_page(*, ref: ConversationRef, before: int) -> dict[str, Any]:
+    """The up to CHAT_HISTORY_PAGE messages of the active branch before message `before`, oldest first,
+    with `has_more` when older ones precede them.
+
+    Raise ChatError("invalid_message") when `before` is not on the active branch of the owner's
+    conversation (another owner's message looks exactly like one that does not exist).
+    """
+    conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
+    pairs, path = _active_path(conversation) if conversation is not None else ([], [])
+    try:
+        end = path.index(before)
+    except ValueError:
+        raise ChatError("invalid_message", "No such message in this conversation.") from None
+    return _path_page(pairs, path, end=end)
+
+
+def _active_path(conversation: Conversation) -> tuple[Pairs, list[int]]:
+    """The conversation's pairs and the ids of its active branch, first message first."""
+    pairs = thread_pairs(conversation_id=conversation.pk)
+    return pairs, thread_path_ids(pairs, thread_leaf_id(pairs, conversation.current_message_id))
+
+
+def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
+    """The page of path messages that ends just before position `end`, and whether more precede it."""
+    start = max(0, end - max(1, settings.CHAT_HISTORY_PAGE))
+    ids = path[start:end]
+    rows = Message.objects.in_bulk(ids)
+    siblings = thread_siblings(pairs)
+    return {
+        "messages": [message_as_dict(rows[pk], siblings=siblings) for pk in ids if pk in rows],
+        "has_more": start > 0,
     }
 
 
@@ -122,23 +219,33 @@ def conversations_of_owner(
 
 
 def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | None:
-    """The owner's conversation with every message, for download; None when they have none of that id."""
+    """The owner's conversation with every message of every branch, for download (no version is lost);
+    `current_message_id` names the active branch's leaf. None when they have no conversation of that id.
+    """
     conversation = Conversation.objects.filter(owner_key=owner_key, session_id=session_id).first()
     if conversation is None:
         return None
+    messages = list(Message.objects.history(conversation))
+    pairs = sorted((message.pk, message.parent_id) for message in messages)
+    siblings = thread_siblings(pairs)
     return {
         "session_id": conversation.session_id,
         "title": conversation.title,
         "model": conversation.model,
         "created_at": conversation.created_at.isoformat(),
-        "messages": [message_as_dict(message) for message in Message.objects.history(conversation)],
+        "current_message_id": thread_leaf_id(pairs, conversation.current_message_id),
+        "messages": [message_as_dict(message, siblings=siblings) for message in messages],
     }
 
 
 def conversation_as_markdown(export: dict[str, Any]) -> str:
-    """A conversation export as a Markdown document (the text as written, under role headings)."""
+    """A conversation export as a Markdown document: its active branch, the text as written, under role
+    headings (the JSON export keeps the other versions)."""
+    by_id = {message["id"]: message for message in export["messages"]}
+    pairs = [(message["id"], message["parent_id"]) for message in export["messages"]]
     lines = [f"# {export['title'] or export['session_id']}", ""]
-    for message in export["messages"]:
+    for message_id in thread_path_ids(pairs, export["current_message_id"]):
+        message = by_id[message_id]
         who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
         lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
         if message["status"] in ("interrupted", "error"):

@@ -20,7 +20,15 @@ from django.utils import timezone
 from .exceptions import ChatError
 from .models import ChatModel, Conversation, MCPServerPreset, Message, UserQuota
 from .owners import ConversationRef, Owner
-from .selectors import message_as_dict
+from .selectors import (
+    Pairs,
+    message_as_dict,
+    thread_leaf_id,
+    thread_newest_leaf,
+    thread_pairs,
+    thread_path_ids,
+    thread_siblings,
+)
 from .validators import mcp_target_error, mcp_target_is_internal
 
 TITLE_LENGTH = 60
@@ -28,10 +36,14 @@ TITLE_LENGTH = 60
 
 @dataclass(frozen=True, slots=True)
 class DuplicateSend:
-    """A resent frame whose `client_id` is already stored: nothing new was created."""
+    """A resent frame whose `client_id` is already stored: nothing new was created.
+
+    `message_id` is the message that carries it: the user message of a send or an edit, or the reply of
+    a regenerate.
+    """
 
     client_id: str
-    user_message_id: int
+    message_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +56,26 @@ class LapsedReply:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """A stored user message and the reply row it opened, with what goes upstream."""
+    """A reply row just opened, the user message it answers when the turn stored one (None for a
+    regenerate), its parent (the user message it answers), and what goes upstream."""
 
     ref: ConversationRef
-    user_message: dict[str, Any]
+    user_message: dict[str, Any] | None
     reply_id: int
+    parent_id: int
     model: str
     mcp_servers: list[str]
     upstream_messages: list[dict[str, str]]
+
+
+@dataclass(slots=True)
+class _TurnContext:
+    """A conversation locked for a new reply, with the model, servers and message tree it will use."""
+
+    conversation: Conversation
+    pairs: Pairs
+    model: str
+    mcp_servers: list[str]
 
 
 def message_content_check(content: str) -> None:
@@ -179,7 +203,8 @@ def turn_begin(
     client_id: str = "",
     lease_owner: str = "",
 ) -> Turn | DuplicateSend:
-    """Store the user's message and open the reply row, before anything goes upstream.
+    """Store the user's message after the active branch's leaf and open the reply row, before anything
+    goes upstream; the model sees the active branch only.
 
     Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation.
     Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
@@ -187,58 +212,239 @@ def turn_begin(
     stored then.
     """
     message_content_check(content)
-    # The row lock serialises turns of one conversation across threads and server instances.
-    conversation, _ = Conversation.objects.select_for_update().get_or_create(
-        owner_key=ref.owner_key,
-        session_id=ref.session_id,
-        defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
+    context = _turn_prepare(ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id)
+    if isinstance(context, DuplicateSend):
+        return context
+    leaf_id = thread_leaf_id(context.pairs, context.conversation.current_message_id)
+    path = _messages_in_order(thread_path_ids(context.pairs, leaf_id))
+    user_message = _user_message_create(context, content=content, parent_id=leaf_id, client_id=client_id)
+    return _reply_open(
+        context, ref=ref, path=[*path, user_message], user_message=user_message, lease_owner=lease_owner
     )
-    previous = list(Message.objects.history(conversation))
+
+
+@transaction.atomic
+def turn_regenerate(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    reply_id: int,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str = "",
+    lease_owner: str = "",
+) -> Turn | DuplicateSend:
+    """Open a new version of a reply: a sibling under the same user message, which becomes the active
+    leaf; the old version is kept. The model sees the branch up to that user message.
+
+    `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
+    `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
+    """
+    missing = ChatError("invalid_message", "No such reply in this conversation.")
+    context = _turn_prepare(
+        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
+    )
+    if isinstance(context, DuplicateSend):
+        return context
+    replaced = _conversation_message(context, message_id=reply_id, role=Message.Role.ASSISTANT)
+    if replaced is None or replaced.parent_id is None:
+        raise missing
+    path = _messages_in_order(thread_path_ids(context.pairs, replaced.parent_id))
+    return _reply_open(
+        context, ref=ref, path=path, user_message=None, lease_owner=lease_owner, client_id=client_id
+    )
+
+
+@transaction.atomic
+def turn_edit(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    message_id: int,
+    content: str,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str = "",
+    lease_owner: str = "",
+) -> Turn | DuplicateSend:
+    """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
+    becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
+
+    `client_id` is stored on the new user message. Raise ChatError `invalid_message` when `message_id`
+    is not a user message of this conversation, and the errors of a send.
+    """
+    message_content_check(content)
+    missing = ChatError("invalid_message", "No such message in this conversation.")
+    context = _turn_prepare(
+        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
+    )
+    if isinstance(context, DuplicateSend):
+        return context
+    edited = _conversation_message(context, message_id=message_id, role=Message.Role.USER)
+    if edited is None:
+        raise missing
+    path = _messages_in_order(thread_path_ids(context.pairs, edited.parent_id))
+    user_message = _user_message_create(
+        context, content=content, parent_id=edited.parent_id, client_id=client_id
+    )
+    return _reply_open(
+        context, ref=ref, path=[*path, user_message], user_message=user_message, lease_owner=lease_owner
+    )
+
+
+@transaction.atomic
+def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
+    """Make the branch through `message_id` active: its newest leaf (the newest child at every step)
+    becomes the conversation's current message.
+
+    Raise ChatError `invalid_message` when the message is not in the owner's conversation, and `busy`
+    while a reply streams (a streaming reply is always the active leaf, and stays so).
+    """
+    conversation = (
+        Conversation.objects.select_for_update()
+        .filter(owner_key=ref.owner_key, session_id=ref.session_id)
+        .first()
+    )
+    pairs = thread_pairs(conversation_id=conversation.pk) if conversation is not None else []
+    if conversation is None or message_id not in dict(pairs):
+        raise ChatError("invalid_message", "No such message in this conversation.")
+    _streaming_reply_refuse(conversation)
+    conversation.current_message_id = thread_newest_leaf(pairs, message_id)
+    conversation.save(update_fields=["current_message"])
+
+
+def _turn_prepare(
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    client_id: str,
+    missing: ChatError | None = None,
+) -> _TurnContext | DuplicateSend:
+    """Lock the conversation for a new reply and run the checks every kind of turn shares.
+
+    The row lock serialises turns of one conversation across threads and server instances. A send
+    creates the conversation; a regenerate or an edit (`missing` set) needs one and raises `missing`
+    without it. Return DuplicateSend when `client_id` is already stored in the conversation, on a
+    message of any role. Raise ChatError `unknown_model`, `invalid_mcp_server`, `quota_exceeded`, or
+    `busy` when a reply still streams.
+    """
+    locked = Conversation.objects.select_for_update()
+    if missing is None:
+        conversation, _ = locked.get_or_create(
+            owner_key=ref.owner_key,
+            session_id=ref.session_id,
+            defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
+        )
+    else:
+        conversation = locked.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
+        if conversation is None:
+            raise missing
     if client_id:
-        sent = next((m for m in previous if m.client_id == client_id and m.role == Message.Role.USER), None)
+        sent = (
+            Message.objects.filter(conversation=conversation, client_id=client_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
         if sent is not None:
-            return DuplicateSend(client_id=client_id, user_message_id=sent.pk)
+            return DuplicateSend(client_id=client_id, message_id=sent)
     chosen_model = model_resolve(requested=model, current=conversation.model)
     servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
     daily_quota_check(owner_key=ref.owner_key)
+    _streaming_reply_refuse(conversation)
+    return _TurnContext(
+        conversation=conversation,
+        pairs=thread_pairs(conversation_id=conversation.pk),
+        model=chosen_model,
+        mcp_servers=servers,
+    )
+
+
+def _streaming_reply_refuse(conversation: Conversation) -> None:
+    """Raise ChatError("busy") while a reply of the conversation streams.
+
+    A streaming reply whose lease lapsed lost its server: it is stored as interrupted, which frees the
+    conversation.
+    """
     now = timezone.now()
-    for message in previous:
-        if message.status != Message.Status.STREAMING:
-            continue
+    for message in Message.objects.streaming().filter(conversation=conversation):
         if message.lease_expires_at is not None and message.lease_expires_at < now:
-            _reply_mark_lapsed(message)  # its server died; the conversation is free again
+            _reply_mark_lapsed(message)
         else:
             raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
 
-    # Content was checked above and every other field is set here, so no full_clean() round trip.
-    user_message = Message.objects.create(
-        conversation=conversation,
+
+def _conversation_message(context: _TurnContext, *, message_id: int, role: str) -> Message | None:
+    """The conversation's message of that id and role, or None."""
+    return Message.objects.filter(pk=message_id, conversation=context.conversation, role=role).first()
+
+
+def _messages_in_order(ids: list[int]) -> list[Message]:
+    """The messages of these ids, in this order (one query)."""
+    rows = Message.objects.in_bulk(ids)
+    return [rows[pk] for pk in ids]
+
+
+def _user_message_create(
+    context: _TurnContext, *, content: str, parent_id: int | None, client_id: str
+) -> Message:
+    # Content was checked by the caller and every other field is set here, so no full_clean() round trip.
+    return Message.objects.create(
+        conversation=context.conversation,
+        parent_id=parent_id,
         role=Message.Role.USER,
         content=content,
-        model=chosen_model,
-        mcp_servers=servers,
+        model=context.model,
+        mcp_servers=context.mcp_servers,
         client_id=client_id,
     )
+
+
+def _reply_open(
+    context: _TurnContext,
+    *,
+    ref: ConversationRef,
+    path: list[Message],
+    user_message: Message | None,
+    lease_owner: str,
+    client_id: str = "",
+) -> Turn:
+    """Open the streaming reply row under the last message of `path` (the user message it answers),
+    make it the active leaf, and build the upstream history from `path`.
+
+    The streaming row doubles as the conversation's lock: no other turn starts until it ends.
+    """
+    parent = path[-1]
+    conversation = context.conversation
     reply = Message.objects.create(
         conversation=conversation,
+        parent=parent,
         role=Message.Role.ASSISTANT,
-        model=chosen_model,
-        mcp_servers=servers,
+        model=context.model,
+        mcp_servers=context.mcp_servers,
         status=Message.Status.STREAMING,
+        client_id=client_id,
         lease_owner=lease_owner,
         lease_expires_at=lease_expiry(),
     )
-    conversation.model, conversation.mcp_servers = chosen_model, servers
-    if not conversation.title:
-        conversation.title = " ".join(content.split())[:TITLE_LENGTH]
-    conversation.save(update_fields=["model", "mcp_servers", "title", "updated_at"])
+    conversation.current_message = reply
+    conversation.model, conversation.mcp_servers = context.model, context.mcp_servers
+    if not conversation.title and user_message is not None:
+        conversation.title = " ".join(user_message.content.split())[:TITLE_LENGTH]
+    conversation.save(update_fields=["model", "mcp_servers", "title", "current_message", "updated_at"])
+    shown = None
+    if user_message is not None:
+        siblings = thread_siblings([*context.pairs, (user_message.pk, user_message.parent_id)])
+        shown = message_as_dict(user_message, siblings=siblings)
     return Turn(
         ref=ref,
-        user_message=message_as_dict(user_message),
+        user_message=shown,
         reply_id=reply.pk,
-        model=chosen_model,
-        mcp_servers=servers,
-        upstream_messages=upstream_messages_build([*previous, user_message]),
+        parent_id=parent.pk,
+        model=context.model,
+        mcp_servers=context.mcp_servers,
+        upstream_messages=upstream_messages_build(path),
     )
 
 

@@ -22,9 +22,15 @@ def signed_in(username: str) -> tuple[Client, str]:
 
 
 def conversation_with(owner_key: str, session_id: str, title: str, *turns: tuple[str, str]) -> Conversation:
+    """A conversation whose turns form one thread, each message following the one before."""
     conversation = Conversation.objects.create(owner_key=owner_key, session_id=session_id, title=title)
+    parent = None
     for role, content in turns:
-        Message.objects.create(conversation=conversation, role=role, content=content, model="openai/gpt-5.1")
+        parent = Message.objects.create(
+            conversation=conversation, parent=parent, role=role, content=content, model="openai/gpt-5.1"
+        )
+    conversation.current_message = parent
+    conversation.save(update_fields=["current_message"])
     return conversation
 
 

@@ -41,6 +41,13 @@ blank_text = st.text(alphabet=" \t\n\r", max_size=5)
 bad_model = st.text(max_size=80).filter(
     lambda name: name not in {"", "openai/gpt-5.1"}
 ) | not_a_string.filter(lambda value: value is not None)
+FRAME_TYPES = {"stop", "message", "resync", "history", "regenerate", "edit", "switch"}
+# Anything but an integer id >= 1 (JSON true is no id either); null `before` asks for the history itself.
+not_a_message_id = json_values.filter(
+    lambda value: value is not None and not (type(value) is int and value >= 1)
+)
+# Well-formed ids of no message at all (ids of this test run stay far below).
+unknown_message_id = st.integers(min_value=10**12, max_value=2**63 - 1)
 bad_servers = (
     st.text(min_size=1)
     | st.lists(st.text(min_size=1, max_size=30).filter(lambda s: mcp_target_error(s) is not None), min_size=1)
@@ -67,9 +74,15 @@ bad_text_frames = st.one_of(
     st.fixed_dictionaries({"message": st.just("hi"), "client_id": st.text(min_size=65) | st.just("a b")}).map(
         as_text
     ),
+    st.fixed_dictionaries({"type": st.text(max_size=20).filter(lambda t: t not in FRAME_TYPES)}).map(as_text),
     st.fixed_dictionaries(
-        {"type": st.text(max_size=20).filter(lambda t: t not in {"stop", "message", "resync"})}
+        {"type": st.sampled_from(["regenerate", "edit", "switch"]), "message_id": not_a_message_id}
     ).map(as_text),
+    st.fixed_dictionaries({"type": st.just("history"), "before": not_a_message_id}).map(as_text),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["regenerate", "edit", "switch"]), "message_id": unknown_message_id}
+    ).map(as_text),
+    st.fixed_dictionaries({"type": st.just("history"), "before": unknown_message_id}).map(as_text),
     st.fixed_dictionaries({"type": st.just("resync"), "message_id": json_values, "offset": json_values}).map(
         as_text
     ),
