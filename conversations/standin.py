@@ -427,16 +427,24 @@ async def stream_completion(
     drop_after = behaviour.get("drop_after")
     stall_after = behaviour.get("stall_after")
     sent = 0
+    loop = asyncio.get_running_loop()
+    paced_from = loop.time()
     for index in range(completion.count):
         if index == drop_after:
             break
         if index == stall_after:
             await stall(request, rec)
             return response
-        if index == 0 and first_delay > 0:
-            await asyncio.sleep(first_delay)
+        if index == 0:
+            if first_delay > 0:
+                await asyncio.sleep(first_delay)
+            paced_from = loop.time()
         if delay > 0:
-            await asyncio.sleep(delay)
+            # Token i leaves at paced_from + (i + 1) * delay: a schedule, not a sleep per token, so a
+            # sub-millisecond delay averages out instead of rounding up to the event loop's tick.
+            wait = paced_from + (index + 1) * delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         await response.write(content_prefix + orjson.dumps(completion.token(index)) + content_suffix)
         sent += 1
         rec["tokens_sent"] = sent

@@ -380,7 +380,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
 
         self.page.goto(f"{self.live_server_url}/c/five-hundred/")
         expect(self.page.locator("#messages .message")).to_have_count(50)  # the latest page
-        expect(self.bubbles("assistant").last.locator(".content")).to_have_text(re.compile(r"^Answer 499 "))
+        expect(self.bubbles("assistant").last.locator(".content")).to_have_text(re.compile(r"^Answer 499,"))
         opened_ms = self.page.evaluate(
             "() => performance.getEntriesByName('chat:history-shown')[0].startTime"
         )
@@ -412,12 +412,15 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             }"""
         )
         reply = long_reply(20_000)
-        self.standin.script({"reply": reply, "delay_ms": 0.3})
+        self.standin.script({"reply": reply, "delay_ms": 0.25})
         started = self.page.evaluate("() => performance.now()")
         self.message_send("write a long report")
 
         # Scrolled up mid-stream, the view stays put and offers a way back to the end.
-        self.stream_samples(2)
+        self.page.wait_for_function(
+            """() => { const c = document.getElementById('chat'), streaming = '.message.streaming';
+                       return document.querySelector(streaming) && c.scrollHeight > 3 * c.clientHeight; }"""
+        )
         self.page.evaluate("() => { document.getElementById('chat').scrollTop = 0; }")
         jump = self.page.locator("#jump-latest")
         expect(jump).to_be_visible()
