@@ -177,6 +177,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         session_id = self.chat_open()
         self.message_send("first question [[standin tokens=400 delay_ms=20]]")
         self.stream_samples(2)
+        expect(self.page.locator("#send")).to_be_disabled()  # one reply at a time
         self.page.locator("#stop").click()
         stopped = self.reply_finished(0)
         expect(stopped).to_have_class(re.compile(r"\binterrupted\b"))
@@ -240,8 +241,20 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
 
     def test_tool_activity_shows_inline_and_survives_a_reload(self) -> None:
         self.chat_open()
-        self.message_send("weather in Lisbon [[standin tool=weather_lookup tokens=20]]")
+        # A typo in the MCP field is shown as you type, and nothing is sent until it is fixed.
+        mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
+        mcp.fill("acme weather")
+        expect(error).to_have_text(re.compile(r"neither org/name nor an https:// URL"))
+        expect(mcp).to_have_attribute("aria-invalid", "true")
+        self.page.locator("#input").fill("weather in Lisbon [[standin tool=weather_lookup tokens=20]]")
+        self.page.locator("#input").press("Enter")
+        expect(mcp).to_be_focused()
+        assert self.standin.requests() == []
+        mcp.fill("acme/weather")
+        expect(error).to_be_empty()
+        self.page.locator("#input").press("Enter")
         bubble = self.reply_finished(0)
+        assert self.standin.requests()[-1]["body"]["mcp_servers"] == ["acme/weather"]
         for view in ("live", "reloaded"):
             tool = bubble.locator(".tool")
             expect(tool).to_have_count(1)

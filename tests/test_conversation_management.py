@@ -10,6 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from conversations.views import CONVERSATIONS_PAGE
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,18 @@ def test_the_list_shows_only_the_owners_conversations_newest_first(alice_and_bob
     listed = alice.get("/api/conversations/").json()["conversations"]
     assert [c["session_id"] for c in listed] == ["a-1", "a-2"]
     assert [c["session_id"] for c in bob.get("/api/conversations/").json()["conversations"]] == ["b-1"]
+
+
+def test_the_list_comes_in_pages_and_says_when_another_follows():
+    carol, carol_key = signed_in("carol")
+    for i in range(CONVERSATIONS_PAGE + 5):
+        conversation_with(carol_key, f"c-{i}", f"chat {i}", ("user", f"hello {i}"))
+    first = carol.get("/api/conversations/").json()
+    assert (len(first["conversations"]), first["has_more"]) == (CONVERSATIONS_PAGE, True)
+    second = carol.get("/api/conversations/", {"offset": CONVERSATIONS_PAGE}).json()
+    assert (len(second["conversations"]), second["has_more"]) == (5, False)
+    listed = [c["session_id"] for c in first["conversations"] + second["conversations"]]
+    assert sorted(listed) == sorted(f"c-{i}" for i in range(CONVERSATIONS_PAGE + 5))  # each exactly once
 
 
 def test_search_finds_a_conversation_by_a_word_of_its_reply_or_title(alice_and_bob):
