@@ -274,8 +274,7 @@ window.chatApp = (() => {
       }
     }
     liveStart({ id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() }, "", 0);
-    pinned = true;
-    scrollFollow();
+    scrollFollow(); // follows if the user had not scrolled up (a send of ours pinned the view already)
   }
 
   function onChunk(frame) {
@@ -376,17 +375,27 @@ window.chatApp = (() => {
         return;
       }
       if (event.code === 4429) retryDelay = Math.max(retryDelay, 15000); // too many tabs: retry slowly
-      setConnection("closed", event.code === 4429 ? "too many open chats: close a tab" : "reconnecting…");
-      // Backoff with jitter, so a restarted server is not hit by every tab at once.
-      retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
-      retryDelay = Math.min(retryDelay * 2, 10000);
+      reconnectLater(event.code === 4429 ? "too many open chats: close a tab" : "reconnecting…");
     };
   }
 
-  // The browser knows the network went away before TCP does: drop the socket now, and come back as
-  // soon as the network does. The reply goes on on the server; the next history frame resumes it.
+  function reconnectLater(label) {
+    setConnection("closed", label);
+    clearTimeout(retryTimer);
+    // Backoff with jitter, so a restarted server is not hit by every tab at once.
+    retryTimer = setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));
+    retryDelay = Math.min(retryDelay * 2, 10000);
+  }
+
+  // The browser knows the network went away before TCP does: drop the socket now (without waiting for a
+  // closing handshake that cannot get through), and come back as soon as the network does. The reply
+  // goes on on the server; the next history frame resumes it.
   window.addEventListener("offline", () => {
-    if (socket) socket.close();
+    if (!socket) return;
+    const dead = socket;
+    socket = null;
+    dead.close();
+    reconnectLater("reconnecting…");
   });
   window.addEventListener("online", () => {
     retryDelay = 500;
