@@ -167,11 +167,33 @@ async def history_page_send(*, ref: ConversationRef, before: int, send: live.Sen
 
 
 async def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
-    """Switch the active branch, then send every socket of the conversation on this instance the new
-    `history` (sockets on other instances see it in their next history)."""
+    """Switch the active branch, then send every socket of the conversation, on every instance, the new
+    `history`."""
     await db_call(services.branch_switch)(ref=ref, message_id=message_id)
+    await _history_broadcast(ref)
+    instance = await instances.instance_get()
+    if instance.redis is None:
+        return
+    event = {"type": "branch.switched", "origin": instance.instance_id, "room": ref.room_key}
+    try:
+        await instances.event_publish(instance, event)
+    except (RedisError, OSError):  # their tabs then see the switch at their next history
+        logger.warning("branch switch not announced", extra={"session_id": ref.session_id}, exc_info=True)
+
+
+async def _history_broadcast(ref: ConversationRef) -> None:
     history, room = await _history_read(ref)
     await room.broadcast(_history_frame(ref, history, room.reply))
+
+
+async def _on_branch_switched(event: dict[str, Any]) -> None:
+    """Another instance switched a conversation's branch: its sockets here get the new history."""
+    instance = await instances.instance_get()
+    if event["origin"] == instance.instance_id:
+        return
+    room = live.room_find_key(event["room"])
+    if room is not None and room.subscribers:
+        await _history_broadcast(room.ref)
 
 
 def _turn_begin_call(
@@ -389,6 +411,7 @@ async def _on_events_resubscribed() -> None:
 instances.resubscribed_hooks.append(_on_events_resubscribed)
 instances.event_handlers["reply.stop"] = _on_reply_stop
 instances.event_handlers["reply.started"] = _on_reply_started
+instances.event_handlers["branch.switched"] = _on_branch_switched
 instances.heartbeat_hooks.append(_heartbeat)
 instances.shutdown_hooks.append(_shutdown)
 

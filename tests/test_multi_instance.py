@@ -128,6 +128,33 @@ async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(inst
     await tab_b.close()
 
 
+async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_other(instances, http, standin):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "versions").connect()
+    tab_a = await ChatClient(http, a, "versions").connect()
+    await tab_a.send({"message": "first [[standin tokens=5]]"})
+    first = (await tab_a.until_end())[0]
+    await tab_b.until_end()
+    await tab_a.send({"type": "regenerate", "message_id": first["message_id"]})
+    second = (await tab_a.until_end())[0]
+    start_b = (await tab_b.until_end())[0]
+    # B hears of the new version with the parent it hangs under, so a page can tell it is a new branch.
+    assert (start_b["message_id"], start_b["parent_id"]) == (second["message_id"], first["parent_id"])
+    assert start_b["user_message"] is None
+
+    await tab_a.send({"type": "switch", "message_id": first["message_id"]})
+    history_a, history_b = await asyncio.gather(tab_a.receive(), tab_b.receive())
+    for history in (history_a, history_b):
+        assert history["type"] == "history"
+        user, reply = history["messages"]
+        assert (reply["id"], reply["siblings"]) == (
+            first["message_id"],
+            [first["message_id"], second["message_id"]],
+        )
+    await tab_a.close()
+    await tab_b.close()
+
+
 async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_the_other(
     instances, http, standin
 ):
