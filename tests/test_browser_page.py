@@ -54,6 +54,19 @@ def long_reply(tokens: int) -> str:
     return "\n\n".join(parts)
 
 
+# Replies whose streamed render once went wrong: fences in list items, tildes, inline ``` lines, CRLF,
+# loose and numbered lists, link references, HTML comments, blank lines inside code.
+TRICKY_MARKDOWN = [
+    "Steps:\n\n- one\n\n- ```python\n  x = 1\n\n  # not a heading\n  ```\n\n- three\n\nAfter.\n\n"
+    "```\na\n\n# b\n```\n\nEnd.",
+    "~~~js\nlet a = 1;\n\n```\nstill code\n~~~\n\n# Heading\n\ntext",
+    "```js``` is inline\n\n```\nreal\n\ncode\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\ndone",
+    "Windows lines\r\n\r\n```py\r\nx = 1\r\n\r\n# comment\r\n```\r\n\r\nafter\r\n",
+    "1. first\n\n1. second\n\n1. third\n\nSee [the docs][1].\n\n[1]: https://example.com/docs",
+    "<!--\nnote\n\n# x\n-->\n\nplain ![a chart](https://example.com/c.png) text",
+]
+
+
 class ChatPageJourneyTests(browser.ChatBrowserTestCase):
     accept_dialogs = False
 
@@ -172,6 +185,30 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         expect(self.sidebar()).to_have_text(["a soup recipe"])
         assert not Conversation.objects.filter(session_id=first).exists()
         assert Conversation.objects.filter(session_id=second).exists()
+
+    def test_streamed_markdown_ends_exactly_as_a_full_render(self) -> None:
+        """Fed a few characters at a time, the incremental renderer ends with a full render's HTML."""
+        self.chat_open()
+        mismatches = self.page.evaluate(
+            """(samples) => {
+                const parts = ':scope > .md-frozen > *, :scope > .md-tail > *, '
+                            + ':scope > :not(.md-frozen):not(.md-tail)';
+                const html = (root) => Array.from(root.querySelectorAll(parts), (n) => n.outerHTML).join('');
+                const wrong = [];
+                for (const text of samples) {
+                    const streamed = document.createElement('div');
+                    const renderer = new ChatMarkdown.StreamingRenderer(streamed);
+                    for (let end = 3; end < text.length; end += 3) renderer.update(text.slice(0, end));
+                    renderer.finish(text);
+                    const full = document.createElement('div');
+                    full.appendChild(ChatMarkdown.render(text));
+                    if (html(streamed) !== html(full)) wrong.push([text, html(streamed), html(full)]);
+                }
+                return wrong;
+            }""",
+            TRICKY_MARKDOWN,
+        )
+        assert mismatches == []
 
     def test_stop_regenerate_and_edit_keep_every_version(self) -> None:
         session_id = self.chat_open()

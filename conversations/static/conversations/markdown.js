@@ -9,6 +9,15 @@ window.ChatMarkdown = (() => {
   // tail stays plain until the block is finished (frozen) or the reply ends.
   const TAIL_HIGHLIGHT_LIMIT = 4000;
   const TAIL_PARSE_LIMIT = 16000;
+  // A fence opens after optional indentation and list marker; a backtick fence's info has no backtick
+  // (else the line is inline code). It closes with the same character, at least as many, and nothing else.
+  const FENCE_OPEN_RE = /^\s*(?:(?:[-*+]|\d{1,9}[.)])\s+)?(`{3,}(?=[^`]*$)|~{3,})/;
+  const FENCE_CLOSE_RE = /^\s*(`{3,}|~{3,})\s*$/;
+  // A new block may start (and earlier ones freeze) only at a line that cannot continue a list.
+  const BLOCK_START_RE = /^(?![-*+](?:\s|$)|\d{1,9}[.)](?:\s|$))\S/;
+  // Link reference definitions and raw HTML blocks reach across blocks: such a reply is rendered whole
+  // when it ends, so its final form is exactly a full render's.
+  const CROSS_BLOCK_RE = /^ {0,3}(?:\[[^\]]+\]:|<)/m;
 
   function escapeHtml(text) {
     return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -21,6 +30,8 @@ window.ChatMarkdown = (() => {
         renderer: {
           // Raw HTML from the model is text, as the user would see it in any plain chat.
           html: ({ text }) => escapeHtml(text),
+          // No images from replies (they would load third-party URLs): a link to it, named by its alt text.
+          image: ({ href, text }) => `<a href="${escapeHtml(href || "")}">${escapeHtml(text || href || "image")}</a>`,
         },
       })
     : null;
@@ -49,8 +60,11 @@ window.ChatMarkdown = (() => {
       if (pre.parentElement && pre.parentElement.classList.contains("code-block")) continue;
       const language = (code.className.match(/language-([\w+#.-]+)/) || [])[1] || "";
       if (highlight && window.hljs) {
-        if (language && window.hljs.getLanguage(language)) window.hljs.highlightElement(code);
-        else code.classList.add("hljs");
+        if (language && window.hljs.getLanguage(language)) {
+          // highlight() escapes all it returns; the language is the one the block names (c#, f#, …).
+          code.innerHTML = window.hljs.highlight(code.textContent, { language, ignoreIllegals: true }).value;
+        }
+        code.classList.add("hljs");
       }
       const block = document.createElement("div");
       block.className = "code-block";
@@ -67,6 +81,10 @@ window.ChatMarkdown = (() => {
       pre.replaceWith(block);
       block.append(bar, pre);
     }
+  }
+
+  function lineEndsNormalize(text) {
+    return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
   }
 
   /** The rendered DOM of a whole markdown text (a DocumentFragment). */
@@ -107,6 +125,7 @@ window.ChatMarkdown = (() => {
     }
 
     update(text) {
+      text = lineEndsNormalize(text);
       this.text = text;
       this.scan();
       if (this.boundary > this.frozenEnd) {
@@ -139,12 +158,16 @@ window.ChatMarkdown = (() => {
         if (end === -1) return; // the last line is still being written
         const line = text.slice(this.scanFrom, end);
         const blank = line.trim() === "";
-        if (this.inFence === null && this.blankBefore && !blank && /^\S/.test(line)) {
+        if (this.inFence === null && this.blankBefore && BLOCK_START_RE.test(line)) {
           this.boundary = this.scanFrom; // a new top-level block starts here
         }
-        const fence = line.match(/^ {0,3}(`{3,}|~{3,})(.*)$/);
-        if (fence && this.inFence === null) this.inFence = fence[1];
-        else if (fence && fence[1].startsWith(this.inFence) && !fence[2].trim()) this.inFence = null;
+        if (this.inFence === null) {
+          const open = line.match(FENCE_OPEN_RE);
+          if (open) this.inFence = open[1];
+        } else {
+          const close = line.match(FENCE_CLOSE_RE);
+          if (close && close[1][0] === this.inFence[0] && close[1].length >= this.inFence.length) this.inFence = null;
+        }
         this.blankBefore = blank && this.inFence === null;
         this.scanFrom = end + 1;
       }
@@ -152,6 +175,11 @@ window.ChatMarkdown = (() => {
 
     /** The reply ended: the last blocks get their final render (and highlighting); frozen ones stay. */
     finish(text) {
+      text = lineEndsNormalize(text);
+      if (CROSS_BLOCK_RE.test(text)) {
+        this.container.replaceChildren(render(text));
+        return;
+      }
       this.text = text;
       this.scan();
       if (this.boundary > this.frozenEnd) {
