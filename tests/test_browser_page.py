@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Page
 
 from conversations.models import Conversation, MCPServerPreset, Message
@@ -249,6 +250,15 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         self.bubbles("user").first.locator("[data-action=edit]").click()
         editor = self.bubbles("user").first.locator(".editor textarea")
         expect(editor).to_have_value("first question [[standin tokens=400 delay_ms=20]]")
+        # An edit the server refuses stays in its editor, editable, with the reason shown.
+        too_long = "x" * (settings.CHAT_MAX_MESSAGE_CHARS + 1)
+        editor.fill(too_long)
+        editor.press("Enter")
+        expect(self.page.locator("#messages .system")).to_have_text(
+            re.compile(r"^Error: Messages must be at most")
+        )
+        expect(editor).to_be_enabled()
+        expect(editor).to_have_value(too_long)
         editor.fill("first question, asked better")
         editor.press("Enter")
         expect(self.bubbles("user").first.locator(".branch-pos")).to_have_text("2/2")

@@ -19,10 +19,13 @@ window.chatApp = (() => {
   const mcpError = document.getElementById("mcp-error");
   const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
   const connection = document.getElementById("connection");
+  const announcer = document.getElementById("announcer");
 
   // Mirrors conversations/validators.py, so a typo is shown while typing; the server checks again.
   const MCP_SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$/;
   const SESSION_PATH_RE = /^\/c\/([A-Za-z0-9_-]{1,64})\/$/;
+  // `done` reasons of a reply cut short: stopped by a user, by a shutdown, or by its server's death.
+  const CUT_SHORT = new Set(["stopped", "interrupted", "server_lost"]);
 
   let sessionId = JSON.parse(document.getElementById("session-id").textContent);
   let socket = null;
@@ -37,6 +40,8 @@ window.chatApp = (() => {
   let pending = null;
   let hasMore = false;
   let loadingOlder = false;
+  // The first history after opening a conversation scrolls to its end; later ones keep the reader's place.
+  let firstHistory = true;
   // Follow the stream to the bottom until the user scrolls up; then offer "jump to latest".
   let pinned = true;
   // Once the user changes the model or MCP controls, a later history frame must not undo their choice.
@@ -123,7 +128,7 @@ window.chatApp = (() => {
   }
 
   function lastShownId() {
-    const last = list.lastElementChild;
+    const last = list.querySelector("article:last-of-type");
     return last ? Number(last.dataset.messageId) : null;
   }
 
@@ -158,6 +163,11 @@ window.chatApp = (() => {
 
   function liveFinish(frame, status, error) {
     const current = live && live.messageId === frame.message_id ? live : null;
+    if (current && current.resyncing) {
+      // The end overtook the text we asked for again: the stored reply is whole, so show that instead.
+      transmit({ type: "history" });
+      return;
+    }
     const stored = shown.get(frame.message_id);
     if (current) {
       cancelAnimationFrame(current.frame);
@@ -197,6 +207,14 @@ window.chatApp = (() => {
       input.value = "";
       inputFit();
     }
+    if (pending !== null && pending.editor) pending.editor.close();
+    pending = null;
+    controlsRefresh();
+  }
+
+  /** The server refused the pending frame: nothing was stored, so the words stay where they were typed. */
+  function pendingRefused() {
+    if (pending !== null && pending.editor) pending.editor.reopen();
     pending = null;
     controlsRefresh();
   }
@@ -204,6 +222,9 @@ window.chatApp = (() => {
   // --- frames ---
 
   function onHistory(frame) {
+    const readingAt = pinned || firstHistory ? null : chat.scrollTop;
+    firstHistory = false;
+    loadingOlder = false;
     if (live) cancelAnimationFrame(live.frame);
     live = null;
     shown = new Map();
@@ -228,7 +249,8 @@ window.chatApp = (() => {
       else transmit(pending.frame); // lost with the old socket: send again, the same client id
     }
     controlsRefresh();
-    pinned = true;
+    pinned = readingAt === null;
+    if (readingAt !== null) chat.scrollTop = readingAt; // another tab's branch change: stay where you read
     scrollFollow();
     performance.mark("chat:history-shown");
   }
@@ -308,10 +330,12 @@ window.chatApp = (() => {
       socket.close(); // this server is going away: reconnect (maybe to another) and resend
       return;
     }
-    if (frame.code === "invalid_message" && loadingOlder) loadingOlder = false;
+    if (frame.code === "invalid_message" && loadingOlder) {
+      loadingOlder = false; // the page asked for no longer exists (a branch switch): nothing to show
+      return;
+    }
     systemLine(`Error: ${frame.message}`);
-    pending = null;
-    controlsRefresh();
+    pendingRefused();
   }
 
   function onFrame(event) {
@@ -344,7 +368,7 @@ window.chatApp = (() => {
         }
         break;
       case "done":
-        liveFinish(frame, frame.finish_reason === "stopped" ? "interrupted" : "complete");
+        liveFinish(frame, CUT_SHORT.has(frame.finish_reason) ? "interrupted" : "complete");
         if (!document.activeElement || document.activeElement === document.body) input.focus();
         break;
       case "error":
@@ -411,8 +435,10 @@ window.chatApp = (() => {
     sessionId = id;
     if (live) cancelAnimationFrame(live.frame);
     live = null;
-    pending = null;
+    pendingSettle(); // a frame already sent is the old conversation's now: its text leaves the box
     controlsTouched = false;
+    firstHistory = true;
+    loadingOlder = false;
     shown = new Map();
     list.replaceChildren();
     hasMore = false;
@@ -483,12 +509,13 @@ window.chatApp = (() => {
   }
 
   /** Send a frame that starts a reply (message, edit or regenerate), resent until acknowledged. */
-  function replyRequest(frame, { clearsInput = false } = {}) {
+  function replyRequest(frame, { clearsInput = false, editor = null } = {}) {
     if (!canSend()) return false;
     const clientId = newClientId();
     pending = {
       clientId,
       clearsInput,
+      editor,
       frame: { ...frame, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
     };
     pinned = true;
@@ -500,7 +527,7 @@ window.chatApp = (() => {
   function send() {
     const text = input.value;
     if (!text.trim()) return;
-    replyRequest({ message: text }, { clearsInput: true });
+    if (replyRequest({ message: text }, { clearsInput: true })) input.focus(); // Send is disabled now
   }
 
   for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
@@ -517,9 +544,12 @@ window.chatApp = (() => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
-    } else if (event.key === "Escape" && live) {
-      transmit({ type: "stop" });
     }
+  });
+  // Escape stops the reply from anywhere but a field of its own (an edit, the title, the search).
+  document.addEventListener("keydown", (event) => {
+    const own = event.target.closest && event.target.closest(".editor, #chat-title, #sidebar");
+    if (event.key === "Escape" && live && !own) transmit({ type: "stop" });
   });
   input.addEventListener("input", inputFit);
   stopButton.addEventListener("click", () => {
@@ -536,6 +566,7 @@ window.chatApp = (() => {
     } catch {
       button.textContent = "Copy failed";
     }
+    announcer.textContent = button.textContent; // the button's aria-label would hide the change
     setTimeout(() => {
       button.textContent = "Copy";
     }, 1500);
@@ -570,7 +601,14 @@ window.chatApp = (() => {
     editor.addEventListener("submit", (event) => {
       event.preventDefault();
       if (!area.value.trim()) return;
-      if (replyRequest({ type: "edit", message_id: message.id, message: area.value })) close();
+      // Open until the server takes it (then the thread shows the new version), editable again if refused.
+      const reopen = () => {
+        area.disabled = save.disabled = false;
+        area.focus();
+      };
+      if (replyRequest({ type: "edit", message_id: message.id, message: area.value }, { editor: { close, reopen } })) {
+        area.disabled = save.disabled = true;
+      }
     });
     area.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -616,6 +654,7 @@ window.chatApp = (() => {
   });
 
   document.addEventListener("chat:renamed", (event) => {
+    if (event.detail.sessionId !== sessionId) return;
     title.dataset.renamed = "1";
     titleShow(event.detail.title);
   });

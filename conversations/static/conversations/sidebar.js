@@ -49,6 +49,7 @@
     });
     if (!response.ok || mine !== generation) return;
     const page = await response.json();
+    if (mine !== generation) return; // a newer search or refresh started meanwhile
     const items = page.conversations.map(item);
     if (append) list.append(...items);
     else list.replaceChildren(...items);
@@ -118,8 +119,8 @@
 
   // --- rename, delete ---
 
-  async function post(action, body) {
-    return fetch(chatPath(app.sessionId, action), {
+  async function post(id, action, body) {
+    return fetch(chatPath(id, action), {
       method: "POST",
       credentials: "same-origin",
       headers: { "X-CSRFToken": csrfToken() },
@@ -129,6 +130,7 @@
 
   function renameStart() {
     if (title.querySelector("input")) return;
+    const id = app.sessionId; // the chat being renamed, even if another is open when the answer comes
     const before = title.textContent;
     const field = document.createElement("input");
     field.type = "text";
@@ -146,9 +148,9 @@
       if (save && wanted && wanted !== before) {
         const form = new FormData();
         form.append("title", wanted);
-        const response = await post("rename", form);
+        const response = await post(id, "rename", form);
         if (response.ok) {
-          document.dispatchEvent(new CustomEvent("chat:renamed", { detail: { title: wanted } }));
+          document.dispatchEvent(new CustomEvent("chat:renamed", { detail: { sessionId: id, title: wanted } }));
           load();
         } else {
           alert("This chat could not be renamed: send a message first.");
@@ -166,9 +168,10 @@
 
   document.getElementById("delete-chat").addEventListener("click", async () => {
     if (!confirm("Delete this chat and all its messages?")) return;
-    const response = await post("delete");
+    const id = app.sessionId;
+    const response = await post(id, "delete");
     if (response.ok || response.status === 404) {
-      app.openNew();
+      if (app.sessionId === id) app.openNew(); // unless another chat was opened meanwhile
       load();
     } else {
       alert((await response.json()).message || "This chat could not be deleted.");

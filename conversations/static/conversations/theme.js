@@ -5,11 +5,12 @@
 (() => {
   const KEY = "chat-theme";
   const root = document.documentElement;
+  let chosen = null; // the choice of this page when storage is blocked
   const stored = () => {
     try {
       return localStorage.getItem(KEY);
     } catch {
-      return null; // storage blocked: follow the system
+      return chosen;
     }
   };
   const systemDark = () => window.matchMedia("(prefers-color-scheme: dark)").matches;
@@ -34,8 +35,7 @@
         if ((next === "dark") === systemDark()) localStorage.removeItem(KEY);
         else localStorage.setItem(KEY, next);
       } catch {
-        root.dataset.theme = next;
-        return;
+        chosen = next; // storage blocked: remembered for this page only
       }
       apply();
     });
