@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .owners import ConversationRef
 
@@ -34,6 +35,7 @@ class LiveReply:
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    tools: list[dict[str, Any]] = field(default_factory=list)  # its tool activity so far, for joiners
 
     def append(self, text: str) -> int:
         """Add text to the reply; return the offset it starts at."""

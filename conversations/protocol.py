@@ -207,5 +207,11 @@ def tool_frame(*, message_id: int, activity: dict[str, Any]) -> dict[str, Any]:
     return {"type": "tool", "message_id": message_id, **activity}
 
 
+def tool_activity_of(frame_text: str) -> dict[str, Any]:
+    """The activity a serialised tool frame carries (what `tool_frame` was given)."""
+    frame = orjson.loads(frame_text)
+    return {key: value for key, value in frame.items() if key not in ("type", "message_id")}
+
+
 def done_frame(*, message_id: int, usage: dict[str, int] | None, finish_reason: str) -> dict[str, Any]:
     return {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}

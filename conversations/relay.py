@@ -84,7 +84,7 @@ def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.Li
         history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
         for message in history["messages"]:
             if message["id"] == reply.message_id:
-                message["content"] = text
+                message["content"], message["tools"] = text, list(reply.tools)
     return protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
 
 

@@ -72,7 +72,6 @@ async def reply_run(
     chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
     next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
     outcome: dict[str, Any] = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
-    tools: list[dict[str, Any]] = []
     try:
         async for event in upstream.reply_stream(
             model=turn.model, messages=turn.upstream_messages, mcp_servers=turn.mcp_servers
@@ -96,7 +95,7 @@ async def reply_run(
                     await db_call(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
             elif isinstance(event, upstream.ToolActivity):
                 activity = asdict(event)
-                tools.append(activity)
+                reply.tools.append(activity)
                 frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
                 await room.broadcast(frame)
                 if log is not None:
@@ -124,7 +123,7 @@ async def reply_run(
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
-        _reply_conclude(room=room, reply=reply, outcome=outcome, tools=tools, log=log, stats=stats)
+        _reply_conclude(room=room, reply=reply, outcome=outcome, tools=reply.tools, log=log, stats=stats)
     )
 
 
@@ -237,6 +236,7 @@ async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, in
                     await room.broadcast(entry.frame)
                     return
                 if entry.kind == "tool":
+                    reply.tools.append(protocol.tool_activity_of(entry.frame))
                     await room.broadcast(entry.frame)
                 elif entry.text:
                     await _follow_text(room, reply, entry)

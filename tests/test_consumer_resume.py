@@ -142,3 +142,24 @@ async def test_a_message_from_a_second_tab_while_the_first_tabs_reply_streams_is
     assert not await Message.objects.filter(content="me too").aexists()
     await tab1.disconnect()
     await tab2.disconnect()
+
+
+async def test_a_tab_joining_mid_reply_sees_the_tool_activity_so_far(chat_socket, standin):
+    await chat_socket.send_json_to(
+        {"message": "look it up [[standin tool=web_search tokens=80 delay_ms=10]]", "mcp_servers": ["acme/s"]}
+    )
+    frames = [await chat_socket.receive_json_from()]
+    while sum(frame["type"] == "tool" for frame in frames) < 2:
+        frames.append(await chat_socket.receive_json_from())
+
+    joiner = await socket_open("/ws/chat/t1/")
+    streaming = joiner.history["streaming"]
+    assert streaming is not None  # still being written
+    (shown,) = [m for m in joiner.history["messages"] if m["id"] == streaming["message_id"]]
+    assert [(t["phase"], t["name"]) for t in shown["tools"]] == [
+        ("call", "web_search"),
+        ("result", "web_search"),
+    ]
+    assert shown["tools"][1]["server"] == "acme/s"
+    await reply_collect(joiner)
+    await joiner.disconnect()
