@@ -155,6 +155,28 @@ async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_othe
     await tab_b.close()
 
 
+async def test_a_tab_joining_on_the_other_instance_mid_reply_sees_its_tool_activity(instances, http, standin):
+    a, b = instances
+    tab_a = await ChatClient(http, a, "tools-cross").connect()
+    await tab_a.send({"message": "find it [[standin tool=web_search tokens=120 delay_ms=10]]"})
+    frames = [await tab_a.receive()]
+    while sum(frame["type"] == "tool" for frame in frames) < 2:
+        frames.append(await tab_a.receive())
+    await asyncio.sleep(0.1)  # the reply log's writer sends every 20 ms
+
+    tab_b = await ChatClient(http, b, "tools-cross").connect()
+    streaming = tab_b.history["streaming"]
+    assert streaming is not None
+    (shown,) = [m for m in tab_b.history["messages"] if m["id"] == streaming["message_id"]]
+    assert [(t["phase"], t["name"]) for t in shown["tools"]] == [
+        ("call", "web_search"),
+        ("result", "web_search"),
+    ]
+    assert (await tab_b.until_end())[-1]["type"] == "done"
+    await tab_a.close()
+    await tab_b.close()
+
+
 async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_the_other(
     instances, http, standin
 ):
