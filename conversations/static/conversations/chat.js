@@ -291,6 +291,7 @@ window.chatApp = (() => {
     }
     if (frame.user_message) {
       messageAppend(frame.user_message);
+      document.dispatchEvent(new CustomEvent("chat:message-stored", { detail: { sessionId } }));
       if (!title.dataset.renamed && title.textContent === "New chat") {
         titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
       }

@@ -191,5 +191,6 @@
   more.addEventListener("click", () => load(true));
   // Titles appear with a first message and conversations move up when they get a reply.
   document.addEventListener("chat:reply-ended", () => load());
+  document.addEventListener("chat:message-stored", () => load()); // a new chat appears with its first message
   load();
 })();
