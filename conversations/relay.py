@@ -171,14 +171,31 @@ async def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
     `history`."""
     await db_call(services.branch_switch)(ref=ref, message_id=message_id)
     await _history_broadcast(ref)
-    instance = await instances.instance_get()
+    # If the event is lost, tabs elsewhere see the switch at their next history.
+    await _room_event_announce(await instances.instance_get(), ref, "branch.switched")
+
+
+async def _room_event_announce(
+    instance: instances.Instance, ref: ConversationRef, kind: str, **fields: Any
+) -> None:
+    """Tell the other instances (if any) about something that happened in a conversation; a Redis
+    failure is logged, not raised: the conversation itself is stored and goes on."""
     if instance.redis is None:
         return
-    event = {"type": "branch.switched", "origin": instance.instance_id, "room": ref.room_key}
+    event = {"type": kind, "origin": instance.instance_id, "room": ref.room_key, **fields}
     try:
         await instances.event_publish(instance, event)
-    except (RedisError, OSError):  # their tabs then see the switch at their next history
-        logger.warning("branch switch not announced", extra={"session_id": ref.session_id}, exc_info=True)
+    except (RedisError, OSError):
+        logger.warning("%s not announced", kind, extra={"session_id": ref.session_id}, exc_info=True)
+
+
+async def _room_of_event(event: dict[str, Any]) -> live.ConversationRoom | None:
+    """The room an event from another instance is about, when this instance has sockets in it."""
+    instance = await instances.instance_get()
+    if event["origin"] == instance.instance_id:
+        return None
+    room = live.room_find_key(event["room"])
+    return room if room is not None and room.subscribers else None
 
 
 async def _history_broadcast(ref: ConversationRef) -> None:
@@ -188,11 +205,8 @@ async def _history_broadcast(ref: ConversationRef) -> None:
 
 async def _on_branch_switched(event: dict[str, Any]) -> None:
     """Another instance switched a conversation's branch: its sockets here get the new history."""
-    instance = await instances.instance_get()
-    if event["origin"] == instance.instance_id:
-        return
-    room = live.room_find_key(event["room"])
-    if room is not None and room.subscribers:
+    room = await _room_of_event(event)
+    if room is not None:
         await _history_broadcast(room.ref)
 
 
@@ -260,34 +274,22 @@ async def turn_start(
         reply_run(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
     )
     _task_keep(reply.task)
-    if instance.redis is not None:
-        # Sockets of this conversation on other instances start following the reply's log.
-        event = {
-            "type": "reply.started",
-            "origin": instance.instance_id,
-            "room": ref.room_key,
-            "reply_id": turn.reply_id,
-            "model": turn.model,
-            "start": start,
-        }
-        try:
-            await instances.event_publish(instance, event)
-        except (RedisError, OSError):  # their sockets then find the reply when they reconnect
-            logger.warning("reply start not announced", extra={"session_id": ref.session_id}, exc_info=True)
+    # Sockets of this conversation on other instances start following the reply's log (if the event is
+    # lost, they find the reply when they reconnect).
+    await _room_event_announce(
+        instance, ref, "reply.started", reply_id=turn.reply_id, model=turn.model, start=start
+    )
 
 
 async def _on_reply_started(event: dict[str, Any]) -> None:
     """Another instance started a reply: where this one has sockets on that conversation, follow it."""
-    instance = await instances.instance_get()
-    if event["origin"] == instance.instance_id:
-        return
-    room = live.room_find_key(event["room"])
-    if room is None or not room.subscribers:
+    room = await _room_of_event(event)
+    if room is None:
         return
     if room.reply is not None and room.reply.message_id >= event["reply_id"]:
         return  # already following it (another socket here got the same event first)
     await room.broadcast(event["start"])
-    _follow_start(room, event["reply_id"], event["model"], instance)
+    _follow_start(room, event["reply_id"], event["model"], await instances.instance_get())
 
 
 async def reply_stop(*, ref: ConversationRef) -> bool:
