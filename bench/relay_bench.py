@@ -826,23 +826,20 @@ async def pair_conversation(
 async def run_load(
     server: Server, *, clients: int, turns: int, tokens: int, delay_ms: float, tag: str, turn_timeout: float
 ) -> tuple[LoadStats, float]:
-    """Connect every client, then run every client's turns at once. Return the stats and wall seconds."""
-    stats = LoadStats()
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as session:
-        started = time.monotonic()
-        sockets = await asyncio.gather(
-            *(client_connect(session, server, f"{tag}-{i}", stats, 30) for i in range(clients))
-        )
-        await asyncio.gather(
-            *(
-                client_turns(ws, turns, tokens, delay_ms, stats, turn_timeout)
-                for ws in sockets
-                if ws is not None
-            )
-        )
-        wall = time.monotonic() - started
-    return stats, wall
+    """Connect every client, then run every client's turns at once. Return the stats and wall seconds.
+
+    Works for every server (the seed and the bare relay send no `history` frame)."""
+    per_sid, wall = await run_stream_clients(
+        server,
+        clients=clients,
+        turns=turns,
+        tokens=tokens,
+        delay_ms=delay_ms,
+        tag=tag,
+        turn_timeout=turn_timeout,
+        history=False,
+    )
+    return LoadStats.merged(list(per_sid.values())), wall
 
 
 async def run_pair_load(
@@ -1411,16 +1408,25 @@ def nginx_access_summary(path: Path, prefix: str) -> dict[str, Any]:
 
 
 async def run_stream_clients(
-    server: Server, *, clients: int, turns: int, tokens: int, delay_ms: float, tag: str, turn_timeout: float
+    server: Server,
+    *,
+    clients: int,
+    turns: int,
+    tokens: int,
+    delay_ms: float,
+    tag: str,
+    turn_timeout: float,
+    history: bool = True,
 ) -> tuple[dict[str, LoadStats], float]:
-    """Like run_load, with one LoadStats per socket (keyed by its session id), so that each socket's
-    tokens can be charged to the instance that accepted it; every socket has its `history` first."""
+    """Connect every client, then run every client's turns at once, with one LoadStats per socket (keyed by
+    its session id), so that each socket's tokens can be charged to the instance that accepted it. With
+    `history` (ours), every socket has its `history` frame before its turns."""
     per_sid = {f"{tag}-{i}": LoadStats() for i in range(clients)}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn) as session:
         started = time.monotonic()
         sockets = await asyncio.gather(
-            *(client_connect(session, server, sid, st, 30, history=True) for sid, st in per_sid.items())
+            *(client_connect(session, server, sid, st, 30, history=history) for sid, st in per_sid.items())
         )
         await asyncio.gather(
             *(
