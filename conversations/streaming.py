@@ -122,9 +122,7 @@ async def reply_run(
             "error": "The server failed while writing this reply.",
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
-    await asyncio.shield(
-        _reply_conclude(room=room, reply=reply, outcome=outcome, tools=reply.tools, log=log, stats=stats)
-    )
+    await asyncio.shield(_reply_conclude(room=room, reply=reply, outcome=outcome, log=log, stats=stats))
 
 
 async def _reply_conclude(
@@ -132,14 +130,13 @@ async def _reply_conclude(
     room: live.ConversationRoom,
     reply: live.LiveReply,
     outcome: dict[str, Any],
-    tools: list[dict[str, Any]],
     log: replylog.ReplyLogWriter | None,
     stats: ReplyStats,
 ) -> None:
     """Store the reply's end, then tell every socket, here and (through the log) elsewhere."""
     try:
         await db_call(services.reply_finish)(
-            reply_id=reply.message_id, content=reply.text(), tools=tools, **outcome
+            reply_id=reply.message_id, content=reply.text(), tools=reply.tools, **outcome
         )
     finally:
         reply_release(room, reply)

@@ -153,6 +153,19 @@ class ChatBrowserTestCase(ChannelsLiveServerTestCase):
         expect(self.page.locator("#stop")).to_be_hidden()
         return bubble
 
+    def stream_samples(self, count: int) -> list[int]:
+        """Lengths of the streaming reply's text, each sampled while it streams and longer than the last."""
+        growing = """([previous]) => {
+            const bubble = document.querySelector('#messages .message.assistant.streaming');
+            if (!bubble || document.getElementById('stop').hidden) return false;
+            const length = bubble.querySelector('.content').textContent.length;
+            return length > previous ? length : false;
+        }"""
+        samples = [0]
+        for _ in range(count):
+            samples.append(self.page.wait_for_function(growing, arg=[samples[-1]]).json_value())
+        return samples[1:]
+
     def screenshot_save(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name

@@ -25,14 +25,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         self.message_send(text)
 
         # Two samples of the bubble's text, each taken while it streams and the stop button shows.
-        streaming_length = """([previous]) => {
-            const bubble = document.querySelector('#chat .message.assistant.streaming');
-            if (!bubble || document.getElementById('stop').hidden) return false;
-            const length = bubble.querySelector('.content').textContent.length;
-            return length > previous ? length : false;
-        }"""
-        first = self.page.wait_for_function(streaming_length, arg=[0]).json_value()
-        second = self.page.wait_for_function(streaming_length, arg=[first]).json_value()
+        first, second = self.stream_samples(2)
         assert 0 < first < second
         self.screenshot_save("browser-chat-streaming.png", full_page=False)
 

@@ -81,19 +81,6 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
     def sidebar(self) -> Any:
         return self.page.locator("#conversation-list a")
 
-    def stream_samples(self, count: int) -> list[int]:
-        """Lengths of the streaming reply's text, each sampled while it streams and longer than the last."""
-        growing = """([previous]) => {
-            const bubble = document.querySelector('#messages .message.assistant.streaming');
-            if (!bubble || document.getElementById('stop').hidden) return false;
-            const length = bubble.querySelector('.content').textContent.length;
-            return length > previous ? length : false;
-        }"""
-        samples = [0]
-        for _ in range(count):
-            samples.append(self.page.wait_for_function(growing, arg=[samples[-1]]).json_value())
-        return samples[1:]
-
     def test_journey_markdown_copy_rename_switch_search_delete(self) -> None:
         clipboard = ["clipboard-read", "clipboard-write"]
         self.page.context.grant_permissions(clipboard, origin=self.live_server_url)

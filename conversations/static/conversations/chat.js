@@ -31,7 +31,8 @@ window.chatApp = (() => {
   let socket = null;
   let retryDelay = 500;
   let retryTimer = null;
-  // The stored messages shown, by id (content as written: what Copy copies and Edit starts from).
+  // The stored messages shown, by id, each with its view (content as written: what Copy copies and Edit
+  // starts from).
   let shown = new Map();
   // The reply being streamed: its id, view, renderer, full text, and the offset the next chunk starts at.
   let live = null;
@@ -120,8 +121,8 @@ window.chatApp = (() => {
   // --- the thread ---
 
   function messageAppend(message, before = null) {
-    shown.set(message.id, message);
     const view = messageView(message);
+    shown.set(message.id, { message, view });
     list.insertBefore(view.root, before);
     emptyNote.hidden = true;
     return view;
@@ -168,32 +169,19 @@ window.chatApp = (() => {
       transmit({ type: "history" });
       return;
     }
-    const stored = shown.get(frame.message_id);
     if (current) {
       cancelAnimationFrame(current.frame);
       current.renderer.finish(current.text);
       live = null;
     }
+    const stored = shown.get(frame.message_id);
     if (stored) {
-      Object.assign(stored, { status, usage: frame.usage || null, error: error || "" });
-      if (current) stored.content = current.text;
-      const root = list.querySelector(`[data-message-id="${frame.message_id}"]`);
-      if (root) endingShow(viewOf(root), stored);
+      Object.assign(stored.message, { status, usage: frame.usage || null, error: error || "" });
+      if (current) stored.message.content = current.text;
+      endingShow(stored.view, stored.message);
     }
     controlsRefresh();
     scrollFollow();
-    document.dispatchEvent(new CustomEvent("chat:reply-ended", { detail: { sessionId } }));
-  }
-
-  function viewOf(root) {
-    return {
-      root,
-      content: root.querySelector(".content"),
-      tools: root.querySelector(".tools"),
-      status: root.querySelector(".status"),
-      actions: root.querySelector(".message-actions"),
-      badge: root.querySelector(".badge"),
-    };
   }
 
   // The message box grows with its text, up to 40% of the window.
@@ -281,6 +269,8 @@ window.chatApp = (() => {
         : pending.frame.type === "regenerate";
       if (acknowledged) pendingSettle();
     }
+    // Every turn is stored before its start (title set, conversation moved up): the sidebar follows.
+    document.dispatchEvent(new CustomEvent("chat:reply-started", { detail: { sessionId } }));
     if (live && live.messageId === frame.message_id) return; // a history frame already showed it
     // A reply on another branch (an edit, a regenerate, another tab's switch) replaces part of the
     // thread: ask for the whole new branch rather than guess it here.
@@ -291,7 +281,6 @@ window.chatApp = (() => {
     }
     if (frame.user_message) {
       messageAppend(frame.user_message);
-      document.dispatchEvent(new CustomEvent("chat:message-stored", { detail: { sessionId } }));
       if (!title.dataset.renamed && title.textContent === "New chat") {
         titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
       }
@@ -630,8 +619,9 @@ window.chatApp = (() => {
       return;
     }
     const root = action.closest("[data-message-id]");
-    const message = root && shown.get(Number(root.dataset.messageId));
-    if (!message) return;
+    const entry = root && shown.get(Number(root.dataset.messageId));
+    if (!entry) return;
+    const { message } = entry;
     const siblings = message.siblings || [];
     switch (action.dataset.action) {
       case "copy-message":

@@ -126,13 +126,7 @@ window.ChatMarkdown = (() => {
 
     update(text) {
       text = lineEndsNormalize(text);
-      this.text = text;
-      this.scan();
-      if (this.boundary > this.frozenEnd) {
-        this.frozen.appendChild(render(text.slice(this.frozenEnd, this.boundary)));
-        this.frozenEnd = this.boundary;
-        this.plainTail = null;
-      }
+      this.freeze(text);
       const tail = text.slice(this.frozenEnd);
       if (tail.length > TAIL_PARSE_LIMIT) {
         // One huge block with no boundary yet (a long paragraph or code block): parsing it again on
@@ -180,13 +174,19 @@ window.ChatMarkdown = (() => {
         this.container.replaceChildren(render(text));
         return;
       }
+      this.freeze(text);
+      this.tail.replaceChildren(render(text.slice(this.frozenEnd)));
+    }
+
+    /** Render, once, the blocks that `text` finished since the last call, and move them out of the tail. */
+    freeze(text) {
       this.text = text;
       this.scan();
       if (this.boundary > this.frozenEnd) {
         this.frozen.appendChild(render(text.slice(this.frozenEnd, this.boundary)));
         this.frozenEnd = this.boundary;
+        this.plainTail = null;
       }
-      this.tail.replaceChildren(render(text.slice(this.frozenEnd)));
     }
   }
 

@@ -189,8 +189,7 @@
     }
   });
   more.addEventListener("click", () => load(true));
-  // Titles appear with a first message and conversations move up when they get a reply.
-  document.addEventListener("chat:reply-ended", () => load());
-  document.addEventListener("chat:message-stored", () => load()); // a new chat appears with its first message
+  // A new chat appears with its first message, titled, and a conversation moves up with every turn.
+  document.addEventListener("chat:reply-started", () => load());
   load();
 })();
