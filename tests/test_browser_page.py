@@ -120,6 +120,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         copy = bubble.locator(".copy-code")
         copy.click()
         expect(copy).to_have_text("Copied")
+        expect(self.page.locator("#announcer")).to_have_text("Copied")  # said to screen readers too
         assert self.page.evaluate("() => navigator.clipboard.readText()") == JOURNEY_CODE
         bubble.locator("[data-action=copy-message]").click()
         assert self.page.evaluate("() => navigator.clipboard.readText()") == JOURNEY_REPLY
@@ -197,6 +198,15 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             TRICKY_MARKDOWN,
         )
         assert mismatches == []
+        # An image in a reply is never loaded: it becomes a link named by its alt text.
+        image = self.page.evaluate(
+            """() => { const root = document.createElement('div');
+                       root.appendChild(ChatMarkdown.render('see ![a chart](https://example.com/c.png)'));
+                       const link = root.querySelector('a');
+                       const images = root.querySelectorAll('img').length;
+                       return [images, link.textContent, link.href, link.target]; }"""
+        )
+        assert image == [0, "a chart", "https://example.com/c.png", "_blank"]
 
     def test_stop_regenerate_and_edit_keep_every_version(self) -> None:
         session_id = self.chat_open()
@@ -408,6 +418,14 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         expect(self.page).to_have_url(re.compile(rf"/c/{first}/$"))
         expect(self.bubbles("user").locator(".content")).to_have_text("first by keyboard")
 
+        # Escape stops a reply in flight.
+        keyboard.type("a long one [[standin tokens=400 delay_ms=20]]")
+        keyboard.press("Enter")
+        self.stream_samples(1)
+        keyboard.press("Escape")
+        expect(self.reply_finished(1)).to_have_class(re.compile(r"\binterrupted\b"))
+        assert Message.objects.filter(conversation__session_id=first, status="interrupted").count() == 1
+
     def test_long_conversations_and_long_replies_stay_fast(self) -> None:
         """Measured and written to test-artifacts/browser-performance.json; asserted only for behaviour."""
         self.chat_open()
@@ -441,6 +459,20 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             }"""
         )
         expect(self.bubbles("user").first.locator(".content")).to_have_text("question 400")
+
+        # The sidebar shows 30 chats, and the rest on "Show more".
+        for i in range(31):
+            Conversation.objects.create(
+                session_id=f"more-{i}",
+                owner_key=f"s:{session_key}",
+                owner_session_key=session_key,
+                title=f"c{i}",
+            )
+        self.page.reload()
+        expect(self.page.locator("#conversation-list a")).to_have_count(30)
+        self.page.locator("#conversations-more").click()
+        expect(self.page.locator("#conversation-list a")).to_have_count(32)  # and the long one
+        expect(self.page.locator("#conversations-more")).to_be_hidden()
 
         # A 20,000-word reply with markdown, streamed as fast as the stand-in can: frames keep coming.
         self.page.goto(f"{self.live_server_url}/")
