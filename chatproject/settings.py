@@ -108,6 +108,9 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Every Redis key and the instances' pub/sub channel start with this, so deployments sharing one Redis
+# server never hear each other (pub/sub ignores the database number in REDIS_URL).
+CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

@@ -31,7 +31,6 @@ from .replylog import ReplyLogWriter
 
 logger = logging.getLogger(__name__)
 
-EVENTS_CHANNEL = "chat:events"
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
@@ -56,6 +55,12 @@ class Instance:
     log_writer: ReplyLogWriter | None
     draining: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def events_channel() -> str:
+    """The deployment's pub/sub channel: its prefix and its database number (channels span databases)."""
+    database = redis_asyncio.connection.parse_url(settings.REDIS_URL).get("db", 0)
+    return f"{settings.CHAT_REDIS_PREFIX}:events:{database}"
 
 
 _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Instance]] = (
@@ -109,7 +114,7 @@ async def event_publish(instance: Instance, event: dict[str, Any]) -> None:
     if instance.redis is None:
         await _event_dispatch(event)
         return
-    await instance.redis.publish(EVENTS_CHANNEL, orjson.dumps(event))
+    await instance.redis.publish(events_channel(), orjson.dumps(event))
 
 
 async def _event_dispatch(event: dict[str, Any]) -> None:
@@ -133,7 +138,7 @@ async def _listen_loop(client: redis_asyncio.Redis, subscribed: asyncio.Event) -
     while True:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(EVENTS_CHANNEL)
+            await pubsub.subscribe(events_channel())
             subscribed.set()
             events_listening, delay = True, 0.0
             if lost:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def log_key(reply_id: int) -> str:
-    return f"chat:reply:{reply_id}"
+    return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,9 @@ def _limiters_get() -> _Limiters:
     if found is None:
         if settings.REDIS_URL:
             url = settings.REDIS_URL.replace("redis://", "async+redis://", 1)
-            storage = RedisStorage(url, implementation="redispy", key_prefix="chat-limits")
+            storage = RedisStorage(
+                url, implementation="redispy", key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits"
+            )
         else:
             storage = MemoryStorage()
         found = _limiters[loop] = _Limiters(MovingWindowRateLimiter(storage), {})
@@ -67,7 +69,7 @@ async def message_rate_check(*, owner_key: str) -> None:
 
 
 def _sockets_key(owner_key: str) -> str:
-    return f"chat:sockets:{owner_key}"
+    return f"{settings.CHAT_REDIS_PREFIX}:sockets:{owner_key}"
 
 
 async def socket_admit(*, instance: Instance, owner_key: str, socket_id: str) -> bool:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def redis_limits_clean():
     """Rate-limit and socket counters live in the shared Redis: start each test from zero."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in ("chat-limits*", "chat:sockets:*"):
+    for pattern in (f"{settings.CHAT_REDIS_PREFIX}-limits*", f"{settings.CHAT_REDIS_PREFIX}:sockets:*"):
         for key in client.scan_iter(pattern):
             client.delete(key)
     yield
