@@ -247,6 +247,11 @@ CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "20/minute").strip()  # empt
 CHAT_DAILY_TOKEN_QUOTA = int(env_float("CHAT_DAILY_TOKEN_QUOTA", 0))  # 0: no quota
 CHAT_MAX_SOCKETS_PER_OWNER = int(env_float("CHAT_MAX_SOCKETS_PER_OWNER", 20))  # 0: no limit
 CHAT_MAX_FRAME_BYTES = int(env_float("CHAT_MAX_FRAME_BYTES", 256 * 1024))
+# Server frames stay under Daphne's 1 MiB message cap: history is paged by size to fit this, long
+# texts are split, and a frame that would still be larger is never sent (the socket would be closed).
+CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 * 1024))
+# A tool's arguments or result longer than this (as JSON) is stored and shown cut, with a note.
+CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 1024))
 
 # --- Operations ---
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()  # set: /metrics needs this bearer token

@@ -1,21 +1,22 @@
-"""The chat WebSocket: checks who is connecting, parses frames, hands them to the relay."""
+"""The chat WebSocket: says who is connecting, parses frames, hands them to the relay."""
 
 from __future__ import annotations
 
-import uuid
+import logging
+from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
+from channels.utils import await_many_dispatch
 
-from . import instance as instances
-from . import metrics, protocol, relay, throttles
+from . import live, metrics, protocol, relay
 from .exceptions import ChatError
-from .logs import request_id_set
 from .owners import ConversationRef, Owner
 
+logger = logging.getLogger(__name__)
+
 INVALID_SESSION_CLOSE_CODE = 4400
-LOGIN_REQUIRED_CLOSE_CODE = 4401
-TOO_MANY_SOCKETS_CLOSE_CODE = 4429
+INTERNAL_ERROR_CLOSE_CODE = 1011
 LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
 
@@ -23,55 +24,73 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """One browser tab or API client on one conversation (`/ws/chat/<session_id>/` or `/ws/<session_id>`).
 
     The conversation is the one with that id in the connecting owner's namespace, never another's.
+    One call opens the socket (`relay.socket_open`) and one, on every path out, closes it.
     """
 
-    ref: ConversationRef | None = None
-    owner: Owner
-    socket_id: str = ""
+    socket: live.ChatSocket | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # No channel-layer channel: replies reach a socket through the relay's rooms, so the socket listens
+        # to its client alone and a Redis outage cannot end it (a layer's receive raises when Redis goes).
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            await await_many_dispatch([receive], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            # Channels never calls disconnect() after a handler raised: release here, on every path.
+            if self.socket is not None:
+                await relay.socket_close(self.socket)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run a handler; an unexpected error is logged with its traceback and told to the client as
+        `internal_error`, on a socket that stays open (one that failed to open is closed)."""
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception("socket handler failed", extra={"event": message.get("type")})
+            frame = protocol.error_frame("internal_error", "The server failed on that frame; try again.")
+            try:
+                await self.send(text_data=protocol.dumps(frame))
+                if message.get("type") == "websocket.connect":
+                    await self.close(code=INTERNAL_ERROR_CLOSE_CODE)
+            except Exception:  # the socket is gone too: nothing more to tell it
+                logger.debug("could not report the failure to the socket", exc_info=True)
 
     async def connect(self) -> None:
-        self.owner = Owner.from_scope(self.scope)
         await self.accept()
-        if settings.CHAT_REQUIRE_LOGIN and not self.owner.is_authenticated:
-            await self.close(code=LOGIN_REQUIRED_CLOSE_CODE)  # no frame of data before it
-            return
-        instance = await instances.instance_get()
-        socket_id = uuid.uuid4().hex
-        if not await throttles.socket_admit(instance=instance, owner_key=self.owner.key, socket_id=socket_id):
-            metrics.REFUSALS.labels("too_many_sockets").inc()
-            limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
-            message = f"At most {limit} open chat sockets per user; close a tab and retry."
-            await self.send_text(protocol.dumps(protocol.error_frame("too_many_sockets", message)))
-            await self.close(code=TOO_MANY_SOCKETS_CLOSE_CODE)
-            return
-        self.socket_id = socket_id
-        relay.sockets_open[socket_id] = self.owner.key
-        metrics.OPEN_SOCKETS.inc()
-        request_id_set(f"ws-{socket_id[:12]}")  # this socket's log lines, and its replies', carry it
-        self.ref = ConversationRef(self.owner.key, self.scope["url_route"]["kwargs"]["session_id"])
-        await relay.conversation_join(ref=self.ref, key=id(self), send=self.send_text)
+        owner = Owner.from_scope(self.scope)
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.socket = live.ChatSocket(
+            owner=owner,
+            ref=ConversationRef(owner.key, session_id),
+            raw_send=self.send_text,
+            raw_close=self.close,
+        )
+        refusal = await relay.socket_open(self.socket)
+        if refusal is not None:
+            metrics.REFUSALS.labels(refusal.code).inc()
+            if refusal.frame:
+                await self.send_text(refusal.frame)
+            await self.close(code=refusal.close_code)
 
     async def disconnect(self, code: int) -> None:
-        if self.socket_id:
-            relay.sockets_open.pop(self.socket_id, None)
-            metrics.OPEN_SOCKETS.dec()
-            instance = await instances.instance_get()
-            await throttles.socket_release(
-                instance=instance, owner_key=self.owner.key, socket_id=self.socket_id
-            )
-        if self.ref is not None:
-            relay.conversation_leave(ref=self.ref, key=id(self))
+        if self.socket is not None:
+            await relay.socket_close(self.socket)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.ref is None:
+        socket = self.socket
+        if socket is None or not socket.open:
             return  # refused at connect; nothing to do until the close lands
         try:
             frame = protocol.parse_client_frame(text_data, bytes_data)
-            await relay.client_frame_handle(ref=self.ref, owner=self.owner, frame=frame, send=self.send_text)
+            await relay.client_frame_handle(socket=socket, frame=frame)
         except ChatError as exc:
             if exc.code in LIMIT_CODES:
                 metrics.REFUSALS.labels(exc.code).inc()
-            await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
+            await socket.send(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

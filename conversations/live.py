@@ -8,15 +8,63 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .owners import ConversationRef
+import orjson
+from django.conf import settings
+
+from .owners import ConversationRef, Owner
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
+
+# The close code of a socket whose send failed: the client reconnects and resumes from the history.
+SEND_FAILED_CLOSE_CODE = 1011
+
+
+@dataclass(eq=False, slots=True)
+class ChatSocket:
+    """One open client socket: who is on it, its conversation, and what it holds (a counted slot, a place
+    in its conversation's room), so that closing it releases exactly that, once."""
+
+    owner: Owner
+    ref: ConversationRef
+    raw_send: Send
+    raw_close: Callable[..., Awaitable[None]]
+    socket_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    admitted: bool = False
+    joined: bool = False
+    open: bool = True
+
+    async def send(self, text: str) -> None:
+        """Send one serialised frame. A frame over CHAT_MAX_SERVER_FRAME_BYTES would close the socket in
+        the server's transport, so it is replaced by an `internal_error` frame; a send that fails closes
+        the socket (its client reconnects and resumes) and raises."""
+        limit = settings.CHAT_MAX_SERVER_FRAME_BYTES
+        if len(text) * 4 > limit and len(text.encode()) > limit:
+            logger.error("frame too large to send", extra={"bytes": len(text.encode()), "limit": limit})
+            text = orjson.dumps(
+                {"type": "error", "code": "internal_error", "message": "A frame was too large to send."}
+            ).decode()
+        try:
+            await self.raw_send(text)
+        except Exception:
+            await self.close(SEND_FAILED_CLOSE_CODE)
+            raise
+
+    async def close(self, code: int) -> None:
+        """Close the socket from the server's side (once)."""
+        if not self.open:
+            return
+        self.open = False
+        try:
+            await self.raw_close(code=code)
+        except Exception:  # already gone: nothing more to close
+            logger.debug("socket close failed", exc_info=True)
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ import orjson
 from django.conf import settings
 
 from .exceptions import ChatError
+from .text import text_storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ def _optional_client_id(value: Any) -> str:
 def _message_text(value: Any) -> str:
     if not isinstance(value, str):
         raise ChatError("invalid_message", "A frame needs a `message` string.")
+    value = text_storable(value)
     if not value.strip():
         raise ChatError("invalid_message", "The message is empty.")
     return value
@@ -162,7 +164,7 @@ def _optional_model(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ChatError("unknown_model", "`model` must be a model name string.")
-    return value
+    return text_storable(value)
 
 
 def _optional_mcp_servers(value: Any) -> list[str] | None:
@@ -170,6 +172,8 @@ def _optional_mcp_servers(value: Any) -> list[str] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ChatError("invalid_mcp_server", "`mcp_servers` must be a list of strings.")
+    if any(text_storable(item) != item or not item.isprintable() for item in value):
+        raise ChatError("invalid_mcp_server", "`mcp_servers` entries must not contain control characters.")
     return [item for item in value if item != ""]
 
 

@@ -12,22 +12,74 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from . import instance as instances
-from . import live, protocol, selectors, services, throttles
+from . import live, metrics, protocol, selectors, services, throttles
 from .exceptions import ChatError
+from .logs import request_id_set
 from .models import Message
 from .owners import ConversationRef, Owner
 from .streaming import db_call, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
 
+LOGIN_REQUIRED_CLOSE_CODE = 4401
+TOO_MANY_SOCKETS_CLOSE_CODE = 4429
+
 # This process's open sockets (socket id -> owner key), whose per-owner count the heartbeat renews.
 sockets_open: dict[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class SocketRefusal:
+    """Why a socket may not open: the close code, the refusal's metrics label, and a frame saying why."""
+
+    close_code: int
+    code: str
+    frame: str = ""
+
+
+async def socket_open(socket: live.ChatSocket) -> SocketRefusal | None:
+    """Admit an accepted socket and join it to its conversation (it gets the `history` frame); return
+    why it is refused instead, holding nothing. Whatever it comes to hold, `socket_close` releases."""
+    if settings.CHAT_REQUIRE_LOGIN and not socket.owner.is_authenticated:
+        return SocketRefusal(LOGIN_REQUIRED_CLOSE_CODE, "login_required")  # no frame of data before it
+    instance = await instances.instance_get()
+    if not await throttles.socket_admit(
+        instance=instance, owner_key=socket.owner.key, socket_id=socket.socket_id
+    ):
+        limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
+        message = f"At most {limit} open chat sockets per user; close a tab and retry."
+        frame = protocol.dumps(protocol.error_frame("too_many_sockets", message))
+        return SocketRefusal(TOO_MANY_SOCKETS_CLOSE_CODE, "too_many_sockets", frame)
+    socket.admitted = True
+    sockets_open[socket.socket_id] = socket.owner.key
+    metrics.OPEN_SOCKETS.inc()
+    request_id_set(f"ws-{socket.socket_id[:12]}")  # this socket's log lines, and its replies', carry it
+    socket.joined = True
+    await conversation_join(ref=socket.ref, key=id(socket), send=socket.send)
+    return None
+
+
+async def socket_close(socket: live.ChatSocket) -> None:
+    """Release what an open socket holds (its room place, its counted slot); safe to call twice."""
+    if socket.joined:
+        socket.joined = False
+        conversation_leave(ref=socket.ref, key=id(socket))
+    if socket.admitted:
+        socket.admitted = False
+        sockets_open.pop(socket.socket_id, None)
+        metrics.OPEN_SOCKETS.dec()
+        instance = await instances.instance_get()
+        await throttles.socket_release(
+            instance=instance, owner_key=socket.owner.key, socket_id=socket.socket_id
+        )
+
 
 # Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
@@ -140,10 +192,9 @@ def conversation_leave(*, ref: ConversationRef, key: int) -> None:
         live.room_release(room)
 
 
-async def client_frame_handle(
-    *, ref: ConversationRef, owner: Owner, frame: protocol.ClientFrame, send: live.Send
-) -> None:
+async def client_frame_handle(*, socket: live.ChatSocket, frame: protocol.ClientFrame) -> None:
     """Act on one client frame. Raise ChatError for the client when it cannot be done."""
+    ref, owner, send = socket.ref, socket.owner, socket.send
     if isinstance(frame, protocol.StopFrame):
         await reply_stop(ref=ref)
     elif isinstance(frame, protocol.ResyncFrame):

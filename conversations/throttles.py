@@ -3,11 +3,14 @@
 Message rates use the `limits` library (a moving window), in Redis when REDIS_URL is set and in
 process memory otherwise. Open sockets are counted in a Redis sorted set per owner whose entries
 expire unless their instance renews them, so a crashed instance's sockets stop counting.
+
+While Redis is down the limits fail open (logged): an outage of the counters must not stop every chat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from dataclasses import dataclass
@@ -16,9 +19,13 @@ import limits
 from django.conf import settings
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.exceptions import RedisError
 
 from .exceptions import ChatError
 from .instance import Instance
+
+logger = logging.getLogger(__name__)
 
 # A socket entry lives this long unless its instance renews it (every heartbeat).
 SOCKET_ENTRY_SECONDS = 90
@@ -40,7 +47,10 @@ def _limiters_get() -> _Limiters:
         if settings.REDIS_URL:
             url = settings.REDIS_URL.replace("redis://", "async+redis://", 1)
             storage = RedisStorage(
-                url, implementation="redispy", key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits"
+                url,
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",
             )
         else:
             storage = MemoryStorage()
@@ -57,9 +67,13 @@ async def message_rate_check(*, owner_key: str) -> None:
         return
     item = limits.parse(settings.CHAT_RATE_LIMIT)
     limiter = _limiters_get().message_rate
-    if await limiter.hit(item, "messages", owner_key):
+    try:
+        if await limiter.hit(item, "messages", owner_key):
+            return
+        stats = await limiter.get_window_stats(item, "messages", owner_key)
+    except StorageError:
+        logger.warning("message rate not counted: its storage failed", exc_info=True)
         return
-    stats = await limiter.get_window_stats(item, "messages", owner_key)
     retry_after = max(1, round(stats.reset_time - time.time()))
     raise ChatError(
         "rate_limited",
@@ -90,10 +104,13 @@ async def socket_admit(*, instance: Instance, owner_key: str, socket_id: str) ->
     pipe.zadd(key, {socket_id: now + SOCKET_ENTRY_SECONDS})
     pipe.zcard(key)
     pipe.expire(key, SOCKET_ENTRY_SECONDS)
-    _removed, _added, count, _ = await pipe.execute()
-    if count > limit:
-        await instance.redis.zrem(key, socket_id)
-        return False
+    try:
+        _removed, _added, count, _ = await pipe.execute()
+        if count > limit:
+            await instance.redis.zrem(key, socket_id)
+            return False
+    except (RedisError, OSError):
+        logger.warning("socket admitted uncounted: Redis failed", exc_info=True)
     return True
 
 
@@ -104,7 +121,10 @@ async def socket_release(*, instance: Instance, owner_key: str, socket_id: str) 
     if instance.redis is None:
         _limiters_get().local_sockets.get(owner_key, {}).pop(socket_id, None)
         return
-    await instance.redis.zrem(_sockets_key(owner_key), socket_id)
+    try:
+        await instance.redis.zrem(_sockets_key(owner_key), socket_id)
+    except (RedisError, OSError):  # its entry expires unrenewed
+        logger.warning("socket release not counted: Redis failed", exc_info=True)
 
 
 async def sockets_renew(*, instance: Instance, sockets: dict[str, str]) -> None:

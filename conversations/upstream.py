@@ -22,6 +22,7 @@ import orjson
 from django.conf import settings
 
 from .exceptions import ChatError, UpstreamError
+from .text import json_storable, text_storable
 
 logger = logging.getLogger(__name__)
 
@@ -302,8 +303,10 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
 
 def _flush_text(events: list[Event], texts: list[str]) -> None:
     if texts:
-        events.append(TextDelta("".join(texts)))
+        text = text_storable("".join(texts))  # the model's text is input too: stored as it is shown
         texts.clear()
+        if text:
+            events.append(TextDelta(text))
 
 
 def _accumulate_tool_calls(state: _StreamState, calls: list[dict[str, Any]]) -> None:
@@ -326,7 +329,13 @@ def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
             arguments = orjson.loads(call["arguments"]) if call["arguments"] else {}
         except orjson.JSONDecodeError:
             arguments = call["arguments"]
-        events.append(ToolActivity(phase="call", name=call["name"], arguments=arguments))
+        events.append(
+            ToolActivity(
+                phase="call",
+                name=text_storable(call["name"]),
+                arguments=tool_value_bounded(json_storable(arguments)),
+            )
+        )
     state.pending_calls.clear()
     return events
 
@@ -338,14 +347,24 @@ def _tool_results(results: list[Any]) -> list[Event]:
             events.append(
                 ToolActivity(
                     phase="result",
-                    name=str(item.get("tool_name") or ""),
-                    arguments=item.get("arguments"),
-                    result=item.get("result"),
-                    server=item.get("server_name"),
+                    name=text_storable(str(item.get("tool_name") or "")),
+                    arguments=tool_value_bounded(json_storable(item.get("arguments"))),
+                    result=tool_value_bounded(json_storable(item.get("result"))),
+                    server=json_storable(item.get("server_name")),
                     is_error=bool(item.get("is_error")),
                 )
             )
     return events
+
+
+def tool_value_bounded(value: Any) -> Any:
+    """A tool's arguments or result as stored and shown: whole, or (past CHAT_MAX_TOOL_RESULT_CHARS of
+    JSON) cut there with a note, so one tool frame never outgrows a WebSocket message."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    limit = settings.CHAT_MAX_TOOL_RESULT_CHARS
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "length": len(text), "text": text[:limit]}
 
 
 def _usage(raw: Any) -> dict[str, int] | None:

@@ -1,0 +1,119 @@
+"""A socket survives whatever a frame or a failure inside the server does to it: unstorable text is made
+storable where it enters, an unexpected error becomes `internal_error` on a socket that stays open, and
+a socket's slot is released on every way out."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from channels.testing import WebsocketCommunicator
+
+from chatproject.asgi import application
+from conversations import relay
+from conversations.models import Message
+
+from .conftest import ORIGIN, chunks_text, reply_collect, socket_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def assert_still_chats(communicator: WebsocketCommunicator) -> None:
+    await communicator.send_json_to({"message": "still there?"})
+    frames = await reply_collect(communicator)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert "still there?" in chunks_text(frames)
+
+
+async def test_a_nul_in_a_message_is_dropped_where_it_enters_and_the_reply_streams(chat_socket):
+    await chat_socket.send_json_to({"message": "hel\u0000lo"})
+    frames = await reply_collect(chat_socket)
+    assert frames[0]["user_message"]["content"] == "hello"
+    assert frames[-1]["type"] == "done"
+    assert await Message.objects.filter(role="user", content="hello").aexists()
+    await assert_still_chats(chat_socket)
+
+
+async def test_a_nul_in_the_models_reply_and_tool_result_is_stored_and_the_reply_ends(chat_socket):
+    await chat_socket.send_json_to({"message": "[[standin reply=a%00b%20c tool=se%00arch]]"})
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert chunks_text(frames) == "ab c"
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.content) == ("complete", "ab c")
+    assert {tool["name"] for tool in reply.tools} == {"search"}
+    await assert_still_chats(chat_socket)
+
+
+async def test_a_nul_in_an_mcp_url_is_refused_and_the_socket_stays_usable(chat_socket, standin):
+    await chat_socket.send_json_to({"message": "hi", "mcp_servers": ["https://mcp.example.com/\u0000x"]})
+    frame = await chat_socket.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "invalid_mcp_server")
+    assert await Message.objects.acount() == 0
+    await assert_still_chats(chat_socket)
+
+
+@pytest.fixture
+def socket_counts(settings):
+    """Sockets per owner counted in the shared Redis, from zero; returns the owner's count now."""
+    settings.CHAT_MAX_SOCKETS_PER_OWNER = 3
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"{settings.CHAT_REDIS_PREFIX}:sockets:public"
+    client.delete(key)
+    yield lambda: client.zcard(key)
+    client.delete(key)
+    client.close()
+
+
+async def test_an_unexpected_error_on_a_frame_is_internal_error_and_the_socket_stays_open(
+    chat_socket, monkeypatch, caplog
+):
+    async def broken(**kwargs):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(relay, "history_send", broken)
+    await chat_socket.send_json_to({"type": "history"})
+    frame = await chat_socket.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "internal_error")
+    assert "a bug in a handler" not in frame["message"]
+    assert any("a bug in a handler" in (r.exc_text or "") for r in caplog.records)  # the traceback is kept
+    monkeypatch.undo()
+    await assert_still_chats(chat_socket)
+
+
+async def test_sockets_that_crash_while_opening_release_their_slot(
+    standin, replies_settle, monkeypatch, socket_counts
+):
+    async def broken(**kwargs):
+        raise RuntimeError("a bug while joining")
+
+    monkeypatch.setattr(relay, "conversation_join", broken)
+    for n in range(5):  # more than the owner's maximum of 3
+        communicator = WebsocketCommunicator(application, f"/ws/chat/crash{n}/", headers=[ORIGIN])
+        assert (await communicator.connect())[0]
+        frame = await communicator.receive_json_from()
+        assert frame["code"] == "internal_error"
+        assert (await communicator.receive_output())["type"] == "websocket.close"
+        await communicator.wait()
+    assert socket_counts() == 0
+    monkeypatch.undo()
+    sockets = [await socket_open(f"/ws/chat/after{n}/") for n in range(3)]
+    assert socket_counts() == 3
+    for communicator in sockets:
+        await communicator.disconnect()
+    assert socket_counts() == 0
+
+
+async def test_a_socket_whose_handler_crashes_and_then_drops_releases_its_slot(
+    standin, replies_settle, monkeypatch, socket_counts
+):
+    async def broken(**kwargs):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setattr(relay, "history_send", broken)
+    for n in range(5):
+        communicator = await socket_open(f"/ws/chat/drop{n}/")
+        await communicator.send_json_to({"type": "history"})
+        assert (await communicator.receive_json_from())["code"] == "internal_error"
+        await communicator.disconnect()
+    assert socket_counts() == 0
+    assert not relay.sockets_open
