@@ -175,17 +175,35 @@ async def _heartbeat_loop() -> None:
 
 
 def _shutdown_trigger_install(instance: Instance) -> None:
-    """Under Daphne (Twisted), make SIGTERM wait for the shutdown hooks before the reactor stops."""
+    """Under Daphne (Twisted), make SIGTERM run the shutdown hooks (the drain) before the reactor stops,
+    and only then let Daphne cancel the open sockets' consumers, so a tab already open on a draining
+    instance can still stop its reply and is told `unavailable` for a new message."""
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
     if not reactor.running:
         return
+    # Daphne registers its "cancel every application" step as a before-shutdown trigger when it starts;
+    # Twisted runs all before-shutdown triggers at once, so it is taken out here and run after the drain.
+    shutdown = reactor._eventTriggers.get("shutdown")
+    later = [t for t in (shutdown.before if shutdown else []) if _is_daphne_kill(t[0])]
+    for trigger in later:
+        shutdown.before.remove(trigger)
 
     def before_shutdown() -> defer.Deferred[Any]:
         instance.draining = True
         hooks = asyncio.gather(*(hook() for hook in shutdown_hooks), return_exceptions=True)
-        return defer.Deferred.fromFuture(asyncio.ensure_future(hooks))
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(hooks))
+        for kill, args, kwargs in later:
+            drained.addBoth(lambda _, kill=kill, args=args, kwargs=kwargs: kill(*args, **kwargs))
+        return drained
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+def _is_daphne_kill(trigger: Any) -> bool:
+    owner = getattr(trigger, "__self__", None)
+    return getattr(trigger, "__name__", "") == "kill_all_applications" and type(owner).__module__.startswith(
+        "daphne"
+    )

@@ -72,17 +72,21 @@ class LiveReply:
     """A reply in flight as this process knows it: its text so far and the task that feeds it.
 
     `owned` replies are streamed from upstream by this process; the others are followed from the reply
-    log that another instance writes (`loaded` is set once its backlog was read).
+    log that another instance writes (`loaded` is set once its backlog was read). An owned reply may
+    show text only until `lease_deadline` (loop time), within the lease it last renewed: past it, it
+    must renew first, so an instance that froze never shows text after another stored the reply as lost.
     """
 
     message_id: int
     model: str
     owned: bool = True
+    lease_deadline: float = 0.0
     parts: list[str] = field(default_factory=list)
     length: int = 0
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    ending: bool = False  # its end is being stored
     tools: list[dict[str, Any]] = field(default_factory=list)  # its tool activity so far, for joiners
 
     def append(self, text: str) -> int:
@@ -106,6 +110,19 @@ class ConversationRoom:
     ref: ConversationRef
     subscribers: dict[int, Send] = field(default_factory=dict)
     reply: LiveReply | None = None
+    # Turns of this process being stored right now: their reply row may be committed before `reply` is
+    # set, and a socket joining then must wait for it rather than take it for another instance's.
+    turns_starting: int = 0
+    turns_settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def turn_reserve(self) -> None:
+        self.turns_starting += 1
+        self.turns_settled.clear()
+
+    def turn_settle(self) -> None:
+        self.turns_starting -= 1
+        if not self.turns_starting:
+            self.turns_settled.set()
 
     async def broadcast(self, text: str) -> None:
         """Send one serialised frame to every socket; a socket that fails is dropped, not fatal."""
@@ -141,7 +158,12 @@ def room_find_key(room_key: str) -> ConversationRoom | None:
 
 def room_release(room: ConversationRoom) -> None:
     """Forget a room once nobody listens and nothing streams."""
-    if not room.subscribers and room.reply is None and _rooms.get(room.ref.room_key) is room:
+    if (
+        not room.subscribers
+        and room.reply is None
+        and not room.turns_starting
+        and _rooms.get(room.ref.room_key) is room
+    ):
         del _rooms[room.ref.room_key]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .validators import validate_mcp_target
@@ -137,7 +138,7 @@ class MessageQuerySet(models.QuerySet):
 
     def lease_lapsed(self) -> MessageQuerySet:
         """Streaming replies whose server stopped renewing its lease: it died mid-reply."""
-        return self.streaming().filter(lease_expires_at__lt=timezone.now())
+        return self.streaming().filter(lease_expires_at__lt=Now())
 
 
 class Message(models.Model):

@@ -207,6 +207,18 @@ def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:
     ).decode()
 
 
+def chunk_frames_text(*, content: str, message_id: int, offset: int) -> list[str]:
+    """The chunk frames of a span of text: one, or several of at most CHAT_RESYNC_PAGE_CHARS each, so no
+    frame outgrows a WebSocket message however much text arrived at once."""
+    page = settings.CHAT_RESYNC_PAGE_CHARS
+    if len(content) <= page:
+        return [chunk_frame_text(content=content, message_id=message_id, offset=offset)]
+    return [
+        chunk_frame_text(content=content[start : start + page], message_id=message_id, offset=offset + start)
+        for start in range(0, len(content), page)
+    ]
+
+
 def tool_frame(*, message_id: int, activity: dict[str, Any]) -> dict[str, Any]:
     return {"type": "tool", "message_id": message_id, **activity}
 

@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from . import instance as instances
-from . import live, metrics, protocol, selectors, services, throttles
+from . import live, metrics, protocol, replylog, selectors, services, throttles
 from .exceptions import ChatError
 from .logs import request_id_set
 from .models import Message
 from .owners import ConversationRef, Owner
-from .streaming import db_call, reply_follow, reply_run, terminal_frame_from_row
+from .streaming import db_call, lease_deadline_from, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +120,11 @@ async def _history_read(ref: ConversationRef) -> tuple[dict[str, Any], live.Conv
     """The stored history and the conversation's room, whose reply in flight (if any, followed from
     another instance when it streams there) tells the same story as the history."""
     instance = await instances.instance_get()
-    for _ in range(2):
+    for _ in range(3):
         history = await db_call(selectors.conversation_history)(ref=ref)
         room = live.room_get(ref)
         if room.reply is None:
-            await _follow_if_streaming_elsewhere(room, history, instance)
+            await _streaming_elsewhere_find(room, history, instance)
         if _history_matches_live(history, room.reply):
             break  # else a reply started or ended during the read: read once more
     return history, room
@@ -140,23 +141,63 @@ def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.Li
     return protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
 
 
-async def _follow_if_streaming_elsewhere(
+async def _streaming_elsewhere_find(
     room: live.ConversationRoom, history: dict[str, Any], instance: instances.Instance
 ) -> None:
-    """When the history shows a reply streaming on another instance, follow it and load its backlog."""
-    streaming = [m for m in history["messages"] if m["status"] == Message.Status.STREAMING]
-    if not streaming:
+    """When the history shows a reply streaming that this process has no task for, find out whose it is:
+    a turn of this process still being stored (wait for it), another instance's (follow its log and load
+    its backlog), or, in a single process, one whose server restarted (store it as lost)."""
+    if not any(m["status"] == Message.Status.STREAMING for m in history["messages"]):
         return
+    if room.turns_starting:
+        await room.turns_settled.wait()  # a turn of ours: the history is read again once it is in place
+        return
+    streaming = await db_call(selectors.conversation_streaming_reply)(ref=room.ref)
+    if streaming is None or room.reply is not None:
+        return  # it ended, or a turn of ours took its place, meanwhile: the history is read again
+    reply_id, lease_owner = streaming
     if instance.redis is None:
-        # One process only: a reply streaming in the rows but not here lost its server in a restart.
-        await db_call(services.orphaned_replies_interrupt)(ref=room.ref)
+        # One process: no task of ours streams it, so its server (this process before a restart) died.
+        await replies_lost_store(instance, [reply_id], lease_owner=lease_owner)
         return
-    reply = _follow_start(room, streaming[-1]["id"], streaming[-1]["model"], instance)
+    model = next((m["model"] for m in history["messages"] if m["id"] == reply_id), "")
+    reply = _follow_start(room, reply_id, model, instance)
     try:
         async with asyncio.timeout(FOLLOW_LOAD_TIMEOUT):
             await reply.loaded.wait()
     except TimeoutError:
         logger.warning("reply log backlog not loaded in time", extra={"message_id": reply.message_id})
+
+
+async def replies_lost_store(
+    instance: instances.Instance, reply_ids: list[int], *, lease_owner: str | None = None
+) -> None:
+    """Store replies whose server died as lost (`server_lost`), with all the text their log shows any
+    client, then end them on every socket: through the log elsewhere, from the history here.
+
+    Without `lease_owner`, only replies whose lease lapsed are touched (see services.reply_lost_store).
+    """
+    for reply_id in reply_ids:
+        shown = ""
+        if instance.redis is not None:
+            try:
+                shown = await replylog.log_text(instance.redis, reply_id)
+            except (RedisError, OSError):
+                logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
+        stored = await db_call(services.reply_lost_store)(
+            reply_id=reply_id, shown_text=shown, lease_owner=lease_owner
+        )
+        if stored is None:
+            continue
+        logger.warning(
+            "reply lost its server",
+            extra={"session_id": stored.conversation.session_id, "message_id": reply_id},
+        )
+        if instance.log_writer is not None:
+            instance.log_writer.end(reply_id, protocol.dumps(terminal_frame_from_row(stored, reply_id)))
+        room = live.room_find(ConversationRef(stored.conversation.owner_key, stored.conversation.session_id))
+        if room is not None and room.reply is None and room.subscribers and instance.redis is None:
+            await _history_broadcast(room.ref)
 
 
 def _follow_start(
@@ -303,33 +344,71 @@ async def turn_start(
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
     await throttles.message_rate_check(owner_key=owner.key)
-    turn = await db_call(begin)(lease_owner=instance.instance_id)
-    if isinstance(turn, services.DuplicateSend):
-        await send(
-            protocol.dumps({"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id})
+    # Reserved before the write: a socket joining between the commit and the reply's registration
+    # below waits for it instead of taking it for a reply of another instance.
+    room.turn_reserve()
+    try:
+        started = asyncio.get_running_loop().time()
+        turn = await _turn_store(begin, instance)
+        if isinstance(turn, services.DuplicateSend):
+            await send(
+                protocol.dumps(
+                    {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
+                )
+            )
+            return
+        reply = room.reply = live.LiveReply(
+            message_id=turn.reply_id, model=turn.model, lease_deadline=lease_deadline_from(started)
         )
-        return
-    # Looked up again: the room may have been released while the turn was stored.
-    room = live.room_get(ref)
-    reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
-    start = protocol.dumps(
-        protocol.start_frame(
-            message_id=turn.reply_id,
-            model=turn.model,
-            parent_id=turn.parent_id,
-            user_message=turn.user_message,
+        start = protocol.dumps(
+            protocol.start_frame(
+                message_id=turn.reply_id,
+                model=turn.model,
+                parent_id=turn.parent_id,
+                user_message=turn.user_message,
+            )
         )
-    )
-    await room.broadcast(start)
-    reply.task = asyncio.create_task(
-        reply_run(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
-    )
-    _task_keep(reply.task)
+        await room.broadcast(start)
+        reply.task = asyncio.create_task(
+            _reply_owned(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
+        )
+        _task_keep(reply.task)
+    finally:
+        room.turn_settle()
+        if room.reply is not None and room.reply.owned and room.reply.task is None:
+            room.reply = None  # never started: its row lapses unrenewed and is stored as lost
+        live.room_release(room)
     # Sockets of this conversation on other instances start following the reply's log (if the event is
     # lost, they find the reply when they reconnect).
     await _room_event_announce(
         instance, ref, "reply.started", reply_id=turn.reply_id, model=turn.model, start=start
     )
+
+
+async def _turn_store(
+    begin: TurnBegin, instance: instances.Instance
+) -> services.Turn | services.DuplicateSend:
+    """Store a turn, once more after storing as lost a reply whose server died in its way. A turn's
+    write is never retried after a database failure (its COMMIT may have landed): the client resends."""
+    store = db_call(begin, retry=False)
+    try:
+        try:
+            return await store(lease_owner=instance.instance_id)
+        except services.ReplyLapsed as lapsed:
+            await replies_lost_store(instance, [lapsed.reply_id])
+            return await store(lease_owner=instance.instance_id)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("turn not stored: the database failed", exc_info=True)
+        raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
+
+
+async def _reply_owned(
+    *, room: live.ConversationRoom, reply: live.LiveReply, turn: services.Turn, instance: instances.Instance
+) -> None:
+    """Run a reply this instance streams. If another instance stored it as lost meanwhile (this one
+    froze past its lease), the sockets here may hold text that was not stored: they get the history."""
+    if not await reply_run(room=room, reply=reply, turn=turn, instance=instance):
+        await _history_broadcast(room.ref)
 
 
 async def _on_reply_started(event: dict[str, Any]) -> None:
@@ -416,15 +495,41 @@ async def reply_resend(*, ref: ConversationRef, message_id: int, offset: int, se
 
 
 async def _heartbeat() -> None:
-    """Renew this process's reply leases; store replies whose server died as interrupted."""
+    """Renew the leases of this process's live replies (Postgres only, so a Redis outage never lets
+    them lapse), store replies whose server died as lost, and renew this process's socket counts."""
     instance = await instances.instance_get()
+    for step in (_leases_renew, _lapsed_replies_store, _sockets_renew):
+        try:
+            await step(instance)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("heartbeat step failed", extra={"step": step.__name__}, exc_info=True)
+
+
+async def _leases_renew(instance: instances.Instance) -> None:
+    """Renew the lease of every reply a task of this process streams (and only those); a reply another
+    instance stored as lost meanwhile is stopped here."""
+    owned = [reply for _room, reply in live.owned_replies()]
+    if not owned:
+        return
+    started = asyncio.get_running_loop().time()
+    held = await db_call(services.reply_leases_renew)(
+        lease_owner=instance.instance_id, reply_ids=[reply.message_id for reply in owned]
+    )
+    for reply in owned:
+        if reply.message_id in held:
+            reply.lease_deadline = lease_deadline_from(started)
+        elif not reply.ending:
+            reply_cancel(reply, reason="lost")
+
+
+async def _lapsed_replies_store(instance: instances.Instance) -> None:
+    await replies_lost_store(instance, await db_call(services.lapsed_reply_ids)())
+
+
+async def _sockets_renew(instance: instances.Instance) -> None:
     await throttles.sockets_renew(instance=instance, sockets=dict(sockets_open))
-    await db_call(services.reply_leases_renew)(lease_owner=instance.instance_id)
-    lapsed = await db_call(services.lapsed_replies_interrupt)()
-    for item in lapsed:
-        logger.warning(
-            "reply lost its server", extra={"session_id": item.session_id, "message_id": item.reply_id}
-        )
 
 
 async def _shutdown() -> None:
@@ -454,7 +559,7 @@ async def _on_events_resubscribed() -> None:
         history = await db_call(selectors.conversation_history)(ref=room.ref)
         if room.reply is not None:
             continue  # a reply.started arrived meanwhile
-        await _follow_if_streaming_elsewhere(room, history, instance)
+        await _streaming_elsewhere_find(room, history, instance)
         if (
             room.reply is not None
         ):  # the sockets get the reply so far, then follow it as if they had joined now

@@ -132,3 +132,20 @@ async def log_read(
     for _key, items in response or ():
         entries.extend(_entry_from_fields(entry_id, fields) for entry_id, fields in items)
     return entries
+
+
+async def log_text(client: redis_asyncio.Redis, reply_id: int) -> str:
+    """The reply's text as its log holds it, from the start up to the first gap (what any follower was
+    shown, since followers never cross a gap)."""
+    text, after = "", "0-0"
+    while True:
+        entries = await log_read(client, reply_id, after)
+        for entry in entries:
+            after = entry.entry_id
+            if entry.kind != "text":
+                continue
+            if entry.offset > len(text):
+                return text
+            text += entry.text[len(text) - entry.offset :]
+        if not entries:
+            return text

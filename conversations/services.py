@@ -9,12 +9,14 @@ conversation at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .exceptions import ChatError
@@ -29,6 +31,7 @@ from .selectors import (
     thread_path_ids,
     thread_siblings,
 )
+from .text import json_storable, text_storable
 from .validators import mcp_target_error, mcp_target_is_internal
 
 TITLE_LENGTH = 60
@@ -188,8 +191,9 @@ def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
     return built
 
 
-def lease_expiry() -> datetime:
-    return timezone.now() + timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
+def lease_expiry() -> CombinedExpression:
+    """A new lease's expiry, on the database's clock: every instance judges leases by that one clock."""
+    return Now() + timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
 
 
 @transaction.atomic
@@ -361,20 +365,6 @@ def _turn_prepare(
     )
 
 
-def _streaming_reply_refuse(conversation: Conversation) -> None:
-    """Raise ChatError("busy") while a reply of the conversation streams.
-
-    A streaming reply whose lease lapsed lost its server: it is stored as interrupted, which frees the
-    conversation.
-    """
-    now = timezone.now()
-    for message in Message.objects.streaming().filter(conversation=conversation):
-        if message.lease_expires_at is not None and message.lease_expires_at < now:
-            _reply_mark_lapsed(message)
-        else:
-            raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
-
-
 def _conversation_message(context: _TurnContext, *, message_id: int, role: str) -> Message | None:
     """The conversation's message of that id and role, or None."""
     return Message.objects.filter(pk=message_id, conversation=context.conversation, role=role).first()
@@ -448,60 +438,118 @@ def _reply_open(
     )
 
 
-def _reply_mark_lapsed(message: Message) -> None:
-    message.status, message.finish_reason = Message.Status.INTERRUPTED, "server_lost"
-    message.error_code = "server_lost"
-    message.error = "The server writing this reply stopped; the text is kept up to its last save."
-    message.finished_at = timezone.now()
-    message.save(update_fields=["status", "finish_reason", "error_code", "error", "finished_at"])
+SERVER_LOST_ERROR = "The server writing this reply stopped; the text is kept up to what was shown."
 
 
-def orphaned_replies_interrupt(*, ref: ConversationRef) -> int:
-    """Store as interrupted the streaming replies of a conversation that no live server streams.
+class ReplyLapsed(ChatError):
+    """A turn found the conversation's reply still streaming, but with a lapsed lease: its server died.
+    It must be stored as lost (with its reply log's text) before the turn can start."""
 
-    Only for a single process (no Redis): a reply it does not stream itself lost its server when the
-    process restarted. Return how many were stored.
-    """
-    orphans = Message.objects.streaming().filter(
-        conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id
+    def __init__(self, reply_id: int) -> None:
+        super().__init__("busy", "The previous reply's server stopped; it is being stored. Send again.")
+        self.reply_id = reply_id
+
+
+def _streaming_reply_refuse(conversation: Conversation) -> None:
+    """Raise ChatError("busy") while a reply of the conversation streams, and ReplyLapsed when it
+    streams under a lapsed lease (its server died: the caller stores it as lost, then may retry)."""
+    streaming = (
+        Message.objects.streaming()
+        .filter(conversation=conversation)
+        .annotate(lapsed=Q(lease_expires_at__lt=Now()))
+        .values_list("pk", "lapsed")
+        .first()
     )
-    count = 0
-    for message in orphans:
-        _reply_mark_lapsed(message)
-        count += 1
-    return count
+    if streaming is None:
+        return
+    reply_id, lapsed = streaming
+    if lapsed:
+        raise ReplyLapsed(reply_id)
+    raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
 
 
-def reply_leases_renew(*, lease_owner: str) -> int:
-    """Extend the leases of the replies this process streams; return how many."""
-    return Message.objects.streaming().filter(lease_owner=lease_owner).update(lease_expires_at=lease_expiry())
+def lapsed_reply_ids() -> list[int]:
+    """The streaming replies whose lease lapsed on the database's clock: their server died mid-stream."""
+    return list(Message.objects.lease_lapsed().values_list("pk", flat=True))
 
 
-def lapsed_replies_interrupt() -> list[LapsedReply]:
-    """Store as interrupted, with their last saved text, the replies whose server died mid-stream.
+@transaction.atomic
+def reply_lost_store(*, reply_id: int, shown_text: str, lease_owner: str | None = None) -> Message | None:
+    """Store a reply whose server died as interrupted (`server_lost`), keeping every character any
+    client was shown: `shown_text` (what its reply log holds) when it extends the last saved text.
 
-    Rows a live server streams are never touched: it renews their lease well before it lapses.
+    Only a reply that is still streaming under a lapsed lease is touched, or, with `lease_owner`, one
+    streamed by that (dead) instance whatever its lease. Return the stored row, or None when it was not
+    lost after all (it ended, or its server renewed the lease meanwhile).
     """
-    lapsed = []
-    for message in Message.objects.lease_lapsed().select_related("conversation"):
-        with transaction.atomic():
-            locked = Message.objects.select_for_update().filter(pk=message.pk).lease_lapsed().first()
-            if locked is not None:
-                _reply_mark_lapsed(locked)
-                lapsed.append(LapsedReply(session_id=message.conversation.session_id, reply_id=message.pk))
-    return lapsed
+    rows = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("conversation")
+        .filter(pk=reply_id, status=Message.Status.STREAMING)
+    )
+    rows = rows.filter(lease_owner=lease_owner) if lease_owner is not None else rows.lease_lapsed()
+    message = rows.first()
+    if message is None:
+        return None
+    if len(shown_text) > len(message.content) and shown_text.startswith(message.content):
+        message.content = text_storable(shown_text)
+    message.status, message.finish_reason = Message.Status.INTERRUPTED, "server_lost"
+    message.error_code, message.error = "server_lost", SERVER_LOST_ERROR
+    message.lease_expires_at, message.finished_at = None, timezone.now()
+    message.save(
+        update_fields=[
+            "content",
+            "status",
+            "finish_reason",
+            "error_code",
+            "error",
+            "lease_expires_at",
+            "finished_at",
+        ]
+    )
+    return message
 
 
-def reply_flush(*, reply_id: int, content: str) -> None:
-    """Store the text so far of a streaming reply, so a crash loses at most one flush interval."""
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-        content=content, lease_expires_at=lease_expiry()
+def orphaned_replies(*, ref: ConversationRef, live_instance: str) -> list[tuple[int, str]]:
+    """The (id, lease owner) of a conversation's streaming replies not streamed by `live_instance`: for a
+    single process (no Redis), replies it does not stream lost their server when the process restarted."""
+    return list(
+        Message.objects.streaming()
+        .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
+        .exclude(lease_owner=live_instance)
+        .values_list("pk", "lease_owner")
+    )
+
+
+def _replies_fenced(reply_ids: list[int], lease_owner: str) -> Any:
+    """The replies of these ids that `lease_owner` still holds: streaming under its own lease. Every
+    write of a reply's owner goes through this filter, so an instance that lost a reply (it froze past
+    its lease and another stored the reply as lost) can never rewrite what others were told."""
+    return Message.objects.filter(pk__in=reply_ids, status=Message.Status.STREAMING, lease_owner=lease_owner)
+
+
+@transaction.atomic
+def reply_leases_renew(*, lease_owner: str, reply_ids: list[int]) -> set[int]:
+    """Extend the leases of the replies this instance's live tasks stream; return those it still holds
+    (the others were stored as lost by another instance: their tasks must stop)."""
+    held = list(_replies_fenced(reply_ids, lease_owner).select_for_update().values_list("pk", flat=True))
+    if held:
+        Message.objects.filter(pk__in=held).update(lease_expires_at=lease_expiry())
+    return set(held)
+
+
+def reply_flush(*, reply_id: int, content: str, lease_owner: str) -> bool:
+    """Store the text so far of a streaming reply (a crash loses at most one flush interval) and extend
+    its lease; return False when its owner no longer holds it."""
+    return bool(
+        _replies_fenced([reply_id], lease_owner).update(content=content, lease_expires_at=lease_expiry())
     )
 
 
 def reply_finish(
     *,
     reply_id: int,
+    lease_owner: str,
     content: str,
     status: str,
     finish_reason: str = "",
@@ -509,21 +557,24 @@ def reply_finish(
     tools: list[dict[str, Any]] | None = None,
     error_code: str = "",
     error: str = "",
-) -> None:
-    """Store a reply's final text and how it ended; this is what every later reader sees."""
+) -> bool:
+    """Store a reply's final text and how it ended (what every later reader sees); return False, storing
+    nothing, when its owner no longer holds it."""
     usage = usage or {}
-    Message.objects.filter(pk=reply_id).update(
-        lease_expires_at=None,
-        content=content,
-        status=status,
-        finish_reason=finish_reason,
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        total_tokens=usage.get("total_tokens"),
-        tools=tools or [],
-        error_code=error_code,
-        error=error,
-        finished_at=timezone.now(),
+    return bool(
+        _replies_fenced([reply_id], lease_owner).update(
+            lease_expires_at=None,
+            content=text_storable(content),
+            status=status,
+            finish_reason=finish_reason,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            total_tokens=usage.get("total_tokens"),
+            tools=json_storable(tools or []),
+            error_code=error_code,
+            error=text_storable(error),
+            finished_at=timezone.now(),
+        )
     )
 
 
@@ -567,7 +618,7 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
 
 def conversation_rename(*, owner_key: str, session_id: str, title: str) -> bool:
     """Retitle the owner's conversation (trimmed, at most 200 characters); False if they have none."""
-    title = " ".join(title.split())[:200]
+    title = " ".join(text_storable(title).split())[:200]
     if not title:
         raise ChatError("invalid_message", "A title cannot be empty.")
     return bool(Conversation.objects.filter(owner_key=owner_key, session_id=session_id).update(title=title))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from . import live, metrics, protocol, replylog, selectors, services, upstream
@@ -25,15 +25,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def db_call(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
-    """Run a service call on a worker thread; once more on a fresh connection if the old one was dead.
+def db_call(func: Callable[..., T], *, retry: bool = True) -> Callable[..., Awaitable[T]]:
+    """Run a service call on a worker thread; with `retry`, once more on a fresh connection if the old
+    one was dead.
 
-    Service calls are self-contained (each write is atomic, so a failed one left nothing), so they may
-    run on any thread, each with its own connection: a hundred turns starting at once do not queue
-    behind one. Connections are reused without a ping per call; one the database dropped (a restart,
-    an idle timeout) fails once, is discarded by Django, and the call is retried on a new one.
+    Service calls are self-contained, so they may run on any thread, each with its own connection: a
+    hundred turns starting at once do not queue behind one. A connection the database dropped fails
+    once and is discarded by Django. Only idempotent calls may be retried: a turn's write whose COMMIT
+    was lost may have committed, so it takes `retry=False` and its failure reaches the client.
     """
     run = database_sync_to_async(func, thread_sensitive=False)
+    if not retry:
+        return run
 
     async def call(**kwargs: Any) -> T:
         try:
@@ -43,6 +46,21 @@ def db_call(func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
             return await run(**kwargs)
 
     return call
+
+
+async def db_call_patient(func: Callable[..., T], *, budget: float, **kwargs: Any) -> T:
+    """Run an idempotent service call, retrying with backoff while the database is away, for up to
+    `budget` seconds; then raise its error."""
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + budget, 0.1
+    while True:
+        try:
+            return await db_call(func)(**kwargs)
+        except (OperationalError, InterfaceError):
+            if loop.time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 # How long a follower waits on the log before it checks the stored row (its writer may be gone).
@@ -59,10 +77,49 @@ class ReplyStats:
     flushes: int = 0
 
 
+# An owned reply shows text for at most this share of its lease after the lease's last renewal began
+# (the database set the expiry after that moment), so it stops well before anyone may judge it lost.
+LEASE_SHOW_SHARE = 0.8
+# How long the end of a reply is retried while the database is away, before the reply is left to lapse.
+END_STORE_SECONDS = 60.0
+
+
+class LeaseLost(Exception):
+    """This instance no longer holds the reply: another instance stored it as lost (this one froze, or
+    was cut off from the database, past its lease)."""
+
+
+def lease_deadline_from(started: float) -> float:
+    """The loop time until which a reply may show text, for a lease renewed at loop time `started`."""
+    return started + settings.CHAT_REPLY_LEASE_SECONDS * LEASE_SHOW_SHARE
+
+
+async def lease_hold(reply: live.LiveReply, instance: Instance) -> None:
+    """Return once this instance may show more of the reply: at once within its lease, else after
+    renewing it. Raise LeaseLost when another instance stored the reply as lost meanwhile."""
+    loop = asyncio.get_running_loop()
+    if loop.time() < reply.lease_deadline:
+        return
+    started = loop.time()
+    held = await db_call_patient(
+        services.reply_leases_renew,
+        budget=settings.CHAT_REPLY_LEASE_SECONDS,
+        lease_owner=instance.instance_id,
+        reply_ids=[reply.message_id],
+    )
+    if reply.message_id not in held:
+        raise LeaseLost
+    reply.lease_deadline = lease_deadline_from(started)
+
+
 async def reply_run(
     *, room: live.ConversationRoom, reply: live.LiveReply, turn: services.Turn, instance: Instance
-) -> None:
-    """Stream one reply from upstream to every socket of the conversation, then store how it ended."""
+) -> bool:
+    """Stream one reply from upstream to every socket of the conversation, then store how it ended.
+
+    Every `start` ends with exactly one `done` or `error` on every socket. Return False when the reply
+    was lost to another instance (its sockets here then need the stored state: see relay).
+    """
     log = instance.log_writer
     if log is not None:
         log.start(reply.message_id)
@@ -71,7 +128,7 @@ async def reply_run(
     metrics.REPLIES_IN_FLIGHT.inc()
     chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
     next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
-    outcome: dict[str, Any] = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
+    outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
     try:
         async for event in upstream.reply_stream(
             model=turn.model, messages=turn.upstream_messages, mcp_servers=turn.mcp_servers
@@ -80,10 +137,12 @@ async def reply_run(
                 stats.first_event_at = loop.time()
                 metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
             if isinstance(event, upstream.TextDelta):
+                await lease_hold(reply, instance)
                 offset = reply.append(event.text)
-                await room.broadcast(
-                    protocol.chunk_frame_text(content=event.text, message_id=reply.message_id, offset=offset)
-                )
+                for frame in protocol.chunk_frames_text(
+                    content=event.text, message_id=reply.message_id, offset=offset
+                ):
+                    await room.broadcast(frame)
                 now = loop.time()
                 metrics.RELAY_DELAY.observe(now - event.received_at)
                 chunks_relayed.inc()
@@ -92,8 +151,13 @@ async def reply_run(
                 if now >= next_flush:
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
-                    await db_call(services.reply_flush)(reply_id=reply.message_id, content=reply.text())
+                    if not await db_call(services.reply_flush)(
+                        reply_id=reply.message_id, content=reply.text(), lease_owner=instance.instance_id
+                    ):
+                        raise LeaseLost
+                    reply.lease_deadline = lease_deadline_from(now)
             elif isinstance(event, upstream.ToolActivity):
+                await lease_hold(reply, instance)
                 activity = asdict(event)
                 reply.tools.append(activity)
                 frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
@@ -102,8 +166,16 @@ async def reply_run(
                     log.frame(reply.message_id, frame)
             else:
                 outcome.update(finish_reason=event.reason or "stop", usage=event.usage)
+    except LeaseLost:
+        outcome = None
     except asyncio.CancelledError:
-        outcome = {"status": Message.Status.INTERRUPTED, "finish_reason": reply.stop_reason or "interrupted"}
+        if reply.stop_reason == "lost":
+            outcome = None
+        else:
+            outcome = {
+                "status": Message.Status.INTERRUPTED,
+                "finish_reason": reply.stop_reason or "interrupted",
+            }
     except ChatError as exc:
         outcome = {
             "status": Message.Status.ERROR,
@@ -115,32 +187,57 @@ async def reply_run(
         logger.exception(
             "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
         )
-        outcome = {
-            "status": Message.Status.ERROR,
-            "finish_reason": "error",
-            "error_code": "internal_error",
-            "error": "The server failed while writing this reply.",
-        }
+        outcome = INTERNAL_ERROR_OUTCOME
     # Shielded: a second cancellation (shutdown) must not lose the final text.
-    await asyncio.shield(_reply_conclude(room=room, reply=reply, outcome=outcome, log=log, stats=stats))
+    return await asyncio.shield(
+        _reply_conclude(room=room, reply=reply, outcome=outcome, log=log, stats=stats, instance=instance)
+    )
+
+
+INTERNAL_ERROR_OUTCOME: dict[str, Any] = {
+    "status": Message.Status.ERROR,
+    "finish_reason": "error",
+    "error_code": "internal_error",
+    "error": "The server failed while writing this reply.",
+}
 
 
 async def _reply_conclude(
     *,
     room: live.ConversationRoom,
     reply: live.LiveReply,
-    outcome: dict[str, Any],
+    outcome: dict[str, Any] | None,
     log: replylog.ReplyLogWriter | None,
     stats: ReplyStats,
-) -> None:
-    """Store the reply's end, then tell every socket, here and (through the log) elsewhere."""
+    instance: Instance,
+) -> bool:
+    """Store the reply's end, then tell every socket, here and (through the log) elsewhere; return False
+    when the reply was lost to another instance (`outcome` None, or the store found it taken).
+
+    The end frame is sent on every path, even when the end could not be stored (the reply's lease then
+    lapses and another instance stores it as lost).
+    """
+    held = outcome is not None
+    reply.ending = True
     try:
-        await db_call(services.reply_finish)(
-            reply_id=reply.message_id, content=reply.text(), tools=reply.tools, **outcome
-        )
+        if outcome is not None:
+            held = await _reply_end_store(reply, outcome, instance)
+    except Exception:
+        logger.exception("reply end not stored", extra={"message_id": reply.message_id})
+        outcome = INTERNAL_ERROR_OUTCOME
     finally:
         reply_release(room, reply)
         metrics.REPLIES_IN_FLIGHT.dec()
+    if not held:
+        logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
+        try:
+            stored = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
+            frame = terminal_frame_from_row(stored, reply.message_id)
+        except DatabaseError:
+            frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
+        await room.broadcast(protocol.dumps(frame))
+        return False
+    assert outcome is not None
     if outcome["status"] == Message.Status.ERROR:
         frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
     else:
@@ -152,6 +249,29 @@ async def _reply_conclude(
     if log is not None:
         log.end(reply.message_id, text)
     _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
+    return True
+
+
+async def _reply_end_store(reply: live.LiveReply, outcome: dict[str, Any], instance: Instance) -> bool:
+    """Store how a reply ended, retried while the database is away; a row that refuses the values is
+    stored as an `internal_error` with its text. Return False when another instance holds the reply."""
+    fields = {
+        "reply_id": reply.message_id,
+        "lease_owner": instance.instance_id,
+        "content": reply.text(),
+        "tools": reply.tools,
+        **outcome,
+    }
+    try:
+        return await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+    except (OperationalError, InterfaceError):
+        raise
+    except DatabaseError:
+        logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
+        outcome.clear()
+        outcome.update(INTERNAL_ERROR_OUTCOME)
+        fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
+        return await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
 
 
 def _reply_account(
@@ -210,8 +330,10 @@ def terminal_frame_from_row(message: Message | None, reply_id: int) -> dict[str,
 async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, instance: Instance) -> None:
     """Follow another instance's reply from its log: the backlog first, then each entry as it lands.
 
-    When the log falls silent, the stored row decides: a reply that ended there (its writer died and
-    its lease lapsed, or the log was lost) ends here too, with the row's final state.
+    The follower never crosses a gap in the log (a failed write, a Redis restart): the missing text
+    comes from the stored row. Its end comes from the stored row too, which the writer stores before it
+    logs the end (or the instance that found the writer dead, before it logs the loss); when the log
+    falls silent, the row decides whether the reply ended meanwhile.
     """
     assert instance.redis is not None
     after, delay = "0-0", 0.5
@@ -230,18 +352,18 @@ async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, in
             for entry in entries:
                 after = entry.entry_id
                 if entry.kind == "end":
-                    await room.broadcast(entry.frame)
+                    await _follow_end(room, reply, entry.frame)
                     return
                 if entry.kind == "tool":
                     reply.tools.append(protocol.tool_activity_of(entry.frame))
                     await room.broadcast(entry.frame)
-                elif entry.text:
-                    await _follow_text(room, reply, entry)
+                elif entry.text and not await _follow_text(room, reply, entry):
+                    return  # the row ended while the follower filled a gap
             if not reply.loaded.is_set():
                 reply.loaded.set()
             elif not entries:
-                stored = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
-                if stored is None or stored.status != Message.Status.STREAMING:
+                stored = await _stored_or_none(reply.message_id)
+                if stored is not None and stored.status != Message.Status.STREAMING:
                     await _follow_catch_up(room, reply, stored)
                     return
     finally:
@@ -249,28 +371,65 @@ async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, in
         reply_release(room, reply)
 
 
-async def _follow_text(room: live.ConversationRoom, reply: live.LiveReply, entry: replylog.LogEntry) -> None:
+async def _stored_or_none(reply_id: int) -> Message | None:
+    """The stored reply, or None when the database cannot say right now (the follower asks again)."""
+    try:
+        return await db_call(selectors.reply_stored)(reply_id=reply_id)
+    except DatabaseError:
+        logger.warning("reply row unreadable", extra={"message_id": reply_id}, exc_info=True)
+        return None
+
+
+async def _follow_text(room: live.ConversationRoom, reply: live.LiveReply, entry: replylog.LogEntry) -> bool:
+    """Relay one logged span of text from where this follower's text ends; return False when the reply
+    ended (from its row) while a gap before the span was being filled."""
     text, offset = entry.text, entry.offset
-    if offset < reply.length:  # already have its start (a log read twice): keep what is new
+    if offset > reply.length and not await _follow_gap_fill(room, reply, offset):
+        return False
+    if offset < reply.length:  # already have its start (a log read twice, or filled from the row)
         text, offset = text[reply.length - offset :], reply.length
         if not text:
-            return
-    if offset > reply.length:
-        logger.warning(
-            "reply log gap", extra={"message_id": reply.message_id, "at": reply.length, "next": offset}
-        )
+            return True
     reply.append(text)
-    await room.broadcast(protocol.chunk_frame_text(content=text, message_id=reply.message_id, offset=offset))
+    for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
+        await room.broadcast(frame)
+    return True
 
 
-async def _follow_catch_up(
-    room: live.ConversationRoom, reply: live.LiveReply, stored: Message | None
-) -> None:
+async def _follow_gap_fill(room: live.ConversationRoom, reply: live.LiveReply, until: int) -> bool:
+    """Fill the text missing before offset `until` from the stored row, waiting for the writer's next
+    flush while the row is not there yet; return False when the row ended first (the follower then
+    ended from it)."""
+    logger.warning("reply log gap", extra={"message_id": reply.message_id, "at": reply.length, "next": until})
+    while True:
+        stored = await _stored_or_none(reply.message_id)
+        if stored is not None and stored.status != Message.Status.STREAMING:
+            await _follow_catch_up(room, reply, stored)
+            return False
+        if stored is not None and len(stored.content) >= until:
+            await _follow_send(room, reply, stored.content[reply.length : until])
+            return True
+        await asyncio.sleep(max(settings.CHAT_FLUSH_INTERVAL / 2, 0.05))
+
+
+async def _follow_send(room: live.ConversationRoom, reply: live.LiveReply, text: str) -> None:
+    if text:
+        offset = reply.append(text)
+        for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
+            await room.broadcast(frame)
+
+
+async def _follow_end(room: live.ConversationRoom, reply: live.LiveReply, logged_frame: str) -> None:
+    """End a followed reply at its logged end: the text this instance missed, then the end as stored
+    (the logged frame when the row cannot be read)."""
+    stored = await _stored_or_none(reply.message_id)
+    if stored is None or stored.status == Message.Status.STREAMING:
+        await room.broadcast(logged_frame)
+        return
+    await _follow_catch_up(room, reply, stored)
+
+
+async def _follow_catch_up(room: live.ConversationRoom, reply: live.LiveReply, stored: Message) -> None:
     """End a followed reply from its stored row: send the text this instance missed, then the end."""
-    if stored is not None and len(stored.content) > reply.length:
-        missing = stored.content[reply.length :]
-        offset = reply.append(missing)
-        await room.broadcast(
-            protocol.chunk_frame_text(content=missing, message_id=reply.message_id, offset=offset)
-        )
+    await _follow_send(room, reply, stored.content[reply.length :])
     await room.broadcast(protocol.dumps(terminal_frame_from_row(stored, reply.message_id)))
