@@ -2,15 +2,20 @@
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+import unicodedata
 
 from django.core.exceptions import ValidationError
+
+from .url_hosts import HostError, ipv4_parse, url_host_parse
 
 SESSION_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 MCP_SLUG_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$"
 )
 MCP_URL_MAX_LENGTH = 2048
+HTTPS_PREFIX = "https://"
+# The authority both URL parsers split alike: a name or `[IPv6]`, then an optional port.
+MCP_AUTHORITY_RE = re.compile(r"^(?P<host>\[[^\]]*\]|[^\[\]:]*)(?::(?P<port>[0-9]*))?$")
 
 
 def mcp_target_error(target: object) -> str | None:
@@ -24,15 +29,9 @@ def mcp_target_error(target: object) -> str | None:
     if len(target) > MCP_URL_MAX_LENGTH:
         return f"An MCP server URL must be at most {MCP_URL_MAX_LENGTH} characters."
     try:
-        parts = urlsplit(target)
-    except ValueError:
-        return "An MCP server must be a slug like org/name or an https:// URL."
-    if parts.scheme != "https" or not parts.hostname:
-        return "An MCP server must be a slug like org/name or an https:// URL."
-    if parts.username or parts.password:
-        return "An MCP server URL must not carry credentials."
-    if any(ch.isspace() for ch in target):
-        return "An MCP server URL must not contain spaces."
+        mcp_host_normalised(target)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -43,23 +42,97 @@ def validate_mcp_target(target: str) -> None:
         raise ValidationError(error, code="invalid_mcp_server")
 
 
+def mcp_host_normalised(target: str) -> str:
+    """Return the host of the https URL `target` as a WHATWG URL parser reads it (see `url_host_parse`).
+
+    The upstream service is given the URL string as it is and fetches it, so the host is read the
+    way such a parser would. Raise ValueError, with a message for the client, for a URL that is not
+    `https://host[:port]...`, carries credentials, backslashes, spaces or control characters, writes
+    its host with percent-escapes or an IPv4 address other than as a dotted quad (`127.1`,
+    `0x7f.0.0.1`, fullwidth digits), or has a host a URL parser rejects.
+    """
+    if target[: len(HTTPS_PREFIX)].lower() != HTTPS_PREFIX:
+        raise ValueError("An MCP server must be a slug like org/name or an https:// URL.")
+    # Parsers differ on these (WHATWG reads `\\` as `/` and drops tabs), so none may hide a host.
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in target):
+        raise ValueError("An MCP server URL must not contain spaces or control characters.")
+    if "\\" in target:
+        raise ValueError("An MCP server URL must not contain backslashes.")
+    authority = re.split(r"[/?#]", target[len(HTTPS_PREFIX) :], maxsplit=1)[0]
+    if "@" in authority:
+        raise ValueError("An MCP server URL must not carry credentials.")
+    parts = MCP_AUTHORITY_RE.match(authority)
+    if not parts or not parts["host"]:
+        raise ValueError("An MCP server must be a slug like org/name or an https:// URL.")
+    if parts["port"] and int(parts["port"]) > 65535:
+        raise ValueError("An MCP server URL's port must be at most 65535.")
+    written = parts["host"]
+    try:
+        host = url_host_parse(written)
+    except HostError as exc:
+        raise ValueError(f"An MCP server URL's host {exc}.") from exc
+    if "%" in written:
+        raise ValueError("An MCP server URL's host must not be percent-encoded.")
+    if ipv4_parse(host) is not None and written != host:
+        # `127.1`, `0x7f.1` or `１２７.０.０.１` is 127.0.0.1 to a URL parser: only one spelling is judged.
+        raise ValueError("An MCP server URL must write an IPv4 address as a dotted quad like 192.0.2.1.")
+    return host
+
+
 # Names that only mean something inside a network (or this machine): never sent to a hosted service.
-INTERNAL_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".intranet", ".corp")
+INTERNAL_HOST_SUFFIXES = (
+    ".localhost",
+    ".localdomain",
+    ".local",
+    ".internal",
+    ".lan",
+    ".home.arpa",
+    ".intranet",
+    ".corp",
+)
+# Not globally reachable, though the `ipaddress` of Python 3.11 still calls them global.
+NOT_GLOBAL_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("64:ff9b:1::/48"))
+NAT64_NETWORK = ipaddress.ip_network("64:ff9b::/96")
 
 
 def mcp_target_is_internal(target: str) -> bool:
     """True for an https URL whose host is loopback, private, link-local or otherwise not public.
 
-    Literal IPs are classified; names are judged by their form (`localhost`, one label, internal
-    suffixes), since the URL is fetched by the model service, not resolved here.
+    Literal IPs are classified, including IPv4 addresses carried in IPv6 (mapped, compatible,
+    6to4, NAT64); names are judged by their form (`localhost`, one label, internal suffixes),
+    since the URL is fetched by the model service, not resolved here: a public name whose DNS
+    answer is internal (`127.0.0.1.nip.io`) is not caught. A URL whose host cannot be read is
+    internal, so an unchecked caller fails closed.
     """
     if MCP_SLUG_RE.match(target):
         return False
-    host = (urlsplit(target).hostname or "").rstrip(".").lower()
+    try:
+        host = mcp_host_normalised(target)
+    except ValueError:
+        return True
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host == "localhost" or "." not in host or host.endswith(INTERNAL_HOST_SUFFIXES)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global
+    return address_is_internal(address)
+
+
+def address_is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True unless `address`, or the IPv4 address an IPv6 one carries, is globally routable unicast."""
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = ipv4_carried(address)
+        if carried is not None:
+            return address_is_internal(carried)
+    return (
+        not address.is_global
+        or address.is_multicast
+        or address.is_reserved
+        or any(address in network for network in NOT_GLOBAL_NETWORKS)
+    )
+
+
+def ipv4_carried(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """Return the IPv4 address an IPv6 one reaches (mapped, compatible, 6to4 or NAT64), or None."""
+    if address in NAT64_NETWORK or int(address) >> 32 == 0:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.ipv4_mapped or address.sixtofour

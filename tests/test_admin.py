@@ -92,6 +92,12 @@ def test_a_new_model_can_be_added_and_disabled_from_the_list(staff_client):
         ("http://mcp.example.com/sse", False),
         ("https://user:secret@mcp.example.com/", False),
         ("just-a-name", False),
+        # An internal host may be a preset, but only written plainly, as the guard judges it.
+        ("https://127.0.0.1:8443/mcp", True),
+        ("https://tools.internal/mcp", True),
+        ("https://127.1:8443/mcp", False),
+        ("https://０x7f.0.0.1/mcp", False),
+        ("https://%6c%6f%63%61%6c%68%6f%73%74/mcp", False),
     ],
 )
 def test_preset_targets_must_be_a_slug_or_an_https_url(staff_client, target, valid):
