@@ -11,10 +11,9 @@ from . import instance as instances
 from . import metrics, protocol, relay, throttles
 from .exceptions import ChatError
 from .logs import request_id_set
-from .owners import ConversationRef, Owner
+from .owners import ConversationRef, Owner, socket_refusal
 
 INVALID_SESSION_CLOSE_CODE = 4400
-LOGIN_REQUIRED_CLOSE_CODE = 4401
 TOO_MANY_SOCKETS_CLOSE_CODE = 4429
 LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
@@ -32,8 +31,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.owner = Owner.from_scope(self.scope)
         await self.accept()
-        if settings.CHAT_REQUIRE_LOGIN and not self.owner.is_authenticated:
-            await self.close(code=LOGIN_REQUIRED_CLOSE_CODE)  # no frame of data before it
+        refusal = socket_refusal(self.owner, self.scope["url_route"]["kwargs"]["path_kind"])
+        if refusal is not None:
+            await self.close(code=refusal)  # no frame of data before it
             return
         instance = await instances.instance_get()
         socket_id = uuid.uuid4().hex
