@@ -9,9 +9,9 @@ from django.conf import settings
 
 from . import instance as instances
 from . import metrics, protocol, relay, throttles
-from .exceptions import ChatError
+from .exceptions import ChatError, SessionExpired
 from .logs import request_id_set
-from .owners import ConversationRef, Owner, socket_refusal
+from .owners import LOGIN_REQUIRED_CLOSE_CODE, ConversationRef, Owner, socket_refusal
 
 INVALID_SESSION_CLOSE_CODE = 4400
 TOO_MANY_SOCKETS_CLOSE_CODE = 4429
@@ -72,6 +72,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if exc.code in LIMIT_CODES:
                 metrics.REFUSALS.labels(exc.code).inc()
             await self.send_text(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
+            if isinstance(exc, SessionExpired):
+                await self.close(code=LOGIN_REQUIRED_CLOSE_CODE)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

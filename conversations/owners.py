@@ -8,9 +8,12 @@ fresh conversation. So a guessed or leaked id reveals nothing: not even whether 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.utils.crypto import salted_hmac
 
 # Clients with neither an account nor a browser session (API clients of the original page's socket)
@@ -113,6 +116,24 @@ def socket_refusal(owner: Owner, path_kind: str) -> int | None:
     if owner.is_public and not (path_kind == API_SOCKET and settings.CHAT_PUBLIC_SOCKETS):
         return LOGIN_REQUIRED_CLOSE_CODE
     return None
+
+
+async def owner_still_valid(owner: Owner) -> bool:
+    """Return True while the browser session `owner` came with still stands for it: it exists (not logged
+    out, flushed or expired) and holds the same user, or still no user for an anonymous owner. A
+    cookie-less client has no session to lose: always True."""
+    if owner.is_public:
+        return True
+    return await database_sync_to_async(_session_holds)(owner)
+
+
+def _session_holds(owner: Owner) -> bool:
+    session = import_module(settings.SESSION_ENGINE).SessionStore(owner.session_key)
+    data = session.load()
+    if session.session_key is None:
+        return False  # load() forgets a key whose session is gone or expired
+    expected = str(owner.user_id) if owner.user_id is not None else None
+    return data.get(SESSION_KEY) == expected
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 
 from . import instance as instances
 from . import live, protocol, selectors, services, throttles
-from .exceptions import ChatError
+from .exceptions import ChatError, SessionExpired
 from .models import Message
-from .owners import ConversationRef, Owner
+from .owners import ConversationRef, Owner, owner_still_valid
 from .streaming import db_call, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
@@ -156,6 +156,8 @@ async def client_frame_handle(
     elif isinstance(frame, protocol.SwitchFrame):
         await branch_switch(ref=ref, message_id=frame.message_id)
     else:
+        if not await owner_still_valid(owner):
+            raise SessionExpired()  # the socket closes: a turn after logout would be stored as the user's
         begin = _turn_begin_call(ref=ref, owner=owner, frame=frame)
         await turn_start(ref=ref, owner=owner, client_id=frame.client_id, begin=begin, send=send)
 

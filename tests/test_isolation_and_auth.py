@@ -8,6 +8,7 @@ from channels.security.websocket import OriginValidator
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from chatproject.asgi import allowed_websocket_origins, application, websocket_app
@@ -183,3 +184,48 @@ async def test_handshakes_from_allowed_hosts_and_csrf_trusted_origins_pass_and_o
     assert not await handshake(b"https://evil.example")
     assert not await handshake(b"https://chat.example.org.evil.example")
     assert not await handshake(None)
+
+
+async def expect_session_expired(communicator: WebsocketCommunicator) -> None:
+    frame = await communicator.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "session_expired")
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("turn", ["message", "regenerate", "edit"])
+async def test_after_logout_an_open_socket_starts_no_turn_and_is_closed_4401(standin, replies_settle, turn):
+    browser = await browser_signed_in("gina")
+    tab = await socket_as(browser, "/ws/chat/after-logout/")
+    frames = await chat_once(tab, "before logout")
+    start = frames[0]
+    await sync_to_async(browser.post)("/accounts/logout/")
+
+    frame = {
+        "message": {"message": "after logout"},
+        "regenerate": {"type": "regenerate", "message_id": start["message_id"]},
+        "edit": {"type": "edit", "message_id": start["user_message"]["id"], "message": "after logout"},
+    }[turn]
+    await tab.send_json_to(frame)
+    await expect_session_expired(tab)
+    assert await Message.objects.acount() == 2  # nothing stored under the signed-out user
+    assert len(standin.requests()) == 1
+
+
+async def test_an_anonymous_socket_whose_session_ended_starts_no_turn(standin, replies_settle):
+    browser = await browser_anonymous()
+    tab = await socket_as(browser, "/ws/chat/expired/")
+    await chat_once(tab, "while the session lasts")
+    await Session.objects.all().adelete()  # expired and cleared, or flushed elsewhere
+
+    await tab.send_json_to({"message": "after it ended"})
+    await expect_session_expired(tab)
+    assert not await Message.objects.filter(content="after it ended").aexists()
+
+
+async def test_a_signed_in_socket_keeps_chatting_while_its_session_stands(standin, replies_settle):
+    browser = await browser_signed_in("hank")
+    tab = await socket_as(browser, "/ws/chat/still-in/")
+    await chat_once(tab, "first")
+    await tab.send_json_to({"message": "second"})
+    assert (await reply_collect(tab))[-1]["type"] == "done"
+    await tab.disconnect()
