@@ -56,7 +56,7 @@ class Owner:
         if self.user_id is not None:
             return f"u:{self.user_id}"
         if self.session_key:
-            return f"s:{self.session_key}"
+            return f"s:{self.session_digest}"
         return PUBLIC_OWNER_KEY
 
     @property
