@@ -226,6 +226,8 @@ CHAT_UPSTREAM_MAX_CONNECTIONS = int(env_float("CHAT_UPSTREAM_MAX_CONNECTIONS", 1
 CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS = int(env_float("CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS", 20))
 CHAT_FLUSH_INTERVAL = env_float("CHAT_FLUSH_INTERVAL", 2.0)
 CHAT_REQUIRE_LOGIN = env_bool("CHAT_REQUIRE_LOGIN")
+# Cookie-less clients may chat on the original page's socket path (`/ws/<id>`), in one shared namespace.
+CHAT_PUBLIC_SOCKETS = env_bool("CHAT_PUBLIC_SOCKETS", True)
 # Shown on the page when the server talks to the local stand-in instead of the real API.
 CHAT_STANDIN_NOTICE = env_bool("CHAT_STANDIN_NOTICE")
 # A streaming reply's server renews its lease every third of this; a lapsed lease means it died.

@@ -10,8 +10,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 
 from . import live, metrics, protocol, relay
-from .exceptions import ChatError
-from .owners import ConversationRef, Owner
+from .exceptions import ChatError, SessionExpired
+from .owners import LOGIN_REQUIRED_CLOSE_CODE, ConversationRef, Owner
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +62,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         owner = Owner.from_scope(self.scope)
-        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        route = self.scope["url_route"]["kwargs"]
         self.socket = live.ChatSocket(
             owner=owner,
-            ref=ConversationRef(owner.key, session_id),
+            ref=ConversationRef(owner.key, route["session_id"]),
+            path_kind=route["path_kind"],
             raw_send=self.send_text,
             raw_close=self.close,
         )
@@ -91,6 +92,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if exc.code in LIMIT_CODES:
                 metrics.REFUSALS.labels(exc.code).inc()
             await socket.send(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
+            if isinstance(exc, SessionExpired):
+                await socket.close(LOGIN_REQUIRED_CLOSE_CODE)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

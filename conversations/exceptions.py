@@ -22,3 +22,10 @@ class UpstreamError(ChatError):
     ) -> None:
         super().__init__(code, message)
         self.retryable, self.retry_after = retryable, retry_after
+
+
+class SessionExpired(ChatError):
+    """The session a socket connected with has ended (logout, expiry): it may start no more turns."""
+
+    def __init__(self) -> None:
+        super().__init__("session_expired", "Your session has ended; reload the page to sign in again.")

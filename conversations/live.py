@@ -33,6 +33,7 @@ class ChatSocket:
 
     owner: Owner
     ref: ConversationRef
+    path_kind: str  # owners.PAGE_SOCKET or owners.API_SOCKET: which endpoint it came through
     raw_send: Send
     raw_close: Callable[..., Awaitable[None]]
     socket_id: str = field(default_factory=lambda: uuid.uuid4().hex)

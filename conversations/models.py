@@ -89,7 +89,8 @@ class MCPServerPreset(models.Model):
 class Conversation(models.Model):
     session_id = models.CharField(max_length=64, help_text="The id in the page and socket URL.")
     owner_key = models.CharField(
-        max_length=80, help_text="The owner's namespace: u:<user id>, s:<browser session key> or public."
+        max_length=80,
+        help_text="The owner's namespace: u:<user id>, s:<digest of the browser session key> or public.",
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -99,7 +100,10 @@ class Conversation(models.Model):
         related_name="conversations",
     )
     owner_session_key = models.CharField(
-        max_length=64, blank=True, db_index=True, help_text="The anonymous browser session that owns it."
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="The digest of the anonymous browser session that owns it (never the key itself).",
     )
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True, help_text="Model of the next reply.")

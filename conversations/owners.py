@@ -1,4 +1,5 @@
-"""Who owns a conversation, and how a conversation is named within its owner's namespace.
+"""Who owns a conversation, who may reach conversations at all, and how a conversation is named within
+its owner's namespace.
 
 Conversations live in per-owner namespaces: the same session id under another owner is another,
 fresh conversation. So a guessed or leaked id reveals nothing: not even whether it exists.
@@ -7,48 +8,132 @@ fresh conversation. So a guessed or leaked id reveals nothing: not even whether 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.utils.crypto import salted_hmac
+
 # Clients with neither an account nor a browser session (API clients of the original page's socket)
-# share one namespace, as on the original page, where only an unguessable id protects a conversation.
-# CHAT_REQUIRE_LOGIN closes it.
+# share one namespace, where only an unguessable id protects a conversation. They may chat on the
+# original path while CHAT_PUBLIC_SOCKETS allows it, and reach nothing over HTTP.
 PUBLIC_OWNER_KEY = "public"
+
+# The chat page's socket path (`/ws/chat/<id>/`) and the original page's, kept for API clients (`/ws/<id>`).
+PAGE_SOCKET = "page"
+API_SOCKET = "api"
+
+# The close code of a socket without the owner its path needs (a login, or a browser session).
+LOGIN_REQUIRED_CLOSE_CODE = 4401
+
+# Changing the salt (or SECRET_KEY) renames every anonymous namespace: see the README.
+_SESSION_DIGEST_SALT = "conversations.owner"
+
+
+def session_key_digest(session_key: str) -> str:
+    """Return the keyed hash (32 hex characters) that stands for an anonymous browser session's key
+    wherever it is stored: owner keys, Redis keys, rows and the admin. The key itself is a bearer
+    credential, so it is never stored outside the session table."""
+    return salted_hmac(_SESSION_DIGEST_SALT, session_key).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Who is chatting: a signed-in user, an anonymous browser session, or a cookie-less client."""
+    """Who is chatting: a signed-in user, an anonymous browser session, or a cookie-less client.
+
+    `session_key` is the browser session the request or handshake came with (a signed-in user's too),
+    kept in memory only, to check later that it still stands.
+    """
 
     user_id: int | None = None
     session_key: str = ""
 
     @property
     def key(self) -> str:
-        """The owner's namespace: `u:<user id>`, `s:<session key>` or `public`."""
+        """The owner's namespace: `u:<user id>`, `s:<digest of the session key>` or `public`."""
         if self.user_id is not None:
             return f"u:{self.user_id}"
         if self.session_key:
-            return f"s:{self.session_key}"
+            return f"s:{self.session_digest}"
         return PUBLIC_OWNER_KEY
+
+    @property
+    def session_digest(self) -> str:
+        """The digest of the anonymous session that is this owner; "" for a user or a cookie-less client."""
+        if self.user_id is not None or not self.session_key:
+            return ""
+        return session_key_digest(self.session_key)
 
     @property
     def is_authenticated(self) -> bool:
         return self.user_id is not None
 
+    @property
+    def is_public(self) -> bool:
+        """True for a client with neither an account nor a browser session."""
+        return self.user_id is None and not self.session_key
+
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> Owner:
         """The owner of a WebSocket handshake (its user, else its browser session)."""
         user, session = scope.get("user"), scope.get("session")
+        session_key = (session.session_key or "") if session is not None else ""
         if user is not None and user.is_authenticated:
-            return cls(user_id=user.pk)
-        return cls(session_key=(session.session_key or "") if session is not None else "")
+            return cls(user_id=user.pk, session_key=session_key)
+        return cls(session_key=session_key)
 
     @classmethod
     def from_request(cls, request: Any) -> Owner:
         """The owner of an HTTP request (its user, else its browser session)."""
+        session_key = request.session.session_key or ""
         if request.user.is_authenticated:
-            return cls(user_id=request.user.pk)
-        return cls(session_key=request.session.session_key or "")
+            return cls(user_id=request.user.pk, session_key=session_key)
+        return cls(session_key=session_key)
+
+
+def http_refusal(owner: Owner) -> str | None:
+    """Why this owner may not list, search, export, rename or delete conversations over HTTP:
+    `login_required` (CHAT_REQUIRE_LOGIN and not signed in) or `session_required` (a cookie-less
+    client: the public namespace is nobody's to browse). Return None when it may."""
+    if settings.CHAT_REQUIRE_LOGIN and not owner.is_authenticated:
+        return "login_required"
+    if owner.is_public:
+        return "session_required"
+    return None
+
+
+def socket_refusal(owner: Owner, path_kind: str) -> int | None:
+    """The close code for a handshake this owner may not make on this path (PAGE_SOCKET or API_SOCKET),
+    or None when it may chat.
+
+    A cookie-less client is refused on the page's path, so a tab whose session is gone never slides into
+    the public namespace; on the original path it chats while CHAT_PUBLIC_SOCKETS allows it.
+    """
+    if settings.CHAT_REQUIRE_LOGIN and not owner.is_authenticated:
+        return LOGIN_REQUIRED_CLOSE_CODE
+    if owner.is_public and not (path_kind == API_SOCKET and settings.CHAT_PUBLIC_SOCKETS):
+        return LOGIN_REQUIRED_CLOSE_CODE
+    return None
+
+
+async def owner_still_valid(owner: Owner) -> bool:
+    """Return True while the browser session `owner` came with still stands for it: it exists (not logged
+    out, flushed or expired) and holds the same user, or still no user for an anonymous owner. A
+    cookie-less client has no session to lose: always True."""
+    if owner.is_public:
+        return True
+    return await database_sync_to_async(_session_holds)(owner)
+
+
+def _session_holds(owner: Owner) -> bool:
+    session = import_module(settings.SESSION_ENGINE).SessionStore(owner.session_key)
+    data = session.load()
+    if session.session_key is None:
+        return False  # load() forgets a key whose session is gone or expired
+    expected = str(owner.user_id) if owner.user_id is not None else None
+    return data.get(SESSION_KEY) == expected
 
 
 @dataclass(frozen=True, slots=True)

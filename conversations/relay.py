@@ -21,15 +21,14 @@ from redis.exceptions import RedisError
 
 from . import instance as instances
 from . import live, metrics, protocol, replylog, selectors, services, throttles
-from .exceptions import ChatError
+from .exceptions import ChatError, SessionExpired
 from .logs import request_id_set
 from .models import Message
-from .owners import ConversationRef, Owner
+from .owners import ConversationRef, Owner, owner_still_valid, socket_refusal
 from .streaming import db_call, lease_deadline_from, reply_follow, reply_run, terminal_frame_from_row
 
 logger = logging.getLogger(__name__)
 
-LOGIN_REQUIRED_CLOSE_CODE = 4401
 TOO_MANY_SOCKETS_CLOSE_CODE = 4429
 
 # This process's open sockets (socket id -> owner key), whose per-owner count the heartbeat renews.
@@ -48,8 +47,9 @@ class SocketRefusal:
 async def socket_open(socket: live.ChatSocket) -> SocketRefusal | None:
     """Admit an accepted socket and join it to its conversation (it gets the `history` frame); return
     why it is refused instead, holding nothing. Whatever it comes to hold, `socket_close` releases."""
-    if settings.CHAT_REQUIRE_LOGIN and not socket.owner.is_authenticated:
-        return SocketRefusal(LOGIN_REQUIRED_CLOSE_CODE, "login_required")  # no frame of data before it
+    refused_with = socket_refusal(socket.owner, socket.path_kind)
+    if refused_with is not None:
+        return SocketRefusal(refused_with, "login_required")  # no frame of data before it
     instance = await instances.instance_get()
     if not await throttles.socket_admit(
         instance=instance, owner_key=socket.owner.key, socket_id=socket.socket_id
@@ -248,6 +248,8 @@ async def client_frame_handle(*, socket: live.ChatSocket, frame: protocol.Client
     elif isinstance(frame, protocol.SwitchFrame):
         await branch_switch(ref=ref, message_id=frame.message_id)
     else:
+        if not await owner_still_valid(owner):
+            raise SessionExpired()  # the socket closes: a turn after logout would be stored as the user's
         begin = _turn_begin_call(ref=ref, owner=owner, frame=frame)
         await turn_start(ref=ref, owner=owner, client_id=frame.client_id, begin=begin, send=send)
 

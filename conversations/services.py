@@ -339,7 +339,7 @@ def _turn_prepare(
         conversation, _ = locked.get_or_create(
             owner_key=ref.owner_key,
             session_id=ref.session_id,
-            defaults={"user_id": owner.user_id, "owner_session_key": owner.session_key},
+            defaults={"user_id": owner.user_id, "owner_session_key": owner.session_digest},
         )
     else:
         conversation = locked.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
@@ -582,14 +582,16 @@ def reply_finish(
 def conversations_claim(*, session_key: str, user_id: int) -> int:
     """Give a user the conversations of the anonymous browser session they just signed in from.
 
-    A conversation whose id the user already has elsewhere stays with the session (ids are random,
-    so this is a near-impossible collision). Return how many moved.
+    `session_key` is the session's raw key; its conversations are stored under its digest. A
+    conversation whose id the user already has elsewhere stays with the session (ids are random, so
+    this is a near-impossible collision). Return how many moved.
     """
-    taken = Conversation.objects.filter(owner_key=f"u:{user_id}").values_list("session_id", flat=True)
+    user_key = Owner(user_id=user_id).key
+    taken = Conversation.objects.filter(owner_key=user_key).values_list("session_id", flat=True)
     return (
-        Conversation.objects.filter(owner_key=f"s:{session_key}")
+        Conversation.objects.filter(owner_key=Owner(session_key=session_key).key)
         .exclude(session_id__in=list(taken))
-        .update(owner_key=f"u:{user_id}", user_id=user_id, owner_session_key="")
+        .update(owner_key=user_key, user_id=user_id, owner_session_key="")
     )
 
 

@@ -2,8 +2,9 @@
 
 import hmac
 import secrets
+from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import prometheus_client
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from . import health, selectors, services
 from .exceptions import ChatError
-from .owners import Owner
+from .owners import Owner, http_refusal
 
 # Conversations per page of the sidebar's list.
 CONVERSATIONS_PAGE = 30
@@ -32,6 +33,45 @@ def login_required_if_configured(view: Any) -> Any:
         return view(request, *args, **kwargs)
 
     return guarded
+
+
+def _not_found_json(refusal: str) -> HttpResponse:
+    """The answer for a conversation that is not the requester's: the same as for one that does not exist."""
+    return JsonResponse({"code": "not_found"}, status=404)
+
+
+def _export_not_found(refusal: str) -> NoReturn:
+    """Raise the 404 page of a missing conversation (whatever the refusal: it must not tell them apart)."""
+    raise Http404("No such conversation.")
+
+
+def _list_refused(refusal: str) -> HttpResponse:
+    """A list request without an owner: 401 when a login would help, 403 for a cookie-less client (an
+    empty list would pretend the public namespace were its own, and empty)."""
+    if refusal == "login_required":
+        return JsonResponse({"code": refusal, "message": "Sign in to see your conversations."}, status=401)
+    return JsonResponse(
+        {"code": refusal, "message": "Conversations are listed for a signed-in user or a browser session."},
+        status=403,
+    )
+
+
+def conversation_owner_required(*, refused: Callable[[str], HttpResponse]) -> Callable[[Any], Any]:
+    """Pass the view the requester's Owner as its second argument; a requester that may not reach
+    conversations over HTTP (see owners.http_refusal) gets `refused(code)` instead, the view never runs."""
+
+    def decorator(view: Any) -> Any:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            owner = Owner.from_request(request)
+            refusal = http_refusal(owner)
+            if refusal is not None:
+                return refused(refusal)
+            return view(request, owner, *args, **kwargs)
+
+        return guarded
+
+    return decorator
 
 
 @login_required_if_configured
@@ -96,11 +136,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def conversation_list(request: HttpRequest) -> JsonResponse:
+@conversation_owner_required(refused=_list_refused)
+def conversation_list(request: HttpRequest, owner: Owner) -> JsonResponse:
     """The requester's conversations, newest first; `?q=` searches titles and messages, `?offset=` pages."""
-    if settings.CHAT_REQUIRE_LOGIN and not request.user.is_authenticated:
-        return JsonResponse({"error": "login required"}, status=401)
-    owner = Owner.from_request(request)
     try:
         offset = max(0, int(request.GET.get("offset", 0)))
     except ValueError:
@@ -122,34 +160,37 @@ def conversation_list(request: HttpRequest) -> JsonResponse:
 
 
 @require_POST
-def conversation_rename(request: HttpRequest, session_id: str) -> JsonResponse:
+@conversation_owner_required(refused=_not_found_json)
+def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Rename one of the requester's conversations (form field `title`)."""
     try:
         found = services.conversation_rename(
-            owner_key=Owner.from_request(request).key,
+            owner_key=owner.key,
             session_id=session_id,
             title=request.POST.get("title", ""),
         )
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
-    return JsonResponse({"ok": True}) if found else JsonResponse({"code": "not_found"}, status=404)
+    return JsonResponse({"ok": True}) if found else _not_found_json("not_found")
 
 
 @require_POST
-def conversation_delete(request: HttpRequest, session_id: str) -> JsonResponse:
+@conversation_owner_required(refused=_not_found_json)
+def conversation_delete(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Delete one of the requester's conversations (refused while a reply streams)."""
     try:
-        found = services.conversation_delete(owner_key=Owner.from_request(request).key, session_id=session_id)
+        found = services.conversation_delete(owner_key=owner.key, session_id=session_id)
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=409)
-    return JsonResponse({"ok": True}) if found else JsonResponse({"code": "not_found"}, status=404)
+    return JsonResponse({"ok": True}) if found else _not_found_json("not_found")
 
 
-def conversation_export(request: HttpRequest, session_id: str, fmt: str) -> HttpResponse:
+@conversation_owner_required(refused=_export_not_found)
+def conversation_export(request: HttpRequest, owner: Owner, session_id: str, fmt: str) -> HttpResponse:
     """Download one of the requester's conversations as Markdown or JSON; 404 for anyone else."""
-    export = selectors.conversation_export(owner_key=Owner.from_request(request).key, session_id=session_id)
+    export = selectors.conversation_export(owner_key=owner.key, session_id=session_id)
     if export is None:
-        raise Http404("No such conversation.")
+        _export_not_found("not_found")  # raises
     if fmt == "json":
         response: HttpResponse = JsonResponse(export, json_dumps_params={"indent": 2, "ensure_ascii": False})
     else:

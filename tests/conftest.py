@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
 from django.db import connections
+from django.utils import timezone
 
 from chatproject.asgi import application
 from conversations import instance, relay, upstream
 from conversations.models import ChatModel
+from conversations.owners import Owner
 
 from .servers import process_stop
 
@@ -129,9 +134,32 @@ async def replies_settle() -> AsyncIterator[None]:
     await upstream.upstream_clients_close()
 
 
+# The one anonymous browser the suite's sockets come from unless a test says otherwise (the chat page's
+# path refuses cookie-less sockets): its session is created on first use in each test.
+BROWSER_SESSION_KEY = "suitebrowser0000000000000000000a"
+
+
+def browser_owner_key() -> str:
+    """The owner key of the suite's anonymous browser."""
+    return Owner(session_key=BROWSER_SESSION_KEY).key
+
+
+async def browser_headers() -> list[tuple[bytes, bytes]]:
+    """The handshake headers of the suite's anonymous browser: its origin and session cookie."""
+    await Session.objects.aupdate_or_create(
+        session_key=BROWSER_SESSION_KEY,
+        defaults={
+            "session_data": SessionStore().encode({}),
+            "expire_date": timezone.now() + timedelta(days=1),
+        },
+    )
+    return [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={BROWSER_SESSION_KEY}".encode())]
+
+
 async def socket_open(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
-    """Connect a communicator to the real ASGI application and read its `history` frame."""
-    communicator = WebsocketCommunicator(application, path, headers=headers or [ORIGIN])
+    """Connect a communicator to the real ASGI application (as the suite's browser unless `headers` say
+    otherwise) and read its `history` frame."""
+    communicator = WebsocketCommunicator(application, path, headers=headers or await browser_headers())
     connected, _ = await communicator.connect()
     assert connected
     history = await communicator.receive_json_from(timeout=5)

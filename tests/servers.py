@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,21 @@ class RedisServer:
         process_stop(self.proc)
 
 
+# Each HTTP client session is one anonymous browser: its sockets share one owner, on every instance.
+_browser_cookies: weakref.WeakKeyDictionary[aiohttp.ClientSession, str] = weakref.WeakKeyDictionary()
+
+
+async def browser_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
+    """The handshake headers of the browser `http` stands for: its origin, and the session cookie a page
+    at `origin` gave it on first use (the instances share the database, so the session holds on each).
+    The chat page's socket path refuses cookie-less handshakes."""
+    if http not in _browser_cookies:
+        async with http.get(f"{origin}/c/warmup/") as response:
+            response.raise_for_status()
+            _browser_cookies[http] = f"sessionid={response.cookies['sessionid'].value}"
+    return {"Origin": origin, "Cookie": _browser_cookies[http]}
+
+
 class ChatClient:
     """A WebSocket client of one server instance, as a browser tab would be."""
 
@@ -164,7 +180,7 @@ class ChatClient:
 
     async def connect(self) -> ChatClient:
         self.ws = await self.http.ws_connect(
-            self.server.ws_url(self.session_id), headers={"Origin": self.server.origin}
+            self.server.ws_url(self.session_id), headers=await browser_headers(self.http, self.server.origin)
         )
         self.history = await self.receive()
         assert self.history["type"] == "history", self.history

@@ -17,7 +17,7 @@ from conversations import selectors
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef
 
-from .conftest import chunks_text, reply_collect, socket_open
+from .conftest import browser_owner_key, chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ async def refused(socket: WebsocketCommunicator, frame: dict[str, Any]) -> str:
 
 
 async def conversation_of(session_id: str) -> Conversation:
-    return await Conversation.objects.aget(owner_key="public", session_id=session_id)
+    return await Conversation.objects.aget(owner_key=browser_owner_key(), session_id=session_id)
 
 
 async def rows(**filters: Any) -> list[tuple[int, str, int | None]]:
@@ -238,7 +238,7 @@ def long_thread(owner_key: str, session_id: str, length: int) -> list[int]:
 
 
 async def test_history_comes_in_pages_of_the_active_branch(standin, replies_settle):
-    path = await long_thread("public", "paged", 120)
+    path = await long_thread(browser_owner_key(), "paged", 120)
     mine = await conversation_of("paged")
     off_path = await Message.objects.acreate(conversation=mine, parent_id=path[9], role="user", content="x")
     (theirs,) = await long_thread("s:someone-else", "paged", 1)
@@ -272,7 +272,7 @@ async def test_history_comes_in_pages_of_the_active_branch(standin, replies_sett
 
 async def test_a_page_size_setting_applies(standin, replies_settle, settings):
     settings.CHAT_HISTORY_PAGE = 3
-    path = await long_thread("public", "small", 7)
+    path = await long_thread(browser_owner_key(), "small", 7)
     socket = await socket_open("/ws/chat/small/")
     assert [m["id"] for m in socket.history["messages"]] == path[4:]
     await socket.send_json_to({"type": "history", "before": path[1]})
@@ -377,7 +377,9 @@ async def test_a_resent_edit_is_a_duplicate(chat_socket, standin):
 
 async def test_export_keeps_every_version_and_markdown_shows_the_active_branch(chat_socket, standin):
     chat = await three_versions_of_a_chat(chat_socket)
-    export = await sync_to_async(selectors.conversation_export)(owner_key="public", session_id="t1")
+    export = await sync_to_async(selectors.conversation_export)(
+        owner_key=browser_owner_key(), session_id="t1"
+    )
     assert export["current_message_id"] == chat["edited"][0]["message_id"]
     assert len(export["messages"]) == 6
     by_content = {m["content"]: m for m in export["messages"]}

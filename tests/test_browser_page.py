@@ -14,6 +14,7 @@ from django.conf import settings
 from playwright.sync_api import Page
 
 from conversations.models import Conversation, MCPServerPreset, Message
+from conversations.owners import Owner
 
 from . import browser
 from .browser import ARTIFACTS, CHAT_URL_RE, expect, words
@@ -430,8 +431,9 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         """Measured and written to test-artifacts/browser-performance.json; asserted only for behaviour."""
         self.chat_open()
         session_key = next(c["value"] for c in self.page.context.cookies() if c["name"] == "sessionid")
+        owner = Owner(session_key=session_key)
         conversation = Conversation.objects.create(
-            session_id="five-hundred", owner_key=f"s:{session_key}", owner_session_key=session_key
+            session_id="five-hundred", owner_key=owner.key, owner_session_key=owner.session_digest
         )
         parent = None
         for i in range(500):
@@ -464,8 +466,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         for i in range(31):
             Conversation.objects.create(
                 session_id=f"more-{i}",
-                owner_key=f"s:{session_key}",
-                owner_session_key=session_key,
+                owner_key=owner.key,
+                owner_session_key=owner.session_digest,
                 title=f"c{i}",
             )
         self.page.reload()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+import redis.asyncio
 from asgiref.sync import sync_to_async
 from channels.security.websocket import OriginValidator
 from channels.testing import WebsocketCommunicator
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from chatproject.asgi import allowed_websocket_origins, application, websocket_app
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, DailyUsage, Message
+from conversations.owners import Owner
 
 from .conftest import ORIGIN, chunks_text, reply_collect
 
@@ -183,3 +189,95 @@ async def test_handshakes_from_allowed_hosts_and_csrf_trusted_origins_pass_and_o
     assert not await handshake(b"https://evil.example")
     assert not await handshake(b"https://chat.example.org.evil.example")
     assert not await handshake(None)
+
+
+async def expect_session_expired(communicator: WebsocketCommunicator) -> None:
+    frame = await communicator.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "session_expired")
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("turn", ["message", "regenerate", "edit"])
+async def test_after_logout_an_open_socket_starts_no_turn_and_is_closed_4401(standin, replies_settle, turn):
+    browser = await browser_signed_in("gina")
+    tab = await socket_as(browser, "/ws/chat/after-logout/")
+    frames = await chat_once(tab, "before logout")
+    start = frames[0]
+    await sync_to_async(browser.post)("/accounts/logout/")
+
+    frame = {
+        "message": {"message": "after logout"},
+        "regenerate": {"type": "regenerate", "message_id": start["message_id"]},
+        "edit": {"type": "edit", "message_id": start["user_message"]["id"], "message": "after logout"},
+    }[turn]
+    await tab.send_json_to(frame)
+    await expect_session_expired(tab)
+    assert await Message.objects.acount() == 2  # nothing stored under the signed-out user
+    assert len(standin.requests()) == 1
+
+
+async def test_an_anonymous_socket_whose_session_ended_starts_no_turn(standin, replies_settle):
+    browser = await browser_anonymous()
+    tab = await socket_as(browser, "/ws/chat/expired/")
+    await chat_once(tab, "while the session lasts")
+    await Session.objects.all().adelete()  # expired and cleared, or flushed elsewhere
+
+    await tab.send_json_to({"message": "after it ended"})
+    await expect_session_expired(tab)
+    assert not await Message.objects.filter(content="after it ended").aexists()
+
+
+async def test_a_signed_in_socket_keeps_chatting_while_its_session_stands(standin, replies_settle):
+    browser = await browser_signed_in("hank")
+    tab = await socket_as(browser, "/ws/chat/still-in/")
+    await chat_once(tab, "first")
+    await tab.send_json_to({"message": "second"})
+    assert (await reply_collect(tab))[-1]["type"] == "done"
+    await tab.disconnect()
+
+
+async def test_an_anonymous_session_key_is_stored_nowhere_in_clear(
+    standin, replies_settle, staff_client, settings
+):
+    settings.CHAT_RATE_LIMIT, settings.CHAT_MAX_SOCKETS_PER_OWNER = "100/minute", 5  # both keep Redis keys
+    browser = await browser_anonymous()
+    raw_key = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    tab = await socket_as(browser, "/ws/chat/no-clear-key/")  # stays open: its socket entry is in Redis
+    await chat_once(tab, "hello")
+
+    conversation = await Conversation.objects.aget(session_id="no-clear-key")
+    assert conversation.owner_key == Owner(session_key=raw_key).key
+    assert raw_key not in str(await sync_to_async(lambda: list(Conversation.objects.values()))())
+    assert raw_key not in str(await sync_to_async(lambda: list(DailyUsage.objects.values()))())
+    if settings.REDIS_URL:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        keys = [key.decode() async for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}*")]
+        await client.aclose()
+        assert any(conversation.owner_key in key for key in keys)  # the owner's keys, under its digest
+        assert not [key for key in keys if raw_key in key]
+    for page in (
+        "/admin/conversations/dailyusage/",
+        "/admin/conversations/dailyusage/export.csv",
+        "/admin/conversations/conversation/",
+        f"/admin/conversations/conversation/{conversation.pk}/change/",
+    ):
+        response = await sync_to_async(staff_client.get)(page)
+        assert response.status_code == 200
+        assert raw_key.encode() not in response.content
+    await tab.disconnect()
+
+
+def test_the_migration_replaces_stored_session_keys_by_their_digest():
+    migration = importlib.import_module("conversations.migrations.0008_anonymous_session_keys_hashed")
+    user = get_user_model().objects.create_user("ivy", password="pw-for-tests-only")
+    raw = "k" * 32
+    Conversation.objects.create(session_id="anon", owner_key=f"s:{raw}", owner_session_key=raw)
+    Conversation.objects.create(session_id="mine", owner_key=f"u:{user.pk}", user=user)
+    Conversation.objects.create(session_id="api", owner_key="public")
+
+    migration.session_keys_hash(django_apps, None)
+
+    rows = dict(Conversation.objects.values_list("session_id", "owner_key"))
+    assert rows == {"anon": Owner(session_key=raw).key, "mine": f"u:{user.pk}", "api": "public"}
+    assert Conversation.objects.get(session_id="anon").owner_session_key == Owner(session_key=raw).key[2:]
+    assert raw not in str(list(Conversation.objects.values()))

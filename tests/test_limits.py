@@ -10,7 +10,7 @@ from django.conf import settings
 from chatproject.asgi import application
 from conversations.models import MCPServerPreset, Message
 
-from .conftest import ORIGIN, reply_collect, socket_open
+from .conftest import browser_headers, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +58,7 @@ async def test_a_socket_over_the_owners_maximum_is_refused(
 ):
     settings.CHAT_MAX_SOCKETS_PER_OWNER = 2
     first, second = await socket_open("/ws/chat/s1/"), await socket_open("/ws/chat/s2/")
-    third = WebsocketCommunicator(application, "/ws/chat/s3/", headers=[ORIGIN])
+    third = WebsocketCommunicator(application, "/ws/chat/s3/", headers=await browser_headers())
     assert (await third.connect())[0]
     frame = await third.receive_json_from()
     assert frame["code"] == "too_many_sockets"

@@ -22,6 +22,7 @@ from .servers import (
     ChatClient,
     DaphneServer,
     RedisServer,
+    browser_headers,
     server_env,
     stamp_indices,
     text_after,
@@ -372,7 +373,7 @@ async def test_a_single_process_restarted_after_sigkill_frees_the_conversation(l
 
 async def test_rate_and_socket_limits_hold_across_instances(instances_started, http, standin):
     a, b = instances_started(CHAT_RATE_LIMIT="3/minute", CHAT_MAX_SOCKETS_PER_OWNER="3")
-    # One owner (cookie-less clients share the public namespace) on both instances.
+    # One owner (one browser session) on both instances.
     on_a, on_b = (
         await ChatClient(http, a, "limits-1").connect(),
         await ChatClient(http, b, "limits-2").connect(),
@@ -388,7 +389,7 @@ async def test_rate_and_socket_limits_hold_across_instances(instances_started, h
 
     third = await ChatClient(http, a, "limits-3").connect()  # the third socket, across both instances
     fourth = ChatClient(http, b, "limits-4")
-    fourth.ws = await http.ws_connect(b.ws_url("limits-4"), headers={"Origin": b.origin})
+    fourth.ws = await http.ws_connect(b.ws_url("limits-4"), headers=await browser_headers(http, b.origin))
     frame = await fourth.receive()
     assert frame["code"] == "too_many_sockets"
     closing = await fourth.ws.receive(timeout=5)
@@ -402,7 +403,7 @@ async def test_the_daily_quota_holds_across_instances(instances_started, http, s
     on_a = await ChatClient(http, a, "quota-1").connect()
     await on_a.send({"message": "spend [[standin tokens=45]]"})
     assert (await on_a.until_end())[-1]["type"] == "done"
-    on_b = await ChatClient(http, b, "quota-2").connect()  # the same (public) owner, the other instance
+    on_b = await ChatClient(http, b, "quota-2").connect()  # the same owner, the other instance
     await on_b.send({"message": "more"})
     refused = await on_b.receive()
     assert (refused["type"], refused["code"]) == ("error", "quota_exceeded")

@@ -206,7 +206,7 @@ def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[ServedDaphne, Ser
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    # No cookies: both sockets are the same cookie-less client, so they open the same conversation.
+    # One browser session (ChatClient sends it by hand): both sockets open the same conversation.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
         yield session
 

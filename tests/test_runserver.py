@@ -21,7 +21,7 @@ from django.conf import settings
 from conversations.models import Conversation, Message
 
 from .conftest import ROOT, StandIn, chunks_text, subprocess_env
-from .servers import free_port, process_stop
+from .servers import browser_headers, free_port, process_stop
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -93,19 +93,21 @@ def chat_server(
         process_stop(process)
 
 
-async def chat_exchange(server: RunningServer, path: str, frame: dict[str, Any]) -> list[dict[str, Any]]:
-    """Connect to `path`, send `frame` after the history; return every frame, history to `done`/`error`."""
+async def chat_exchange(
+    server: RunningServer, path: str, frame: dict[str, Any], *, cookie_less: bool = False
+) -> list[dict[str, Any]]:
+    """Connect to `path` (as a browser with a session, unless `cookie_less`), send `frame` after the
+    history; return every frame, history to `done`/`error`."""
     timeout = aiohttp.ClientTimeout(total=30)
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.ws_connect(server.url + path, headers={"Origin": server.url}) as chat,
-    ):
-        frames = [await chat.receive_json(timeout=FRAME_TIMEOUT)]
-        assert frames[0]["type"] == "history"
-        await chat.send_json(frame)
-        while frames[-1]["type"] not in ("done", "error"):
-            frames.append(await chat.receive_json(timeout=FRAME_TIMEOUT))
-        return frames
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        headers = {"Origin": server.url} if cookie_less else await browser_headers(session, server.url)
+        async with session.ws_connect(server.url + path, headers=headers) as chat:
+            frames = [await chat.receive_json(timeout=FRAME_TIMEOUT)]
+            assert frames[0]["type"] == "history"
+            await chat.send_json(frame)
+            while frames[-1]["type"] not in ("done", "error"):
+                frames.append(await chat.receive_json(timeout=FRAME_TIMEOUT))
+            return frames
 
 
 def test_runserver_streams_a_reply_over_a_real_websocket_and_stores_it(chat_server, standin):
@@ -147,7 +149,9 @@ def test_runserver_streams_a_reply_over_a_real_websocket_and_stores_it(chat_serv
 
 
 def test_runserver_serves_the_original_pages_socket_path(chat_server, standin):
-    frames = asyncio.run(chat_exchange(chat_server, "/ws/runserver-legacy", {"message": "from the old page"}))
+    frames = asyncio.run(
+        chat_exchange(chat_server, "/ws/runserver-legacy", {"message": "from the old page"}, cookie_less=True)
+    )
 
     assert [frames[0]["type"], frames[1]["type"], frames[-1]["type"]] == ["history", "start", "done"]
     text = chunks_text(frames)

@@ -12,7 +12,7 @@ from chatproject.asgi import application
 from conversations import relay
 from conversations.models import Message
 
-from .conftest import ORIGIN, chunks_text, reply_collect, socket_open
+from .conftest import browser_headers, browser_owner_key, chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ def socket_counts(settings):
     """Sockets per owner counted in the shared Redis, from zero; returns the owner's count now."""
     settings.CHAT_MAX_SOCKETS_PER_OWNER = 3
     client = redis.Redis.from_url(settings.REDIS_URL)
-    key = f"{settings.CHAT_REDIS_PREFIX}:sockets:public"
+    key = f"{settings.CHAT_REDIS_PREFIX}:sockets:{browser_owner_key()}"
     client.delete(key)
     yield lambda: client.zcard(key)
     client.delete(key)
@@ -88,7 +88,9 @@ async def test_sockets_that_crash_while_opening_release_their_slot(
 
     monkeypatch.setattr(relay, "conversation_join", broken)
     for n in range(5):  # more than the owner's maximum of 3
-        communicator = WebsocketCommunicator(application, f"/ws/chat/crash{n}/", headers=[ORIGIN])
+        communicator = WebsocketCommunicator(
+            application, f"/ws/chat/crash{n}/", headers=await browser_headers()
+        )
         assert (await communicator.connect())[0]
         frame = await communicator.receive_json_from()
         assert frame["code"] == "internal_error"

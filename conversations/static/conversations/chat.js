@@ -385,12 +385,26 @@ window.chatApp = (() => {
     current.onclose = (event) => {
       if (socket !== current) return; // an older socket, already replaced
       if (event.code === 4401) {
-        location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname)}`);
+        // No session (logged out elsewhere, expired) or a login is required: the page itself gets a fresh
+        // session or sends us to the login page. At most once in a while, so a browser that keeps no
+        // cookie does not reload forever.
+        if (!reloadedRecently()) location.reload();
+        else setConnection("closed", "signed out: this page needs cookies; reload to retry");
         return;
       }
       if (event.code === 4429) retryDelay = Math.max(retryDelay, 15000); // too many tabs: retry slowly
       reconnectLater(event.code === 4429 ? "too many open chats: close a tab" : "reconnecting…");
     };
+  }
+
+  function reloadedRecently() {
+    try {
+      const last = Number(sessionStorage.getItem("chat-reloaded-at") || 0);
+      sessionStorage.setItem("chat-reloaded-at", String(Date.now()));
+      return Date.now() - last < 10000;
+    } catch {
+      return true; // no storage either: do not risk a reload loop
+    }
   }
 
   function reconnectLater(label) {
