@@ -101,8 +101,9 @@ DATABASES = {
         env="DATABASE_URL",
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(env_float("CHAT_DB_CONN_MAX_AGE", 60)),
-        # No ping per call: the relay retries a call once when its connection turns out dead.
-        conn_health_checks=False,
+        # A kept connection is checked before each request or call reuses it, so the first handshake
+        # after a database restart does not fail on a connection the database already closed.
+        conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

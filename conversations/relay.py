@@ -372,7 +372,16 @@ async def turn_start(
         )
         await room.broadcast(start)
         reply.task = asyncio.create_task(
-            _reply_owned(room=room, reply=reply, turn=turn, instance=instance), name=f"reply-{turn.reply_id}"
+            # Lost to another instance (this one froze past its lease), the reply's sockets here may hold
+            # text that was not stored: they get the stored history before the end.
+            reply_run(
+                room=room,
+                reply=reply,
+                turn=turn,
+                instance=instance,
+                on_lost=functools.partial(_history_broadcast, ref),
+            ),
+            name=f"reply-{turn.reply_id}",
         )
         _task_keep(reply.task)
     finally:
@@ -402,15 +411,6 @@ async def _turn_store(
     except (OperationalError, InterfaceError) as exc:
         logger.warning("turn not stored: the database failed", exc_info=True)
         raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
-
-
-async def _reply_owned(
-    *, room: live.ConversationRoom, reply: live.LiveReply, turn: services.Turn, instance: instances.Instance
-) -> None:
-    """Run a reply this instance streams. If another instance stored it as lost meanwhile (this one
-    froze past its lease), the sockets here may hold text that was not stored: they get the history."""
-    if not await reply_run(room=room, reply=reply, turn=turn, instance=instance):
-        await _history_broadcast(room.ref)
 
 
 async def _on_reply_started(event: dict[str, Any]) -> None:

@@ -113,12 +113,17 @@ async def lease_hold(reply: live.LiveReply, instance: Instance) -> None:
 
 
 async def reply_run(
-    *, room: live.ConversationRoom, reply: live.LiveReply, turn: services.Turn, instance: Instance
-) -> bool:
+    *,
+    room: live.ConversationRoom,
+    reply: live.LiveReply,
+    turn: services.Turn,
+    instance: Instance,
+    on_lost: Callable[[], Awaitable[None]],
+) -> None:
     """Stream one reply from upstream to every socket of the conversation, then store how it ended.
 
-    Every `start` ends with exactly one `done` or `error` on every socket. Return False when the reply
-    was lost to another instance (its sockets here then need the stored state: see relay).
+    Every `start` ends with exactly one `done` or `error` on every socket. When another instance stored
+    the reply as lost meanwhile, `on_lost` first gives this instance's sockets the stored state.
     """
     log = instance.log_writer
     if log is not None:
@@ -189,8 +194,10 @@ async def reply_run(
         )
         outcome = INTERNAL_ERROR_OUTCOME
     # Shielded: a second cancellation (shutdown) must not lose the final text.
-    return await asyncio.shield(
-        _reply_conclude(room=room, reply=reply, outcome=outcome, log=log, stats=stats, instance=instance)
+    await asyncio.shield(
+        _reply_conclude(
+            room=room, reply=reply, outcome=outcome, log=log, stats=stats, instance=instance, on_lost=on_lost
+        )
     )
 
 
@@ -210,12 +217,13 @@ async def _reply_conclude(
     log: replylog.ReplyLogWriter | None,
     stats: ReplyStats,
     instance: Instance,
-) -> bool:
-    """Store the reply's end, then tell every socket, here and (through the log) elsewhere; return False
-    when the reply was lost to another instance (`outcome` None, or the store found it taken).
+    on_lost: Callable[[], Awaitable[None]],
+) -> None:
+    """Store the reply's end, then tell every socket, here and (through the log) elsewhere.
 
-    The end frame is sent on every path, even when the end could not be stored (the reply's lease then
-    lapses and another instance stores it as lost).
+    The end frame is sent on every path: when the reply was lost to another instance (`outcome` None, or
+    the store found it taken), after `on_lost`; when its end could not be stored, as `internal_error`
+    (the reply's lease then lapses and another instance stores it as lost).
     """
     held = outcome is not None
     reply.ending = True
@@ -231,12 +239,14 @@ async def _reply_conclude(
     if not held:
         logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
         try:
+            await on_lost()
             stored = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
             frame = terminal_frame_from_row(stored, reply.message_id)
-        except DatabaseError:
+        except Exception:
+            logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
             frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
         await room.broadcast(protocol.dumps(frame))
-        return False
+        return
     assert outcome is not None
     if outcome["status"] == Message.Status.ERROR:
         frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
@@ -249,7 +259,6 @@ async def _reply_conclude(
     if log is not None:
         log.end(reply.message_id, text)
     _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
-    return True
 
 
 async def _reply_end_store(reply: live.LiveReply, outcome: dict[str, Any], instance: Instance) -> bool:
