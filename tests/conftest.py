@@ -8,11 +8,12 @@ import os
 import select
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
@@ -28,11 +29,12 @@ from conversations import instance, relay, upstream
 from conversations.models import ChatModel
 from conversations.owners import Owner
 
-from .servers import process_stop
+from .servers import DaphneServer, RedisServer, process_stop, server_env
 
 SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / "test-artifacts" / "servers"
 ORIGIN = (b"origin", b"http://localhost")
 
 
@@ -193,3 +195,60 @@ def chunks_text(frames: list[dict[str, Any]]) -> str:
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **extra}
     return env
+
+
+# Real server processes: two Daphne instances of the app on the test database, a Redis of their own.
+
+
+@pytest.fixture
+def log_dir(request: pytest.FixtureRequest) -> Path:
+    path = LOGS / request.node.name.replace("/", "_")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def private_redis(log_dir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(log_dir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def instances_started(
+    log_dir: Path, standin: StandIn, private_redis: RedisServer
+) -> Iterator[Callable[..., list[DaphneServer]]]:
+    """Start instances A and B on the test database and a Redis of their own; stop them afterwards."""
+    started: list[DaphneServer] = []
+
+    def start(**overrides: str) -> list[DaphneServer]:
+        env = server_env(
+            database_name=settings.DATABASES["default"]["NAME"],
+            redis_url=private_redis.url,
+            standin_url=standin.url,
+            CHAT_REPLY_LEASE_SECONDS="1.5",
+            CHAT_FLUSH_INTERVAL="0.2",
+            CHAT_SHUTDOWN_GRACE_SECONDS="15",
+        )
+        pair = [
+            DaphneServer("a", {**env, **overrides}, log_dir),
+            DaphneServer("b", {**env, **overrides}, log_dir),
+        ]
+        for server in pair:
+            started.append(server.start())
+        return pair
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[DaphneServer]:
+    return instances_started()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

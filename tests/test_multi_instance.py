@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,11 +15,9 @@ from django.conf import settings
 
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn
 from .servers import (
     ChatClient,
     DaphneServer,
-    RedisServer,
     browser_headers,
     server_env,
     stamp_indices,
@@ -30,62 +26,6 @@ from .servers import (
 )
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
-
-LOGS = ROOT / "test-artifacts" / "servers"
-
-
-@pytest.fixture
-def log_dir(request: pytest.FixtureRequest) -> Path:
-    path = LOGS / request.node.name.replace("/", "_")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def private_redis(log_dir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(log_dir).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def instances_started(
-    log_dir: Path, standin: StandIn, private_redis: RedisServer
-) -> Iterator[Callable[..., list[DaphneServer]]]:
-    """Start instances A and B on the test database and a Redis of their own; stop them afterwards."""
-    started: list[DaphneServer] = []
-
-    def start(**overrides: str) -> list[DaphneServer]:
-        env = server_env(
-            database_name=settings.DATABASES["default"]["NAME"],
-            redis_url=private_redis.url,
-            standin_url=standin.url,
-            CHAT_REPLY_LEASE_SECONDS="1.5",
-            CHAT_FLUSH_INTERVAL="0.2",
-            CHAT_SHUTDOWN_GRACE_SECONDS="15",
-        )
-        pair = [
-            DaphneServer("a", {**env, **overrides}, log_dir),
-            DaphneServer("b", {**env, **overrides}, log_dir),
-        ]
-        for server in pair:
-            started.append(server.start())
-        return pair
-
-    yield start
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
-def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[DaphneServer]:
-    return instances_started()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def stored_reply(reply_id: int) -> Message:
