@@ -100,11 +100,28 @@ DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(env_float("CHAT_DB_CONN_MAX_AGE", 60)),
+        # Under ASGI every request and worker thread holds its own connection, so persistent connections
+        # pile up as idle backends (Django's docs: disable them under ASGI). Postgres uses a pool instead.
+        conn_max_age=0,
         # No ping per call: the relay retries a call once when its connection turns out dead.
         conn_health_checks=False,
     )
 }
+# This instance's Postgres connections: the pool keeps CHAT_DB_POOL_MIN open and never opens more than
+# CHAT_DB_POOL_MAX; a call that finds them all busy waits up to CHAT_DB_POOL_TIMEOUT seconds, then fails.
+# Instances × CHAT_DB_POOL_MAX must stay below Postgres's max_connections (README, "Operating it").
+# CHAT_DB_POOL_MAX=0: no pool, each request or call opens a connection and closes it at its end.
+CHAT_DB_POOL_MIN = int(env_float("CHAT_DB_POOL_MIN", 2))
+CHAT_DB_POOL_MAX = int(env_float("CHAT_DB_POOL_MAX", 20))
+CHAT_DB_POOL_TIMEOUT = env_float("CHAT_DB_POOL_TIMEOUT", 10.0)
+if CHAT_DB_POOL_MAX < 0 or CHAT_DB_POOL_MIN < 0 or (CHAT_DB_POOL_MAX and CHAT_DB_POOL_MIN > CHAT_DB_POOL_MAX):
+    raise ImproperlyConfigured("CHAT_DB_POOL_MAX must be 0 (no pool) or more, and CHAT_DB_POOL_MIN 0 to it.")
+if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": CHAT_DB_POOL_MIN,
+        "max_size": CHAT_DB_POOL_MAX,
+        "timeout": CHAT_DB_POOL_TIMEOUT,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()

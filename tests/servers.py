@@ -111,8 +111,8 @@ def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra:
         "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_DB_CONN_MAX_AGE": "0",
         "CHAT_LOG_LEVEL": "INFO",
+        "CHAT_DB_POOL_MAX": "8",
         **extra,
     }
 
