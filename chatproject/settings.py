@@ -268,4 +268,6 @@ CHAT_MAX_FRAME_BYTES = int(env_float("CHAT_MAX_FRAME_BYTES", 256 * 1024))
 # --- Operations ---
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()  # set: /metrics needs this bearer token
 CHAT_READY_UPSTREAM_TIMEOUT = env_float("CHAT_READY_UPSTREAM_TIMEOUT", 3.0)
+# /readyz answers from its last round of checks for this long: a flood of requests costs one round.
+CHAT_READY_CACHE_SECONDS = env_float("CHAT_READY_CACHE_SECONDS", 2.0)
 CHAT_RETENTION_DAYS = int(env_float("CHAT_RETENTION_DAYS", 0))  # for `manage.py chat_retention`; 0: keep all
