@@ -1,6 +1,7 @@
 """Settings for the chat server, read once from the environment (and an optional `.env`)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "csp",
+    "axes",
     "conversations",
 ]
 
@@ -76,6 +78,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into its 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"
@@ -162,6 +166,26 @@ STATICFILES_DIRS = [
     ("vendor/dompurify", _NODE_MODULES / "dompurify" / "dist"),
     ("vendor/highlight", _NODE_MODULES / "@highlightjs" / "cdn-assets"),
 ]
+
+# --- Sign-in throttling (django-axes; the chat's login page and the admin's) ---
+# CHAT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock that pair out (429,
+# even with the right password) for CHAT_LOGIN_LOCKOUT_MINUTES. Failures are rows in the database, so
+# every instance counts them together; a successful sign-in clears them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+CHAT_LOGIN_FAILURE_LIMIT = int(env_float("CHAT_LOGIN_FAILURE_LIMIT", 5))
+CHAT_LOGIN_LOCKOUT_MINUTES = env_float("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_ENABLED = CHAT_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(CHAT_LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Daphne runs with --proxy-headers, so REMOTE_ADDR already is the address nginx forwarded.
+AXES_CLIENT_IP_CALLABLE = "conversations.logins.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful sign-in
+AXES_VERBOSE = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
