@@ -129,6 +129,11 @@ if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.po
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Seconds a Redis command may wait for its reply (a half-open connection fails instead of hanging). It
+# must outlast the reply log's blocking read of 2 s; subscriptions wait without it (see redisclient.py).
+CHAT_REDIS_TIMEOUT = env_float("CHAT_REDIS_TIMEOUT", 10.0)
+if CHAT_REDIS_TIMEOUT <= 2:
+    raise ImproperlyConfigured("CHAT_REDIS_TIMEOUT must be more than 2 (the reply log blocks 2 s per read).")
 # Every Redis key and the instances' pub/sub channel start with this, so deployments sharing one Redis
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"

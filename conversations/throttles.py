@@ -19,6 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from .exceptions import ChatError
 from .instance import Instance
+from .redisclient import redis_client_options
 
 # A socket entry lives this long unless its instance renews it (every heartbeat).
 SOCKET_ENTRY_SECONDS = 90
@@ -40,7 +41,10 @@ def _limiters_get() -> _Limiters:
         if settings.REDIS_URL:
             url = settings.REDIS_URL.replace("redis://", "async+redis://", 1)
             storage = RedisStorage(
-                url, implementation="redispy", key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits"
+                url,
+                implementation="redispy",
+                key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",
+                **redis_client_options(),  # a half-open connection fails the check instead of hanging
             )
         else:
             storage = MemoryStorage()
