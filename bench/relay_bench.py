@@ -1087,7 +1087,7 @@ def measure(
             first_token_p99_ms=summary["first_token_p99_ms"],
         )
         if pg0 is not None and pg1 is not None:
-            # Backends that ended during the load are missed; daphne keeps its connections (CONN_MAX_AGE).
+            # Backends that ended during the load are missed; daphne keeps its pooled connections open.
             pg_ns = sum(ns - pg0.get(pid, 0) for pid, ns in pg1.items())
             result["postgres_cpu_us_per_token"] = per_token(pg_ns)
             result["postgres_backends"] = len(pg1)

@@ -1,6 +1,7 @@
 """Settings for the chat server, read once from the environment (and an optional `.env`)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "csp",
+    "axes",
     "conversations",
 ]
 
@@ -76,6 +78,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into its 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"
@@ -100,15 +104,37 @@ DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(env_float("CHAT_DB_CONN_MAX_AGE", 60)),
-        # A kept connection is checked before each request or call reuses it, so the first handshake
-        # after a database restart does not fail on a connection the database already closed.
+        # Under ASGI every request and worker thread holds its own connection, so persistent connections
+        # pile up as idle backends (Django's docs: disable them under ASGI). Postgres uses a pool instead.
+        conn_max_age=0,
+        # With the pool: a pooled connection is checked before it is lent, so the first request after a
+        # database restart (or a terminated backend) gets a fresh one instead of failing with a 500.
         conn_health_checks=True,
     )
 }
+# This instance's Postgres connections: the pool keeps CHAT_DB_POOL_MIN open and never opens more than
+# CHAT_DB_POOL_MAX; a call that finds them all busy waits up to CHAT_DB_POOL_TIMEOUT seconds, then fails.
+# Instances × CHAT_DB_POOL_MAX must stay below Postgres's max_connections (README, "Operating it").
+# CHAT_DB_POOL_MAX=0: no pool, each request or call opens a connection and closes it at its end.
+CHAT_DB_POOL_MIN = int(env_float("CHAT_DB_POOL_MIN", 2))
+CHAT_DB_POOL_MAX = int(env_float("CHAT_DB_POOL_MAX", 20))
+CHAT_DB_POOL_TIMEOUT = env_float("CHAT_DB_POOL_TIMEOUT", 10.0)
+if CHAT_DB_POOL_MAX < 0 or CHAT_DB_POOL_MIN < 0 or (CHAT_DB_POOL_MAX and CHAT_DB_POOL_MIN > CHAT_DB_POOL_MAX):
+    raise ImproperlyConfigured("CHAT_DB_POOL_MAX must be 0 (no pool) or more, and CHAT_DB_POOL_MIN 0 to it.")
+if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": CHAT_DB_POOL_MIN,
+        "max_size": CHAT_DB_POOL_MAX,
+        "timeout": CHAT_DB_POOL_TIMEOUT,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+# Seconds a Redis command may wait for its reply (a half-open connection fails instead of hanging). It
+# must outlast the reply log's blocking read of 2 s; subscriptions wait without it (see redisclient.py).
+CHAT_REDIS_TIMEOUT = env_float("CHAT_REDIS_TIMEOUT", 10.0)
+if CHAT_REDIS_TIMEOUT <= 2:
+    raise ImproperlyConfigured("CHAT_REDIS_TIMEOUT must be more than 2 (the reply log blocks 2 s per read).")
 # Every Redis key and the instances' pub/sub channel start with this, so deployments sharing one Redis
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
@@ -146,6 +172,26 @@ STATICFILES_DIRS = [
     ("vendor/dompurify", _NODE_MODULES / "dompurify" / "dist"),
     ("vendor/highlight", _NODE_MODULES / "@highlightjs" / "cdn-assets"),
 ]
+
+# --- Sign-in throttling (django-axes; the chat's login page and the admin's) ---
+# CHAT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock that pair out (429,
+# even with the right password) for CHAT_LOGIN_LOCKOUT_MINUTES. Failures are rows in the database, so
+# every instance counts them together; a successful sign-in clears them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+CHAT_LOGIN_FAILURE_LIMIT = int(env_float("CHAT_LOGIN_FAILURE_LIMIT", 5))
+CHAT_LOGIN_LOCKOUT_MINUTES = env_float("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_ENABLED = CHAT_LOGIN_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = max(CHAT_LOGIN_FAILURE_LIMIT, 1)
+AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Daphne runs with --proxy-headers, so REMOTE_ADDR already is the address nginx forwarded.
+AXES_CLIENT_IP_CALLABLE = "conversations.logins.client_address"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful sign-in
+AXES_VERBOSE = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -259,4 +305,6 @@ CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 10
 # --- Operations ---
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()  # set: /metrics needs this bearer token
 CHAT_READY_UPSTREAM_TIMEOUT = env_float("CHAT_READY_UPSTREAM_TIMEOUT", 3.0)
+# /readyz answers from its last round of checks for this long: a flood of requests costs one round.
+CHAT_READY_CACHE_SECONDS = env_float("CHAT_READY_CACHE_SECONDS", 2.0)
 CHAT_RETENTION_DAYS = int(env_float("CHAT_RETENTION_DAYS", 0))  # for `manage.py chat_retention`; 0: keep all

@@ -27,6 +27,7 @@ import redis.asyncio as redis_asyncio
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from .redisclient import redis_client
 from .replylog import ReplyLogWriter
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ async def instance_get() -> Instance:
 
 
 async def _instance_start() -> Instance:
-    client = redis_asyncio.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
+    client = redis_client(settings.REDIS_URL) if settings.REDIS_URL else None
     instance = Instance(
         instance_id=uuid.uuid4().hex,
         redis=client,

@@ -600,6 +600,10 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
 
     Safe while the server serves: each batch is its own short transaction, and a conversation with a
     reply streaming right now is kept. Return how many were (or, with dry_run, would be) deleted.
+
+    Each batch locks its conversation rows, as a turn does (`_turn_prepare`), skipping rows a turn holds:
+    a turn in progress keeps its conversation, and one that starts after the lock waits for the batch
+    and then creates the conversation afresh.
     """
     cutoff = timezone.now() - timedelta(days=older_than_days)
     old = Conversation.objects.filter(updated_at__lt=cutoff).exclude(
@@ -610,9 +614,13 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
     deleted = 0
     while True:
         with transaction.atomic():
-            ids = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            locked = old.select_for_update(skip_locked=True, of=("self",)).order_by("pk")
+            ids = list(locked.values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return deleted
+            # Asked again under the locks: a turn that committed after the query above began (its
+            # messages were invisible to it) has made its conversation recent or busy.
+            ids = list(old.filter(pk__in=ids).values_list("pk", flat=True))
             Message.objects.filter(conversation_id__in=ids).delete()
             Conversation.objects.filter(pk__in=ids).delete()
         deleted += len(ids)

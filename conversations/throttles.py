@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from .exceptions import ChatError
 from .instance import Instance
+from .redisclient import redis_client_options
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def _limiters_get() -> _Limiters:
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",
+                **redis_client_options(),  # a half-open connection fails the check instead of hanging
             )
         else:
             storage = MemoryStorage()

@@ -18,9 +18,14 @@ from django.views.decorators.http import require_POST
 from . import health, selectors, services
 from .exceptions import ChatError
 from .owners import Owner, http_refusal
+from .text import text_storable
 
 # Conversations per page of the sidebar's list.
 CONVERSATIONS_PAGE = 30
+# The largest `offset` the list accepts: far past any real list, far below Postgres's bigint OFFSET limit.
+CONVERSATIONS_MAX_OFFSET = 100_000_000
+# Search texts are cut to this many characters.
+SEARCH_MAX_CHARS = 200
 
 
 def login_required_if_configured(view: Any) -> Any:
@@ -136,17 +141,31 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _list_offset(raw: str) -> int | None:
+    """Return the list offset `raw` names, or None unless it is a whole number from 0 to the maximum."""
+    # Checked as text first: int() of thousands of digits is slow, then refused.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(CONVERSATIONS_MAX_OFFSET))):
+        return None
+    offset = int(raw)
+    return offset if offset <= CONVERSATIONS_MAX_OFFSET else None
+
+
 @conversation_owner_required(refused=_list_refused)
 def conversation_list(request: HttpRequest, owner: Owner) -> JsonResponse:
     """The requester's conversations, newest first; `?q=` searches titles and messages, `?offset=` pages."""
-    try:
-        offset = max(0, int(request.GET.get("offset", 0)))
-    except ValueError:
-        offset = 0
+    offset = _list_offset(request.GET.get("offset", "0"))
+    if offset is None:
+        return JsonResponse(
+            {
+                "code": "invalid_offset",
+                "message": f"offset must be a whole number from 0 to {CONVERSATIONS_MAX_OFFSET}.",
+            },
+            status=400,
+        )
     # One more than a page is read, to tell whether another page follows.
     items = selectors.conversations_of_owner(
         owner_key=owner.key,
-        query=request.GET.get("q", "").strip()[:200],
+        query=text_storable(request.GET.get("q", "")).strip()[:SEARCH_MAX_CHARS],
         limit=CONVERSATIONS_PAGE + 1,
         offset=offset,
     )

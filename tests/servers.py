@@ -112,8 +112,8 @@ def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra:
         "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
         "DJANGO_DEBUG": "0",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_DB_CONN_MAX_AGE": "0",
         "CHAT_LOG_LEVEL": "INFO",
+        "CHAT_DB_POOL_MAX": "8",
         **extra,
     }
 
@@ -165,7 +165,12 @@ async def browser_headers(http: aiohttp.ClientSession, origin: str) -> dict[str,
     if http not in _browser_cookies:
         async with http.get(f"{origin}/c/warmup/") as response:
             response.raise_for_status()
-            _browser_cookies[http] = f"sessionid={response.cookies['sessionid'].value}"
+            # A session the jar already holds is not set again.
+            cookie = response.cookies.get("sessionid") or next(
+                (cookie for cookie in http.cookie_jar if cookie.key == "sessionid"), None
+            )
+            assert cookie is not None, "the chat page gave no session cookie"
+            _browser_cookies[http] = f"sessionid={cookie.value}"
     return {"Origin": origin, "Cookie": _browser_cookies[http]}
 
 

@@ -148,7 +148,6 @@ async def cluster(standin: StandIn) -> AsyncIterator[Cluster]:
         CHAT_REPLY_LEASE_SECONDS=str(LEASE_SECONDS),
         CHAT_FLUSH_INTERVAL="0.2",
         CHAT_SHUTDOWN_GRACE_SECONDS="2",
-        CHAT_DB_CONN_MAX_AGE="60",  # connections that outlive a call, for the Postgres round to cut
         PGAPPNAME=INSTANCE_APP_NAME,
     )
     a = DaphneServer("a", env, log_dir).start()

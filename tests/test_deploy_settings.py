@@ -24,6 +24,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECURE_HSTS_PRELOAD": "1",
     "DJANGO_SECURE_COOKIES": "1",
     "DJANGO_SECURE_PROXY_SSL_HEADER": "1",
+    "CHAT_METRICS_TOKEN": "a-long-random-scrape-token",
 }
 
 
@@ -45,6 +46,15 @@ def test_check_deploy_is_clean_with_the_documented_production_settings():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "WARNINGS" not in result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.subprocess
+def test_check_deploy_warns_that_metrics_are_open_without_a_token():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CHAT_METRICS_TOKEN"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "conversations.W001" in result.stderr
+    assert "CHAT_METRICS_TOKEN" in result.stderr
 
 
 @pytest.mark.subprocess

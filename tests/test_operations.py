@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
 from django.conf import settings
+from django.db import OperationalError
+from django.test import Client
+
+from conversations import health, upstream
 
 from .conftest import chunks_text, reply_collect
 from .servers import ChatClient, DaphneServer, RedisServer, server_env
@@ -35,6 +42,13 @@ def metric(text: str, name: str, labels: str = "") -> float:
     pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else r"(?:\{\})?") + r" ([0-9.e+-]+)"
     match = re.search("^" + pattern + "$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+@pytest.fixture(autouse=True)
+def readiness_checked_each_time(settings, monkeypatch):
+    """Each /readyz below sees the dependencies as they are now (not the last answer, kept 2 s)."""
+    settings.CHAT_READY_CACHE_SECONDS = 0
+    monkeypatch.setattr(health, "_latest", None)
 
 
 def test_healthz_answers(client):
@@ -170,3 +184,28 @@ async def test_a_server_logs_one_json_line_per_reply_without_its_text(standin, t
     assert entry["request_id"].startswith("ws-")
     assert "private sentence" not in server.log.read_text()
     assert "test-key" not in server.log.read_text()
+
+
+def test_readyz_names_the_failed_check_but_logs_its_detail_only(client, standin, monkeypatch, caplog):
+    def database_down() -> None:
+        raise OperationalError('connection to server at "db.internal" failed: role "chat_admin" denied')
+
+    monkeypatch.setattr(health, "_database", database_down)
+    with caplog.at_level(logging.WARNING, logger="conversations.health"):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == {"ok": False, "latency_ms": ANY}
+    assert b"db.internal" not in response.content
+    assert b"chat_admin" not in response.content
+    assert "db.internal" in caplog.text  # the operator still finds it in the log
+
+
+def test_a_flood_of_readyz_hits_costs_one_check_per_interval(client, standin, monkeypatch, settings):
+    settings.CHAT_READY_CACHE_SECONDS = 60
+    calls = []
+    real_problem = upstream.upstream_problem
+    monkeypatch.setattr(upstream, "upstream_problem", lambda: calls.append(1) or real_problem())
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: Client().get("/readyz").status_code, range(24)))
+    assert statuses == [200] * 24
+    assert len(calls) == 1

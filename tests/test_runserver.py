@@ -81,7 +81,6 @@ def chat_server(
         DJANGO_SECRET_KEY="runserver-test-secret-key",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_DEBUG="0",
-        CHAT_DB_CONN_MAX_AGE="0",  # no idle connection may hold up the flush after each test
     )
     command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     with log.open("wb") as output:

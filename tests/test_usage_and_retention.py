@@ -5,15 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from conversations.models import ChatModel, Conversation, Message, UserQuota
+from conversations.services import conversations_purge
 
 from .conftest import reply_collect
 
@@ -161,6 +164,51 @@ def test_retention_deletes_exactly_the_old_conversations():
     call_command("chat_retention", "--days", "30", "--batch-size", "1", stdout=out)
     assert set(Conversation.objects.values_list("session_id", flat=True)) == {"recent", "busy"}
     assert not Message.objects.filter(conversation_id=old.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retention_skips_a_conversation_whose_turn_holds_its_lock_and_leaves_the_turn_whole():
+    """A turn locks its conversation row (`_turn_prepare`), stores its messages and commits; a purge that
+    runs meanwhile neither waits for it nor deletes the conversation under it."""
+    long_ago = timezone.now() - timedelta(days=40)
+    busy, stale = (Conversation.objects.create(session_id=sid, owner_key="public") for sid in ("busy", "old"))
+    for conversation in (busy, stale):
+        reply_stored(conversation, model="openai/gpt-5.1", tokens=(1, 1))
+    Conversation.objects.filter(pk__in=[busy.pk, stale.pk]).update(updated_at=long_ago)
+    locked, release, purged = threading.Event(), threading.Event(), []
+
+    def turn() -> None:
+        try:
+            with transaction.atomic():
+                conversation = Conversation.objects.select_for_update().get(pk=busy.pk)
+                Message.objects.create(conversation=conversation, role="user", content="a new question")
+                Message.objects.create(conversation=conversation, role="assistant", status="streaming")
+                conversation.save(update_fields=["updated_at"])
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def purge() -> None:
+        try:
+            purged.append(conversations_purge(older_than_days=30))
+        finally:
+            connection.close()
+
+    turn_thread, purge_thread = threading.Thread(target=turn), threading.Thread(target=purge)
+    turn_thread.start()
+    assert locked.wait(5)
+    purge_thread.start()
+    purge_thread.join(3)
+    finished_while_the_turn_held_the_lock = not purge_thread.is_alive()
+    release.set()
+    turn_thread.join(10)
+    purge_thread.join(10)
+
+    assert finished_while_the_turn_held_the_lock
+    assert purged == [1]
+    assert set(Conversation.objects.values_list("session_id", flat=True)) == {"busy"}
+    assert Message.objects.filter(conversation_id=busy.pk).count() == 4
 
 
 def test_retention_needs_a_number_of_days(settings):

@@ -1,0 +1,82 @@
+"""A Redis that stops answering (a half-open connection) fails a command after CHAT_REDIS_TIMEOUT instead
+of hanging it forever, while the instances' idle event subscription is never cut by that timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conversations import instance as instances
+from conversations import streaming, throttles
+from conversations.redisclient import redis_client, redis_client_options
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the instance's heartbeat reads the database
+
+
+@pytest.fixture
+async def silent_redis() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers: what a half-open connection looks like."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in held:
+        writer.close()
+    server.close()
+
+
+@pytest.fixture
+async def instance_closed() -> AsyncIterator[None]:
+    yield
+    await instances.instance_close()
+
+
+async def test_a_command_to_a_redis_that_never_answers_fails_after_the_timeout(silent_redis, settings):
+    settings.CHAT_REDIS_TIMEOUT = 0.5
+    client = redis_client(silent_redis)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(client.ping(), 5)  # a hang would end in asyncio's TimeoutError
+    finally:
+        await client.aclose()
+
+
+async def test_the_message_rate_limit_fails_after_the_timeout_instead_of_hanging(silent_redis, settings):
+    settings.REDIS_URL, settings.CHAT_REDIS_TIMEOUT, settings.CHAT_RATE_LIMIT = silent_redis, 0.5, "5/minute"
+    with pytest.raises(RedisTimeoutError):
+        await asyncio.wait_for(throttles.message_rate_check(owner_key="someone"), 5)
+
+
+async def test_an_idle_event_subscription_outlives_the_command_timeout(settings, caplog, instance_closed):
+    settings.CHAT_REDIS_TIMEOUT = 0.3
+    heard = asyncio.Event()
+
+    async def handler(event: dict) -> None:
+        heard.set()
+
+    instances.event_handlers["timeout-test"] = handler
+    try:
+        with caplog.at_level(logging.WARNING, logger="conversations.instance"):
+            instance = await instances.instance_get()
+            # The instance's commands carry the timeout (the silent server above shows what it does).
+            assert instance.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.3
+            await asyncio.sleep(1.5)  # five command timeouts with nothing on the channel
+            assert instances.events_listening
+            await instances.event_publish(instance, {"type": "timeout-test"})
+            await asyncio.wait_for(heard.wait(), 2)
+        assert "event subscription lost" not in caplog.text
+    finally:
+        del instances.event_handlers["timeout-test"]
+
+
+def test_the_command_timeout_outlasts_the_reply_logs_blocking_read():
+    assert redis_client_options()["socket_timeout"] > streaming.FOLLOW_CHECK_MS / 1000
