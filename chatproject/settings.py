@@ -294,8 +294,16 @@ CHAT_REPLY_LOG_BATCH_MS = env_float("CHAT_REPLY_LOG_BATCH_MS", 20)
 # --- Limits (per owner: a user, or an anonymous browser session) ---
 CHAT_RATE_LIMIT = os.environ.get("CHAT_RATE_LIMIT", "20/minute").strip()  # empty: no limit
 CHAT_DAILY_TOKEN_QUOTA = int(env_float("CHAT_DAILY_TOKEN_QUOTA", 0))  # 0: no quota
+# Messages from anonymous owners per client address (a new browser session resets the per-owner limit).
+CHAT_ANONYMOUS_RATE_LIMIT = os.environ.get("CHAT_ANONYMOUS_RATE_LIMIT", "100/hour").strip()
+# Replies streaming at once per owner, across conversations and instances; 0: no limit.
+CHAT_MAX_REPLIES_PER_OWNER = int(env_float("CHAT_MAX_REPLIES_PER_OWNER", 3))
 CHAT_MAX_SOCKETS_PER_OWNER = int(env_float("CHAT_MAX_SOCKETS_PER_OWNER", 20))  # 0: no limit
 CHAT_MAX_FRAME_BYTES = int(env_float("CHAT_MAX_FRAME_BYTES", 256 * 1024))
+# Frames of every type one socket may send (a page sends a few per turn and scroll); empty: no limit.
+CHAT_SOCKET_FRAME_RATE = os.environ.get("CHAT_SOCKET_FRAME_RATE", "60/10 seconds").strip()
+# A socket whose client leaves more than this unread (beyond the transport's 64 KiB buffer) is closed.
+CHAT_MAX_UNSENT_BYTES = int(env_float("CHAT_MAX_UNSENT_BYTES", 4 * 1024 * 1024))
 # Server frames stay under Daphne's 1 MiB message cap: history is paged by size to fit this, long
 # texts are split, and a frame that would still be larger is never sent (the socket would be closed).
 CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 * 1024))

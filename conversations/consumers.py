@@ -9,7 +9,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 
-from . import live, metrics, protocol, relay
+from . import live, metrics, protocol, relay, throttles
+from .backlog import send_backlog_watch
 from .exceptions import ChatError, SessionExpired
 from .owners import LOGIN_REQUIRED_CLOSE_CODE, ConversationRef, Owner
 
@@ -49,6 +50,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
         except StopConsumer:
             raise
+        except live.SocketGone:
+            return  # this server closed the socket (a failed send, a client not reading): nothing to tell
         except Exception:
             logger.exception("socket handler failed", extra={"event": message.get("type")})
             frame = protocol.error_frame("internal_error", "The server failed on that frame; try again.")
@@ -67,8 +70,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             owner=owner,
             ref=ConversationRef(owner.key, route["session_id"]),
             path_kind=route["path_kind"],
+            client_address=(self.scope.get("client") or ("",))[0] or "",
             raw_send=self.send_text,
             raw_close=self.close,
+            backlog=send_backlog_watch(self.base_send),
         )
         refusal = await relay.socket_open(self.socket)
         if refusal is not None:
@@ -86,6 +91,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if socket is None or not socket.open:
             return  # refused at connect; nothing to do until the close lands
         try:
+            await throttles.frame_rate_check(socket_id=socket.socket_id)
             frame = protocol.parse_client_frame(text_data, bytes_data)
             await relay.client_frame_handle(socket=socket, frame=frame)
         except ChatError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from .backlog import SendBacklog
 from .owners import ConversationRef, Owner
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,13 @@ Send = Callable[[str], Awaitable[None]]
 
 # The close code of a socket whose send failed: the client reconnects and resumes from the history.
 SEND_FAILED_CLOSE_CODE = 1011
+# The close code of a socket whose client stopped reading (more than CHAT_MAX_UNSENT_BYTES wait for it).
+NOT_READING_CLOSE_CODE = 4408
+
+
+class SocketGone(Exception):
+    """A send found the socket closed by this server: its client left more than CHAT_MAX_UNSENT_BYTES
+    unread, or the send failed."""
 
 
 @dataclass(eq=False, slots=True)
@@ -34,28 +42,36 @@ class ChatSocket:
     owner: Owner
     ref: ConversationRef
     path_kind: str  # owners.PAGE_SOCKET or owners.API_SOCKET: which endpoint it came through
+    client_address: str  # the client's IP (Daphne takes it from the proxy's X-Forwarded-For)
     raw_send: Send
     raw_close: Callable[..., Awaitable[None]]
     socket_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    backlog: SendBacklog = field(default_factory=SendBacklog)
     admitted: bool = False
     joined: bool = False
     open: bool = True
 
     async def send(self, text: str) -> None:
         """Send one serialised frame. A frame over CHAT_MAX_SERVER_FRAME_BYTES would close the socket in
-        the server's transport, so it is replaced by an `internal_error` frame; a send that fails closes
-        the socket (its client reconnects and resumes) and raises."""
+        the server's transport, so it is replaced by an `internal_error` frame; a send that fails, or finds
+        the client not reading, closes the socket (its client reconnects and resumes) and raises."""
         limit = settings.CHAT_MAX_SERVER_FRAME_BYTES
         if len(text) * 4 > limit and len(text.encode()) > limit:
             logger.error("frame too large to send", extra={"bytes": len(text.encode()), "limit": limit})
             text = orjson.dumps(
                 {"type": "error", "code": "internal_error", "message": "A frame was too large to send."}
             ).decode()
+        unread = self.backlog.unread()
+        if unread > settings.CHAT_MAX_UNSENT_BYTES:
+            logger.warning("closing a socket whose client does not read", extra={"unread": unread})
+            await self.close(NOT_READING_CLOSE_CODE)
+            self.backlog.abort()  # a closing handshake would wait behind the unread bytes
+            raise SocketGone
         try:
             await self.raw_send(text)
-        except Exception:
+        except Exception as exc:
             await self.close(SEND_FAILED_CLOSE_CODE)
-            raise
+            raise SocketGone from exc
 
     async def close(self, code: int) -> None:
         """Close the socket from the server's side (once)."""

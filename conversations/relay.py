@@ -76,10 +76,20 @@ async def socket_close(socket: live.ChatSocket) -> None:
         socket.admitted = False
         sockets_open.pop(socket.socket_id, None)
         metrics.OPEN_SOCKETS.dec()
+        if not _loop_running():
+            return  # a consumer closed after its event loop ended (tests): its count expires unrenewed
         instance = await instances.instance_get()
         await throttles.socket_release(
             instance=instance, owner_key=socket.owner.key, socket_id=socket.socket_id
         )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
@@ -131,14 +141,25 @@ async def _history_read(ref: ConversationRef) -> tuple[dict[str, Any], live.Conv
 
 
 def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.LiveReply | None) -> str:
-    """The `history` frame: the stored messages and, for a reply in flight, its live text so far."""
+    """The `history` frame: the stored messages and, for a reply in flight, its live text so far.
+
+    The frame stays under CHAT_MAX_SERVER_FRAME_BYTES: a live text too long for it is sent cut, with
+    `offset` where the cut ends (the chunks that follow start later, so the client asks for a resync of
+    the rest), and the oldest messages make room for it (`has_more`).
+    """
     if reply is not None:
-        text = reply.text()
+        text = reply.text()[: selectors.history_bytes_budget() // 12]
         history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
         for message in history["messages"]:
             if message["id"] == reply.message_id:
                 message["content"], message["tools"] = text, list(reply.tools)
-    return protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
+                message.pop("truncated", None)
+    frame = protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
+    while len(frame.encode()) > settings.CHAT_MAX_SERVER_FRAME_BYTES and len(history["messages"]) > 1:
+        history["messages"].pop(0)
+        history["has_more"] = True
+        frame = protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
+    return frame
 
 
 async def _streaming_elsewhere_find(
@@ -251,7 +272,14 @@ async def client_frame_handle(*, socket: live.ChatSocket, frame: protocol.Client
         if not await owner_still_valid(owner):
             raise SessionExpired()  # the socket closes: a turn after logout would be stored as the user's
         begin = _turn_begin_call(ref=ref, owner=owner, frame=frame)
-        await turn_start(ref=ref, owner=owner, client_id=frame.client_id, begin=begin, send=send)
+        await turn_start(
+            ref=ref,
+            owner=owner,
+            client_id=frame.client_id,
+            begin=begin,
+            send=send,
+            anonymous_address="" if owner.is_authenticated else socket.client_address,
+        )
 
 
 async def history_page_send(*, ref: ConversationRef, before: int, send: live.Send) -> None:
@@ -329,7 +357,13 @@ def _turn_begin_call(
 
 
 async def turn_start(
-    *, ref: ConversationRef, owner: Owner, client_id: str, begin: TurnBegin, send: live.Send
+    *,
+    ref: ConversationRef,
+    owner: Owner,
+    client_id: str,
+    begin: TurnBegin,
+    send: live.Send,
+    anonymous_address: str = "",
 ) -> None:
     """Store a turn with `begin` (a message, a regenerated reply or an edited message) and start its
     reply; a resend of a stored `client_id` starts nothing.
@@ -345,7 +379,7 @@ async def turn_start(
         raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
     if not settings.DEDALUS_API_KEY:
         raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
-    await throttles.message_rate_check(owner_key=owner.key)
+    await throttles.message_rate_check(owner_key=owner.key, anonymous_address=anonymous_address)
     # Reserved before the write: a socket joining between the commit and the reply's registration
     # below waits for it instead of taking it for a reply of another instance.
     room.turn_reserve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
@@ -144,16 +145,45 @@ def _active_path(conversation: Conversation) -> tuple[Pairs, list[int]]:
     return pairs, thread_path_ids(pairs, thread_leaf_id(pairs, conversation.current_message_id))
 
 
+def history_bytes_budget() -> int:
+    """The bytes a page of messages may take in one frame: the frame cap, less room for the rest."""
+    return settings.CHAT_MAX_SERVER_FRAME_BYTES * 3 // 4
+
+
+def message_bounded(message: dict[str, Any], *, limit: int) -> dict[str, Any]:
+    """A message as a frame may carry it: whole, or its text cut to `limit` characters, marked
+    `truncated` with its whole `length` (the export holds every character)."""
+    content = message["content"]
+    if len(content) <= limit:
+        return message
+    return {**message, "content": content[:limit], "truncated": True, "length": len(content)}
+
+
 def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
-    """The page of path messages that ends just before position `end`, and whether more precede it."""
+    """The page of path messages that ends just before position `end`, and whether more precede it.
+
+    A page holds at most CHAT_HISTORY_PAGE messages and at most `history_bytes_budget()` bytes of them
+    (the newest that fit, at least one), so no history frame outgrows a WebSocket message.
+    """
     start = max(0, end - max(1, settings.CHAT_HISTORY_PAGE))
     ids = path[start:end]
     rows = Message.objects.in_bulk(ids)
     siblings = thread_siblings(pairs)
-    return {
-        "messages": [message_as_dict(rows[pk], siblings=siblings) for pk in ids if pk in rows],
-        "has_more": start > 0,
-    }
+    budget = history_bytes_budget()
+    page: list[dict[str, Any]] = []
+    size = 0
+    for pk in reversed(ids):
+        if pk not in rows:
+            continue
+        # A character takes at most 6 bytes in JSON (a \u escape), so a cut to budget / 12 leaves room.
+        message = message_bounded(message_as_dict(rows[pk], siblings=siblings), limit=budget // 12)
+        cost = len(orjson.dumps(message))
+        if page and size + cost > budget:
+            break
+        page.append(message)
+        size += cost
+    page.reverse()
+    return {"messages": page, "has_more": start > 0 or len(page) < len(ids)}
 
 
 def chat_page_options() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.db.models.expressions import CombinedExpression
-from django.db.models.functions import Now
+from django.db.models.functions import Length, Now
 from django.utils import timezone
 
 from .exceptions import ChatError
@@ -136,13 +136,46 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
     return cleaned
 
 
+# Tokens are estimated from text at this many characters each, when the upstream reported none.
+CHARS_PER_TOKEN = 4
+
+
+def tokens_estimate(text: str) -> int:
+    """A token count for `text` when the upstream gave none (a reply cut short reports no usage)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def usage_estimate(*, prompt: list[dict[str, str]], reply: str) -> dict[str, int]:
+    """The usage of a reply that ended without the upstream's count: its prompt and its text, estimated."""
+    prompt_tokens = sum(tokens_estimate(message["content"]) for message in prompt)
+    completion_tokens = tokens_estimate(reply)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
 def daily_tokens_used(*, owner_key: str) -> int:
-    """Tokens the owner's replies used since midnight UTC."""
+    """Tokens the owner's replies used since midnight UTC: as stored (counted or estimated), and for
+    replies still streaming, their text so far, estimated."""
     midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    used = Message.objects.filter(
+    replies = Message.objects.filter(
         conversation__owner_key=owner_key, role=Message.Role.ASSISTANT, created_at__gte=midnight
-    ).aggregate(total=Sum("total_tokens"))["total"]
-    return used or 0
+    )
+    used = replies.aggregate(total=Sum("total_tokens"))["total"] or 0
+    streaming = replies.streaming().aggregate(chars=Sum(Length("content")))["chars"] or 0
+    return used + -(-streaming // CHARS_PER_TOKEN)
+
+
+def replies_in_flight_check(*, owner_key: str) -> None:
+    """Raise ChatError("too_many_replies") when the owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming
+    (in any conversation, on any instance)."""
+    limit = settings.CHAT_MAX_REPLIES_PER_OWNER
+    if limit and Message.objects.streaming().filter(conversation__owner_key=owner_key).count() >= limit:
+        raise ChatError(
+            "too_many_replies", f"At most {limit} replies at once; wait for one to end or stop it."
+        )
 
 
 def daily_quota_for(*, owner_key: str) -> int:
@@ -355,8 +388,9 @@ def _turn_prepare(
             return DuplicateSend(client_id=client_id, message_id=sent)
     chosen_model = model_resolve(requested=model, current=conversation.model)
     servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
-    daily_quota_check(owner_key=ref.owner_key)
     _streaming_reply_refuse(conversation)
+    replies_in_flight_check(owner_key=ref.owner_key)
+    daily_quota_check(owner_key=ref.owner_key)
     return _TurnContext(
         conversation=conversation,
         pairs=thread_pairs(conversation_id=conversation.pk),

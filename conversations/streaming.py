@@ -193,6 +193,12 @@ async def reply_run(
             "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
         )
         outcome = INTERNAL_ERROR_OUTCOME
+    if outcome is not None and not outcome.get("usage") and reply.length:
+        # Cut short, the upstream reported no usage: what was streamed still counts against the quota.
+        outcome = {
+            **outcome,
+            "usage_stored": services.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
+        }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
         _reply_conclude(
@@ -271,6 +277,7 @@ async def _reply_end_store(reply: live.LiveReply, outcome: dict[str, Any], insta
         "tools": reply.tools,
         **outcome,
     }
+    fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
     try:
         return await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
     except (OperationalError, InterfaceError):

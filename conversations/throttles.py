@@ -36,6 +36,7 @@ SOCKET_ENTRY_SECONDS = 90
 class _Limiters:
     message_rate: MovingWindowRateLimiter
     local_sockets: dict[str, dict[str, float]]
+    frame_rate: MovingWindowRateLimiter
 
 
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Limiters] = weakref.WeakKeyDictionary()
@@ -56,30 +57,59 @@ def _limiters_get() -> _Limiters:
             )
         else:
             storage = MemoryStorage()
-        found = _limiters[loop] = _Limiters(MovingWindowRateLimiter(storage), {})
+        found = _limiters[loop] = _Limiters(
+            MovingWindowRateLimiter(storage), {}, MovingWindowRateLimiter(MemoryStorage())
+        )
     return found
 
 
-async def message_rate_check(*, owner_key: str) -> None:
-    """Count one message against the owner's CHAT_RATE_LIMIT (e.g. "20/minute").
+async def message_rate_check(*, owner_key: str, anonymous_address: str = "") -> None:
+    """Count one message against the owner's CHAT_RATE_LIMIT (e.g. "20/minute"), and for an anonymous
+    owner also against CHAT_ANONYMOUS_RATE_LIMIT for its client address (`anonymous_address`): a new
+    browser session resets the owner's count, not the address's.
 
-    Raise ChatError("rate_limited") with `retry_after` (seconds) when the owner is over it.
+    Raise ChatError("rate_limited") with `retry_after` (seconds) when either is over its limit.
     """
-    if not settings.CHAT_RATE_LIMIT:
+    await _rate_hit(settings.CHAT_RATE_LIMIT, "messages", owner_key)
+    if anonymous_address:
+        await _rate_hit(settings.CHAT_ANONYMOUS_RATE_LIMIT, "anonymous-messages", anonymous_address)
+
+
+async def _rate_hit(rate: str, scope: str, key: str) -> None:
+    if not rate:
         return
-    item = limits.parse(settings.CHAT_RATE_LIMIT)
+    item = limits.parse(rate)
     limiter = _limiters_get().message_rate
     try:
-        if await limiter.hit(item, "messages", owner_key):
+        if await limiter.hit(item, scope, key):
             return
-        stats = await limiter.get_window_stats(item, "messages", owner_key)
+        stats = await limiter.get_window_stats(item, scope, key)
     except StorageError:
         logger.warning("message rate not counted: its storage failed", exc_info=True)
         return
     retry_after = max(1, round(stats.reset_time - time.time()))
     raise ChatError(
         "rate_limited",
-        f"Too many messages: the limit is {settings.CHAT_RATE_LIMIT}. Try again in {retry_after} s.",
+        f"Too many messages: the limit is {rate}. Try again in {retry_after} s.",
+        retry_after=retry_after,
+    )
+
+
+async def frame_rate_check(*, socket_id: str) -> None:
+    """Count one frame from a socket against CHAT_SOCKET_FRAME_RATE (every frame type: a history request
+    costs the server far more than its bytes). Raise ChatError("rate_limited") with `retry_after` when
+    the socket is over it. Counted in this process: a socket lives on one instance."""
+    if not settings.CHAT_SOCKET_FRAME_RATE:
+        return
+    item = limits.parse(settings.CHAT_SOCKET_FRAME_RATE)
+    limiter = _limiters_get().frame_rate
+    if await limiter.hit(item, "frames", socket_id):
+        return
+    stats = await limiter.get_window_stats(item, "frames", socket_id)
+    retry_after = max(1, round(stats.reset_time - time.time()))
+    raise ChatError(
+        "rate_limited",
+        f"Too many frames on this socket: the limit is {settings.CHAT_SOCKET_FRAME_RATE}.",
         retry_after=retry_after,
     )
 

@@ -131,9 +131,15 @@ def staff_client(client: Any, django_user_model: Any) -> Any:
 async def replies_settle() -> AsyncIterator[None]:
     """After the test, let reply tasks it started end on its own event loop, and close the SDK client."""
     yield
-    await relay.replies_drain()
-    await instance.instance_close()
-    await upstream.upstream_clients_close()
+    try:
+        async with asyncio.timeout(30):
+            await relay.replies_drain()
+            await instance.instance_close()
+            await upstream.upstream_clients_close()
+    except TimeoutError:
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)  # a task that never ends: show where it waits
+        raise
 
 
 # The one anonymous browser the suite's sockets come from unless a test says otherwise (the chat page's

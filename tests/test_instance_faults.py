@@ -5,13 +5,19 @@ already open able to act, and a Redis restart mid-reply drops no tab and no text
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import os
 import signal
+import socket
 
 import pytest
+from asgiref.sync import sync_to_async
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
+from conversations.owners import Owner
 
-from .servers import ChatClient, DaphneServer, text_after, until
+from .servers import ChatClient, DaphneServer, browser_headers, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -117,3 +123,80 @@ async def test_a_redis_restart_while_a_tab_waits_leaves_it_open_for_the_next_mes
     frames = await tab.until_end()
     assert (frames[0]["type"], frames[-1]["type"]) == ("start", "done")
     await tab.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_before_the_server_holds_its_backlog(
+    instances_started, http, standin
+):
+    a, _b = instances_started(CHAT_MAX_UNSENT_BYTES="300000")
+    headers = await browser_headers(http, a.origin)
+    owner_key = Owner(session_key=headers["Cookie"].split("=", 1)[1]).key
+    await sync_to_async(big_history_store)(owner_key, "unread")
+    log_start = a.log.stat().st_size
+    reader, writer = await raw_socket_open(a, "/ws/chat/unread/", headers)
+    # Each asks for ~500 KB and nothing is read: past what the kernel's buffers take (a few MB), the rest
+    # would wait in the server's own buffer.
+    for _ in range(30):
+        writer.write(masked_text_frame(b'{"type": "history"}'))
+    await writer.drain()
+
+    def refused_in_log() -> bool:
+        return b"closing a socket whose client does not read" in a.log.read_bytes()[log_start:]
+
+    assert await until(lambda: asyncio.sleep(0, refused_in_log()), wait=15)
+    received = 0
+    with contextlib.suppress(ConnectionResetError):  # the server drops the connection and its backlog
+        async with asyncio.timeout(15):
+            while chunk := await reader.read(1 << 20):
+                received += len(chunk)
+    assert received < 30 * 600_000  # it did not get every history it asked for
+    writer.close()
+    tab = await ChatClient(http, a, "unread").connect()  # a client that reconnects goes on
+    assert tab.history["messages"]
+
+
+async def raw_socket_open(
+    server: DaphneServer, path: str, headers: dict[str, str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client that reads nothing after the handshake, with a small receive buffer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    response = await reader.readuntil(b"\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 101"), response
+    return reader, writer
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One client text frame (clients mask theirs), for a payload under 126 bytes."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def big_history_store(owner_key: str, session_id: str) -> None:
+    """A conversation whose history frame is about 600 KB."""
+    conversation = Conversation.objects.create(owner_key=owner_key, session_id=session_id)
+    parent = None
+    for n in range(10):
+        parent = Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role="user" if n % 2 == 0 else "assistant",
+            content="w" * 60_000,
+        )
+    conversation.current_message = parent
+    conversation.save()

@@ -250,11 +250,13 @@ async def test_a_reply_resumes_exactly_when_the_reconnect_through_nginx_lands_on
 
     streaming = again.history["streaming"]
     assert streaming["message_id"] == start["message_id"]
-    assert streaming["content"].startswith(text_after(0, seen))
     rest = await again.until_end()
     assert (rest[-1]["type"], rest[-1]["finish_reason"]) == ("done", "stop")
     text = streaming["content"] + text_after(streaming["offset"], rest)
     assert stamp_indices(text) == list(range(200))  # every token once, none lost at the switch
+    # What the first socket was shown is the start of it (the other instance may have resumed from a
+    # little earlier: it sees the log CHAT_REPLY_LOG_BATCH_MS late).
+    assert text.startswith(text_after(0, seen))
     assert (await Message.objects.aget(pk=start["message_id"])).content == text
     (request,) = standin.requests()
     assert request["outcome"] == "completed"

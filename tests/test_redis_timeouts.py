@@ -50,10 +50,13 @@ async def test_a_command_to_a_redis_that_never_answers_fails_after_the_timeout(s
         await client.aclose()
 
 
-async def test_the_message_rate_limit_fails_after_the_timeout_instead_of_hanging(silent_redis, settings):
+async def test_the_message_rate_limit_gives_up_after_the_timeout_instead_of_hanging(
+    silent_redis, settings, caplog
+):
     settings.REDIS_URL, settings.CHAT_REDIS_TIMEOUT, settings.CHAT_RATE_LIMIT = silent_redis, 0.5, "5/minute"
-    with pytest.raises(RedisTimeoutError):
-        await asyncio.wait_for(throttles.message_rate_check(owner_key="someone"), 5)
+    # It fails open (logged): an outage of the counters must not stop every chat.
+    await asyncio.wait_for(throttles.message_rate_check(owner_key="someone"), 5)  # a hang would time out
+    assert "message rate not counted" in caplog.text
 
 
 async def test_an_idle_event_subscription_outlives_the_command_timeout(settings, caplog, instance_closed):
