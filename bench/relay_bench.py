@@ -108,6 +108,9 @@ QUICK = {"clients": 4, "turns": 1, "tokens": 50}
 CPU_BUDGET = {"burst": 0.25, "paced": 0.5, "pair": 0.5}
 P99_FACTOR = 10
 ALL_SERVERS = ("ours", "seed", "bare")
+# `--before DIR`: an earlier checkout of this project (a git worktree), run as server "before" beside ours
+# with the same environment, so a change's cost shows as a ratio within one run.
+BEFORE_DIR: Path | None = None
 
 
 def log(text: str) -> None:
@@ -413,7 +416,10 @@ def ours_env(standin_url: str) -> dict[str, str]:
         CHAT_LOG_LEVEL="WARNING",
         # The bench's clients are all one cookie-less owner: per-owner limits would measure themselves.
         CHAT_RATE_LIMIT="",
+        CHAT_ANONYMOUS_RATE_LIMIT="",
         CHAT_MAX_SOCKETS_PER_OWNER="0",
+        CHAT_MAX_REPLIES_PER_OWNER="0",
+        CHAT_SOCKET_FRAME_RATE="",
         CHAT_DAILY_TOKEN_QUOTA="0",
         CHAT_REQUIRE_LOGIN="0",
         PYTHONUNBUFFERED="1",
@@ -452,10 +458,10 @@ def start_server(
     name: str, standin_url: str, log_path: Path, daphne_flags: list[str] | tuple[str, ...] = ()
 ) -> Server:
     port = free_port()
-    if name == "ours":
+    if name in ("ours", "before"):
         daphne = OUR_PYTHON.parent / "daphne"
         argv = [str(daphne), "-b", HOST, "-p", str(port), *daphne_flags, "chatproject.asgi:application"]
-        env, cwd = ours_env(standin_url), REPO
+        env, cwd = ours_env(standin_url), (REPO if name == "ours" else BEFORE_DIR)
         shown = (
             "DATABASE_URL={DATABASE_URL} REDIS_URL={REDIS_URL} DEDALUS_BASE_URL={DEDALUS_BASE_URL} ".format(
                 **env
@@ -1019,7 +1025,7 @@ def measure(
     server = None
     profiler = None
     try:
-        db_before = db_counters_settled() if name == "ours" else None
+        db_before = db_counters_settled() if name in ("ours", "before") else None
         server = start_server(name, standin_url, run_dir / f"{scenario}-{name}.log")
         result["command"] = server.command
         result["standin_url"] = standin_url
@@ -1034,7 +1040,7 @@ def measure(
         log(
             f"[{scenario}] {name}: {clients} clients x {turns} turns x {tokens} tokens, delay {delay_ms:g} ms"
         )
-        pg0 = pg_backends_cpu() if name == "ours" else None
+        pg0 = pg_backends_cpu() if name in ("ours", "before") else None
         cpu0, standin0 = cpu_sample(server.proc.pid), cpu_sample(standin.pid)
         stats, wall = asyncio.run(
             run_load(
@@ -1048,7 +1054,7 @@ def measure(
             )
         )
         cpu1, standin1 = cpu_sample(server.proc.pid), cpu_sample(standin.pid)
-        pg1 = pg_backends_cpu() if name == "ours" else None
+        pg1 = pg_backends_cpu() if name in ("ours", "before") else None
         if profiler is not None:
             profiler_stop(profiler)
             profiler = None
@@ -1723,6 +1729,7 @@ def fmt(value: Any, spec: str) -> str:
 
 def table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     seed = next((r for r in rows if r["server"] == "seed" and "cpu_us_per_token" in r), None)
+    ours = next((r for r in rows if r["server"] == "ours"), None)
     head = (
         f"== {scenario}: {params['clients']} clients x {params['turns']} turns x {params['tokens']} tokens,"
         f" delay {params['delay_ms']:g} ms =="
@@ -1787,6 +1794,12 @@ def table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> 
                 f"  {r['server']}: profiled with py-spy (CPU figures include its overhead): {r['profile']}"
             )
         standard = scenario in SCENARIOS and all(params[k] == v for k, v in SCENARIOS[scenario].items())
+        if r["server"] == "before" and ours and "cpu_us_per_token" in ours:
+            notes.append(
+                f"  ours vs before: CPU {ours['cpu_us_per_token'] / r['cpu_us_per_token']:.3f}×;"
+                f" first token p50 {ours['first_token_p50_ms']:.1f} vs {r['first_token_p50_ms']:.1f} ms,"
+                f" p99 {ours['first_token_p99_ms']:.1f} vs {r['first_token_p99_ms']:.1f} ms"
+            )
         if r["server"] == "ours" and seed and standard:
             budget = CPU_BUDGET[scenario]
             p99_ok = r["p99_ms"] * P99_FACTOR <= seed["p99_ms"]
@@ -2146,6 +2159,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-db", action="store_true", help=f"do not drop the {BENCH_DB} database at the end"
     )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        type=Path,
+        help="an earlier checkout of this project (e.g. `git worktree add DIR <commit>`): runs beside ours",
+    )
     args = parser.parse_args(argv)
     if args.scenario == "all":
         args.scenarios = list(DEFAULT_SCENARIOS)
@@ -2156,12 +2175,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.servers_named = args.servers is not None
     servers = args.servers if args.servers_named else ",".join(ALL_SERVERS)
     args.server_list = [s.strip() for s in servers.split(",") if s.strip()]
+    if args.before is not None:
+        if not (args.before / "manage.py").exists():
+            parser.error(f"--before {args.before}: not a checkout of this project")
+        args.server_list.insert(
+            args.server_list.index("ours") + 1 if "ours" in args.server_list else 0, "before"
+        )
     args.py_spy_servers = args.py_spy_servers.split(",")
     for s in args.scenarios:
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s!r}")
     for s in args.server_list:
-        if s not in ALL_SERVERS:
+        if s not in (*ALL_SERVERS, "before"):
             parser.error(f"unknown server {s!r}")
     return args
 
@@ -2192,10 +2217,12 @@ def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global BEFORE_DIR
     args = parse_args(argv)
+    BEFORE_DIR = args.before.resolve() if args.before is not None else None
     # What the scenarios run: ours (pair and nginx configurations are ours too), seed, bare.
     needed = {
-        "ours" if c in ("pair", "two", "one") else c
+        "ours" if c in ("pair", "two", "one", "before") else c
         for s in args.scenarios
         for c in scenario_configs(s, args)
     }
