@@ -27,7 +27,6 @@ class SendBacklog:
         buffered = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
         return buffered + getattr(transport, "_tempDataLen", 0)
 
-
     def abort(self) -> None:
         """Drop the connection and what waits in its buffer at once."""
         if self.transport is not None:
