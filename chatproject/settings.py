@@ -107,9 +107,8 @@ DATABASES = {
         # Under ASGI every request and worker thread holds its own connection, so persistent connections
         # pile up as idle backends (Django's docs: disable them under ASGI). Postgres uses a pool instead.
         conn_max_age=0,
-        # With the pool: a pooled connection is checked before it is lent, so the first request after a
-        # database restart (or a terminated backend) gets a fresh one instead of failing with a 500.
-        conn_health_checks=True,
+        # The pool checks the connections it lends itself (conversations/pooled_postgres).
+        conn_health_checks=False,
     )
 }
 # This instance's Postgres connections: the pool keeps CHAT_DB_POOL_MIN open and never opens more than
@@ -122,6 +121,8 @@ CHAT_DB_POOL_TIMEOUT = env_float("CHAT_DB_POOL_TIMEOUT", 10.0)
 if CHAT_DB_POOL_MAX < 0 or CHAT_DB_POOL_MIN < 0 or (CHAT_DB_POOL_MAX and CHAT_DB_POOL_MIN > CHAT_DB_POOL_MAX):
     raise ImproperlyConfigured("CHAT_DB_POOL_MAX must be 0 (no pool) or more, and CHAT_DB_POOL_MIN 0 to it.")
 if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with a pool that pings only connections that sat idle (see its docstring).
+    DATABASES["default"]["ENGINE"] = "conversations.pooled_postgres"
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": CHAT_DB_POOL_MIN,
         "max_size": CHAT_DB_POOL_MAX,

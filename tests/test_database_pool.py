@@ -104,3 +104,36 @@ async def test_a_burst_never_holds_more_connections_than_the_budget_nor_leaves_t
     assert statuses == [200] * 160
     assert 0 < peak <= BUDGET, peak
     assert after <= BUDGET, after
+
+
+async def test_connections_the_database_dropped_while_pooled_are_not_lent(standin: StandIn, tmp_path: Path):
+    env = server_env(
+        database_name=settings.DATABASES["default"]["NAME"],
+        redis_url="",
+        standin_url=standin.url,
+        CHAT_DB_POOL_MAX="4",
+        CHAT_DB_POOL_MIN="4",
+        PGAPPNAME=APPLICATION_NAME,
+    )
+    server = DaphneServer("dropped", env, tmp_path).start()
+    pages = [f"http://127.0.0.1:{server.port}/c/dropped-{n}/" for n in range(8)]
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def statuses() -> list[int]:
+                async def one(url: str) -> int:
+                    async with http.get(url) as response:
+                        return response.status
+
+                return list(await asyncio.gather(*(one(url) for url in pages)))
+
+            assert await statuses() == [200] * 8  # every pooled connection has been used
+            async with await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as admin:
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    [APPLICATION_NAME],
+                )  # as a database restart or a failover would
+            await asyncio.sleep(1.2)  # the pool's connections sit idle meanwhile
+            assert await statuses() == [200] * 8
+    finally:
+        server.stop()
