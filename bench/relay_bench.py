@@ -2178,9 +2178,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.before is not None:
         if not (args.before / "manage.py").exists():
             parser.error(f"--before {args.before}: not a checkout of this project")
-        args.server_list.insert(
-            args.server_list.index("ours") + 1 if "ours" in args.server_list else 0, "before"
-        )
+        if "before" not in args.server_list:  # named in --servers, it keeps its place (to swap the order)
+            at = args.server_list.index("ours") + 1 if "ours" in args.server_list else 0
+            args.server_list.insert(at, "before")
     args.py_spy_servers = args.py_spy_servers.split(",")
     for s in args.scenarios:
         if s not in SCENARIOS:
