@@ -231,29 +231,29 @@ async def _reply_conclude(
     the store found it taken), after `on_lost`; when its end could not be stored, as `internal_error`
     (the reply's lease then lapses and another instance stores it as lost).
     """
-    held = outcome is not None
+    stored: dict[str, Any] | None = None
     reply.ending = True
     try:
         if outcome is not None:
-            held = await _reply_end_store(reply, outcome, instance)
+            stored = await _reply_end_store(reply, outcome, instance)
     except Exception:
         logger.exception("reply end not stored", extra={"message_id": reply.message_id})
-        outcome = INTERNAL_ERROR_OUTCOME
+        stored = INTERNAL_ERROR_OUTCOME
     finally:
         reply_release(room, reply)
         metrics.REPLIES_IN_FLIGHT.dec()
-    if not held:
+    if stored is None:
         logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
         try:
             await on_lost()
-            stored = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
-            frame = terminal_frame_from_row(stored, reply.message_id)
+            row = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
+            frame = terminal_frame_from_row(row, reply.message_id)
         except Exception:
             logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
             frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
         await room.broadcast(protocol.dumps(frame))
         return
-    assert outcome is not None
+    outcome = stored
     if outcome["status"] == Message.Status.ERROR:
         frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
     else:
@@ -267,9 +267,12 @@ async def _reply_conclude(
     _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
 
 
-async def _reply_end_store(reply: live.LiveReply, outcome: dict[str, Any], instance: Instance) -> bool:
+async def _reply_end_store(
+    reply: live.LiveReply, outcome: dict[str, Any], instance: Instance
+) -> dict[str, Any] | None:
     """Store how a reply ended, retried while the database is away; a row that refuses the values is
-    stored as an `internal_error` with its text. Return False when another instance holds the reply."""
+    stored as an `internal_error` with its text. Return the outcome stored, or None when another
+    instance holds the reply."""
     fields = {
         "reply_id": reply.message_id,
         "lease_owner": instance.instance_id,
@@ -279,15 +282,15 @@ async def _reply_end_store(reply: live.LiveReply, outcome: dict[str, Any], insta
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
     try:
-        return await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+        held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+        return outcome if held else None
     except (OperationalError, InterfaceError):
         raise
     except DatabaseError:
         logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
-        outcome.clear()
-        outcome.update(INTERNAL_ERROR_OUTCOME)
-        fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
-        return await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+    fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
+    held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+    return INTERNAL_ERROR_OUTCOME if held else None
 
 
 def _reply_account(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import redis
 from channels.testing import WebsocketCommunicator
+from django.db import DataError
 
 from chatproject.asgi import application
-from conversations import relay
+from conversations import relay, services, upstream
 from conversations.models import Message
 
 from .conftest import browser_headers, browser_owner_key, chunks_text, reply_collect, socket_open
@@ -119,3 +120,48 @@ async def test_a_socket_whose_handler_crashes_and_then_drops_releases_its_slot(
         await communicator.disconnect()
     assert socket_counts() == 0
     assert not relay.sockets_open
+
+
+@pytest.fixture
+def finish_refused_once(monkeypatch):
+    """The first store of a reply's end is refused by the database (as a value it cannot take would be)."""
+    real = services.reply_finish
+    calls = []
+
+    def refusing(**fields):
+        calls.append(fields)
+        if len(calls) == 1:
+            raise DataError("a value the database refuses")
+        return real(**fields)
+
+    monkeypatch.setattr(services, "reply_finish", refusing)
+    return calls
+
+
+async def test_an_end_the_database_refuses_is_stored_as_internal_error_with_its_text(
+    chat_socket, finish_refused_once
+):
+    await chat_socket.send_json_to({"message": "keep this [[standin tokens=5]]"})
+    frames = await reply_collect(chat_socket)
+    ends = [frame for frame in frames if frame["type"] in ("done", "error")]
+    assert [(end["type"], end.get("code")) for end in ends] == [("error", "internal_error")]
+    reply = await Message.objects.aget(role="assistant")
+    assert (reply.status, reply.error_code) == ("error", "internal_error")
+    assert reply.content == chunks_text(frames)
+    assert len(finish_refused_once) == 2
+    await assert_still_chats(chat_socket)
+
+
+async def test_a_reply_that_failed_unexpectedly_and_whose_end_is_refused_still_ends_once(
+    chat_socket, finish_refused_once, monkeypatch
+):
+    async def broken_stream(**kwargs):
+        raise RuntimeError("a bug before the first token")
+        yield  # an async generator, as the real one
+
+    monkeypatch.setattr(upstream, "reply_stream", broken_stream)
+    for _ in range(2):  # the second reply meets the same failure path: nothing the first did may leak
+        await chat_socket.send_json_to({"message": "this fails"})
+        frames = await reply_collect(chat_socket)
+        assert (frames[-1]["type"], frames[-1]["code"]) == ("error", "internal_error")
+    assert await Message.objects.filter(role="assistant", status="error").acount() == 2
