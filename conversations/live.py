@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from django.conf import settings
 
+from . import protocol
 from .backlog import SendBacklog
 from .owners import ConversationRef, Owner
 
@@ -58,9 +58,7 @@ class ChatSocket:
         limit = settings.CHAT_MAX_SERVER_FRAME_BYTES
         if len(text) * 4 > limit and len(text.encode()) > limit:
             logger.error("frame too large to send", extra={"bytes": len(text.encode()), "limit": limit})
-            text = orjson.dumps(
-                {"type": "error", "code": "internal_error", "message": "A frame was too large to send."}
-            ).decode()
+            text = protocol.dumps(protocol.error_frame("internal_error", "A frame was too large to send."))
         unread = self.backlog.unread()
         if unread > settings.CHAT_MAX_UNSENT_BYTES:
             logger.warning("closing a socket whose client does not read", extra={"unread": unread})

@@ -172,7 +172,7 @@ def _optional_mcp_servers(value: Any) -> list[str] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ChatError("invalid_mcp_server", "`mcp_servers` must be a list of strings.")
-    if any(text_storable(item) != item or not item.isprintable() for item in value):
+    if not all(item.isprintable() for item in value):  # NUL and lone surrogates are not printable
         raise ChatError("invalid_mcp_server", "`mcp_servers` entries must not contain control characters.")
     return [item for item in value if item != ""]
 

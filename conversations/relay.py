@@ -154,6 +154,7 @@ def _history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.Li
             if message["id"] == reply.message_id:
                 message["content"], message["tools"] = text, list(reply.tools)
                 message.pop("truncated", None)
+                message.pop("length", None)
     frame = protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
     while len(frame.encode()) > settings.CHAT_MAX_SERVER_FRAME_BYTES and len(history["messages"]) > 1:
         history["messages"].pop(0)

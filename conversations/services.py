@@ -50,14 +50,6 @@ class DuplicateSend:
 
 
 @dataclass(frozen=True, slots=True)
-class LapsedReply:
-    """A reply whose server died mid-stream, now stored as interrupted."""
-
-    session_id: str
-    reply_id: int
-
-
-@dataclass(frozen=True, slots=True)
 class Turn:
     """A reply row just opened, the user message it answers when the turn stored one (None for a
     regenerate), its parent (the user message it answers), and what goes upstream."""
@@ -140,15 +132,15 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
 CHARS_PER_TOKEN = 4
 
 
-def tokens_estimate(text: str) -> int:
-    """A token count for `text` when the upstream gave none (a reply cut short reports no usage)."""
-    return -(-len(text) // CHARS_PER_TOKEN)
+def tokens_estimate(chars: int) -> int:
+    """A token count for that many characters of text, when the upstream gave none."""
+    return -(-chars // CHARS_PER_TOKEN)
 
 
 def usage_estimate(*, prompt: list[dict[str, str]], reply: str) -> dict[str, int]:
     """The usage of a reply that ended without the upstream's count: its prompt and its text, estimated."""
-    prompt_tokens = sum(tokens_estimate(message["content"]) for message in prompt)
-    completion_tokens = tokens_estimate(reply)
+    prompt_tokens = sum(tokens_estimate(len(message["content"])) for message in prompt)
+    completion_tokens = tokens_estimate(len(reply))
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -165,7 +157,7 @@ def daily_tokens_used(*, owner_key: str) -> int:
     )
     used = replies.aggregate(total=Sum("total_tokens"))["total"] or 0
     streaming = replies.streaming().aggregate(chars=Sum(Length("content")))["chars"] or 0
-    return used + -(-streaming // CHARS_PER_TOKEN)
+    return used + tokens_estimate(streaming)
 
 
 def replies_in_flight_check(*, owner_key: str) -> None:
@@ -542,17 +534,6 @@ def reply_lost_store(*, reply_id: int, shown_text: str, lease_owner: str | None 
         ]
     )
     return message
-
-
-def orphaned_replies(*, ref: ConversationRef, live_instance: str) -> list[tuple[int, str]]:
-    """The (id, lease owner) of a conversation's streaming replies not streamed by `live_instance`: for a
-    single process (no Redis), replies it does not stream lost their server when the process restarted."""
-    return list(
-        Message.objects.streaming()
-        .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
-        .exclude(lease_owner=live_instance)
-        .values_list("pk", "lease_owner")
-    )
 
 
 def _replies_fenced(reply_ids: list[int], lease_owner: str) -> Any:

@@ -94,13 +94,10 @@ def lease_deadline_from(started: float) -> float:
     return started + settings.CHAT_REPLY_LEASE_SECONDS * LEASE_SHOW_SHARE
 
 
-async def lease_hold(reply: live.LiveReply, instance: Instance) -> None:
-    """Return once this instance may show more of the reply: at once within its lease, else after
-    renewing it. Raise LeaseLost when another instance stored the reply as lost meanwhile."""
-    loop = asyncio.get_running_loop()
-    if loop.time() < reply.lease_deadline:
-        return
-    started = loop.time()
+async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
+    """Renew a reply's lease, past its deadline, before this instance shows more of it. Raise LeaseLost
+    when another instance stored the reply as lost meanwhile."""
+    started = asyncio.get_running_loop().time()
     held = await db_call_patient(
         services.reply_leases_renew,
         budget=settings.CHAT_REPLY_LEASE_SECONDS,
@@ -142,7 +139,8 @@ async def reply_run(
                 stats.first_event_at = loop.time()
                 metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
             if isinstance(event, upstream.TextDelta):
-                await lease_hold(reply, instance)
+                if loop.time() >= reply.lease_deadline:
+                    await lease_renew(reply, instance)
                 offset = reply.append(event.text)
                 for frame in protocol.chunk_frames_text(
                     content=event.text, message_id=reply.message_id, offset=offset
@@ -162,7 +160,8 @@ async def reply_run(
                         raise LeaseLost
                     reply.lease_deadline = lease_deadline_from(now)
             elif isinstance(event, upstream.ToolActivity):
-                await lease_hold(reply, instance)
+                if loop.time() >= reply.lease_deadline:
+                    await lease_renew(reply, instance)
                 activity = asdict(event)
                 reply.tools.append(activity)
                 frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
@@ -405,13 +404,8 @@ async def _follow_text(room: live.ConversationRoom, reply: live.LiveReply, entry
     text, offset = entry.text, entry.offset
     if offset > reply.length and not await _follow_gap_fill(room, reply, offset):
         return False
-    if offset < reply.length:  # already have its start (a log read twice, or filled from the row)
-        text, offset = text[reply.length - offset :], reply.length
-        if not text:
-            return True
-    reply.append(text)
-    for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
-        await room.broadcast(frame)
+    # What this follower already has (a log read twice, or filled from the row) is not sent again.
+    await _follow_send(room, reply, text[reply.length - offset :])
     return True
 
 

@@ -70,16 +70,24 @@ async def message_rate_check(*, owner_key: str, anonymous_address: str = "") -> 
 
     Raise ChatError("rate_limited") with `retry_after` (seconds) when either is over its limit.
     """
-    await _rate_hit(settings.CHAT_RATE_LIMIT, "messages", owner_key)
+    limiter = _limiters_get().message_rate
+    await _rate_hit(limiter, settings.CHAT_RATE_LIMIT, "messages", owner_key, what="messages")
     if anonymous_address:
-        await _rate_hit(settings.CHAT_ANONYMOUS_RATE_LIMIT, "anonymous-messages", anonymous_address)
+        await _rate_hit(
+            limiter,
+            settings.CHAT_ANONYMOUS_RATE_LIMIT,
+            "anonymous-messages",
+            anonymous_address,
+            what="messages",
+        )
 
 
-async def _rate_hit(rate: str, scope: str, key: str) -> None:
+async def _rate_hit(limiter: MovingWindowRateLimiter, rate: str, scope: str, key: str, *, what: str) -> None:
+    """Count one hit of `key` against `rate` (empty: no limit); raise ChatError("rate_limited") with
+    `retry_after` when it is over. A storage that fails counts nothing (logged)."""
     if not rate:
         return
     item = limits.parse(rate)
-    limiter = _limiters_get().message_rate
     try:
         if await limiter.hit(item, scope, key):
             return
@@ -90,7 +98,7 @@ async def _rate_hit(rate: str, scope: str, key: str) -> None:
     retry_after = max(1, round(stats.reset_time - time.time()))
     raise ChatError(
         "rate_limited",
-        f"Too many messages: the limit is {rate}. Try again in {retry_after} s.",
+        f"Too many {what}: the limit is {rate}. Try again in {retry_after} s.",
         retry_after=retry_after,
     )
 
@@ -99,18 +107,12 @@ async def frame_rate_check(*, socket_id: str) -> None:
     """Count one frame from a socket against CHAT_SOCKET_FRAME_RATE (every frame type: a history request
     costs the server far more than its bytes). Raise ChatError("rate_limited") with `retry_after` when
     the socket is over it. Counted in this process: a socket lives on one instance."""
-    if not settings.CHAT_SOCKET_FRAME_RATE:
-        return
-    item = limits.parse(settings.CHAT_SOCKET_FRAME_RATE)
-    limiter = _limiters_get().frame_rate
-    if await limiter.hit(item, "frames", socket_id):
-        return
-    stats = await limiter.get_window_stats(item, "frames", socket_id)
-    retry_after = max(1, round(stats.reset_time - time.time()))
-    raise ChatError(
-        "rate_limited",
-        f"Too many frames on this socket: the limit is {settings.CHAT_SOCKET_FRAME_RATE}.",
-        retry_after=retry_after,
+    await _rate_hit(
+        _limiters_get().frame_rate,
+        settings.CHAT_SOCKET_FRAME_RATE,
+        "frames",
+        socket_id,
+        what="frames on this socket",
     )
 
 
