@@ -7,3 +7,6 @@ class ConversationsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .relay import cluster, instance
+
+        instance.hooks_install(cluster.HOOKS)

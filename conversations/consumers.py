@@ -9,16 +9,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 
-from . import live, metrics, protocol, relay, throttles
-from .backlog import send_backlog_watch
-from .exceptions import ChatError, SessionExpired
-from .owners import LOGIN_REQUIRED_CLOSE_CODE, ConversationRef, Owner
+from . import protocol, relay
 
 logger = logging.getLogger(__name__)
 
 INVALID_SESSION_CLOSE_CODE = 4400
 INTERNAL_ERROR_CLOSE_CODE = 1011
-LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -28,7 +24,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     One call opens the socket (`relay.socket_open`) and one, on every path out, closes it.
     """
 
-    socket: live.ChatSocket | None = None
+    socket: relay.ChatSocket | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # No channel-layer channel: replies reach a socket through the relay's rooms, so the socket listens
@@ -50,7 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await super().dispatch(message)
         except StopConsumer:
             raise
-        except live.SocketGone:
+        except relay.SocketGone:
             return  # this server closed the socket (a failed send, a client not reading): nothing to tell
         except Exception:
             logger.exception("socket handler failed", extra={"event": message.get("type")})
@@ -64,42 +60,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        owner = Owner.from_scope(self.scope)
-        route = self.scope["url_route"]["kwargs"]
-        self.socket = live.ChatSocket(
-            owner=owner,
-            ref=ConversationRef(owner.key, route["session_id"]),
-            path_kind=route["path_kind"],
-            client_address=(self.scope.get("client") or ("",))[0] or "",
-            raw_send=self.send_text,
-            raw_close=self.close,
-            backlog=send_backlog_watch(self.base_send),
+        opened = await relay.socket_open(
+            self.scope, send=self.send_text, close=self.close, transport_send=self.base_send
         )
-        refusal = await relay.socket_open(self.socket)
-        if refusal is not None:
-            metrics.REFUSALS.labels(refusal.code).inc()
-            if refusal.frame:
-                await self.send_text(refusal.frame)
-            await self.close(code=refusal.close_code)
+        if isinstance(opened, relay.SocketRefusal):
+            if opened.frame:
+                await self.send_text(opened.frame)
+            await self.close(code=opened.close_code)
+        else:
+            self.socket = opened
 
     async def disconnect(self, code: int) -> None:
         if self.socket is not None:
             await relay.socket_close(self.socket)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        socket = self.socket
-        if socket is None or not socket.open:
-            return  # refused at connect; nothing to do until the close lands
-        try:
-            await throttles.frame_rate_check(socket_id=socket.socket_id)
-            frame = protocol.parse_client_frame(text_data, bytes_data)
-            await relay.client_frame_handle(socket=socket, frame=frame)
-        except ChatError as exc:
-            if exc.code in LIMIT_CODES:
-                metrics.REFUSALS.labels(exc.code).inc()
-            await socket.send(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
-            if isinstance(exc, SessionExpired):
-                await socket.close(LOGIN_REQUIRED_CLOSE_CODE)
+        if self.socket is not None:  # None: refused at connect, nothing to do until the close lands
+            await relay.frame_receive(self.socket, text_data, bytes_data)
 
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)

@@ -17,8 +17,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from . import instance as instances
 from . import upstream
+from .relay.instance import events_listening
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _redis() -> str | None:
 
 def _events() -> str | None:
     """The instances' event subscription (Redis pub/sub) is up, or not needed."""
-    return None if instances.events_listening else "not subscribed to the instances' events"
+    return None if events_listening() else "not subscribed to the instances' events"
 
 
 def _checked() -> tuple[bool, dict[str, Any]]:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,51 +69,34 @@ class _StreamState:
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
-# One client per event loop: httpx connection pools belong to the loop that opened them.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dedalus_labs.AsyncDedalus] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def upstream_client() -> dedalus_labs.AsyncDedalus:
-    """Return this event loop's shared SDK client, creating it on first use.
+def upstream_client_create() -> dedalus_labs.AsyncDedalus:
+    """A new SDK client for this process's event loop (its instance keeps it: httpx connection pools
+    belong to the loop that opened them).
 
     The pool is bounded: hundreds of idle keep-alive connections cost CPU on every request.
     """
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        timeout = httpx.Timeout(
-            connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-            read=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT + settings.CHAT_UPSTREAM_IDLE_TIMEOUT,
-            write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-            pool=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-        )
-        # The SDK's aiohttp transport hands over everything already buffered in one read, so the
-        # deltas that arrived together become one frame; httpx yields one piece per HTTP chunk.
-        http_client = dedalus_labs.DefaultAioHttpClient(
-            timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
-                max_keepalive_connections=settings.CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS,
-            ),
-        )
-        client = dedalus_labs.AsyncDedalus(
-            api_key=settings.DEDALUS_API_KEY,
-            base_url=settings.DEDALUS_BASE_URL,
-            max_retries=0,  # retried here, only before the first token (reply_stream)
-            timeout=timeout,
-            http_client=http_client,
-        )
-        _clients[loop] = client
-    return client
-
-
-async def upstream_clients_close() -> None:
-    """Close this event loop's client (tests and shutdown)."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.close()
+    timeout = httpx.Timeout(
+        connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+        read=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT + settings.CHAT_UPSTREAM_IDLE_TIMEOUT,
+        write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+        pool=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+    )
+    # The SDK's aiohttp transport hands over everything already buffered in one read, so the
+    # deltas that arrived together become one frame; httpx yields one piece per HTTP chunk.
+    http_client = dedalus_labs.DefaultAioHttpClient(
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
+            max_keepalive_connections=settings.CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS,
+        ),
+    )
+    return dedalus_labs.AsyncDedalus(
+        api_key=settings.DEDALUS_API_KEY,
+        base_url=settings.DEDALUS_BASE_URL,
+        max_retries=0,  # retried here, only before the first token (reply_stream)
+        timeout=timeout,
+        http_client=http_client,
+    )
 
 
 def upstream_problem() -> str | None:
@@ -144,7 +126,11 @@ def upstream_problem() -> str | None:
 
 
 async def reply_stream(
-    *, model: str, messages: Sequence[dict[str, str]], mcp_servers: Sequence[str]
+    client: dedalus_labs.AsyncDedalus,
+    *,
+    model: str,
+    messages: Sequence[dict[str, str]],
+    mcp_servers: Sequence[str],
 ) -> AsyncIterator[Event]:
     """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
 
@@ -163,7 +149,7 @@ async def reply_stream(
         started = False
         try:
             async for event in _reply_attempt(
-                model=model, messages=messages, mcp_servers=mcp_servers, total_deadline=total_deadline
+                client, model=model, messages=messages, mcp_servers=mcp_servers, total_deadline=total_deadline
             ):
                 started = True
                 yield event
@@ -190,7 +176,12 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 
 
 async def _reply_attempt(
-    *, model: str, messages: Sequence[dict[str, str]], mcp_servers: Sequence[str], total_deadline: float
+    client: dedalus_labs.AsyncDedalus,
+    *,
+    model: str,
+    messages: Sequence[dict[str, str]],
+    mcp_servers: Sequence[str],
+    total_deadline: float,
 ) -> AsyncIterator[Event]:
     """One request upstream, streamed as events; failures come out as UpstreamError."""
     loop = asyncio.get_running_loop()
@@ -201,7 +192,7 @@ async def _reply_attempt(
         try:
             async with asyncio.timeout_at(deadline):
                 response = await stack.enter_async_context(
-                    upstream_client().chat.completions.with_streaming_response.create(
+                    client.chat.completions.with_streaming_response.create(
                         model=model,
                         messages=list(messages),
                         mcp_servers=list(mcp_servers),

@@ -25,9 +25,9 @@ from django.db import connections
 from django.utils import timezone
 
 from chatproject.asgi import application
-from conversations import instance, relay, upstream
 from conversations.models import ChatModel
 from conversations.owners import Owner
+from conversations.relay import instance
 
 from .servers import DaphneServer, RedisServer, process_stop, server_env
 
@@ -129,13 +129,12 @@ def staff_client(client: Any, django_user_model: Any) -> Any:
 
 @pytest.fixture
 async def replies_settle() -> AsyncIterator[None]:
-    """After the test, let reply tasks it started end on its own event loop, and close the SDK client."""
+    """After the test, let reply tasks it started end on its own event loop, then close the instance."""
     yield
     try:
         async with asyncio.timeout(30):
-            await relay.replies_drain()
+            await (await instance.instance_get()).replies_drain()
             await instance.instance_close()
-            await upstream.upstream_clients_close()
     except TimeoutError:
         for task in asyncio.all_tasks():
             task.print_stack(file=sys.stderr)  # a task that never ends: show where it waits

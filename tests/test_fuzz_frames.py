@@ -113,11 +113,11 @@ def fuzz_socket(standin, settings):
     loop.run_until_complete(reply_collect(socket))
     yield loop, socket
     loop.run_until_complete(socket.disconnect())
-    from conversations import instance, relay, upstream
+    from conversations.relay import instance
 
-    loop.run_until_complete(relay.replies_drain())
+    running = loop.run_until_complete(instance.instance_get())
+    loop.run_until_complete(running.replies_drain())
     loop.run_until_complete(instance.instance_close())
-    loop.run_until_complete(upstream.upstream_clients_close())
     loop.close()
 
 

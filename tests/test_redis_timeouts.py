@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conversations import instance as instances
-from conversations import streaming, throttles
 from conversations.redisclient import redis_client, redis_client_options
+from conversations.relay import following
+from conversations.relay import instance as instances
+from conversations.relay.eventbus import RedisEventBus
+from conversations.relay.limits import RateLimits, redis_rate_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the instance's heartbeat reads the database
 
@@ -55,7 +57,8 @@ async def test_the_message_rate_limit_gives_up_after_the_timeout_instead_of_hang
 ):
     settings.REDIS_URL, settings.CHAT_REDIS_TIMEOUT, settings.CHAT_RATE_LIMIT = silent_redis, 0.5, "5/minute"
     # It fails open (logged): an outage of the counters must not stop every chat.
-    await asyncio.wait_for(throttles.message_rate_check(owner_key="someone"), 5)  # a hang would time out
+    limits = RateLimits(redis_rate_storage())
+    await asyncio.wait_for(limits.message_check(owner_key="someone"), 5)  # a hang would time out
     assert "message rate not counted" in caplog.text
 
 
@@ -63,23 +66,30 @@ async def test_an_idle_event_subscription_outlives_the_command_timeout(settings,
     settings.CHAT_REDIS_TIMEOUT = 0.3
     heard = asyncio.Event()
 
-    async def handler(event: dict) -> None:
-        heard.set()
+    async def dispatch(event: dict) -> None:
+        if event.get("type") == "timeout-test":
+            heard.set()
 
-    instances.event_handlers["timeout-test"] = handler
-    try:
-        with caplog.at_level(logging.WARNING, logger="conversations.instance"):
-            instance = await instances.instance_get()
-            # The instance's commands carry the timeout (the silent server above shows what it does).
-            assert instance.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.3
+    async def resubscribed() -> None:
+        pass
+
+    # The instance's commands carry the timeout (the silent server above shows what it does).
+    instance = await instances.instance_get()
+    assert instance.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.3
+    bus = RedisEventBus(redis_client(settings.REDIS_URL))
+    with caplog.at_level(logging.WARNING, logger="conversations.relay.eventbus"):
+        await bus.start(dispatch, resubscribed)
+        try:
             await asyncio.sleep(1.5)  # five command timeouts with nothing on the channel
-            assert instances.events_listening
-            await instances.event_publish(instance, {"type": "timeout-test"})
+            assert bus.listening
+            assert instances.events_listening()
+            await bus.publish({"type": "timeout-test"})
             await asyncio.wait_for(heard.wait(), 2)
-        assert "event subscription lost" not in caplog.text
-    finally:
-        del instances.event_handlers["timeout-test"]
+        finally:
+            await bus.close()
+            await bus.client.aclose()
+    assert "event subscription lost" not in caplog.text
 
 
 def test_the_command_timeout_outlasts_the_reply_logs_blocking_read():
-    assert redis_client_options()["socket_timeout"] > streaming.FOLLOW_CHECK_MS / 1000
+    assert redis_client_options()["socket_timeout"] > following.FOLLOW_CHECK_MS / 1000

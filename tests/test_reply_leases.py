@@ -19,10 +19,11 @@ from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from conversations import instance as instances
-from conversations import live, protocol, relay, replylog, services
+from conversations import protocol, services
 from conversations.models import Message
 from conversations.owners import ConversationRef, Owner
+from conversations.relay import cluster, replylog, turns
+from conversations.relay import instance as instances
 
 from .conftest import BROWSER_SESSION_KEY, chunks_text, reply_collect, socket_open
 from .servers import stamp_indices, text_after, until
@@ -76,16 +77,16 @@ async def database_now() -> datetime:
 
 
 @pytest.fixture
-async def other_instance_log() -> AsyncIterator[replylog.ReplyLogWriter]:
-    """The reply log writer of another instance, on its own Redis connection."""
+async def other_instance_log() -> AsyncIterator[replylog.RedisReplyLog]:
+    """The reply log of another instance, on its own Redis connection."""
     client = redis_asyncio.Redis.from_url(django_settings.REDIS_URL)
-    writer = replylog.ReplyLogWriter(client)
+    writer = replylog.RedisReplyLog(client)
     yield writer
     await writer.close()
     await client.aclose()
 
 
-async def log_write(writer: replylog.ReplyLogWriter, reply_id: int, offset: int, text: str) -> None:
+async def log_write(writer: replylog.RedisReplyLog, reply_id: int, offset: int, text: str) -> None:
     """Append one text entry and wait until it is in Redis (so adjacent entries are never merged)."""
     writer.text(reply_id, offset, text)
     await writer.drained()
@@ -109,11 +110,11 @@ async def test_a_streaming_row_of_this_instance_with_no_task_is_not_renewed_and_
     leased_until = (await stored(reply_id)).lease_expires_at
 
     await asyncio.sleep(0.2)
-    await relay._heartbeat()
+    await cluster.heartbeat(await instances.instance_get())
     assert (await stored(reply_id)).lease_expires_at == leased_until  # no task streams it: not renewed
 
     async def stored_as_lost() -> bool:
-        await relay._heartbeat()
+        await cluster.heartbeat(await instances.instance_get())
         return (await stored(reply_id)).status != Message.Status.STREAMING
 
     await until(stored_as_lost, wait=5, interval=0.2)
@@ -140,7 +141,7 @@ async def test_the_heartbeat_renews_the_lease_of_a_reply_this_process_streams(ch
     leased_until = (await stored(start["message_id"])).lease_expires_at
 
     await asyncio.sleep(0.3)
-    await relay._heartbeat()
+    await cluster.heartbeat(await instances.instance_get())
     renewed_until = (await stored(start["message_id"])).lease_expires_at
     assert renewed_until - leased_until >= timedelta(seconds=0.25)
 
@@ -213,7 +214,7 @@ async def test_a_reply_stored_as_lost_under_its_streaming_owner_ends_once_with_t
     assert (shown["content"], shown["status"]) == (chunks_text(seen), "interrupted")
     assert await chat_socket.receive_nothing(timeout=0.5)
 
-    await relay.replies_drain()
+    await (await instances.instance_get()).replies_drain()
     reply = await stored(reply_id)
     assert (reply.content, reply.status, reply.finish_reason) == (
         chunks_text(seen),
@@ -263,8 +264,8 @@ async def test_a_reply_whose_server_died_is_stored_with_all_the_text_its_log_sho
     await log_write(other_instance_log, reply_id, 6, "world, shown after the last save")
     await lease_lapse(reply_id)  # the other instance died before its next save
 
-    await relay._heartbeat()
-    await instance.log_writer.drained()
+    await cluster.heartbeat(await instances.instance_get())
+    await instance.reply_log.drained()
 
     reply = await stored(reply_id)
     assert (reply.content, reply.status, reply.finish_reason) == (
@@ -272,7 +273,7 @@ async def test_a_reply_whose_server_died_is_stored_with_all_the_text_its_log_sho
         "interrupted",
         "server_lost",
     )
-    entries = await replylog.log_read(instance.redis, reply_id, "0-0")
+    entries = await instance.reply_log.read(reply_id, "0-0")
     assert entries[-1].kind == "end"
     assert orjson.loads(entries[-1].frame) == {
         "type": "done",
@@ -294,9 +295,9 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
     await log_write(other_instance_log, reply_id, 12, "never shown")  # offsets 6 to 12 never reached the log
     await lease_lapse(reply_id)
 
-    await relay._heartbeat()
+    await cluster.heartbeat(await instances.instance_get())
     assert (await stored(reply_id)).content == "Hello "  # what followers were shown, no more
-    assert await replylog.log_text(instance.redis, reply_id) == "Hello "
+    assert await instance.reply_log.shown_text(reply_id) == "Hello "
 
 
 # A follower never crosses a gap in the log.
@@ -381,14 +382,14 @@ async def test_a_tab_joining_while_a_turn_is_being_stored_gets_that_reply_once(
 ):
     if not with_redis:
         settings.REDIS_URL = ""  # read when this test's event loop starts its instance
-    turn_store = relay._turn_store
+    turn_store = turns._turn_store
 
     async def turn_store_then_pause(*args: Any, **kwargs: Any) -> Any:
         turn = await turn_store(*args, **kwargs)
         await asyncio.sleep(0.5)  # committed, while the room does not know its reply yet
         return turn
 
-    monkeypatch.setattr(relay, "_turn_store", turn_store_then_pause)
+    monkeypatch.setattr(turns, "_turn_store", turn_store_then_pause)
     first = await socket_open("/ws/chat/race/")
     assert ((await instances.instance_get()).redis is not None) == with_redis
     await first.send_json_to({"message": "race [[standin stamp=1 tokens=30 delay_ms=10]]"})
@@ -397,7 +398,7 @@ async def test_a_tab_joining_while_a_turn_is_being_stored_gets_that_reply_once(
         return await Message.objects.filter(status=Message.Status.STREAMING).aexists()
 
     await until(reply_committed, wait=5, interval=0.02)
-    room = live.room_find(ref_of("race"))
+    room = (await instances.instance_get()).rooms.find(ref_of("race"))
     assert room is not None
     assert room.reply is None  # the window is open: the row is committed, the room knows no reply
     second = await socket_open("/ws/chat/race/")

@@ -10,8 +10,10 @@ from channels.testing import WebsocketCommunicator
 from django.db import DataError
 
 from chatproject.asgi import application
-from conversations import relay, services, upstream
+from conversations import services, upstream
 from conversations.models import Message
+from conversations.relay import instance
+from conversations.relay import sockets as relay_sockets
 
 from .conftest import browser_headers, browser_owner_key, chunks_text, reply_collect, socket_open
 
@@ -68,10 +70,10 @@ def socket_counts(settings):
 async def test_an_unexpected_error_on_a_frame_is_internal_error_and_the_socket_stays_open(
     chat_socket, monkeypatch, caplog
 ):
-    async def broken(**kwargs):
+    async def broken(*args, **kwargs):
         raise RuntimeError("a bug in a handler")
 
-    monkeypatch.setattr(relay, "history_send", broken)
+    monkeypatch.setattr(relay_sockets, "history_send", broken)
     await chat_socket.send_json_to({"type": "history"})
     frame = await chat_socket.receive_json_from()
     assert (frame["type"], frame["code"]) == ("error", "internal_error")
@@ -84,10 +86,10 @@ async def test_an_unexpected_error_on_a_frame_is_internal_error_and_the_socket_s
 async def test_sockets_that_crash_while_opening_release_their_slot(
     standin, replies_settle, monkeypatch, socket_counts
 ):
-    async def broken(**kwargs):
+    async def broken(*args, **kwargs):
         raise RuntimeError("a bug while joining")
 
-    monkeypatch.setattr(relay, "conversation_join", broken)
+    monkeypatch.setattr(relay_sockets, "conversation_join", broken)
     for n in range(5):  # more than the owner's maximum of 3
         communicator = WebsocketCommunicator(
             application, f"/ws/chat/crash{n}/", headers=await browser_headers()
@@ -109,17 +111,17 @@ async def test_sockets_that_crash_while_opening_release_their_slot(
 async def test_a_socket_whose_handler_crashes_and_then_drops_releases_its_slot(
     standin, replies_settle, monkeypatch, socket_counts
 ):
-    async def broken(**kwargs):
+    async def broken(*args, **kwargs):
         raise RuntimeError("a bug in a handler")
 
-    monkeypatch.setattr(relay, "history_send", broken)
+    monkeypatch.setattr(relay_sockets, "history_send", broken)
     for n in range(5):
         communicator = await socket_open(f"/ws/chat/drop{n}/")
         await communicator.send_json_to({"type": "history"})
         assert (await communicator.receive_json_from())["code"] == "internal_error"
         await communicator.disconnect()
     assert socket_counts() == 0
-    assert not relay.sockets_open
+    assert not (await instance.instance_get()).sockets
 
 
 @pytest.fixture
@@ -155,7 +157,7 @@ async def test_an_end_the_database_refuses_is_stored_as_internal_error_with_its_
 async def test_a_reply_that_failed_unexpectedly_and_whose_end_is_refused_still_ends_once(
     chat_socket, finish_refused_once, monkeypatch
 ):
-    async def broken_stream(**kwargs):
+    async def broken_stream(*args, **kwargs):
         raise RuntimeError("a bug before the first token")
         yield  # an async generator, as the real one
 

@@ -1,4 +1,4 @@
-"""Replies in flight in this process and the sockets listening to each conversation.
+"""What is live in this process: open sockets, replies in flight, and each conversation's room.
 
 Everything here runs on the event loop with no awaits between reading and changing state, so a
 socket that joins mid-reply gets the text so far and then exactly the chunks that follow it.
@@ -11,13 +11,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from . import protocol
+from .. import protocol
+from ..owners import ConversationRef, Owner
 from .backlog import SendBacklog
-from .owners import ConversationRef, Owner
+
+if TYPE_CHECKING:
+    from .instance import Instance
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class ChatSocket:
     client_address: str  # the client's IP (Daphne takes it from the proxy's X-Forwarded-For)
     raw_send: Send
     raw_close: Callable[..., Awaitable[None]]
+    instance: Instance
     socket_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     backlog: SendBacklog = field(default_factory=SendBacklog)
     admitted: bool = False
@@ -86,15 +90,15 @@ class ChatSocket:
 class LiveReply:
     """A reply in flight as this process knows it: its text so far and the task that feeds it.
 
-    `owned` replies are streamed from upstream by this process; the others are followed from the reply
-    log that another instance writes (`loaded` is set once its backlog was read). An owned reply may
+    `local` replies are streamed from upstream by this process; the others are followed from the reply
+    log that another instance writes (`loaded` is set once its backlog was read). A local reply may
     show text only until `lease_deadline` (loop time), within the lease it last renewed: past it, it
     must renew first, so an instance that froze never shows text after another stored the reply as lost.
     """
 
     message_id: int
     model: str
-    owned: bool = True
+    local: bool = True
     lease_deadline: float = 0.0
     parts: list[str] = field(default_factory=list)
     length: int = 0
@@ -116,6 +120,15 @@ class LiveReply:
         if len(self.parts) > 1:
             self.parts[:] = ["".join(self.parts)]
         return self.parts[0] if self.parts else ""
+
+    def cancel(self, *, reason: str) -> bool:
+        """Cancel a local reply's upstream request; it then stores its partial text as interrupted (or,
+        with reason "lost", stores nothing). Return False when it is already ending."""
+        if self.task is None or self.stop_reason is not None or self.task.done():
+            return False
+        self.stop_reason = reason
+        self.task.cancel()
+        return True
 
 
 @dataclass(slots=True)
@@ -139,6 +152,21 @@ class ConversationRoom:
         if not self.turns_starting:
             self.turns_settled.set()
 
+    async def text_publish(self, reply: LiveReply, text: str) -> int:
+        """Add text to a reply and send it to every socket as chunk frames; return its offset. The one
+        step by which text reaches sockets, whether this process streams the reply or follows it."""
+        if not text:
+            return reply.length
+        offset = reply.append(text)
+        for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
+            await self.broadcast(frame)
+        return offset
+
+    async def tool_publish(self, reply: LiveReply, activity: dict[str, Any], frame: str) -> None:
+        """Add tool activity to a reply and send its frame to every socket."""
+        reply.tools.append(activity)
+        await self.broadcast(frame)
+
     async def broadcast(self, text: str) -> None:
         """Send one serialised frame to every socket; a socket that fails is dropped, not fatal."""
         for key, send in list(self.subscribers.items()):
@@ -151,42 +179,47 @@ class ConversationRoom:
                 self.subscribers.pop(key, None)
 
 
-_rooms: dict[str, ConversationRoom] = {}
+class Rooms:
+    """This process's conversation rooms, by `ConversationRef.room_key`; a room lives while a socket
+    listens to it, a reply streams in it, or a turn is being stored in it."""
 
+    def __init__(self) -> None:
+        self._rooms: dict[str, ConversationRoom] = {}
 
-def room_get(ref: ConversationRef) -> ConversationRoom:
-    """Return the room of a conversation, creating it if needed."""
-    room = _rooms.get(ref.room_key)
-    if room is None:
-        room = _rooms[ref.room_key] = ConversationRoom(ref=ref)
-    return room
+    def get(self, ref: ConversationRef) -> ConversationRoom:
+        """Return the room of a conversation, creating it if needed."""
+        room = self._rooms.get(ref.room_key)
+        if room is None:
+            room = self._rooms[ref.room_key] = ConversationRoom(ref=ref)
+        return room
 
+    def find(self, ref: ConversationRef) -> ConversationRoom | None:
+        return self._rooms.get(ref.room_key)
 
-def room_find(ref: ConversationRef) -> ConversationRoom | None:
-    return _rooms.get(ref.room_key)
+    def find_key(self, room_key: str) -> ConversationRoom | None:
+        """The room of a conversation named by its `ConversationRef.room_key` (as events carry it)."""
+        return self._rooms.get(room_key)
 
+    def release(self, room: ConversationRoom) -> None:
+        """Forget a room once nobody listens and nothing streams."""
+        if (
+            not room.subscribers
+            and room.reply is None
+            and not room.turns_starting
+            and self._rooms.get(room.ref.room_key) is room
+        ):
+            del self._rooms[room.ref.room_key]
 
-def room_find_key(room_key: str) -> ConversationRoom | None:
-    """The room of a conversation named by its `ConversationRef.room_key` (as events carry it)."""
-    return _rooms.get(room_key)
+    def reply_end(self, room: ConversationRoom, reply: LiveReply) -> None:
+        """Forget a reply that ended, unless a newer one took its place."""
+        if room.reply is reply:
+            room.reply = None
+        self.release(room)
 
+    def listening(self) -> list[ConversationRoom]:
+        """Every room with a socket on this process."""
+        return [room for room in self._rooms.values() if room.subscribers]
 
-def room_release(room: ConversationRoom) -> None:
-    """Forget a room once nobody listens and nothing streams."""
-    if (
-        not room.subscribers
-        and room.reply is None
-        and not room.turns_starting
-        and _rooms.get(room.ref.room_key) is room
-    ):
-        del _rooms[room.ref.room_key]
-
-
-def rooms_listening() -> list[ConversationRoom]:
-    """Every room with a socket on this process."""
-    return [room for room in _rooms.values() if room.subscribers]
-
-
-def owned_replies() -> list[tuple[ConversationRoom, LiveReply]]:
-    """Every reply this process streams from upstream, with its room."""
-    return [(room, room.reply) for room in _rooms.values() if room.reply is not None and room.reply.owned]
+    def local_replies(self) -> list[LiveReply]:
+        """Every reply this process streams from upstream."""
+        return [room.reply for room in self._rooms.values() if room.reply is not None and room.reply.local]

@@ -1,5 +1,5 @@
-"""The two tasks that feed a live reply: streaming it from upstream (owner), or following another
-instance's reply log (follower). Both hand every frame to the conversation's sockets on this process.
+"""A local reply's task: stream it from upstream to every socket of its conversation here, log it for
+the other instances, keep its lease, and store how it ended.
 """
 
 from __future__ import annotations
@@ -8,63 +8,19 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
-from redis.exceptions import RedisError
 
-from . import live, metrics, protocol, replylog, selectors, services, upstream
-from .exceptions import ChatError
+from .. import metrics, protocol, selectors, services, upstream
+from ..exceptions import ChatError
+from ..models import Message
+from . import live
+from .dbcall import db_call, db_call_patient
 from .instance import Instance
-from .models import Message
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def db_call(func: Callable[..., T], *, retry: bool = True) -> Callable[..., Awaitable[T]]:
-    """Run a service call on a worker thread; with `retry`, once more on a fresh connection if the old
-    one was dead.
-
-    Service calls are self-contained, so they may run on any thread, each with its own connection: a
-    hundred turns starting at once do not queue behind one. A connection the database dropped fails
-    once and is discarded by Django. Only idempotent calls may be retried: a turn's write whose COMMIT
-    was lost may have committed, so it takes `retry=False` and its failure reaches the client.
-    """
-    run = database_sync_to_async(func, thread_sensitive=False)
-    if not retry:
-        return run
-
-    async def call(**kwargs: Any) -> T:
-        try:
-            return await run(**kwargs)
-        except (OperationalError, InterfaceError):
-            logger.warning("database call failed; retrying on a new connection", exc_info=True)
-            return await run(**kwargs)
-
-    return call
-
-
-async def db_call_patient(func: Callable[..., T], *, budget: float, **kwargs: Any) -> T:
-    """Run an idempotent service call, retrying with backoff while the database is away, for up to
-    `budget` seconds; then raise its error."""
-    loop = asyncio.get_running_loop()
-    deadline, delay = loop.time() + budget, 0.1
-    while True:
-        try:
-            return await db_call(func)(**kwargs)
-        except (OperationalError, InterfaceError):
-            if loop.time() + delay > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
-# How long a follower waits on the log before it checks the stored row (its writer may be gone).
-FOLLOW_CHECK_MS = 2000
 
 
 @dataclass(slots=True)
@@ -77,7 +33,7 @@ class ReplyStats:
     flushes: int = 0
 
 
-# An owned reply shows text for at most this share of its lease after the lease's last renewal began
+# A local reply shows text for at most this share of its lease after the lease's last renewal began
 # (the database set the expiry after that moment), so it stops well before anyone may judge it lost.
 LEASE_SHOW_SHARE = 0.8
 # How long the end of a reply is retried while the database is away, before the reply is left to lapse.
@@ -109,7 +65,7 @@ async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
     reply.lease_deadline = lease_deadline_from(started)
 
 
-async def reply_run(
+async def reply_stream(
     *,
     room: live.ConversationRoom,
     reply: live.LiveReply,
@@ -122,9 +78,8 @@ async def reply_run(
     Every `start` ends with exactly one `done` or `error` on every socket. When another instance stored
     the reply as lost meanwhile, `on_lost` first gives this instance's sockets the stored state.
     """
-    log = instance.log_writer
-    if log is not None:
-        log.start(reply.message_id)
+    log = instance.reply_log
+    log.start(reply.message_id)
     loop = asyncio.get_running_loop()
     stats = ReplyStats(model=turn.model, started=loop.time())
     metrics.REPLIES_IN_FLIGHT.inc()
@@ -133,7 +88,10 @@ async def reply_run(
     outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
     try:
         async for event in upstream.reply_stream(
-            model=turn.model, messages=turn.upstream_messages, mcp_servers=turn.mcp_servers
+            instance.upstream(),
+            model=turn.model,
+            messages=turn.upstream_messages,
+            mcp_servers=turn.mcp_servers,
         ):
             if stats.first_event_at is None:
                 stats.first_event_at = loop.time()
@@ -141,16 +99,11 @@ async def reply_run(
             if isinstance(event, upstream.TextDelta):
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
-                offset = reply.append(event.text)
-                for frame in protocol.chunk_frames_text(
-                    content=event.text, message_id=reply.message_id, offset=offset
-                ):
-                    await room.broadcast(frame)
+                offset = await room.text_publish(reply, event.text)
                 now = loop.time()
                 metrics.RELAY_DELAY.observe(now - event.received_at)
                 chunks_relayed.inc()
-                if log is not None:
-                    log.text(reply.message_id, offset, event.text)
+                log.text(reply.message_id, offset, event.text)
                 if now >= next_flush:
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
@@ -163,11 +116,9 @@ async def reply_run(
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
                 activity = asdict(event)
-                reply.tools.append(activity)
                 frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
-                await room.broadcast(frame)
-                if log is not None:
-                    log.frame(reply.message_id, frame)
+                await room.tool_publish(reply, activity, frame)
+                log.frame(reply.message_id, frame)
             else:
                 outcome.update(finish_reason=event.reason or "stop", usage=event.usage)
     except LeaseLost:
@@ -201,7 +152,7 @@ async def reply_run(
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
         _reply_conclude(
-            room=room, reply=reply, outcome=outcome, log=log, stats=stats, instance=instance, on_lost=on_lost
+            room=room, reply=reply, outcome=outcome, stats=stats, instance=instance, on_lost=on_lost
         )
     )
 
@@ -219,7 +170,6 @@ async def _reply_conclude(
     room: live.ConversationRoom,
     reply: live.LiveReply,
     outcome: dict[str, Any] | None,
-    log: replylog.ReplyLogWriter | None,
     stats: ReplyStats,
     instance: Instance,
     on_lost: Callable[[], Awaitable[None]],
@@ -239,14 +189,14 @@ async def _reply_conclude(
         logger.exception("reply end not stored", extra={"message_id": reply.message_id})
         stored = INTERNAL_ERROR_OUTCOME
     finally:
-        reply_release(room, reply)
+        instance.rooms.reply_end(room, reply)
         metrics.REPLIES_IN_FLIGHT.dec()
     if stored is None:
         logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
         try:
             await on_lost()
             row = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
-            frame = terminal_frame_from_row(row, reply.message_id)
+            frame = protocol.end_frame_of_row(row, reply.message_id)
         except Exception:
             logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
             frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
@@ -261,8 +211,7 @@ async def _reply_conclude(
         )
     text = protocol.dumps(frame)
     await room.broadcast(text)
-    if log is not None:
-        log.end(reply.message_id, text)
+    instance.reply_log.end(reply.message_id, text)
     _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
 
 
@@ -323,126 +272,3 @@ def _reply_account(
             "db_flushes": stats.flushes,
         },
     )
-
-
-def reply_release(room: live.ConversationRoom, reply: live.LiveReply) -> None:
-    """Forget a reply that ended, unless a newer one took its place."""
-    if room.reply is reply:
-        room.reply = None
-    live.room_release(room)
-
-
-def terminal_frame_from_row(message: Message | None, reply_id: int) -> dict[str, Any]:
-    """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
-    if message is None:
-        return protocol.error_frame("internal_error", "The reply is gone.", message_id=reply_id)
-    if message.status == Message.Status.ERROR:
-        return protocol.error_frame(
-            message.error_code or "upstream_error", message.error, message_id=reply_id
-        )
-    return protocol.done_frame(
-        message_id=reply_id, usage=message.usage, finish_reason=message.finish_reason or "interrupted"
-    )
-
-
-async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, instance: Instance) -> None:
-    """Follow another instance's reply from its log: the backlog first, then each entry as it lands.
-
-    The follower never crosses a gap in the log (a failed write, a Redis restart): the missing text
-    comes from the stored row. Its end comes from the stored row too, which the writer stores before it
-    logs the end (or the instance that found the writer dead, before it logs the loss); when the log
-    falls silent, the row decides whether the reply ended meanwhile.
-    """
-    assert instance.redis is not None
-    after, delay = "0-0", 0.5
-    try:
-        while True:
-            try:
-                block = FOLLOW_CHECK_MS if reply.loaded.is_set() else None
-                entries = await replylog.log_read(instance.redis, reply.message_id, after, block_ms=block)
-                delay = 0.5
-            except (RedisError, OSError):
-                logger.warning("reply log read failed", extra={"message_id": reply.message_id}, exc_info=True)
-                reply.loaded.set()  # joiners go on with what is known; the row check below still ends it
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5)
-                entries = []
-            for entry in entries:
-                after = entry.entry_id
-                if entry.kind == "end":
-                    await _follow_end(room, reply, entry.frame)
-                    return
-                if entry.kind == "tool":
-                    reply.tools.append(protocol.tool_activity_of(entry.frame))
-                    await room.broadcast(entry.frame)
-                elif entry.text and not await _follow_text(room, reply, entry):
-                    return  # the row ended while the follower filled a gap
-            if not reply.loaded.is_set():
-                reply.loaded.set()
-            elif not entries:
-                stored = await _stored_or_none(reply.message_id)
-                if stored is not None and stored.status != Message.Status.STREAMING:
-                    await _follow_catch_up(room, reply, stored)
-                    return
-    finally:
-        reply.loaded.set()
-        reply_release(room, reply)
-
-
-async def _stored_or_none(reply_id: int) -> Message | None:
-    """The stored reply, or None when the database cannot say right now (the follower asks again)."""
-    try:
-        return await db_call(selectors.reply_stored)(reply_id=reply_id)
-    except DatabaseError:
-        logger.warning("reply row unreadable", extra={"message_id": reply_id}, exc_info=True)
-        return None
-
-
-async def _follow_text(room: live.ConversationRoom, reply: live.LiveReply, entry: replylog.LogEntry) -> bool:
-    """Relay one logged span of text from where this follower's text ends; return False when the reply
-    ended (from its row) while a gap before the span was being filled."""
-    text, offset = entry.text, entry.offset
-    if offset > reply.length and not await _follow_gap_fill(room, reply, offset):
-        return False
-    # What this follower already has (a log read twice, or filled from the row) is not sent again.
-    await _follow_send(room, reply, text[reply.length - offset :])
-    return True
-
-
-async def _follow_gap_fill(room: live.ConversationRoom, reply: live.LiveReply, until: int) -> bool:
-    """Fill the text missing before offset `until` from the stored row, waiting for the writer's next
-    flush while the row is not there yet; return False when the row ended first (the follower then
-    ended from it)."""
-    logger.warning("reply log gap", extra={"message_id": reply.message_id, "at": reply.length, "next": until})
-    while True:
-        stored = await _stored_or_none(reply.message_id)
-        if stored is not None and stored.status != Message.Status.STREAMING:
-            await _follow_catch_up(room, reply, stored)
-            return False
-        if stored is not None and len(stored.content) >= until:
-            await _follow_send(room, reply, stored.content[reply.length : until])
-            return True
-        await asyncio.sleep(max(settings.CHAT_FLUSH_INTERVAL / 2, 0.05))
-
-
-async def _follow_send(room: live.ConversationRoom, reply: live.LiveReply, text: str) -> None:
-    if text:
-        offset = reply.append(text)
-        for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
-            await room.broadcast(frame)
-
-
-async def _follow_end(room: live.ConversationRoom, reply: live.LiveReply, logged_frame: str) -> None:
-    """End a followed reply at its logged end: the text this instance missed, then the end as stored
-    (the logged frame when the row cannot be read)."""
-    stored = await _stored_or_none(reply.message_id)
-    if stored is None or stored.status == Message.Status.STREAMING:
-        await room.broadcast(logged_frame)
-        return
-    await _follow_catch_up(room, reply, stored)
-
-
-async def _follow_catch_up(room: live.ConversationRoom, reply: live.LiveReply, stored: Message) -> None:
-    """End a followed reply from its stored row: send the text this instance missed, then the end."""
-    await _follow_send(room, reply, stored.content[reply.length :])
-    await room.broadcast(protocol.dumps(terminal_frame_from_row(stored, reply.message_id)))

@@ -1,10 +1,12 @@
-"""The ordered log of a reply in flight, in a Redis Stream, so any server instance can replay and follow it.
+"""The ordered log of a reply in flight, so any server instance can replay and follow it.
 
-The channel layer is at-most-once, so it cannot be the replay buffer. The instance streaming a reply
-appends every batch of text (with its offset), every tool frame and the final frame to the stream
-`chat:reply:<message id>`; an instance with a socket on that conversation reads it from the start and
-then follows it. One writer task per process sends everything pending in one pipeline, so under load
-many replies' entries share a round trip. The stream expires after the reply ended.
+With Redis, the log is a Redis Stream (pub/sub is at-most-once, so it cannot be the replay buffer):
+the instance streaming a reply appends every batch of text (with its offset), every tool frame and the
+final frame to the stream `<prefix>:reply:<message id>`; an instance with a socket on that conversation
+reads it from the start and then follows it. One writer task per process sends everything pending in
+one pipeline, so under load many replies' entries share a round trip. The stream expires after the
+reply ended. Without Redis there is one process, whose sockets get every frame from the live reply
+itself: nothing needs logging.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as redis_asyncio
 from django.conf import settings
@@ -43,8 +45,69 @@ def _entry_from_fields(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
     return LogEntry(entry_id.decode(), "tool" if kind == "f" else "end", frame=fields.get(b"j", b"").decode())
 
 
-class ReplyLogWriter:
-    """Appends entries to reply logs from one process; append() never waits for Redis."""
+class ReplyLogUnreadable(Exception):
+    """The log could not be read right now (Redis is down)."""
+
+
+class ReplyLog(Protocol):
+    """Where the instance streaming a reply logs it, and where other instances read it."""
+
+    # True when other instances may follow replies from this log; False in a single process, where a
+    # reply streaming with no task of this process was its server's before a restart.
+    shared: bool
+
+    def start(self, reply_id: int) -> None: ...
+    def text(self, reply_id: int, offset: int, text: str) -> None: ...
+    def frame(self, reply_id: int, frame_text: str) -> None: ...
+    def end(self, reply_id: int, frame_text: str) -> None: ...
+    async def drained(self) -> None: ...
+    async def close(self) -> None: ...
+
+    async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
+        """The entries after entry id `after` ("0-0" for all), waiting up to `block_ms` for one; raise
+        ReplyLogUnreadable."""
+        ...
+
+    async def shown_text(self, reply_id: int) -> str:
+        """The reply's text up to the log's first gap: what any follower was shown. Raise
+        ReplyLogUnreadable."""
+        ...
+
+
+class LocalReplyLog:
+    """One process: nobody follows a reply from elsewhere, so nothing is logged."""
+
+    shared = False
+
+    def start(self, reply_id: int) -> None:
+        pass
+
+    def text(self, reply_id: int, offset: int, text: str) -> None:
+        pass
+
+    def frame(self, reply_id: int, frame_text: str) -> None:
+        pass
+
+    def end(self, reply_id: int, frame_text: str) -> None:
+        pass
+
+    async def drained(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
+        return []
+
+    async def shown_text(self, reply_id: int) -> str:
+        return ""
+
+
+class RedisReplyLog:
+    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them)."""
+
+    shared = True
 
     def __init__(self, client: redis_asyncio.Redis) -> None:
         self.client = client
@@ -102,6 +165,18 @@ class ReplyLogWriter:
                 logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
             if not self._pending:
                 self._idle.set()
+
+    async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
+        try:
+            return await log_read(self.client, reply_id, after, block_ms=block_ms)
+        except (RedisError, OSError) as exc:
+            raise ReplyLogUnreadable from exc
+
+    async def shown_text(self, reply_id: int) -> str:
+        try:
+            return await log_text(self.client, reply_id)
+        except (RedisError, OSError) as exc:
+            raise ReplyLogUnreadable from exc
 
 
 def _texts_merged(

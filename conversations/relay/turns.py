@@ -1,0 +1,183 @@
+"""Turns from a socket: store one and start its reply, stop a reply, resend a reply's text, switch a
+branch.
+
+A reply belongs to the server, not to the socket that asked for it: closing the socket cancels nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from .. import protocol, selectors, services
+from ..exceptions import ChatError
+from ..models import Message
+from . import live
+from .dbcall import db_call
+from .eventbus import EventNotSent
+from .sockets import history_broadcast, replies_lost_store
+from .streaming import lease_deadline_from, reply_stream
+
+logger = logging.getLogger(__name__)
+
+TurnFrame = protocol.SendFrame | protocol.RegenerateFrame | protocol.EditFrame
+
+
+async def turn_start(socket: live.ChatSocket, frame: TurnFrame) -> None:
+    """Store the turn a frame asks for (a message, a regenerated reply or an edited message) and start
+    its reply; a resend of a stored `client_id` starts nothing.
+
+    Every kind of turn takes this one path: the same refusals, the same `start` to every socket, the
+    same reply task and the same announcement to the other instances.
+    """
+    instance, ref, owner = socket.instance, socket.ref, socket.owner
+    if instance.draining:
+        raise ChatError("unavailable", "This server is restarting; send again in a moment.")
+    room = instance.rooms.get(ref)
+    if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
+        raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+    if not settings.DEDALUS_API_KEY:
+        raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+    await instance.limits.message_check(
+        owner_key=owner.key, anonymous_address="" if owner.is_authenticated else socket.client_address
+    )
+    # Reserved before the write: a socket joining between the commit and the reply's registration
+    # below waits for it instead of taking it for a reply of another instance.
+    room.turn_reserve()
+    try:
+        started = asyncio.get_running_loop().time()
+        turn = await _turn_store(socket, frame)
+        if isinstance(turn, services.DuplicateSend):
+            duplicate = {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
+            await socket.send(protocol.dumps(duplicate))
+            return
+        reply = room.reply = live.LiveReply(
+            message_id=turn.reply_id, model=turn.model, lease_deadline=lease_deadline_from(started)
+        )
+        start = protocol.dumps(
+            protocol.start_frame(
+                message_id=turn.reply_id,
+                model=turn.model,
+                parent_id=turn.parent_id,
+                user_message=turn.user_message,
+            )
+        )
+        await room.broadcast(start)
+
+        async def on_lost() -> None:
+            # Lost to another instance (this one froze past its lease), the reply's sockets here may
+            # hold text that was not stored: they get the stored history before the end.
+            await history_broadcast(instance, ref)
+
+        reply.task = instance.reply_task_start(
+            reply_stream(room=room, reply=reply, turn=turn, instance=instance, on_lost=on_lost),
+            name=f"reply-{turn.reply_id}",
+        )
+    finally:
+        room.turn_settle()
+        if room.reply is not None and room.reply.local and room.reply.task is None:
+            room.reply = None  # never started: its row lapses unrenewed and is stored as lost
+        instance.rooms.release(room)
+    # Sockets of this conversation on other instances start following the reply's log (if the event is
+    # lost, they find the reply when they reconnect).
+    await instance.announce(
+        "reply.started", ref.room_key, reply_id=turn.reply_id, model=turn.model, start=start
+    )
+
+
+async def _turn_store(socket: live.ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+    """Store a frame's turn, once more after storing as lost a reply whose server died in its way. A
+    turn's write is never retried after a database failure (its COMMIT may have landed): the client
+    resends."""
+    try:
+        try:
+            return await _turn_write(socket, frame)
+        except services.ReplyLapsed as lapsed:
+            await replies_lost_store(socket.instance, [lapsed.reply_id])
+            return await _turn_write(socket, frame)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("turn not stored: the database failed", exc_info=True)
+        raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
+
+
+async def _turn_write(socket: live.ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+    """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
+    this instance."""
+    options = {
+        "ref": socket.ref,
+        "owner": socket.owner,
+        "model": frame.model,
+        "mcp_servers": frame.mcp_servers,
+        "client_id": frame.client_id,
+        "lease_owner": socket.instance.instance_id,
+    }
+    if isinstance(frame, protocol.RegenerateFrame):
+        return await db_call(services.turn_regenerate, retry=False)(reply_id=frame.message_id, **options)
+    if isinstance(frame, protocol.EditFrame):
+        return await db_call(services.turn_edit, retry=False)(
+            message_id=frame.message_id, content=frame.message, **options
+        )
+    return await db_call(services.turn_begin, retry=False)(content=frame.message, **options)
+
+
+async def reply_stop(socket: live.ChatSocket) -> bool:
+    """Stop the reply in flight of a conversation, on whichever instance streams it.
+
+    Return False when nothing streams (stop is idempotent).
+    """
+    instance = socket.instance
+    room = instance.rooms.find(socket.ref)
+    reply = room.reply if room else None
+    if reply is not None and reply.local:
+        return reply.cancel(reason="stopped")
+    streaming = await db_call(selectors.conversation_streaming_reply)(ref=socket.ref)
+    if streaming is None:
+        return False
+    reply_id, lease_owner = streaming
+    if lease_owner == instance.instance_id:
+        return False  # ours, and ending right now
+    try:
+        await instance.bus.publish({"type": "reply.stop", "streamed_by": lease_owner, "reply_id": reply_id})
+    except EventNotSent as exc:
+        logger.warning(
+            "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
+        )
+        raise ChatError("unavailable", "Could not reach the server writing this reply; try again.") from exc
+    return True
+
+
+async def reply_resend(socket: live.ChatSocket, *, message_id: int, offset: int) -> None:
+    """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap."""
+    page = settings.CHAT_RESYNC_PAGE_CHARS
+    room = socket.instance.rooms.find(socket.ref)
+    if room is not None and room.reply is not None and room.reply.message_id == message_id:
+        text, end_frame = room.reply.text(), None
+    else:
+        stored = await db_call(selectors.reply_stored)(reply_id=message_id)
+        if stored is None or (stored.conversation.owner_key, stored.conversation.session_id) != (
+            socket.ref.owner_key,
+            socket.ref.session_id,
+        ):
+            raise ChatError("invalid_message", "No such reply in this conversation.")
+        text = stored.content
+        streaming = stored.status == Message.Status.STREAMING
+        end_frame = None if streaming else protocol.end_frame_of_row(stored, message_id)
+    for start in range(offset, len(text), page):
+        await socket.send(
+            protocol.chunk_frame_text(content=text[start : start + page], message_id=message_id, offset=start)
+        )
+    if end_frame is not None:
+        await socket.send(protocol.dumps(end_frame))
+
+
+async def branch_switch(socket: live.ChatSocket, *, message_id: int) -> None:
+    """Switch the active branch, then send every socket of the conversation, on every instance, the new
+    `history`."""
+    instance, ref = socket.instance, socket.ref
+    await db_call(services.branch_switch)(ref=ref, message_id=message_id)
+    await history_broadcast(instance, ref)
+    # If the event is lost, tabs elsewhere see the switch at their next history.
+    await instance.announce("branch.switched", ref.room_key)
