@@ -165,6 +165,9 @@ STATIC_URL = "static/"
 # Set for `collectstatic` in production; without it WhiteNoise serves straight from the app folders.
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
+# Static files keep their names (Django's default storage, no content hashes): the page's ES modules
+# (conversations/chat/) import each other by relative name, which a hashing storage would only rewrite
+# with support_js_module_import_aggregation on.
 # The page's front-end libraries, installed from npm by scripts/setup-frontend.sh (pinned in
 # package-lock.json), served under static/vendor/. Only their built files, not all of node_modules.
 _NODE_MODULES = BASE_DIR / "node_modules"

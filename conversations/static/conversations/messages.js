@@ -1,6 +1,6 @@
 // How one message looks: its header (who, model, time, status badge), tool activity, content (markdown
 // for replies, plain text for the user's words), usage or error line, and its actions. Actions are
-// buttons with a data-action attribute; chat.js handles their clicks for the whole thread.
+// buttons with a data-action attribute; chat/actions.js handles their clicks for the whole thread.
 // User, model and tool text only reaches the DOM as text (markdown goes through DOMPurify).
 "use strict";
 

@@ -1,0 +1,118 @@
+// What can be done to the reply and to shown messages: Stop (its button, or Escape), and each message's
+// Copy, Edit, Regenerate and ‹ › version switch, with one listener for the whole thread (messages.js
+// draws the buttons, each with a data-action attribute).
+
+import { busy, state } from "./state.js";
+import { transmit } from "./socket.js";
+import { inputFocus, replyRequest } from "./composer.js";
+
+const list = document.getElementById("messages");
+const stopButton = document.getElementById("stop");
+const announcer = document.getElementById("announcer");
+
+// Escape stops the reply from anywhere but a field of its own (an edit, the title, the search).
+document.addEventListener("keydown", (event) => {
+  const own = event.target.closest && event.target.closest(".editor, #chat-title, #sidebar");
+  if (event.key === "Escape" && state.live && !own) transmit({ type: "stop" });
+});
+stopButton.addEventListener("click", () => {
+  transmit({ type: "stop" });
+  inputFocus();
+});
+
+// --- message actions ---
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed";
+  }
+  announcer.textContent = button.textContent; // the button's aria-label would hide the change
+  setTimeout(() => {
+    button.textContent = "Copy";
+  }, 1500);
+}
+
+function editorOpen(root, message) {
+  if (root.querySelector(".editor")) return;
+  const editor = document.createElement("form");
+  editor.className = "editor";
+  const area = document.createElement("textarea");
+  area.value = message.content;
+  area.setAttribute("aria-label", "Edit your message");
+  area.rows = Math.min(12, message.content.split("\n").length + 1);
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.textContent = "Send";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "quiet-button";
+  cancel.textContent = "Cancel";
+  editor.append(area, save, cancel);
+  root.classList.add("editing");
+  root.querySelector(".content").after(editor);
+  const close = () => {
+    editor.remove();
+    root.classList.remove("editing");
+  };
+  cancel.addEventListener("click", () => {
+    close();
+    root.querySelector("[data-action=edit]")?.focus();
+  });
+  editor.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!area.value.trim()) return;
+    // Open until the server takes it (then the thread shows the new version), editable again if refused.
+    const reopen = () => {
+      area.disabled = save.disabled = false;
+      area.focus();
+    };
+    if (replyRequest({ type: "edit", message_id: message.id, message: area.value }, { editor: { close, reopen } })) {
+      area.disabled = save.disabled = true;
+    }
+  });
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      editor.requestSubmit();
+    } else if (event.key === "Escape") {
+      cancel.click();
+    }
+  });
+  area.focus();
+}
+
+list.addEventListener("click", (event) => {
+  const action = event.target.closest("button");
+  if (!action || !list.contains(action)) return;
+  if (action.classList.contains("copy-code")) {
+    copyText(action.closest(".code-block").querySelector("code").textContent, action);
+    return;
+  }
+  const root = action.closest("[data-message-id]");
+  const entry = root && state.shown.get(Number(root.dataset.messageId));
+  if (!entry) return;
+  const { message } = entry;
+  const siblings = message.siblings || [];
+  switch (action.dataset.action) {
+    case "copy-message":
+      copyText(message.content, action);
+      break;
+    case "regenerate":
+      replyRequest({ type: "regenerate", message_id: message.id });
+      break;
+    case "edit":
+      if (!busy()) editorOpen(root, message);
+      break;
+    case "branch-prev":
+    case "branch-next": {
+      if (busy()) break;
+      const step = action.dataset.action === "branch-next" ? 1 : -1;
+      const target = siblings[siblings.indexOf(message.id) + step];
+      if (target) transmit({ type: "switch", message_id: target });
+      break;
+    }
+  }
+});

@@ -1,0 +1,154 @@
+// The composer: the message box, the model and MCP controls (checked as you type), and the frames that
+// start a reply (a message, an edit, a regenerate), kept pending until the server acknowledges them.
+// Also what the controls show of the page's state: Send disabled while busy, Stop while a reply streams.
+
+import { busy, state } from "./state.js";
+import { socketOpen, transmit } from "./socket.js";
+
+const chat = document.getElementById("chat");
+const list = document.getElementById("messages");
+const form = document.getElementById("composer");
+const input = document.getElementById("input");
+const sendButton = document.getElementById("send");
+const stopButton = document.getElementById("stop");
+const modelSelect = document.getElementById("model");
+const mcpInput = document.getElementById("mcp");
+const mcpError = document.getElementById("mcp-error");
+const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
+
+// Mirrors conversations/validators.py, so a typo is shown while typing; the server checks again.
+const MCP_SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$/;
+
+function newClientId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function inputFocus() {
+  input.focus();
+}
+
+export function controlsRefresh() {
+  const isBusy = busy();
+  sendButton.disabled = isBusy;
+  stopButton.hidden = state.live === null;
+  chat.setAttribute("aria-busy", String(state.live !== null));
+  for (const action of list.querySelectorAll("[data-action=regenerate], [data-action=edit], .branch-nav button")) {
+    action.toggleAttribute("aria-disabled", isBusy);
+  }
+}
+
+// The message box grows with its text, up to 40% of the window.
+function inputFit() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight + 2, window.innerHeight * 0.4)}px`;
+}
+
+export function pendingSettle() {
+  const pending = state.pending;
+  if (pending !== null && pending.clearsInput && input.value === pending.frame.message) {
+    input.value = "";
+    inputFit();
+  }
+  if (pending !== null && pending.editor) pending.editor.close();
+  state.pending = null;
+  controlsRefresh();
+}
+
+/** The server refused the pending frame: nothing was stored, so the words stay where they were typed. */
+export function pendingRefused() {
+  if (state.pending !== null && state.pending.editor) state.pending.editor.reopen();
+  state.pending = null;
+  controlsRefresh();
+}
+
+// --- the controls ---
+
+export function controlsFromConversation(conversation) {
+  if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
+    modelSelect.value = conversation.model;
+  }
+  const servers = new Set(conversation.mcp_servers || []);
+  for (const box of presetBoxes) box.checked = servers.has(box.value);
+  mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
+  mcpValidate();
+}
+
+function mcpTargetError(target) {
+  if (MCP_SLUG_RE.test(target)) return "";
+  let url;
+  try {
+    url = new URL(target);
+  } catch {
+    return `“${target}” is neither org/name nor an https:// URL`;
+  }
+  if (url.protocol !== "https:") return `“${target}”: only https:// URLs`;
+  if (url.username || url.password) return `“${target}”: no credentials in the URL`;
+  return "";
+}
+
+function typedServers() {
+  return mcpInput.value.split(/[\s,]+/).filter(Boolean);
+}
+
+function mcpValidate() {
+  const error = typedServers().map(mcpTargetError).find(Boolean) || "";
+  mcpError.textContent = error;
+  mcpInput.setAttribute("aria-invalid", String(Boolean(error)));
+  return !error;
+}
+
+function selectedServers() {
+  const picked = presetBoxes.filter((box) => box.checked).map((box) => box.value);
+  return [...new Set([...picked, ...typedServers()])];
+}
+
+function canSend() {
+  if (!socketOpen() || busy()) return false;
+  if (!mcpValidate()) {
+    mcpInput.focus();
+    return false;
+  }
+  return true;
+}
+
+/** Send a frame that starts a reply (message, edit or regenerate), resent until acknowledged. */
+export function replyRequest(frame, { clearsInput = false, editor = null } = {}) {
+  if (!canSend()) return false;
+  const clientId = newClientId();
+  state.pending = {
+    clientId,
+    clearsInput,
+    editor,
+    frame: { ...frame, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
+  };
+  state.pinned = true;
+  controlsRefresh();
+  transmit(state.pending.frame);
+  return true;
+}
+
+function send() {
+  const text = input.value;
+  if (!text.trim()) return;
+  if (replyRequest({ message: text }, { clearsInput: true })) input.focus(); // Send is disabled now
+}
+
+for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
+  control.addEventListener("input", () => {
+    state.controlsTouched = true;
+    if (control === mcpInput) mcpValidate();
+  });
+}
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  send();
+});
+input.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    send();
+  }
+});
+input.addEventListener("input", inputFit);

@@ -1,0 +1,312 @@
+// The thread: the messages shown, the reply being streamed, and the frames that change them (history,
+// history_page, start, chunk, duplicate, tool, done, error). Also the scroll: pinned to the end while
+// the reader follows, older messages loaded when they scroll up.
+
+import { state } from "./state.js";
+import { socketRestart, transmit } from "./socket.js";
+import { controlsFromConversation, controlsRefresh, inputFocus, pendingRefused, pendingSettle } from "./composer.js";
+
+const { messageView, endingShow, toolAdd } = window.ChatMessages;
+const chat = document.getElementById("chat");
+const list = document.getElementById("messages");
+const emptyNote = document.getElementById("empty-chat");
+const loadOlder = document.getElementById("load-older");
+const jumpLatest = document.getElementById("jump-latest");
+const title = document.getElementById("chat-title");
+
+// `done` reasons of a reply cut short: stopped by a user, by a shutdown, or by its server's death.
+const CUT_SHORT = new Set(["stopped", "interrupted", "server_lost"]);
+
+let hasMore = false;
+let loadingOlder = false;
+// The first history after opening a conversation scrolls to its end; later ones keep the reader's place.
+let firstHistory = true;
+
+function codePoints(text) {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+function titleShow(text) {
+  title.textContent = text || "New chat";
+  document.title = text ? `${text} · Dedalus Chat` : "Dedalus Chat";
+}
+
+// --- scrolling ---
+
+function nearBottom() {
+  return chat.scrollHeight - chat.scrollTop - chat.clientHeight < 60;
+}
+
+function scrollFollow() {
+  if (state.pinned) chat.scrollTop = chat.scrollHeight;
+  jumpLatest.hidden = state.pinned || !list.lastElementChild;
+}
+
+chat.addEventListener("scroll", () => {
+  state.pinned = nearBottom();
+  jumpLatest.hidden = state.pinned;
+  if (chat.scrollTop < 200) olderRequest();
+});
+jumpLatest.addEventListener("click", () => {
+  state.pinned = true;
+  scrollFollow();
+  inputFocus();
+});
+
+// --- the thread ---
+
+function messageAppend(message, before = null) {
+  const view = messageView(message);
+  state.shown.set(message.id, { message, view });
+  list.insertBefore(view.root, before);
+  emptyNote.hidden = true;
+  return view;
+}
+
+function lastShownId() {
+  const last = list.querySelector("article:last-of-type");
+  return last ? Number(last.dataset.messageId) : null;
+}
+
+function systemLine(text) {
+  const line = document.createElement("div");
+  line.className = "system";
+  line.setAttribute("role", "alert");
+  line.textContent = text;
+  list.appendChild(line);
+  scrollFollow();
+}
+
+function liveStart(message, content, offset) {
+  const view = messageAppend({ ...message, status: "streaming", content: "" });
+  const renderer = new window.ChatMarkdown.StreamingRenderer(view.content);
+  state.live = { messageId: message.id, view, renderer, text: content, offset, resyncing: false, frame: 0 };
+  if (content) liveRender();
+  controlsRefresh();
+}
+
+// Chunks can arrive hundreds of times a second: render at most once per frame.
+function liveRenderSoon() {
+  const live = state.live;
+  if (live && !live.frame) live.frame = requestAnimationFrame(liveRender);
+}
+
+function liveRender() {
+  const live = state.live;
+  if (!live) return;
+  live.frame = 0;
+  live.renderer.update(live.text);
+  scrollFollow();
+}
+
+function liveFinish(frame, status, error) {
+  const current = state.live && state.live.messageId === frame.message_id ? state.live : null;
+  if (current && current.resyncing) {
+    // The end overtook the text we asked for again: the stored reply is whole, so show that instead.
+    transmit({ type: "history" });
+    return;
+  }
+  if (current) {
+    cancelAnimationFrame(current.frame);
+    current.renderer.finish(current.text);
+    state.live = null;
+  }
+  const stored = state.shown.get(frame.message_id);
+  if (stored) {
+    Object.assign(stored.message, { status, usage: frame.usage || null, error: error || "" });
+    if (current) stored.message.content = current.text;
+    endingShow(stored.view, stored.message);
+  }
+  controlsRefresh();
+  scrollFollow();
+}
+
+/** Stop showing the reply being streamed (its text is no longer this thread's). */
+export function liveDrop() {
+  if (state.live) cancelAnimationFrame(state.live.frame);
+  state.live = null;
+}
+
+/** An empty thread for a conversation just opened; its history comes with the new socket. */
+export function threadReset() {
+  firstHistory = true;
+  loadingOlder = false;
+  state.shown = new Map();
+  list.replaceChildren();
+  hasMore = false;
+  loadOlder.hidden = true;
+  emptyNote.hidden = false;
+  delete title.dataset.renamed;
+  titleShow("");
+}
+
+// --- frames ---
+
+function onHistory(frame) {
+  const readingAt = state.pinned || firstHistory ? null : chat.scrollTop;
+  firstHistory = false;
+  loadingOlder = false;
+  liveDrop();
+  state.shown = new Map();
+  list.replaceChildren();
+  const conversation = frame.conversation;
+  titleShow(conversation.title);
+  if (!state.controlsTouched) controlsFromConversation(conversation);
+  const streaming = frame.streaming;
+  for (const message of frame.messages) {
+    if (streaming && message.id === streaming.message_id) continue;
+    messageAppend(message);
+  }
+  if (streaming) {
+    const message = frame.messages.find((m) => m.id === streaming.message_id) || { id: streaming.message_id };
+    liveStart({ role: "assistant", ...message }, streaming.content, streaming.offset);
+  }
+  hasMore = Boolean(frame.has_more);
+  loadOlder.hidden = !hasMore;
+  emptyNote.hidden = frame.messages.length > 0;
+  const pending = state.pending;
+  if (pending !== null) {
+    if (frame.messages.some((m) => m.client_id === pending.clientId)) pendingSettle();
+    else transmit(pending.frame); // lost with the old socket: send again, the same client id
+  }
+  controlsRefresh();
+  state.pinned = readingAt === null;
+  if (readingAt !== null) chat.scrollTop = readingAt; // another tab's branch change: stay where you read
+  scrollFollow();
+  performance.mark("chat:history-shown");
+}
+
+function onHistoryPage(frame) {
+  loadingOlder = false;
+  const first = list.querySelector("[data-message-id]");
+  if (!first || Number(first.dataset.messageId) !== frame.before) return; // a stale answer
+  const heightBefore = chat.scrollHeight;
+  for (const message of frame.messages) messageAppend(message, first);
+  chat.scrollTop += chat.scrollHeight - heightBefore; // keep what the user was reading in place
+  hasMore = Boolean(frame.has_more);
+  loadOlder.hidden = !hasMore;
+}
+
+function olderRequest() {
+  const first = list.querySelector("[data-message-id]");
+  if (!hasMore || loadingOlder || !first) return;
+  loadingOlder = true;
+  transmit({ type: "history", before: Number(first.dataset.messageId) });
+}
+loadOlder.addEventListener("click", olderRequest);
+
+function onStart(frame) {
+  const pending = state.pending;
+  if (pending !== null) {
+    const acknowledged = frame.user_message
+      ? frame.user_message.client_id === pending.clientId
+      : pending.frame.type === "regenerate";
+    if (acknowledged) pendingSettle();
+  }
+  // Every turn is stored before its start (title set, conversation moved up): the sidebar follows.
+  document.dispatchEvent(new CustomEvent("chat:reply-started", { detail: { sessionId: state.sessionId } }));
+  if (state.live && state.live.messageId === frame.message_id) return; // a history frame already showed it
+  // A reply on another branch (an edit, a regenerate, another tab's switch) replaces part of the
+  // thread: ask for the whole new branch rather than guess it here.
+  const anchor = frame.user_message ? frame.user_message.parent_id : frame.parent_id;
+  if (anchor !== undefined && (anchor ?? null) !== lastShownId()) {
+    transmit({ type: "history" });
+    return;
+  }
+  if (frame.user_message) {
+    messageAppend(frame.user_message);
+    if (!title.dataset.renamed && title.textContent === "New chat") {
+      titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
+    }
+  }
+  liveStart({ id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() }, "", 0);
+  scrollFollow(); // follows if the user had not scrolled up (a send of ours pinned the view already)
+}
+
+function onChunk(frame) {
+  const live = state.live;
+  if (!live || live.messageId !== frame.message_id) return;
+  const end = frame.offset + codePoints(frame.content);
+  if (end <= live.offset) return; // all of it is already shown
+  if (frame.offset > live.offset) {
+    // A gap: ask once for the text from where ours ends; chunks past the gap wait for it.
+    if (!live.resyncing) {
+      live.resyncing = true;
+      transmit({ type: "resync", message_id: live.messageId, offset: live.offset });
+    }
+    return;
+  }
+  let content = frame.content;
+  if (frame.offset < live.offset) {
+    content = Array.from(content).slice(live.offset - frame.offset).join(""); // keep only what is new
+  }
+  live.text += content;
+  live.offset = end;
+  live.resyncing = false;
+  liveRenderSoon();
+}
+
+function onError(frame) {
+  if (frame.message_id) {
+    liveFinish(frame, "error", frame.message);
+    return;
+  }
+  if (frame.code === "unavailable" && state.pending !== null) {
+    socketRestart(); // this server is going away: reconnect (maybe to another) and resend
+    return;
+  }
+  if (frame.code === "invalid_message" && loadingOlder) {
+    loadingOlder = false; // the page asked for no longer exists (a branch switch): nothing to show
+    return;
+  }
+  systemLine(`Error: ${frame.message}`);
+  pendingRefused();
+}
+
+/** One frame from the socket. */
+export function onFrame(event) {
+  let frame;
+  try {
+    frame = JSON.parse(event.data);
+  } catch {
+    return;
+  }
+  switch (frame.type) {
+    case "history":
+      onHistory(frame);
+      break;
+    case "history_page":
+      onHistoryPage(frame);
+      break;
+    case "start":
+      onStart(frame);
+      break;
+    case "chunk":
+      onChunk(frame);
+      break;
+    case "duplicate":
+      if (state.pending !== null && frame.client_id === state.pending.clientId) pendingSettle();
+      break;
+    case "tool":
+      if (state.live && state.live.messageId === frame.message_id) {
+        toolAdd(state.live.view.tools, frame);
+        scrollFollow();
+      }
+      break;
+    case "done":
+      liveFinish(frame, CUT_SHORT.has(frame.finish_reason) ? "interrupted" : "complete");
+      if (!document.activeElement || document.activeElement === document.body) inputFocus();
+      break;
+    case "error":
+      onError(frame);
+      break;
+  }
+}
+
+document.addEventListener("chat:renamed", (event) => {
+  if (event.detail.sessionId !== state.sessionId) return;
+  title.dataset.renamed = "1";
+  titleShow(event.detail.title);
+});
