@@ -16,7 +16,7 @@ from .. import metrics, protocol
 from ..exceptions import ChatError, SessionExpired
 from ..owners import LOGIN_REQUIRED_CLOSE_CODE, owner_still_valid
 from . import sockets
-from .live import ChatSocket, SocketGone
+from .chatsocket import ChatSocket, SocketGone
 from .sockets import SocketRefusal, socket_close, socket_open
 from .turns import branch_switch, reply_resend, reply_stop, turn_start
 

@@ -121,9 +121,7 @@ async def _lapsed_replies_store(instance: Instance) -> None:
 
 
 async def _sockets_renew(instance: Instance) -> None:
-    await instance.socket_counter.renew(
-        {socket_id: socket.owner.key for socket_id, socket in instance.sockets.items()}
-    )
+    await instance.socket_counter.renew(dict(instance.sockets))
 
 
 async def drain(instance: Instance) -> None:

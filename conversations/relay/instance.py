@@ -30,7 +30,7 @@ from .. import upstream
 from ..redisclient import redis_client
 from .eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
 from .limits import LocalSocketCounter, RateLimits, RedisSocketCounter, SocketCounter, redis_rate_storage
-from .live import ChatSocket, Rooms
+from .live import Rooms
 from .replylog import LocalReplyLog, RedisReplyLog, ReplyLog
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Instance:
     redis: redis_asyncio.Redis | None = None  # closed with the instance; the backends use it
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     rooms: Rooms = field(default_factory=Rooms)
-    sockets: dict[str, ChatSocket] = field(default_factory=dict)  # open sockets, by socket id
+    sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
     # Reply tasks (local and followed), referenced so the event loop never collects one mid-reply.
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False

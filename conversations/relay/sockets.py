@@ -21,6 +21,7 @@ from ..models import Message
 from ..owners import ConversationRef, Owner, socket_refusal
 from . import live
 from .backlog import send_backlog_watch
+from .chatsocket import ChatSocket
 from .dbcall import db_call
 from .following import reply_follow
 from .instance import Instance, instance_get
@@ -44,7 +45,7 @@ class SocketRefusal:
 
 async def socket_open(
     scope: dict[str, Any], *, send: live.Send, close: Any, transport_send: Any
-) -> live.ChatSocket | SocketRefusal:
+) -> ChatSocket | SocketRefusal:
     """Admit an accepted socket and join it to its conversation (it gets the `history` frame); return
     why it is refused instead. A refused socket, or one whose opening failed, holds nothing; whatever an
     open one comes to hold, `socket_close` releases.
@@ -58,7 +59,7 @@ async def socket_open(
     if refused_with is not None:
         return _refused(SocketRefusal(refused_with, "login_required"))  # no frame of data before it
     instance = await instance_get()
-    socket = live.ChatSocket(
+    socket = ChatSocket(
         owner=owner,
         ref=ConversationRef(owner.key, route["session_id"]),
         path_kind=route["path_kind"],
@@ -74,7 +75,7 @@ async def socket_open(
         frame = protocol.dumps(protocol.error_frame("too_many_sockets", message))
         return _refused(SocketRefusal(TOO_MANY_SOCKETS_CLOSE_CODE, "too_many_sockets", frame))
     socket.admitted = True
-    instance.sockets[socket.socket_id] = socket
+    instance.sockets[socket.socket_id] = owner.key
     metrics.OPEN_SOCKETS.inc()
     request_id_set(f"ws-{socket.socket_id[:12]}")  # this socket's log lines, and its replies', carry it
     socket.joined = True
@@ -91,7 +92,7 @@ def _refused(refusal: SocketRefusal) -> SocketRefusal:
     return refusal
 
 
-async def socket_close(socket: live.ChatSocket) -> None:
+async def socket_close(socket: ChatSocket) -> None:
     """Release what an open socket holds (its room place, its counted slot); safe to call twice."""
     instance = socket.instance
     if socket.joined:
@@ -117,7 +118,7 @@ def _loop_running() -> bool:
     return True
 
 
-async def conversation_join(socket: live.ChatSocket) -> None:
+async def conversation_join(socket: ChatSocket) -> None:
     """Subscribe a socket to its conversation and send it the `history` frame.
 
     The frame carries the reply in flight, if any, with its text so far (`streaming`); the socket then
@@ -130,13 +131,13 @@ async def conversation_join(socket: live.ChatSocket) -> None:
     await socket.send(frame)
 
 
-async def history_send(socket: live.ChatSocket) -> None:
+async def history_send(socket: ChatSocket) -> None:
     """Send a subscribed socket the `history` frame again, exactly as a join would."""
     history, room = await _history_read(socket.instance, socket.ref)
     await socket.send(history_frame(socket.ref, history, room.reply))
 
 
-async def history_page_send(socket: live.ChatSocket, *, before: int) -> None:
+async def history_page_send(socket: ChatSocket, *, before: int) -> None:
     """Send the page of the active branch before message `before` to this socket only."""
     page = await db_call(selectors.conversation_history_page)(ref=socket.ref, before=before)
     await socket.send(protocol.dumps({"type": "history_page", "before": before, **page}))

@@ -16,6 +16,7 @@ from .. import protocol, selectors, services
 from ..exceptions import ChatError
 from ..models import Message
 from . import live
+from .chatsocket import ChatSocket
 from .dbcall import db_call
 from .eventbus import EventNotSent
 from .sockets import history_broadcast, replies_lost_store
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 TurnFrame = protocol.SendFrame | protocol.RegenerateFrame | protocol.EditFrame
 
 
-async def turn_start(socket: live.ChatSocket, frame: TurnFrame) -> None:
+async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     """Store the turn a frame asks for (a message, a regenerated reply or an edited message) and start
     its reply; a resend of a stored `client_id` starts nothing.
 
@@ -88,7 +89,7 @@ async def turn_start(socket: live.ChatSocket, frame: TurnFrame) -> None:
     )
 
 
-async def _turn_store(socket: live.ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
     """Store a frame's turn, once more after storing as lost a reply whose server died in its way. A
     turn's write is never retried after a database failure (its COMMIT may have landed): the client
     resends."""
@@ -103,7 +104,7 @@ async def _turn_store(socket: live.ChatSocket, frame: TurnFrame) -> services.Tur
         raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
 
 
-async def _turn_write(socket: live.ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
     """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
     this instance."""
     options = {
@@ -123,7 +124,7 @@ async def _turn_write(socket: live.ChatSocket, frame: TurnFrame) -> services.Tur
     return await db_call(services.turn_begin, retry=False)(content=frame.message, **options)
 
 
-async def reply_stop(socket: live.ChatSocket) -> bool:
+async def reply_stop(socket: ChatSocket) -> bool:
     """Stop the reply in flight of a conversation, on whichever instance streams it.
 
     Return False when nothing streams (stop is idempotent).
@@ -149,7 +150,7 @@ async def reply_stop(socket: live.ChatSocket) -> bool:
     return True
 
 
-async def reply_resend(socket: live.ChatSocket, *, message_id: int, offset: int) -> None:
+async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> None:
     """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap."""
     page = settings.CHAT_RESYNC_PAGE_CHARS
     room = socket.instance.rooms.find(socket.ref)
@@ -173,7 +174,7 @@ async def reply_resend(socket: live.ChatSocket, *, message_id: int, offset: int)
         await socket.send(protocol.dumps(end_frame))
 
 
-async def branch_switch(socket: live.ChatSocket, *, message_id: int) -> None:
+async def branch_switch(socket: ChatSocket, *, message_id: int) -> None:
     """Switch the active branch, then send every socket of the conversation, on every instance, the new
     `history`."""
     instance, ref = socket.instance, socket.ref
