@@ -22,16 +22,9 @@ from django.utils import timezone
 from .exceptions import ChatError
 from .models import ChatModel, Conversation, MCPServerPreset, Message, UserQuota
 from .owners import ConversationRef, Owner
-from .selectors import (
-    Pairs,
-    message_as_dict,
-    thread_leaf_id,
-    thread_newest_leaf,
-    thread_pairs,
-    thread_path_ids,
-    thread_siblings,
-)
+from .selectors import message_as_dict, thread_pairs
 from .text import json_storable, text_storable
+from .threads import Pairs, thread_leaf_id, thread_newest_leaf, thread_path_ids, thread_siblings
 from .validators import mcp_target_error, mcp_target_is_internal
 
 TITLE_LENGTH = 60
