@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from . import instance as instances
-from . import live, metrics, protocol, replylog, selectors, services, throttles
+from . import live, metrics, protocol, replies, replylog, selectors, throttles, turns, upkeep
 from .exceptions import ChatError, SessionExpired
 from .logs import request_id_set
 from .models import Message
@@ -96,7 +96,7 @@ def _loop_running() -> bool:
 _reply_tasks: set[asyncio.Task[None]] = set()
 
 # Stores a turn, given the instance that will stream its reply (`lease_owner`): see _turn_begin_call.
-TurnBegin = Callable[..., services.Turn | services.DuplicateSend]
+TurnBegin = Callable[..., turns.Turn | turns.DuplicateSend]
 
 # A joining socket waits at most this long for a followed reply's backlog before it gets its history.
 FOLLOW_LOAD_TIMEOUT = 3.0
@@ -197,7 +197,7 @@ async def replies_lost_store(
     """Store replies whose server died as lost (`server_lost`), with all the text their log shows any
     client, then end them on every socket: through the log elsewhere, from the history here.
 
-    Without `lease_owner`, only replies whose lease lapsed are touched (see services.reply_lost_store).
+    Without `lease_owner`, only replies whose lease lapsed are touched (see replies.reply_lost_store).
     """
     for reply_id in reply_ids:
         shown = ""
@@ -206,7 +206,7 @@ async def replies_lost_store(
                 shown = await replylog.log_text(instance.redis, reply_id)
             except (RedisError, OSError):
                 logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
-        stored = await db_call(services.reply_lost_store)(
+        stored = await db_call(replies.reply_lost_store)(
             reply_id=reply_id, shown_text=shown, lease_owner=lease_owner
         )
         if stored is None:
@@ -292,7 +292,7 @@ async def history_page_send(*, ref: ConversationRef, before: int, send: live.Sen
 async def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
     """Switch the active branch, then send every socket of the conversation, on every instance, the new
     `history`."""
-    await db_call(services.branch_switch)(ref=ref, message_id=message_id)
+    await db_call(upkeep.branch_switch)(ref=ref, message_id=message_id)
     await _history_broadcast(ref)
     # If the event is lost, tabs elsewhere see the switch at their next history.
     await _room_event_announce(await instances.instance_get(), ref, "branch.switched")
@@ -349,12 +349,12 @@ def _turn_begin_call(
         "client_id": frame.client_id,
     }
     if isinstance(frame, protocol.RegenerateFrame):
-        return functools.partial(services.turn_regenerate, reply_id=frame.message_id, **options)
+        return functools.partial(turns.turn_regenerate, reply_id=frame.message_id, **options)
     if isinstance(frame, protocol.EditFrame):
         return functools.partial(
-            services.turn_edit, message_id=frame.message_id, content=frame.message, **options
+            turns.turn_edit, message_id=frame.message_id, content=frame.message, **options
         )
-    return functools.partial(services.turn_begin, content=frame.message, **options)
+    return functools.partial(turns.turn_begin, content=frame.message, **options)
 
 
 async def turn_start(
@@ -387,7 +387,7 @@ async def turn_start(
     try:
         started = asyncio.get_running_loop().time()
         turn = await _turn_store(begin, instance)
-        if isinstance(turn, services.DuplicateSend):
+        if isinstance(turn, turns.DuplicateSend):
             await send(
                 protocol.dumps(
                     {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
@@ -431,16 +431,14 @@ async def turn_start(
     )
 
 
-async def _turn_store(
-    begin: TurnBegin, instance: instances.Instance
-) -> services.Turn | services.DuplicateSend:
+async def _turn_store(begin: TurnBegin, instance: instances.Instance) -> turns.Turn | turns.DuplicateSend:
     """Store a turn, once more after storing as lost a reply whose server died in its way. A turn's
     write is never retried after a database failure (its COMMIT may have landed): the client resends."""
     store = db_call(begin, retry=False)
     try:
         try:
             return await store(lease_owner=instance.instance_id)
-        except services.ReplyLapsed as lapsed:
+        except turns.ReplyLapsed as lapsed:
             await replies_lost_store(instance, [lapsed.reply_id])
             return await store(lease_owner=instance.instance_id)
     except (OperationalError, InterfaceError) as exc:
@@ -551,7 +549,7 @@ async def _leases_renew(instance: instances.Instance) -> None:
     if not owned:
         return
     started = asyncio.get_running_loop().time()
-    held = await db_call(services.reply_leases_renew)(
+    held = await db_call(replies.reply_leases_renew)(
         lease_owner=instance.instance_id, reply_ids=[reply.message_id for reply in owned]
     )
     for reply in owned:
@@ -562,7 +560,7 @@ async def _leases_renew(instance: instances.Instance) -> None:
 
 
 async def _lapsed_replies_store(instance: instances.Instance) -> None:
-    await replies_lost_store(instance, await db_call(services.lapsed_reply_ids)())
+    await replies_lost_store(instance, await db_call(replies.lapsed_reply_ids)())
 
 
 async def _sockets_renew(instance: instances.Instance) -> None:

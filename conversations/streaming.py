@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
-from . import live, metrics, protocol, replylog, selectors, services, upstream
+from . import live, metrics, protocol, quotas, replies, replylog, selectors, turns, upstream
 from .exceptions import ChatError
 from .instance import Instance
 from .models import Message
@@ -99,7 +99,7 @@ async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
     when another instance stored the reply as lost meanwhile."""
     started = asyncio.get_running_loop().time()
     held = await db_call_patient(
-        services.reply_leases_renew,
+        replies.reply_leases_renew,
         budget=settings.CHAT_REPLY_LEASE_SECONDS,
         lease_owner=instance.instance_id,
         reply_ids=[reply.message_id],
@@ -113,7 +113,7 @@ async def reply_run(
     *,
     room: live.ConversationRoom,
     reply: live.LiveReply,
-    turn: services.Turn,
+    turn: turns.Turn,
     instance: Instance,
     on_lost: Callable[[], Awaitable[None]],
 ) -> None:
@@ -154,7 +154,7 @@ async def reply_run(
                 if now >= next_flush:
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
-                    if not await db_call(services.reply_flush)(
+                    if not await db_call(replies.reply_flush)(
                         reply_id=reply.message_id, content=reply.text(), lease_owner=instance.instance_id
                     ):
                         raise LeaseLost
@@ -196,7 +196,7 @@ async def reply_run(
         # Cut short, the upstream reported no usage: what was streamed still counts against the quota.
         outcome = {
             **outcome,
-            "usage_stored": services.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
+            "usage_stored": quotas.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
@@ -281,14 +281,14 @@ async def _reply_end_store(
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
     try:
-        held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+        held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
         return outcome if held else None
     except (OperationalError, InterfaceError):
         raise
     except DatabaseError:
         logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
     fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
-    held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+    held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
     return INTERNAL_ERROR_OUTCOME if held else None
 
 

@@ -20,7 +20,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from conversations import instance as instances
-from conversations import live, protocol, relay, replylog, services
+from conversations import live, protocol, relay, replies, replylog, turns
 from conversations.models import Message
 from conversations.owners import ConversationRef, Owner
 
@@ -42,7 +42,7 @@ async def streaming_reply_store(session_id: str, *, lease_owner: str) -> int:
     """Store a turn of the suite's browser as an instance does before it streams (the user message and
     the streaming reply row under `lease_owner`'s fresh lease), with no task streaming it here; return the
     reply's id. Its reply log starts empty (an earlier run's test database reused the id)."""
-    turn = await sync_to_async(services.turn_begin)(
+    turn = await sync_to_async(turns.turn_begin)(
         ref=ref_of(session_id),
         owner=BROWSER,
         content=f"question in {session_id}",
@@ -155,13 +155,13 @@ async def test_the_heartbeat_renews_the_lease_of_a_reply_this_process_streams(ch
 
 async def test_an_owner_that_lost_its_reply_can_neither_save_renew_nor_finish_it():
     reply_id = await streaming_reply_store("fenced", lease_owner=OTHER_INSTANCE)
-    flush = sync_to_async(services.reply_flush)
-    finish = sync_to_async(services.reply_finish)
-    renew = sync_to_async(services.reply_leases_renew)
+    flush = sync_to_async(replies.reply_flush)
+    finish = sync_to_async(replies.reply_finish)
+    renew = sync_to_async(replies.reply_leases_renew)
 
     assert not await flush(reply_id=reply_id, content="not mine", lease_owner="someone-else")
     assert await flush(reply_id=reply_id, content="saved", lease_owner=OTHER_INSTANCE)
-    lost = await sync_to_async(services.reply_lost_store)(
+    lost = await sync_to_async(replies.reply_lost_store)(
         reply_id=reply_id, shown_text="saved and shown", lease_owner=OTHER_INSTANCE
     )
     assert lost is not None
@@ -198,7 +198,7 @@ async def test_a_reply_stored_as_lost_under_its_streaming_owner_ends_once_with_t
     instance = await instances.instance_get()
 
     # Another instance judged this one dead and stored the reply with what it had been shown.
-    lost = await sync_to_async(services.reply_lost_store)(
+    lost = await sync_to_async(replies.reply_lost_store)(
         reply_id=reply_id, shown_text=chunks_text(seen), lease_owner=instance.instance_id
     )
     assert lost is not None
@@ -230,21 +230,21 @@ async def test_leases_are_judged_and_renewed_by_the_database_clock_not_this_serv
     server_clock = timezone.now
 
     monkeypatch.setattr(timezone, "now", lambda: server_clock() + timedelta(hours=1))  # runs an hour ahead
-    assert reply_id not in await sync_to_async(services.lapsed_reply_ids)()
+    assert reply_id not in await sync_to_async(replies.lapsed_reply_ids)()
     assert (
-        await sync_to_async(services.reply_lost_store)(reply_id=reply_id, shown_text="") is None
+        await sync_to_async(replies.reply_lost_store)(reply_id=reply_id, shown_text="") is None
     )  # a fresh lease is not lapsed, whatever this server's clock says
 
     monkeypatch.setattr(timezone, "now", lambda: server_clock() - timedelta(hours=1))  # runs an hour behind
     await lease_lapse(reply_id)
-    assert await sync_to_async(services.lapsed_reply_ids)() == [reply_id]
+    assert await sync_to_async(replies.lapsed_reply_ids)() == [reply_id]
 
-    assert await sync_to_async(services.reply_leases_renew)(
+    assert await sync_to_async(replies.reply_leases_renew)(
         lease_owner=OTHER_INSTANCE, reply_ids=[reply_id]
     ) == {reply_id}
     ahead = (await stored(reply_id)).lease_expires_at - await database_now()
     assert timedelta(seconds=25) < ahead <= timedelta(seconds=django_settings.CHAT_REPLY_LEASE_SECONDS)
-    assert await sync_to_async(services.lapsed_reply_ids)() == []
+    assert await sync_to_async(replies.lapsed_reply_ids)() == []
 
 
 # A lost reply keeps what its log showed.
@@ -255,7 +255,7 @@ async def test_a_reply_whose_server_died_is_stored_with_all_the_text_its_log_sho
 ):
     instance = await instances.instance_get()
     reply_id = await streaming_reply_store("log-kept", lease_owner=OTHER_INSTANCE)
-    assert await sync_to_async(services.reply_flush)(
+    assert await sync_to_async(replies.reply_flush)(
         reply_id=reply_id, content="Hello ", lease_owner=OTHER_INSTANCE
     )
     other_instance_log.start(reply_id)
@@ -287,7 +287,7 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
 ):
     instance = await instances.instance_get()
     reply_id = await streaming_reply_store("log-gap", lease_owner=OTHER_INSTANCE)
-    assert await sync_to_async(services.reply_flush)(
+    assert await sync_to_async(replies.reply_flush)(
         reply_id=reply_id, content="He", lease_owner=OTHER_INSTANCE
     )
     await log_write(other_instance_log, reply_id, 0, "Hello ")
@@ -306,7 +306,7 @@ async def test_a_follower_waits_at_a_gap_in_the_log_and_fills_it_from_the_stored
     standin, replies_settle, other_instance_log, settings
 ):
     settings.CHAT_FLUSH_INTERVAL = 0.1  # how often a follower at a gap looks at the row
-    flush = sync_to_async(services.reply_flush)
+    flush = sync_to_async(replies.reply_flush)
     reply_id = await streaming_reply_store("gap", lease_owner=OTHER_INSTANCE)
     other_instance_log.start(reply_id)
     await log_write(other_instance_log, reply_id, 0, "abc")
@@ -323,7 +323,7 @@ async def test_a_follower_waits_at_a_gap_in_the_log_and_fills_it_from_the_stored
     await log_write(other_instance_log, reply_id, 9, "jkl")
     frames.append(await tab.receive_json_from(timeout=5))
 
-    assert await sync_to_async(services.reply_finish)(
+    assert await sync_to_async(replies.reply_finish)(
         reply_id=reply_id,
         lease_owner=OTHER_INSTANCE,
         content="abcdefghijklmno",
@@ -350,12 +350,12 @@ async def test_a_follower_at_a_gap_ends_from_the_row_when_the_writer_is_stored_a
     await log_write(other_instance_log, reply_id, 0, "abc")
     tab = await socket_open("/ws/chat/gap-lost/")
     await log_write(other_instance_log, reply_id, 6, "ghi")
-    assert await sync_to_async(services.reply_flush)(
+    assert await sync_to_async(replies.reply_flush)(
         reply_id=reply_id, content="abcde", lease_owner=OTHER_INSTANCE
     )
 
     # The writer dies; the row is stored as lost with its last saved text (the log is not asked here).
-    await sync_to_async(services.reply_lost_store)(
+    await sync_to_async(replies.reply_lost_store)(
         reply_id=reply_id, shown_text="", lease_owner=OTHER_INSTANCE
     )
     frames = await reply_collect(tab)
