@@ -95,7 +95,7 @@ def _loop_running() -> bool:
 # Reply tasks (owned and followed) are referenced here so the event loop never collects one mid-reply.
 _reply_tasks: set[asyncio.Task[None]] = set()
 
-# Stores a turn, given the instance that will stream its reply (`lease_owner`): see _turn_begin_call.
+# Stores a turn, given the instance that will stream its reply (`streamed_by`): see _turn_begin_call.
 TurnBegin = Callable[..., turns.Turn | turns.DuplicateSend]
 
 # A joining socket waits at most this long for a followed reply's backlog before it gets its history.
@@ -207,7 +207,7 @@ async def replies_lost_store(
             except (RedisError, OSError):
                 logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
         stored = await db_call(replies.reply_lost_store)(
-            reply_id=reply_id, shown_text=shown, lease_owner=lease_owner
+            reply_id=reply_id, shown_text=shown, streamed_by=lease_owner
         )
         if stored is None:
             continue
@@ -340,7 +340,7 @@ def _turn_begin_call(
     frame: protocol.SendFrame | protocol.RegenerateFrame | protocol.EditFrame,
 ) -> TurnBegin:
     """The service that stores the frame's turn (a send, a regenerate or an edit), waiting for its
-    `lease_owner`."""
+    `streamed_by`."""
     options = {
         "ref": ref,
         "owner": owner,
@@ -437,10 +437,10 @@ async def _turn_store(begin: TurnBegin, instance: instances.Instance) -> turns.T
     store = db_call(begin, retry=False)
     try:
         try:
-            return await store(lease_owner=instance.instance_id)
+            return await store(streamed_by=instance.instance_id)
         except turns.ReplyLapsed as lapsed:
             await replies_lost_store(instance, [lapsed.reply_id])
-            return await store(lease_owner=instance.instance_id)
+            return await store(streamed_by=instance.instance_id)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("turn not stored: the database failed", exc_info=True)
         raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
@@ -550,7 +550,7 @@ async def _leases_renew(instance: instances.Instance) -> None:
         return
     started = asyncio.get_running_loop().time()
     held = await db_call(replies.reply_leases_renew)(
-        lease_owner=instance.instance_id, reply_ids=[reply.message_id for reply in owned]
+        streamed_by=instance.instance_id, reply_ids=[reply.message_id for reply in owned]
     )
     for reply in owned:
         if reply.message_id in held:

@@ -26,35 +26,35 @@ def lease_expiry() -> CombinedExpression:
     return Now() + timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
 
 
-def _replies_fenced(reply_ids: list[int], lease_owner: str) -> Any:
-    """The replies of these ids that `lease_owner` still holds: streaming under its own lease. Every
-    write of a reply's owner goes through this filter, so an instance that lost a reply (it froze past
-    its lease and another stored the reply as lost) can never rewrite what others were told."""
-    return Message.objects.filter(pk__in=reply_ids, status=Message.Status.STREAMING, lease_owner=lease_owner)
+def _replies_fenced(reply_ids: list[int], streamed_by: str) -> Any:
+    """The replies of these ids that `streamed_by` still holds: streaming under its own lease. Every
+    write of the instance streaming a reply goes through this filter, so one that lost a reply (it froze
+    past its lease and another stored the reply as lost) can never rewrite what others were told."""
+    return Message.objects.filter(pk__in=reply_ids, status=Message.Status.STREAMING, streamed_by=streamed_by)
 
 
 @transaction.atomic
-def reply_leases_renew(*, lease_owner: str, reply_ids: list[int]) -> set[int]:
+def reply_leases_renew(*, streamed_by: str, reply_ids: list[int]) -> set[int]:
     """Extend the leases of the replies this instance's live tasks stream; return those it still holds
     (the others were stored as lost by another instance: their tasks must stop)."""
-    held = list(_replies_fenced(reply_ids, lease_owner).select_for_update().values_list("pk", flat=True))
+    held = list(_replies_fenced(reply_ids, streamed_by).select_for_update().values_list("pk", flat=True))
     if held:
         Message.objects.filter(pk__in=held).update(lease_expires_at=lease_expiry())
     return set(held)
 
 
-def reply_flush(*, reply_id: int, content: str, lease_owner: str) -> bool:
+def reply_flush(*, reply_id: int, content: str, streamed_by: str) -> bool:
     """Store the text so far of a streaming reply (a crash loses at most one flush interval) and extend
-    its lease; return False when its owner no longer holds it."""
+    its lease; return False when its instance no longer holds it."""
     return bool(
-        _replies_fenced([reply_id], lease_owner).update(content=content, lease_expires_at=lease_expiry())
+        _replies_fenced([reply_id], streamed_by).update(content=content, lease_expires_at=lease_expiry())
     )
 
 
 def reply_finish(
     *,
     reply_id: int,
-    lease_owner: str,
+    streamed_by: str,
     content: str,
     status: str,
     finish_reason: str = "",
@@ -64,10 +64,10 @@ def reply_finish(
     error: str = "",
 ) -> bool:
     """Store a reply's final text and how it ended (what every later reader sees); return False, storing
-    nothing, when its owner no longer holds it."""
+    nothing, when its instance no longer holds it."""
     usage = usage or {}
     return bool(
-        _replies_fenced([reply_id], lease_owner).update(
+        _replies_fenced([reply_id], streamed_by).update(
             lease_expires_at=None,
             content=text_storable(content),
             status=status,
@@ -92,11 +92,11 @@ def lapsed_reply_ids() -> list[int]:
 
 
 @transaction.atomic
-def reply_lost_store(*, reply_id: int, shown_text: str, lease_owner: str | None = None) -> Message | None:
+def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None = None) -> Message | None:
     """Store a reply whose server died as interrupted (`server_lost`), keeping every character any
     client was shown: `shown_text` (what its reply log holds) when it extends the last saved text.
 
-    Only a reply that is still streaming under a lapsed lease is touched, or, with `lease_owner`, one
+    Only a reply that is still streaming under a lapsed lease is touched, or, with `streamed_by`, one
     streamed by that (dead) instance whatever its lease. Return the stored row, or None when it was not
     lost after all (it ended, or its server renewed the lease meanwhile).
     """
@@ -105,7 +105,7 @@ def reply_lost_store(*, reply_id: int, shown_text: str, lease_owner: str | None 
         .select_related("conversation")
         .filter(pk=reply_id, status=Message.Status.STREAMING)
     )
-    rows = rows.filter(lease_owner=lease_owner) if lease_owner is not None else rows.lease_lapsed()
+    rows = rows.filter(streamed_by=streamed_by) if streamed_by is not None else rows.lease_lapsed()
     message = rows.first()
     if message is None:
         return None

@@ -169,11 +169,11 @@ def reply_stored(*, reply_id: int) -> Message | None:
 
 
 def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | None:
-    """The id and lease owner (an instance id) of the reply streaming in a conversation, if any."""
+    """The id of the reply streaming in a conversation, if any, and the instance streaming it (its id)."""
     return (
         Message.objects.streaming()
         .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
-        .values_list("pk", "lease_owner")
+        .values_list("pk", "streamed_by")
         .order_by("-pk")
         .first()
     )

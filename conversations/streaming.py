@@ -101,7 +101,7 @@ async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
     held = await db_call_patient(
         replies.reply_leases_renew,
         budget=settings.CHAT_REPLY_LEASE_SECONDS,
-        lease_owner=instance.instance_id,
+        streamed_by=instance.instance_id,
         reply_ids=[reply.message_id],
     )
     if reply.message_id not in held:
@@ -155,7 +155,7 @@ async def reply_run(
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
                     if not await db_call(replies.reply_flush)(
-                        reply_id=reply.message_id, content=reply.text(), lease_owner=instance.instance_id
+                        reply_id=reply.message_id, content=reply.text(), streamed_by=instance.instance_id
                     ):
                         raise LeaseLost
                     reply.lease_deadline = lease_deadline_from(now)
@@ -274,7 +274,7 @@ async def _reply_end_store(
     instance holds the reply."""
     fields = {
         "reply_id": reply.message_id,
-        "lease_owner": instance.instance_id,
+        "streamed_by": instance.instance_id,
         "content": reply.text(),
         "tools": reply.tools,
         **outcome,

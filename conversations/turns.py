@@ -145,7 +145,7 @@ def turn_begin(
     model: str | None,
     mcp_servers: list[str] | None,
     client_id: str = "",
-    lease_owner: str = "",
+    streamed_by: str = "",
 ) -> Turn | DuplicateSend:
     """Store the user's message after the active branch's leaf and open the reply row, before anything
     goes upstream; the model sees the active branch only.
@@ -163,7 +163,7 @@ def turn_begin(
     path = _messages_in_order(thread_path_ids(context.pairs, leaf_id))
     user_message = _user_message_create(context, content=content, parent_id=leaf_id, client_id=client_id)
     return _reply_open(
-        context, ref=ref, path=[*path, user_message], user_message=user_message, lease_owner=lease_owner
+        context, ref=ref, path=[*path, user_message], user_message=user_message, streamed_by=streamed_by
     )
 
 
@@ -176,7 +176,7 @@ def turn_regenerate(
     model: str | None,
     mcp_servers: list[str] | None,
     client_id: str = "",
-    lease_owner: str = "",
+    streamed_by: str = "",
 ) -> Turn | DuplicateSend:
     """Open a new version of a reply: a sibling under the same user message, which becomes the active
     leaf; the old version is kept. The model sees the branch up to that user message.
@@ -195,7 +195,7 @@ def turn_regenerate(
         raise missing
     path = _messages_in_order(thread_path_ids(context.pairs, replaced.parent_id))
     return _reply_open(
-        context, ref=ref, path=path, user_message=None, lease_owner=lease_owner, client_id=client_id
+        context, ref=ref, path=path, user_message=None, streamed_by=streamed_by, client_id=client_id
     )
 
 
@@ -209,7 +209,7 @@ def turn_edit(
     model: str | None,
     mcp_servers: list[str] | None,
     client_id: str = "",
-    lease_owner: str = "",
+    streamed_by: str = "",
 ) -> Turn | DuplicateSend:
     """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
     becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
@@ -232,7 +232,7 @@ def turn_edit(
         context, content=content, parent_id=edited.parent_id, client_id=client_id
     )
     return _reply_open(
-        context, ref=ref, path=[*path, user_message], user_message=user_message, lease_owner=lease_owner
+        context, ref=ref, path=[*path, user_message], user_message=user_message, streamed_by=streamed_by
     )
 
 
@@ -317,7 +317,7 @@ def _reply_open(
     ref: ConversationRef,
     path: list[Message],
     user_message: Message | None,
-    lease_owner: str,
+    streamed_by: str,
     client_id: str = "",
 ) -> Turn:
     """Open the streaming reply row under the last message of `path` (the user message it answers),
@@ -335,7 +335,7 @@ def _reply_open(
         mcp_servers=context.mcp_servers,
         status=Message.Status.STREAMING,
         client_id=client_id,
-        lease_owner=lease_owner,
+        streamed_by=streamed_by,
         lease_expires_at=lease_expiry(),
     )
     conversation.current_message = reply
