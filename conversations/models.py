@@ -180,7 +180,7 @@ class Message(models.Model):
     client_id = models.CharField(
         max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
     )
-    lease_owner = models.CharField(
+    streamed_by = models.CharField(
         max_length=200, blank=True, help_text="The server instance streaming this reply (its id)."
     )
     lease_expires_at = models.DateTimeField(

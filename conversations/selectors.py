@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -14,11 +13,7 @@ from django.db.models import Q
 from .exceptions import ChatError
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
-
-# A conversation's messages as (id, parent_id), oldest id first: the one read every thread question needs.
-Pairs = list[tuple[int, int | None]]
-# Message ids by their parent id (None: the first messages), oldest first: the siblings of each message.
-Siblings = Mapping[int | None, list[int]]
+from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
 
 
 def thread_pairs(*, conversation_id: int) -> Pairs:
@@ -26,42 +21,6 @@ def thread_pairs(*, conversation_id: int) -> Pairs:
     return list(
         Message.objects.filter(conversation_id=conversation_id).order_by("id").values_list("id", "parent_id")
     )
-
-
-def thread_leaf_id(pairs: Pairs, current_id: int | None) -> int | None:
-    """The leaf of the active branch: the conversation's current message, else its newest one."""
-    if current_id is not None:
-        return current_id
-    return pairs[-1][0] if pairs else None
-
-
-def thread_path_ids(pairs: Pairs, leaf_id: int | None) -> list[int]:
-    """The ids from the thread's first message down to `leaf_id`, in order (empty for no leaf)."""
-    parents = dict(pairs)
-    path: list[int] = []
-    node = leaf_id
-    while node is not None and len(path) <= len(parents):  # the bound only guards against a corrupt cycle
-        path.append(node)
-        node = parents.get(node)
-    path.reverse()
-    return path
-
-
-def thread_siblings(pairs: Pairs) -> dict[int | None, list[int]]:
-    """Children ids by parent id, oldest first (the siblings of every message, from the same read)."""
-    children: dict[int | None, list[int]] = {}
-    for message_id, parent_id in pairs:
-        children.setdefault(parent_id, []).append(message_id)
-    return children
-
-
-def thread_newest_leaf(pairs: Pairs, message_id: int) -> int:
-    """The leaf reached from `message_id` by taking the newest child at each step (the latest version)."""
-    children = thread_siblings(pairs)
-    node = message_id
-    while children.get(node):
-        node = children[node][-1]
-    return node
 
 
 def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
@@ -210,11 +169,11 @@ def reply_stored(*, reply_id: int) -> Message | None:
 
 
 def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | None:
-    """The id and lease owner (an instance id) of the reply streaming in a conversation, if any."""
+    """The id of the reply streaming in a conversation, if any, and the instance streaming it (its id)."""
     return (
         Message.objects.streaming()
         .filter(conversation__owner_key=ref.owner_key, conversation__session_id=ref.session_id)
-        .values_list("pk", "lease_owner")
+        .values_list("pk", "streamed_by")
         .order_by("-pk")
         .first()
     )

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_POST
 
-from . import health, selectors, services
+from . import health, selectors, upkeep
 from .exceptions import ChatError
 from .owners import Owner, http_refusal
 from .text import text_storable
@@ -114,7 +114,7 @@ class ChatLoginView(auth_views.LoginView):
         anonymous_session_key = self.request.session.session_key
         response = super().form_valid(form)  # login() gives the session a new key
         if anonymous_session_key:
-            services.conversations_claim(session_key=anonymous_session_key, user_id=form.get_user().pk)
+            upkeep.conversations_claim(session_key=anonymous_session_key, user_id=form.get_user().pk)
         return response
 
 
@@ -183,7 +183,7 @@ def conversation_list(request: HttpRequest, owner: Owner) -> JsonResponse:
 def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Rename one of the requester's conversations (form field `title`)."""
     try:
-        found = services.conversation_rename(
+        found = upkeep.conversation_rename(
             owner_key=owner.key,
             session_id=session_id,
             title=request.POST.get("title", ""),
@@ -198,7 +198,7 @@ def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> 
 def conversation_delete(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Delete one of the requester's conversations (refused while a reply streams)."""
     try:
-        found = services.conversation_delete(owner_key=owner.key, session_id=session_id)
+        found = upkeep.conversation_delete(owner_key=owner.key, session_id=session_id)
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=409)
     return JsonResponse({"ok": True}) if found else _not_found_json("not_found")

@@ -6,7 +6,7 @@ import pytest
 
 from conversations.exceptions import ChatError
 from conversations.models import MCPServerPreset, Message
-from conversations.services import mcp_servers_clean
+from conversations.turns import mcp_servers_clean
 from conversations.url_hosts import HostError, url_host_parse
 from conversations.validators import mcp_target_error
 

@@ -7,7 +7,7 @@ import pytest
 from conversations import protocol
 from conversations.exceptions import ChatError
 from conversations.models import Message
-from conversations.services import upstream_messages_build
+from conversations.turns import upstream_messages_build
 from conversations.validators import mcp_target_error
 
 

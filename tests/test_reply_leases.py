@@ -19,11 +19,12 @@ from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from conversations import protocol, services
+from conversations import protocol, replies, turns
 from conversations.models import Message
 from conversations.owners import ConversationRef, Owner
-from conversations.relay import cluster, replylog, turns
+from conversations.relay import cluster, replylog
 from conversations.relay import instance as instances
+from conversations.relay import turns as relay_turns
 
 from .conftest import BROWSER_SESSION_KEY, chunks_text, reply_collect, socket_open
 from .servers import stamp_indices, text_after, until
@@ -39,17 +40,17 @@ def ref_of(session_id: str) -> ConversationRef:
     return ConversationRef(BROWSER.key, session_id)
 
 
-async def streaming_reply_store(session_id: str, *, lease_owner: str) -> int:
+async def streaming_reply_store(session_id: str, *, streamed_by: str) -> int:
     """Store a turn of the suite's browser as an instance does before it streams (the user message and
-    the streaming reply row under `lease_owner`'s fresh lease), with no task streaming it here; return the
+    the streaming reply row under `streamed_by`'s fresh lease), with no task streaming it here; return the
     reply's id. Its reply log starts empty (an earlier run's test database reused the id)."""
-    turn = await sync_to_async(services.turn_begin)(
+    turn = await sync_to_async(turns.turn_begin)(
         ref=ref_of(session_id),
         owner=BROWSER,
         content=f"question in {session_id}",
         model=None,
         mcp_servers=None,
-        lease_owner=lease_owner,
+        streamed_by=streamed_by,
     )
     if django_settings.REDIS_URL:
         client = redis_asyncio.Redis.from_url(django_settings.REDIS_URL)
@@ -106,7 +107,7 @@ async def test_a_streaming_row_of_this_instance_with_no_task_is_not_renewed_and_
 ):
     settings.CHAT_REPLY_LEASE_SECONDS = 1.5
     instance = await instances.instance_get()
-    reply_id = await streaming_reply_store("taskless", lease_owner=instance.instance_id)
+    reply_id = await streaming_reply_store("taskless", streamed_by=instance.instance_id)
     leased_until = (await stored(reply_id)).lease_expires_at
 
     await asyncio.sleep(0.2)
@@ -155,26 +156,26 @@ async def test_the_heartbeat_renews_the_lease_of_a_reply_this_process_streams(ch
 
 
 async def test_an_owner_that_lost_its_reply_can_neither_save_renew_nor_finish_it():
-    reply_id = await streaming_reply_store("fenced", lease_owner=OTHER_INSTANCE)
-    flush = sync_to_async(services.reply_flush)
-    finish = sync_to_async(services.reply_finish)
-    renew = sync_to_async(services.reply_leases_renew)
+    reply_id = await streaming_reply_store("fenced", streamed_by=OTHER_INSTANCE)
+    flush = sync_to_async(replies.reply_flush)
+    finish = sync_to_async(replies.reply_finish)
+    renew = sync_to_async(replies.reply_leases_renew)
 
-    assert not await flush(reply_id=reply_id, content="not mine", lease_owner="someone-else")
-    assert await flush(reply_id=reply_id, content="saved", lease_owner=OTHER_INSTANCE)
-    lost = await sync_to_async(services.reply_lost_store)(
-        reply_id=reply_id, shown_text="saved and shown", lease_owner=OTHER_INSTANCE
+    assert not await flush(reply_id=reply_id, content="not mine", streamed_by="someone-else")
+    assert await flush(reply_id=reply_id, content="saved", streamed_by=OTHER_INSTANCE)
+    lost = await sync_to_async(replies.reply_lost_store)(
+        reply_id=reply_id, shown_text="saved and shown", streamed_by=OTHER_INSTANCE
     )
     assert lost is not None
 
     # The owner wakes up (it froze past its lease) and tries to go on.
     assert not await flush(
-        reply_id=reply_id, content="saved and shown, then more", lease_owner=OTHER_INSTANCE
+        reply_id=reply_id, content="saved and shown, then more", streamed_by=OTHER_INSTANCE
     )
-    assert await renew(lease_owner=OTHER_INSTANCE, reply_ids=[reply_id]) == set()
+    assert await renew(streamed_by=OTHER_INSTANCE, reply_ids=[reply_id]) == set()
     assert not await finish(
         reply_id=reply_id,
-        lease_owner=OTHER_INSTANCE,
+        streamed_by=OTHER_INSTANCE,
         content="saved and shown, then all of it",
         status=Message.Status.COMPLETE,
         finish_reason="stop",
@@ -199,8 +200,8 @@ async def test_a_reply_stored_as_lost_under_its_streaming_owner_ends_once_with_t
     instance = await instances.instance_get()
 
     # Another instance judged this one dead and stored the reply with what it had been shown.
-    lost = await sync_to_async(services.reply_lost_store)(
-        reply_id=reply_id, shown_text=chunks_text(seen), lease_owner=instance.instance_id
+    lost = await sync_to_async(replies.reply_lost_store)(
+        reply_id=reply_id, shown_text=chunks_text(seen), streamed_by=instance.instance_id
     )
     assert lost is not None
 
@@ -227,25 +228,25 @@ async def test_a_reply_stored_as_lost_under_its_streaming_owner_ends_once_with_t
 
 
 async def test_leases_are_judged_and_renewed_by_the_database_clock_not_this_servers(monkeypatch):
-    reply_id = await streaming_reply_store("clock", lease_owner=OTHER_INSTANCE)
+    reply_id = await streaming_reply_store("clock", streamed_by=OTHER_INSTANCE)
     server_clock = timezone.now
 
     monkeypatch.setattr(timezone, "now", lambda: server_clock() + timedelta(hours=1))  # runs an hour ahead
-    assert reply_id not in await sync_to_async(services.lapsed_reply_ids)()
+    assert reply_id not in await sync_to_async(replies.lapsed_reply_ids)()
     assert (
-        await sync_to_async(services.reply_lost_store)(reply_id=reply_id, shown_text="") is None
+        await sync_to_async(replies.reply_lost_store)(reply_id=reply_id, shown_text="") is None
     )  # a fresh lease is not lapsed, whatever this server's clock says
 
     monkeypatch.setattr(timezone, "now", lambda: server_clock() - timedelta(hours=1))  # runs an hour behind
     await lease_lapse(reply_id)
-    assert await sync_to_async(services.lapsed_reply_ids)() == [reply_id]
+    assert await sync_to_async(replies.lapsed_reply_ids)() == [reply_id]
 
-    assert await sync_to_async(services.reply_leases_renew)(
-        lease_owner=OTHER_INSTANCE, reply_ids=[reply_id]
+    assert await sync_to_async(replies.reply_leases_renew)(
+        streamed_by=OTHER_INSTANCE, reply_ids=[reply_id]
     ) == {reply_id}
     ahead = (await stored(reply_id)).lease_expires_at - await database_now()
     assert timedelta(seconds=25) < ahead <= timedelta(seconds=django_settings.CHAT_REPLY_LEASE_SECONDS)
-    assert await sync_to_async(services.lapsed_reply_ids)() == []
+    assert await sync_to_async(replies.lapsed_reply_ids)() == []
 
 
 # A lost reply keeps what its log showed.
@@ -255,9 +256,9 @@ async def test_a_reply_whose_server_died_is_stored_with_all_the_text_its_log_sho
     replies_settle, other_instance_log
 ):
     instance = await instances.instance_get()
-    reply_id = await streaming_reply_store("log-kept", lease_owner=OTHER_INSTANCE)
-    assert await sync_to_async(services.reply_flush)(
-        reply_id=reply_id, content="Hello ", lease_owner=OTHER_INSTANCE
+    reply_id = await streaming_reply_store("log-kept", streamed_by=OTHER_INSTANCE)
+    assert await sync_to_async(replies.reply_flush)(
+        reply_id=reply_id, content="Hello ", streamed_by=OTHER_INSTANCE
     )
     other_instance_log.start(reply_id)
     await log_write(other_instance_log, reply_id, 0, "Hello ")
@@ -287,9 +288,9 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
     replies_settle, other_instance_log
 ):
     instance = await instances.instance_get()
-    reply_id = await streaming_reply_store("log-gap", lease_owner=OTHER_INSTANCE)
-    assert await sync_to_async(services.reply_flush)(
-        reply_id=reply_id, content="He", lease_owner=OTHER_INSTANCE
+    reply_id = await streaming_reply_store("log-gap", streamed_by=OTHER_INSTANCE)
+    assert await sync_to_async(replies.reply_flush)(
+        reply_id=reply_id, content="He", streamed_by=OTHER_INSTANCE
     )
     await log_write(other_instance_log, reply_id, 0, "Hello ")
     await log_write(other_instance_log, reply_id, 12, "never shown")  # offsets 6 to 12 never reached the log
@@ -307,8 +308,8 @@ async def test_a_follower_waits_at_a_gap_in_the_log_and_fills_it_from_the_stored
     standin, replies_settle, other_instance_log, settings
 ):
     settings.CHAT_FLUSH_INTERVAL = 0.1  # how often a follower at a gap looks at the row
-    flush = sync_to_async(services.reply_flush)
-    reply_id = await streaming_reply_store("gap", lease_owner=OTHER_INSTANCE)
+    flush = sync_to_async(replies.reply_flush)
+    reply_id = await streaming_reply_store("gap", streamed_by=OTHER_INSTANCE)
     other_instance_log.start(reply_id)
     await log_write(other_instance_log, reply_id, 0, "abc")
 
@@ -317,16 +318,16 @@ async def test_a_follower_waits_at_a_gap_in_the_log_and_fills_it_from_the_stored
     await log_write(other_instance_log, reply_id, 6, "ghi")  # the entry of "def" never reached the log
     assert await tab.receive_nothing(timeout=0.5)  # "ghi" is not shown at offset 6 with 3 to 6 unknown
 
-    assert await flush(reply_id=reply_id, content="abcde", lease_owner=OTHER_INSTANCE)
+    assert await flush(reply_id=reply_id, content="abcde", streamed_by=OTHER_INSTANCE)
     assert await tab.receive_nothing(timeout=0.3)  # the row does not cover the gap yet
-    assert await flush(reply_id=reply_id, content="abcdefg", lease_owner=OTHER_INSTANCE)
+    assert await flush(reply_id=reply_id, content="abcdefg", streamed_by=OTHER_INSTANCE)
     frames = [await tab.receive_json_from(timeout=5) for _ in range(2)]
     await log_write(other_instance_log, reply_id, 9, "jkl")
     frames.append(await tab.receive_json_from(timeout=5))
 
-    assert await sync_to_async(services.reply_finish)(
+    assert await sync_to_async(replies.reply_finish)(
         reply_id=reply_id,
-        lease_owner=OTHER_INSTANCE,
+        streamed_by=OTHER_INSTANCE,
         content="abcdefghijklmno",
         status=Message.Status.COMPLETE,
         finish_reason="stop",
@@ -346,18 +347,18 @@ async def test_a_follower_at_a_gap_ends_from_the_row_when_the_writer_is_stored_a
     standin, replies_settle, other_instance_log, settings
 ):
     settings.CHAT_FLUSH_INTERVAL = 0.1
-    reply_id = await streaming_reply_store("gap-lost", lease_owner=OTHER_INSTANCE)
+    reply_id = await streaming_reply_store("gap-lost", streamed_by=OTHER_INSTANCE)
     other_instance_log.start(reply_id)
     await log_write(other_instance_log, reply_id, 0, "abc")
     tab = await socket_open("/ws/chat/gap-lost/")
     await log_write(other_instance_log, reply_id, 6, "ghi")
-    assert await sync_to_async(services.reply_flush)(
-        reply_id=reply_id, content="abcde", lease_owner=OTHER_INSTANCE
+    assert await sync_to_async(replies.reply_flush)(
+        reply_id=reply_id, content="abcde", streamed_by=OTHER_INSTANCE
     )
 
     # The writer dies; the row is stored as lost with its last saved text (the log is not asked here).
-    await sync_to_async(services.reply_lost_store)(
-        reply_id=reply_id, shown_text="", lease_owner=OTHER_INSTANCE
+    await sync_to_async(replies.reply_lost_store)(
+        reply_id=reply_id, shown_text="", streamed_by=OTHER_INSTANCE
     )
     frames = await reply_collect(tab)
 
@@ -382,14 +383,14 @@ async def test_a_tab_joining_while_a_turn_is_being_stored_gets_that_reply_once(
 ):
     if not with_redis:
         settings.REDIS_URL = ""  # read when this test's event loop starts its instance
-    turn_store = turns._turn_store
+    turn_store = relay_turns._turn_store
 
     async def turn_store_then_pause(*args: Any, **kwargs: Any) -> Any:
         turn = await turn_store(*args, **kwargs)
         await asyncio.sleep(0.5)  # committed, while the room does not know its reply yet
         return turn
 
-    monkeypatch.setattr(turns, "_turn_store", turn_store_then_pause)
+    monkeypatch.setattr(relay_turns, "_turn_store", turn_store_then_pause)
     first = await socket_open("/ws/chat/race/")
     assert ((await instances.instance_get()).redis is not None) == with_redis
     await first.send_json_to({"message": "race [[standin stamp=1 tokens=30 delay_ms=10]]"})

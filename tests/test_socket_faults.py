@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import DataError
 
 from chatproject.asgi import application
-from conversations import services, upstream
+from conversations import replies, upstream
 from conversations.models import Message
 from conversations.relay import instance
 from conversations.relay import sockets as relay_sockets
@@ -127,7 +127,7 @@ async def test_a_socket_whose_handler_crashes_and_then_drops_releases_its_slot(
 @pytest.fixture
 def finish_refused_once(monkeypatch):
     """The first store of a reply's end is refused by the database (as a value it cannot take would be)."""
-    real = services.reply_finish
+    real = replies.reply_finish
     calls = []
 
     def refusing(**fields):
@@ -136,7 +136,7 @@ def finish_refused_once(monkeypatch):
             raise DataError("a value the database refuses")
         return real(**fields)
 
-    monkeypatch.setattr(services, "reply_finish", refusing)
+    monkeypatch.setattr(replies, "reply_finish", refusing)
     return calls
 
 

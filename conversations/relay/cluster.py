@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import selectors, services
+from .. import replies, selectors
 from . import live
 from .dbcall import db_call
 from .instance import Instance, InstanceHooks
@@ -106,8 +106,8 @@ async def _leases_renew(instance: Instance) -> None:
     if not local:
         return
     started = asyncio.get_running_loop().time()
-    held = await db_call(services.reply_leases_renew)(
-        lease_owner=instance.instance_id, reply_ids=[reply.message_id for reply in local]
+    held = await db_call(replies.reply_leases_renew)(
+        streamed_by=instance.instance_id, reply_ids=[reply.message_id for reply in local]
     )
     for reply in local:
         if reply.message_id in held:
@@ -117,7 +117,7 @@ async def _leases_renew(instance: Instance) -> None:
 
 
 async def _lapsed_replies_store(instance: Instance) -> None:
-    await replies_lost_store(instance, await db_call(services.lapsed_reply_ids)())
+    await replies_lost_store(instance, await db_call(replies.lapsed_reply_ids)())
 
 
 async def _sockets_renew(instance: Instance) -> None:

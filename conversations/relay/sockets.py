@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import metrics, protocol, selectors, services
+from .. import metrics, protocol, replies, selectors
 from ..logs import request_id_set
 from ..models import Message
 from ..owners import ConversationRef, Owner, socket_refusal
@@ -212,10 +212,10 @@ async def streaming_elsewhere_find(
     streaming = await db_call(selectors.conversation_streaming_reply)(ref=room.ref)
     if streaming is None or room.reply is not None:
         return  # it ended, or a turn of ours took its place, meanwhile: the history is read again
-    reply_id, lease_owner = streaming
+    reply_id, streamed_by = streaming
     if not instance.reply_log.shared:
         # One process: no task of ours streams it, so its server (this process before a restart) died.
-        await replies_lost_store(instance, [reply_id], lease_owner=lease_owner)
+        await replies_lost_store(instance, [reply_id], streamed_by=streamed_by)
         return
     model = next((m["model"] for m in history["messages"] if m["id"] == reply_id), "")
     reply = follow_start(instance, room, reply_id, model)
@@ -240,12 +240,12 @@ def follow_start(
 
 
 async def replies_lost_store(
-    instance: Instance, reply_ids: list[int], *, lease_owner: str | None = None
+    instance: Instance, reply_ids: list[int], *, streamed_by: str | None = None
 ) -> None:
     """Store replies whose server died as lost (`server_lost`), with all the text their log shows any
     client, then end them on every socket: through the log elsewhere, from the history here.
 
-    Without `lease_owner`, only replies whose lease lapsed are touched (see services.reply_lost_store).
+    Without `streamed_by`, only replies whose lease lapsed are touched (see replies.reply_lost_store).
     """
     for reply_id in reply_ids:
         try:
@@ -253,8 +253,8 @@ async def replies_lost_store(
         except ReplyLogUnreadable:
             logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
             shown = ""
-        stored = await db_call(services.reply_lost_store)(
-            reply_id=reply_id, shown_text=shown, lease_owner=lease_owner
+        stored = await db_call(replies.reply_lost_store)(
+            reply_id=reply_id, shown_text=shown, streamed_by=streamed_by
         )
         if stored is None:
             continue

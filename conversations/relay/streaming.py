@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from .. import metrics, protocol, selectors, services, upstream
+from .. import metrics, protocol, quotas, replies, selectors, turns, upstream
 from ..exceptions import ChatError
 from ..models import Message
 from . import live
@@ -55,9 +55,9 @@ async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
     when another instance stored the reply as lost meanwhile."""
     started = asyncio.get_running_loop().time()
     held = await db_call_patient(
-        services.reply_leases_renew,
+        replies.reply_leases_renew,
         budget=settings.CHAT_REPLY_LEASE_SECONDS,
-        lease_owner=instance.instance_id,
+        streamed_by=instance.instance_id,
         reply_ids=[reply.message_id],
     )
     if reply.message_id not in held:
@@ -69,7 +69,7 @@ async def reply_stream(
     *,
     room: live.ConversationRoom,
     reply: live.LiveReply,
-    turn: services.Turn,
+    turn: turns.Turn,
     instance: Instance,
     on_lost: Callable[[], Awaitable[None]],
 ) -> None:
@@ -107,8 +107,8 @@ async def reply_stream(
                 if now >= next_flush:
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
-                    if not await db_call(services.reply_flush)(
-                        reply_id=reply.message_id, content=reply.text(), lease_owner=instance.instance_id
+                    if not await db_call(replies.reply_flush)(
+                        reply_id=reply.message_id, content=reply.text(), streamed_by=instance.instance_id
                     ):
                         raise LeaseLost
                     reply.lease_deadline = lease_deadline_from(now)
@@ -147,7 +147,7 @@ async def reply_stream(
         # Cut short, the upstream reported no usage: what was streamed still counts against the quota.
         outcome = {
             **outcome,
-            "usage_stored": services.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
+            "usage_stored": quotas.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
@@ -223,21 +223,21 @@ async def _reply_end_store(
     instance holds the reply."""
     fields = {
         "reply_id": reply.message_id,
-        "lease_owner": instance.instance_id,
+        "streamed_by": instance.instance_id,
         "content": reply.text(),
         "tools": reply.tools,
         **outcome,
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
     try:
-        held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+        held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
         return outcome if held else None
     except (OperationalError, InterfaceError):
         raise
     except DatabaseError:
         logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
     fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
-    held = await db_call_patient(services.reply_finish, budget=END_STORE_SECONDS, **fields)
+    held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
     return INTERNAL_ERROR_OUTCOME if held else None
 
 

@@ -12,9 +12,10 @@ import logging
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from .. import protocol, selectors, services
+from .. import protocol, selectors, upkeep
 from ..exceptions import ChatError
 from ..models import Message
+from ..turns import DuplicateSend, ReplyLapsed, Turn, turn_begin, turn_edit, turn_regenerate
 from . import live
 from .chatsocket import ChatSocket
 from .dbcall import db_call
@@ -51,7 +52,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     try:
         started = asyncio.get_running_loop().time()
         turn = await _turn_store(socket, frame)
-        if isinstance(turn, services.DuplicateSend):
+        if isinstance(turn, DuplicateSend):
             duplicate = {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
             await socket.send(protocol.dumps(duplicate))
             return
@@ -89,14 +90,14 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     )
 
 
-async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
     """Store a frame's turn, once more after storing as lost a reply whose server died in its way. A
     turn's write is never retried after a database failure (its COMMIT may have landed): the client
     resends."""
     try:
         try:
             return await _turn_write(socket, frame)
-        except services.ReplyLapsed as lapsed:
+        except ReplyLapsed as lapsed:
             await replies_lost_store(socket.instance, [lapsed.reply_id])
             return await _turn_write(socket, frame)
     except (OperationalError, InterfaceError) as exc:
@@ -104,7 +105,7 @@ async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> services.Turn | s
         raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
 
 
-async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> services.Turn | services.DuplicateSend:
+async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
     """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
     this instance."""
     options = {
@@ -113,15 +114,15 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> services.Turn | s
         "model": frame.model,
         "mcp_servers": frame.mcp_servers,
         "client_id": frame.client_id,
-        "lease_owner": socket.instance.instance_id,
+        "streamed_by": socket.instance.instance_id,
     }
     if isinstance(frame, protocol.RegenerateFrame):
-        return await db_call(services.turn_regenerate, retry=False)(reply_id=frame.message_id, **options)
+        return await db_call(turn_regenerate, retry=False)(reply_id=frame.message_id, **options)
     if isinstance(frame, protocol.EditFrame):
-        return await db_call(services.turn_edit, retry=False)(
+        return await db_call(turn_edit, retry=False)(
             message_id=frame.message_id, content=frame.message, **options
         )
-    return await db_call(services.turn_begin, retry=False)(content=frame.message, **options)
+    return await db_call(turn_begin, retry=False)(content=frame.message, **options)
 
 
 async def reply_stop(socket: ChatSocket) -> bool:
@@ -137,11 +138,11 @@ async def reply_stop(socket: ChatSocket) -> bool:
     streaming = await db_call(selectors.conversation_streaming_reply)(ref=socket.ref)
     if streaming is None:
         return False
-    reply_id, lease_owner = streaming
-    if lease_owner == instance.instance_id:
+    reply_id, streamed_by = streaming
+    if streamed_by == instance.instance_id:
         return False  # ours, and ending right now
     try:
-        await instance.bus.publish({"type": "reply.stop", "streamed_by": lease_owner, "reply_id": reply_id})
+        await instance.bus.publish({"type": "reply.stop", "streamed_by": streamed_by, "reply_id": reply_id})
     except EventNotSent as exc:
         logger.warning(
             "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
@@ -178,7 +179,7 @@ async def branch_switch(socket: ChatSocket, *, message_id: int) -> None:
     """Switch the active branch, then send every socket of the conversation, on every instance, the new
     `history`."""
     instance, ref = socket.instance, socket.ref
-    await db_call(services.branch_switch)(ref=ref, message_id=message_id)
+    await db_call(upkeep.branch_switch)(ref=ref, message_id=message_id)
     await history_broadcast(instance, ref)
     # If the event is lost, tabs elsewhere see the switch at their next history.
     await instance.announce("branch.switched", ref.room_key)
