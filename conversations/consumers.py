@@ -11,7 +11,7 @@ from channels.utils import await_many_dispatch
 
 from . import live, metrics, protocol, relay, throttles
 from .backlog import send_backlog_watch
-from .exceptions import ChatError, SessionExpired
+from .exceptions import ChatError, InternalError, InvalidSessionId, SessionExpired
 from .owners import LOGIN_REQUIRED_CLOSE_CODE, ConversationRef, Owner
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # this server closed the socket (a failed send, a client not reading): nothing to tell
         except Exception:
             logger.exception("socket handler failed", extra={"event": message.get("type")})
-            frame = protocol.error_frame("internal_error", "The server failed on that frame; try again.")
+            frame = protocol.error_frame_of(InternalError())
             try:
                 await self.send(text_data=protocol.dumps(frame))
                 if message.get("type") == "websocket.connect":
@@ -110,9 +110,5 @@ class InvalidSessionConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        await self.send(
-            text_data=protocol.dumps(
-                protocol.error_frame("invalid_session_id", "Session ids are 1 to 64 of A-Z a-z 0-9 _ -.")
-            )
-        )
+        await self.send(text_data=protocol.dumps(protocol.error_frame_of(InvalidSessionId())))
         await self.close(code=INVALID_SESSION_CLOSE_CODE)

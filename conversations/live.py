@@ -17,6 +17,7 @@ from django.conf import settings
 
 from . import protocol
 from .backlog import SendBacklog
+from .exceptions import InternalError
 from .owners import ConversationRef, Owner
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class ChatSocket:
         limit = settings.CHAT_MAX_SERVER_FRAME_BYTES
         if len(text) * 4 > limit and len(text.encode()) > limit:
             logger.error("frame too large to send", extra={"bytes": len(text.encode()), "limit": limit})
-            text = protocol.dumps(protocol.error_frame("internal_error", "A frame was too large to send."))
+            text = protocol.dumps(protocol.error_frame_of(InternalError("A frame was too large to send.")))
         unread = self.backlog.unread()
         if unread > settings.CHAT_MAX_UNSENT_BYTES:
             logger.warning("closing a socket whose client does not read", extra={"unread": unread})

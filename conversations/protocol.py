@@ -9,7 +9,15 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from .exceptions import ChatError
+from .exceptions import (
+    ChatError,
+    EmptyMessage,
+    InvalidJson,
+    InvalidMcpServer,
+    InvalidMessage,
+    MessageTooLong,
+    UnknownModel,
+)
 from .text import text_storable
 
 
@@ -79,20 +87,21 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
     """Return the client frame in `text_data`.
 
-    Raise ChatError with code `invalid_json` for anything that is not a JSON object in a text frame,
-    and `invalid_message` for an object that is not a valid frame.
+    Raise InvalidJson for anything that is not a JSON object in a text frame, MessageTooLong for a
+    frame over CHAT_MAX_FRAME_BYTES, and InvalidMessage (UnknownModel, InvalidMcpServer for those
+    fields) for an object that is not a valid frame.
     """
     if text_data is None:
-        raise ChatError("invalid_json", "Frames must be JSON text, not binary.")
+        raise InvalidJson("Frames must be JSON text, not binary.")
     limit = settings.CHAT_MAX_FRAME_BYTES
     if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
-        raise ChatError("message_too_long", f"Frames must be at most {limit} bytes.")  # refused unparsed
+        raise MessageTooLong(f"Frames must be at most {limit} bytes.")  # refused unparsed
     try:
         data = orjson.loads(text_data)
     except orjson.JSONDecodeError:
-        raise ChatError("invalid_json", "Frames must be JSON objects.") from None
+        raise InvalidJson() from None
     if not isinstance(data, dict):
-        raise ChatError("invalid_json", "Frames must be JSON objects.")
+        raise InvalidJson()
     kind = data.get("type", "message")
     if kind == "stop":
         return StopFrame()
@@ -112,7 +121,7 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
             **_turn_options(data),
         )
     if kind != "message":
-        raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
+        raise InvalidMessage(f"Unknown frame type {str(kind)[:40]!r}.")
     return SendFrame(message=_message_text(data.get("message")), **_turn_options(data))
 
 
@@ -131,14 +140,14 @@ MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
 def _message_id(value: Any, name: str = "message_id") -> int:
     # type(), not isinstance(): JSON true is no message id.
     if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
-        raise ChatError("invalid_message", f"`{name}` must be an integer message id.")
+        raise InvalidMessage(f"`{name}` must be an integer message id.")
     return value
 
 
 def _resync_frame(data: dict[str, Any]) -> ResyncFrame:
     message_id, offset = data.get("message_id"), data.get("offset", 0)
     if type(message_id) is not int or type(offset) is not int or message_id < 1 or offset < 0:
-        raise ChatError("invalid_message", "A resync frame needs an integer `message_id` and `offset` >= 0.")
+        raise InvalidMessage("A resync frame needs an integer `message_id` and `offset` >= 0.")
     return ResyncFrame(message_id=message_id, offset=offset)
 
 
@@ -146,16 +155,16 @@ def _optional_client_id(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
-        raise ChatError("invalid_message", "`client_id` must be 1 to 64 of A-Z a-z 0-9 _ -.")
+        raise InvalidMessage("`client_id` must be 1 to 64 of A-Z a-z 0-9 _ -.")
     return value
 
 
 def _message_text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ChatError("invalid_message", "A frame needs a `message` string.")
+        raise InvalidMessage("A frame needs a `message` string.")
     value = text_storable(value)
     if not value.strip():
-        raise ChatError("invalid_message", "The message is empty.")
+        raise EmptyMessage()
     return value
 
 
@@ -163,7 +172,7 @@ def _optional_model(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ChatError("unknown_model", "`model` must be a model name string.")
+        raise UnknownModel("`model` must be a model name string.")
     return text_storable(value)
 
 
@@ -171,9 +180,9 @@ def _optional_mcp_servers(value: Any) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ChatError("invalid_mcp_server", "`mcp_servers` must be a list of strings.")
+        raise InvalidMcpServer("`mcp_servers` must be a list of strings.")
     if not all(item.isprintable() for item in value):  # NUL and lone surrogates are not printable
-        raise ChatError("invalid_mcp_server", "`mcp_servers` entries must not contain control characters.")
+        raise InvalidMcpServer("`mcp_servers` entries must not contain control characters.")
     return [item for item in value if item != ""]
 
 
@@ -184,6 +193,11 @@ def dumps(frame: dict[str, Any]) -> str:
 
 def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, **extra}
+
+
+def error_frame_of(error: ChatError, **extra: Any) -> dict[str, Any]:
+    """The `error` frame that tells a client about `error`: its code, its message and its details."""
+    return error_frame(error.code, error.message, **error.details, **extra)
 
 
 def start_frame(

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from . import instance as instances
 from . import live, metrics, protocol, replies, replylog, selectors, throttles, turns, upkeep
-from .exceptions import ChatError, SessionExpired
+from .exceptions import Busy, NoSuchReply, NotConfigured, SessionExpired, TooManySockets, Unavailable
 from .logs import request_id_set
 from .models import Message
 from .owners import ConversationRef, Owner, owner_still_valid, socket_refusal
@@ -56,7 +56,7 @@ async def socket_open(socket: live.ChatSocket) -> SocketRefusal | None:
     ):
         limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
         message = f"At most {limit} open chat sockets per user; close a tab and retry."
-        frame = protocol.dumps(protocol.error_frame("too_many_sockets", message))
+        frame = protocol.dumps(protocol.error_frame_of(TooManySockets(message)))
         return SocketRefusal(TOO_MANY_SOCKETS_CLOSE_CODE, "too_many_sockets", frame)
     socket.admitted = True
     sockets_open[socket.socket_id] = socket.owner.key
@@ -374,12 +374,12 @@ async def turn_start(
     """
     instance = await instances.instance_get()
     if instance.draining:
-        raise ChatError("unavailable", "This server is restarting; send again in a moment.")
+        raise Unavailable("This server is restarting; send again in a moment.")
     room = live.room_get(ref)
     if room.reply is not None and not client_id:  # with one, it may be a resend: the store decides
-        raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+        raise Busy()
     if not settings.DEDALUS_API_KEY:
-        raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+        raise NotConfigured()
     await throttles.message_rate_check(owner_key=owner.key, anonymous_address=anonymous_address)
     # Reserved before the write: a socket joining between the commit and the reply's registration
     # below waits for it instead of taking it for a reply of another instance.
@@ -443,7 +443,7 @@ async def _turn_store(begin: TurnBegin, instance: instances.Instance) -> turns.T
             return await store(streamed_by=instance.instance_id)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("turn not stored: the database failed", exc_info=True)
-        raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
+        raise Unavailable("The database did not answer; send your message again.") from exc
 
 
 async def _on_reply_started(event: dict[str, Any]) -> None:
@@ -481,7 +481,7 @@ async def reply_stop(*, ref: ConversationRef) -> bool:
         logger.warning(
             "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
         )
-        raise ChatError("unavailable", "Could not reach the server writing this reply; try again.") from exc
+        raise Unavailable("Could not reach the server writing this reply; try again.") from exc
     return True
 
 
@@ -516,7 +516,7 @@ async def reply_resend(*, ref: ConversationRef, message_id: int, offset: int, se
             ref.owner_key,
             ref.session_id,
         ):
-            raise ChatError("invalid_message", "No such reply in this conversation.")
+            raise NoSuchReply()
         text = stored.content
         end_frame = (
             None if stored.status == Message.Status.STREAMING else terminal_frame_from_row(stored, message_id)

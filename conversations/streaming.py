@@ -16,7 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from . import live, metrics, protocol, quotas, replies, replylog, selectors, turns, upstream
-from .exceptions import ChatError
+from .exceptions import ChatError, InternalError
 from .instance import Instance
 from .models import Message
 
@@ -335,7 +335,7 @@ def reply_release(room: live.ConversationRoom, reply: live.LiveReply) -> None:
 def terminal_frame_from_row(message: Message | None, reply_id: int) -> dict[str, Any]:
     """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
     if message is None:
-        return protocol.error_frame("internal_error", "The reply is gone.", message_id=reply_id)
+        return protocol.error_frame_of(InternalError("The reply is gone."), message_id=reply_id)
     if message.status == Message.Status.ERROR:
         return protocol.error_frame(
             message.error_code or "upstream_error", message.error, message_id=reply_id

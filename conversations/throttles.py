@@ -22,7 +22,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from .exceptions import ChatError
+from .exceptions import RateLimited
 from .instance import Instance
 from .redisclient import redis_client_options
 
@@ -96,8 +96,7 @@ async def _rate_hit(limiter: MovingWindowRateLimiter, rate: str, scope: str, key
         logger.warning("message rate not counted: its storage failed", exc_info=True)
         return
     retry_after = max(1, round(stats.reset_time - time.time()))
-    raise ChatError(
-        "rate_limited",
+    raise RateLimited(
         f"Too many {what}: the limit is {rate}. Try again in {retry_after} s.",
         retry_after=retry_after,
     )
