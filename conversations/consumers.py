@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 
 from . import protocol, relay
+from .exceptions import InternalError, InvalidSessionId
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # this server closed the socket (a failed send, a client not reading): nothing to tell
         except Exception:
             logger.exception("socket handler failed", extra={"event": message.get("type")})
-            frame = protocol.error_frame("internal_error", "The server failed on that frame; try again.")
+            frame = protocol.error_frame_of(InternalError())
             try:
                 await self.send(text_data=protocol.dumps(frame))
                 if message.get("type") == "websocket.connect":
@@ -87,9 +88,5 @@ class InvalidSessionConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        await self.send(
-            text_data=protocol.dumps(
-                protocol.error_frame("invalid_session_id", "Session ids are 1 to 64 of A-Z a-z 0-9 _ -.")
-            )
-        )
+        await self.send(text_data=protocol.dumps(protocol.error_frame_of(InvalidSessionId())))
         await self.close(code=INVALID_SESSION_CLOSE_CODE)

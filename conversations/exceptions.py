@@ -1,16 +1,153 @@
-"""Errors a chat client sees, each with a stable code it can branch on (codes listed in DESIGN.md)."""
+"""Errors a chat client sees: one class per error code.
+
+The codes are a contract: clients branch on them (the page, API clients, the tests), so a code is never
+renamed nor given another meaning, and a new code is a new class here (and in the README's list, under
+the `error` frame). The text beside a code is for people: a class carries its usual text
+(`default_detail`), and a raiser passes another when it has more to say, such as the limit that was hit.
+"""
+
+from __future__ import annotations
 
 
 class ChatError(Exception):
-    """An error the client sees, with a code it can branch on (and any details, e.g. `retry_after`)."""
+    """An error the client sees: `code` to branch on, `message` for people, and `details` sent beside
+    them (e.g. `retry_after`). `ChatError()` is an internal error; raise a subclass, which names its code.
 
-    def __init__(self, code: str, message: str, **details: object) -> None:
+    `Busy()` says the class's default text, `Busy("…")` another; keyword arguments are the details.
+    """
+
+    default_code = "internal_error"
+    default_detail = "The server failed on that frame; try again."
+
+    def __init__(self, detail: str | None = None, **details: object) -> None:
+        message = self.default_detail if detail is None else detail
         super().__init__(message)
-        self.code, self.message, self.details = code, message, details
+        self.code, self.message, self.details = self.default_code, message, details
+
+
+class InvalidJson(ChatError):
+    """A frame that is not a JSON object in a text message."""
+
+    default_code = "invalid_json"
+    default_detail = "Frames must be JSON objects."
+
+
+class InvalidMessage(ChatError):
+    """A frame, or a message in it, that is not valid, or that names no message of the conversation."""
+
+    default_code = "invalid_message"
+    default_detail = "That is not a valid message."
+
+
+class EmptyMessage(InvalidMessage):
+    default_detail = "The message is empty."
+
+
+class NoSuchMessage(InvalidMessage):
+    """A message id that is not one of the owner's conversation (another owner's looks the same)."""
+
+    default_detail = "No such message in this conversation."
+
+
+class NoSuchReply(InvalidMessage):
+    default_detail = "No such reply in this conversation."
+
+
+class MessageTooLong(ChatError):
+    """A message over CHAT_MAX_MESSAGE_CHARS, or a frame over CHAT_MAX_FRAME_BYTES."""
+
+    default_code = "message_too_long"
+    default_detail = "The message is too long."
+
+
+class UnknownModel(ChatError):
+    """A model that is not an enabled ChatModel (or no model enabled at all)."""
+
+    default_code = "unknown_model"
+    default_detail = "That model is not available."
+
+
+class InvalidMcpServer(ChatError):
+    """An MCP server that is not a slug or an https URL, an internal host not offered, or too many."""
+
+    default_code = "invalid_mcp_server"
+    default_detail = "That MCP server is not allowed."
+
+
+class Busy(ChatError):
+    """A reply of the conversation is still streaming: nothing else may start or change it."""
+
+    default_code = "busy"
+    default_detail = "A reply is still being written in this conversation; wait or stop it."
+
+
+class TooManyReplies(ChatError):
+    """The owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming, in any conversation."""
+
+    default_code = "too_many_replies"
+    default_detail = "Too many replies at once; wait for one to end or stop it."
+
+
+class QuotaExceeded(ChatError):
+    """The owner used their daily token quota; with `retry_after`, the seconds until it renews."""
+
+    default_code = "quota_exceeded"
+    default_detail = "The daily token quota is used up; it renews at midnight UTC."
+
+
+class RateLimited(ChatError):
+    """Over a message or frame rate; with `retry_after`, the seconds until one more is counted."""
+
+    default_code = "rate_limited"
+    default_detail = "Too many messages; try again later."
+
+
+class TooManySockets(ChatError):
+    """The owner has CHAT_MAX_SOCKETS_PER_OWNER chat sockets open (the socket is then closed)."""
+
+    default_code = "too_many_sockets"
+    default_detail = "Too many open chat sockets; close a tab and retry."
+
+
+class SessionExpired(ChatError):
+    """The session a socket connected with has ended (logout, expiry): it may start no more turns."""
+
+    default_code = "session_expired"
+    default_detail = "Your session has ended; reload the page to sign in again."
+
+
+class InvalidSessionId(ChatError):
+    """A socket path whose conversation id is not one (the socket is then closed)."""
+
+    default_code = "invalid_session_id"
+    default_detail = "Session ids are 1 to 64 of A-Z a-z 0-9 _ -."
+
+
+class NotConfigured(ChatError):
+    """The server has no API key for the model service."""
+
+    default_code = "not_configured"
+    default_detail = "The server has no DEDALUS_API_KEY; ask its operator to set one."
+
+
+class Unavailable(ChatError):
+    """This instance cannot do it now (it is shutting down, or the database or another instance did not
+    answer): the client retries, ideally on another instance."""
+
+    default_code = "unavailable"
+    default_detail = "The server is unavailable; try again in a moment."
+
+
+class InternalError(ChatError):
+    """The server failed; the base's code and text."""
 
 
 class UpstreamError(ChatError):
-    """The Dedalus API answered with an error or broke the stream."""
+    """The Dedalus API answered with an error or broke the stream: `upstream_error`, or
+    `upstream_timeout` when it was too slow."""
+
+    default_code = "upstream_error"
+    default_detail = "The model service failed."
 
     def __init__(
         self,
@@ -20,12 +157,6 @@ class UpstreamError(ChatError):
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(code, message)
+        super().__init__(message)
+        self.code = code
         self.retryable, self.retry_after = retryable, retry_after
-
-
-class SessionExpired(ChatError):
-    """The session a socket connected with has ended (logout, expiry): it may start no more turns."""
-
-    def __init__(self) -> None:
-        super().__init__("session_expired", "Your session has ended; reload the page to sign in again.")

@@ -9,7 +9,16 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from .exceptions import ChatError
+from .exceptions import (
+    ChatError,
+    EmptyMessage,
+    InternalError,
+    InvalidJson,
+    InvalidMcpServer,
+    InvalidMessage,
+    MessageTooLong,
+    UnknownModel,
+)
 from .models import Message
 from .text import text_storable
 
@@ -80,20 +89,21 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
     """Return the client frame in `text_data`.
 
-    Raise ChatError with code `invalid_json` for anything that is not a JSON object in a text frame,
-    and `invalid_message` for an object that is not a valid frame.
+    Raise InvalidJson for anything that is not a JSON object in a text frame, MessageTooLong for a
+    frame over CHAT_MAX_FRAME_BYTES, and InvalidMessage (UnknownModel, InvalidMcpServer for those
+    fields) for an object that is not a valid frame.
     """
     if text_data is None:
-        raise ChatError("invalid_json", "Frames must be JSON text, not binary.")
+        raise InvalidJson("Frames must be JSON text, not binary.")
     limit = settings.CHAT_MAX_FRAME_BYTES
     if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
-        raise ChatError("message_too_long", f"Frames must be at most {limit} bytes.")  # refused unparsed
+        raise MessageTooLong(f"Frames must be at most {limit} bytes.")  # refused unparsed
     try:
         data = orjson.loads(text_data)
     except orjson.JSONDecodeError:
-        raise ChatError("invalid_json", "Frames must be JSON objects.") from None
+        raise InvalidJson() from None
     if not isinstance(data, dict):
-        raise ChatError("invalid_json", "Frames must be JSON objects.")
+        raise InvalidJson()
     kind = data.get("type", "message")
     if kind == "stop":
         return StopFrame()
@@ -113,7 +123,7 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
             **_turn_options(data),
         )
     if kind != "message":
-        raise ChatError("invalid_message", f"Unknown frame type {str(kind)[:40]!r}.")
+        raise InvalidMessage(f"Unknown frame type {str(kind)[:40]!r}.")
     return SendFrame(message=_message_text(data.get("message")), **_turn_options(data))
 
 
@@ -132,14 +142,14 @@ MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
 def _message_id(value: Any, name: str = "message_id") -> int:
     # type(), not isinstance(): JSON true is no message id.
     if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
-        raise ChatError("invalid_message", f"`{name}` must be an integer message id.")
+        raise InvalidMessage(f"`{name}` must be an integer message id.")
     return value
 
 
 def _resync_frame(data: dict[str, Any]) -> ResyncFrame:
     message_id, offset = data.get("message_id"), data.get("offset", 0)
     if type(message_id) is not int or type(offset) is not int or message_id < 1 or offset < 0:
-        raise ChatError("invalid_message", "A resync frame needs an integer `message_id` and `offset` >= 0.")
+        raise InvalidMessage("A resync frame needs an integer `message_id` and `offset` >= 0.")
     return ResyncFrame(message_id=message_id, offset=offset)
 
 
@@ -147,16 +157,16 @@ def _optional_client_id(value: Any) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not CLIENT_ID_RE.match(value):
-        raise ChatError("invalid_message", "`client_id` must be 1 to 64 of A-Z a-z 0-9 _ -.")
+        raise InvalidMessage("`client_id` must be 1 to 64 of A-Z a-z 0-9 _ -.")
     return value
 
 
 def _message_text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ChatError("invalid_message", "A frame needs a `message` string.")
+        raise InvalidMessage("A frame needs a `message` string.")
     value = text_storable(value)
     if not value.strip():
-        raise ChatError("invalid_message", "The message is empty.")
+        raise EmptyMessage()
     return value
 
 
@@ -164,7 +174,7 @@ def _optional_model(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ChatError("unknown_model", "`model` must be a model name string.")
+        raise UnknownModel("`model` must be a model name string.")
     return text_storable(value)
 
 
@@ -172,9 +182,9 @@ def _optional_mcp_servers(value: Any) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ChatError("invalid_mcp_server", "`mcp_servers` must be a list of strings.")
+        raise InvalidMcpServer("`mcp_servers` must be a list of strings.")
     if not all(item.isprintable() for item in value):  # NUL and lone surrogates are not printable
-        raise ChatError("invalid_mcp_server", "`mcp_servers` entries must not contain control characters.")
+        raise InvalidMcpServer("`mcp_servers` entries must not contain control characters.")
     return [item for item in value if item != ""]
 
 
@@ -185,6 +195,11 @@ def dumps(frame: dict[str, Any]) -> str:
 
 def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, **extra}
+
+
+def error_frame_of(error: ChatError, **extra: Any) -> dict[str, Any]:
+    """The `error` frame that tells a client about `error`: its code, its message and its details."""
+    return error_frame(error.code, error.message, **error.details, **extra)
 
 
 def start_frame(
@@ -233,7 +248,7 @@ def tool_activity_of(frame_text: str) -> dict[str, Any]:
 def end_frame_of_row(message: Message | None, reply_id: int) -> dict[str, Any]:
     """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
     if message is None:
-        return error_frame("internal_error", "The reply is gone.", message_id=reply_id)
+        return error_frame_of(InternalError("The reply is gone."), message_id=reply_id)
     if message.status == Message.Status.ERROR:
         return error_frame(message.error_code or "upstream_error", message.error, message_id=reply_id)
     return done_frame(

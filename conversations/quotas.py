@@ -13,7 +13,7 @@ from django.db.models import Sum
 from django.db.models.functions import Length
 from django.utils import timezone
 
-from .exceptions import ChatError
+from .exceptions import QuotaExceeded, TooManyReplies
 from .models import Message, UserQuota
 
 # Tokens are estimated from text at this many characters each, when the upstream reported none.
@@ -49,13 +49,11 @@ def daily_tokens_used(*, owner_key: str) -> int:
 
 
 def replies_in_flight_check(*, owner_key: str) -> None:
-    """Raise ChatError("too_many_replies") when the owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming
+    """Raise TooManyReplies when the owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming
     (in any conversation, on any instance)."""
     limit = settings.CHAT_MAX_REPLIES_PER_OWNER
     if limit and Message.objects.streaming().filter(conversation__owner_key=owner_key).count() >= limit:
-        raise ChatError(
-            "too_many_replies", f"At most {limit} replies at once; wait for one to end or stop it."
-        )
+        raise TooManyReplies(f"At most {limit} replies at once; wait for one to end or stop it.")
 
 
 def daily_quota_for(*, owner_key: str) -> int:
@@ -72,7 +70,7 @@ def daily_quota_for(*, owner_key: str) -> int:
 
 
 def daily_quota_check(*, owner_key: str) -> None:
-    """Raise ChatError("quota_exceeded") when the owner used their daily token quota today."""
+    """Raise QuotaExceeded when the owner used their daily token quota today."""
     quota = daily_quota_for(owner_key=owner_key)
     if not quota:
         return
@@ -80,8 +78,7 @@ def daily_quota_check(*, owner_key: str) -> None:
     if used >= quota:
         now = timezone.now()
         tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        raise ChatError(
-            "quota_exceeded",
+        raise QuotaExceeded(
             f"The daily quota of {quota} tokens is used up ({used}); it renews at midnight UTC.",
             retry_after=int((tomorrow - now).total_seconds()) + 1,
         )

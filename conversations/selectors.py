@@ -10,7 +10,7 @@ from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Q
 
-from .exceptions import ChatError
+from .exceptions import NoSuchMessage
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
@@ -86,7 +86,7 @@ def conversation_history_page(*, ref: ConversationRef, before: int) -> dict[str,
     """The up to CHAT_HISTORY_PAGE messages of the active branch before message `before`, oldest first,
     with `has_more` when older ones precede them.
 
-    Raise ChatError("invalid_message") when `before` is not on the active branch of the owner's
+    Raise NoSuchMessage (`invalid_message`) when `before` is not on the active branch of the owner's
     conversation (another owner's message looks exactly like one that does not exist).
     """
     conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
@@ -94,7 +94,7 @@ def conversation_history_page(*, ref: ConversationRef, before: int) -> dict[str,
     try:
         end = path.index(before)
     except ValueError:
-        raise ChatError("invalid_message", "No such message in this conversation.") from None
+        raise NoSuchMessage() from None
     return _path_page(pairs, path, end=end)
 
 

@@ -16,7 +16,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from .exceptions import ChatError
+from .exceptions import (
+    Busy,
+    EmptyMessage,
+    InvalidMcpServer,
+    InvalidMessage,
+    MessageTooLong,
+    NoSuchMessage,
+    NoSuchReply,
+    UnknownModel,
+)
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
@@ -65,45 +74,45 @@ class _TurnContext:
 
 
 def message_content_check(content: str) -> None:
-    """Raise ChatError if the text is empty or longer than CHAT_MAX_MESSAGE_CHARS."""
+    """Raise EmptyMessage if the text is empty, MessageTooLong if longer than CHAT_MAX_MESSAGE_CHARS."""
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if not content.strip():
-        raise ChatError("invalid_message", "The message is empty.")
+        raise EmptyMessage()
     if len(content) > limit:
-        raise ChatError("message_too_long", f"Messages must be at most {limit} characters.")
+        raise MessageTooLong(f"Messages must be at most {limit} characters.")
 
 
 def model_resolve(*, requested: str | None, current: str) -> str:
     """Return the model for the next reply: the one asked for, else the conversation's, else the default.
 
-    Raise ChatError("unknown_model") if the one asked for is not an enabled ChatModel, or none is enabled.
+    Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
     """
     enabled = list(ChatModel.objects.enabled().values_list("name", "is_default"))
     names = {name for name, _ in enabled}
     if requested is not None:
         if requested not in names:
-            raise ChatError("unknown_model", f"{requested[:200]!r} is not an available model.")
+            raise UnknownModel(f"{requested[:200]!r} is not an available model.")
         return requested
     if current in names:
         return current
     if not enabled:
-        raise ChatError("unknown_model", "No model is enabled; an administrator must enable one.")
+        raise UnknownModel("No model is enabled; an administrator must enable one.")
     return next((name for name, is_default in enabled if is_default), enabled[0][0])
 
 
 def mcp_servers_clean(servers: list[str]) -> list[str]:
     """Return the MCP servers without duplicates, in order.
 
-    Raise ChatError("invalid_mcp_server") for an entry that is not a slug or https URL, or too many.
+    Raise InvalidMcpServer for an entry that is not a slug or https URL, or too many.
     """
     limit = settings.CHAT_MAX_MCP_SERVERS
     cleaned = list(dict.fromkeys(servers))
     if len(cleaned) > limit:
-        raise ChatError("invalid_mcp_server", f"At most {limit} MCP servers per message.")
+        raise InvalidMcpServer(f"At most {limit} MCP servers per message.")
     for target in cleaned:
         error = mcp_target_error(target)
         if error:
-            raise ChatError("invalid_mcp_server", f"{target[:200]!r}: {error}")
+            raise InvalidMcpServer(f"{target[:200]!r}: {error}")
     internal = [target for target in cleaned if mcp_target_is_internal(target)]
     if internal:
         # An internal host only when an administrator offers it as a preset (no SSRF by free text).
@@ -112,9 +121,8 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
         )
         for target in internal:
             if target not in allowed:
-                raise ChatError(
-                    "invalid_mcp_server",
-                    f"{target[:200]!r}: private, loopback and local hosts are not allowed.",
+                raise InvalidMcpServer(
+                    f"{target[:200]!r}: private, loopback and local hosts are not allowed."
                 )
     return cleaned
 
@@ -184,7 +192,7 @@ def turn_regenerate(
     `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
     `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
     """
-    missing = ChatError("invalid_message", "No such reply in this conversation.")
+    missing = NoSuchReply()
     context = _turn_prepare(
         ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
     )
@@ -218,7 +226,7 @@ def turn_edit(
     is not a user message of this conversation, and the errors of a send.
     """
     message_content_check(content)
-    missing = ChatError("invalid_message", "No such message in this conversation.")
+    missing = NoSuchMessage()
     context = _turn_prepare(
         ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
     )
@@ -243,7 +251,7 @@ def _turn_prepare(
     model: str | None,
     mcp_servers: list[str] | None,
     client_id: str,
-    missing: ChatError | None = None,
+    missing: InvalidMessage | None = None,
 ) -> _TurnContext | DuplicateSend:
     """Lock the conversation for a new reply and run the checks every kind of turn shares.
 
@@ -358,17 +366,19 @@ def _reply_open(
     )
 
 
-class ReplyLapsed(ChatError):
+class ReplyLapsed(Busy):
     """A turn found the conversation's reply still streaming, but with a lapsed lease: its server died.
     It must be stored as lost (with its reply log's text) before the turn can start."""
 
+    default_detail = "The previous reply's server stopped; it is being stored. Send again."
+
     def __init__(self, reply_id: int) -> None:
-        super().__init__("busy", "The previous reply's server stopped; it is being stored. Send again.")
+        super().__init__()
         self.reply_id = reply_id
 
 
 def streaming_reply_refuse(conversation: Conversation) -> None:
-    """Raise ChatError("busy") while a reply of the conversation streams, and ReplyLapsed when it
+    """Raise Busy while a reply of the conversation streams, and ReplyLapsed when it
     streams under a lapsed lease (its server died: the caller stores it as lost, then may retry)."""
     streaming = (
         Message.objects.streaming()
@@ -382,4 +392,4 @@ def streaming_reply_refuse(conversation: Conversation) -> None:
     reply_id, lapsed = streaming
     if lapsed:
         raise ReplyLapsed(reply_id)
-    raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+    raise Busy()

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .exceptions import ChatError
+from .exceptions import Busy, InvalidMessage, NoSuchMessage
 from .models import Conversation, Message
 from .owners import ConversationRef, Owner
 from .selectors import thread_pairs
@@ -33,7 +33,7 @@ def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
     )
     pairs = thread_pairs(conversation_id=conversation.pk) if conversation is not None else []
     if conversation is None or message_id not in dict(pairs):
-        raise ChatError("invalid_message", "No such message in this conversation.")
+        raise NoSuchMessage()
     streaming_reply_refuse(conversation)
     conversation.current_message_id = thread_newest_leaf(pairs, message_id)
     conversation.save(update_fields=["current_message"])
@@ -91,7 +91,7 @@ def conversation_rename(*, owner_key: str, session_id: str, title: str) -> bool:
     """Retitle the owner's conversation (trimmed, at most 200 characters); False if they have none."""
     title = " ".join(text_storable(title).split())[:200]
     if not title:
-        raise ChatError("invalid_message", "A title cannot be empty.")
+        raise InvalidMessage("A title cannot be empty.")
     return bool(Conversation.objects.filter(owner_key=owner_key, session_id=session_id).update(title=title))
 
 
@@ -104,6 +104,6 @@ def conversation_delete(*, owner_key: str, session_id: str) -> bool:
     if conversation is None:
         return False
     if Message.objects.streaming().filter(conversation=conversation).exists():
-        raise ChatError("busy", "A reply is still being written in this conversation; stop it first.")
+        raise Busy("A reply is still being written in this conversation; stop it first.")
     conversation.delete()
     return True

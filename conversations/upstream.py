@@ -20,7 +20,7 @@ import httpx
 import orjson
 from django.conf import settings
 
-from .exceptions import ChatError, UpstreamError
+from .exceptions import NotConfigured, UpstreamError
 from .text import json_storable, text_storable
 
 logger = logging.getLogger(__name__)
@@ -137,11 +137,11 @@ async def reply_stream(
     Before the first token, a retryable failure (connect error, 429, 5xx, a stream broken before any
     event) is retried up to CHAT_UPSTREAM_MAX_RETRIES times with exponential backoff and jitter,
     honouring Retry-After; after it, nothing is retried (the user has seen the text).
-    Raise ChatError("not_configured") without an API key, UpstreamError("upstream_timeout") when the
+    Raise NotConfigured without an API key, UpstreamError("upstream_timeout") when the
     first token or the next one is late, and UpstreamError("upstream_error") for any other failure.
     """
     if not settings.DEDALUS_API_KEY:
-        raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+        raise NotConfigured()
     loop = asyncio.get_running_loop()
     total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
     attempt = 0

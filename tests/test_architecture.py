@@ -53,8 +53,9 @@ def graph() -> dict[str, set[str]]:
     }
 
 
-def test_the_consumer_imports_the_relay_and_the_protocol_only():
-    assert graph()["conversations.consumers"] <= {"conversations.relay", "conversations.protocol"}
+def test_the_consumer_imports_the_relay_the_protocol_and_the_errors_only():
+    allowed = {"conversations.relay", "conversations.protocol", "conversations.exceptions"}
+    assert graph()["conversations.consumers"] <= allowed
 
 
 def test_the_domain_never_imports_the_relay_the_consumers_or_the_views():

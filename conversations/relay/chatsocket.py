@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from .. import protocol
+from ..exceptions import InternalError
 from ..owners import ConversationRef, Owner
 from .backlog import SendBacklog
 from .live import Send
@@ -56,7 +57,7 @@ class ChatSocket:
         limit = settings.CHAT_MAX_SERVER_FRAME_BYTES
         if len(text) * 4 > limit and len(text.encode()) > limit:
             logger.error("frame too large to send", extra={"bytes": len(text.encode()), "limit": limit})
-            text = protocol.dumps(protocol.error_frame("internal_error", "A frame was too large to send."))
+            text = protocol.dumps(protocol.error_frame_of(InternalError("A frame was too large to send.")))
         unread = self.backlog.unread()
         if unread > settings.CHAT_MAX_UNSENT_BYTES:
             logger.warning("closing a socket whose client does not read", extra={"unread": unread})

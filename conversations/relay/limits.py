@@ -19,7 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
-from ..exceptions import ChatError
+from ..exceptions import RateLimited
 from ..redisclient import redis_client_options
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class RateLimits:
 
 
 async def _rate_hit(limiter: MovingWindowRateLimiter, rate: str, scope: str, key: str, *, what: str) -> None:
-    """Count one hit of `key` against `rate` (empty: no limit); raise ChatError("rate_limited") with
+    """Count one hit of `key` against `rate` (empty: no limit); raise RateLimited with
     `retry_after` when it is over. A storage that fails counts nothing (logged)."""
     if not rate:
         return
@@ -91,8 +91,7 @@ async def _rate_hit(limiter: MovingWindowRateLimiter, rate: str, scope: str, key
         logger.warning("message rate not counted: its storage failed", exc_info=True)
         return
     retry_after = max(1, round(stats.reset_time - time.time()))
-    raise ChatError(
-        "rate_limited",
+    raise RateLimited(
         f"Too many {what}: the limit is {rate}. Try again in {retry_after} s.",
         retry_after=retry_after,
     )

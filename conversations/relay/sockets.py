@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from .. import metrics, protocol, replies, selectors
+from ..exceptions import TooManySockets
 from ..logs import request_id_set
 from ..models import Message
 from ..owners import ConversationRef, Owner, socket_refusal
@@ -72,7 +73,7 @@ async def socket_open(
     if not await instance.socket_counter.admit(owner_key=owner.key, socket_id=socket.socket_id):
         limit = settings.CHAT_MAX_SOCKETS_PER_OWNER
         message = f"At most {limit} open chat sockets per user; close a tab and retry."
-        frame = protocol.dumps(protocol.error_frame("too_many_sockets", message))
+        frame = protocol.dumps(protocol.error_frame_of(TooManySockets(message)))
         return _refused(SocketRefusal(TOO_MANY_SOCKETS_CLOSE_CODE, "too_many_sockets", frame))
     socket.admitted = True
     instance.sockets[socket.socket_id] = owner.key

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .. import protocol, selectors, upkeep
-from ..exceptions import ChatError
+from ..exceptions import Busy, NoSuchReply, NotConfigured, Unavailable
 from ..models import Message
 from ..turns import DuplicateSend, ReplyLapsed, Turn, turn_begin, turn_edit, turn_regenerate
 from . import live
@@ -37,12 +37,12 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     """
     instance, ref, owner = socket.instance, socket.ref, socket.owner
     if instance.draining:
-        raise ChatError("unavailable", "This server is restarting; send again in a moment.")
+        raise Unavailable("This server is restarting; send again in a moment.")
     room = instance.rooms.get(ref)
     if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
-        raise ChatError("busy", "A reply is still being written in this conversation; wait or stop it.")
+        raise Busy()
     if not settings.DEDALUS_API_KEY:
-        raise ChatError("not_configured", "The server has no DEDALUS_API_KEY; ask its operator to set one.")
+        raise NotConfigured()
     await instance.limits.message_check(
         owner_key=owner.key, anonymous_address="" if owner.is_authenticated else socket.client_address
     )
@@ -102,7 +102,7 @@ async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
             return await _turn_write(socket, frame)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("turn not stored: the database failed", exc_info=True)
-        raise ChatError("unavailable", "The database did not answer; send your message again.") from exc
+        raise Unavailable("The database did not answer; send your message again.") from exc
 
 
 async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
@@ -147,7 +147,7 @@ async def reply_stop(socket: ChatSocket) -> bool:
         logger.warning(
             "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
         )
-        raise ChatError("unavailable", "Could not reach the server writing this reply; try again.") from exc
+        raise Unavailable("Could not reach the server writing this reply; try again.") from exc
     return True
 
 
@@ -163,7 +163,7 @@ async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> N
             socket.ref.owner_key,
             socket.ref.session_id,
         ):
-            raise ChatError("invalid_message", "No such reply in this conversation.")
+            raise NoSuchReply()
         text = stored.content
         streaming = stored.status == Message.Status.STREAMING
         end_frame = None if streaming else protocol.end_frame_of_row(stored, message_id)
