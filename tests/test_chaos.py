@@ -30,7 +30,8 @@ from django.conf import settings
 from conversations.models import Message
 
 from .conftest import ROOT, StandIn
-from .servers import DaphneServer, RedisServer, browser_headers, server_env
+from .processes import DaphneServer, RedisServer, server_env
+from .servers import browser_headers
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
