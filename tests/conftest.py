@@ -193,6 +193,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 # Real server processes: two Daphne instances of the app on the test database, a Redis of their own.
 
 
+def instance_env(standin: StandIn, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an instance of the app on the test database and the stand-in."""
+    database_name = settings.DATABASES["default"]["NAME"]
+    return server_env(database_name=database_name, redis_url=redis_url, standin_url=standin.url, **extra)
+
+
 @pytest.fixture
 def log_dir(request: pytest.FixtureRequest) -> Path:
     """The test's own directory of server logs, emptied first (a server appends to its log)."""
@@ -217,10 +223,9 @@ def instances_started(
     started: list[DaphneServer] = []
 
     def start(**overrides: str) -> list[DaphneServer]:
-        env = server_env(
-            database_name=settings.DATABASES["default"]["NAME"],
-            redis_url=private_redis.url,
-            standin_url=standin.url,
+        env = instance_env(
+            standin,
+            private_redis.url,
             CHAT_REPLY_LEASE_SECONDS="1.5",
             CHAT_FLUSH_INTERVAL="0.2",
             CHAT_SHUTDOWN_GRACE_SECONDS="15",

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from django.conf import settings
 
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn
-from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer, server_env
+from .conftest import ROOT, StandIn, instance_env
+from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
 from .servers import ChatClient, stamp_indices, text_after, until
 
 pytestmark = pytest.mark.subprocess
@@ -32,18 +31,13 @@ def wsconnects(server: DaphneServer, session_id: str) -> int:
 
 
 @pytest.fixture
-def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[DaphneServer, DaphneServer, Nginx]]:
+def proxied(
+    log_dir: Path, standin: StandIn, private_redis: RedisServer
+) -> Iterator[tuple[DaphneServer, DaphneServer, Nginx]]:
     """Instances A and B on the test database and a Redis of their own, behind nginx; all stopped after.
     The instances run with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs them), so the
     lines of Daphne's access log reach its file as they happen."""
-    redis = RedisServer(log_dir).start()
-    env = server_env(
-        database_name=settings.DATABASES["default"]["NAME"],
-        redis_url=redis.url,
-        standin_url=standin.url,
-        CHAT_FLUSH_INTERVAL="0.2",
-        PYTHONUNBUFFERED="1",
-    )
+    env = instance_env(standin, private_redis.url, CHAT_FLUSH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
     pair = (
         DaphneServer("a", env, log_dir, flags=SERVE_FLAGS),
         DaphneServer("b", env, log_dir, flags=SERVE_FLAGS),
@@ -59,7 +53,6 @@ def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[DaphneServer, Dap
         proxy.stop()
         for server in pair:
             server.stop()
-        redis.stop()
 
 
 @pytest.fixture
