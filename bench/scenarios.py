@@ -200,6 +200,7 @@ class Configuration:
         self.result: dict[str, Any] = {"server": config}
         self.servers: dict[str, HttpServer] = {}
         self.front: Nginx | None = None
+        self.standin: Process
 
     # What a family says
 
@@ -209,7 +210,7 @@ class Configuration:
             f"{load.clients} clients x {load.turns} turns x {load.tokens} tokens, delay {load.delay_ms:g} ms"
         )
 
-    def front_start(self, standin_url: str) -> None:
+    def front_start(self) -> None:
         """Start what stands in front of the servers, if anything."""
 
     def prepare(self) -> None:
@@ -237,71 +238,78 @@ class Configuration:
         return [*self.servers.values(), *([self.front] if self.front else [])]
 
     def run(self) -> dict[str, Any]:
-        result = self.result
-        result["loadavg_before"] = os.getloadavg()
-        args = self.bench.args
+        """Run the configuration from a fresh stand-in to every process stopped; return its row."""
+        self.result["loadavg_before"] = os.getloadavg()
         if self.flush_redis:
             redis_flush()
         load = self.load_spec
-        standin, standin_url = standin_start(
+        self.standin, standin_url = standin_start(
             "--tokens", str(load.tokens), "--delay-ms", f"{load.delay_ms:g}", log=self.path("standin.log")
         )
-        self.standin = standin
         profilers: list[Process] = []
         try:
             db_before = db_counters_settled() if self.ours else None
-            for label, kind in self.kinds.items():
-                self.servers[label] = server_start(
-                    kind,
-                    standin_url,
-                    self.bench.run_dir,
-                    self.named(label),
-                    flags=self.daphne_flags,
-                    before=args.before,
-                )
-            self.front_start(standin_url)
-            result["command"] = [command_line(s, self.kinds[label]) for label, s in self.servers.items()]
-            if self.front:
-                result["command"].append(command_line(self.front))
-            result["standin_url"] = standin_url
-            where = ", ".join(f"{label} pid {s.pid} on port {s.port}" for label, s in self.labelled())
-            log(f"[{self.scenario}] {self.config}: {where}; warming up")
-            for label, server in self.servers.items():
-                warm_up(server, f"{self.scenario}] [{self.config} {label}".rstrip(), self.tag + label)
+            self.start(standin_url)
             self.prepare()
-            if args.py_spy:
-                for label, server in self.servers.items():
-                    if self.kinds[label] in args.py_spy_servers:
-                        out = self.bench.run_dir / f"{self.named(label)}-profile.txt"
-                        py_spy_log = self.bench.run_dir / f"{self.named(label)}-py-spy.log"
-                        profilers.append(profiler_start(args.py_spy, server.pid, out, py_spy_log))
-                        result.setdefault("profile", []).append(str(out))
-                if profilers:
-                    time.sleep(1.0)
+            profilers = self.profilers_start()
             log(f"[{self.scenario}] {self.config}: {self.describe()}")
             loaded, measured = self.measured()
             for profiler in profilers:
                 profiler_stop(profiler)
-            profilers = []
-            for label, target in self.summarize(loaded, measured).items():
-                server = self.servers[label]
-                assert server.proc is not None
-                if server.proc.poll() is None:
-                    server.stop()
-                else:
-                    target["server_exit"] = server.proc.returncode
-                    target["server_log_tail"] = server.proc.tail()
-                target["log_problems"] = log_problems(server.log)
+            self.stop(self.summarize(loaded, measured))
             self.finish()
             if db_before is not None:
-                result["db"] = db_per_reply(db_before, db_counters_settled())
+                self.result["db"] = db_per_reply(db_before, db_counters_settled())
         finally:
-            for profiler in profilers:
-                profiler.stop(wait=0)
-            for server in self.running():
+            for process in [*profilers, *self.running()]:
+                process.stop()
+            self.standin.stop()
+        return self.result
+
+    def start(self, standin_url: str) -> None:
+        """Start the servers (and what stands in front of them), then warm each up."""
+        for label, kind in self.kinds.items():
+            self.servers[label] = server_start(
+                kind,
+                standin_url,
+                self.bench.run_dir,
+                self.named(label),
+                flags=self.daphne_flags,
+                before=self.bench.args.before,
+            )
+        self.front_start()
+        commands = [command_line(server, self.kinds[label]) for label, server in self.servers.items()]
+        self.result["command"] = commands + ([command_line(self.front)] if self.front else [])
+        self.result["standin_url"] = standin_url
+        where = ", ".join(f"{label} pid {s.pid} on port {s.port}" for label, s in self.labelled())
+        log(f"[{self.scenario}] {self.config}: {where}; warming up")
+        for label, server in self.servers.items():
+            warm_up(server, f"{self.scenario}] [{self.config} {label}".rstrip(), self.tag + label)
+
+    def profilers_start(self) -> list[Process]:
+        """With --py-spy, a profiler on each server of a kind in --py-spy-servers."""
+        args, profilers = self.bench.args, []
+        for label, server in self.servers.items():
+            if args.py_spy and self.kinds[label] in args.py_spy_servers:
+                out = self.bench.run_dir / f"{self.named(label)}-profile.txt"
+                py_spy_log = self.bench.run_dir / f"{self.named(label)}-py-spy.log"
+                profilers.append(profiler_start(args.py_spy, server.pid, out, py_spy_log))
+                self.result.setdefault("profile", []).append(str(out))
+        if profilers:
+            time.sleep(1.0)
+        return profilers
+
+    def stop(self, targets: dict[str, dict[str, Any]]) -> None:
+        """Stop each server; in its target, its exit if it had died, and the problems in its log."""
+        for label, target in targets.items():
+            server = self.servers[label]
+            assert server.proc is not None
+            if server.proc.poll() is None:
                 server.stop()
-            standin.stop()
-        return result
+            else:
+                target["server_exit"] = server.proc.returncode
+                target["server_log_tail"] = server.proc.tail()
+            target["log_problems"] = log_problems(server.log)
 
     def labelled(self) -> list[tuple[str, HttpServer]]:
         """Each running server with its label: its instance label, "nginx", or its kind when alone."""
@@ -455,7 +463,7 @@ class BehindNginx(Configuration):
     def describe(self) -> str:
         return f"{super().describe()}, through nginx"
 
-    def front_start(self, standin_url: str) -> None:
+    def front_start(self) -> None:
         self.front = nginx_start(self.path("nginx"), [server.port for server in self.servers.values()])
         self.result["nginx_conf"] = str((self.front.prefix / "chat.conf").relative_to(REPO))
 

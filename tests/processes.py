@@ -7,6 +7,7 @@ repository root).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -56,6 +57,7 @@ class Process(subprocess.Popen[bytes]):
     ) -> None:
         self.log = log
         self.name = name or Path(argv[0]).name
+        self.parent = os.getpid()
         with log.open("ab") as output:
             super().__init__(
                 [str(arg) for arg in argv],
@@ -98,10 +100,15 @@ RUNNING: set[Process] = set()
 
 
 def processes_stop(wait: float = 3) -> None:
-    """Stop every process started here that is not stopped yet (on the bench's way out)."""
+    """Stop every process this process started that is not stopped yet (on the way out, whatever
+    happened: they lead sessions of their own, so nothing else would end them)."""
     for process in list(RUNNING):
-        with contextlib.suppress(Exception):
-            process.stop(wait)
+        if process.parent == os.getpid():  # not a forked copy's
+            with contextlib.suppress(Exception):
+                process.stop(wait)
+
+
+atexit.register(processes_stop)
 
 
 def port_wait(port: int, process: Process, timeout: float = 30) -> None:
