@@ -156,12 +156,13 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
     def ratio(value: float) -> float | None:
         return value / seed["cpu_us_per_token"] if seed else None
 
-    def row(label: str, cpu: float, local: dict | None, cross: dict | None, tokens, errors, wall) -> None:
+    def row(label: str, d: dict[str, Any], local: dict | None, cross: dict | None, wall: Any) -> None:
+        cpu = d["cpu_us_per_token"]
         cells = [label.ljust(8), fmt(cpu, ".1f").rjust(12), fmt(ratio(cpu), ".3f").rjust(7)]
         for part in (local, cross):
             for key, width in (("p50_ms", 9), ("p99_ms", 7), ("max_ms", 7)):
                 cells.append(fmt(part[key] if part else None, ".1f").rjust(width))
-        cells += [f"{tokens}".rjust(7), f"{errors}".rjust(6), fmt(wall, ".1f").rjust(6)]
+        cells += [f"{d['tokens']}".rjust(7), f"{d['errors']}".rjust(6), fmt(wall, ".1f").rjust(6)]
         lines.append("  ".join(cells))
 
     notes = []
@@ -175,72 +176,11 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
         if name == "pair":
             for inst, d in r["instances"].items():
                 d["ratio_to_seed"] = ratio(d["cpu_us_per_token"])
-                row(
-                    f"pair {inst}",
-                    d["cpu_us_per_token"],
-                    d["local"],
-                    d["cross"],
-                    d["tokens"],
-                    d["errors"],
-                    None,
-                )
-            row(
-                "pair A+B",
-                r["cpu_us_per_token"],
-                r["local"],
-                r["cross"],
-                r["tokens"],
-                r["errors"],
-                r["wall_s"],
-            )
-            for inst, d in r["instances"].items():
-                notes.append(
-                    f"  pair {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']}"
-                    f" for {d['tokens']} tokens ({d['local']['tokens']} to its senders,"
-                    f" {d['cross']['tokens']} to its followers):"
-                    f" main thread {d['main_thread_cpu_us_per_token']:.1f}, other threads"
-                    f" {d['other_threads_cpu_us_per_token']:.1f} µs/token"
-                )
-            notes.append(
-                f"  pair: {r['cpu_us_per_upstream_token']:.1f} µs CPU (A+B) per token streamed from upstream"
-                f" (each reaches 2 sockets)"
-                + (
-                    f"; one instance alone: {single['cpu_us_per_token']:.1f} µs for 1 socket, so a"
-                    f" cross-instance follower costs about"
-                    f" {r['cpu_us_per_upstream_token'] - single['cpu_us_per_token']:.1f} µs per token"
-                    if single
-                    else ""
-                )
-            )
-            loc, cro = r["local"], r["cross"]
-            notes.append(
-                f"  pair: tokens per chunk frame local {loc['tokens_per_chunk_frame']:.2f},"
-                f" cross {cro['tokens_per_chunk_frame']:.2f}; time to first token (from the sender's send)"
-                f" local p50 {loc['first_token_p50_ms']:.1f} / p99 {loc['first_token_p99_ms']:.1f} ms,"
-                f" cross p50 {cro['first_token_p50_ms']:.1f} / p99 {cro['first_token_p99_ms']:.1f} ms;"
-                f" `start` frame local p50 {loc['start_p50_ms']:.1f} / p99 {loc['start_p99_ms']:.1f} ms,"
-                f" cross p50 {cro['start_p50_ms']:.1f} / p99 {cro['start_p99_ms']:.1f} ms"
-            )
-            notes.append(
-                f"  pair: cross latency of the {cro['live_tokens']} tokens sent after the follower's `start`"
-                f" (the live path, no backlog): p50 {fmt(cro['live_p50_ms'], '.1f')},"
-                f" p99 {fmt(cro['live_p99_ms'], '.1f')}, max {fmt(cro['live_max_ms'], '.1f')} ms"
-            )
-            for role in ("local", "cross"):
-                part = r[role]
-                if part["error_kinds"] or part["missing_tokens"] or part["duplicate_tokens"]:
-                    notes.append(
-                        f"  pair {role}: errors {part['error_kinds']};"
-                        f" missing tokens {part['missing_tokens']}, duplicated {part['duplicate_tokens']},"
-                        f" offset breaks {part['offset_breaks']}"
-                    )
-                    for sample in part["error_samples"][:3]:
-                        notes.append(f"    e.g. {sample}")
-            if r.get("warmup_errors"):
-                notes.append(f"  pair: cross-instance warm-up (not measured) failed: {r['warmup_errors']}")
-            notes += instance_notes("pair", r["instances"], "load")
+                row(f"pair {inst}", d, d["local"], d["cross"], None)
+            row("pair A+B", r, r["local"], r["cross"], r["wall_s"])
+            notes += pair_notes(r, single)
         else:
-            row(label, r["cpu_us_per_token"], r, None, r["tokens"], r["errors"], r["wall_s"])
+            row(label, r, r, None, r["wall_s"])
             notes.append(
                 f"  {label}: server CPU {r['server_cpu_s']:.2f} s via {r['cpu_source']};"
                 f" {r['tokens_per_chunk_frame']:.2f} tokens per chunk frame; time to first token"
@@ -264,26 +204,86 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
         if "db" in r:
             notes.append(db_note(label, r["db"]))
         notes += profile_notes(label, r)
-    standard = all(params[key] == value for key, value in SCENARIOS["pair"].items())
     if pair and seed:
-        budget = CPU_BUDGET["pair"]
-        parts = [
-            f"{inst} {d['ratio_to_seed']:.3f}× ({'ok' if d['ratio_to_seed'] <= budget else 'OVER'})"
-            for inst, d in pair["instances"].items()
-        ]
-        if single:
-            parts.append(f"single instance {single['ratio_to_seed']:.3f}×")
-        p99 = [
-            f"{role} {seed['p99_ms'] / pair[role]['p99_ms']:.1f}×"
-            for role in ("local", "cross")
-            if pair[role]["p99_ms"] == pair[role]["p99_ms"] and pair[role]["p99_ms"] > 0
-        ]
-        notes.append(
-            f"  ours vs budget{'' if standard else ' (non-standard parameters: indicative only)'}:"
-            f" CPU per relayed token {', '.join(parts)} of the seed's (budget ≤ {budget}× per instance);"
-            f" p99 below the seed's: {', '.join(p99)} (budget ≥ {P99_FACTOR}×)"
-        )
+        notes.append(pair_budget_note(params, pair, seed, single))
     return "\n".join(lines + notes)
+
+
+def pair_notes(r: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
+    """The lines under the pair's rows: each instance's CPU split, what the follower costs, chunking, time
+    to first token and `start` per socket role, the live cross path, errors, log problems."""
+    notes: list[str] = []
+    for inst, d in r["instances"].items():
+        notes.append(
+            f"  pair {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']}"
+            f" for {d['tokens']} tokens ({d['local']['tokens']} to its senders,"
+            f" {d['cross']['tokens']} to its followers):"
+            f" main thread {d['main_thread_cpu_us_per_token']:.1f}, other threads"
+            f" {d['other_threads_cpu_us_per_token']:.1f} µs/token"
+        )
+    notes.append(
+        f"  pair: {r['cpu_us_per_upstream_token']:.1f} µs CPU (A+B) per token streamed from upstream"
+        f" (each reaches 2 sockets)"
+        + (
+            f"; one instance alone: {single['cpu_us_per_token']:.1f} µs for 1 socket, so a"
+            f" cross-instance follower costs about"
+            f" {r['cpu_us_per_upstream_token'] - single['cpu_us_per_token']:.1f} µs per token"
+            if single
+            else ""
+        )
+    )
+    loc, cro = r["local"], r["cross"]
+    notes.append(
+        f"  pair: tokens per chunk frame local {loc['tokens_per_chunk_frame']:.2f},"
+        f" cross {cro['tokens_per_chunk_frame']:.2f}; time to first token (from the sender's send)"
+        f" local p50 {loc['first_token_p50_ms']:.1f} / p99 {loc['first_token_p99_ms']:.1f} ms,"
+        f" cross p50 {cro['first_token_p50_ms']:.1f} / p99 {cro['first_token_p99_ms']:.1f} ms;"
+        f" `start` frame local p50 {loc['start_p50_ms']:.1f} / p99 {loc['start_p99_ms']:.1f} ms,"
+        f" cross p50 {cro['start_p50_ms']:.1f} / p99 {cro['start_p99_ms']:.1f} ms"
+    )
+    notes.append(
+        f"  pair: cross latency of the {cro['live_tokens']} tokens sent after the follower's `start`"
+        f" (the live path, no backlog): p50 {fmt(cro['live_p50_ms'], '.1f')},"
+        f" p99 {fmt(cro['live_p99_ms'], '.1f')}, max {fmt(cro['live_max_ms'], '.1f')} ms"
+    )
+    for role in ("local", "cross"):
+        part = r[role]
+        if part["error_kinds"] or part["missing_tokens"] or part["duplicate_tokens"]:
+            notes.append(
+                f"  pair {role}: errors {part['error_kinds']};"
+                f" missing tokens {part['missing_tokens']}, duplicated {part['duplicate_tokens']},"
+                f" offset breaks {part['offset_breaks']}"
+            )
+            for sample in part["error_samples"][:3]:
+                notes.append(f"    e.g. {sample}")
+    if r.get("warmup_errors"):
+        notes.append(f"  pair: cross-instance warm-up (not measured) failed: {r['warmup_errors']}")
+    notes += instance_notes("pair", r["instances"], "load")
+    return notes
+
+
+def pair_budget_note(
+    params: dict[str, Any], pair: dict[str, Any], seed: dict[str, Any], single: dict[str, Any] | None
+) -> str:
+    """Ours against the seed's budget: CPU per relayed token per instance, p99 per socket role."""
+    standard = all(params[key] == value for key, value in SCENARIOS["pair"].items())
+    budget = CPU_BUDGET["pair"]
+    parts = [
+        f"{inst} {d['ratio_to_seed']:.3f}× ({'ok' if d['ratio_to_seed'] <= budget else 'OVER'})"
+        for inst, d in pair["instances"].items()
+    ]
+    if single:
+        parts.append(f"single instance {single['ratio_to_seed']:.3f}×")
+    p99 = [
+        f"{role} {seed['p99_ms'] / pair[role]['p99_ms']:.1f}×"
+        for role in ("local", "cross")
+        if pair[role]["p99_ms"] == pair[role]["p99_ms"] and pair[role]["p99_ms"] > 0
+    ]
+    return (
+        f"  ours vs budget{'' if standard else ' (non-standard parameters: indicative only)'}:"
+        f" CPU per relayed token {', '.join(parts)} of the seed's (budget ≤ {budget}× per instance);"
+        f" p99 below the seed's: {', '.join(p99)} (budget ≥ {P99_FACTOR}×)"
+    )
 
 
 def nginx_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
