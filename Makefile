@@ -21,4 +21,4 @@ format:
 
 bench:
 	scripts/setup-venv.sh requirements-test.txt
-	.venv/bin/python bench/relay_bench.py
+	.venv/bin/python -m bench

@@ -2,7 +2,7 @@
 and self time per package.
 
 usage: .venv/bin/python bench/profile_summary.py PROFILE.txt [--top 25]
-(relay_bench.py --py-spy PATH writes PROFILE.txt files under bench/results/logs/<timestamp>/.)
+(`python -m bench --py-spy PATH` writes PROFILE.txt files under bench/results/logs/<timestamp>/.)
 """
 
 from __future__ import annotations

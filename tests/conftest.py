@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import select
-import subprocess
+import shutil
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -29,11 +28,10 @@ from conversations.models import ChatModel
 from conversations.owners import Owner
 from conversations.relay import instance
 
-from .servers import DaphneServer, RedisServer, process_stop, server_env
+from .processes import ROOT, DaphneServer, RedisServer, server_env, standin_start
 
 SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
 
-ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "test-artifacts" / "servers"
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -58,18 +56,6 @@ class StandIn:
         self.http.delete("/_standin/requests").raise_for_status()
 
 
-def start_standin(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """Start `python -m conversations.standin` on a free port; return the process and its base URL."""
-    cmd = [sys.executable, "-m", "conversations.standin", "--host", "127.0.0.1", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([proc.stdout], [], [], 20)
-    if not ready:
-        proc.kill()
-        raise RuntimeError("the stand-in did not start within 20 s")
-    line = proc.stdout.readline().strip()
-    return proc, line.removeprefix("standin listening on ")
-
-
 @pytest.fixture(scope="session", autouse=True)
 def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Before the test database is dropped, end the connections left by threads of closed event loops.
@@ -90,13 +76,14 @@ def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker
 
 @pytest.fixture(scope="session")
 def standin_server() -> Iterator[StandIn]:
-    proc, url = start_standin("--tokens", "12", "--delay-ms", "2")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    proc, url = standin_start("--tokens", "12", "--delay-ms", "2", log=LOGS / "standin.log")
     # The SDK client is built per event loop from settings, so this reaches every test's client.
     settings.DEDALUS_BASE_URL = url
     try:
         yield StandIn(url)
     finally:
-        process_stop(proc)
+        proc.stop()
 
 
 @pytest.fixture
@@ -205,10 +192,18 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 # Real server processes: two Daphne instances of the app on the test database, a Redis of their own.
 
 
+def instance_env(standin: StandIn, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an instance of the app on the test database and the stand-in."""
+    database_name = settings.DATABASES["default"]["NAME"]
+    return server_env(database_name=database_name, redis_url=redis_url, standin_url=standin.url, **extra)
+
+
 @pytest.fixture
 def log_dir(request: pytest.FixtureRequest) -> Path:
+    """The test's own directory of server logs, emptied first (a server appends to its log)."""
     path = LOGS / request.node.name.replace("/", "_")
-    path.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
     return path
 
 
@@ -227,10 +222,9 @@ def instances_started(
     started: list[DaphneServer] = []
 
     def start(**overrides: str) -> list[DaphneServer]:
-        env = server_env(
-            database_name=settings.DATABASES["default"]["NAME"],
-            redis_url=private_redis.url,
-            standin_url=standin.url,
+        env = instance_env(
+            standin,
+            private_redis.url,
             CHAT_REPLY_LEASE_SECONDS="1.5",
             CHAT_FLUSH_INTERVAL="0.2",
             CHAT_SHUTDOWN_GRACE_SECONDS="15",

@@ -1,157 +1,19 @@
-"""Real server processes for tests: Daphne instances of the app and a private Redis, on free ports."""
+"""Talking to real server processes (tests/processes.py starts them) as a browser would: its session, a tab's
+WebSocket, and checks of the text a tab received."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import weakref
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+from .processes import HttpServer
+
 STAMP_RE = re.compile(r"(\d+)@\d+ ")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def process_stop(proc: subprocess.Popen[Any] | None, wait: float = 10) -> None:
-    """SIGTERM a process still running, and SIGKILL it if it has not exited after `wait` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(wait)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def port_wait(port: int, proc: subprocess.Popen[Any], log: Path, timeout: float = 30) -> None:
-    """Wait until something accepts on `port`; fail with the process log if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing accepted on port {port} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-@dataclass
-class DaphneServer:
-    """One instance of the chat server (`daphne chatproject.asgi:application`) on its own port."""
-
-    name: str
-    env: dict[str, str]
-    log_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.log_dir / f"{self.name}.log"
-
-    def start(self) -> DaphneServer:
-        daphne = Path(sys.executable).with_name("daphne")
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "chatproject.asgi:application"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        port_wait(self.port, self.proc, self.log)
-        return self
-
-    def signal(self, signum: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self) -> None:
-        process_stop(self.proc, wait=15)
-
-    def ws_url(self, session_id: str) -> str:
-        return f"http://127.0.0.1:{self.port}/ws/chat/{session_id}/"
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra: str) -> dict[str, str]:
-    """The environment of a server instance on the test database, a Redis and the stand-in."""
-    database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat")
-    base = database_url.rsplit("/", 1)[0]
-    return {
-        **os.environ,
-        "DATABASE_URL": f"{base}/{database_name}",
-        "REDIS_URL": redis_url,
-        "DEDALUS_BASE_URL": standin_url,
-        "DEDALUS_API_KEY": "test-key",
-        "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CHAT_LOG_LEVEL": "INFO",
-        "CHAT_DB_POOL_MAX": "8",
-        **extra,
-    }
-
-
-@dataclass
-class RedisServer:
-    """A private redis-server, so a test can stop and restart it without touching the machine's."""
-
-    log_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        log = self.log_dir / f"redis-{self.port}.log"
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        port_wait(self.port, self.proc, log)
-        return self
-
-    def stop(self) -> None:
-        process_stop(self.proc)
 
 
 # Each HTTP client session is one anonymous browser: its sockets share one owner, on every instance.
@@ -177,7 +39,7 @@ async def browser_headers(http: aiohttp.ClientSession, origin: str) -> dict[str,
 class ChatClient:
     """A WebSocket client of one server instance, as a browser tab would be."""
 
-    def __init__(self, http: aiohttp.ClientSession, server: DaphneServer, session_id: str) -> None:
+    def __init__(self, http: aiohttp.ClientSession, server: HttpServer, session_id: str) -> None:
         self.http, self.server, self.session_id = http, server, session_id
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.history: dict[str, Any] = {}

@@ -29,8 +29,9 @@ from django.conf import settings
 
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn
-from .servers import DaphneServer, RedisServer, browser_headers, server_env
+from .conftest import ROOT, StandIn, instance_env
+from .processes import DaphneServer, RedisServer
+from .servers import browser_headers
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -141,10 +142,9 @@ async def cluster(standin: StandIn) -> AsyncIterator[Cluster]:
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
     redis_server = RedisServer(log_dir).start()
-    env = server_env(
-        database_name=settings.DATABASES["default"]["NAME"],
-        redis_url=redis_server.url,
-        standin_url=standin.url,
+    env = instance_env(
+        standin,
+        redis_server.url,
         CHAT_REPLY_LEASE_SECONDS=str(LEASE_SECONDS),
         CHAT_FLUSH_INTERVAL="0.2",
         CHAT_SHUTDOWN_GRACE_SECONDS="2",

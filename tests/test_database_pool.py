@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 
 from .conftest import StandIn
-from .servers import ChatClient, DaphneServer, server_env
+from .processes import DaphneServer, server_env
+from .servers import ChatClient
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

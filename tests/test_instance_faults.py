@@ -17,7 +17,8 @@ from asgiref.sync import sync_to_async
 from conversations.models import Conversation, Message
 from conversations.owners import Owner
 
-from .servers import ChatClient, DaphneServer, browser_headers, text_after, until
+from .processes import DaphneServer
+from .servers import ChatClient, browser_headers, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

@@ -15,15 +15,8 @@ from django.conf import settings
 
 from conversations.models import Message
 
-from .servers import (
-    ChatClient,
-    DaphneServer,
-    browser_headers,
-    server_env,
-    stamp_indices,
-    text_after,
-    until,
-)
+from .processes import DaphneServer, server_env
+from .servers import ChatClient, browser_headers, stamp_indices, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

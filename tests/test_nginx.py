@@ -9,188 +9,40 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
-from django.conf import settings
 
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn
-from .servers import (
-    ChatClient,
-    DaphneServer,
-    RedisServer,
-    free_port,
-    port_wait,
-    process_stop,
-    server_env,
-    stamp_indices,
-    text_after,
-    until,
-)
+from .conftest import ROOT, StandIn, instance_env
+from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
+from .servers import ChatClient, stamp_indices, text_after, until
 
 pytestmark = pytest.mark.subprocess
 
-NGINX = Path("/usr/sbin/nginx")
-DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
-LOGS = ROOT / "test-artifacts" / "servers"
-# The Daphne flags scripts/serve.sh runs an instance with, those that matter behind the proxy.
-SERVE_FLAGS = ["--proxy-headers", "--ping-interval", "20", "--ping-timeout", "30", "--http-timeout", "60"]
 
-
-class ServedDaphne(DaphneServer):
-    """An instance with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs it), so the lines of
-    Daphne's access log reach its file as they happen."""
-
-    def launch(self) -> ServedDaphne:
-        daphne = Path(sys.executable).with_name("daphne")
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), *SERVE_FLAGS]
-                + ["chatproject.asgi:application"],
-                cwd=ROOT,
-                env={**self.env, "PYTHONUNBUFFERED": "1"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def start(self) -> ServedDaphne:
-        if self.proc is None or self.proc.poll() is not None:
-            self.launch()
-        assert self.proc is not None
-        port_wait(self.port, self.proc, self.log)
-        return self
-
-    def wsconnects(self, session_id: str) -> int:
-        """How many sockets of this conversation this instance has accepted (Daphne's access log)."""
-        return self.log.read_text(errors="replace").count(f'"WSCONNECT /ws/chat/{session_id}/"')
-
-
-def replaced_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"deploy/nginx.conf should contain {old!r} exactly once"
-    return text.replace(old, new)
-
-
-@dataclass
-class Nginx:
-    """nginx with deploy/nginx.conf in front of two instances, on a free port, in its own prefix."""
-
-    prefix: Path
-    upstreams: list[DaphneServer]
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.prefix / "nginx.log"
-
-    @property
-    def access_log(self) -> Path:
-        return self.prefix / "access.log"
-
-    def configure(self) -> Path:
-        site = DEPLOY_CONF.read_text()
-        for default, server in zip(("8001", "8002"), self.upstreams, strict=True):
-            site = replaced_once(site, f"server 127.0.0.1:{default} ", f"server 127.0.0.1:{server.port} ")
-        site = replaced_once(site, "    listen 80;", f"    listen 127.0.0.1:{self.port};")
-        site = replaced_once(
-            site, "access_log /var/log/nginx/chat.access.log chat;", f"access_log {self.access_log} chat;"
-        )
-        (self.prefix / "chat.conf").write_text(site)
-        temp = self.prefix / "temp"
-        temp.mkdir(exist_ok=True)  # nginx makes the temp directories, not their parent
-        main = "\n".join(
-            [
-                "user root;" if os.geteuid() == 0 else "",  # root's workers would be `nobody`
-                "worker_processes 1;",
-                f"pid {self.prefix / 'nginx.pid'};",
-                f"error_log {self.log} info;",
-                "events { worker_connections 256; }",
-                "http {",
-                *(f"    {kind}_temp_path {temp / kind};" for kind in ("client_body", "proxy", "fastcgi")),
-                *(f"    {kind}_temp_path {temp / kind};" for kind in ("uwsgi", "scgi")),
-                f"    access_log {self.access_log};",
-                f"    include {self.prefix / 'chat.conf'};",
-                "}",
-                "",
-            ]
-        )
-        conf = self.prefix / "nginx.conf"
-        conf.write_text(main)
-        return conf
-
-    def start(self) -> Nginx:
-        if not NGINX.exists():
-            pytest.fail("nginx is missing: scripts/test.sh installs it (apt-get install nginx)")
-        self.prefix.mkdir(parents=True, exist_ok=True)
-        conf = self.configure()
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(NGINX),
-                    "-p",
-                    str(self.prefix),
-                    "-c",
-                    str(conf),
-                    "-e",
-                    str(self.log),
-                    "-g",
-                    "daemon off;",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        port_wait(self.port, self.proc, self.log, timeout=10)
-        return self
-
-    def stop(self) -> None:
-        process_stop(self.proc)  # SIGTERM is nginx's fast shutdown: open sockets are cut
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    # What ChatClient asks of a server:
-    def ws_url(self, session_id: str) -> str:
-        return self.url(f"/ws/chat/{session_id}/")
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def access_lines(self, needle: str) -> list[str]:
-        if not self.access_log.exists():
-            return []
-        return [line for line in self.access_log.read_text().splitlines() if needle in line]
+def wsconnects(server: DaphneServer, session_id: str) -> int:
+    """How many sockets of this conversation the instance has accepted (Daphne's access log)."""
+    return server.output().count(f'"WSCONNECT /ws/chat/{session_id}/"')
 
 
 @pytest.fixture
-def log_dir(request: pytest.FixtureRequest) -> Path:
-    path = LOGS / request.node.name.replace("/", "_")
-    shutil.rmtree(path, ignore_errors=True)  # the instances append to their logs: start from empty ones
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
-def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[ServedDaphne, ServedDaphne, Nginx]]:
-    """Instances A and B on the test database and a Redis of their own, behind nginx; all stopped after."""
-    redis = RedisServer(log_dir).start()
-    env = server_env(
-        database_name=settings.DATABASES["default"]["NAME"],
-        redis_url=redis.url,
-        standin_url=standin.url,
-        CHAT_FLUSH_INTERVAL="0.2",
+def proxied(
+    log_dir: Path, standin: StandIn, private_redis: RedisServer
+) -> Iterator[tuple[DaphneServer, DaphneServer, Nginx]]:
+    """Instances A and B on the test database and a Redis of their own, behind nginx; all stopped after.
+    The instances run with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs them), so the
+    lines of Daphne's access log reach its file as they happen."""
+    env = instance_env(standin, private_redis.url, CHAT_FLUSH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    pair = (
+        DaphneServer("a", env, log_dir, flags=SERVE_FLAGS),
+        DaphneServer("b", env, log_dir, flags=SERVE_FLAGS),
     )
-    pair = (ServedDaphne("a", env, log_dir), ServedDaphne("b", env, log_dir))
-    proxy = Nginx(log_dir / "nginx", list(pair))
+    proxy = Nginx(log_dir / "nginx", [server.port for server in pair])
     try:
         for server in pair:
             server.launch()  # both import the app at once
@@ -201,7 +53,6 @@ def proxied(log_dir: Path, standin: StandIn) -> Iterator[tuple[ServedDaphne, Ser
         proxy.stop()
         for server in pair:
             server.stop()
-        redis.stop()
 
 
 @pytest.fixture
@@ -212,14 +63,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def connect_located(
-    http: aiohttp.ClientSession, proxy: Nginx, servers: tuple[ServedDaphne, ...], session_id: str
-) -> tuple[ChatClient, ServedDaphne]:
+    http: aiohttp.ClientSession, proxy: Nginx, servers: tuple[DaphneServer, ...], session_id: str
+) -> tuple[ChatClient, DaphneServer]:
     """Open a socket through nginx; return it and the instance that accepted it."""
-    before = [server.wsconnects(session_id) for server in servers]
-    client = await ChatClient(http, proxy, session_id).connect()  # type: ignore[arg-type]
+    before = [wsconnects(server, session_id) for server in servers]
+    client = await ChatClient(http, proxy, session_id).connect()
 
-    async def accepted_by() -> list[ServedDaphne]:
-        return [s for s, count in zip(servers, before, strict=True) if s.wsconnects(session_id) > count]
+    async def accepted_by() -> list[DaphneServer]:
+        return [s for s, count in zip(servers, before, strict=True) if wsconnects(s, session_id) > count]
 
     (server,) = await until(accepted_by, wait=5)
     return client, server
@@ -326,7 +177,7 @@ def test_serve_sh_refuses_to_run_with_debug_on():
 
 def test_the_deploy_conf_keeps_what_the_instances_rely_on():
     """The parts of deploy/nginx.conf the socket path needs but a plain request would not notice."""
-    conf = DEPLOY_CONF.read_text()
+    conf = NGINX_SITE.read_text()
     for directive in (
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $connection_upgrade;",

@@ -19,7 +19,8 @@ from django.test import Client
 from conversations import health, upstream
 
 from .conftest import chunks_text, reply_collect
-from .servers import ChatClient, DaphneServer, RedisServer, server_env
+from .processes import DaphneServer, RedisServer, server_env
+from .servers import ChatClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,24 +14,13 @@ from django.conf import settings
 
 from conversations.models import Conversation, Message
 
-from .conftest import ROOT, StandIn, chunks_text, subprocess_env
-from .servers import browser_headers, free_port, process_stop
+from .conftest import StandIn, chunks_text, subprocess_env
+from .processes import RunServer
+from .servers import browser_headers
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
-START_TIMEOUT = 30.0
 FRAME_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class RunningServer:
-    """A running `manage.py runserver`: where it listens, and where its output goes."""
-
-    url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def child_database_url() -> str:
@@ -50,30 +33,11 @@ def child_database_url() -> str:
     return f"postgres://{user}{password}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
-def port_wait(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Return once `port` accepts connections; fail with the server's output if it exits or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            pass
-        try:
-            process.wait(0.1)  # the pause between attempts, which also notices an early exit
-        except subprocess.TimeoutExpired:
-            continue
-        pytest.fail(f"runserver exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-    pytest.fail(f"runserver did not listen within {START_TIMEOUT:g} s:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="module")
 def chat_server(
     django_db_setup: None, standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
+) -> Iterator[RunServer]:
     """`manage.py runserver` on a free port, on the test database, talking to the stand-in."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("runserver") / "runserver.log"
     env = subprocess_env(
         DATABASE_URL=child_database_url(),
         DEDALUS_BASE_URL=standin_server.url,
@@ -82,25 +46,22 @@ def chat_server(
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_DEBUG="0",
     )
-    command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    server = RunServer("runserver", env, tmp_path_factory.mktemp("runserver"))
     try:
-        port_wait(process, port, log)
-        yield RunningServer(url=f"http://127.0.0.1:{port}", log=log)
+        yield server.start()
     finally:
-        process_stop(process)
+        server.stop()
 
 
 async def chat_exchange(
-    server: RunningServer, path: str, frame: dict[str, Any], *, cookie_less: bool = False
+    server: RunServer, path: str, frame: dict[str, Any], *, cookie_less: bool = False
 ) -> list[dict[str, Any]]:
     """Connect to `path` (as a browser with a session, unless `cookie_less`), send `frame` after the
     history; return every frame, history to `done`/`error`."""
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        headers = {"Origin": server.url} if cookie_less else await browser_headers(session, server.url)
-        async with session.ws_connect(server.url + path, headers=headers) as chat:
+        headers = {"Origin": server.origin} if cookie_less else await browser_headers(session, server.origin)
+        async with session.ws_connect(server.url(path), headers=headers) as chat:
             frames = [await chat.receive_json(timeout=FRAME_TIMEOUT)]
             assert frames[0]["type"] == "history"
             await chat.send_json(frame)
@@ -136,7 +97,7 @@ def test_runserver_streams_a_reply_over_a_real_websocket_and_stores_it(chat_serv
     (request,) = standin.requests()
     assert request["body"]["model"] == model
 
-    with httpx.Client(base_url=chat_server.url, timeout=FRAME_TIMEOUT) as http:
+    with httpx.Client(base_url=chat_server.origin, timeout=FRAME_TIMEOUT) as http:
         new = http.get("/")
         assert new.status_code == 302
         assert new.headers["location"].startswith("/c/")

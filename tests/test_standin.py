@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import select
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dedalus_labs
@@ -16,31 +12,21 @@ import httpx
 import orjson
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .processes import standin_start
+
 TOKENS = 12
 USER_AUTH = {"Authorization": "Bearer test"}
 
 
 @pytest.fixture(scope="module")
-def standin_url() -> Iterator[str]:
+def standin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start the stand-in as a subprocess on a free port and yield its base URL."""
-    cmd = [sys.executable, "-m", "conversations.standin", "--port", "0", "--tokens", str(TOKENS)]
-    proc = subprocess.Popen([*cmd, "--delay-ms", "2"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    log = tmp_path_factory.mktemp("standin") / "standin.log"
+    proc, url = standin_start("--tokens", str(TOKENS), "--delay-ms", "2", log=log)
     try:
-        # Bounded wait so a crash at startup fails the tests instead of hanging them.
-        ready, _, _ = select.select([proc.stdout], [], [], 15)
-        assert ready, "stand-in did not print its listening line"
-        line = proc.stdout.readline().strip()
-        prefix = "standin listening on "
-        assert line.startswith(prefix), line
-        yield line.removeprefix(prefix)
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop()
 
 
 @pytest.fixture(autouse=True)

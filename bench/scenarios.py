@@ -1,0 +1,590 @@
+"""The scenarios, and the one runner every configuration of each goes through (Configuration.run): a fresh
+stand-in, the configuration's servers (each warmed up), CPU of every process sampled around the load, then
+everything stopped, whatever happened. What differs is in three families: Streams (one server), Pair (two
+instances of ours, a sender and a follower per conversation) and BehindNginx (nginx in front of two
+instances of ours, or one)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.processes import SERVE_FLAGS, HttpServer, Nginx, Process, standin_start
+
+from . import log
+from .load import (
+    Load,
+    LoadStats,
+    latency_summary,
+    run_idle_sockets,
+    run_load,
+    run_pair_load,
+    run_stream_clients,
+)
+from .probes import (
+    Cpu,
+    cpu_sample,
+    daphne_ws_events,
+    db_counters_settled,
+    db_per_reply,
+    log_problems,
+    nginx_access_summary,
+    nginx_error_summary,
+    pg_backends_cpu,
+    rss_kib,
+    wait_for_disconnects,
+)
+from .servers import OURS, REPO, command_line, nginx_start, raise_nofile, redis_flush, server_start
+
+SCENARIOS: dict[str, dict[str, float]] = {
+    "burst": {"clients": 20, "turns": 3, "tokens": 500, "delay_ms": 0},
+    "paced": {"clients": 100, "turns": 2, "tokens": 200, "delay_ms": 5},
+    # Two instances of ours; `clients` counts conversations (a sender and a follower socket each).
+    "pair": {"clients": 100, "turns": 1, "tokens": 300, "delay_ms": 5},
+    # nginx in front of two instances of ours, then of one; each client on its own conversation.
+    "nginx": {"clients": 200, "turns": 1, "tokens": 300, "delay_ms": 5},
+}
+# The `nginx` scenario's second phase: this many idle sockets (handshake + `history`), held this long.
+NGINX_IDLE = {"idle_sockets": 1000, "idle_s": 10.0}
+QUICK_IDLE = {"idle_sockets": 40, "idle_s": 2.0}
+# `--scenario all` (and `make bench`); `pair` is opt-in: `--scenario pair` or `--scenario all-with-pair`.
+DEFAULT_SCENARIOS = ("burst", "paced")
+QUICK = {"clients": 4, "turns": 1, "tokens": 50}
+ALL_SERVERS = ("ours", "seed", "bare")
+INSTANCES = ("A", "B")
+# channels_redis' BZPOPMIN timeout (brpop_timeout, 5 s) plus a margin: see Pair.prepare().
+STRAY_RECEIVE_SETTLE_S = 6.0
+
+
+def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = dict(SCENARIOS[name])
+    if name == "nginx":
+        params.update(QUICK_IDLE if args.quick else NGINX_IDLE)
+    if args.quick:
+        params.update(QUICK)
+    for key in ("clients", "turns", "tokens", "delay_ms", "idle_sockets", "idle_s"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
+    return params
+
+
+def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
+    """What runs in a scenario, in order: the servers; for `pair`, the two-instance pair, then ours alone
+    (same conversations, senders only), then the seed (bare only when --servers names it); for `nginx`,
+    two instances of ours behind nginx, then one."""
+    if scenario == "nginx":
+        return ["two", "one"] if "ours" in args.server_list else []
+    if scenario != "pair":
+        return list(args.server_list)
+    configs = ["pair", "ours"] if "ours" in args.server_list else []
+    configs += [s for s in ("seed", "bare") if s in args.server_list and (s == "seed" or args.servers_named)]
+    return configs
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    """What every configuration of one run shares."""
+
+    args: argparse.Namespace
+    run_dir: Path
+    run_id: str
+
+
+def configuration(bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> Configuration:
+    if config == "pair":
+        return Pair(bench, scenario, config, params)
+    if scenario == "nginx":
+        return BehindNginx(bench, scenario, config, params)
+    return Streams(bench, scenario, config, params)
+
+
+def per_token(ns: float, tokens: int) -> float:
+    """µs of CPU per token, numerically the same as ms per 1,000 tokens."""
+    return ns / 1000 / tokens if tokens else float("nan")
+
+
+def cpu_figures(cpu: Cpu, tokens: int, *, per_1k: bool = False) -> dict[str, Any]:
+    """A server's CPU over the load: in all, where it was read from, and per token it relayed (main thread
+    and the other threads apart), in µs per token or, with `per_1k`, in ms per 1,000 tokens."""
+    if per_1k:
+        names = ("cpu_ms_per_1k_tokens", "main_thread_ms_per_1k_tokens", "other_threads_ms_per_1k_tokens")
+    else:
+        names = ("cpu_us_per_token", "main_thread_cpu_us_per_token", "other_threads_cpu_us_per_token")
+    return {
+        "server_cpu_s": cpu.ns / 1e9,
+        "cpu_source": cpu.source,
+        **{
+            name: per_token(ns, tokens)
+            for name, ns in zip(names, (cpu.ns, cpu.main_ns, cpu.other_ns), strict=True)
+        },
+    }
+
+
+@dataclasses.dataclass
+class Measured:
+    """CPU over the load phase of each server (by instance label), of nginx, of the stand-in, and of the
+    Postgres backends of the bench database (ours only)."""
+
+    servers: dict[str, Cpu]
+    front: Cpu | None
+    standin: Cpu
+    postgres_ns: int | None
+    postgres_backends: int
+
+    def beside(self, tokens: int, *, per_1k: bool = False) -> dict[str, Any]:
+        """CPU not charged to the servers, per token delivered: nginx's, the stand-in's, Postgres'."""
+        unit = "ms_per_1k_tokens" if per_1k else "us_per_token"
+        out: dict[str, Any] = {}
+        for name, cpu in (("nginx", self.front), ("standin", self.standin)):
+            if cpu is not None:
+                out[f"{name}_cpu_s"] = cpu.ns / 1e9
+                out[f"{name}_cpu_{unit}"] = per_token(cpu.ns, tokens)
+        if self.postgres_ns is not None:
+            # Backends that ended during the load are missed; daphne keeps its pooled connections open.
+            out[f"postgres_cpu_{unit}"] = per_token(self.postgres_ns, tokens)
+            out["postgres_backends"] = self.postgres_backends
+        return out
+
+
+def warm_up(server: HttpServer, label: str, tag: str) -> None:
+    """One client, one 20-token reply (imports, pools, the upstream client); not measured."""
+    for attempt in range(3):
+        warm, _ = asyncio.run(run_load(server, Load(1, 1, 20, 0, turn_timeout=30), f"{tag}-w{attempt}"))
+        if not warm.error_count and warm.tokens == 20:
+            return
+        log(f"[{label}] warm-up failed: {dict(warm.errors)}")
+    assert server.proc is not None
+    raise RuntimeError(f"warm-up failed 3 times: {dict(warm.errors)}\n{server.proc.tail()}")
+
+
+def profiler_start(py_spy: str, pid: int, out: Path, log_path: Path) -> Process:
+    argv = [py_spy, "record", "--pid", str(pid), "-o", str(out), "-f", "raw", "-r", "200", "--nonblocking"]
+    return Process(argv, log_path, name="py-spy")
+
+
+def profiler_stop(profiler: Process) -> None:
+    """SIGINT: py-spy writes its profile and exits (killed if it has not within 30 s)."""
+    profiler.send_signal(signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        profiler.wait(30)
+    profiler.stop(wait=0)
+
+
+class Configuration:
+    """One configuration of one scenario (one row, or one group of rows, of its table), run by run().
+
+    A subclass says which servers run (`kinds`, by instance label; "" for a server alone), what the load is
+    (load), and what the row holds (summarize); prepare() runs between the warm-ups and the load."""
+
+    daphne_flags: tuple[str, ...] = ()
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        self.bench, self.scenario, self.config, self.params = bench, scenario, config, params
+        self.stem = f"{scenario}-{config}"
+        self.tag = f"b{bench.run_id}-{self.stem}"
+        self.load_spec = Load(
+            params["clients"], params["turns"], params["tokens"], params["delay_ms"], bench.args.turn_timeout
+        )
+        self.kinds: dict[str, str] = {}
+        self.ours = True  # servers of ours: database counters and Postgres CPU
+        self.flush_redis = True
+        self.result: dict[str, Any] = {"server": config}
+        self.servers: dict[str, HttpServer] = {}
+        self.front: Nginx | None = None
+        self.standin: Process
+
+    # What a family says
+
+    def describe(self) -> str:
+        load = self.load_spec
+        return (
+            f"{load.clients} clients x {load.turns} turns x {load.tokens} tokens, delay {load.delay_ms:g} ms"
+        )
+
+    def front_start(self) -> None:
+        """Start what stands in front of the servers, if anything."""
+
+    def prepare(self) -> None:
+        """After the warm-ups, before the load: more warm-up, another phase."""
+
+    def load(self) -> Any:
+        raise NotImplementedError
+
+    def summarize(self, loaded: Any, measured: Measured) -> dict[str, dict[str, Any]]:
+        """Fill the row; return, by instance label, where each server's exit and log problems go."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """After the servers stopped."""
+
+    # The runner
+
+    def path(self, name: str) -> Path:
+        return self.bench.run_dir / f"{self.stem}-{name}"
+
+    def named(self, label: str) -> str:
+        return f"{self.stem}-{label}" if label else self.stem
+
+    def running(self) -> list[HttpServer]:
+        return [*self.servers.values(), *([self.front] if self.front else [])]
+
+    def run(self) -> dict[str, Any]:
+        """Run the configuration from a fresh stand-in to every process stopped; return its row."""
+        self.result["loadavg_before"] = os.getloadavg()
+        if self.flush_redis:
+            redis_flush()
+        load = self.load_spec
+        self.standin, standin_url = standin_start(
+            "--tokens", str(load.tokens), "--delay-ms", f"{load.delay_ms:g}", log=self.path("standin.log")
+        )
+        profilers: list[Process] = []
+        try:
+            db_before = db_counters_settled() if self.ours else None
+            self.start(standin_url)
+            self.prepare()
+            profilers = self.profilers_start()
+            log(f"[{self.scenario}] {self.config}: {self.describe()}")
+            loaded, measured = self.measured()
+            for profiler in profilers:
+                profiler_stop(profiler)
+            self.stop(self.summarize(loaded, measured))
+            self.finish()
+            if db_before is not None:
+                self.result["db"] = db_per_reply(db_before, db_counters_settled())
+        finally:
+            for process in [*profilers, *self.running()]:
+                process.stop()
+            self.standin.stop()
+        return self.result
+
+    def start(self, standin_url: str) -> None:
+        """Start the servers (and what stands in front of them), then warm each up."""
+        for label, kind in self.kinds.items():
+            self.servers[label] = server_start(
+                kind,
+                standin_url,
+                self.bench.run_dir,
+                self.named(label),
+                flags=self.daphne_flags,
+                before=self.bench.args.before,
+            )
+        self.front_start()
+        commands = [command_line(server, self.kinds[label]) for label, server in self.servers.items()]
+        self.result["command"] = commands + ([command_line(self.front)] if self.front else [])
+        self.result["standin_url"] = standin_url
+        where = ", ".join(f"{label} pid {s.pid} on port {s.port}" for label, s in self.labelled())
+        log(f"[{self.scenario}] {self.config}: {where}; warming up")
+        for label, server in self.servers.items():
+            warm_up(server, f"{self.scenario}] [{self.config} {label}".rstrip(), self.tag + label)
+
+    def profilers_start(self) -> list[Process]:
+        """With --py-spy, a profiler on each server of a kind in --py-spy-servers."""
+        args, profilers = self.bench.args, []
+        for label, server in self.servers.items():
+            if args.py_spy and self.kinds[label] in args.py_spy_servers:
+                out = self.bench.run_dir / f"{self.named(label)}-profile.txt"
+                py_spy_log = self.bench.run_dir / f"{self.named(label)}-py-spy.log"
+                profilers.append(profiler_start(args.py_spy, server.pid, out, py_spy_log))
+                self.result.setdefault("profile", []).append(str(out))
+        if profilers:
+            time.sleep(1.0)
+        return profilers
+
+    def stop(self, targets: dict[str, dict[str, Any]]) -> None:
+        """Stop each server; in its target, its exit if it had died, and the problems in its log."""
+        for label, target in targets.items():
+            server = self.servers[label]
+            assert server.proc is not None
+            if server.proc.poll() is None:
+                server.stop()
+            else:
+                target["server_exit"] = server.proc.returncode
+                target["server_log_tail"] = server.proc.tail()
+            target["log_problems"] = log_problems(server.log)
+
+    def labelled(self) -> list[tuple[str, HttpServer]]:
+        """Each running server with its label: its instance label, "nginx", or its kind when alone."""
+        out = [(label or self.kinds[label], server) for label, server in self.servers.items()]
+        return out + ([("nginx", self.front)] if self.front else [])
+
+    def measured(self) -> tuple[Any, Measured]:
+        """Run the load between two CPU samples of every process."""
+        pids = {label: server.pid for label, server in self.servers.items()}
+        front = self.front.pid if self.front else None
+        postgres0 = pg_backends_cpu() if self.ours else None
+        before = {label: cpu_sample(pid) for label, pid in pids.items()}
+        front0 = cpu_sample(front) if front else None
+        standin0 = cpu_sample(self.standin.pid)
+        loaded = self.load()
+        after = {label: cpu_sample(pid) for label, pid in pids.items()}
+        front1 = cpu_sample(front) if front else None
+        standin1 = cpu_sample(self.standin.pid)
+        postgres1 = pg_backends_cpu() if self.ours else None
+        measured = Measured(
+            servers={label: Cpu.between(before[label], after[label]) for label in pids},
+            front=Cpu.between(front0, front1) if front0 and front1 else None,
+            standin=Cpu.between(standin0, standin1),
+            postgres_ns=None,
+            postgres_backends=0,
+        )
+        if postgres0 is not None and postgres1 is not None:
+            measured.postgres_ns = sum(ns - postgres0.get(pid, 0) for pid, ns in postgres1.items())
+            measured.postgres_backends = len(postgres1)
+        return loaded, measured
+
+
+class Streams(Configuration):
+    """One server (ours, before, seed or bare): N clients x T turns, each client on its own conversation."""
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        super().__init__(bench, scenario, config, params)
+        self.kinds = {"": config}
+        self.ours = config in OURS
+        # Ours alone in `pair` runs on the Redis the pair just used.
+        self.flush_redis = self.ours and scenario == "pair"
+
+    def load(self) -> tuple[LoadStats, float]:
+        return asyncio.run(run_load(self.servers[""], self.load_spec, self.tag))
+
+    def summarize(self, loaded: tuple[LoadStats, float], measured: Measured) -> dict[str, dict[str, Any]]:
+        stats, wall = loaded
+        self.result.update(
+            **cpu_figures(measured.servers[""], stats.tokens),
+            **measured.beside(stats.tokens),
+            **latency_summary(stats),
+            expected_tokens=self.load_spec.expected_tokens,
+            wall_s=wall,
+        )
+        return {"": self.result}
+
+
+class Pair(Configuration):
+    """Two instances of ours (A, B) on one stand-in, one database, one Redis; each conversation has its
+    sender on one instance and its follower on the other. CPU per instance, latency per socket role."""
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        super().__init__(bench, scenario, config, params)
+        self.kinds = dict.fromkeys(INSTANCES, "ours")
+
+    def describe(self) -> str:
+        load = self.load_spec
+        return (
+            f"{load.clients} conversations (sender + follower) x {load.turns} turns x {load.tokens} tokens,"
+            f" delay {load.delay_ms:g} ms"
+        )
+
+    def pair(self) -> tuple[HttpServer, HttpServer]:
+        a, b = self.servers.values()
+        return a, b
+
+    def prepare(self) -> None:
+        # Both directions of the cross-instance path once (group events, reply-log reads), not measured.
+        # A failure here is a finding, not a reason to stop: it is recorded and the load runs anyway.
+        warm_errors: Counter = Counter()
+        for attempt in range(2):
+            warm, _ = asyncio.run(
+                run_pair_load(self.pair(), Load(2, 1, 20, 0, turn_timeout=10), f"{self.tag}-w{attempt}")
+            )
+            merged = LoadStats.merged(list(warm.values()))
+            if not merged.error_count and merged.tokens == 80:
+                break
+            warm_errors += merged.errors
+            log(f"[{self.scenario}] pair: cross-instance warm-up failed: {dict(merged.errors)}")
+        self.result["warmup_errors"] = dict(warm_errors)
+        # channels_redis: a receive() cancelled inside BZPOPMIN (the warm-up's sockets just closed) can
+        # leave that BZPOPMIN pending on the Redis server for up to its 5 s timeout, and whatever it pops
+        # then is lost (django/channels_redis#366). Let those expire so the load does not start on them.
+        time.sleep(STRAY_RECEIVE_SETTLE_S)
+
+    def load(self) -> tuple[dict[tuple[str, int], LoadStats], float]:
+        return asyncio.run(run_pair_load(self.pair(), self.load_spec, self.tag))
+
+    def summarize(
+        self, loaded: tuple[dict[tuple[str, int], LoadStats], float], measured: Measured
+    ) -> dict[str, dict[str, Any]]:
+        stats, wall = loaded
+        instances: dict[str, Any] = {}
+        total_ns = 0
+        for i, (label, server) in enumerate(self.servers.items()):
+            cpu = measured.servers[label]
+            relayed = stats["local", i].tokens + stats["cross", i].tokens
+            total_ns += cpu.ns
+            instances[label] = {
+                "pid": server.pid,
+                "port": server.port,
+                **cpu_figures(cpu, relayed),
+                "tokens": relayed,
+                "local": latency_summary(stats["local", i]),
+                "cross": latency_summary(stats["cross", i]),
+                "errors": stats["local", i].error_count + stats["cross", i].error_count,
+            }
+        local = LoadStats.merged([stats["local", 0], stats["local", 1]])
+        cross = LoadStats.merged([stats["cross", 0], stats["cross", 1]])
+        every = latency_summary(LoadStats.merged([local, cross]))
+        self.result.update(
+            instances=instances,
+            cpu_us_per_token=per_token(total_ns, every["tokens"]),
+            cpu_us_per_upstream_token=per_token(total_ns, local.tokens),
+            server_cpu_s=total_ns / 1e9,
+            **measured.beside(every["tokens"]),
+            local=latency_summary(local),
+            cross=latency_summary(cross),
+            **{key: every[key] for key in ("p50_ms", "p99_ms", "max_ms", "tokens", "turns_ok", "errors")},
+            expected_tokens=2 * self.load_spec.expected_tokens,
+            error_kinds=every["error_kinds"],
+            wall_s=wall,
+        )
+        return instances
+
+
+class BehindNginx(Configuration):
+    """nginx (deploy/nginx.conf) in front of two instances of ours (`two`) or one (`one`), all on one
+    stand-in, the bench database and the bench's Redis. Phase 1, idle: open the idle sockets, hold them,
+    RSS per instance before/after. Phase 2, streams: N clients x T turns x K stamped tokens, each on its own
+    conversation; CPU per instance per token it relayed, nginx CPU apart."""
+
+    daphne_flags = SERVE_FLAGS
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        super().__init__(bench, scenario, config, params)
+        self.kinds = dict.fromkeys(INSTANCES[: 2 if config == "two" else 1], "ours")
+        self.result.update(instances_count=len(self.kinds), nofile=raise_nofile())
+        self.stream_tag = f"{self.tag}-s"
+
+    def describe(self) -> str:
+        return f"{super().describe()}, through nginx"
+
+    def front_start(self) -> None:
+        self.front = nginx_start(self.path("nginx"), [server.port for server in self.servers.values()])
+        self.result["nginx_conf"] = str((self.front.prefix / "chat.conf").relative_to(REPO))
+
+    def logs(self) -> list[Path]:
+        return [server.log for server in self.servers.values()]
+
+    def prepare(self) -> None:
+        assert self.front is not None
+        warm, _ = asyncio.run(run_load(self.front, Load(4, 1, 20, 0, turn_timeout=30), f"{self.tag}-wn"))
+        if warm.error_count or warm.tokens != 80:
+            raise RuntimeError(f"warm-up through nginx failed: {dict(warm.errors)}")
+        self.idle()
+        time.sleep(1.0)
+
+    def idle(self) -> None:
+        """Idle sockets, on processes that have only been warmed up (fresh memory, see README)."""
+        assert self.front is not None
+        front, servers, labels = self.front, list(self.servers.values()), list(self.servers)
+        idle_count, hold_s = self.params["idle_sockets"], self.params["idle_s"]
+        idle_tag = f"{self.tag}-idle"
+        time.sleep(1.0)
+        rss: dict[str, list[int]] = {"before": [rss_kib(s.pid) for s in servers]}
+        nginx_rss = {"before": rss_kib(front.pid)}
+
+        def probe(point: str) -> None:
+            rss[point] = [rss_kib(s.pid) for s in servers]
+            nginx_rss[point] = rss_kib(front.pid)
+
+        log(f"[{self.scenario}] {self.config}: {idle_count} idle sockets through nginx, held {hold_s:g} s")
+        idle_stats, idle_info = asyncio.run(
+            run_idle_sockets(front, count=idle_count, hold_s=hold_s, tag=idle_tag, probe=probe)
+        )
+        idle_info["all_disconnected"] = wait_for_disconnects(self.logs(), idle_tag + "-")
+        time.sleep(1.0)
+        probe("after_close")
+        instances = {}
+        for i, label in enumerate(labels):
+            ev = daphne_ws_events(self.logs()[i], idle_tag + "-")
+            held = len(ev.get("WSCONNECT", Counter()))
+            grown = rss["held"][i] - rss["before"][i]
+            instances[label] = {
+                "sockets": held,
+                "rejected": len(ev.get("WSREJECT", Counter())),
+                "rss_before_kib": rss["before"][i],
+                "rss_open_kib": rss["open"][i],
+                "rss_held_kib": rss["held"][i],
+                "rss_after_close_kib": rss["after_close"][i],
+                "kib_per_socket": grown / held if held else float("nan"),
+                "kib_per_socket_at_open": (rss["open"][i] - rss["before"][i]) / held
+                if held
+                else float("nan"),
+            }
+        opened = idle_info["opened"]
+        self.result["idle"] = {
+            "sockets": idle_count,
+            "hold_s": hold_s,
+            **idle_info,
+            "errors": idle_stats.error_count,
+            "error_kinds": dict(idle_stats.errors),
+            "instances": instances,
+            "nginx_rss_kib": nginx_rss,
+            "nginx_kib_per_socket": (nginx_rss["held"] - nginx_rss["before"]) / opened if opened else None,
+            "nginx_access": nginx_access_summary(front.access_log, idle_tag + "-"),
+        }
+
+    def load(self) -> tuple[dict[str, LoadStats], float]:
+        assert self.front is not None
+        return asyncio.run(run_stream_clients(self.front, self.load_spec, self.stream_tag))
+
+    def summarize(
+        self, loaded: tuple[dict[str, LoadStats], float], measured: Measured
+    ) -> dict[str, dict[str, Any]]:
+        assert self.front is not None
+        per_sid, wall = loaded
+        prefix = self.stream_tag + "-"
+        wait_for_disconnects(self.logs(), prefix, timeout=10)
+        # Which instance accepted each socket: its WSCONNECT line in that instance's access log.
+        where: dict[str, str] = {}
+        doubly: list[str] = []
+        for label, path in zip(self.servers, self.logs(), strict=True):
+            for sid in daphne_ws_events(path, prefix).get("WSCONNECT", Counter()):
+                if sid in per_sid:
+                    if sid in where:
+                        doubly.append(sid)
+                    where[sid] = label
+        groups: dict[str, list[LoadStats]] = {label: [] for label in self.servers}
+        unattributed: list[LoadStats] = []
+        for sid, st in per_sid.items():
+            (groups[where[sid]] if sid in where else unattributed).append(st)
+
+        instances: dict[str, Any] = {}
+        total_ns = 0
+        for label, server in self.servers.items():
+            cpu = measured.servers[label]
+            merged = LoadStats.merged(groups[label])
+            total_ns += cpu.ns
+            instances[label] = {
+                "pid": server.pid,
+                "port": server.port,
+                "sockets": len(groups[label]),
+                **cpu_figures(cpu, merged.tokens, per_1k=True),
+                **latency_summary(merged),
+            }
+        every = LoadStats.merged(list(per_sid.values()))
+        self.result["streams"] = {
+            "instances": instances,
+            "cpu_ms_per_1k_tokens": per_token(total_ns, every.tokens),
+            "server_cpu_s": total_ns / 1e9,
+            **measured.beside(every.tokens, per_1k=True),
+            **latency_summary(every),
+            "expected_tokens": self.load_spec.expected_tokens,
+            "unattributed_sockets": len(unattributed),
+            "unattributed_tokens": LoadStats.merged(unattributed).tokens,
+            "sockets_in_two_logs": doubly[:10],
+            "wall_s": wall,
+            "nginx_access": nginx_access_summary(self.front.access_log, prefix),
+        }
+        self.result["errors"] = every.error_count + self.result["idle"]["errors"]
+        return instances
+
+    def finish(self) -> None:
+        assert self.front is not None
+        self.front.stop()
+        self.result["nginx_errors"] = nginx_error_summary(self.front.log)
