@@ -139,15 +139,10 @@ if CHAT_REDIS_TIMEOUT <= 2:
 # Every Redis key and the instances' pub/sub channel start with this, so deployments sharing one Redis
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "chat"},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# No channel layer: sockets subscribe nothing (ChatConsumer sets channel_layer=None) and the instances'
+# events go through the relay's own bus (conversations/relay/eventbus.py). README, "Events between
+# instances", gives the measurements behind that choice.
+CHANNEL_LAYERS: dict[str, dict] = {}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

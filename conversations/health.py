@@ -48,7 +48,7 @@ def _database() -> None:
 
 def _redis() -> str | None:
     if not settings.REDIS_URL:
-        return None  # the in-memory channel layer needs nothing
+        return None  # one process, with no Redis to need
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()

@@ -50,6 +50,20 @@ class DuplicateSend:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What every kind of turn asks for: whose conversation, the model and MCP servers (None: keep the
+    conversation's), the client's id of the frame (its resend stores nothing), and the instance that will
+    stream the reply."""
+
+    ref: ConversationRef
+    owner: Owner
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+    streamed_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """A reply row just opened, the user message it answers when the turn stored one (None for a
     regenerate), its parent (the user message it answers), and what goes upstream."""
@@ -67,6 +81,7 @@ class Turn:
 class _TurnContext:
     """A conversation locked for a new reply, with the model, servers and message tree it will use."""
 
+    request: TurnRequest
     conversation: Conversation
     pairs: Pairs
     model: str
@@ -145,16 +160,7 @@ def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
 
 
 @transaction.atomic
-def turn_begin(
-    *,
-    ref: ConversationRef,
-    owner: Owner,
-    content: str,
-    model: str | None,
-    mcp_servers: list[str] | None,
-    client_id: str = "",
-    streamed_by: str = "",
-) -> Turn | DuplicateSend:
+def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
     """Store the user's message after the active branch's leaf and open the reply row, before anything
     goes upstream; the model sees the active branch only.
 
@@ -164,28 +170,17 @@ def turn_begin(
     stored then.
     """
     message_content_check(content)
-    context = _turn_prepare(ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id)
+    context = _turn_prepare(request)
     if isinstance(context, DuplicateSend):
         return context
     leaf_id = thread_leaf_id(context.pairs, context.conversation.current_message_id)
     path = _messages_in_order(thread_path_ids(context.pairs, leaf_id))
-    user_message = _user_message_create(context, content=content, parent_id=leaf_id, client_id=client_id)
-    return _reply_open(
-        context, ref=ref, path=[*path, user_message], user_message=user_message, streamed_by=streamed_by
-    )
+    user_message = _user_message_create(context, content=content, parent_id=leaf_id)
+    return _reply_open(context, path=[*path, user_message], user_message=user_message)
 
 
 @transaction.atomic
-def turn_regenerate(
-    *,
-    ref: ConversationRef,
-    owner: Owner,
-    reply_id: int,
-    model: str | None,
-    mcp_servers: list[str] | None,
-    client_id: str = "",
-    streamed_by: str = "",
-) -> Turn | DuplicateSend:
+def turn_regenerate(request: TurnRequest, *, reply_id: int) -> Turn | DuplicateSend:
     """Open a new version of a reply: a sibling under the same user message, which becomes the active
     leaf; the old version is kept. The model sees the branch up to that user message.
 
@@ -193,32 +188,18 @@ def turn_regenerate(
     `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
     """
     missing = NoSuchReply()
-    context = _turn_prepare(
-        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
-    )
+    context = _turn_prepare(request, missing=missing)
     if isinstance(context, DuplicateSend):
         return context
     replaced = _conversation_message(context, message_id=reply_id, role=Message.Role.ASSISTANT)
     if replaced is None or replaced.parent_id is None:
         raise missing
     path = _messages_in_order(thread_path_ids(context.pairs, replaced.parent_id))
-    return _reply_open(
-        context, ref=ref, path=path, user_message=None, streamed_by=streamed_by, client_id=client_id
-    )
+    return _reply_open(context, path=path, user_message=None)
 
 
 @transaction.atomic
-def turn_edit(
-    *,
-    ref: ConversationRef,
-    owner: Owner,
-    message_id: int,
-    content: str,
-    model: str | None,
-    mcp_servers: list[str] | None,
-    client_id: str = "",
-    streamed_by: str = "",
-) -> Turn | DuplicateSend:
+def turn_edit(request: TurnRequest, *, message_id: int, content: str) -> Turn | DuplicateSend:
     """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
     becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
 
@@ -227,31 +208,19 @@ def turn_edit(
     """
     message_content_check(content)
     missing = NoSuchMessage()
-    context = _turn_prepare(
-        ref=ref, owner=owner, model=model, mcp_servers=mcp_servers, client_id=client_id, missing=missing
-    )
+    context = _turn_prepare(request, missing=missing)
     if isinstance(context, DuplicateSend):
         return context
     edited = _conversation_message(context, message_id=message_id, role=Message.Role.USER)
     if edited is None:
         raise missing
     path = _messages_in_order(thread_path_ids(context.pairs, edited.parent_id))
-    user_message = _user_message_create(
-        context, content=content, parent_id=edited.parent_id, client_id=client_id
-    )
-    return _reply_open(
-        context, ref=ref, path=[*path, user_message], user_message=user_message, streamed_by=streamed_by
-    )
+    user_message = _user_message_create(context, content=content, parent_id=edited.parent_id)
+    return _reply_open(context, path=[*path, user_message], user_message=user_message)
 
 
 def _turn_prepare(
-    *,
-    ref: ConversationRef,
-    owner: Owner,
-    model: str | None,
-    mcp_servers: list[str] | None,
-    client_id: str,
-    missing: InvalidMessage | None = None,
+    request: TurnRequest, *, missing: InvalidMessage | None = None
 ) -> _TurnContext | DuplicateSend:
     """Lock the conversation for a new reply and run the checks every kind of turn shares.
 
@@ -261,6 +230,7 @@ def _turn_prepare(
     message of any role. Raise ChatError `unknown_model`, `invalid_mcp_server`, `quota_exceeded`, or
     `busy` when a reply still streams.
     """
+    ref, owner, client_id = request.ref, request.owner, request.client_id
     locked = Conversation.objects.select_for_update()
     if missing is None:
         conversation, _ = locked.get_or_create(
@@ -280,12 +250,14 @@ def _turn_prepare(
         )
         if sent is not None:
             return DuplicateSend(client_id=client_id, message_id=sent)
-    chosen_model = model_resolve(requested=model, current=conversation.model)
-    servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
+    chosen_model = model_resolve(requested=request.model, current=conversation.model)
+    requested_servers = request.mcp_servers
+    servers = mcp_servers_clean(conversation.mcp_servers if requested_servers is None else requested_servers)
     streaming_reply_refuse(conversation)
     replies_in_flight_check(owner_key=ref.owner_key)
     daily_quota_check(owner_key=ref.owner_key)
     return _TurnContext(
+        request=request,
         conversation=conversation,
         pairs=thread_pairs(conversation_id=conversation.pk),
         model=chosen_model,
@@ -304,9 +276,7 @@ def _messages_in_order(ids: list[int]) -> list[Message]:
     return [rows[pk] for pk in ids]
 
 
-def _user_message_create(
-    context: _TurnContext, *, content: str, parent_id: int | None, client_id: str
-) -> Message:
+def _user_message_create(context: _TurnContext, *, content: str, parent_id: int | None) -> Message:
     # Content was checked by the caller and every other field is set here, so no full_clean() round trip.
     return Message.objects.create(
         conversation=context.conversation,
@@ -315,19 +285,11 @@ def _user_message_create(
         content=content,
         model=context.model,
         mcp_servers=context.mcp_servers,
-        client_id=client_id,
+        client_id=context.request.client_id,  # a send's or an edit's id is on its user message
     )
 
 
-def _reply_open(
-    context: _TurnContext,
-    *,
-    ref: ConversationRef,
-    path: list[Message],
-    user_message: Message | None,
-    streamed_by: str,
-    client_id: str = "",
-) -> Turn:
+def _reply_open(context: _TurnContext, *, path: list[Message], user_message: Message | None) -> Turn:
     """Open the streaming reply row under the last message of `path` (the user message it answers),
     make it the active leaf, and build the upstream history from `path`.
 
@@ -342,8 +304,9 @@ def _reply_open(
         model=context.model,
         mcp_servers=context.mcp_servers,
         status=Message.Status.STREAMING,
-        client_id=client_id,
-        streamed_by=streamed_by,
+        # A regenerate's id is on its new reply (it stores no user message).
+        client_id=context.request.client_id if user_message is None else "",
+        streamed_by=context.request.streamed_by,
         lease_expires_at=lease_expiry(),
     )
     conversation.current_message = reply
@@ -356,7 +319,7 @@ def _reply_open(
         siblings = thread_siblings([*context.pairs, (user_message.pk, user_message.parent_id)])
         shown = message_as_dict(user_message, siblings=siblings)
     return Turn(
-        ref=ref,
+        ref=context.request.ref,
         user_message=shown,
         reply_id=reply.pk,
         parent_id=parent.pk,

@@ -276,7 +276,7 @@ async def test_the_instances_recover_when_redis_restarts_while_idle(instances, h
 async def test_a_single_process_restarted_after_sigkill_frees_the_conversation(log_dir, standin, http):
     env = server_env(
         database_name=settings.DATABASES["default"]["NAME"],
-        redis_url="",  # one process on the in-memory channel layer
+        redis_url="",  # one process, without Redis
         standin_url=standin.url,
         CHAT_FLUSH_INTERVAL="0.2",
     )

@@ -44,14 +44,8 @@ async def streaming_reply_store(session_id: str, *, streamed_by: str) -> int:
     """Store a turn of the suite's browser as an instance does before it streams (the user message and
     the streaming reply row under `streamed_by`'s fresh lease), with no task streaming it here; return the
     reply's id. Its reply log starts empty (an earlier run's test database reused the id)."""
-    turn = await sync_to_async(turns.turn_begin)(
-        ref=ref_of(session_id),
-        owner=BROWSER,
-        content=f"question in {session_id}",
-        model=None,
-        mcp_servers=None,
-        streamed_by=streamed_by,
-    )
+    request = turns.TurnRequest(ref=ref_of(session_id), owner=BROWSER, streamed_by=streamed_by)
+    turn = await sync_to_async(turns.turn_begin)(request, content=f"question in {session_id}")
     if django_settings.REDIS_URL:
         client = redis_asyncio.Redis.from_url(django_settings.REDIS_URL)
         await client.delete(replylog.log_key(turn.reply_id))

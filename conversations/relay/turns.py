@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError
 from .. import protocol, selectors, upkeep
 from ..exceptions import Busy, NoSuchReply, NotConfigured, Unavailable
 from ..models import Message
-from ..turns import DuplicateSend, ReplyLapsed, Turn, turn_begin, turn_edit, turn_regenerate
+from ..turns import DuplicateSend, ReplyLapsed, Turn, TurnRequest, turn_begin, turn_edit, turn_regenerate
 from . import live
 from .chatsocket import ChatSocket
 from .dbcall import db_call
@@ -108,21 +108,21 @@ async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
 async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
     """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
     this instance."""
-    options = {
-        "ref": socket.ref,
-        "owner": socket.owner,
-        "model": frame.model,
-        "mcp_servers": frame.mcp_servers,
-        "client_id": frame.client_id,
-        "streamed_by": socket.instance.instance_id,
-    }
+    request = TurnRequest(
+        ref=socket.ref,
+        owner=socket.owner,
+        model=frame.model,
+        mcp_servers=frame.mcp_servers,
+        client_id=frame.client_id,
+        streamed_by=socket.instance.instance_id,
+    )
     if isinstance(frame, protocol.RegenerateFrame):
-        return await db_call(turn_regenerate, retry=False)(reply_id=frame.message_id, **options)
+        return await db_call(turn_regenerate, retry=False)(request, reply_id=frame.message_id)
     if isinstance(frame, protocol.EditFrame):
         return await db_call(turn_edit, retry=False)(
-            message_id=frame.message_id, content=frame.message, **options
+            request, message_id=frame.message_id, content=frame.message
         )
-    return await db_call(turn_begin, retry=False)(content=frame.message, **options)
+    return await db_call(turn_begin, retry=False)(request, content=frame.message)
 
 
 async def reply_stop(socket: ChatSocket) -> bool:
