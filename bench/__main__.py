@@ -55,6 +55,7 @@ from .servers import (
     REPO,
     bench_db_create,
     bench_db_drop,
+    bench_db_name,
     ensure_seed_venv,
     migrate_bench_db,
     preflight_ours,
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in args.scenarios
         for c in scenario_configs(s, args)
     }
+    databases = [kind for kind in OURS if kind == "ours" or kind in args.server_list]
     if not (BASELINES / "seed_server.py").exists() and {"seed", "bare"} & needed:
         log(f"baselines not found in {BASELINES} (set BENCH_BASELINES_DIR)")
         return 2
@@ -174,10 +176,11 @@ def main(argv: list[str] | None = None) -> int:
             raise_nofile()  # before any server starts: Daphne inherits it
         if "ours" in needed:
             preflight_ours()
-            log(f"creating and migrating the scratch database {BENCH_DB}")
-            bench_db_create()
-            created_db = True
-            migrate_bench_db()
+            for kind in databases:
+                log(f"creating and migrating the scratch database {bench_db_name(kind)}")
+                bench_db_create(kind)
+                created_db = True
+                migrate_bench_db(kind, args.before)
         for scenario in args.scenarios:
             params = scenario_params(scenario, args)
             rows = []
@@ -203,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         processes_stop()
         if created_db and not args.keep_db:
-            bench_db_drop()
+            for kind in databases:
+                bench_db_drop(kind)
         if report["scenarios"]:
             out = RESULTS / f"{stamp}.json"
             out.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .servers import BENCH_DB, pg_connect
+from .servers import bench_db_name, pg_connect
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -113,9 +113,9 @@ def rss_kib(pid: int) -> int:
 # Postgres (ours only)
 
 
-def db_counters() -> dict[str, int]:
-    """Row writes on our tables, commits in the bench database, and assistant rows so far."""
-    with pg_connect(BENCH_DB) as conn:
+def db_counters(kind: str = "ours") -> dict[str, int]:
+    """Row writes on our tables, commits in the bench database of `kind`, and assistant rows so far."""
+    with pg_connect(bench_db_name(kind)) as conn:
         conn.execute("SELECT pg_stat_clear_snapshot()")
         rows = conn.execute(
             "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
@@ -135,27 +135,27 @@ def db_counters() -> dict[str, int]:
     }
 
 
-def pg_backends() -> list[int]:
-    """Pids of the Postgres backends serving the bench database (the server's connections)."""
-    with pg_connect(BENCH_DB) as conn:
+def pg_backends(kind: str = "ours") -> list[int]:
+    """Pids of the Postgres backends serving the bench database of `kind` (the server's connections)."""
+    with pg_connect(bench_db_name(kind)) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
     return [int(pid) for (pid,) in rows]
 
 
-def pg_backends_cpu() -> dict[int, int]:
+def pg_backends_cpu(kind: str = "ours") -> dict[int, int]:
     """CPU so far of each backend of the bench database (ns, from /proc, readable for any user)."""
-    return {pid: thread_ns(pid, pid) for pid in pg_backends()}
+    return {pid: thread_ns(pid, pid) for pid in pg_backends(kind)}
 
 
-def db_counters_settled(previous: dict[str, int] | None = None, wait: float = 3.0) -> dict[str, int]:
+def db_counters_settled(kind: str = "ours", wait: float = 3.0) -> dict[str, int]:
     """Backends flush their statistics at exit; poll briefly until the numbers stop moving."""
     deadline = time.monotonic() + wait
-    last = db_counters()
+    last = db_counters(kind)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = db_counters()
+        now = db_counters(kind)
         if now == last:
             break
         last = now

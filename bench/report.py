@@ -168,17 +168,17 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
     notes = []
     for r in rows:
         name = r["server"]
-        label = {"pair": "pair", "ours": "single"}.get(name, name)
+        label = {"pair": "pair", "pair-before": "before", "ours": "single"}.get(name, name)
         if "cpu_us_per_token" not in r:
             lines.append(f"{label:<8}  FAILED: {r.get('failure', '?')}")
             continue
         r["ratio_to_seed"] = ratio(r["cpu_us_per_token"])
-        if name == "pair":
+        if name in ("pair", "pair-before"):
             for inst, d in r["instances"].items():
                 d["ratio_to_seed"] = ratio(d["cpu_us_per_token"])
-                row(f"pair {inst}", d, d["local"], d["cross"], None)
-            row("pair A+B", r, r["local"], r["cross"], r["wall_s"])
-            notes += pair_notes(r, single)
+                row(f"{label} {inst}", d, d["local"], d["cross"], None)
+            row(f"{label} A+B", r, r["local"], r["cross"], r["wall_s"])
+            notes += pair_notes(r, single, label)
         else:
             row(label, r, r, None, r["wall_s"])
             notes.append(
@@ -209,20 +209,20 @@ def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]
     return "\n".join(lines + notes)
 
 
-def pair_notes(r: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
+def pair_notes(r: dict[str, Any], single: dict[str, Any] | None, label: str = "pair") -> list[str]:
     """The lines under the pair's rows: each instance's CPU split, what the follower costs, chunking, time
     to first token and `start` per socket role, the live cross path, errors, log problems."""
     notes: list[str] = []
     for inst, d in r["instances"].items():
         notes.append(
-            f"  pair {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']}"
+            f"  {label} {inst}: CPU {d['server_cpu_s']:.2f} s via {d['cpu_source']}"
             f" for {d['tokens']} tokens ({d['local']['tokens']} to its senders,"
             f" {d['cross']['tokens']} to its followers):"
             f" main thread {d['main_thread_cpu_us_per_token']:.1f}, other threads"
             f" {d['other_threads_cpu_us_per_token']:.1f} µs/token"
         )
     notes.append(
-        f"  pair: {r['cpu_us_per_upstream_token']:.1f} µs CPU (A+B) per token streamed from upstream"
+        f"  {label}: {r['cpu_us_per_upstream_token']:.1f} µs CPU (A+B) per token streamed from upstream"
         f" (each reaches 2 sockets)"
         + (
             f"; one instance alone: {single['cpu_us_per_token']:.1f} µs for 1 socket, so a"
@@ -234,7 +234,7 @@ def pair_notes(r: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
     )
     loc, cro = r["local"], r["cross"]
     notes.append(
-        f"  pair: tokens per chunk frame local {loc['tokens_per_chunk_frame']:.2f},"
+        f"  {label}: tokens per chunk frame local {loc['tokens_per_chunk_frame']:.2f},"
         f" cross {cro['tokens_per_chunk_frame']:.2f}; time to first token (from the sender's send)"
         f" local p50 {loc['first_token_p50_ms']:.1f} / p99 {loc['first_token_p99_ms']:.1f} ms,"
         f" cross p50 {cro['first_token_p50_ms']:.1f} / p99 {cro['first_token_p99_ms']:.1f} ms;"
@@ -242,7 +242,7 @@ def pair_notes(r: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
         f" cross p50 {cro['start_p50_ms']:.1f} / p99 {cro['start_p99_ms']:.1f} ms"
     )
     notes.append(
-        f"  pair: cross latency of the {cro['live_tokens']} tokens sent after the follower's `start`"
+        f"  {label}: cross latency of the {cro['live_tokens']} tokens sent after the follower's `start`"
         f" (the live path, no backlog): p50 {fmt(cro['live_p50_ms'], '.1f')},"
         f" p99 {fmt(cro['live_p99_ms'], '.1f')}, max {fmt(cro['live_max_ms'], '.1f')} ms"
     )
@@ -250,15 +250,15 @@ def pair_notes(r: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
         part = r[role]
         if part["error_kinds"] or part["missing_tokens"] or part["duplicate_tokens"]:
             notes.append(
-                f"  pair {role}: errors {part['error_kinds']};"
+                f"  {label} {role}: errors {part['error_kinds']};"
                 f" missing tokens {part['missing_tokens']}, duplicated {part['duplicate_tokens']},"
                 f" offset breaks {part['offset_breaks']}"
             )
             for sample in part["error_samples"][:3]:
                 notes.append(f"    e.g. {sample}")
     if r.get("warmup_errors"):
-        notes.append(f"  pair: cross-instance warm-up (not measured) failed: {r['warmup_errors']}")
-    notes += instance_notes("pair", r["instances"], "load")
+        notes.append(f"  {label}: cross-instance warm-up (not measured) failed: {r['warmup_errors']}")
+    notes += instance_notes(label, r["instances"], "load")
     return notes
 
 

@@ -78,14 +78,17 @@ def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
-    """What runs in a scenario, in order: the servers; for `pair`, the two-instance pair, then ours alone
-    (same conversations, senders only), then the seed (bare only when --servers names it); for `nginx`,
-    two instances of ours behind nginx, then one."""
+    """What runs in a scenario, in order: the servers; for `pair`, the two-instance pair (and `before`'s
+    pair, in --servers' order), then ours alone (same conversations, senders only), then the seed (bare
+    only when --servers names it); for `nginx`, two instances of ours behind nginx, then one."""
     if scenario == "nginx":
         return ["two", "one"] if "ours" in args.server_list else []
     if scenario != "pair":
         return list(args.server_list)
-    configs = ["pair", "ours"] if "ours" in args.server_list else []
+    # `before` (--before) runs its own pair, in the place --servers gives it, to compare with ours.
+    pairs = {"ours": "pair", "before": "pair-before"}
+    configs = [pairs[s] for s in args.server_list if s in pairs]
+    configs += ["ours"] if "ours" in args.server_list else []
     configs += [s for s in ("seed", "bare") if s in args.server_list and (s == "seed" or args.servers_named)]
     return configs
 
@@ -100,7 +103,7 @@ class Bench:
 
 
 def configuration(bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> Configuration:
-    if config == "pair":
+    if config in ("pair", "pair-before"):
         return Pair(bench, scenario, config, params)
     if scenario == "nginx":
         return BehindNginx(bench, scenario, config, params)
@@ -204,6 +207,11 @@ class Configuration:
 
     # What a family says
 
+    @property
+    def database(self) -> str:
+        """Whose scratch database the servers use: `before`'s own, or ours."""
+        return "before" if "before" in self.kinds.values() else "ours"
+
     def describe(self) -> str:
         load = self.load_spec
         return (
@@ -248,7 +256,7 @@ class Configuration:
         )
         profilers: list[Process] = []
         try:
-            db_before = db_counters_settled() if self.ours else None
+            db_before = db_counters_settled(self.database) if self.ours else None
             self.start(standin_url)
             self.prepare()
             profilers = self.profilers_start()
@@ -259,7 +267,7 @@ class Configuration:
             self.stop(self.summarize(loaded, measured))
             self.finish()
             if db_before is not None:
-                self.result["db"] = db_per_reply(db_before, db_counters_settled())
+                self.result["db"] = db_per_reply(db_before, db_counters_settled(self.database))
         finally:
             for process in [*profilers, *self.running()]:
                 process.stop()
@@ -320,7 +328,7 @@ class Configuration:
         """Run the load between two CPU samples of every process."""
         pids = {label: server.pid for label, server in self.servers.items()}
         front = self.front.pid if self.front else None
-        postgres0 = pg_backends_cpu() if self.ours else None
+        postgres0 = pg_backends_cpu(self.database) if self.ours else None
         before = {label: cpu_sample(pid) for label, pid in pids.items()}
         front0 = cpu_sample(front) if front else None
         standin0 = cpu_sample(self.standin.pid)
@@ -328,7 +336,7 @@ class Configuration:
         after = {label: cpu_sample(pid) for label, pid in pids.items()}
         front1 = cpu_sample(front) if front else None
         standin1 = cpu_sample(self.standin.pid)
-        postgres1 = pg_backends_cpu() if self.ours else None
+        postgres1 = pg_backends_cpu(self.database) if self.ours else None
         measured = Measured(
             servers={label: Cpu.between(before[label], after[label]) for label in pids},
             front=Cpu.between(front0, front1) if front0 and front1 else None,
@@ -373,7 +381,7 @@ class Pair(Configuration):
 
     def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
         super().__init__(bench, scenario, config, params)
-        self.kinds = dict.fromkeys(INSTANCES, "ours")
+        self.kinds = dict.fromkeys(INSTANCES, "before" if config == "pair-before" else "ours")
 
     def describe(self) -> str:
         load = self.load_spec

@@ -71,7 +71,7 @@ def server_start(
     if kind in OURS:
         cwd = REPO if kind == "ours" else before
         assert cwd is not None
-        server = DaphneServer(name, ours_env(standin_url), log_dir, flags=flags, cwd=cwd)
+        server = DaphneServer(name, ours_env(standin_url, kind), log_dir, flags=flags, cwd=cwd)
     elif kind == "seed":
         env = dict(os.environ, DEDALUS_API_KEY="bench", DEDALUS_BASE_URL=standin_url, PYTHONUNBUFFERED="1")
         server = Baseline(name, log_dir, python=ensure_seed_venv(), script="seed_server.py", args=(), env=env)
@@ -104,10 +104,10 @@ def command_line(server: Server, kind: str = "") -> str:
     return " ".join([*(f"{key}={env[key]}" for key in SHOWN_ENV.get(kind, ())), shlex.join(server.command())])
 
 
-def ours_env(standin_url: str) -> dict[str, str]:
+def ours_env(standin_url: str, kind: str = "ours") -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=bench_db_url(),
+        DATABASE_URL=bench_db_url(kind),
         REDIS_URL=REDIS_URL,
         DJANGO_SECRET_KEY=BENCH_SECRET_KEY,  # one per run: every instance of a pair shares it
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
@@ -167,19 +167,24 @@ def pg_connect(dbname: str | None = None):
     return psycopg.connect(url, autocommit=True, connect_timeout=10)
 
 
-def bench_db_url() -> str:
-    return ADMIN_DB_URL.rsplit("/", 1)[0] + "/" + BENCH_DB
+def bench_db_name(kind: str = "ours") -> str:
+    """Ours and `before` each get a scratch database migrated by its own code (their schemas may differ)."""
+    return BENCH_DB if kind == "ours" else f"{BENCH_DB}_{kind}"
 
 
-def bench_db_create() -> None:
+def bench_db_url(kind: str = "ours") -> str:
+    return ADMIN_DB_URL.rsplit("/", 1)[0] + "/" + bench_db_name(kind)
+
+
+def bench_db_create(kind: str = "ours") -> None:
     with pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db_name(kind)}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{bench_db_name(kind)}"')
 
 
-def bench_db_drop() -> None:
+def bench_db_drop(kind: str = "ours") -> None:
     with contextlib.suppress(Exception), pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db_name(kind)}" WITH (FORCE)')
 
 
 def preflight_ours() -> None:
@@ -200,10 +205,11 @@ def preflight_ours() -> None:
         raise RuntimeError(f"Redis at {REDIS_URL} (BENCH_REDIS_URL): {exc}") from exc
 
 
-def migrate_bench_db() -> None:
-    env = ours_env("http://127.0.0.1:9")
+def migrate_bench_db(kind: str = "ours", before: Path | None = None) -> None:
+    env = ours_env("http://127.0.0.1:9", kind)
     cmd = [str(OUR_PYTHON), "manage.py", "migrate", "--no-input", "-v0"]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    cwd = REPO if kind == "ours" else before
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"migrate failed:\n{done.stdout}\n{done.stderr}")
 
