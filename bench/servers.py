@@ -215,7 +215,7 @@ def migrate_bench_db(kind: str = "ours", before: Path | None = None) -> None:
 
 
 def redis_flush() -> None:
-    """Empty the bench's Redis database (channel layer and reply logs) before a run of ours."""
+    """Empty the bench's Redis database (reply logs, limits) before a run of ours."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)

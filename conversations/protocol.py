@@ -12,14 +12,12 @@ from django.conf import settings
 from .exceptions import (
     ChatError,
     EmptyMessage,
-    InternalError,
     InvalidJson,
     InvalidMcpServer,
     InvalidMessage,
     MessageTooLong,
     UnknownModel,
 )
-from .models import Message
 from .text import text_storable
 
 
@@ -243,17 +241,6 @@ def tool_activity_of(frame_text: str) -> dict[str, Any]:
     """The activity a serialised tool frame carries (what `tool_frame` was given)."""
     frame = orjson.loads(frame_text)
     return {key: value for key, value in frame.items() if key not in ("type", "message_id")}
-
-
-def end_frame_of_row(message: Message | None, reply_id: int) -> dict[str, Any]:
-    """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
-    if message is None:
-        return error_frame_of(InternalError("The reply is gone."), message_id=reply_id)
-    if message.status == Message.Status.ERROR:
-        return error_frame(message.error_code or "upstream_error", message.error, message_id=reply_id)
-    return done_frame(
-        message_id=reply_id, usage=message.usage, finish_reason=message.finish_reason or "interrupted"
-    )
 
 
 def done_frame(*, message_id: int, usage: dict[str, int] | None, finish_reason: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """An owner's usage limits kept in the database: tokens per UTC day, and replies streaming at once.
 
 Tokens count as the upstream reported them, else as estimated from the text. (Message rates and open
-sockets are counted in Redis: throttles.py.)
+sockets are counted in Redis or in memory: relay/limits.py.)
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Q
 
-from .exceptions import NoSuchMessage
+from . import protocol
+from .exceptions import InternalError, NoSuchMessage
 from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
@@ -165,6 +166,19 @@ def reply_stored(*, reply_id: int) -> Message | None:
         Message.objects.filter(pk=reply_id, role=Message.Role.ASSISTANT)
         .select_related("conversation")
         .first()
+    )
+
+
+def reply_end_frame(message: Message | None, reply_id: int) -> dict[str, Any]:
+    """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
+    if message is None:
+        return protocol.error_frame_of(InternalError("The reply is gone."), message_id=reply_id)
+    if message.status == Message.Status.ERROR:
+        return protocol.error_frame(
+            message.error_code or "upstream_error", message.error, message_id=reply_id
+        )
+    return protocol.done_frame(
+        message_id=reply_id, usage=message.usage, finish_reason=message.finish_reason or "interrupted"
     )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the chat server on http://127.0.0.1:8000 with embedded defaults (SQLite, in-memory channel layer
+# Run the chat server on http://127.0.0.1:8000 with embedded defaults (SQLite, one process without Redis
 # unless DATABASE_URL / REDIS_URL are set). Without DEDALUS_API_KEY it starts the local stand-in of the
 # Dedalus API beside the server, so replies stream with no key at all.
 set -euo pipefail

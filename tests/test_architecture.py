@@ -89,3 +89,7 @@ def circle_find(imports: dict[str, set[str]]) -> list[str]:
 def test_no_import_runs_in_a_circle():
     assert circle_find({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the finder finds one
     assert circle_find(graph()) == []
+
+
+def test_the_protocol_knows_the_wire_only():
+    assert graph()["conversations.protocol"] <= {"conversations.exceptions", "conversations.text"}

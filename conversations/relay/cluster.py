@@ -14,15 +14,14 @@ from django.conf import settings
 from .. import replies, selectors
 from . import live
 from .dbcall import db_call
-from .instance import Instance, InstanceHooks
-from .sockets import (
+from .history import (
     follow_start,
     history_broadcast,
     history_frame,
     replies_lost_store,
     streaming_elsewhere_find,
 )
-from .streaming import lease_deadline_from
+from .instance import Instance, InstanceHooks
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ async def _leases_renew(instance: Instance) -> None:
     )
     for reply in local:
         if reply.message_id in held:
-            reply.lease_deadline = lease_deadline_from(started)
+            reply.lease_renewed(started)
         elif not reply.ending:
             reply.cancel(reason="lost")
 

@@ -1,7 +1,8 @@
 """How server instances tell each other what happened: one event bus, in Redis or in this process.
 
-Instances tell each other two things: "a reply started in this conversation" (so their sockets on it
-follow the reply's log) and "stop this reply" (for the instance streaming it). With Redis both go over
+Instances tell each other three things: "a reply started in this conversation" (so their sockets on
+it follow the reply's log), "stop this reply" (for the instance streaming it) and "this conversation's
+branch switched" (its sockets get the new history). With Redis both go over
 one pub/sub channel that every instance listens to: one message per event, whatever the number of
 sockets, and no per-socket queue that can fill up or lose a message when its socket closes. Without
 Redis there is one process, and events go straight to its own handler.

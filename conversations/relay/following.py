@@ -112,4 +112,4 @@ async def _follow_end(room: live.ConversationRoom, reply: live.LiveReply, logged
 async def _follow_catch_up(room: live.ConversationRoom, reply: live.LiveReply, stored: Message) -> None:
     """End a followed reply from its stored row: send the text this instance missed, then the end."""
     await room.text_publish(reply, stored.content[reply.length :])
-    await room.broadcast(protocol.dumps(protocol.end_frame_of_row(stored, reply.message_id)))
+    await room.broadcast(protocol.dumps(selectors.reply_end_frame(stored, reply.message_id)))

@@ -94,14 +94,17 @@ class Instance:
         while self.reply_tasks:
             await asyncio.gather(*list(self.reply_tasks), return_exceptions=True)
 
+    async def publish(self, kind: str, **fields: Any) -> None:
+        """Send an event of this instance to every instance; raise EventNotSent when the bus cannot."""
+        await self.bus.publish({"type": kind, "origin": self.instance_id, **fields})
+
     async def announce(self, kind: str, room_key: str, **fields: Any) -> None:
         """Tell the other instances about something that happened in a conversation; a failure is
         logged, not raised: the conversation itself is stored and goes on."""
-        event = {"type": kind, "origin": self.instance_id, "room": room_key, **fields}
         try:
-            await self.bus.publish(event)
+            await self.publish(kind, room=room_key, **fields)
         except EventNotSent:
-            logger.warning("%s not announced", kind, exc_info=True)
+            logger.warning("%s not announced", kind, extra={"room": room_key}, exc_info=True)
 
     async def _event_dispatch(self, event: dict[str, Any]) -> None:
         try:
@@ -128,7 +131,7 @@ class Instance:
 
 
 def instance_create() -> Instance:
-    """A new instance with the backends the settings choose (not started)."""
+    """A new instance with the backends the settings choose (its heartbeat and events not started)."""
     if _hooks is None:
         raise RuntimeError("no instance hooks installed: is the conversations app loaded?")
     if not settings.REDIS_URL:
@@ -177,12 +180,17 @@ async def _instance_start() -> Instance:
 
 
 def events_listening() -> bool:
-    """False while an instance of this process cannot hear the other instances (readiness)."""
-    return all(
-        starting.result().bus.listening
-        for starting in list(_instances.values())
-        if starting.done() and not starting.cancelled() and starting.exception() is None
-    )
+    """False while an instance of this process cannot hear the other instances (readiness, which asks
+    from a worker thread while the event loop may be adding an instance: then it asks again)."""
+    for _ in range(3):
+        try:
+            started = [task for task in list(_instances.values()) if task.done() and not task.cancelled()]
+            break
+        except RuntimeError:  # the dictionary changed while it was read
+            continue
+    else:
+        return True
+    return all(task.result().bus.listening for task in started if task.exception() is None)
 
 
 async def instance_close() -> None:
@@ -193,20 +201,22 @@ async def instance_close() -> None:
     instance = await starting
     if instance.heartbeat is not None:
         instance.heartbeat.cancel()
-    # Bounded: a connection caught mid-read by the cancellation must not hold the close up for good.
-    try:
-        async with asyncio.timeout(CLOSE_SECONDS):
-            await asyncio.gather(
-                *(part for part in (instance.heartbeat,) if part is not None), return_exceptions=True
-            )
-            await instance.bus.close()
-            await instance.reply_log.close()
-            if instance._upstream is not None:
-                await instance._upstream.close()
-            if instance.redis is not None:
-                await instance.redis.aclose()
-    except TimeoutError:
-        logger.warning("instance not closed in time")
+    parts: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+        ("heartbeat", lambda: asyncio.gather(*filter(None, [instance.heartbeat]), return_exceptions=True)),
+        ("events", instance.bus.close),
+        ("reply log", instance.reply_log.close),
+    ]
+    if instance._upstream is not None:
+        parts.append(("upstream client", instance._upstream.close))
+    if instance.redis is not None:
+        parts.append(("Redis client", instance.redis.aclose))
+    for name, close in parts:
+        # Each bounded on its own: a connection caught mid-read must not hold up the rest for good.
+        try:
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await close()
+        except TimeoutError:
+            logger.warning("instance part not closed in time", extra={"part": name})
 
 
 def _shutdown_trigger_install(instance: Instance) -> None:

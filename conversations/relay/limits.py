@@ -1,4 +1,4 @@
-"""Limits that hold across server instances: messages per window, frames per socket, open sockets.
+"""Limits: messages per window and open sockets per owner, across instances; frames per socket, here.
 
 Rates use the `limits` library (a moving window), in Redis when REDIS_URL is set and in process memory
 otherwise. Open sockets are counted per owner, in Redis or in memory. While Redis is down the limits

@@ -12,10 +12,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from .. import protocol
 from ..owners import ConversationRef
 
 logger = logging.getLogger(__name__)
+
+# A local reply shows text for at most this share of its lease after the lease's last renewal began
+# (the database set the expiry after that moment), so it stops well before anyone may judge it lost.
+LEASE_SHOW_SHARE = 0.8
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -48,6 +54,11 @@ class LiveReply:
         self.parts.append(text)
         self.length += len(text)
         return offset
+
+    def lease_renewed(self, started: float) -> None:
+        """The lease was renewed by a write that began at loop time `started`: the reply may show text
+        until its share of the lease from then."""
+        self.lease_deadline = started + settings.CHAT_REPLY_LEASE_SECONDS * LEASE_SHOW_SHARE
 
     def text(self) -> str:
         """The whole text so far (joined once, then kept joined)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from ..exceptions import ChatError
 from ..models import Message
 from . import live
 from .dbcall import db_call, db_call_patient
+from .history import history_broadcast
 from .instance import Instance
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,6 @@ class ReplyStats:
     flushes: int = 0
 
 
-# A local reply shows text for at most this share of its lease after the lease's last renewal began
-# (the database set the expiry after that moment), so it stops well before anyone may judge it lost.
-LEASE_SHOW_SHARE = 0.8
 # How long the end of a reply is retried while the database is away, before the reply is left to lapse.
 END_STORE_SECONDS = 60.0
 
@@ -43,11 +40,6 @@ END_STORE_SECONDS = 60.0
 class LeaseLost(Exception):
     """This instance no longer holds the reply: another instance stored it as lost (this one froze, or
     was cut off from the database, past its lease)."""
-
-
-def lease_deadline_from(started: float) -> float:
-    """The loop time until which a reply may show text, for a lease renewed at loop time `started`."""
-    return started + settings.CHAT_REPLY_LEASE_SECONDS * LEASE_SHOW_SHARE
 
 
 async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
@@ -62,7 +54,7 @@ async def lease_renew(reply: live.LiveReply, instance: Instance) -> None:
     )
     if reply.message_id not in held:
         raise LeaseLost
-    reply.lease_deadline = lease_deadline_from(started)
+    reply.lease_renewed(started)
 
 
 async def reply_stream(
@@ -71,12 +63,12 @@ async def reply_stream(
     reply: live.LiveReply,
     turn: turns.Turn,
     instance: Instance,
-    on_lost: Callable[[], Awaitable[None]],
 ) -> None:
     """Stream one reply from upstream to every socket of the conversation, then store how it ended.
 
     Every `start` ends with exactly one `done` or `error` on every socket. When another instance stored
-    the reply as lost meanwhile, `on_lost` first gives this instance's sockets the stored state.
+    the reply as lost meanwhile, this instance's sockets first get the stored history (they may hold text
+    that was not stored).
     """
     log = instance.reply_log
     log.start(reply.message_id)
@@ -111,7 +103,7 @@ async def reply_stream(
                         reply_id=reply.message_id, content=reply.text(), streamed_by=instance.instance_id
                     ):
                         raise LeaseLost
-                    reply.lease_deadline = lease_deadline_from(now)
+                    reply.lease_renewed(now)
             elif isinstance(event, upstream.ToolActivity):
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
@@ -151,9 +143,7 @@ async def reply_stream(
         }
     # Shielded: a second cancellation (shutdown) must not lose the final text.
     await asyncio.shield(
-        _reply_conclude(
-            room=room, reply=reply, outcome=outcome, stats=stats, instance=instance, on_lost=on_lost
-        )
+        _reply_conclude(room=room, reply=reply, outcome=outcome, stats=stats, instance=instance)
     )
 
 
@@ -172,12 +162,11 @@ async def _reply_conclude(
     outcome: dict[str, Any] | None,
     stats: ReplyStats,
     instance: Instance,
-    on_lost: Callable[[], Awaitable[None]],
 ) -> None:
     """Store the reply's end, then tell every socket, here and (through the log) elsewhere.
 
     The end frame is sent on every path: when the reply was lost to another instance (`outcome` None, or
-    the store found it taken), after `on_lost`; when its end could not be stored, as `internal_error`
+    the store found it taken), after the stored history; when its end could not be stored, as `internal_error`
     (the reply's lease then lapses and another instance stores it as lost).
     """
     stored: dict[str, Any] | None = None
@@ -194,9 +183,9 @@ async def _reply_conclude(
     if stored is None:
         logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
         try:
-            await on_lost()
+            await history_broadcast(instance, room.ref)
             row = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
-            frame = protocol.end_frame_of_row(row, reply.message_id)
+            frame = selectors.reply_end_frame(row, reply.message_id)
         except Exception:
             logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
             frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")

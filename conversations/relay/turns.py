@@ -13,15 +13,16 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .. import protocol, selectors, upkeep
-from ..exceptions import Busy, NoSuchReply, NotConfigured, Unavailable
+from ..exceptions import Busy, NoSuchReply, NotConfigured, SessionExpired, Unavailable
 from ..models import Message
+from ..owners import owner_still_valid
 from ..turns import DuplicateSend, ReplyLapsed, Turn, TurnRequest, turn_begin, turn_edit, turn_regenerate
 from . import live
 from .chatsocket import ChatSocket
 from .dbcall import db_call
 from .eventbus import EventNotSent
-from .sockets import history_broadcast, replies_lost_store
-from .streaming import lease_deadline_from, reply_stream
+from .history import history_broadcast, replies_lost_store
+from .streaming import reply_stream
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     same reply task and the same announcement to the other instances.
     """
     instance, ref, owner = socket.instance, socket.ref, socket.owner
+    if not await owner_still_valid(owner):
+        raise SessionExpired()  # the socket closes: a turn after logout would be stored as the user's
     if instance.draining:
         raise Unavailable("This server is restarting; send again in a moment.")
     room = instance.rooms.get(ref)
@@ -56,9 +59,8 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
             duplicate = {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
             await socket.send(protocol.dumps(duplicate))
             return
-        reply = room.reply = live.LiveReply(
-            message_id=turn.reply_id, model=turn.model, lease_deadline=lease_deadline_from(started)
-        )
+        reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
+        reply.lease_renewed(started)  # the turn's write set the lease's first expiry
         start = protocol.dumps(
             protocol.start_frame(
                 message_id=turn.reply_id,
@@ -68,14 +70,8 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
             )
         )
         await room.broadcast(start)
-
-        async def on_lost() -> None:
-            # Lost to another instance (this one froze past its lease), the reply's sockets here may
-            # hold text that was not stored: they get the stored history before the end.
-            await history_broadcast(instance, ref)
-
         reply.task = instance.reply_task_start(
-            reply_stream(room=room, reply=reply, turn=turn, instance=instance, on_lost=on_lost),
+            reply_stream(room=room, reply=reply, turn=turn, instance=instance),
             name=f"reply-{turn.reply_id}",
         )
     finally:
@@ -142,7 +138,7 @@ async def reply_stop(socket: ChatSocket) -> bool:
     if streamed_by == instance.instance_id:
         return False  # ours, and ending right now
     try:
-        await instance.bus.publish({"type": "reply.stop", "streamed_by": streamed_by, "reply_id": reply_id})
+        await instance.publish("reply.stop", streamed_by=streamed_by, reply_id=reply_id)
     except EventNotSent as exc:
         logger.warning(
             "stop could not reach the streaming instance", extra={"message_id": reply_id}, exc_info=True
@@ -166,7 +162,7 @@ async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> N
             raise NoSuchReply()
         text = stored.content
         streaming = stored.status == Message.Status.STREAMING
-        end_frame = None if streaming else protocol.end_frame_of_row(stored, message_id)
+        end_frame = None if streaming else selectors.reply_end_frame(stored, message_id)
     for start in range(offset, len(text), page):
         await socket.send(
             protocol.chunk_frame_text(content=text[start : start + page], message_id=message_id, offset=start)
