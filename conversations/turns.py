@@ -13,8 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.db.models.functions import Now
 
 from .exceptions import (
     Busy,
@@ -30,7 +28,7 @@ from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
-from .selectors import message_as_dict, thread_pairs
+from .selectors import ThreadState, message_as_dict, thread_state
 from .threads import Pairs, thread_leaf_id, thread_path_ids, thread_siblings
 from .validators import mcp_target_error, mcp_target_is_internal
 
@@ -232,8 +230,9 @@ def _turn_prepare(
     """
     ref, owner, client_id = request.ref, request.owner, request.client_id
     locked = Conversation.objects.select_for_update()
+    created = False
     if missing is None:
-        conversation, _ = locked.get_or_create(
+        conversation, created = locked.get_or_create(
             owner_key=ref.owner_key,
             session_id=ref.session_id,
             defaults={"user_id": owner.user_id, "owner_session_key": owner.session_digest},
@@ -242,24 +241,24 @@ def _turn_prepare(
         conversation = locked.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
         if conversation is None:
             raise missing
-    if client_id:
-        sent = (
-            Message.objects.filter(conversation=conversation, client_id=client_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if sent is not None:
-            return DuplicateSend(client_id=client_id, message_id=sent)
+    # A conversation this turn just created holds no message yet: nothing to read.
+    thread = (
+        ThreadState(pairs=[])
+        if created
+        else thread_state(conversation_id=conversation.pk, client_id=client_id)
+    )
+    if thread.sent_id is not None:
+        return DuplicateSend(client_id=client_id, message_id=thread.sent_id)
     chosen_model = model_resolve(requested=request.model, current=conversation.model)
     requested_servers = request.mcp_servers
     servers = mcp_servers_clean(conversation.mcp_servers if requested_servers is None else requested_servers)
-    streaming_reply_refuse(conversation)
+    streaming_reply_refuse(thread)
     replies_in_flight_check(owner_key=ref.owner_key)
     daily_quota_check(owner_key=ref.owner_key)
     return _TurnContext(
         request=request,
         conversation=conversation,
-        pairs=thread_pairs(conversation_id=conversation.pk),
+        pairs=thread.pairs,
         model=chosen_model,
         mcp_servers=servers,
     )
@@ -340,19 +339,12 @@ class ReplyLapsed(Busy):
         self.reply_id = reply_id
 
 
-def streaming_reply_refuse(conversation: Conversation) -> None:
+def streaming_reply_refuse(thread: ThreadState) -> None:
     """Raise Busy while a reply of the conversation streams, and ReplyLapsed when it
     streams under a lapsed lease (its server died: the caller stores it as lost, then may retry)."""
-    streaming = (
-        Message.objects.streaming()
-        .filter(conversation=conversation)
-        .annotate(lapsed=Q(lease_expires_at__lt=Now()))
-        .values_list("pk", "lapsed")
-        .first()
-    )
-    if streaming is None:
+    if thread.streaming is None:
         return
-    reply_id, lapsed = streaming
+    reply_id, lapsed = thread.streaming
     if lapsed:
         raise ReplyLapsed(reply_id)
     raise Busy()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from .exceptions import Busy, InvalidMessage, NoSuchMessage
 from .models import Conversation, Message
 from .owners import ConversationRef, Owner
-from .selectors import thread_pairs
+from .selectors import thread_state
 from .text import text_storable
 from .threads import thread_newest_leaf
 from .turns import streaming_reply_refuse
@@ -31,11 +31,11 @@ def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
         .filter(owner_key=ref.owner_key, session_id=ref.session_id)
         .first()
     )
-    pairs = thread_pairs(conversation_id=conversation.pk) if conversation is not None else []
-    if conversation is None or message_id not in dict(pairs):
+    thread = thread_state(conversation_id=conversation.pk) if conversation is not None else None
+    if conversation is None or thread is None or message_id not in dict(thread.pairs):
         raise NoSuchMessage()
-    streaming_reply_refuse(conversation)
-    conversation.current_message_id = thread_newest_leaf(pairs, message_id)
+    streaming_reply_refuse(thread)
+    conversation.current_message_id = thread_newest_leaf(thread.pairs, message_id)
     conversation.save(update_fields=["current_message"])
 
 
