@@ -12,10 +12,13 @@ The `nginx` scenario (opt-in) runs a real nginx (deploy/nginx.conf) in front of 
 in front of one: concurrent streams (CPU per 1,000 tokens per instance, latency) and idle sockets (memory
 per socket per instance).
 
-usage: .venv/bin/python -m bench [--scenario burst|paced|pair|nginx|all|all-with-pair]
+The `scale` scenario (opt-in) runs one instance of ours holding 1,000, 5,000, then 10,000 sockets, 10% of
+them streaming at once: memory and idle CPU per socket, relay and first-token latency, Postgres connections.
+
+usage: .venv/bin/python -m bench [--scenario burst|paced|pair|nginx|scale|all|all-with-pair]
                                  [--servers ours,seed,bare] [--quick] [--before DIR]
                                  [--clients N --turns T --tokens K --delay-ms D]
-                                 [--idle-sockets N --idle-s S]
+                                 [--idle-sockets N --idle-s S] [--scale-sockets N,N,...]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from .scenarios import (
     DEFAULT_SCENARIOS,
     NGINX_IDLE,
     QUICK,
+    SCALE,
     SCENARIOS,
     Bench,
     configuration,
@@ -70,7 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="burst, paced, pair, nginx (comma-separated), all (= burst,paced; the default) or all-with-pair",
+        help="burst, paced, pair, nginx, scale (comma-separated), all (= burst,paced; the default)"
+        " or all-with-pair",
     )
     parser.add_argument(
         "--servers",
@@ -87,7 +92,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-s",
         type=float,
-        help=f"nginx: seconds to hold the idle sockets (default {NGINX_IDLE['idle_s']:g})",
+        help=f"nginx, scale: seconds to hold the idle sockets (default {NGINX_IDLE['idle_s']:g},"
+        f" scale {SCALE['idle_s']:g})",
+    )
+    parser.add_argument(
+        "--scale-sockets",
+        type=lambda text: [int(n) for n in text.split(",") if n.strip()],
+        help="scale: comma-separated socket counts, one instance each"
+        f" (default {','.join(map(str, SCALE['sockets']))}; --quick: 200)",
     )
     parser.add_argument(
         "--turn-timeout", type=float, default=60.0, help="seconds before a turn counts as stuck"
@@ -134,9 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # What the scenarios run: ours (pair and nginx configurations are ours too), seed, bare.
+    # What the scenarios run: ours (pair, nginx and scale configurations are ours too), seed, bare.
     needed = {
-        "ours" if c in ("pair", "two", "one", *OURS) else c
+        "ours" if s in ("nginx", "scale") or c in ("pair", *OURS) else c
         for s in args.scenarios
         for c in scenario_configs(s, args)
     }

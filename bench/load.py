@@ -521,3 +521,143 @@ def latency_summary(stats: LoadStats) -> dict[str, Any]:
         "live_p99_ms": percentile(live, 0.99) / 1000,
         "live_max_ms": (live[-1] / 1000) if live else float("nan"),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# The `scale` scenario: many sockets on the chat page's path, each with a browser session
+
+
+async def browser_cookies(server: HttpServer, count: int, tag: str, concurrency: int) -> list[str]:
+    """`count` browser sessions: the `Cookie` header each got from its first chat page (the page's socket
+    path refuses cookie-less handshakes)."""
+    gate = asyncio.Semaphore(concurrency)
+    conn = aiohttp.TCPConnector(limit=0)
+    # No jar: each page load is a new browser, whose session cookie is read off the response.
+    async with aiohttp.ClientSession(connector=conn, cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def one(j: int) -> str:
+            async with gate, http.get(f"{server.origin}/c/{tag}-page{j}/") as response:
+                response.raise_for_status()
+                cookie = response.cookies.get("sessionid")
+                if cookie is None:
+                    raise RuntimeError("the chat page gave no session cookie")
+                return f"sessionid={cookie.value}"
+
+        return list(await asyncio.gather(*(one(j) for j in range(count))))
+
+
+@dataclasses.dataclass
+class HeldSocket:
+    """An open chat socket and the receive() that reads it while it idles (its pings get their pongs
+    there: aiohttp answers a ping only inside receive())."""
+
+    sid: str
+    ws: aiohttp.ClientWebSocketResponse
+    watcher: asyncio.Task
+
+
+class SocketCrowd:
+    """Many chat sockets of one server, on the chat page's path (`/ws/chat/<id>/`), `per_browser` of them
+    on each browser session, each on a conversation of its own. Opened `concurrency` handshakes at a time;
+    each read from the moment it is open, so any frame or close while idle is seen (an error)."""
+
+    def __init__(self, server: HttpServer, tag: str, *, per_browser: int, concurrency: int) -> None:
+        self.server, self.tag, self.per_browser, self.concurrency = server, tag, per_browser, concurrency
+        self.held: list[HeldSocket] = []
+        self.stats = LoadStats()  # connects and idle sockets
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self, count: int) -> dict[str, Any]:
+        """Open `count` sockets (each with its `history` frame). Return the times and what failed first."""
+        info: dict[str, Any] = {}
+        started = time.monotonic()
+        browsers = -(-count // self.per_browser)
+        cookies = await browser_cookies(self.server, browsers, self.tag, self.concurrency)
+        info["browsers"] = browsers
+        info["cookies_s"] = time.monotonic() - started
+        gate = asyncio.Semaphore(self.concurrency)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        url, origin = self.server.ws_url, self.server.origin
+        first_error: list[str] = []
+
+        async def open_one(i: int) -> HeldSocket | None:
+            sid = f"{self.tag}-{i}"
+            headers = {"Origin": origin, "Cookie": cookies[i // self.per_browser]}
+            assert self.session is not None
+            async with gate:
+                ws = None
+                try:
+                    async with asyncio.timeout(30):
+                        ws = await self.session.ws_connect(url(sid), headers=headers, max_msg_size=0)
+                        msg = await ws.receive()
+                    kind = orjson.loads(msg.data).get("type") if msg.type is aiohttp.WSMsgType.TEXT else None
+                    if kind != "history":
+                        raise RuntimeError(f"first frame {msg.type.name} {kind!r}, not history")
+                except Exception as exc:
+                    what = f"connect: {type(exc).__name__} {str(exc)[:120]}"
+                    self.stats.errors[what] += 1
+                    if not first_error:
+                        first_error.append(f"socket {i} ({time.monotonic() - started:.1f} s in): {what}")
+                    if ws is not None:
+                        await _close_quietly(ws)
+                    return None
+            return HeldSocket(sid, ws, asyncio.ensure_future(ws.receive()))
+
+        opening = time.monotonic()
+        held = await asyncio.gather(*(open_one(i) for i in range(count)))
+        self.held = [h for h in held if h is not None]
+        info["open_s"] = time.monotonic() - opening
+        info["opened"] = len(self.held)
+        info["first_error"] = first_error[0] if first_error else None
+        return info
+
+    def idle_problems(self, held: list[HeldSocket]) -> None:
+        """Count as errors the sockets of `held` that got a frame or were closed while idle."""
+        for h in held:
+            task = h.watcher
+            if not task.done() or task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:
+                self.stats.errors[f"idle: {type(exc).__name__}"] += 1
+                continue
+            msg = task.result()
+            what = msg.type.name.lower()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                what = f"frame {orjson.loads(msg.data).get('type')!r}"
+            self.stats.errors[f"idle: {what} while idle"] += 1
+            self.stats.sample(f"{h.sid}: {what} while idle")
+
+    async def stream(self, every: int, load: Load) -> tuple[dict[str, LoadStats], list[HeldSocket], float]:
+        """One socket in `every` runs `load`'s turns, all at once, while the others stay idle. Return the
+        stats of each streaming socket, the sockets that stayed idle, and the wall seconds."""
+        streaming = self.held[::every][: load.clients]
+        chosen = {id(h) for h in streaming}
+        idle = [h for h in self.held if id(h) not in chosen]
+        self.idle_problems(streaming)
+        ready = []
+        for h in streaming:
+            if not h.watcher.done():
+                h.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await h.watcher
+                ready.append(h)
+        per_sid = {h.sid: LoadStats() for h in ready}
+        started = time.monotonic()
+        await asyncio.gather(*(client_turns(h.ws, load, per_sid[h.sid]) for h in ready))
+        wall = time.monotonic() - started
+        self.held = idle
+        return per_sid, idle, wall
+
+    async def close(self) -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(_close_quietly(h.ws) for h in self.held))
+        for h in self.held:
+            if not h.watcher.done():
+                h.watcher.cancel()
+        await asyncio.gather(*(h.watcher for h in self.held), return_exceptions=True)
+        self.held = []
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+        return time.monotonic() - started

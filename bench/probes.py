@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -147,6 +148,52 @@ def pg_backends(kind: str = "ours") -> list[int]:
 def pg_backends_cpu(kind: str = "ours") -> dict[int, int]:
     """CPU so far of each backend of the bench database (ns, from /proc, readable for any user)."""
     return {pid: thread_ns(pid, pid) for pid in pg_backends(kind)}
+
+
+class PgBackendsWatch:
+    """The number of backends serving the bench database of `kind` (the server's connections), polled every
+    `every` seconds on a thread of its own, with the peak of each phase the caller names (mark())."""
+
+    def __init__(self, kind: str = "ours", every: float = 0.25) -> None:
+        self.kind, self.every = kind, every
+        self.phase = "start"
+        self.peaks: dict[str, int] = {}
+        self.failure = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pg-backends", daemon=True)
+
+    def __enter__(self) -> PgBackendsWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(10)
+
+    def mark(self, phase: str) -> None:
+        self.phase = phase
+
+    @property
+    def peak(self) -> int:
+        return max(self.peaks.values(), default=0)
+
+    def _run(self) -> None:
+        query = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        try:
+            with pg_connect(bench_db_name(self.kind)) as conn:
+                while True:
+                    conn.execute("SELECT pg_stat_clear_snapshot()")
+                    count = int(conn.execute(query).fetchone()[0])
+                    phase = self.phase
+                    self.peaks[phase] = max(self.peaks.get(phase, 0), count)
+                    if self._stop.wait(self.every):
+                        return
+        except Exception as exc:  # reported, not raised: the run goes on without this figure
+            self.failure = f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def db_counters_settled(kind: str = "ours", wait: float = 3.0) -> dict[str, int]:

@@ -16,7 +16,8 @@ P99_FACTOR = 10
 
 def render(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The scenario's table (rows of `pair` and `nginx` have their own shape)."""
-    return {"pair": pair_table, "nginx": nginx_table}.get(scenario, table)(scenario, params, rows)
+    tables = {"pair": pair_table, "nginx": nginx_table, "scale": scale_table}
+    return tables.get(scenario, table)(scenario, params, rows)
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -421,3 +422,77 @@ def nginx_idle(label: str, idle: dict[str, Any], lines: list[str], notes: list[s
             f" all accepted sockets logged WSDISCONNECT: {idle['all_disconnected']}"
         )
     notes.append(f"  {label}: nginx access log, idle: {idle['nginx_access']}")
+
+
+def scale_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The `scale` scenario: one row per socket count on one instance of ours."""
+    share = params["stream_share"]
+    head = (
+        f"== {scenario}: one instance of ours (Daphne, no nginx), N sockets on /ws/chat/<id>/ with browser"
+        f" sessions; idle {params['idle_s']:g} s, then {share:.0%} of them stream {params['turns']} x"
+        f" {params['tokens']} tokens, delay {params['delay_ms']:g} ms, at once =="
+    )
+    cols = ("sockets", "open s", "RSS MiB", "KiB/sock", "idle ms/sock/min", "streams", "relay p50")
+    cols += ("p99 ms", "TTFT p99", "ms CPU/1k tok", "PG conns", "errors")
+    widths = (7, 6, 7, 8, 16, 7, 9, 8, 8, 13, 8, 6)
+    lines = [head, titles(cols, widths)]
+    notes: list[str] = []
+    for r in rows:
+        label = f"{r.get('sockets', r['server'])}"
+        if "idle" not in r or "p99_ms" not in r:
+            lines.append(f"{label:>7}  FAILED: {r.get('failure', '?')}")
+            continue
+        idle, pg = r["idle"], r["postgres_connections"]
+        cells = [
+            label.rjust(7),
+            fmt(idle["open_s"], ".1f").rjust(6),
+            fmt(idle["rss_held_kib"] / 1024, ".0f").rjust(7),
+            fmt(idle["kib_per_socket"], ".1f").rjust(8),
+            fmt(idle["idle_cpu_ms_per_socket_min"], ".3f").rjust(16),
+            f"{r['streams']}".rjust(7),
+            fmt(r["p50_ms"], ".1f").rjust(9),
+            fmt(r["p99_ms"], ".1f").rjust(8),
+            fmt(r["first_token_p99_ms"], ".0f").rjust(8),
+            fmt(r["cpu_ms_per_1k_tokens"], ".1f").rjust(13),
+            f"{pg['peak']}/{pg['bound']}".rjust(8),
+            f"{r['errors']}".rjust(6),
+        ]
+        lines.append("  ".join(cells))
+        notes += scale_notes(label, r)
+    return "\n".join([*lines, *notes])
+
+
+def scale_notes(label: str, r: dict[str, Any]) -> list[str]:
+    idle, pg = r["idle"], r["postgres_connections"]
+    notes = [
+        f"  {label}: {idle['opened']} of {r['sockets']} opened in {idle['open_s']:.1f} s"
+        f" ({IDLE_CONNECT_CONCURRENCY} handshakes at a time, {idle['browsers']} browser sessions fetched in"
+        f" {idle['cookies_s']:.1f} s), {fmt(idle['connect_cpu_us_per_socket'], '.0f')} µs server CPU per"
+        f" connect; closed in {idle['close_s']:.1f} s; open-files limit {r['nofile'][0]}",
+        f"  {label}: RSS {idle['rss_before_kib'] / 1024:.0f} MiB before, {idle['rss_open_kib'] / 1024:.0f}"
+        f" open, {idle['rss_held_kib'] / 1024:.0f} held,"
+        f" {idle['rss_after_close_kib'] / 1024:.0f} after close;"
+        f" idle CPU {idle['idle_cpu_ms_per_min']:.0f} ms/min with the sockets"
+        f" (main thread {idle['idle_main_thread_ms_per_min']:.0f}) vs {idle['baseline_cpu_ms_per_min']:.0f}"
+        f" ms/min with none = {fmt(idle['idle_cpu_ms_per_socket_min_net'], '.3f')} ms/socket/min net",
+        f"  {label}: streams: CPU {r['server_cpu_s']:.2f} s via {r['cpu_source']} (main thread"
+        f" {r['main_thread_ms_per_1k_tokens']:.1f}, other threads {r['other_threads_ms_per_1k_tokens']:.1f}"
+        f" ms/1k tokens), stand-in {r['standin_cpu_ms_per_1k_tokens']:.1f} ms/1k tokens; max"
+        f" {r['max_ms']:.0f} ms, TTFT p50 {r['first_token_p50_ms']:.0f} ms; wall {r['wall_s']:.1f} s;"
+        f" loadavg before {' '.join(f'{x:.2f}' for x in r['loadavg_before'])}",
+        f"  {label}: Postgres connections of the bench database, peak by phase {pg['by_phase']}"
+        f" (bound: CHAT_DB_POOL_MAX {pg['bound']})"
+        + (f"; poll failed: {pg['failure']}" if "failure" in pg else ""),
+    ]
+    notes += arrived(label, r)
+    if idle.get("first_error"):
+        notes.append(f"  {label}: first connect failure: {idle['first_error']}")
+    if idle["error_kinds"]:
+        notes.append(f"  {label}: connect/idle errors {idle['error_kinds']}")
+    if r["error_kinds"]:
+        notes.append(f"  {label}: stream errors {r['error_kinds']}")
+        notes += [f"    e.g. {sample}" for sample in r["error_samples"][:3]]
+    notes += instance_notes(label, {"": r}, "run")
+    if "db" in r:
+        notes.append(db_note(label, r["db"], all_tables=False))
+    return notes

@@ -22,8 +22,10 @@ from tests.processes import SERVE_FLAGS, HttpServer, Nginx, Process, standin_sta
 
 from . import log
 from .load import (
+    IDLE_CONNECT_CONCURRENCY,
     Load,
     LoadStats,
+    SocketCrowd,
     latency_summary,
     run_idle_sockets,
     run_load,
@@ -32,6 +34,7 @@ from .load import (
 )
 from .probes import (
     Cpu,
+    PgBackendsWatch,
     cpu_sample,
     daphne_ws_events,
     db_counters_settled,
@@ -52,10 +55,21 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "pair": {"clients": 100, "turns": 1, "tokens": 300, "delay_ms": 5},
     # nginx in front of two instances of ours, then of one; each client on its own conversation.
     "nginx": {"clients": 200, "turns": 1, "tokens": 300, "delay_ms": 5},
+    # One instance of ours holding N sockets; `clients` (the streaming ones) is N x SCALE's stream_share.
+    "scale": {"clients": 0, "turns": 1, "tokens": 200, "delay_ms": 5},
 }
 # The `nginx` scenario's second phase: this many idle sockets (handshake + `history`), held this long.
 NGINX_IDLE = {"idle_sockets": 1000, "idle_s": 10.0}
 QUICK_IDLE = {"idle_sockets": 40, "idle_s": 2.0}
+# The `scale` scenario: one configuration per socket count; the idle window is measured after a window of
+# the same server with no socket open (`baseline_s`), and then one socket in 1/stream_share streams.
+SCALE = {"sockets": (1000, 5000, 10000), "stream_share": 0.1, "idle_s": 30.0, "baseline_s": 10.0}
+QUICK_SCALE = {"sockets": (200,), "idle_s": 5.0, "baseline_s": 3.0}
+# Browser sessions of the `scale` scenario: this many sockets each, the per-owner maximum it keeps on
+# (CHAT_MAX_SOCKETS_PER_OWNER), so the sockets are counted and their entries renewed as in production.
+SCALE_SOCKETS_PER_BROWSER = 20
+# File descriptors besides the sockets: the process's own files, pools, logs.
+NOFILE_MARGIN = 1024
 # `--scenario all` (and `make bench`); `pair` is opt-in: `--scenario pair` or `--scenario all-with-pair`.
 DEFAULT_SCENARIOS = ("burst", "paced")
 QUICK = {"clients": 4, "turns": 1, "tokens": 50}
@@ -69,6 +83,11 @@ def scenario_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = dict(SCENARIOS[name])
     if name == "nginx":
         params.update(QUICK_IDLE if args.quick else NGINX_IDLE)
+    if name == "scale":
+        params.update(SCALE)
+        if args.quick:
+            params.update(QUICK_SCALE)
+        params["sockets"] = scale_sockets(args)
     if args.quick:
         params.update(QUICK)
     for key in ("clients", "turns", "tokens", "delay_ms", "idle_sockets", "idle_s"):
@@ -83,6 +102,8 @@ def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
     only when --servers names it); for `nginx`, two instances of ours behind nginx, then one."""
     if scenario == "nginx":
         return ["two", "one"] if "ours" in args.server_list else []
+    if scenario == "scale":
+        return [str(n) for n in scale_sockets(args)] if "ours" in args.server_list else []
     if scenario != "pair":
         return list(args.server_list)
     # `before` (--before) runs its own pair, in the place --servers gives it, to compare with ours.
@@ -91,6 +112,13 @@ def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
     configs += ["ours"] if "ours" in args.server_list else []
     configs += [s for s in ("seed", "bare") if s in args.server_list and (s == "seed" or args.servers_named)]
     return configs
+
+
+def scale_sockets(args: argparse.Namespace) -> tuple[int, ...]:
+    """The socket counts of the `scale` scenario, one configuration each."""
+    if args.scale_sockets:
+        return tuple(args.scale_sockets)
+    return QUICK_SCALE["sockets"] if args.quick else SCALE["sockets"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +135,8 @@ def configuration(bench: Bench, scenario: str, config: str, params: dict[str, An
         return Pair(bench, scenario, config, params)
     if scenario == "nginx":
         return BehindNginx(bench, scenario, config, params)
+    if scenario == "scale":
+        return Scale(bench, scenario, config, params)
     return Streams(bench, scenario, config, params)
 
 
@@ -198,6 +228,7 @@ class Configuration:
             params["clients"], params["turns"], params["tokens"], params["delay_ms"], bench.args.turn_timeout
         )
         self.kinds: dict[str, str] = {}
+        self.server_env: dict[str, str] = {}  # variables of ours' environment to override
         self.ours = True  # servers of ours: database counters and Postgres CPU
         self.flush_redis = True
         self.result: dict[str, Any] = {"server": config}
@@ -284,6 +315,7 @@ class Configuration:
                 self.named(label),
                 flags=self.daphne_flags,
                 before=self.bench.args.before,
+                env=self.server_env,
             )
         self.front_start()
         commands = [command_line(server, self.kinds[label]) for label, server in self.servers.items()]
@@ -596,3 +628,142 @@ class BehindNginx(Configuration):
         assert self.front is not None
         self.front.stop()
         self.result["nginx_errors"] = nginx_error_summary(self.front.log)
+
+
+class Scale(Configuration):
+    """One instance of ours (Daphne directly, with the production flags: pings every 20 s) holding `config`
+    sockets on the chat page's path, SCALE_SOCKETS_PER_BROWSER per browser session, each on a conversation
+    of its own. Phases: a window with no socket open (the instance's own idle CPU), the sockets opened,
+    held idle (memory and CPU per socket), then one in 1/stream_share streams a reply while the others
+    stay open; the Postgres connections of the bench database polled throughout."""
+
+    daphne_flags = SERVE_FLAGS
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        super().__init__(bench, scenario, config, params)
+        self.kinds = {"": "ours"}
+        self.sockets = int(config)
+        streams = max(1, round(self.sockets * params["stream_share"]))
+        self.every = max(1, self.sockets // streams)
+        self.load_spec = dataclasses.replace(self.load_spec, clients=streams)
+        # Sockets counted per owner and renewed at each heartbeat, as in production (the bench's default
+        # turns the count off); each browser session opens no more than the maximum.
+        self.server_env = {"CHAT_MAX_SOCKETS_PER_OWNER": str(SCALE_SOCKETS_PER_BROWSER)}
+        self.result.update(
+            sockets=self.sockets, streams=streams, nofile=raise_nofile(self.sockets + NOFILE_MARGIN)
+        )
+        self.loop = asyncio.new_event_loop()
+        self.crowd: SocketCrowd | None = None
+        self.pg = PgBackendsWatch(self.database)
+
+    def describe(self) -> str:
+        load = self.load_spec
+        return (
+            f"{self.sockets} sockets, {load.clients} of them streaming {load.turns} x {load.tokens} tokens,"
+            f" delay {load.delay_ms:g} ms"
+        )
+
+    def run(self) -> dict[str, Any]:
+        try:
+            return super().run()
+        finally:
+            self.pg.__exit__()
+            if self.crowd is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.run_until_complete(self.crowd.close())
+            self.loop.close()
+
+    def hold(self, seconds: float) -> None:
+        """Let the clients' loop run (the open sockets read their pings and answer them)."""
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def prepare(self) -> None:
+        server = self.servers[""]
+        pid, baseline_s, idle_s = server.pid, self.params["baseline_s"], self.params["idle_s"]
+        self.pg.__enter__()
+        time.sleep(1.0)
+        # The instance alone: its heartbeat and Daphne's timers, with no socket open.
+        rss0 = rss_kib(pid)
+        cpu0, t0 = cpu_sample(pid), time.monotonic()
+        time.sleep(baseline_s)
+        cpu1, t1 = cpu_sample(pid), time.monotonic()
+        self.pg.mark("open")
+        log(f"[{self.scenario}] {self.config}: opening {self.sockets} sockets")
+        self.crowd = SocketCrowd(
+            server, self.tag, per_browser=SCALE_SOCKETS_PER_BROWSER, concurrency=IDLE_CONNECT_CONCURRENCY
+        )
+        opened = self.loop.run_until_complete(self.crowd.open(self.sockets))
+        cpu2 = cpu_sample(pid)
+        log(
+            f"[{self.scenario}] {self.config}: {opened['opened']} open in {opened['open_s']:.1f} s;"
+            f" holding them idle {idle_s:g} s"
+        )
+        self.pg.mark("idle")
+        self.hold(2.0)
+        rss_open = rss_kib(pid)
+        cpu3, t3 = cpu_sample(pid), time.monotonic()
+        self.hold(idle_s)
+        cpu4, t4 = cpu_sample(pid), time.monotonic()
+        rss_held = rss_kib(pid)
+        self.pg.mark("streams")
+        count = opened["opened"]
+        base = Cpu.between(cpu0, cpu1)
+        idle = Cpu.between(cpu3, cpu4)
+        base_rate = base.ns / (t1 - t0)  # ns of CPU per second
+        idle_rate = idle.ns / (t4 - t3)
+
+        def per_socket_minute(ns_per_s: float) -> float:
+            return ns_per_s * 60 / count / 1e6 if count else float("nan")  # ms per socket per minute
+
+        self.result["idle"] = {
+            **opened,
+            "baseline_s": t1 - t0,
+            "idle_s": t4 - t3,
+            "connect_cpu_us_per_socket": Cpu.between(cpu1, cpu2).ns / 1000 / count if count else None,
+            "rss_before_kib": rss0,
+            "rss_open_kib": rss_open,
+            "rss_held_kib": rss_held,
+            "kib_per_socket": (rss_held - rss0) / count if count else float("nan"),
+            "baseline_cpu_ms_per_min": base_rate * 60 / 1e6,
+            "idle_cpu_ms_per_min": idle_rate * 60 / 1e6,
+            "idle_main_thread_ms_per_min": idle.main_ns / (t4 - t3) * 60 / 1e6,
+            "idle_cpu_ms_per_socket_min": per_socket_minute(idle_rate),
+            "idle_cpu_ms_per_socket_min_net": per_socket_minute(idle_rate - base_rate),
+        }
+
+    def load(self) -> tuple[dict[str, LoadStats], float]:
+        assert self.crowd is not None
+        per_sid, idle, wall = self.loop.run_until_complete(self.crowd.stream(self.every, self.load_spec))
+        self.crowd.idle_problems(idle)
+        return per_sid, wall
+
+    def summarize(
+        self, loaded: tuple[dict[str, LoadStats], float], measured: Measured
+    ) -> dict[str, dict[str, Any]]:
+        assert self.crowd is not None
+        per_sid, wall = loaded
+        pid = self.servers[""].pid
+        streams = LoadStats.merged(list(per_sid.values()))
+        self.result.update(
+            **cpu_figures(measured.servers[""], streams.tokens, per_1k=True),
+            **measured.beside(streams.tokens, per_1k=True),
+            **latency_summary(streams),
+            expected_tokens=self.load_spec.expected_tokens,
+            wall_s=wall,
+        )
+        self.pg.mark("close")
+        self.result["idle"]["close_s"] = self.loop.run_until_complete(self.crowd.close())
+        self.hold(1.0)
+        self.result["idle"]["rss_after_close_kib"] = rss_kib(pid)
+        self.pg.__exit__()
+        self.result["idle"]["errors"] = self.crowd.stats.error_count
+        self.result["idle"]["error_kinds"] = dict(self.crowd.stats.errors)
+        self.result["idle"]["error_samples"] = self.crowd.stats.samples
+        self.result["errors"] += self.crowd.stats.error_count
+        self.result["postgres_connections"] = {
+            "peak": self.pg.peak,
+            "by_phase": self.pg.peaks,
+            "bound": int((self.servers[""].env or {}).get("CHAT_DB_POOL_MAX", "20")),
+            **({"failure": self.pg.failure} if self.pg.failure else {}),
+        }
+        return {"": self.result}

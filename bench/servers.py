@@ -36,7 +36,7 @@ NGINX_WORKER_CONNECTIONS = 4096
 # The kinds of server, and the variables of its environment its command line shows in the JSON.
 OURS = ("ours", "before")
 SHOWN_ENV = {
-    "ours": ("DATABASE_URL", "REDIS_URL", "DEDALUS_BASE_URL"),
+    "ours": ("DATABASE_URL", "REDIS_URL", "DEDALUS_BASE_URL", "CHAT_MAX_SOCKETS_PER_OWNER"),
     "before": ("DATABASE_URL", "REDIS_URL", "DEDALUS_BASE_URL"),
     "seed": ("DEDALUS_API_KEY", "DEDALUS_BASE_URL"),
     "bare": (),
@@ -64,14 +64,18 @@ def server_start(
     *,
     flags: Sequence[str] = (),
     before: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> HttpServer:
     """Start a server of `kind` (ours, before, seed or bare) pointed at the stand-in, its output in
-    `<log_dir>/<name>.log`; return it once its port accepts. `flags` are Daphne's (ours, before)."""
+    `<log_dir>/<name>.log`; return it once its port accepts. `flags` are Daphne's and `env` overrides
+    variables of its environment (ours, before)."""
     server: HttpServer
     if kind in OURS:
         cwd = REPO if kind == "ours" else before
         assert cwd is not None
-        server = DaphneServer(name, ours_env(standin_url, kind), log_dir, flags=flags, cwd=cwd)
+        server = DaphneServer(
+            name, {**ours_env(standin_url, kind), **(env or {})}, log_dir, flags=flags, cwd=cwd
+        )
     elif kind == "seed":
         env = dict(os.environ, DEDALUS_API_KEY="bench", DEDALUS_BASE_URL=standin_url, PYTHONUNBUFFERED="1")
         server = Baseline(name, log_dir, python=ensure_seed_venv(), script="seed_server.py", args=(), env=env)
@@ -148,8 +152,14 @@ def ensure_seed_venv() -> Path:
 
 
 def raise_nofile(target: int = NOFILE_TARGET) -> tuple[int, int]:
-    """Raise this process's open-files limit (Daphne, started after, inherits it). Return (soft, hard)."""
+    """Raise this process's open-files limit (Daphne, started after, inherits it) to `target`, the hard
+    limit too when it is lower and the process may (CAP_SYS_RESOURCE); otherwise up to the hard limit.
+    Return (soft, hard)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = target if hard == resource.RLIM_INFINITY else min(target, hard)
     if soft != resource.RLIM_INFINITY and soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
