@@ -79,7 +79,9 @@ def upstream_client_create() -> dedalus_labs.AsyncDedalus:
         connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
         read=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT + settings.CHAT_UPSTREAM_IDLE_TIMEOUT,
         write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-        pool=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
+        # A reply beyond CHAT_UPSTREAM_MAX_CONNECTIONS waits for a free connection as long as it may wait
+        # for its first token (the reply's own deadline ends the wait): a busy instance queues replies.
+        pool=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT,
     )
     # The SDK's aiohttp transport hands over everything already buffered in one read, so the
     # deltas that arrived together become one frame; httpx yields one piece per HTTP chunk.
