@@ -9,8 +9,10 @@ from django.conf import settings
 
 from chatproject.asgi import application
 from conversations.models import MCPServerPreset, Message
+from conversations.relay import cluster
+from conversations.relay import instance as instances
 
-from .conftest import browser_headers, reply_collect, socket_open
+from .conftest import browser_headers, browser_owner_key, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,6 +70,32 @@ async def test_a_socket_over_the_owners_maximum_is_refused(
     fourth = await socket_open("/ws/chat/s4/")
     await second.disconnect()
     await fourth.disconnect()
+
+
+async def test_the_heartbeat_renews_every_open_socket_of_an_owner_and_its_count_key(
+    standin, replies_settle, settings, redis_limits_clean
+):
+    settings.CHAT_MAX_SOCKETS_PER_OWNER = 5
+    tabs = [await socket_open(f"/ws/chat/renewed{n}/") for n in range(3)]
+    instance = await instances.instance_get()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"{settings.CHAT_REDIS_PREFIX}:sockets:{browser_owner_key()}"
+    try:
+        entries = dict(client.zrange(key, 0, -1, withscores=True))
+        assert len(entries) == 3
+        client.zadd(key, {member: score - 60 for member, score in entries.items()}, xx=True)
+        client.expire(key, 5)  # as if the last renewal were long ago
+
+        await cluster.heartbeat(instance)
+
+        renewed = dict(client.zrange(key, 0, -1, withscores=True))
+        assert renewed.keys() == entries.keys()
+        assert all(renewed[member] >= entries[member] for member in entries)
+        assert client.ttl(key) > 5
+    finally:
+        client.close()
+        for tab in tabs:
+            await tab.disconnect()
 
 
 async def test_an_oversized_frame_is_refused_as_too_long_and_stores_nothing(chat_socket, settings):

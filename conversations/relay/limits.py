@@ -181,8 +181,12 @@ class RedisSocketCounter:
         if not sockets or not settings.CHAT_MAX_SOCKETS_PER_OWNER:
             return
         expiry = time.time() + SOCKET_ENTRY_SECONDS
-        pipe = self.client.pipeline(transaction=False)
+        by_owner: dict[str, dict[str, float]] = {}
         for socket_id, owner_key in sockets.items():
-            pipe.zadd(_sockets_key(owner_key), {socket_id: expiry}, xx=True)
+            by_owner.setdefault(owner_key, {})[socket_id] = expiry
+        # Two commands per owner, not per socket: a tab-heavy instance renews in few round trips.
+        pipe = self.client.pipeline(transaction=False)
+        for owner_key, entries in by_owner.items():
+            pipe.zadd(_sockets_key(owner_key), entries, xx=True)
             pipe.expire(_sockets_key(owner_key), SOCKET_ENTRY_SECONDS)
         await pipe.execute()
