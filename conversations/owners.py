@@ -124,7 +124,9 @@ async def owner_still_valid(owner: Owner) -> bool:
     cookie-less client has no session to lose: always True."""
     if owner.is_public:
         return True
-    return await database_sync_to_async(_session_holds)(owner)
+    # On any worker thread (a session read is self-contained): thread-sensitive, every turn of the
+    # process would queue on one thread.
+    return await database_sync_to_async(_session_holds, thread_sensitive=False)(owner)
 
 
 def _session_holds(owner: Owner) -> bool:
