@@ -105,11 +105,11 @@ async def test_a_streaming_row_of_this_instance_with_no_task_is_not_renewed_and_
     leased_until = (await stored(reply_id)).lease_expires_at
 
     await asyncio.sleep(0.2)
-    await cluster.heartbeat(await instances.instance_get())
+    await cluster.heartbeat(instance)
     assert (await stored(reply_id)).lease_expires_at == leased_until  # no task streams it: not renewed
 
     async def stored_as_lost() -> bool:
-        await cluster.heartbeat(await instances.instance_get())
+        await cluster.heartbeat(instance)
         return (await stored(reply_id)).status != Message.Status.STREAMING
 
     await until(stored_as_lost, wait=5, interval=0.2)
@@ -246,20 +246,26 @@ async def test_leases_are_judged_and_renewed_by_the_database_clock_not_this_serv
 # A lost reply keeps what its log showed.
 
 
+async def other_instance_reply_saved(session_id: str, saved: str) -> int:
+    """A reply another instance streams, with `saved` as its last saved text; return its id."""
+    reply_id = await streaming_reply_store(session_id, streamed_by=OTHER_INSTANCE)
+    assert await sync_to_async(replies.reply_flush)(
+        reply_id=reply_id, content=saved, streamed_by=OTHER_INSTANCE
+    )
+    return reply_id
+
+
 async def test_a_reply_whose_server_died_is_stored_with_all_the_text_its_log_showed(
     replies_settle, other_instance_log
 ):
     instance = await instances.instance_get()
-    reply_id = await streaming_reply_store("log-kept", streamed_by=OTHER_INSTANCE)
-    assert await sync_to_async(replies.reply_flush)(
-        reply_id=reply_id, content="Hello ", streamed_by=OTHER_INSTANCE
-    )
+    reply_id = await other_instance_reply_saved("log-kept", "Hello ")
     other_instance_log.start(reply_id)
     await log_write(other_instance_log, reply_id, 0, "Hello ")
     await log_write(other_instance_log, reply_id, 6, "world, shown after the last save")
     await lease_lapse(reply_id)  # the other instance died before its next save
 
-    await cluster.heartbeat(await instances.instance_get())
+    await cluster.heartbeat(instance)
     await instance.reply_log.drained()
 
     reply = await stored(reply_id)
@@ -282,15 +288,12 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
     replies_settle, other_instance_log
 ):
     instance = await instances.instance_get()
-    reply_id = await streaming_reply_store("log-gap", streamed_by=OTHER_INSTANCE)
-    assert await sync_to_async(replies.reply_flush)(
-        reply_id=reply_id, content="He", streamed_by=OTHER_INSTANCE
-    )
+    reply_id = await other_instance_reply_saved("log-gap", "He")
     await log_write(other_instance_log, reply_id, 0, "Hello ")
     await log_write(other_instance_log, reply_id, 12, "never shown")  # offsets 6 to 12 never reached the log
     await lease_lapse(reply_id)
 
-    await cluster.heartbeat(await instances.instance_get())
+    await cluster.heartbeat(instance)
     assert (await stored(reply_id)).content == "Hello "  # what followers were shown, no more
     assert await instance.reply_log.shown_text(reply_id) == "Hello "
 

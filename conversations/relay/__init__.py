@@ -37,7 +37,7 @@ async def frame_receive(socket: ChatSocket, text_data: str | None, bytes_data: b
     except ChatError as exc:
         if exc.code in LIMIT_CODES:
             metrics.REFUSALS.labels(exc.code).inc()
-        await socket.send(protocol.dumps(protocol.error_frame(exc.code, exc.message, **exc.details)))
+        await socket.send(protocol.dumps(protocol.error_frame_of(exc)))
         if isinstance(exc, SessionExpired):
             await socket.close(LOGIN_REQUIRED_CLOSE_CODE)
 

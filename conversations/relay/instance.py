@@ -199,13 +199,11 @@ async def instance_close() -> None:
     if starting is None:
         return
     instance = await starting
-    if instance.heartbeat is not None:
-        instance.heartbeat.cancel()
-    parts: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-        ("heartbeat", lambda: asyncio.gather(*filter(None, [instance.heartbeat]), return_exceptions=True)),
-        ("events", instance.bus.close),
-        ("reply log", instance.reply_log.close),
-    ]
+    parts: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if (heartbeat := instance.heartbeat) is not None:
+        heartbeat.cancel()
+        parts.append(("heartbeat", lambda: asyncio.gather(heartbeat, return_exceptions=True)))
+    parts += [("events", instance.bus.close), ("reply log", instance.reply_log.close)]
     if instance._upstream is not None:
         parts.append(("upstream client", instance._upstream.close))
     if instance.redis is not None:
