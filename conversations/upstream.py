@@ -193,16 +193,11 @@ async def _reply_attempt(
     async with contextlib.AsyncExitStack() as stack:
         try:
             async with asyncio.timeout_at(deadline):
-                response = await stack.enter_async_context(
-                    client.chat.completions.with_streaming_response.create(
-                        model=model,
-                        messages=list(messages),
-                        mcp_servers=list(mcp_servers),
-                        stream=True,
-                        stream_options={"include_usage": True},
-                    )
+                response = await _completion_open(
+                    client, model=model, messages=messages, mcp_servers=mcp_servers
                 )
-            chunks = response.iter_bytes().__aiter__()
+            stack.push_async_callback(response.aclose)
+            chunks = response.aiter_bytes().__aiter__()
             buffer = b""
             while not state.done:
                 async with asyncio.timeout_at(deadline):
@@ -241,6 +236,30 @@ async def _reply_attempt(
     if not state.done and state.finish_reason is None:
         raise UpstreamError("The model service ended the reply early.", retryable=True)
     yield Finish(reason=state.finish_reason or "stop", usage=state.usage)
+
+
+async def _completion_open(
+    client: dedalus_labs.AsyncDedalus,
+    *,
+    model: str,
+    messages: Sequence[dict[str, str]],
+    mcp_servers: Sequence[str],
+) -> httpx.Response:
+    """Open a streamed chat completion and return its response, unread (the caller closes it).
+
+    Sent through the SDK client (its key, base URL, headers and transport, error statuses raised as its
+    exceptions), but posted as the JSON body it is: `chat.completions.create` first walks every field of
+    the request against the SDK's parameter types, which costs about 0.13 ms of CPU per message of the
+    history, on every turn, for a body that is plain JSON already.
+    """
+    body = {
+        "model": model,
+        "messages": list(messages),
+        "mcp_servers": list(mcp_servers),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    return await client.post("/v1/chat/completions", body=body, cast_to=httpx.Response, stream=True)
 
 
 def _retry_after(exc: dedalus_labs.APIStatusError) -> float | None:
