@@ -16,6 +16,10 @@ class ChatModelQuerySet(models.QuerySet):
         """Models a user may pick, in the admin's order."""
         return self.filter(enabled=True).order_by("position", "label")
 
+    def enabled_choices(self) -> list[tuple[str, bool]]:
+        """The (name, is_default) of every enabled model, in the admin's order."""
+        return list(self.enabled().values_list("name", "is_default"))
+
     def default_name(self) -> str | None:
         """Return the name of the default enabled model, else the first enabled one, else None."""
         enabled = self.enabled()

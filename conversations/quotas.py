@@ -48,11 +48,15 @@ def daily_tokens_used(*, owner_key: str) -> int:
     return used + tokens_estimate(streaming)
 
 
-def replies_in_flight_check(*, owner_key: str) -> None:
-    """Raise TooManyReplies when the owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming
-    (in any conversation, on any instance)."""
+def replies_in_flight_check(*, owner_key: str, adding: int = 0) -> None:
+    """Raise TooManyReplies when the owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming (in any
+    conversation, on any instance), counting `adding` more about to open (earlier turns of a batch)."""
     limit = settings.CHAT_MAX_REPLIES_PER_OWNER
-    if limit and Message.objects.streaming().filter(conversation__owner_key=owner_key).count() >= limit:
+    if not limit:
+        return
+    if adding >= limit or (
+        Message.objects.streaming().filter(conversation__owner_key=owner_key).count() + adding >= limit
+    ):
         raise TooManyReplies(f"At most {limit} replies at once; wait for one to end or stop it.")
 
 

@@ -30,24 +30,53 @@ class ThreadState:
 
 
 def thread_state(*, conversation_id: int, client_id: str = "") -> ThreadState:
-    """Read a conversation's tree, its streaming reply and the message sent with `client_id` at once:
-    a turn's checks cost one round trip, not three."""
+    """Read a conversation's tree, its streaming reply and the message sent with `client_id` at once."""
+    return threads_state(client_ids={conversation_id: client_id})[conversation_id][0]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """What a turn reads of each message of its conversation: its place in the tree, and its role and
+    text (a path's messages go upstream)."""
+
+    id: int
+    parent_id: int | None
+    role: str
+    content: str
+
+
+def threads_state(*, client_ids: dict[int, str]) -> dict[int, tuple[ThreadState, dict[int, ThreadMessage]]]:
+    """Read the trees of many conversations at once (their ids are the keys of `client_ids`), each with
+    its streaming reply, the message sent with that conversation's client id, and every message's role
+    and text by id: the turns of a whole batch cost one round trip, not three each."""
     rows = (
-        Message.objects.filter(conversation_id=conversation_id)
+        Message.objects.filter(conversation_id__in=list(client_ids))
         .order_by("id")
         .annotate(lapsed=Q(lease_expires_at__lt=Now()))
-        .values_list("id", "parent_id", "status", "client_id", "lapsed")
+        .values_list("conversation_id", "id", "parent_id", "role", "content", "status", "client_id", "lapsed")
     )
-    pairs: Pairs = []
-    streaming: tuple[int, bool] | None = None
-    sent_id: int | None = None
-    for message_id, parent_id, status, sent_with, lapsed in rows:
-        pairs.append((message_id, parent_id))
-        if streaming is None and status == Message.Status.STREAMING:
-            streaming = (message_id, bool(lapsed))
-        if sent_id is None and client_id and sent_with == client_id:
-            sent_id = message_id
-    return ThreadState(pairs=pairs, streaming=streaming, sent_id=sent_id)
+    pairs: dict[int, Pairs] = {conversation_id: [] for conversation_id in client_ids}
+    messages: dict[int, dict[int, ThreadMessage]] = {conversation_id: {} for conversation_id in client_ids}
+    streaming: dict[int, tuple[int, bool]] = {}
+    sent: dict[int, int] = {}
+    for conversation_id, message_id, parent_id, role, content, status, sent_with, lapsed in rows:
+        pairs[conversation_id].append((message_id, parent_id))
+        messages[conversation_id][message_id] = ThreadMessage(message_id, parent_id, role, content)
+        if status == Message.Status.STREAMING:
+            streaming.setdefault(conversation_id, (message_id, bool(lapsed)))
+        if sent_with and sent_with == client_ids[conversation_id]:
+            sent.setdefault(conversation_id, message_id)
+    return {
+        conversation_id: (
+            ThreadState(
+                pairs=pairs[conversation_id],
+                streaming=streaming.get(conversation_id),
+                sent_id=sent.get(conversation_id),
+            ),
+            messages[conversation_id],
+        )
+        for conversation_id in client_ids
+    }
 
 
 def thread_pairs(*, conversation_id: int) -> Pairs:

@@ -8,17 +8,20 @@ checked under the row lock, so two server instances never stream into one conver
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from .exceptions import (
     Busy,
+    ChatError,
     EmptyMessage,
     InvalidMcpServer,
-    InvalidMessage,
     MessageTooLong,
     NoSuchMessage,
     NoSuchReply,
@@ -28,7 +31,7 @@ from .models import ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
-from .selectors import ThreadState, message_as_dict, thread_state
+from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
 from .threads import Pairs, thread_leaf_id, thread_path_ids, thread_siblings
 from .validators import mcp_target_error, mcp_target_is_internal
 
@@ -47,11 +50,16 @@ class DuplicateSend:
     message_id: int
 
 
+# The kinds of turn: a message sent, a reply regenerated, a user message edited.
+SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
+
+
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """What every kind of turn asks for: whose conversation, the model and MCP servers (None: keep the
-    conversation's), the client's id of the frame (its resend stores nothing), and the instance that will
-    stream the reply."""
+    """What a turn asks for: whose conversation, the model and MCP servers (None: keep the
+    conversation's), the client's id of the frame (its resend stores nothing), the instance that will
+    stream the reply, and its kind: a send's or an edit's `content`, the reply to regenerate or the
+    message to edit (`target_id`)."""
 
     ref: ConversationRef
     owner: Owner
@@ -59,6 +67,9 @@ class TurnRequest:
     mcp_servers: list[str] | None = None
     client_id: str = ""
     streamed_by: str = ""
+    kind: str = SEND
+    content: str = ""
+    target_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +86,6 @@ class Turn:
     upstream_messages: list[dict[str, str]]
 
 
-@dataclass(slots=True)
-class _TurnContext:
-    """A conversation locked for a new reply, with the model, servers and message tree it will use."""
-
-    request: TurnRequest
-    conversation: Conversation
-    pairs: Pairs
-    model: str
-    mcp_servers: list[str]
-
-
 def message_content_check(content: str) -> None:
     """Raise EmptyMessage if the text is empty, MessageTooLong if longer than CHAT_MAX_MESSAGE_CHARS."""
     limit = settings.CHAT_MAX_MESSAGE_CHARS
@@ -95,12 +95,12 @@ def message_content_check(content: str) -> None:
         raise MessageTooLong(f"Messages must be at most {limit} characters.")
 
 
-def model_resolve(*, requested: str | None, current: str) -> str:
-    """Return the model for the next reply: the one asked for, else the conversation's, else the default.
+def model_resolve(*, requested: str | None, current: str, enabled: list[tuple[str, bool]]) -> str:
+    """Return the model for the next reply: the one asked for, else the conversation's, else the default,
+    among the `enabled` models (`ChatModel.objects.enabled_choices()`).
 
     Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
     """
-    enabled = list(ChatModel.objects.enabled().values_list("name", "is_default"))
     names = {name for name, _ in enabled}
     if requested is not None:
         if requested not in names:
@@ -140,7 +140,7 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
     return cleaned
 
 
-def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
+def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, str]]:
     """The history the model sees: turns in order, keeping partial replies the user saw.
 
     A reply that failed before any text leaves no assistant turn; the user turns around it are merged
@@ -157,7 +157,6 @@ def upstream_messages_build(messages: list[Message]) -> list[dict[str, str]]:
     return built
 
 
-@transaction.atomic
 def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
     """Store the user's message after the active branch's leaf and open the reply row, before anything
     goes upstream; the model sees the active branch only.
@@ -167,17 +166,9 @@ def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
     `quota_exceeded`, or `busy` when a reply of this conversation is still streaming; nothing is
     stored then.
     """
-    message_content_check(content)
-    context = _turn_prepare(request)
-    if isinstance(context, DuplicateSend):
-        return context
-    leaf_id = thread_leaf_id(context.pairs, context.conversation.current_message_id)
-    path = _messages_in_order(thread_path_ids(context.pairs, leaf_id))
-    user_message = _user_message_create(context, content=content, parent_id=leaf_id)
-    return _reply_open(context, path=[*path, user_message], user_message=user_message)
+    return _turn_store_raising(replace(request, kind=SEND, content=content))
 
 
-@transaction.atomic
 def turn_regenerate(request: TurnRequest, *, reply_id: int) -> Turn | DuplicateSend:
     """Open a new version of a reply: a sibling under the same user message, which becomes the active
     leaf; the old version is kept. The model sees the branch up to that user message.
@@ -185,18 +176,9 @@ def turn_regenerate(request: TurnRequest, *, reply_id: int) -> Turn | DuplicateS
     `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
     `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
     """
-    missing = NoSuchReply()
-    context = _turn_prepare(request, missing=missing)
-    if isinstance(context, DuplicateSend):
-        return context
-    replaced = _conversation_message(context, message_id=reply_id, role=Message.Role.ASSISTANT)
-    if replaced is None or replaced.parent_id is None:
-        raise missing
-    path = _messages_in_order(thread_path_ids(context.pairs, replaced.parent_id))
-    return _reply_open(context, path=path, user_message=None)
+    return _turn_store_raising(replace(request, kind=REGENERATE, target_id=reply_id))
 
 
-@transaction.atomic
 def turn_edit(request: TurnRequest, *, message_id: int, content: str) -> Turn | DuplicateSend:
     """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
     becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
@@ -204,126 +186,305 @@ def turn_edit(request: TurnRequest, *, message_id: int, content: str) -> Turn | 
     `client_id` is stored on the new user message. Raise ChatError `invalid_message` when `message_id`
     is not a user message of this conversation, and the errors of a send.
     """
-    message_content_check(content)
-    missing = NoSuchMessage()
-    context = _turn_prepare(request, missing=missing)
-    if isinstance(context, DuplicateSend):
-        return context
-    edited = _conversation_message(context, message_id=message_id, role=Message.Role.USER)
-    if edited is None:
-        raise missing
-    path = _messages_in_order(thread_path_ids(context.pairs, edited.parent_id))
-    user_message = _user_message_create(context, content=content, parent_id=edited.parent_id)
-    return _reply_open(context, path=[*path, user_message], user_message=user_message)
+    return _turn_store_raising(replace(request, kind=EDIT, target_id=message_id, content=content))
 
 
-def _turn_prepare(
-    request: TurnRequest, *, missing: InvalidMessage | None = None
-) -> _TurnContext | DuplicateSend:
-    """Lock the conversation for a new reply and run the checks every kind of turn shares.
+def _turn_store_raising(request: TurnRequest) -> Turn | DuplicateSend:
+    (result,) = turns_store([request])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    The row lock serialises turns of one conversation across threads and server instances. A send
-    creates the conversation; a regenerate or an edit (`missing` set) needs one and raises `missing`
-    without it. Return DuplicateSend when `client_id` is already stored in the conversation, on a
-    message of any role. Raise ChatError `unknown_model`, `invalid_mcp_server`, `quota_exceeded`, or
-    `busy` when a reply still streams.
+
+TurnResult = Turn | DuplicateSend | Exception
+
+
+def turns_store(requests: Sequence[TurnRequest]) -> list[TurnResult]:
+    """Store many turns, of any kind and in different conversations, in one transaction, and return each
+    one's result in order: its Turn, a DuplicateSend, or the ChatError that refused it (nothing of it
+    stored).
+
+    Under load the turns a server receives at once share one lock statement, one read of their trees,
+    one insert of their messages and one of their replies (a group commit), instead of nine round trips
+    and their ORM work each. A later request for a conversation already in the batch is stored after the
+    batch, so it finds the earlier one's reply streaming. When the database refuses a request's rows,
+    each request is stored again on its own, so that only that one fails (with the database's error);
+    a failure of the database itself (OperationalError, InterfaceError) is raised for all, since their
+    COMMIT may have landed.
     """
-    ref, owner, client_id = request.ref, request.owner, request.client_id
-    locked = Conversation.objects.select_for_update()
-    created = False
-    if missing is None:
-        conversation, created = locked.get_or_create(
-            owner_key=ref.owner_key,
-            session_id=ref.session_id,
-            defaults={"user_id": owner.user_id, "owner_session_key": owner.session_digest},
-        )
-    else:
-        conversation = locked.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
-        if conversation is None:
-            raise missing
-    # A conversation this turn just created holds no message yet: nothing to read.
-    thread = (
-        ThreadState(pairs=[])
-        if created
-        else thread_state(conversation_id=conversation.pk, client_id=client_id)
+    first: list[int] = []
+    later: list[int] = []
+    seen: set[str] = set()
+    for index, request in enumerate(requests):
+        key = request.ref.room_key
+        (later if key in seen else first).append(index)
+        seen.add(key)
+    results: list[TurnResult | None] = [None] * len(requests)
+    batch = [requests[index] for index in first]
+    try:
+        stored = _turns_store_atomic(batch)
+    except (IntegrityError, DataError):
+        if len(batch) == 1:
+            raise
+        stored = [_turn_store_alone(request) for request in batch]
+    for index, result in zip(first, stored, strict=True):
+        results[index] = result
+    if later:
+        for index, result in zip(later, turns_store([requests[index] for index in later]), strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+def _turn_store_alone(request: TurnRequest) -> TurnResult:
+    try:
+        return _turns_store_atomic([request])[0]
+    except (IntegrityError, DataError) as exc:
+        return exc
+
+
+@dataclass(slots=True)
+class _TurnPlan:
+    """One request's turn, checked and ready to write: the locked conversation and its tree, the model
+    and servers, the user message to store (a send's or an edit's) and the reply's place."""
+
+    index: int
+    request: TurnRequest
+    conversation: Conversation
+    pairs: Pairs
+    model: str
+    mcp_servers: list[str]
+    path: list[ThreadMessage]
+    user_parent_id: int | None = None
+    user_message: Message | None = None
+    reply_parent_id: int | None = None
+
+
+@transaction.atomic
+def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
+    """Store turns of distinct conversations together (see `turns_store`)."""
+    results: list[TurnResult | None] = [None] * len(requests)
+    for index, request in enumerate(requests):
+        if request.kind != REGENERATE:
+            try:
+                message_content_check(request.content)
+            except ChatError as exc:
+                results[index] = exc
+    conversations, created = _conversations_lock([r for i, r in enumerate(requests) if results[i] is None])
+    trees = threads_state(
+        client_ids={
+            conversations[request.ref.room_key].pk: request.client_id
+            for index, request in enumerate(requests)
+            if results[index] is None and request.ref.room_key in conversations
+        }
     )
-    if thread.sent_id is not None:
-        return DuplicateSend(client_id=client_id, message_id=thread.sent_id)
-    chosen_model = model_resolve(requested=request.model, current=conversation.model)
+    enabled: list[tuple[str, bool]] | None = None
+    replies_added: dict[str, int] = {}
+    plans: list[_TurnPlan] = []
+    for index, request in enumerate(requests):
+        if results[index] is not None:
+            continue
+        conversation = conversations.get(request.ref.room_key)
+        if conversation is None:
+            results[index] = _missing_error(request)
+            continue
+        thread, messages = trees[conversation.pk]
+        if thread.sent_id is not None:
+            results[index] = DuplicateSend(client_id=request.client_id, message_id=thread.sent_id)
+            continue
+        if enabled is None:
+            enabled = ChatModel.objects.enabled_choices()
+        try:
+            plan = _turn_plan(index, request, conversation, thread, messages, enabled)
+            owner_key = request.ref.owner_key
+            replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
+            daily_quota_check(owner_key=owner_key)
+        except ChatError as exc:
+            results[index] = exc
+            continue
+        replies_added[owner_key] = replies_added.get(owner_key, 0) + 1
+        plans.append(plan)
+    # A conversation created for a turn that was refused goes too: a refusal stores nothing. (One that
+    # holds messages was another instance's, created at the same moment.)
+    planned = {plan.request.ref.room_key for plan in plans}
+    abandoned = [
+        conversation.pk
+        for key in created - planned
+        if not trees[(conversation := conversations[key]).pk][0].pairs
+    ]
+    if abandoned:
+        Conversation.objects.filter(pk__in=abandoned).delete()
+    if plans:
+        for plan, turn in zip(plans, _turns_write(plans), strict=True):
+            results[plan.index] = turn
+    return [result for result in results if result is not None]
+
+
+def _missing_error(request: TurnRequest) -> ChatError:
+    """The refusal of a regenerate or an edit in a conversation that does not exist."""
+    return NoSuchReply() if request.kind == REGENERATE else NoSuchMessage()
+
+
+def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conversation], set[str]]:
+    """Lock the requests' conversations, by room key, creating those a send starts; return them and
+    the keys of those created here.
+
+    The row locks serialise turns of one conversation across threads and server instances; they are
+    taken in one order (by id), so two batches sharing conversations never deadlock.
+    """
+    keys = {request.ref.room_key: request for request in requests}
+    if not keys:
+        return {}, set()
+    found = _conversations_locked(list(keys.values()))
+    missing = [request for key, request in keys.items() if key not in found and request.kind == SEND]
+    if not missing:
+        return found, set()
+    missing.sort(key=lambda request: request.ref.room_key)
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                owner_key=request.ref.owner_key,
+                session_id=request.ref.session_id,
+                user_id=request.owner.user_id,
+                owner_session_key=request.owner.session_digest,
+            )
+            for request in missing
+        ],
+        # Created by another instance meanwhile: locked below all the same, and its turn, which stored
+        # its messages with it, found in the tree.
+        ignore_conflicts=True,
+    )
+    created = _conversations_locked(missing)
+    found.update(created)
+    return found, set(created)
+
+
+def _conversations_locked(requests: Sequence[TurnRequest]) -> dict[str, Conversation]:
+    named = Q()
+    for request in requests:
+        named |= Q(owner_key=request.ref.owner_key, session_id=request.ref.session_id)
+    rows = Conversation.objects.select_for_update().filter(named).order_by("pk")
+    return {ConversationRef(row.owner_key, row.session_id).room_key: row for row in rows}
+
+
+def _turn_plan(
+    index: int,
+    request: TurnRequest,
+    conversation: Conversation,
+    thread: ThreadState,
+    messages: dict[int, ThreadMessage],
+    enabled: list[tuple[str, bool]],
+) -> _TurnPlan:
+    """Check one request against its locked conversation and place its turn in the tree.
+
+    Raise ChatError `unknown_model`, `invalid_mcp_server`, `invalid_message` (a regenerate or an edit of
+    a message that is not of that kind in this conversation), or `busy` when a reply still streams.
+    """
+    model = model_resolve(requested=request.model, current=conversation.model, enabled=enabled)
     requested_servers = request.mcp_servers
     servers = mcp_servers_clean(conversation.mcp_servers if requested_servers is None else requested_servers)
     streaming_reply_refuse(thread)
-    replies_in_flight_check(owner_key=ref.owner_key)
-    daily_quota_check(owner_key=ref.owner_key)
-    return _TurnContext(
+    plan = _TurnPlan(
+        index=index,
         request=request,
         conversation=conversation,
         pairs=thread.pairs,
-        model=chosen_model,
+        model=model,
         mcp_servers=servers,
+        path=[],
     )
+    if request.kind == SEND:
+        plan.user_parent_id = thread_leaf_id(thread.pairs, conversation.current_message_id)
+        plan.path = _path(messages, thread.pairs, plan.user_parent_id)
+        return plan
+    target = messages.get(request.target_id) if request.target_id is not None else None
+    if request.kind == REGENERATE:
+        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
+            raise NoSuchReply()
+        plan.reply_parent_id = target.parent_id
+        plan.path = _path(messages, thread.pairs, target.parent_id)
+        return plan
+    if target is None or target.role != Message.Role.USER:
+        raise NoSuchMessage()
+    plan.user_parent_id = target.parent_id
+    plan.path = _path(messages, thread.pairs, target.parent_id)
+    return plan
 
 
-def _conversation_message(context: _TurnContext, *, message_id: int, role: str) -> Message | None:
-    """The conversation's message of that id and role, or None."""
-    return Message.objects.filter(pk=message_id, conversation=context.conversation, role=role).first()
+def _path(messages: dict[int, ThreadMessage], pairs: Pairs, leaf_id: int | None) -> list[ThreadMessage]:
+    return [messages[message_id] for message_id in thread_path_ids(pairs, leaf_id)]
 
 
-def _messages_in_order(ids: list[int]) -> list[Message]:
-    """The messages of these ids, in this order (one query)."""
-    rows = Message.objects.in_bulk(ids)
-    return [rows[pk] for pk in ids]
+def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
+    """Store the planned turns' user messages, then their streaming reply rows, then their
+    conversations' new leaf, model, servers and title: three statements whatever their number.
 
-
-def _user_message_create(context: _TurnContext, *, content: str, parent_id: int | None) -> Message:
-    # Content was checked by the caller and every other field is set here, so no full_clean() round trip.
-    return Message.objects.create(
-        conversation=context.conversation,
-        parent_id=parent_id,
-        role=Message.Role.USER,
-        content=content,
-        model=context.model,
-        mcp_servers=context.mcp_servers,
-        client_id=context.request.client_id,  # a send's or an edit's id is on its user message
-    )
-
-
-def _reply_open(context: _TurnContext, *, path: list[Message], user_message: Message | None) -> Turn:
-    """Open the streaming reply row under the last message of `path` (the user message it answers),
-    make it the active leaf, and build the upstream history from `path`.
-
-    The streaming row doubles as the conversation's lock: no other turn starts until it ends.
+    Each streaming row doubles as its conversation's lock: no other turn starts until it ends.
     """
-    parent = path[-1]
-    conversation = context.conversation
-    reply = Message.objects.create(
-        conversation=conversation,
-        parent=parent,
-        role=Message.Role.ASSISTANT,
-        model=context.model,
-        mcp_servers=context.mcp_servers,
-        status=Message.Status.STREAMING,
-        # A regenerate's id is on its new reply (it stores no user message).
-        client_id=context.request.client_id if user_message is None else "",
-        streamed_by=context.request.streamed_by,
-        lease_expires_at=lease_expiry(),
+    asking = [plan for plan in plans if plan.request.kind != REGENERATE]
+    users = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=plan.conversation,
+                parent_id=plan.user_parent_id,
+                role=Message.Role.USER,
+                content=plan.request.content,  # checked by message_content_check
+                model=plan.model,
+                mcp_servers=plan.mcp_servers,
+                client_id=plan.request.client_id,  # a send's or an edit's id is on its user message
+            )
+            for plan in asking
+        ]
     )
-    conversation.current_message = reply
-    conversation.model, conversation.mcp_servers = context.model, context.mcp_servers
-    if not conversation.title and user_message is not None:
-        conversation.title = " ".join(user_message.content.split())[:TITLE_LENGTH]
-    conversation.save(update_fields=["model", "mcp_servers", "title", "current_message", "updated_at"])
+    for plan, user in zip(asking, users, strict=True):
+        plan.user_message, plan.reply_parent_id = user, user.pk
+    replies = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=plan.conversation,
+                parent_id=plan.reply_parent_id,
+                role=Message.Role.ASSISTANT,
+                model=plan.model,
+                mcp_servers=plan.mcp_servers,
+                status=Message.Status.STREAMING,
+                # A regenerate's id is on its new reply (it stores no user message).
+                client_id=plan.request.client_id if plan.user_message is None else "",
+                streamed_by=plan.request.streamed_by,
+                lease_expires_at=lease_expiry(),
+            )
+            for plan in plans
+        ]
+    )
+    now = timezone.now()
+    for plan, reply in zip(plans, replies, strict=True):
+        conversation = plan.conversation
+        conversation.current_message_id = reply.pk
+        conversation.model, conversation.mcp_servers = plan.model, plan.mcp_servers
+        conversation.updated_at = now
+        if not conversation.title and plan.user_message is not None:
+            conversation.title = " ".join(plan.user_message.content.split())[:TITLE_LENGTH]
+    Conversation.objects.bulk_update(
+        [plan.conversation for plan in plans],
+        ["model", "mcp_servers", "title", "current_message", "updated_at"],
+    )
+    return [_turn_of(plan, reply) for plan, reply in zip(plans, replies, strict=True)]
+
+
+def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
+    """The stored turn as the relay needs it: what the sockets are shown and what goes upstream."""
+    user = plan.user_message
     shown = None
-    if user_message is not None:
-        siblings = thread_siblings([*context.pairs, (user_message.pk, user_message.parent_id)])
-        shown = message_as_dict(user_message, siblings=siblings)
+    path: list[ThreadMessage | Message] = list(plan.path)
+    if user is not None:
+        siblings = thread_siblings([*plan.pairs, (user.pk, user.parent_id)])
+        shown = message_as_dict(user, siblings=siblings)
+        path.append(user)
     return Turn(
-        ref=context.request.ref,
+        ref=plan.request.ref,
         user_message=shown,
         reply_id=reply.pk,
-        parent_id=parent.pk,
-        model=context.model,
-        mcp_servers=context.mcp_servers,
+        parent_id=reply.parent_id,
+        model=plan.model,
+        mcp_servers=plan.mcp_servers,
         upstream_messages=upstream_messages_build(path),
     )
 

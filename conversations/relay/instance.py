@@ -32,6 +32,7 @@ from .eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
 from .limits import LocalSocketCounter, RateLimits, RedisSocketCounter, SocketCounter, redis_rate_storage
 from .live import Rooms
 from .replylog import LocalReplyLog, RedisReplyLog, ReplyLog
+from .turnwriter import TurnWriter
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Instance:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     rooms: Rooms = field(default_factory=Rooms)
     sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
+    turn_writer: TurnWriter = field(default_factory=TurnWriter)
     # Reply tasks (local and followed), referenced so the event loop never collects one mid-reply.
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False

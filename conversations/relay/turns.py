@@ -16,7 +16,7 @@ from .. import protocol, selectors, upkeep
 from ..exceptions import Busy, NoSuchReply, NotConfigured, SessionExpired, Unavailable
 from ..models import Message
 from ..owners import owner_still_valid
-from ..turns import DuplicateSend, ReplyLapsed, Turn, TurnRequest, turn_begin, turn_edit, turn_regenerate
+from ..turns import EDIT, REGENERATE, SEND, DuplicateSend, ReplyLapsed, Turn, TurnRequest
 from . import live
 from .chatsocket import ChatSocket
 from .dbcall import db_call
@@ -103,7 +103,13 @@ async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
 
 async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
     """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
-    this instance."""
+    this instance, stored with the other turns waiting (the instance's turn writer)."""
+    if isinstance(frame, protocol.RegenerateFrame):
+        kind, content, target_id = REGENERATE, "", frame.message_id
+    elif isinstance(frame, protocol.EditFrame):
+        kind, content, target_id = EDIT, frame.message, frame.message_id
+    else:
+        kind, content, target_id = SEND, frame.message, None
     request = TurnRequest(
         ref=socket.ref,
         owner=socket.owner,
@@ -111,14 +117,11 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
         mcp_servers=frame.mcp_servers,
         client_id=frame.client_id,
         streamed_by=socket.instance.instance_id,
+        kind=kind,
+        content=content,
+        target_id=target_id,
     )
-    if isinstance(frame, protocol.RegenerateFrame):
-        return await db_call(turn_regenerate, retry=False)(request, reply_id=frame.message_id)
-    if isinstance(frame, protocol.EditFrame):
-        return await db_call(turn_edit, retry=False)(
-            request, message_id=frame.message_id, content=frame.message
-        )
-    return await db_call(turn_begin, retry=False)(request, content=frame.message)
+    return await socket.instance.turn_writer.store(request)
 
 
 async def reply_stop(socket: ChatSocket) -> bool:
