@@ -1,8 +1,10 @@
 """The only module that talks to Dedalus: one streamed chat completion in, plain events out.
 
-It uses the SDK's raw streaming response (auth, base URL, retries before the first byte) and parses
-the server-sent events itself, so no pydantic object is built per chunk. Everything that arrived in one
-socket read becomes one `TextDelta`: deltas already waiting are coalesced, and nothing waits on a timer.
+The SDK says where the API is and what every request carries (its base URL, key and headers); the
+stream itself goes over one aiohttp session per instance and its server-sent events are parsed here, so
+no pydantic object is built per chunk and no httpx layer sits on every read. Everything that arrived in
+one socket read becomes one `TextDelta`: deltas already waiting are coalesced, and nothing waits on a
+timer. Retries (before the first token only) are ours.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import dedalus_labs
-import httpx
 import orjson
 from django.conf import settings
 
@@ -69,36 +72,38 @@ class _StreamState:
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
-def upstream_client_create() -> dedalus_labs.AsyncDedalus:
-    """A new SDK client for this process's event loop (its instance keeps it: httpx connection pools
-    belong to the loop that opened them).
+@dataclass(frozen=True, slots=True)
+class UpstreamClient:
+    """This instance's way to Dedalus: one aiohttp session (its connection pool, bound to the event loop
+    that opened it) and what every completion request carries."""
 
-    The pool is bounded: hundreds of idle keep-alive connections cost CPU on every request.
+    session: aiohttp.ClientSession
+    completions_url: str
+    headers: dict[str, str]
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def upstream_client_create() -> UpstreamClient:
+    """A new client for this process's event loop (its instance keeps it).
+
+    At most CHAT_UPSTREAM_MAX_CONNECTIONS requests are open at once; a reply beyond them waits for a
+    free connection as long as it may wait for its first token (its own deadline ends the wait): a busy
+    instance queues replies. The SDK's client gives the base URL, the key and the headers it would send.
     """
-    timeout = httpx.Timeout(
-        connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-        read=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT + settings.CHAT_UPSTREAM_IDLE_TIMEOUT,
-        write=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT,
-        # A reply beyond CHAT_UPSTREAM_MAX_CONNECTIONS waits for a free connection as long as it may wait
-        # for its first token (the reply's own deadline ends the wait): a busy instance queues replies.
-        pool=settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT,
+    sdk = dedalus_labs.Dedalus(api_key=settings.DEDALUS_API_KEY, base_url=settings.DEDALUS_BASE_URL)
+    try:
+        headers = {name: value for name, value in sdk.default_headers.items() if isinstance(value, str)}
+        base_url = str(sdk.base_url).rstrip("/")
+    finally:
+        sdk.close()
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.CHAT_UPSTREAM_MAX_CONNECTIONS),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT),
+        json_serialize=lambda value: orjson.dumps(value).decode(),
     )
-    # The SDK's aiohttp transport hands over everything already buffered in one read, so the
-    # deltas that arrived together become one frame; httpx yields one piece per HTTP chunk.
-    http_client = dedalus_labs.DefaultAioHttpClient(
-        timeout=timeout,
-        limits=httpx.Limits(
-            max_connections=settings.CHAT_UPSTREAM_MAX_CONNECTIONS,
-            max_keepalive_connections=settings.CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS,
-        ),
-    )
-    return dedalus_labs.AsyncDedalus(
-        api_key=settings.DEDALUS_API_KEY,
-        base_url=settings.DEDALUS_BASE_URL,
-        max_retries=0,  # retried here, only before the first token (reply_stream)
-        timeout=timeout,
-        http_client=http_client,
-    )
+    return UpstreamClient(session=session, completions_url=f"{base_url}/v1/chat/completions", headers=headers)
 
 
 def upstream_problem() -> str | None:
@@ -128,7 +133,7 @@ def upstream_problem() -> str | None:
 
 
 async def reply_stream(
-    client: dedalus_labs.AsyncDedalus,
+    client: UpstreamClient,
     *,
     model: str,
     messages: Sequence[dict[str, str]],
@@ -146,12 +151,21 @@ async def reply_stream(
         raise NotConfigured()
     loop = asyncio.get_running_loop()
     total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+    body = {
+        "model": model,
+        "messages": list(messages),
+        "mcp_servers": list(mcp_servers),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    # One key for every attempt: the API may tell a retry from a second request.
+    headers = {**client.headers, "Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
     attempt = 0
     while True:
         started = False
         try:
             async for event in _reply_attempt(
-                client, model=model, messages=messages, mcp_servers=mcp_servers, total_deadline=total_deadline
+                client, body=body, headers=headers, total_deadline=total_deadline
             ):
                 started = True
                 yield event
@@ -178,11 +192,10 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 
 
 async def _reply_attempt(
-    client: dedalus_labs.AsyncDedalus,
+    client: UpstreamClient,
     *,
-    model: str,
-    messages: Sequence[dict[str, str]],
-    mcp_servers: Sequence[str],
+    body: dict[str, Any],
+    headers: dict[str, str],
     total_deadline: float,
 ) -> AsyncIterator[Event]:
     """One request upstream, streamed as events; failures come out as UpstreamError."""
@@ -193,18 +206,18 @@ async def _reply_attempt(
     async with contextlib.AsyncExitStack() as stack:
         try:
             async with asyncio.timeout_at(deadline):
-                response = await _completion_open(
-                    client, model=model, messages=messages, mcp_servers=mcp_servers
+                response = await stack.enter_async_context(
+                    client.session.post(client.completions_url, json=body, headers=headers)
                 )
-            stack.push_async_callback(response.aclose)
-            chunks = response.aiter_bytes().__aiter__()
+                if response.status >= 400:
+                    raise await _status_error(response)
+            content = response.content
             buffer = b""
             while not state.done:
                 async with asyncio.timeout_at(deadline):
-                    try:
-                        raw = await chunks.__anext__()
-                    except StopAsyncIteration:
-                        break
+                    raw = await content.readany()  # everything buffered since the last read
+                if not raw:
+                    break
                 read_at = loop.time()
                 lines = (buffer + raw).split(b"\n")
                 buffer = lines.pop()
@@ -217,53 +230,37 @@ async def _reply_attempt(
                     deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
                 for event in events:
                     yield event
-        except TimeoutError as exc:
+        except TimeoutError as exc:  # our deadlines, and aiohttp's connect timeout
             raise _timeout_error(first_token_seen, loop.time() >= total_deadline) from exc
-        except dedalus_labs.APITimeoutError as exc:
-            raise _timeout_error(first_token_seen, False) from exc
-        except dedalus_labs.APIStatusError as exc:
-            raise UpstreamError(
-                _status_message(exc),
-                retryable=exc.status_code == 429 or exc.status_code >= 500,
-                retry_after=_retry_after(exc),
-            ) from exc
-        except dedalus_labs.APIConnectionError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise UpstreamError("Could not reach the model service.", retryable=True) from exc
-        except httpx.TimeoutException as exc:
-            raise _timeout_error(first_token_seen, False) from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamError("The model service broke off the reply.", retryable=True) from exc
     if not state.done and state.finish_reason is None:
         raise UpstreamError("The model service ended the reply early.", retryable=True)
     yield Finish(reason=state.finish_reason or "stop", usage=state.usage)
 
 
-async def _completion_open(
-    client: dedalus_labs.AsyncDedalus,
-    *,
-    model: str,
-    messages: Sequence[dict[str, str]],
-    mcp_servers: Sequence[str],
-) -> httpx.Response:
-    """Open a streamed chat completion and return its response, unread (the caller closes it).
-
-    Sent through the SDK client (its key, base URL, headers and transport, error statuses raised as its
-    exceptions), but posted as the JSON body it is: `chat.completions.create` first walks every field of
-    the request against the SDK's parameter types, which costs about 0.13 ms of CPU per message of the
-    history, on every turn, for a body that is plain JSON already.
-    """
-    body = {
-        "model": model,
-        "messages": list(messages),
-        "mcp_servers": list(mcp_servers),
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    return await client.post("/v1/chat/completions", body=body, cast_to=httpx.Response, stream=True)
+async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
+    """The error of an HTTP error answer: the upstream's own words (never our request or key), retried
+    for 429 and 5xx, after its Retry-After when it gives one."""
+    try:
+        answer: Any = orjson.loads(await response.read())
+    except (orjson.JSONDecodeError, aiohttp.ClientError):
+        answer = None
+    detail = ""
+    if isinstance(answer, dict):
+        error = answer.get("error", answer)
+        detail = str(error.get("message", "") if isinstance(error, dict) else error)
+    detail = detail[:300] or (response.reason or "")
+    return UpstreamError(
+        redact(f"The model service answered {response.status}: {detail}"),
+        retryable=response.status == 429 or response.status >= 500,
+        retry_after=_retry_after(response.headers.get("retry-after")),
+    )
 
 
-def _retry_after(exc: dedalus_labs.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
+def _retry_after(value: str | None) -> float | None:
     try:
         return float(value) if value is not None else None
     except ValueError:
@@ -403,17 +400,6 @@ def redact(text: str) -> str:
 def _error_text(error: Any) -> str:
     message = error.get("message") if isinstance(error, dict) else error
     return redact(f"The model service reported an error: {str(message)[:300]}")
-
-
-def _status_message(exc: dedalus_labs.APIStatusError) -> str:
-    """A message for an HTTP error answer; the upstream's own words, never our request or key."""
-    body = exc.body
-    detail = ""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        detail = str(error.get("message", "") if isinstance(error, dict) else error)
-    detail = detail[:300] or exc.response.reason_phrase
-    return redact(f"The model service answered {exc.status_code}: {detail}")
 
 
 def _timeout_error(first_token_seen: bool, total_exceeded: bool) -> UpstreamError:

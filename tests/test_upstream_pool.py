@@ -11,8 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_a_reply_waits_for_a_free_upstream_connection(standin, replies_settle, settings):
-    settings.CHAT_UPSTREAM_MAX_CONNECTIONS = 1  # read when this test's instance makes its SDK client
-    settings.CHAT_UPSTREAM_KEEPALIVE_CONNECTIONS = 1
+    settings.CHAT_UPSTREAM_MAX_CONNECTIONS = 1  # read when this test's instance makes its upstream client
     settings.CHAT_UPSTREAM_CONNECT_TIMEOUT = 0.3
     settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT = 10
     first = await socket_open("/ws/chat/pool-first/")

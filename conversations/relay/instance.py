@@ -1,6 +1,6 @@
 """This server process on its event loop: one `Instance` holds everything that lives in the process.
 
-Its rooms and their sockets, its open sockets, its reply tasks, the SDK client, the rate limiters, and
+Its rooms and their sockets, its open sockets, its reply tasks, the upstream client, the rate limiters, and
 the backends that reach the other instances (event bus, reply log, socket counter: Redis when
 REDIS_URL is set, in memory otherwise, chosen once here). What to do with events, each heartbeat and
 at shutdown comes from the relay's cluster module, installed by `ConversationsConfig.ready()`.
@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import dedalus_labs
 import redis.asyncio as redis_asyncio
 from django.conf import settings
 from limits.aio.storage import MemoryStorage
@@ -75,10 +74,10 @@ class Instance:
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False
     heartbeat: asyncio.Task[None] | None = None
-    _upstream: dedalus_labs.AsyncDedalus | None = None
+    _upstream: upstream.UpstreamClient | None = None
 
-    def upstream(self) -> dedalus_labs.AsyncDedalus:
-        """The SDK client every reply of this instance shares, made at the first reply (with the
+    def upstream(self) -> upstream.UpstreamClient:
+        """The upstream client every reply of this instance shares, made at the first reply (with the
         settings of that moment)."""
         if self._upstream is None:
             self._upstream = upstream.upstream_client_create()
