@@ -270,6 +270,10 @@ CHAT_UPSTREAM_TOTAL_TIMEOUT = env_float("CHAT_UPSTREAM_TOTAL_TIMEOUT", 600.0)
 CHAT_UPSTREAM_MAX_RETRIES = int(env_float("CHAT_UPSTREAM_MAX_RETRIES", 2))
 CHAT_UPSTREAM_MAX_CONNECTIONS = int(env_float("CHAT_UPSTREAM_MAX_CONNECTIONS", 100))
 CHAT_FLUSH_INTERVAL = env_float("CHAT_FLUSH_INTERVAL", 2.0)
+# A reply's chunk frames go out at most this often (the first at once): text that arrives meanwhile
+# waits in the upstream socket and leaves as one frame. A page draws at most once per display frame, so
+# a faster model costs the server and the browser a frame per token for nothing.
+CHAT_CHUNK_INTERVAL_MS = env_float("CHAT_CHUNK_INTERVAL_MS", 16)
 CHAT_REQUIRE_LOGIN = env_bool("CHAT_REQUIRE_LOGIN")
 # Cookie-less clients may chat on the original page's socket path (`/ws/<id>`), in one shared namespace.
 CHAT_PUBLIC_SOCKETS = env_bool("CHAT_PUBLIC_SOCKETS", True)

@@ -154,3 +154,22 @@ async def test_disconnecting_mid_stream_does_not_cut_the_reply_short(standin, re
     (request,) = standin.requests()
     assert (request["outcome"], request["tokens_sent"]) == ("completed", 60)
     await second.disconnect()
+
+
+@pytest.mark.parametrize(("interval_ms", "frames_allowed"), [(0, range(20, 41)), (50, range(1, 9))])
+async def test_chunk_frames_go_out_at_most_once_per_chunk_interval(
+    chat_socket, standin, settings, interval_ms, frames_allowed
+):
+    """40 tokens 5 ms apart: a frame per token without an interval; with 50 ms, the text that arrives
+    while a frame waits leaves in the next one (about 200 ms / 50 ms frames), whole and in order."""
+    settings.CHAT_CHUNK_INTERVAL_MS = interval_ms
+    await chat_socket.send_json_to({"message": "fast [[standin tokens=40 delay_ms=5]]"})
+    frames = await reply_collect(chat_socket)
+
+    chunks = [frame for frame in frames if frame["type"] == "chunk"]
+    assert len(chunks) in frames_allowed, len(chunks)
+    offsets = [frame["offset"] for frame in chunks]
+    assert offsets == [sum(len(f["content"]) for f in chunks[:i]) for i in range(len(chunks))]
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert reply.content == chunks_text(frames)
+    assert frames[-1]["usage"]["completion_tokens"] == 40

@@ -77,6 +77,7 @@ async def reply_stream(
     metrics.REPLIES_IN_FLIGHT.inc()
     chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
     next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
+    chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
     outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
     try:
         async for event in upstream.reply_stream(
@@ -104,6 +105,9 @@ async def reply_stream(
                     ):
                         raise LeaseLost
                     reply.lease_renewed(now)
+                if chunk_interval > 0:
+                    # The next read takes whatever arrived meanwhile: one frame instead of one per token.
+                    await asyncio.sleep(chunk_interval)
             elif isinstance(event, upstream.ToolActivity):
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
