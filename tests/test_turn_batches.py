@@ -16,7 +16,7 @@ from conversations.owners import ConversationRef, Owner
 from conversations.relay import instance as relay_instance
 from conversations.relay import turnwriter
 
-from .conftest import browser_owner_key, chunks_text, reply_collect, socket_open
+from .conftest import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
 from .servers import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,3 +141,22 @@ async def test_a_batch_is_one_thread_hop_for_turns_sent_together(standin, replie
     )
     assert [turn.user_message["content"] for turn in results] == [f"m{i}" for i in range(5)]
     assert await sync_to_async(Message.objects.filter(status=Message.Status.STREAMING).count)() == 5
+
+
+async def test_a_turn_is_stored_while_every_shared_worker_thread_is_busy(standin, replies_settle):
+    """The turn writer has a thread of its own: a turn never queues behind the histories, session reads
+    and reply ends that share the loop's executor (here all of its threads are held)."""
+    # Cookie-less: no session read (on the shared executor) before the turn.
+    socket = await socket_open("/ws/batch-busy-threads", headers=[ORIGIN])
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    held = [loop.run_in_executor(None, release.wait, 30) for _ in range(40)]
+    try:
+        await socket.send_json_to({"message": "while the workers are busy [[standin tokens=2]]"})
+        start = await socket.receive_json_from(timeout=5)
+        assert start["type"] == "start", start
+    finally:
+        release.set()
+        await asyncio.gather(*held)
+    assert (await reply_collect(socket))[-1]["type"] == "done"
+    await socket.disconnect()

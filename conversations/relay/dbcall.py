@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
@@ -15,16 +16,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def db_call(func: Callable[..., T], *, retry: bool = True) -> Callable[..., Awaitable[T]]:
-    """Run a service call on a worker thread; with `retry`, once more on a fresh connection if the old
-    one was dead.
+def db_call(
+    func: Callable[..., T], *, retry: bool = True, executor: ThreadPoolExecutor | None = None
+) -> Callable[..., Awaitable[T]]:
+    """Run a service call on a worker thread (the loop's default executor's, or `executor`'s); with
+    `retry`, once more on a fresh connection if the old one was dead.
 
     Service calls are self-contained, so they may run on any thread, each with its own connection: a
     hundred turns starting at once do not queue behind one. A connection the database dropped fails
     once and is discarded by Django. Only idempotent calls may be retried: a turn's write whose COMMIT
     was lost may have committed, so it takes `retry=False` and its failure reaches the client.
     """
-    run = database_sync_to_async(func, thread_sensitive=False)
+    run = database_sync_to_async(func, thread_sensitive=False, executor=executor)
     if not retry:
         return run
 

@@ -204,6 +204,7 @@ async def instance_close() -> None:
     if (heartbeat := instance.heartbeat) is not None:
         heartbeat.cancel()
         parts.append(("heartbeat", lambda: asyncio.gather(heartbeat, return_exceptions=True)))
+    instance.turn_writer.close()
     parts += [("events", instance.bus.close), ("reply log", instance.reply_log.close)]
     if instance._upstream is not None:
         parts.append(("upstream client", instance._upstream.close))

@@ -4,12 +4,17 @@ A turn asked for while none is being stored is stored at once, alone. Turns aske
 being stored wait for it, then are stored together in the next one (`turns.turns_store`): under a burst
 of messages the database work per turn falls several-fold (one lock statement, one tree read, one insert
 of messages and one of replies per batch), and nothing ever waits on a timer.
+
+The batches run on a thread of their own: on the loop's shared executor they queued behind every other
+database call (the histories of sockets opening, the ends of replies), and a turn is what a user waits
+on before the first token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from ..turns import DuplicateSend, Turn, TurnRequest, TurnResult, turns_store
 from .dbcall import db_call
@@ -26,6 +31,8 @@ class TurnWriter:
     def __init__(self) -> None:
         self._waiting: list[tuple[TurnRequest, asyncio.Future[TurnResult]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-writer")
+        self._store = db_call(turns_store, retry=False, executor=self._thread)
 
     async def store(self, request: TurnRequest) -> Turn | DuplicateSend:
         """Store one turn (with whatever others are waiting) and return its result; raise what refused
@@ -40,13 +47,17 @@ class TurnWriter:
             raise result
         return result
 
+    def close(self) -> None:
+        """Let the writer's thread go once it is idle (its instance closes)."""
+        self._thread.shutdown(wait=False)
+
     async def _run(self) -> None:
         batch: list[tuple[TurnRequest, asyncio.Future[TurnResult]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
                 try:
-                    results = await db_call(turns_store, retry=False)([request for request, _ in batch])
+                    results = await self._store([request for request, _ in batch])
                 except Exception as exc:  # the database failed: every turn of the batch is told
                     results = [exc] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
