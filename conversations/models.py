@@ -22,9 +22,8 @@ class ChatModelQuerySet(models.QuerySet):
 
     def default_name(self) -> str | None:
         """Return the name of the default enabled model, else the first enabled one, else None."""
-        enabled = self.enabled()
-        chosen = enabled.filter(is_default=True).first() or enabled.first()
-        return chosen.name if chosen else None
+        choices = self.enabled_choices()
+        return next((name for name, is_default in choices if is_default), choices[0][0] if choices else None)
 
 
 class ChatModel(models.Model):

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .exceptions import (
@@ -346,6 +346,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 session_id=request.ref.session_id,
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
+                title=" ".join(request.content.split())[:TITLE_LENGTH],
             )
             for request in missing
         ],
@@ -454,19 +455,34 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
             for plan in plans
         ]
     )
-    now = timezone.now()
-    for plan, reply in zip(plans, replies, strict=True):
-        conversation = plan.conversation
-        conversation.current_message_id = reply.pk
-        conversation.model, conversation.mcp_servers = plan.model, plan.mcp_servers
-        conversation.updated_at = now
-        if not conversation.title and plan.user_message is not None:
-            conversation.title = " ".join(plan.user_message.content.split())[:TITLE_LENGTH]
-    Conversation.objects.bulk_update(
-        [plan.conversation for plan in plans],
-        ["model", "mcp_servers", "title", "current_message", "updated_at"],
-    )
+    _conversations_advance(plans)
     return [_turn_of(plan, reply) for plan, reply in zip(plans, replies, strict=True)]
+
+
+def _conversations_advance(plans: list[_TurnPlan]) -> None:
+    """Make each planned conversation's new streaming reply its active leaf, with the turn's model and
+    servers: one UPDATE for all the conversations whose turns chose the same model and servers (a
+    conversation has one streaming reply: the one just opened), not a CASE per row and column."""
+    now = timezone.now()
+    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for plan in plans:
+        alike.setdefault((plan.model, tuple(plan.mcp_servers)), []).append(plan.conversation.pk)
+    streaming_reply = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), status=Message.Status.STREAMING)
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    for (model, servers), conversation_ids in alike.items():
+        Conversation.objects.filter(pk__in=conversation_ids).update(
+            current_message=Subquery(streaming_reply),
+            model=model,
+            mcp_servers=list(servers),
+            updated_at=now,
+        )
+    for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
+        if not plan.conversation.title and plan.user_message is not None:
+            title = " ".join(plan.user_message.content.split())[:TITLE_LENGTH]
+            Conversation.objects.filter(pk=plan.conversation.pk).update(title=title)
 
 
 def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
