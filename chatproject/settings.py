@@ -257,7 +257,7 @@ DEDALUS_API_KEY = os.environ.get("DEDALUS_API_KEY", "").strip()
 DEDALUS_BASE_URL = os.environ.get("DEDALUS_BASE_URL", "").strip() or None
 if DEDALUS_BASE_URL and DEDALUS_BASE_URL.rstrip("/").endswith("/v1"):
     raise ImproperlyConfigured(
-        "DEDALUS_BASE_URL must not end in /v1: the SDK adds /v1/chat/completions itself."
+        "DEDALUS_BASE_URL must not end in /v1: the server adds /v1/chat/completions itself."
     )
 
 # --- Chat behaviour (all CHAT_* settings are documented in README.md) ---
