@@ -328,8 +328,9 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
     """Lock the requests' conversations, by room key, creating those a send starts; return them and
     the keys of those created here.
 
-    The row locks serialise turns of one conversation across threads and server instances; they are
-    taken in one order (by id), so two batches sharing conversations never deadlock.
+    The row locks serialise turns of one conversation across threads and server instances. Every batch
+    takes them in one order (the existing rows by id, then the new ones by key), so two batches sharing
+    conversations wait for each other instead of deadlocking.
     """
     keys = {request.ref.room_key: request for request in requests}
     if not keys:
