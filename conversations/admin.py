@@ -5,7 +5,7 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from .models import ChatModel, Conversation, DailyUsage, MCPServerPreset, Message, UserQuota
+from .models import Agent, ChatModel, Conversation, DailyUsage, MCPServerPreset, Message, UserQuota
 
 
 @admin.register(ChatModel)
@@ -22,6 +22,15 @@ class ChatModelAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"{count} model(s) disabled; new messages can no longer pick them.", messages.SUCCESS
         )
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "model_names", "enabled", "is_default", "position", "updated_at"]
+    list_editable = ["enabled", "is_default", "position"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "slug", "description", "instructions"]
+    prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(MCPServerPreset)

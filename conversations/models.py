@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .validators import validate_mcp_target
+from .validators import agent_definition_errors, validate_mcp_target
 
 
 class ChatModelQuerySet(models.QuerySet):
@@ -87,6 +88,74 @@ class MCPServerPreset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.target})"
+
+
+class AgentQuerySet(models.QuerySet):
+    def enabled(self) -> AgentQuerySet:
+        """Agents a user may pick, in the admin's order."""
+        return self.filter(enabled=True).order_by("position", "name")
+
+
+class Agent(models.Model):
+    """What answers in a conversation: instructions, the model that answers and the ones it may hand off
+    to, their settings and MCP servers. A plain model is picked as it always was; an agent is this."""
+
+    slug = models.SlugField(max_length=64, unique=True, help_text="How clients and files name it.")
+    name = models.CharField(max_length=100, help_text="What the agent picker shows.")
+    description = models.TextField(blank=True, help_text="A sentence or two for the picker.")
+    colour = models.CharField(max_length=7, blank=True, help_text="#rrggbb for its mark on the page.")
+    instructions = models.TextField(blank=True, help_text="Sent as the system message of every request.")
+    model_names = models.JSONField(
+        default=list,
+        help_text="Dedalus model ids: the first answers, the others may take over mid-reply (handoffs).",
+    )
+    settings = models.JSONField(
+        default=dict, blank=True, help_text="temperature, max_tokens, top_p, reasoning_effort."
+    )
+    mcp_servers = models.JSONField(default=list, blank=True, help_text="org/name[@version] or https URLs.")
+    user_may_change_model = models.BooleanField(default=False)
+    user_may_change_mcp_servers = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True, db_index=True)
+    is_default = models.BooleanField(default=False, help_text="Picked for new conversations.")
+    position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AgentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_agent"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # As for ChatModel: a new default takes the flag from the previous one.
+        with transaction.atomic():
+            if self.is_default:
+                Agent.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
+            super().save(*args, **kwargs)
+
+    def validate_constraints(self, exclude: object = None) -> None:
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"} if self.is_default else exclude)
+
+    def clean(self) -> None:
+        """Refuse model ids that are not in the catalog (ChatModel), settings out of their range and
+        MCP servers that are not slugs or https URLs, each under its field."""
+        errors = agent_definition_errors(
+            model_names=self.model_names, settings=self.settings, mcp_servers=self.mcp_servers
+        )
+        if not errors.get("model_names"):
+            known = set(ChatModel.objects.filter(name__in=self.model_names).values_list("name", flat=True))
+            unknown = [name for name in self.model_names if name not in known]
+            if unknown:
+                errors["model_names"] = f"Not in the model catalog: {', '.join(unknown)}."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Conversation(models.Model):

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 
 from . import protocol
 from .exceptions import InternalError, NoSuchMessage
-from .models import ChatModel, Conversation, MCPServerPreset, Message
+from .models import Agent, ChatModel, Conversation, MCPServerPreset, Message
 from .owners import ConversationRef
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
 
@@ -316,3 +316,17 @@ def conversation_as_markdown(export: dict[str, Any]) -> str:
         if message["status"] in ("interrupted", "error"):
             lines += [f"_{message['status']}: {message['error'] or 'stopped before the end'}_", ""]
     return "\n".join(lines)
+
+
+def agents_enabled() -> list[dict[str, Any]]:
+    """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them."""
+    return [
+        {
+            "slug": agent.slug,
+            "name": agent.name,
+            "description": agent.description,
+            "models": agent.model_names,
+            "default": agent.is_default,
+        }
+        for agent in Agent.objects.enabled().only("slug", "name", "description", "model_names", "is_default")
+    ]

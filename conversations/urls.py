@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.chat_new, name="new"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
     path("api/conversations/", views.conversation_list, name="conversation_list"),
+    path("api/agents/", views.agent_list, name="agent_list"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/delete$", views.conversation_delete, name="delete"),
     re_path(

@@ -136,3 +136,59 @@ def ipv4_carried(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None
     if address in NAT64_NETWORK or int(address) >> 32 == 0:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.ipv4_mapped or address.sixtofour
+
+
+# An agent's settings: what each may be. They go upstream as the request's own fields.
+AGENT_SETTING_RANGES: dict[str, tuple[type, float, float]] = {
+    "temperature": (float, 0.0, 2.0),
+    "top_p": (float, 0.0, 1.0),
+    "max_tokens": (int, 1, 1_000_000),
+}
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+AGENT_MAX_MODELS = 8
+
+
+def agent_definition_errors(*, model_names: object, settings: object, mcp_servers: object) -> dict[str, str]:
+    """Return what is wrong with an agent's models, settings and MCP servers, by field (empty: nothing).
+
+    The shapes only: whether the models are in the catalog is the model's own check."""
+    errors: dict[str, str] = {}
+    if (
+        not isinstance(model_names, list)
+        or not model_names
+        or not all(isinstance(name, str) and name.strip() for name in model_names)
+    ):
+        errors["model_names"] = "One or more model ids: the first answers, the others may take over."
+    elif len(model_names) > AGENT_MAX_MODELS:
+        errors["model_names"] = f"At most {AGENT_MAX_MODELS} models."
+    elif len(set(model_names)) != len(model_names):
+        errors["model_names"] = "A model may appear only once."
+    if not isinstance(settings, dict):
+        errors["settings"] = "An object of settings (temperature, top_p, max_tokens, reasoning_effort)."
+    else:
+        problems = [problem for key, value in settings.items() if (problem := _setting_error(key, value))]
+        if problems:
+            errors["settings"] = " ".join(problems)
+    if not isinstance(mcp_servers, list):
+        errors["mcp_servers"] = "A list of MCP servers (org/name[@version] or https URLs)."
+    else:
+        problems = [f"{target!r}: {error}" for target in mcp_servers if (error := mcp_target_error(target))]
+        if problems:
+            errors["mcp_servers"] = " ".join(problems)
+    return errors
+
+
+def _setting_error(key: object, value: object) -> str | None:
+    if key == "reasoning_effort":
+        if value not in REASONING_EFFORTS:
+            return f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}."
+        return None
+    if key not in AGENT_SETTING_RANGES:
+        known = ", ".join([*AGENT_SETTING_RANGES, "reasoning_effort"])
+        return f"{str(key)[:40]!r} is not a setting ({known})."
+    kind, low, high = AGENT_SETTING_RANGES[key]
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric or (kind is int and not isinstance(value, int)) or not low <= value <= high:
+        what = "a whole number" if kind is int else "a number"
+        return f"{key} must be {what} from {low:g} to {high:g}."
+    return None

@@ -13,7 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from . import health, selectors, upkeep
 from .exceptions import ChatError
@@ -176,6 +176,15 @@ def conversation_list(request: HttpRequest, owner: Owner) -> JsonResponse:
             "has_more": len(items) > CONVERSATIONS_PAGE,
         }
     )
+
+
+@require_GET
+def agent_list(request: HttpRequest) -> JsonResponse:
+    """The agents the requester may pick (every enabled one; with CHAT_REQUIRE_LOGIN, for a signed-in
+    user only). Cookie-less API clients may chat, so they may list them too."""
+    if settings.CHAT_REQUIRE_LOGIN and not request.user.is_authenticated:
+        return JsonResponse({"code": "login_required", "message": "Sign in to see the agents."}, status=401)
+    return JsonResponse({"agents": selectors.agents_enabled()})
 
 
 @require_POST

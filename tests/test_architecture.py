@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "conversations"
-DOMAIN = {"turns", "replies", "upkeep", "quotas", "selectors", "threads", "models"}
+DOMAIN = {"turns", "replies", "upkeep", "quotas", "selectors", "threads", "models", "agents"}
 
 
 def module_name(path: Path) -> str:

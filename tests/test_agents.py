@@ -1,0 +1,182 @@
+"""Agents as an operator defines them: in the admin or from a file (`manage.py agents_load`), and as
+clients list them (`GET /api/agents/`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from conversations.models import Agent
+
+pytestmark = pytest.mark.django_db
+
+RESEARCHER = {
+    "slug": "researcher",
+    "name": "Researcher",
+    "description": "Finds sources and cites them.",
+    "instructions": "You are a careful researcher. Cite every claim.",
+    "models": ["openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101"],
+    "settings": {"temperature": 0.2, "max_tokens": 2000, "reasoning_effort": "high"},
+    "mcp_servers": ["acme/search@1.2.0"],
+    "default": True,
+}
+
+
+def load(tmp_path: Path, document: object, *, name: str = "agents.json") -> str:
+    path = tmp_path / name
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    out = StringIO()
+    call_command("agents_load", str(path), stdout=out)
+    return out.getvalue()
+
+
+def test_a_file_of_agents_creates_them_then_updates_them_by_slug(tmp_path):
+    assert "1 agent(s) created, 0 updated" in load(tmp_path, {"agents": [RESEARCHER]})
+    agent = Agent.objects.get(slug="researcher")
+    assert agent.model_names == RESEARCHER["models"]
+    assert agent.settings == RESEARCHER["settings"]
+    assert agent.instructions == RESEARCHER["instructions"]
+    assert (agent.is_default, agent.enabled, agent.mcp_servers) == (True, True, ["acme/search@1.2.0"])
+
+    changed = {**RESEARCHER, "instructions": "Be brief.", "default": False}
+    writer = {"slug": "writer", "name": "Writer", "models": ["google/gemini-3-pro-preview"]}
+    assert "1 agent(s) created, 1 updated" in load(tmp_path, {"agents": [changed, writer]})
+    assert Agent.objects.get(slug="researcher").instructions == "Be brief."
+    assert Agent.objects.count() == 2
+
+
+def test_a_yaml_file_loads_like_json(tmp_path):
+    yaml_text = """
+agents:
+  - slug: coder
+    name: Coder
+    models: [openai/gpt-5.1]
+    settings: {temperature: 0}
+"""
+    load(tmp_path, yaml_text, name="agents.yaml")
+    assert Agent.objects.get(slug="coder").settings == {"temperature": 0}
+
+
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [
+        (
+            {**RESEARCHER, "models": ["nope/none"]},
+            "agents[0] (researcher), field 'models': Not in the model catalog",
+        ),
+        ({**RESEARCHER, "models": []}, "field 'models'"),
+        (
+            {**RESEARCHER, "settings": {"temperature": 3}},
+            "field 'settings': temperature must be a number from 0",
+        ),
+        ({**RESEARCHER, "settings": {"tempreature": 1}}, "'tempreature' is not a setting"),
+        ({**RESEARCHER, "settings": {"reasoning_effort": "max"}}, "reasoning_effort must be one of"),
+        ({**RESEARCHER, "mcp_servers": ["http://10.0.0.1/mcp"]}, "field 'mcp_servers'"),
+        ({**RESEARCHER, "slug": "not a slug"}, "field 'slug'"),
+        ({"slug": "x", "name": "X"}, "agents[0] (x): field 'models' is required"),
+        ({**RESEARCHER, "colour_scheme": "dark"}, "unknown key 'colour_scheme'"),
+    ],
+)
+def test_a_bad_entry_is_named_with_its_field_and_nothing_changes(tmp_path, entry, named):
+    load(tmp_path, {"agents": [{"slug": "kept", "name": "Kept", "models": ["openai/gpt-5.1"]}]})
+    good = {"slug": "also-new", "name": "Also new", "models": ["openai/gpt-5.1"]}
+    changed = {"slug": "kept", "name": "Renamed", "models": ["openai/gpt-5.1"]}
+
+    with pytest.raises(CommandError) as refused:
+        load(tmp_path, {"agents": [entry, good, changed]})
+
+    assert named in str(refused.value)
+    assert "Nothing was changed" in str(refused.value)
+    assert list(Agent.objects.values_list("slug", "name")) == [("kept", "Kept")]
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ("agents: [unclosed", "Not YAML or JSON"),
+        ({"agent": []}, 'must hold {"agents": [...]}'),
+        ({"agents": [{**RESEARCHER, "default": False}] * 2}, "slug 'researcher' appears twice"),
+        ({"agents": [RESEARCHER, {**RESEARCHER, "slug": "other"}]}, "At most one agent may be the default"),
+    ],
+)
+def test_a_file_that_is_not_a_list_of_agents_is_refused(tmp_path, document, named):
+    with pytest.raises(CommandError, match=re.escape(named)):
+        load(tmp_path, document)
+    assert not Agent.objects.exists()
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("agents_load", str(tmp_path / "absent.yaml"))
+
+
+def test_the_api_lists_the_enabled_agents_in_order(client, tmp_path):
+    writer = {"slug": "writer", "name": "Writer", "models": ["google/gemini-3-pro-preview"], "position": 0}
+    hidden = {"slug": "hidden", "name": "Hidden", "models": ["openai/gpt-5.1"], "enabled": False}
+    load(tmp_path, {"agents": [{**RESEARCHER, "position": 1}, writer, hidden]})
+
+    response = client.get(reverse("conversations:agent_list"))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "agents": [
+            {
+                "slug": "writer",
+                "name": "Writer",
+                "description": "",
+                "models": ["google/gemini-3-pro-preview"],
+                "default": False,
+            },
+            {
+                "slug": "researcher",
+                "name": "Researcher",
+                "description": "Finds sources and cites them.",
+                "models": RESEARCHER["models"],
+                "default": True,
+            },
+        ]
+    }
+    assert "instructions" not in response.content.decode()  # an agent's instructions stay on the server
+
+
+def test_the_api_asks_for_a_login_when_the_site_requires_one(client, settings):
+    settings.CHAT_REQUIRE_LOGIN = True
+    response = client.get(reverse("conversations:agent_list"))
+    assert response.status_code == 401
+    assert response.json()["code"] == "login_required"
+
+
+def test_the_admin_lists_and_edits_agents_and_refuses_a_bad_one(staff_client, tmp_path):
+    load(tmp_path, {"agents": [RESEARCHER]})
+    agent = Agent.objects.get(slug="researcher")
+    changelist = staff_client.get(reverse("admin:conversations_agent_changelist"))
+    assert changelist.status_code == 200
+    assert "Researcher" in changelist.content.decode()
+
+    form = {
+        "slug": "researcher",
+        "name": "Researcher",
+        "description": "",
+        "colour": "",
+        "instructions": "",
+        "model_names": json.dumps(["nope/none"]),
+        "settings": json.dumps({}),
+        "mcp_servers": json.dumps([]),
+        "enabled": "on",
+        "position": "0",
+    }
+    change_url = reverse("admin:conversations_agent_change", args=[agent.pk])
+    refused = staff_client.post(change_url, form)
+    assert refused.status_code == 200  # the form again, with the error
+    assert "Not in the model catalog: nope/none." in refused.content.decode()
+    assert Agent.objects.get(pk=agent.pk).model_names == RESEARCHER["models"]
+
+    accepted = staff_client.post(change_url, {**form, "model_names": json.dumps(["openai/gpt-5.1"])})
+    assert accepted.status_code == 302
+    assert Agent.objects.get(pk=agent.pk).model_names == ["openai/gpt-5.1"]
