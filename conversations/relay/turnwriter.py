@@ -16,6 +16,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ..exceptions import Unavailable
 from ..turns import DuplicateSend, Turn, TurnRequest, TurnResult, turns_store
 from .dbcall import db_call
 
@@ -65,6 +66,8 @@ class TurnWriter:
                         future.set_result(result)
         finally:
             self._task = None
+            # Cancelled with turns waiting (its instance closes): each is told, none waits forever.
             for _, future in [*batch, *self._waiting]:
-                future.cancel()  # this writer was cancelled (its instance closes): nothing waits forever
+                if not future.done():
+                    future.set_result(Unavailable("This server is restarting; send again in a moment."))
             self._waiting = []
