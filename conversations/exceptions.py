@@ -67,6 +67,13 @@ class UnknownModel(ChatError):
     default_detail = "That model is not available."
 
 
+class UnknownAgent(ChatError):
+    """An agent slug that names no enabled Agent."""
+
+    default_code = "unknown_agent"
+    default_detail = "That agent is not available."
+
+
 class InvalidMcpServer(ChatError):
     """An MCP server that is not a slug or an https URL, an internal host not offered, or too many."""
 

@@ -180,6 +180,14 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True, help_text="Model of the next reply.")
     mcp_servers = models.JSONField(default=list, blank=True)
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The agent of the next reply; unset, a plain model answers.",
+    )
     current_message = models.ForeignKey(
         "Message",
         null=True,
@@ -255,6 +263,12 @@ class Message(models.Model):
     streamed_by = models.CharField(
         max_length=200, blank=True, help_text="The server instance streaming this reply (its id)."
     )
+    # What a reply was asked of, as it was asked (editing the agent later rewrites none of it), and the
+    # models that answered, in order, as the stream named them.
+    agent_slug = models.CharField(max_length=64, blank=True, help_text="The agent that answered, if any.")
+    request_models = models.JSONField(default=list, blank=True, help_text="The models the request named.")
+    request_settings = models.JSONField(default=dict, blank=True, help_text="The settings it was sent with.")
+    served_models = models.JSONField(default=list, blank=True, help_text="The models that produced it.")
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A streaming reply whose lease lapsed lost its server."
     )

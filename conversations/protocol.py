@@ -16,6 +16,7 @@ from .exceptions import (
     InvalidMcpServer,
     InvalidMessage,
     MessageTooLong,
+    UnknownAgent,
     UnknownModel,
 )
 from .text import text_storable
@@ -29,6 +30,7 @@ class SendFrame:
     model: str | None = None
     mcp_servers: list[str] | None = None
     client_id: str = ""
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class RegenerateFrame:
     model: str | None = None
     mcp_servers: list[str] | None = None
     client_id: str = ""
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class EditFrame:
     model: str | None = None
     mcp_servers: list[str] | None = None
     client_id: str = ""
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +130,10 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
 
 
 def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
-    """The optional `model`, `mcp_servers` and `client_id` every frame that starts a reply may carry."""
+    """The optional `agent`, `model`, `mcp_servers` and `client_id` every frame that starts a reply may
+    carry."""
     return {
+        "agent": _optional_agent(data.get("agent")),
         "model": _optional_model(data.get("model")),
         "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
         "client_id": _optional_client_id(data.get("client_id")),
@@ -173,6 +179,14 @@ def _optional_model(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise UnknownModel("`model` must be a model name string.")
+    return text_storable(value)
+
+
+def _optional_agent(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UnknownAgent("`agent` must be an agent's slug.")
     return text_storable(value)
 
 

@@ -62,9 +62,10 @@ def reply_finish(
     tools: list[dict[str, Any]] | None = None,
     error_code: str = "",
     error: str = "",
+    served_models: list[str] | None = None,
 ) -> bool:
-    """Store a reply's final text and how it ended (what every later reader sees); return False, storing
-    nothing, when its instance no longer holds it."""
+    """Store a reply's final text and how it ended (what every later reader sees), with the models that
+    produced it; return False, storing nothing, when its instance no longer holds it."""
     usage = usage or {}
     return bool(
         _replies_fenced([reply_id], streamed_by).update(
@@ -78,6 +79,7 @@ def reply_finish(
             tools=json_storable(tools or []),
             error_code=error_code,
             error=text_storable(error),
+            served_models=served_models or [],
             finished_at=timezone.now(),
         )
     )

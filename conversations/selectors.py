@@ -107,6 +107,8 @@ def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
         "usage": message.usage,
         "tools": message.tools,
         "client_id": message.client_id,
+        "agent": message.agent_slug or None,
+        "served_models": message.served_models,
         "created_at": message.created_at.isoformat(),
         "finished_at": message.finished_at.isoformat() if message.finished_at else None,
     }
@@ -119,10 +121,15 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
     A streaming reply is always the branch's leaf (nothing switches branches while one streams), so it
     is always in this latest page, where the relay looks for it.
     """
-    conversation = Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id).first()
+    conversation = (
+        Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id)
+        .select_related("agent")
+        .first()
+    )
     if conversation is None:
         return {
             "conversation": {
+                "agent": None,
                 "session_id": ref.session_id,
                 "title": "",
                 "model": ChatModel.objects.default_name() or "",
@@ -137,6 +144,7 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
         "conversation": {
             "session_id": conversation.session_id,
             "title": conversation.title,
+            "agent": conversation.agent.slug if conversation.agent else None,
             "model": conversation.model,
             "mcp_servers": conversation.mcp_servers,
             "created_at": conversation.created_at.isoformat(),

@@ -9,7 +9,7 @@ checked under the row lock, so two server instances never stream into one conver
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -17,23 +17,21 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from .answerers import Answerer, agents_needed, answerer_choose
 from .exceptions import (
     Busy,
     ChatError,
     EmptyMessage,
-    InvalidMcpServer,
     MessageTooLong,
     NoSuchMessage,
     NoSuchReply,
-    UnknownModel,
 )
-from .models import ChatModel, Conversation, MCPServerPreset, Message
+from .models import Agent, ChatModel, Conversation, Message
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
 from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
 from .threads import Pairs, thread_leaf_id, thread_path_ids, thread_siblings
-from .validators import mcp_target_error, mcp_target_is_internal
 
 TITLE_LENGTH = 60
 
@@ -56,7 +54,7 @@ SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """What a turn asks for: whose conversation, the model and MCP servers (None: keep the
+    """What a turn asks for: whose conversation, the agent, model and MCP servers (None: keep the
     conversation's), the client's id of the frame (its resend stores nothing), the instance that will
     stream the reply, and its kind: a send's or an edit's `content`, the reply to regenerate or the
     message to edit (`target_id`)."""
@@ -70,6 +68,7 @@ class TurnRequest:
     kind: str = SEND
     content: str = ""
     target_id: int | None = None
+    agent: str | None = None  # an agent's slug: None keeps the conversation's (see answerers.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +83,10 @@ class Turn:
     model: str
     mcp_servers: list[str]
     upstream_messages: list[dict[str, str]]
+    models: list[str] = field(default_factory=list)  # the model and those it may hand off to
+    settings: dict[str, Any] = field(default_factory=dict)
+    instructions: str = ""
+    agent: str = ""  # the agent's slug, "" for a plain model
 
 
 def message_content_check(content: str) -> None:
@@ -93,51 +96,6 @@ def message_content_check(content: str) -> None:
         raise EmptyMessage()
     if len(content) > limit:
         raise MessageTooLong(f"Messages must be at most {limit} characters.")
-
-
-def model_resolve(*, requested: str | None, current: str, enabled: list[tuple[str, bool]]) -> str:
-    """Return the model for the next reply: the one asked for, else the conversation's, else the default,
-    among the `enabled` models (`ChatModel.objects.enabled_choices()`).
-
-    Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
-    """
-    names = {name for name, _ in enabled}
-    if requested is not None:
-        if requested not in names:
-            raise UnknownModel(f"{requested[:200]!r} is not an available model.")
-        return requested
-    if current in names:
-        return current
-    if not enabled:
-        raise UnknownModel("No model is enabled; an administrator must enable one.")
-    return next((name for name, is_default in enabled if is_default), enabled[0][0])
-
-
-def mcp_servers_clean(servers: list[str]) -> list[str]:
-    """Return the MCP servers without duplicates, in order.
-
-    Raise InvalidMcpServer for an entry that is not a slug or https URL, or too many.
-    """
-    limit = settings.CHAT_MAX_MCP_SERVERS
-    cleaned = list(dict.fromkeys(servers))
-    if len(cleaned) > limit:
-        raise InvalidMcpServer(f"At most {limit} MCP servers per message.")
-    for target in cleaned:
-        error = mcp_target_error(target)
-        if error:
-            raise InvalidMcpServer(f"{target[:200]!r}: {error}")
-    internal = [target for target in cleaned if mcp_target_is_internal(target)]
-    if internal:
-        # An internal host only when an administrator offers it as a preset (no SSRF by free text).
-        allowed = set(
-            MCPServerPreset.objects.enabled().filter(target__in=internal).values_list("target", flat=True)
-        )
-        for target in internal:
-            if target not in allowed:
-                raise InvalidMcpServer(
-                    f"{target[:200]!r}: private, loopback and local hosts are not allowed."
-                )
-    return cleaned
 
 
 def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, str]]:
@@ -251,8 +209,7 @@ class _TurnPlan:
     request: TurnRequest
     conversation: Conversation
     pairs: Pairs
-    model: str
-    mcp_servers: list[str]
+    answerer: Answerer
     path: list[ThreadMessage]
     user_parent_id: int | None = None
     user_message: Message | None = None
@@ -278,6 +235,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
         }
     )
     enabled: list[tuple[str, bool]] | None = None
+    agents: dict[str, Agent] | None = None
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
     for index, request in enumerate(requests):
@@ -293,8 +251,12 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             continue
         if enabled is None:
             enabled = ChatModel.objects.enabled_choices()
+        if agents is None and agents_needed(
+            agent_slug=request.agent, model=request.model, conversation=conversation
+        ):
+            agents = {agent.slug: agent for agent in Agent.objects.enabled()}
         try:
-            plan = _turn_plan(index, request, conversation, thread, messages, enabled)
+            plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
             owner_key = request.ref.owner_key
             replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
             daily_quota_check(owner_key=owner_key)
@@ -375,23 +337,29 @@ def _turn_plan(
     thread: ThreadState,
     messages: dict[int, ThreadMessage],
     enabled: list[tuple[str, bool]],
+    agents: dict[str, Agent],
 ) -> _TurnPlan:
     """Check one request against its locked conversation and place its turn in the tree.
 
-    Raise ChatError `unknown_model`, `invalid_mcp_server`, `invalid_message` (a regenerate or an edit of
-    a message that is not of that kind in this conversation), or `busy` when a reply still streams.
+    Raise ChatError `unknown_agent`, `unknown_model`, `invalid_mcp_server`, `invalid_message` (a
+    regenerate or an edit of a message that is not of that kind in this conversation), or `busy` when a
+    reply still streams.
     """
-    model = model_resolve(requested=request.model, current=conversation.model, enabled=enabled)
-    requested_servers = request.mcp_servers
-    servers = mcp_servers_clean(conversation.mcp_servers if requested_servers is None else requested_servers)
+    answerer = answerer_choose(
+        agent_slug=request.agent,
+        model=request.model,
+        mcp_servers=request.mcp_servers,
+        conversation=conversation,
+        enabled=enabled,
+        agents=agents,
+    )
     streaming_reply_refuse(thread)
     plan = _TurnPlan(
         index=index,
         request=request,
         conversation=conversation,
         pairs=thread.pairs,
-        model=model,
-        mcp_servers=servers,
+        answerer=answerer,
         path=[],
     )
     if request.kind == SEND:
@@ -430,8 +398,8 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
                 parent_id=plan.user_parent_id,
                 role=Message.Role.USER,
                 content=plan.request.content,  # checked by message_content_check
-                model=plan.model,
-                mcp_servers=plan.mcp_servers,
+                model=plan.answerer.model,
+                mcp_servers=plan.answerer.mcp_servers,
                 client_id=plan.request.client_id,  # a send's or an edit's id is on its user message
             )
             for plan in asking
@@ -445,8 +413,11 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
                 conversation=plan.conversation,
                 parent_id=plan.reply_parent_id,
                 role=Message.Role.ASSISTANT,
-                model=plan.model,
-                mcp_servers=plan.mcp_servers,
+                model=plan.answerer.model,
+                mcp_servers=plan.answerer.mcp_servers,
+                agent_slug=plan.answerer.agent.slug if plan.answerer.agent else "",
+                request_models=plan.answerer.models,
+                request_settings=plan.answerer.settings,
                 status=Message.Status.STREAMING,
                 # A regenerate's id is on its new reply (it stores no user message).
                 client_id=plan.request.client_id if plan.user_message is None else "",
@@ -461,23 +432,26 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
 
 
 def _conversations_advance(plans: list[_TurnPlan]) -> None:
-    """Make each planned conversation's new streaming reply its active leaf, with the turn's model and
-    servers: one UPDATE for all the conversations whose turns chose the same model and servers (a
+    """Make each planned conversation's new streaming reply its active leaf, with the turn's agent, model
+    and servers: one UPDATE for all the conversations whose turns chose the same ones (a
     conversation has one streaming reply: the one just opened), not a CASE per row and column."""
     now = timezone.now()
-    alike: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    alike: dict[tuple[str, tuple[str, ...], Agent | None], list[int]] = {}
     for plan in plans:
-        alike.setdefault((plan.model, tuple(plan.mcp_servers)), []).append(plan.conversation.pk)
+        answerer = plan.answerer
+        key = (answerer.model, tuple(answerer.mcp_servers), answerer.agent)
+        alike.setdefault(key, []).append(plan.conversation.pk)
     streaming_reply = (
         Message.objects.filter(conversation_id=OuterRef("pk"), status=Message.Status.STREAMING)
         .order_by("-id")
         .values("id")[:1]
     )
-    for (model, servers), conversation_ids in alike.items():
+    for (model, servers, agent), conversation_ids in alike.items():
         Conversation.objects.filter(pk__in=conversation_ids).update(
             current_message=Subquery(streaming_reply),
             model=model,
             mcp_servers=list(servers),
+            agent=agent,
             updated_at=now,
         )
     for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
@@ -500,9 +474,13 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         user_message=shown,
         reply_id=reply.pk,
         parent_id=reply.parent_id,
-        model=plan.model,
-        mcp_servers=plan.mcp_servers,
+        model=plan.answerer.model,
+        mcp_servers=plan.answerer.mcp_servers,
         upstream_messages=upstream_messages_build(path),
+        models=plan.answerer.models,
+        settings=plan.answerer.settings,
+        instructions=plan.answerer.instructions,
+        agent=plan.answerer.agent.slug if plan.answerer.agent else "",
     )
 
 

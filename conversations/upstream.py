@@ -70,6 +70,7 @@ class _StreamState:
     usage: dict[str, int] | None = None
     done: bool = False
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +136,19 @@ def upstream_problem() -> str | None:
 async def reply_stream(
     client: UpstreamClient,
     *,
-    model: str,
+    models: Sequence[str],
     messages: Sequence[dict[str, str]],
     mcp_servers: Sequence[str],
+    instructions: str = "",
+    request_settings: dict[str, Any] | None = None,
+    served_models: list[str] | None = None,
 ) -> AsyncIterator[Event]:
     """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
+
+    `models` is the model that answers, then those it may hand off to (sent as a list when there are
+    several); `instructions` go first as the system message, `request_settings` (temperature, max_tokens,
+    ...) as the request's own fields. The models that produced the reply, as its chunks name them, are
+    appended to `served_models` as they change (the caller keeps them however the reply ends).
 
     Before the first token, a retryable failure (connect error, 429, 5xx, a stream broken before any
     event) is retried up to CHAT_UPSTREAM_MAX_RETRIES times with exponential backoff and jitter,
@@ -151,13 +160,16 @@ async def reply_stream(
         raise NotConfigured()
     loop = asyncio.get_running_loop()
     total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+    system = [{"role": "system", "content": instructions}] if instructions else []
     body = {
-        "model": model,
-        "messages": list(messages),
+        **(request_settings or {}),
+        "model": models[0] if len(models) == 1 else list(models),
+        "messages": [*system, *messages],
         "mcp_servers": list(mcp_servers),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    served = served_models if served_models is not None else []
     # One key for every attempt: the API may tell a retry from a second request.
     headers = {**client.headers, "Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
     attempt = 0
@@ -165,7 +177,7 @@ async def reply_stream(
         started = False
         try:
             async for event in _reply_attempt(
-                client, body=body, headers=headers, total_deadline=total_deadline
+                client, body=body, headers=headers, total_deadline=total_deadline, served=served
             ):
                 started = True
                 yield event
@@ -197,12 +209,13 @@ async def _reply_attempt(
     body: dict[str, Any],
     headers: dict[str, str],
     total_deadline: float,
+    served: list[str],
 ) -> AsyncIterator[Event]:
     """One request upstream, streamed as events; failures come out as UpstreamError."""
     loop = asyncio.get_running_loop()
     deadline = min(loop.time() + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
     first_token_seen = False
-    state = _StreamState()
+    state = _StreamState(served_models=served)
     async with contextlib.AsyncExitStack() as stack:
         try:
             async with asyncio.timeout_at(deadline):
@@ -286,6 +299,10 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
             continue
         if "error" in chunk and chunk["error"]:
             raise UpstreamError(_error_text(chunk["error"]))
+        model = chunk.get("model")
+        served = state.served_models
+        if model and isinstance(model, str) and (not served or served[-1] != model):
+            served.append(text_storable(model[:200]))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             text = delta.get("content")

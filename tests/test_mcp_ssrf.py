@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conversations.answerers import mcp_servers_clean
 from conversations.exceptions import ChatError
 from conversations.models import MCPServerPreset, Message
-from conversations.turns import mcp_servers_clean
 from conversations.url_hosts import HostError, url_host_parse
 from conversations.validators import mcp_target_error
 

@@ -41,8 +41,9 @@ def test_a_turn_is_one_transaction_of_few_round_trips():
     for sql in (opening, later):
         assert (sql[0], sql[-1]) == ("BEGIN", "COMMIT")
     # The lock (finding nothing), the conversation's insert and its lock, the (empty) tree, the enabled
-    # models, the user message, the reply row, the conversation's update.
-    assert len(opening) == 10, opening
+    # models and agents (a new conversation takes the default agent, if there is one), the user message,
+    # the reply row, the conversation's update.
+    assert len(opening) == 11, opening
     # The lock, the whole tree with its texts, streaming reply and sent client ids in one read, the
     # enabled models, the two rows, the update.
     assert len(later) == 8, later
@@ -59,7 +60,7 @@ def test_turns_stored_together_cost_the_round_trips_of_one():
 
     results, sql = turns_round_trips(requests)
 
-    assert len(sql) == 10, sql  # the locks, the new conversations' insert, and one of each statement
+    assert len(sql) == 11, sql  # the locks, the new conversations' insert, and one of each statement
     assert [type(result) for result in results] == [turns.Turn] * 40
     assert [turn.user_message["content"] for turn in results[:3]] == ["again 0", "again 1", "again 2"]
     # Each turn answers its own conversation: the model sees that conversation's branch only.

@@ -82,9 +82,12 @@ async def reply_stream(
     try:
         async for event in upstream.reply_stream(
             instance.upstream(),
-            model=turn.model,
+            models=turn.models or [turn.model],
             messages=turn.upstream_messages,
             mcp_servers=turn.mcp_servers,
+            instructions=turn.instructions,
+            request_settings=turn.settings,
+            served_models=reply.served_models,
         ):
             if stats.first_event_at is None:
                 stats.first_event_at = loop.time()
@@ -219,6 +222,7 @@ async def _reply_end_store(
         "streamed_by": instance.instance_id,
         "content": reply.text(),
         "tools": reply.tools,
+        "served_models": reply.served_models,
         **outcome,
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")

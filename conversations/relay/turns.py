@@ -120,6 +120,7 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
         kind=kind,
         content=content,
         target_id=target_id,
+        agent=frame.agent,
     )
     return await socket.instance.turn_writer.store(request)
 

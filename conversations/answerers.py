@@ -1,0 +1,147 @@
+"""Who answers a turn: an agent (instructions, its models and their settings, its MCP servers) or a
+plain model, chosen from what the frame asks and what the conversation had, among what is enabled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from .exceptions import InvalidMcpServer, UnknownAgent, UnknownModel
+from .models import Agent, Conversation, MCPServerPreset
+from .validators import mcp_target_error, mcp_target_is_internal
+
+
+@dataclass(frozen=True, slots=True)
+class Answerer:
+    """What a reply is asked of: the models (the first answers; any other may take over mid-reply), the
+    MCP servers, the settings and instructions sent with them, and the agent they come from (None: a
+    plain model)."""
+
+    models: list[str]
+    mcp_servers: list[str]
+    agent: Agent | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    instructions: str = ""
+
+    @property
+    def model(self) -> str:
+        return self.models[0]
+
+
+def answerer_choose(
+    *,
+    agent_slug: str | None,
+    model: str | None,
+    mcp_servers: list[str] | None,
+    conversation: Conversation,
+    enabled: list[tuple[str, bool]],
+    agents: dict[str, Agent],
+) -> Answerer:
+    """Return who answers the next reply of `conversation`: the agent the frame names, else a plain
+    model when the frame names one, else the conversation's agent, else (for a conversation with no turn
+    yet) the default agent, else the conversation's model or the default model.
+
+    `enabled` is `ChatModel.objects.enabled_choices()`, `agents` the enabled agents by slug. Raise
+    UnknownAgent for an agent that is not enabled; UnknownModel for a model that is not, or for a model
+    asked of an agent that keeps its own; InvalidMcpServer likewise for MCP servers.
+    """
+    agent = _agent_choose(agent_slug=agent_slug, model=model, conversation=conversation, agents=agents)
+    if agent is None:
+        chosen = model_resolve(requested=model, current=conversation.model, enabled=enabled)
+        servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
+        return Answerer(models=[chosen], mcp_servers=servers)
+    names = {name for name, _ in enabled}
+    models = list(agent.model_names)
+    if model is not None:
+        if not agent.user_may_change_model:
+            raise UnknownModel(f"{agent.name} answers with its own models; pick a model without the agent.")
+        models = [model, *(name for name in models if name != model)]
+    for name in models:
+        if name not in names:
+            raise UnknownModel(f"{name[:200]!r}, a model of {agent.name}, is not available.")
+    servers = list(agent.mcp_servers)
+    if mcp_servers:
+        if not agent.user_may_change_mcp_servers:
+            raise InvalidMcpServer(f"{agent.name} uses its own MCP servers.")
+        servers += mcp_servers
+    return Answerer(
+        models=models,
+        mcp_servers=mcp_servers_clean(servers),
+        agent=agent,
+        settings=dict(agent.settings),
+        instructions=agent.instructions,
+    )
+
+
+def agents_needed(*, agent_slug: str | None, model: str | None, conversation: Conversation) -> bool:
+    """Whether choosing who answers may need the enabled agents (a query a plain turn spares)."""
+    return agent_slug is not None or (
+        model is None and (conversation.agent_id is not None or not conversation.model)
+    )
+
+
+def _agent_choose(
+    *, agent_slug: str | None, model: str | None, conversation: Conversation, agents: dict[str, Agent]
+) -> Agent | None:
+    if agent_slug is not None:
+        agent = agents.get(agent_slug)
+        if agent is None:
+            raise UnknownAgent(f"{agent_slug[:64]!r} is not an available agent.")
+        return agent
+    if model is not None:
+        return None
+    if conversation.agent_id is not None:
+        agent = next((agent for agent in agents.values() if agent.pk == conversation.agent_id), None)
+        if agent is None:
+            raise UnknownAgent("This conversation's agent is no longer available; pick an agent or a model.")
+        return agent
+    if not conversation.model:  # no turn yet: the default agent, if the operator named one
+        return next((agent for agent in agents.values() if agent.is_default), None)
+    return None
+
+
+def model_resolve(*, requested: str | None, current: str, enabled: list[tuple[str, bool]]) -> str:
+    """Return the model for the next reply: the one asked for, else the conversation's, else the default,
+    among the `enabled` models (`ChatModel.objects.enabled_choices()`).
+
+    Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
+    """
+    names = {name for name, _ in enabled}
+    if requested is not None:
+        if requested not in names:
+            raise UnknownModel(f"{requested[:200]!r} is not an available model.")
+        return requested
+    if current in names:
+        return current
+    if not enabled:
+        raise UnknownModel("No model is enabled; an administrator must enable one.")
+    return next((name for name, is_default in enabled if is_default), enabled[0][0])
+
+
+def mcp_servers_clean(servers: list[str]) -> list[str]:
+    """Return the MCP servers without duplicates, in order.
+
+    Raise InvalidMcpServer for an entry that is not a slug or https URL, or too many.
+    """
+    limit = settings.CHAT_MAX_MCP_SERVERS
+    cleaned = list(dict.fromkeys(servers))
+    if len(cleaned) > limit:
+        raise InvalidMcpServer(f"At most {limit} MCP servers per message.")
+    for target in cleaned:
+        error = mcp_target_error(target)
+        if error:
+            raise InvalidMcpServer(f"{target[:200]!r}: {error}")
+    internal = [target for target in cleaned if mcp_target_is_internal(target)]
+    if internal:
+        # An internal host only when an administrator offers it as a preset (no SSRF by free text).
+        allowed = set(
+            MCPServerPreset.objects.enabled().filter(target__in=internal).values_list("target", flat=True)
+        )
+        for target in internal:
+            if target not in allowed:
+                raise InvalidMcpServer(
+                    f"{target[:200]!r}: private, loopback and local hosts are not allowed."
+                )
+    return cleaned

@@ -1,0 +1,148 @@
+"""An agent answering a conversation, through the real socket and real HTTP to the stand-in: what goes
+upstream, what each reply records, what history shows, and what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations.models import Agent, Conversation, Message
+
+from .conftest import reply_collect, socket_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODELS = ["openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101"]
+
+
+@pytest.fixture
+async def researcher() -> Agent:
+    return await Agent.objects.acreate(
+        slug="researcher",
+        name="Researcher",
+        instructions="You are a careful researcher. Cite every claim.",
+        model_names=MODELS,
+        settings={"temperature": 0.2, "max_tokens": 300, "reasoning_effort": "high"},
+        mcp_servers=["acme/search@1.2.0"],
+    )
+
+
+async def test_an_agents_instructions_models_and_settings_reach_the_upstream_request_exactly(
+    chat_socket, standin, researcher
+):
+    await chat_socket.send_json_to({"message": "what is new?", "agent": "researcher"})
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+
+    (request,) = standin.requests()
+    body = request["body"]
+    assert body["messages"] == [
+        {"role": "system", "content": "You are a careful researcher. Cite every claim."},
+        {"role": "user", "content": "what is new?"},
+    ]
+    assert body["model"] == MODELS  # the first answers, the second may take over
+    assert (body["temperature"], body["max_tokens"], body["reasoning_effort"]) == (0.2, 300, "high")
+    assert body["mcp_servers"] == ["acme/search@1.2.0"]
+
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert reply.agent_slug == "researcher"
+    assert reply.request_models == MODELS
+    assert reply.request_settings == {"temperature": 0.2, "max_tokens": 300, "reasoning_effort": "high"}
+    assert reply.served_models == ["openai/gpt-5.1"]  # the model its chunks named
+    conversation = await Conversation.objects.aget(session_id="t1")
+    assert (conversation.agent_id, conversation.model) == (researcher.pk, "openai/gpt-5.1")
+
+
+async def test_history_shows_the_conversations_agent_and_each_replys_agent_and_serving_models(
+    chat_socket, standin, researcher
+):
+    await chat_socket.send_json_to({"message": "hello", "agent": "researcher"})
+    await reply_collect(chat_socket)
+
+    again = await socket_open("/ws/chat/t1/")
+    history = again.history
+    assert history["conversation"]["agent"] == "researcher"
+    user, reply = history["messages"]
+    assert (user["agent"], user["served_models"]) == (None, [])
+    assert (reply["agent"], reply["served_models"]) == ("researcher", ["openai/gpt-5.1"])
+    await again.disconnect()
+
+
+async def test_later_messages_keep_the_agent_and_a_model_chosen_instead_leaves_it(
+    chat_socket, standin, researcher
+):
+    await chat_socket.send_json_to({"message": "one", "agent": "researcher"})
+    await reply_collect(chat_socket)
+    await chat_socket.send_json_to({"message": "two"})
+    await reply_collect(chat_socket)
+    await chat_socket.send_json_to({"message": "three", "model": "google/gemini-3-pro-preview"})
+    await reply_collect(chat_socket)
+
+    first, second, third = (request["body"] for request in standin.requests())
+    assert second["model"] == MODELS
+    assert second["messages"][0]["role"] == "system"
+    assert third["model"] == "google/gemini-3-pro-preview"
+    assert [message["role"] for message in third["messages"]] == ["user", "assistant"] * 2 + ["user"]
+    assert "temperature" not in third
+    conversation = await Conversation.objects.aget(session_id="t1")
+    assert conversation.agent_id is None
+    last = await Message.objects.filter(role="assistant").alast()
+    assert (last.agent_slug, last.request_models) == ("", ["google/gemini-3-pro-preview"])
+
+
+async def test_editing_an_agent_leaves_the_record_of_past_replies_intact(chat_socket, standin, researcher):
+    await chat_socket.send_json_to({"message": "before the edit", "agent": "researcher"})
+    frames = await reply_collect(chat_socket)
+
+    researcher.model_names = ["google/gemini-3-pro-preview"]
+    researcher.settings = {"temperature": 1.5}
+    await researcher.asave()
+    await chat_socket.send_json_to({"message": "after the edit"})
+    await reply_collect(chat_socket)
+
+    old = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert (old.request_models, old.request_settings["temperature"]) == (MODELS, 0.2)
+    new = await Message.objects.filter(role="assistant").alast()
+    assert (new.request_models, new.request_settings) == (
+        ["google/gemini-3-pro-preview"],
+        {"temperature": 1.5},
+    )
+
+
+@pytest.mark.parametrize("slug", ["nobody", "hidden"])
+async def test_an_unknown_or_disabled_agent_is_refused_and_nothing_is_stored(chat_socket, standin, slug):
+    await Agent.objects.acreate(slug="hidden", name="Hidden", model_names=MODELS, enabled=False)
+    await chat_socket.send_json_to({"message": "hi", "agent": slug})
+    frame = await chat_socket.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "unknown_agent")
+    assert await Message.objects.acount() == 0
+    assert not await Conversation.objects.aexists()
+    assert standin.requests() == []
+    await chat_socket.send_json_to({"message": "still usable"})
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+
+
+async def test_an_agent_that_keeps_its_models_refuses_a_model_from_the_frame(
+    chat_socket, standin, researcher
+):
+    await chat_socket.send_json_to({"message": "hi", "agent": "researcher", "model": "openai/gpt-5.1"})
+    frame = await chat_socket.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "unknown_model")
+
+    researcher.user_may_change_model = True
+    await researcher.asave()
+    await chat_socket.send_json_to(
+        {"message": "hi", "agent": "researcher", "model": "anthropic/claude-opus-4-5-20251101"}
+    )
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    (request,) = standin.requests()
+    assert request["body"]["model"] == ["anthropic/claude-opus-4-5-20251101", "openai/gpt-5.1"]
+
+
+async def test_the_default_agent_answers_a_new_conversation(chat_socket, standin, researcher):
+    researcher.is_default = True
+    await researcher.asave()
+    await chat_socket.send_json_to({"message": "hello"})
+    await reply_collect(chat_socket)
+    (request,) = standin.requests()
+    assert request["body"]["model"] == MODELS
+    assert (await Conversation.objects.aget(session_id="t1")).agent_id == researcher.pk
