@@ -12,8 +12,9 @@ Per-request behaviour comes from, first match wins:
 3. the server defaults (``tokens``, ``delay_ms``).
 
 Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
-``stall_before_headers``, ``tool``, ``reply``, ``stamp``. Every completion request is recorded and served
-by ``GET /_standin/requests`` (``DELETE`` clears it).
+``handoff_after`` (with a list of models: from that token on, the second model writes, after an
+``agent_updated`` event), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``. Every completion
+request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it).
 
 Deliberately free of Django so it can run next to the server under test without loading its settings.
 """
@@ -74,6 +75,7 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "status": int,
     "drop_after": int,
     "stall_after": int,
+    "handoff_after": int,
     "stall_before_headers": float,
     "tool": str,
     "reply": str,
@@ -254,6 +256,9 @@ class Completion:
     def __init__(self, body: dict[str, Any], behaviour: dict[str, Any], words: list[str]) -> None:
         self.behaviour = behaviour
         self.model = first_model(body.get("model"))
+        models = body.get("model")
+        # A list of models: the first answers; `handoff_after` hands the rest of the reply to the second.
+        self.handoff_model = models[1] if isinstance(models, list) and len(models) > 1 else None
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         messages = body.get("messages")
@@ -426,6 +431,7 @@ async def stream_completion(
     delay = behaviour["delay_ms"] / 1000
     drop_after = behaviour.get("drop_after")
     stall_after = behaviour.get("stall_after")
+    handoff_after = behaviour.get("handoff_after") if completion.handoff_model else None
     sent = 0
     loop = asyncio.get_running_loop()
     paced_from = loop.time()
@@ -445,6 +451,16 @@ async def stream_completion(
             wait = paced_from + (index + 1) * delay - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
+        if index == handoff_after:
+            # From here on another model writes: its chunks name it, after the event that says so.
+            handoff = {
+                "type": "agent_updated",
+                "agent": completion.handoff_model,
+                "model": completion.handoff_model,
+            }
+            await response.write(event({"choices": [], "x_dedalus_event": handoff}))
+            head = head.replace(orjson.dumps(completion.model), orjson.dumps(completion.handoff_model))
+            content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"content":'
         await response.write(content_prefix + orjson.dumps(completion.token(index)) + content_suffix)
         sent += 1
         rec["tokens_sent"] = sent

@@ -266,6 +266,14 @@ async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
         error = answer.get("error", answer)
         detail = str(error.get("message", "") if isinstance(error, dict) else error)
     detail = detail[:300] or (response.reason or "")
+    if response.status == 402:  # the account, not the request: nothing a retry or the user can mend
+        return UpstreamError(
+            redact(
+                "The Dedalus account's balance or quota is used up; an administrator must add credit "
+                f"or raise the quota ({detail})."
+            ),
+            code="upstream_payment_required",
+        )
     return UpstreamError(
         redact(f"The model service answered {response.status}: {detail}"),
         retryable=response.status == 429 or response.status >= 500,

@@ -146,3 +146,19 @@ async def test_the_default_agent_answers_a_new_conversation(chat_socket, standin
     (request,) = standin.requests()
     assert request["body"]["model"] == MODELS
     assert (await Conversation.objects.aget(session_id="t1")).agent_id == researcher.pk
+
+
+async def test_a_handoff_mid_reply_is_recorded_in_the_order_the_models_wrote(
+    chat_socket, standin, researcher
+):
+    await chat_socket.send_json_to(
+        {"message": "hand over [[standin tokens=8 handoff_after=3]]", "agent": "researcher"}
+    )
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert reply.served_models == MODELS
+    again = await socket_open("/ws/chat/t1/")
+    assert again.history["messages"][-1]["served_models"] == MODELS
+    await again.disconnect()

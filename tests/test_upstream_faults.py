@@ -37,6 +37,10 @@ FAULTS = {
         [{"status": 400}],
         ("error", "upstream_error", "error", ["error_status"]),
     ),
+    "402 (the account's balance or quota) has its own code and is not retried": (
+        [{"status": 402}],
+        ("error", "upstream_payment_required", "error", ["error_status"]),
+    ),
     "a drop before the first token is retried": (
         [{"drop_after": 0}],
         ("done", None, "complete", ["dropped", "completed"]),
