@@ -257,6 +257,8 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Of the completion's.")
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Of the prompt's.")
     client_id = models.CharField(
         max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
     )
@@ -296,11 +298,16 @@ class Message(models.Model):
         """Token usage as the wire protocol reports it, or None when the upstream gave none."""
         if self.total_tokens is None:
             return None
-        return {
+        usage = {
             "prompt_tokens": self.prompt_tokens or 0,
             "completion_tokens": self.completion_tokens or 0,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens is not None:
+            usage["reasoning_tokens"] = self.reasoning_tokens
+        if self.cached_tokens is not None:
+            usage["cached_tokens"] = self.cached_tokens
+        return usage
 
 
 class UserQuota(models.Model):

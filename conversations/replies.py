@@ -76,6 +76,8 @@ def reply_finish(
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
             total_tokens=usage.get("total_tokens"),
+            reasoning_tokens=usage.get("reasoning_tokens"),
+            cached_tokens=usage.get("cached_tokens"),
             tools=json_storable(tools or []),
             error_code=error_code,
             error=text_storable(error),

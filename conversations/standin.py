@@ -13,8 +13,9 @@ Per-request behaviour comes from, first match wins:
 
 Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
 ``handoff_after`` (with a list of models: from that token on, the second model writes, after an
-``agent_updated`` event), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``. Every completion
-request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it).
+``agent_updated`` event), ``refusal`` (the reply streams as ``delta.refusal``), ``reasoning_tokens`` and
+``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``.
+Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it).
 
 Deliberately free of Django so it can run next to the server under test without loading its settings.
 """
@@ -76,6 +77,9 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "drop_after": int,
     "stall_after": int,
     "handoff_after": int,
+    "refusal": _flag,
+    "reasoning_tokens": int,
+    "cached_tokens": int,
     "stall_before_headers": float,
     "tool": str,
     "reply": str,
@@ -302,13 +306,19 @@ class Completion:
             }
         ]
 
-    def usage(self, completion_tokens: int) -> dict[str, int]:
-        """Return the usage object for ``completion_tokens`` sent tokens."""
-        return {
+    def usage(self, completion_tokens: int) -> dict[str, Any]:
+        """Return the usage object for ``completion_tokens`` sent tokens (with the reasoning and cached
+        token details the behaviour asks for)."""
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
         }
+        if "reasoning_tokens" in self.behaviour:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.behaviour["reasoning_tokens"]}
+        if "cached_tokens" in self.behaviour:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.behaviour["cached_tokens"]}
+        return usage
 
 
 async def handle_models(request: web.Request) -> web.Response:
@@ -414,7 +424,9 @@ async def stream_completion(
     def event(rest: dict[str, Any]) -> bytes:
         return b"data: " + head + b"," + orjson.dumps(rest)[1:] + b"\n\n"
 
-    content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"content":'
+    # A refusal streams as `delta.refusal` instead of `delta.content`.
+    delta_key = b"refusal" if behaviour.get("refusal") else b"content"
+    content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"' + delta_key + b'":'
     content_suffix = b'},"finish_reason":null}]}\n\n'
 
     await response.write(
@@ -460,7 +472,7 @@ async def stream_completion(
             }
             await response.write(event({"choices": [], "x_dedalus_event": handoff}))
             head = head.replace(orjson.dumps(completion.model), orjson.dumps(completion.handoff_model))
-            content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"content":'
+            content_prefix = b"data: " + head + b',"choices":[{"index":0,"delta":{"' + delta_key + b'":'
         await response.write(content_prefix + orjson.dumps(completion.token(index)) + content_suffix)
         sent += 1
         rec["tokens_sent"] = sent

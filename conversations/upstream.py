@@ -71,6 +71,7 @@ class _StreamState:
     done: bool = False
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
     served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
+    refused: bool = False  # some of its text came as `delta.refusal`
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,7 @@ async def _reply_attempt(
             raise UpstreamError("The model service broke off the reply.", retryable=True) from exc
     if not state.done and state.finish_reason is None:
         raise UpstreamError("The model service ended the reply early.", retryable=True)
-    yield Finish(reason=state.finish_reason or "stop", usage=state.usage)
+    yield Finish(reason="refusal" if state.refused else state.finish_reason or "stop", usage=state.usage)
 
 
 async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
@@ -314,6 +315,12 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             text = delta.get("content")
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                # The model declined: its words are the reply's text (offsets count them like any
+                # other), and the reply ends as a refusal.
+                state.refused = True
+                text = f"{text}{refusal}" if isinstance(text, str) else refusal
             if text:
                 if state.pending_calls:
                     events.extend(_flush_tool_calls(state, texts))
@@ -402,14 +409,23 @@ def tool_value_bounded(value: Any) -> Any:
 
 
 def _usage(raw: Any) -> dict[str, int] | None:
+    """The token counts of a usage object, with the reasoning and cached tokens when it reports them."""
     if not isinstance(raw, dict):
         return None
     prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
-    return {
+    usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": int(raw.get("total_tokens") or prompt + completion),
     }
+    for name, details in (
+        ("reasoning_tokens", "completion_tokens_details"),
+        ("cached_tokens", "prompt_tokens_details"),
+    ):
+        value = (raw.get(details) or {}).get(name) if isinstance(raw.get(details), dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            usage[name] = value
+    return usage
 
 
 def redact(text: str) -> str:
