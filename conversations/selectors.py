@@ -217,10 +217,17 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
 
 
 def chat_page_options() -> dict[str, Any]:
-    """The models and MCP presets the page offers."""
+    """The agents, models and MCP presets the page offers (a default agent is picked before a default
+    model, as a new conversation's first message is answered)."""
+    agents = [
+        {"slug": a.slug, "name": a.name, "description": a.description, "is_default": a.is_default}
+        for a in Agent.objects.enabled()
+    ]
+    default_agent = any(agent["is_default"] for agent in agents)
     return {
+        "agents": agents,
         "models": [
-            {"name": m.name, "label": m.label, "is_default": m.is_default}
+            {"name": m.name, "label": m.label, "is_default": m.is_default and not default_agent}
             for m in ChatModel.objects.enabled()
         ],
         "mcp_presets": [

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from conversations.models import Conversation, Message
+from conversations.models import Agent, Conversation, Message
 
 from . import browser
 from .browser import CHAT_URL_RE, CHOSEN_MODEL, TOKENS_RE, expect, words
@@ -203,6 +203,36 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         conversation = Conversation.objects.get(session_id=session_id)
         assert conversation.user is not None
         assert conversation.user.username == "frank"
+
+    def test_an_agent_picked_in_the_picker_answers_with_its_instructions_and_models(self) -> None:
+        Agent.objects.create(
+            slug="researcher",
+            name="Researcher",
+            description="Finds sources and cites them.",
+            instructions="Cite every claim.",
+            model_names=["openai/gpt-5.1", CHOSEN_MODEL],
+        )
+        session_id = self.chat_open()
+        description = self.page.locator("#agent-description")
+        expect(description).to_be_hidden()
+        self.page.locator("#model").select_option("agent:researcher")
+        expect(description).to_have_text("Finds sources and cites them.")
+        expect(self.page.locator("#mcp")).to_be_disabled()  # the agent brings its own MCP servers
+        self.screenshot_save("browser-agent-picker.png", full_page=False)
+
+        self.message_send("what is new? [[standin tokens=12 handoff_after=5]]")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+
+        (request,) = self.standin.requests()
+        assert request["body"]["model"] == ["openai/gpt-5.1", CHOSEN_MODEL]
+        assert request["body"]["messages"][0] == {"role": "system", "content": "Cite every claim."}
+        reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
+        assert (reply.agent_slug, reply.served_models) == ("researcher", ["openai/gpt-5.1", CHOSEN_MODEL])
+
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.page.locator("#model")).to_have_value("agent:researcher")
+        expect(description).to_have_text("Finds sources and cites them.")
 
     def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
         first = self.chat_open()

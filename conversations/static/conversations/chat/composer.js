@@ -12,6 +12,10 @@ const input = document.getElementById("input");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
 const modelSelect = document.getElementById("model");
+const agentDescription = document.getElementById("agent-description");
+const mcpControls = document.getElementById("mcp-controls");
+// An agent's option is "agent:<slug>"; a model's is its name.
+const AGENT_PREFIX = "agent:";
 const mcpInput = document.getElementById("mcp");
 const mcpError = document.getElementById("mcp-error");
 const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
@@ -65,10 +69,27 @@ export function pendingRefused() {
 
 // --- the controls ---
 
+function hasOption(value) {
+  return Array.from(modelSelect.options).some((o) => o.value === value);
+}
+
+/** What the picker's choice shows: an agent's description, and the MCP controls off (it has its own). */
+function answererShow() {
+  const option = modelSelect.selectedOptions[0];
+  const description = option && option.value.startsWith(AGENT_PREFIX) ? option.dataset.description || "" : "";
+  agentDescription.textContent = description;
+  agentDescription.hidden = !description;
+  mcpControls.disabled = Boolean(option && option.value.startsWith(AGENT_PREFIX));
+}
+
 export function controlsFromConversation(conversation) {
-  if (conversation.model && Array.from(modelSelect.options).some((o) => o.value === conversation.model)) {
+  const agentChoice = conversation.agent ? AGENT_PREFIX + conversation.agent : null;
+  if (agentChoice && hasOption(agentChoice)) {
+    modelSelect.value = agentChoice;
+  } else if (conversation.model && hasOption(conversation.model)) {
     modelSelect.value = conversation.model;
   }
+  answererShow();
   const servers = new Set(conversation.mcp_servers || []);
   for (const box of presetBoxes) box.checked = servers.has(box.value);
   mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
@@ -104,9 +125,16 @@ function selectedServers() {
   return [...new Set([...picked, ...typedServers()])];
 }
 
+/** The frame's fields for the picker's choice: an agent (with its own MCP servers) or a model and the servers. */
+function answererChosen() {
+  const choice = modelSelect.value;
+  if (choice.startsWith(AGENT_PREFIX)) return { agent: choice.slice(AGENT_PREFIX.length) };
+  return { model: choice, mcp_servers: selectedServers() };
+}
+
 function canSend() {
   if (!socketOpen() || busy()) return false;
-  if (!mcpValidate()) {
+  if (!modelSelect.value.startsWith(AGENT_PREFIX) && !mcpValidate()) {
     mcpInput.focus();
     return false;
   }
@@ -121,7 +149,7 @@ export function replyRequest(frame, { clearsInput = false, editor = null } = {})
     clientId,
     clearsInput,
     editor,
-    frame: { ...frame, model: modelSelect.value, mcp_servers: selectedServers(), client_id: clientId },
+    frame: { ...frame, ...answererChosen(), client_id: clientId },
   };
   state.pinned = true;
   controlsRefresh();
@@ -139,8 +167,10 @@ for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
   control.addEventListener("input", () => {
     state.controlsTouched = true;
     if (control === mcpInput) mcpValidate();
+    if (control === modelSelect) answererShow();
   });
 }
+answererShow();
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   send();
