@@ -5,16 +5,43 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from . import catalog
 from .models import Agent, ChatModel, Conversation, DailyUsage, MCPServerPreset, Message, UserQuota
 
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["label", "name", "enabled", "is_default", "position"]
+    list_display = [
+        "label",
+        "name",
+        "enabled",
+        "is_default",
+        "position",
+        "listed",
+        "input_token_limit",
+        "price_input",
+        "price_output",
+        "synced_at",
+    ]
     list_editable = ["enabled", "is_default", "position"]
-    list_filter = ["enabled"]
+    list_filter = ["enabled", "listed"]
     search_fields = ["name", "label"]
-    actions = ["disable"]
+    readonly_fields = ["listed", "synced_at"]
+    actions = ["disable", "catalog_sync"]
+
+    @admin.action(description="Sync the catalog from the API (capabilities, limits, prices)")
+    def catalog_sync(self, request: HttpRequest, queryset) -> None:
+        try:
+            result = catalog.catalog_sync(catalog.catalog_fetch())
+        except catalog.CatalogUnavailable as exc:
+            self.message_user(request, f"The catalog was not synced: {exc}", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"{len(result.updated)} model(s) updated, {len(result.added)} added (disabled), "
+            f"{len(result.unlisted)} no longer listed by the API.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Disable selected models (replies in flight finish)")
     def disable(self, request: HttpRequest, queryset) -> None:

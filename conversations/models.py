@@ -35,6 +35,27 @@ class ChatModel(models.Model):
     enabled = models.BooleanField(default=True, db_index=True)
     is_default = models.BooleanField(default=False, help_text="Picked for new conversations.")
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
+    # From the API's catalog (`manage.py models_sync`): what the model can do, and what it costs.
+    capabilities = models.JSONField(default=dict, blank=True, help_text="vision, tools, thinking, ...")
+    input_token_limit = models.PositiveIntegerField(null=True, blank=True)
+    output_token_limit = models.PositiveIntegerField(null=True, blank=True)
+    price_input = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per million input tokens."
+    )
+    price_output = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per million output tokens."
+    )
+    price_cached = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="USD per million cached input tokens.",
+    )
+    listed = models.BooleanField(
+        null=True, blank=True, help_text="In the API's catalog at the last sync (no: retired or unknown)."
+    )
+    synced_at = models.DateTimeField(null=True, blank=True)
 
     objects = ChatModelQuerySet.as_manager()
 

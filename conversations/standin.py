@@ -321,9 +321,41 @@ class Completion:
         return usage
 
 
+# What `GET /v1/models` tells of each model: its capabilities and token limits, and its prices in USD
+# per million tokens (input, output, cached input). The last one is listed but not in MODEL_IDS.
+CATALOG = {
+    "openai/gpt-5.1": ("GPT-5.1", 400_000, 128_000, True, "1.25", "10.00", "0.125"),
+    "anthropic/claude-opus-4-5-20251101": ("Claude Opus 4.5", 200_000, 64_000, True, "5.00", "25.00", "0.50"),
+    "google/gemini-3-pro-preview": ("Gemini 3 Pro", 1_000_000, 64_000, True, "2.00", "12.00", "0.20"),
+    "openai/gpt-5.1-mini": ("GPT-5.1 mini", 400_000, 128_000, False, "0.25", "2.00", "0.025"),
+}
+
+
+def catalog_entry(model: str) -> dict[str, Any]:
+    name, input_limit, output_limit, vision, price_in, price_out, price_cached = CATALOG[model]
+    return {
+        "id": model,
+        "object": "model",
+        "owned_by": "standin",
+        "provider": model.split("/", 1)[0],
+        "created_at": "2025-11-01T00:00:00Z",
+        "display_name": name,
+        "capabilities": {
+            "text": True,
+            "streaming": True,
+            "tools": True,
+            "thinking": True,
+            "vision": vision,
+            "input_token_limit": input_limit,
+            "output_token_limit": output_limit,
+        },
+        "pricing": {"input": price_in, "output": price_out, "cached_input": price_cached},
+    }
+
+
 async def handle_models(request: web.Request) -> web.Response:
-    """Return the fixed model list."""
-    data = [{"id": model, "object": "model", "owned_by": "standin"} for model in MODEL_IDS]
+    """Return the fixed model list, with capabilities, limits and prices."""
+    data = [catalog_entry(model) for model in CATALOG]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
 
 

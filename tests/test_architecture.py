@@ -6,7 +6,18 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "conversations"
-DOMAIN = {"turns", "replies", "upkeep", "quotas", "selectors", "threads", "models", "agents"}
+DOMAIN = {
+    "turns",
+    "replies",
+    "upkeep",
+    "quotas",
+    "selectors",
+    "threads",
+    "models",
+    "agents",
+    "answerers",
+    "catalog",
+}
 
 
 def module_name(path: Path) -> str:
