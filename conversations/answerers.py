@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from .exceptions import InvalidMcpServer, UnknownAgent, UnknownModel
-from .models import Agent, Conversation, MCPServerPreset
+from .models import Agent, Conversation, MCPServerPreset, ModelChoice
 from .validators import mcp_target_error, mcp_target_is_internal
 
 
@@ -36,7 +36,7 @@ def answerer_choose(
     model: str | None,
     mcp_servers: list[str] | None,
     conversation: Conversation,
-    enabled: list[tuple[str, bool]],
+    enabled: list[ModelChoice],
     agents: dict[str, Agent],
 ) -> Answerer:
     """Return who answers the next reply of `conversation`: the agent the frame names, else a plain
@@ -52,7 +52,7 @@ def answerer_choose(
         chosen = model_resolve(requested=model, current=conversation.model, enabled=enabled)
         servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
         return Answerer(models=[chosen], mcp_servers=servers)
-    names = {name for name, _ in enabled}
+    names = {choice.name for choice in enabled}
     models = list(agent.model_names)
     if model is not None:
         if not agent.user_may_change_model:
@@ -102,13 +102,13 @@ def _agent_choose(
     return None
 
 
-def model_resolve(*, requested: str | None, current: str, enabled: list[tuple[str, bool]]) -> str:
+def model_resolve(*, requested: str | None, current: str, enabled: list[ModelChoice]) -> str:
     """Return the model for the next reply: the one asked for, else the conversation's, else the default,
     among the `enabled` models (`ChatModel.objects.enabled_choices()`).
 
     Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
     """
-    names = {name for name, _ in enabled}
+    names = {choice.name for choice in enabled}
     if requested is not None:
         if requested not in names:
             raise UnknownModel(f"{requested[:200]!r} is not an available model.")
@@ -117,7 +117,7 @@ def model_resolve(*, requested: str | None, current: str, enabled: list[tuple[st
         return current
     if not enabled:
         raise UnknownModel("No model is enabled; an administrator must enable one.")
-    return next((name for name, is_default in enabled if is_default), enabled[0][0])
+    return next((choice.name for choice in enabled if choice.is_default), enabled[0].name)
 
 
 def mcp_servers_clean(servers: list[str]) -> list[str]:

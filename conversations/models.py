@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -17,14 +19,23 @@ class ChatModelQuerySet(models.QuerySet):
         """Models a user may pick, in the admin's order."""
         return self.filter(enabled=True).order_by("position", "label")
 
-    def enabled_choices(self) -> list[tuple[str, bool]]:
-        """The (name, is_default) of every enabled model, in the admin's order."""
-        return list(self.enabled().values_list("name", "is_default"))
+    def enabled_choices(self) -> list[ModelChoice]:
+        """Every enabled model's name, default flag and input limit, in the admin's order (one query)."""
+        rows = self.enabled().values_list("name", "is_default", "input_token_limit")
+        return [ModelChoice(*row) for row in rows]
 
     def default_name(self) -> str | None:
         """Return the name of the default enabled model, else the first enabled one, else None."""
         choices = self.enabled_choices()
-        return next((name for name, is_default in choices if is_default), choices[0][0] if choices else None)
+        return next((c.name for c in choices if c.is_default), choices[0].name if choices else None)
+
+
+class ModelChoice(NamedTuple):
+    """An enabled model as a turn chooses among them."""
+
+    name: str
+    is_default: bool
+    input_token_limit: int | None
 
 
 class ChatModel(models.Model):
@@ -292,6 +303,9 @@ class Message(models.Model):
     request_models = models.JSONField(default=list, blank=True, help_text="The models the request named.")
     request_settings = models.JSONField(default=dict, blank=True, help_text="The settings it was sent with.")
     served_models = models.JSONField(default=list, blank=True, help_text="The models that produced it.")
+    context_dropped = models.PositiveIntegerField(
+        default=0, help_text="Older messages left out of its request to fit the context window."
+    )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A streaming reply whose lease lapsed lost its server."
     )

@@ -215,17 +215,26 @@ def error_frame_of(error: ChatError, **extra: Any) -> dict[str, Any]:
 
 
 def start_frame(
-    *, message_id: int, model: str, parent_id: int, user_message: dict[str, Any] | None
+    *,
+    message_id: int,
+    model: str,
+    parent_id: int,
+    user_message: dict[str, Any] | None,
+    context_dropped: int = 0,
 ) -> dict[str, Any]:
     """A reply starts: `parent_id` is the user message it answers, `user_message` the one this turn
-    stored (None for a regenerate, which stores none)."""
-    return {
+    stored (None for a regenerate, which stores none); `context_dropped`, when older messages were left
+    out of the request to fit the model's context window, how many."""
+    frame = {
         "type": "start",
         "message_id": message_id,
         "model": model,
         "parent_id": parent_id,
         "user_message": user_message,
     }
+    if context_dropped:
+        frame["context_dropped"] = context_dropped
+    return frame
 
 
 def chunk_frame_text(*, content: str, message_id: int, offset: int) -> str:

@@ -109,6 +109,7 @@ def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
         "client_id": message.client_id,
         "agent": message.agent_slug or None,
         "served_models": message.served_models,
+        "context_dropped": message.context_dropped,
         "created_at": message.created_at.isoformat(),
         "finished_at": message.finished_at.isoformat() if message.finished_at else None,
     }

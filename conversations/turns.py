@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
+from .context import context_fit
 from .exceptions import (
     Busy,
     ChatError,
@@ -26,7 +27,7 @@ from .exceptions import (
     NoSuchMessage,
     NoSuchReply,
 )
-from .models import Agent, ChatModel, Conversation, Message
+from .models import Agent, ChatModel, Conversation, Message, ModelChoice
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
@@ -84,6 +85,7 @@ class Turn:
     mcp_servers: list[str]
     upstream_messages: list[dict[str, str]]
     models: list[str] = field(default_factory=list)  # the model and those it may hand off to
+    context_dropped: int = 0  # older messages left out to fit the models' context window
     settings: dict[str, Any] = field(default_factory=dict)
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
@@ -214,6 +216,8 @@ class _TurnPlan:
     user_parent_id: int | None = None
     user_message: Message | None = None
     reply_parent_id: int | None = None
+    upstream_messages: list[dict[str, str]] = field(default_factory=list)
+    context_dropped: int = 0
 
 
 @transaction.atomic
@@ -234,7 +238,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             if results[index] is None and request.ref.room_key in conversations
         }
     )
-    enabled: list[tuple[str, bool]] | None = None
+    enabled: list[ModelChoice] | None = None
     agents: dict[str, Agent] | None = None
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
@@ -276,7 +280,8 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     if abandoned:
         Conversation.objects.filter(pk__in=abandoned).delete()
     if plans:
-        for plan, turn in zip(plans, _turns_write(plans), strict=True):
+        limits = {choice.name: choice.input_token_limit for choice in enabled or []}
+        for plan, turn in zip(plans, _turns_write(plans, limits), strict=True):
             results[plan.index] = turn
     return [result for result in results if result is not None]
 
@@ -336,7 +341,7 @@ def _turn_plan(
     conversation: Conversation,
     thread: ThreadState,
     messages: dict[int, ThreadMessage],
-    enabled: list[tuple[str, bool]],
+    enabled: list[ModelChoice],
     agents: dict[str, Agent],
 ) -> _TurnPlan:
     """Check one request against its locked conversation and place its turn in the tree.
@@ -384,7 +389,7 @@ def _path(messages: dict[int, ThreadMessage], pairs: Pairs, leaf_id: int | None)
     return [messages[message_id] for message_id in thread_path_ids(pairs, leaf_id)]
 
 
-def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
+def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[Turn]:
     """Store the planned turns' user messages, then their streaming reply rows, then their
     conversations' new leaf, model, servers and title: three statements whatever their number.
 
@@ -407,6 +412,8 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
     )
     for plan, user in zip(asking, users, strict=True):
         plan.user_message, plan.reply_parent_id = user, user.pk
+    for plan in plans:
+        _upstream_plan(plan, limits)
     replies = Message.objects.bulk_create(
         [
             Message(
@@ -418,6 +425,7 @@ def _turns_write(plans: list[_TurnPlan]) -> list[Turn]:
                 agent_slug=plan.answerer.agent.slug if plan.answerer.agent else "",
                 request_models=plan.answerer.models,
                 request_settings=plan.answerer.settings,
+                context_dropped=plan.context_dropped,
                 status=Message.Status.STREAMING,
                 # A regenerate's id is on its new reply (it stores no user message).
                 client_id=plan.request.client_id if plan.user_message is None else "",
@@ -460,15 +468,28 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
             Conversation.objects.filter(pk=plan.conversation.pk).update(title=title)
 
 
+def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
+    """What goes upstream: the branch up to the turn, cut to the smallest context window among the
+    models that may write the reply (any of them may take over)."""
+    path: list[ThreadMessage | Message] = list(plan.path)
+    if plan.user_message is not None:
+        path.append(plan.user_message)
+    known = [limit for model in plan.answerer.models if (limit := limits.get(model))]
+    plan.upstream_messages, plan.context_dropped = context_fit(
+        upstream_messages_build(path),
+        instructions=plan.answerer.instructions,
+        input_limit=min(known) if known else None,
+        reserve=int(plan.answerer.settings.get("max_tokens") or 0),
+    )
+
+
 def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
     """The stored turn as the relay needs it: what the sockets are shown and what goes upstream."""
     user = plan.user_message
     shown = None
-    path: list[ThreadMessage | Message] = list(plan.path)
     if user is not None:
         siblings = thread_siblings([*plan.pairs, (user.pk, user.parent_id)])
         shown = message_as_dict(user, siblings=siblings)
-        path.append(user)
     return Turn(
         ref=plan.request.ref,
         user_message=shown,
@@ -476,7 +497,8 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         parent_id=reply.parent_id,
         model=plan.answerer.model,
         mcp_servers=plan.answerer.mcp_servers,
-        upstream_messages=upstream_messages_build(path),
+        upstream_messages=plan.upstream_messages,
+        context_dropped=plan.context_dropped,
         models=plan.answerer.models,
         settings=plan.answerer.settings,
         instructions=plan.answerer.instructions,

@@ -67,6 +67,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
                 model=turn.model,
                 parent_id=turn.parent_id,
                 user_message=turn.user_message,
+                context_dropped=turn.context_dropped,
             )
         )
         await room.broadcast(start)

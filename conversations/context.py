@@ -1,0 +1,39 @@
+"""What of a conversation fits in a model's context window: the newest turns, estimated on the safe side.
+
+No tokenizer is used (none works offline for every model the API routes to): a message is counted as
+one token per three bytes of its UTF-8 text, plus a few for its framing, which overestimates every
+tokenizer in use for English and code, and most for other scripts. The instructions always go; older
+turns are left out first, and the newest user message is never left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+BYTES_PER_TOKEN = 3
+TOKENS_PER_MESSAGE = 4
+
+
+def tokens_estimate(text: str) -> int:
+    """A token count for `text` that is at least what the model's tokenizer counts, as a rule."""
+    return math.ceil(len(text.encode("utf-8", "surrogatepass")) / BYTES_PER_TOKEN) + TOKENS_PER_MESSAGE
+
+
+def context_fit(
+    messages: Sequence[dict[str, str]], *, instructions: str, input_limit: int | None, reserve: int = 0
+) -> tuple[list[dict[str, str]], int]:
+    """Return the newest `messages` that fit in `input_limit` tokens beside the instructions and
+    `reserve` (the reply's own tokens, where the limit counts them), and how many older ones were left
+    out. The kept messages start with a user message; without a limit, all are kept."""
+    if not input_limit or not messages:
+        return list(messages), 0
+    budget = input_limit - reserve - (tokens_estimate(instructions) if instructions else 0)
+    kept = len(messages) - 1  # the newest message always goes: without it there is nothing to answer
+    budget -= tokens_estimate(messages[kept]["content"])
+    while kept > 0 and (cost := tokens_estimate(messages[kept - 1]["content"])) <= budget:
+        budget -= cost
+        kept -= 1
+    while kept < len(messages) - 1 and messages[kept]["role"] != "user":
+        kept += 1  # a reply without the message it answers would confuse the model
+    return list(messages[kept:]), kept
