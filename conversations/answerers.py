@@ -29,6 +29,11 @@ class Answerer:
     def model(self) -> str:
         return self.models[0]
 
+    @property
+    def agent_slug(self) -> str:
+        """The agent's slug, "" for a plain model."""
+        return self.agent.slug if self.agent else ""
+
 
 def answerer_choose(
     *,

@@ -38,7 +38,28 @@ class ModelChoice(NamedTuple):
     input_token_limit: int | None
 
 
-class ChatModel(models.Model):
+class OneDefault(models.Model):
+    """A model of which one row at most is the default (an `is_default` field and a unique constraint
+    on it): making a row the default quietly takes the flag from the previous one, so the admin never
+    trips over the constraint."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        with transaction.atomic():
+            if self.is_default:
+                type(self)._default_manager.filter(is_default=True).exclude(pk=self.pk).update(
+                    is_default=False
+                )
+            super().save(*args, **kwargs)
+
+    def validate_constraints(self, exclude: object = None) -> None:
+        # A new default is valid: save() takes the flag from the old one in the same breath.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"} if self.is_default else exclude)
+
+
+class ChatModel(OneDefault):
     name = models.CharField(
         max_length=200, unique=True, help_text="The Dedalus model id, e.g. openai/gpt-5.1."
     )
@@ -82,18 +103,6 @@ class ChatModel(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({self.name})"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        # Making this one the default quietly takes the flag from the previous default,
-        # so the admin never trips over the one-default constraint.
-        with transaction.atomic():
-            if self.is_default:
-                ChatModel.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
-            super().save(*args, **kwargs)
-
-    def validate_constraints(self, exclude: object = None) -> None:
-        # A new default is valid: save() takes the flag from the old one in the same breath.
-        super().validate_constraints(exclude={*(exclude or ()), "is_default"} if self.is_default else exclude)
-
 
 class MCPServerPresetQuerySet(models.QuerySet):
     def enabled(self) -> MCPServerPresetQuerySet:
@@ -128,7 +137,7 @@ class AgentQuerySet(models.QuerySet):
         return self.filter(enabled=True).order_by("position", "name")
 
 
-class Agent(models.Model):
+class Agent(OneDefault):
     """What answers in a conversation: instructions, the model that answers and the ones it may hand off
     to, their settings and MCP servers. A plain model is picked as it always was; an agent is this."""
 
@@ -164,16 +173,6 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        # As for ChatModel: a new default takes the flag from the previous one.
-        with transaction.atomic():
-            if self.is_default:
-                Agent.objects.filter(is_default=True).exclude(pk=self.pk).update(is_default=False)
-            super().save(*args, **kwargs)
-
-    def validate_constraints(self, exclude: object = None) -> None:
-        super().validate_constraints(exclude={*(exclude or ()), "is_default"} if self.is_default else exclude)
 
     def clean(self) -> None:
         """Refuse model ids that are not in the catalog (ChatModel), settings out of their range and

@@ -133,8 +133,8 @@ def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
     """The optional `agent`, `model`, `mcp_servers` and `client_id` every frame that starts a reply may
     carry."""
     return {
-        "agent": _optional_agent(data.get("agent")),
-        "model": _optional_model(data.get("model")),
+        "agent": _optional_name(data.get("agent"), UnknownAgent, "`agent` (an agent's slug)"),
+        "model": _optional_name(data.get("model"), UnknownModel, "`model` (a model's name)"),
         "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
         "client_id": _optional_client_id(data.get("client_id")),
     }
@@ -174,19 +174,12 @@ def _message_text(value: Any) -> str:
     return value
 
 
-def _optional_model(value: Any) -> str | None:
+def _optional_name(value: Any, refused: type[ChatError], what: str) -> str | None:
+    """A model's or an agent's name from a frame: None when left out; `refused` when not a string."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise UnknownModel("`model` must be a model name string.")
-    return text_storable(value)
-
-
-def _optional_agent(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise UnknownAgent("`agent` must be an agent's slug.")
+        raise refused(f"{what} must be a string.")
     return text_storable(value)
 
 

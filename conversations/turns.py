@@ -422,7 +422,7 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
                 role=Message.Role.ASSISTANT,
                 model=plan.answerer.model,
                 mcp_servers=plan.answerer.mcp_servers,
-                agent_slug=plan.answerer.agent.slug if plan.answerer.agent else "",
+                agent_slug=plan.answerer.agent_slug,
                 request_models=plan.answerer.models,
                 request_settings=plan.answerer.settings,
                 context_dropped=plan.context_dropped,
@@ -502,7 +502,7 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         models=plan.answerer.models,
         settings=plan.answerer.settings,
         instructions=plan.answerer.instructions,
-        agent=plan.answerer.agent.slug if plan.answerer.agent else "",
+        agent=plan.answerer.agent_slug,
     )
 
 
