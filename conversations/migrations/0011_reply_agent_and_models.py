@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from ._usage_view import around_usage_view
+
 
 class Migration(migrations.Migration):
 
@@ -10,7 +12,7 @@ class Migration(migrations.Migration):
         ('conversations', '0010_agents'),
     ]
 
-    operations = [
+    operations = around_usage_view(
         migrations.AddField(
             model_name='conversation',
             name='agent',
@@ -36,4 +38,4 @@ class Migration(migrations.Migration):
             name='served_models',
             field=models.JSONField(blank=True, default=list, help_text='The models that produced it.'),
         ),
-    ]
+    )

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from ._usage_view import around_usage_view
+
 
 class Migration(migrations.Migration):
 
@@ -9,7 +11,7 @@ class Migration(migrations.Migration):
         ('conversations', '0011_reply_agent_and_models'),
     ]
 
-    operations = [
+    operations = around_usage_view(
         migrations.AddField(
             model_name='message',
             name='cached_tokens',
@@ -20,4 +22,4 @@ class Migration(migrations.Migration):
             name='reasoning_tokens',
             field=models.PositiveIntegerField(blank=True, help_text="Of the completion's.", null=True),
         ),
-    ]
+    )

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from ._usage_view import around_usage_view
+
 
 class Migration(migrations.Migration):
 
@@ -9,10 +11,10 @@ class Migration(migrations.Migration):
         ('conversations', '0013_model_catalog'),
     ]
 
-    operations = [
+    operations = around_usage_view(
         migrations.AddField(
             model_name='message',
             name='context_dropped',
             field=models.PositiveIntegerField(default=0, help_text='Older messages left out of its request to fit the context window.'),
         ),
-    ]
+    )

@@ -1,0 +1,58 @@
+"""`make run`'s embedded default, SQLite, from nothing: every migration applies and a turn is stored.
+
+The suite runs on Postgres; SQLite rebuilds a table to add most columns, which a database view over it
+(the admin's daily usage) must survive."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# The suite's session opens the test database whatever the module; this test itself runs beside it.
+pytestmark = pytest.mark.django_db
+
+TURN = """
+from conversations.models import Agent, DailyUsage
+from conversations.owners import ConversationRef, Owner
+from conversations.turns import TurnRequest, turns_store
+Agent.objects.create(slug="brief", name="Brief", model_names=["openai/gpt-5.1"], instructions="Be brief.")
+owner = Owner(session_key="sqlite-browser")
+request = TurnRequest(ref=ConversationRef(owner.key, "s1"), owner=owner, content="hi", agent="brief")
+(turn,) = turns_store([request])
+print(turn.models, turn.instructions, DailyUsage.objects.count())
+"""
+
+
+def test_a_fresh_sqlite_database_migrates_and_stores_a_turn(tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DJANGO_DEBUG": "1",
+        "REDIS_URL": "",
+    }
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    turn = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", TURN],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert turn.returncode == 0, turn.stderr[-2000:]
+    assert "['openai/gpt-5.1'] Be brief. 1" in turn.stdout  # the view reads the rebuilt table
