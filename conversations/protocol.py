@@ -259,5 +259,15 @@ def tool_activity_of(frame_text: str) -> dict[str, Any]:
     return {key: value for key, value in frame.items() if key not in ("type", "message_id")}
 
 
-def done_frame(*, message_id: int, usage: dict[str, int] | None, finish_reason: str) -> dict[str, Any]:
-    return {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
+def done_frame(
+    *,
+    message_id: int,
+    usage: dict[str, int] | None,
+    finish_reason: str,
+    served_models: list[str] | None = None,
+) -> dict[str, Any]:
+    """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order."""
+    frame = {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
+    if served_models:
+        frame["served_models"] = served_models
+    return frame

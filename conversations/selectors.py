@@ -256,7 +256,10 @@ def reply_end_frame(message: Message | None, reply_id: int) -> dict[str, Any]:
             message.error_code or "upstream_error", message.error, message_id=reply_id
         )
     return protocol.done_frame(
-        message_id=reply_id, usage=message.usage, finish_reason=message.finish_reason or "interrupted"
+        message_id=reply_id,
+        usage=message.usage,
+        finish_reason=message.finish_reason or "interrupted",
+        served_models=message.served_models,
     )
 
 

@@ -228,11 +228,26 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert request["body"]["messages"][0] == {"role": "system", "content": "Cite every claim."}
         reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
         assert (reply.agent_slug, reply.served_models) == ("researcher", ["openai/gpt-5.1", CHOSEN_MODEL])
+        # The reply names the models that wrote it, the handoff marked.
+        served = self.bubbles("assistant").first.locator(".model")
+        expect(served).to_have_text(f"openai/gpt-5.1 → {CHOSEN_MODEL}")
+        expect(served).to_have_class(re.compile(r"\bhandoff\b"))
+        self.screenshot_save("browser-agent-handoff.png", full_page=False)
 
         self.page.reload()
         expect(self.page.locator("#connection")).to_have_text("connected")
         expect(self.page.locator("#model")).to_have_value("agent:researcher")
         expect(description).to_have_text("Finds sources and cites them.")
+        expect(self.bubbles("assistant").first.locator(".model")).to_have_text(
+            f"openai/gpt-5.1 → {CHOSEN_MODEL}"
+        )
+
+        # A refusal shows as such, and the usage detail names reasoning and cached tokens.
+        self.page.locator("#model").select_option(CHOSEN_MODEL)
+        self.message_send("[[standin refusal=1 reply=I%20cannot. reasoning_tokens=4 cached_tokens=2]]")
+        refused = self.reply_finished(1)
+        expect(refused.locator(".badge")).to_have_text("Refused")
+        expect(refused.locator(".status")).to_have_attribute("title", re.compile(r"4 reasoning, 2 cached$"))
 
     def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
         first = self.chat_open()

@@ -26,6 +26,7 @@ async def test_a_message_streams_start_chunks_done_and_is_stored(chat_socket, st
         "message_id": start["message_id"],
         "usage": done["usage"],
         "finish_reason": "stop",
+        "served_models": ["openai/gpt-5.1"],  # the model the stream's chunks named
     }
     assert done["usage"]["completion_tokens"] == 12
 

@@ -203,7 +203,10 @@ async def _reply_conclude(
         frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
     else:
         frame = protocol.done_frame(
-            message_id=reply.message_id, usage=outcome.get("usage"), finish_reason=outcome["finish_reason"]
+            message_id=reply.message_id,
+            usage=outcome.get("usage"),
+            finish_reason=outcome["finish_reason"],
+            served_models=reply.served_models,
         )
     text = protocol.dumps(frame)
     await room.broadcast(text)

@@ -90,16 +90,33 @@ window.ChatMessages = (() => {
   }
 
   /** Fill (or refill) the parts of a message that change when it ends: badge, status line, actions. */
+  /** The usage detail on hover: prompt and completion tokens, and reasoning and cached ones when reported. */
+  function usageDetail(usage) {
+    const parts = [`${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion tokens`];
+    if (usage.reasoning_tokens != null) parts.push(`${usage.reasoning_tokens} reasoning`);
+    if (usage.cached_tokens != null) parts.push(`${usage.cached_tokens} cached`);
+    return parts.join(", ");
+  }
+
+  /** The models that wrote a reply, in order ("A → B" after a handoff), else the one it asked for. */
+  function modelShow(view, message) {
+    if (!view.model) return;
+    const served = message.served_models || [];
+    view.model.textContent = served.length ? served.join(" → ") : message.model || "";
+    view.model.classList.toggle("handoff", served.length > 1);
+    view.model.title = served.length > 1 ? `Handed off from ${served[0]} to ${served[served.length - 1]}` : "";
+  }
+
   function endingShow(view, message) {
     const { root } = view;
     root.classList.remove("streaming", "complete", "interrupted", "error");
     root.classList.add(message.status || "complete");
-    view.badge.textContent = BADGES[message.status] || "";
-    view.badge.hidden = !BADGES[message.status];
+    const badge = message.finish_reason === "refusal" ? "Refused" : BADGES[message.status] || "";
+    view.badge.textContent = badge;
+    view.badge.hidden = !badge;
     view.status.textContent = statusText(message);
-    if (message.usage) {
-      view.status.title = `${message.usage.prompt_tokens} prompt + ${message.usage.completion_tokens} completion tokens`;
-    }
+    if (message.usage) view.status.title = usageDetail(message.usage);
+    modelShow(view, message);
     const actions = view.actions;
     actions.replaceChildren();
     if (message.status === "streaming") return;
@@ -122,7 +139,8 @@ window.ChatMessages = (() => {
     root.dataset.messageId = message.id;
     const head = el("div", "message-head");
     head.appendChild(el("span", "role", isUser ? "You" : "Assistant"));
-    if (!isUser && message.model) head.appendChild(el("span", "model", message.model));
+    const model = isUser ? null : el("span", "model");
+    if (model) head.appendChild(model);
     head.appendChild(timeElement(message.created_at));
     const badge = el("span", "badge");
     badge.hidden = true;
@@ -135,7 +153,7 @@ window.ChatMessages = (() => {
     const status = el("div", "status");
     const actions = el("div", "message-actions");
     root.append(head, tools, content, status, actions);
-    const view = { root, content, tools, status, actions, badge };
+    const view = { root, content, tools, status, actions, badge, model };
     endingShow(view, message);
     if (message.status === "streaming") root.classList.add("streaming");
     return view;

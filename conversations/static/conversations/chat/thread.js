@@ -116,6 +116,8 @@ function liveFinish(frame, status, error) {
   const stored = state.shown.get(frame.message_id);
   if (stored) {
     Object.assign(stored.message, { status, usage: frame.usage || null, error: error || "" });
+    if (frame.finish_reason) stored.message.finish_reason = frame.finish_reason;
+    if (frame.served_models) stored.message.served_models = frame.served_models;
     if (current) stored.message.content = current.text;
     endingShow(stored.view, stored.message);
   }
