@@ -64,6 +64,7 @@ async def test_resync_resends_the_missing_span_in_bounded_pages(chat_socket, sta
         "message_id": reply_id,
         "usage": frames[-1]["usage"],
         "finish_reason": "stop",
+        "served_models": ["openai/gpt-5.1"],
     }
 
 

@@ -51,6 +51,7 @@ async def test_a_tab_open_before_sigterm_can_still_stop_its_reply_and_is_told_un
         "message_id": start["message_id"],
         "usage": None,
         "finish_reason": "stopped",
+        "served_models": ["openai/gpt-5.1"],  # what its stream had named when it stopped
     }
     reply = await stored_reply(start["message_id"])
     assert (reply.status, reply.finish_reason) == ("interrupted", "stopped")
