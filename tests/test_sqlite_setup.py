@@ -28,6 +28,21 @@ print(turn.models, turn.instructions, DailyUsage.objects.count())
 """
 
 
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `manage.py` with these arguments in that environment; fail the test if it fails."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def test_a_fresh_sqlite_database_migrates_and_stores_a_turn(tmp_path):
     env = {
         **os.environ,
@@ -35,24 +50,6 @@ def test_a_fresh_sqlite_database_migrates_and_stores_a_turn(tmp_path):
         "DJANGO_DEBUG": "1",
         "REDIS_URL": "",
     }
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
-    turn = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", TURN],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert turn.returncode == 0, turn.stderr[-2000:]
+    manage(env, "migrate", "--no-input", "-v", "0")
+    turn = manage(env, "shell", "-c", TURN)
     assert "['openai/gpt-5.1'] Be brief. 1" in turn.stdout  # the view reads the rebuilt table
