@@ -220,11 +220,8 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
 def chat_page_options() -> dict[str, Any]:
     """The agents, models and MCP presets the page offers (a default agent is picked before a default
     model, as a new conversation's first message is answered)."""
-    agents = [
-        {"slug": a.slug, "name": a.name, "description": a.description, "is_default": a.is_default}
-        for a in Agent.objects.enabled()
-    ]
-    default_agent = any(agent["is_default"] for agent in agents)
+    agents = agents_enabled()
+    default_agent = any(agent["default"] for agent in agents)
     return {
         "agents": agents,
         "models": [

@@ -81,14 +81,23 @@ class Turn:
     user_message: dict[str, Any] | None
     reply_id: int
     parent_id: int
-    model: str
+    models: list[str]  # the model that answers, then those it may hand off to
     mcp_servers: list[str]
     upstream_messages: list[dict[str, str]]
-    models: list[str] = field(default_factory=list)  # the model and those it may hand off to
     context_dropped: int = 0  # older messages left out to fit the models' context window
     settings: dict[str, Any] = field(default_factory=dict)
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
+
+    @property
+    def model(self) -> str:
+        """The model that answers first."""
+        return self.models[0]
+
+
+def title_of(content: str) -> str:
+    """A conversation's title from its first message: the words, on one line, cut to TITLE_LENGTH."""
+    return " ".join(content.split())[:TITLE_LENGTH]
 
 
 def message_content_check(content: str) -> None:
@@ -314,7 +323,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 session_id=request.ref.session_id,
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
-                title=" ".join(request.content.split())[:TITLE_LENGTH],
+                title=title_of(request.content),
             )
             for request in missing
         ],
@@ -464,8 +473,9 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
         )
     for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
         if not plan.conversation.title and plan.user_message is not None:
-            title = " ".join(plan.user_message.content.split())[:TITLE_LENGTH]
-            Conversation.objects.filter(pk=plan.conversation.pk).update(title=title)
+            Conversation.objects.filter(pk=plan.conversation.pk).update(
+                title=title_of(plan.user_message.content)
+            )
 
 
 def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
@@ -495,11 +505,10 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         user_message=shown,
         reply_id=reply.pk,
         parent_id=reply.parent_id,
-        model=plan.answerer.model,
+        models=plan.answerer.models,
         mcp_servers=plan.answerer.mcp_servers,
         upstream_messages=plan.upstream_messages,
         context_dropped=plan.context_dropped,
-        models=plan.answerer.models,
         settings=plan.answerer.settings,
         instructions=plan.answerer.instructions,
         agent=plan.answerer.agent_slug,

@@ -422,7 +422,8 @@ def _usage(raw: Any) -> dict[str, int] | None:
         ("reasoning_tokens", "completion_tokens_details"),
         ("cached_tokens", "prompt_tokens_details"),
     ):
-        value = (raw.get(details) or {}).get(name) if isinstance(raw.get(details), dict) else None
+        section = raw.get(details)
+        value = section.get(name) if isinstance(section, dict) else None
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             usage[name] = value
     return usage

@@ -82,7 +82,7 @@ async def reply_stream(
     try:
         async for event in upstream.reply_stream(
             instance.upstream(),
-            models=turn.models or [turn.model],
+            models=turn.models,
             messages=turn.upstream_messages,
             mcp_servers=turn.mcp_servers,
             instructions=turn.instructions,
