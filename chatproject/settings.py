@@ -259,6 +259,12 @@ if DEDALUS_BASE_URL and DEDALUS_BASE_URL.rstrip("/").endswith("/v1"):
     raise ImproperlyConfigured(
         "DEDALUS_BASE_URL must not end in /v1: the server adds /v1/chat/completions itself."
     )
+# Where MCP credentials are encrypted to: the authorisation server's JWKS (the SDK's DEDALUS_AS_URL).
+DEDALUS_AS_URL = os.environ.get("DEDALUS_AS_URL", "").strip() or "https://as.dedaluslabs.ai"
+# Its public key is kept this long, and fetched again at once when a request with credentials fails.
+CHAT_MCP_KEY_TTL_SECONDS = env_float("CHAT_MCP_KEY_TTL_SECONDS", 3600)
+# Fernet keys that seal MCP credentials at rest, newest first (see conversations/sealing.py).
+CHAT_CREDENTIALS_KEYS = env_list("CHAT_CREDENTIALS_KEYS", [])
 
 # --- Chat behaviour (all CHAT_* settings are documented in README.md) ---
 CHAT_MAX_MESSAGE_CHARS = int(env_float("CHAT_MAX_MESSAGE_CHARS", 32_000))

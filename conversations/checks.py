@@ -2,10 +2,13 @@
 
 from typing import Any
 
+from cryptography.fernet import Fernet
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 METRICS_OPEN = "conversations.W001"
+CREDENTIALS_KEY_DERIVED = "conversations.W002"
+CREDENTIALS_KEY_BAD = "conversations.E001"
 
 
 @register(Tags.security)
@@ -20,3 +23,31 @@ def metrics_token_check(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             id=METRICS_OPEN,
         )
     ]
+
+
+@register(Tags.security)
+def credentials_keys_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """An error for a key in CHAT_CREDENTIALS_KEYS that is not a Fernet key; a warning when production
+    seals MCP credentials with the key derived from SECRET_KEY (changing it would make them unreadable)."""
+    problems: list[CheckMessage] = []
+    for position, key in enumerate(settings.CHAT_CREDENTIALS_KEYS, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            problems.append(
+                Error(
+                    f"Key {position} of CHAT_CREDENTIALS_KEYS is not a Fernet key.",
+                    hint='Make one with: python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"',
+                    id=CREDENTIALS_KEY_BAD,
+                )
+            )
+    if not settings.DEBUG and not settings.CHAT_CREDENTIALS_KEYS:
+        problems.append(
+            Warning(
+                "MCP credentials are sealed with a key derived from SECRET_KEY.",
+                hint="Set CHAT_CREDENTIALS_KEYS, so that changing SECRET_KEY keeps them readable.",
+                id=CREDENTIALS_KEY_DERIVED,
+            )
+        )
+    return problems

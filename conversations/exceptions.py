@@ -81,6 +81,14 @@ class InvalidMcpServer(ChatError):
     default_detail = "That MCP server is not allowed."
 
 
+class McpCredentialsRequired(ChatError):
+    """An MCP server whose preset asks each user for their own credentials, and the sender has none
+    (or is not signed in)."""
+
+    default_code = "mcp_credentials_required"
+    default_detail = "That MCP server needs your credentials: add them beside it first."
+
+
 class Busy(ChatError):
     """A reply of the conversation is still streaming: nothing else may start or change it."""
 
@@ -163,7 +171,9 @@ class UpstreamError(ChatError):
         code: str = "upstream_error",
         retryable: bool = False,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.retryable, self.retry_after = retryable, retry_after
+        self.status = status  # the HTTP status the upstream answered, when it answered one

@@ -15,7 +15,8 @@ Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop
 ``handoff_after`` (with a list of models: from that token on, the second model writes, after an
 ``agent_updated`` event), ``refusal`` (the reply streams as ``delta.refusal``), ``reasoning_tokens`` and
 ``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``.
-Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it).
+Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
+with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
 Deliberately free of Django so it can run next to the server under test without loading its settings.
 """
@@ -39,6 +40,8 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
+
+from .standin_auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
 
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
@@ -381,6 +384,10 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         )
     if not isinstance(body, dict):
         return reject(state, request, body, 400, "standin: request body must be a JSON object")
+    try:
+        credentials = request.app[AUTH_KEY].servers_opened(body.get("mcp_servers"))
+    except CredentialsUnreadable as exc:
+        return reject(state, request, body, 400, f"standin: {exc}", code="invalid_credentials")
 
     messages = body.get("messages")
     raw_directive, user_text = parse_directives(
@@ -393,6 +400,7 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         return reject(state, request, body, 400, str(exc))
 
     rec = state.record(request, body, behaviour)
+    rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
     try:
         return await respond(request, Completion(body, behaviour, user_text.split()), rec)
     except (ConnectionResetError, ClientConnectionResetError):
@@ -625,6 +633,7 @@ def build_app(*, tokens: int = 40, delay_ms: float = 20) -> web.Application:
     app.router.add_delete("/_standin/script", handle_script_delete)
     app.router.add_get("/_standin/requests", handle_requests_get)
     app.router.add_delete("/_standin/requests", handle_requests_delete)
+    auth_routes_add(app)
     return app
 
 

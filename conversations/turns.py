@@ -27,7 +27,8 @@ from .exceptions import (
     NoSuchMessage,
     NoSuchReply,
 )
-from .models import Agent, ChatModel, Conversation, Message, ModelChoice
+from .mcp_credentials import TurnCredentials, credentialed_presets, turn_credentials
+from .models import Agent, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
@@ -88,6 +89,8 @@ class Turn:
     settings: dict[str, Any] = field(default_factory=dict)
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
+    # The MCP servers' credential values by target: in memory only, on their way to the upstream.
+    mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
 
     @property
     def model(self) -> str:
@@ -227,6 +230,7 @@ class _TurnPlan:
     reply_parent_id: int | None = None
     upstream_messages: list[dict[str, str]] = field(default_factory=list)
     context_dropped: int = 0
+    mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
 
 
 @transaction.atomic
@@ -249,6 +253,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     )
     enabled: list[ModelChoice] | None = None
     agents: dict[str, Agent] | None = None
+    credentialed: dict[str, MCPServerPreset] | None = None
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
     for index, request in enumerate(requests):
@@ -270,6 +275,12 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             agents = {agent.slug: agent for agent in Agent.objects.enabled()}
         try:
             plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
+            if plan.answerer.mcp_servers:
+                if credentialed is None:
+                    credentialed = credentialed_presets()
+                plan.mcp_credentials = turn_credentials(
+                    plan.answerer.mcp_servers, presets=credentialed, user_id=request.owner.user_id
+                )
             owner_key = request.ref.owner_key
             replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
             daily_quota_check(owner_key=owner_key)
@@ -512,6 +523,7 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         settings=plan.answerer.settings,
         instructions=plan.answerer.instructions,
         agent=plan.answerer.agent_slug,
+        mcp_credentials=plan.mcp_credentials,
     )
 
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +24,14 @@ import orjson
 from django.conf import settings
 
 from .exceptions import NotConfigured, UpstreamError
+from .mcp_wire import McpKeyCache, mcp_servers_wire
 from .text import json_storable, text_storable
 
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 8.0
+# A request with MCP credentials refused with one of these may have used a key the server dropped.
+KEY_REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class UpstreamClient:
     session: aiohttp.ClientSession
     completions_url: str
     headers: dict[str, str]
+    mcp_keys: McpKeyCache
 
     async def close(self) -> None:
         await self.session.close()
@@ -105,7 +109,12 @@ def upstream_client_create() -> UpstreamClient:
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=settings.CHAT_UPSTREAM_CONNECT_TIMEOUT),
         json_serialize=lambda value: orjson.dumps(value).decode(),
     )
-    return UpstreamClient(session=session, completions_url=f"{base_url}/v1/chat/completions", headers=headers)
+    return UpstreamClient(
+        session=session,
+        completions_url=f"{base_url}/v1/chat/completions",
+        headers=headers,
+        mcp_keys=McpKeyCache(session),
+    )
 
 
 def upstream_problem() -> str | None:
@@ -143,6 +152,7 @@ async def reply_stream(
     instructions: str = "",
     request_settings: dict[str, Any] | None = None,
     served_models: list[str] | None = None,
+    mcp_credentials: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AsyncIterator[Event]:
     """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
 
@@ -150,6 +160,9 @@ async def reply_stream(
     several); `instructions` go first as the system message, `request_settings` (temperature, max_tokens,
     ...) as the request's own fields. The models that produced the reply, as its chunks name them, are
     appended to `served_models` as they change (the caller keeps them however the reply ends).
+    `mcp_credentials` (a server's values by target) go encrypted inside its server spec; a request
+    with credentials that is refused with 400, 401, 403 or 422 is sent once more if the authorisation
+    server's key changed meanwhile.
 
     Before the first token, a retryable failure (connect error, 429, 5xx, a stream broken before any
     event) is retried up to CHAT_UPSTREAM_MAX_RETRIES times with exponential backoff and jitter,
@@ -166,7 +179,7 @@ async def reply_stream(
         **(request_settings or {}),
         "model": models[0] if len(models) == 1 else list(models),
         "messages": [*system, *messages],
-        "mcp_servers": list(mcp_servers),
+        "mcp_servers": mcp_servers_wire(mcp_servers, {}),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -174,9 +187,14 @@ async def reply_stream(
     # One key for every attempt: the API may tell a retry from a second request.
     headers = {**client.headers, "Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
     attempt = 0
+    refused_key: str | None = None  # the credentials key a refused request used
     while True:
         started = False
+        key_used = None
         try:
+            if mcp_credentials:
+                public_key, key_used = await client.mcp_keys.key(not_fingerprint=refused_key)
+                body["mcp_servers"] = mcp_servers_wire(mcp_servers, mcp_credentials, public_key)
             async for event in _reply_attempt(
                 client, body=body, headers=headers, total_deadline=total_deadline, served=served
             ):
@@ -184,6 +202,15 @@ async def reply_stream(
                 yield event
             return
         except UpstreamError as exc:
+            if key_used and not started and refused_key is None and exc.status in KEY_REFUSED_STATUSES:
+                refused_key = key_used  # once: fetch the key again and resend if it changed
+                try:
+                    _, fresh = await client.mcp_keys.key(not_fingerprint=refused_key)
+                except UpstreamError:
+                    raise exc from None
+                if fresh != refused_key:
+                    logger.info("resending with the authorisation server's new key")
+                    continue
             if started or not exc.retryable or attempt >= settings.CHAT_UPSTREAM_MAX_RETRIES:
                 raise
             attempt += 1
@@ -279,6 +306,7 @@ async def _status_error(response: aiohttp.ClientResponse) -> UpstreamError:
         redact(f"The model service answered {response.status}: {detail}"),
         retryable=response.status == 429 or response.status >= 500,
         retry_after=_retry_after(response.headers.get("retry-after")),
+        status=response.status,
     )
 
 

@@ -16,6 +16,8 @@ urlpatterns = [
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
     path("api/conversations/", views.conversation_list, name="conversation_list"),
     path("api/agents/", views.agent_list, name="agent_list"),
+    path("api/mcp-credentials/", views.mcp_credentials_list, name="mcp_credentials_list"),
+    path("api/mcp-credentials/<int:preset_id>/", views.mcp_credentials_one, name="mcp_credentials_one"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/delete$", views.conversation_delete, name="delete"),
     re_path(

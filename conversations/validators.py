@@ -16,6 +16,8 @@ MCP_URL_MAX_LENGTH = 2048
 HTTPS_PREFIX = "https://"
 # The authority both URL parsers split alike: a name or `[IPv6]`, then an optional port.
 MCP_AUTHORITY_RE = re.compile(r"^(?P<host>\[[^\]]*\]|[^\[\]:]*)(?::(?P<port>[0-9]*))?$")
+# The name of one credential value (an API key, a token) as a user is asked for it.
+CREDENTIAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 def mcp_target_error(target: object) -> str | None:

@@ -1,6 +1,7 @@
 """The chat page and sign-in. Conversation content comes over the socket, never through the template."""
 
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from functools import wraps
@@ -10,13 +11,15 @@ import prometheus_client
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import health, selectors, upkeep
+from . import health, mcp_credentials, selectors, upkeep
 from .exceptions import ChatError
+from .models import MCPServerPreset
 from .owners import Owner, http_refusal
 from .text import text_storable
 
@@ -185,6 +188,51 @@ def agent_list(request: HttpRequest) -> JsonResponse:
     if settings.CHAT_REQUIRE_LOGIN and not request.user.is_authenticated:
         return JsonResponse({"code": "login_required", "message": "Sign in to see the agents."}, status=401)
     return JsonResponse({"agents": selectors.agents_enabled()})
+
+
+def _sign_in_first(request: HttpRequest) -> HttpResponse | None:
+    if request.user.is_authenticated:
+        return None
+    return JsonResponse(
+        {"code": "login_required", "message": "Sign in to keep credentials of your own."}, status=401
+    )
+
+
+def _credentials_refused(message: str) -> HttpResponse:
+    return JsonResponse({"code": "invalid_credentials", "message": message}, status=400)
+
+
+@require_GET
+def mcp_credentials_list(request: HttpRequest) -> HttpResponse:
+    """The MCP presets that ask each user for credentials, and whether the signed-in user saved theirs
+    (names and dates only: no value is ever sent back)."""
+    user_id = request.user.pk if request.user.is_authenticated else None
+    return JsonResponse(
+        {"signed_in": user_id is not None, "presets": mcp_credentials.user_credentials_listed(user_id)}
+    )
+
+
+@require_http_methods(["PUT", "DELETE"])
+def mcp_credentials_one(request: HttpRequest, preset_id: int) -> HttpResponse:
+    """Save (PUT `{"values": {name: value}}`) or remove (DELETE) the signed-in user's own credentials
+    for one MCP preset. CSRF applies as to every form."""
+    refused = _sign_in_first(request)
+    if refused is not None:
+        return refused
+    preset = MCPServerPreset.objects.enabled().filter(pk=preset_id, user_credentials=True).first()
+    if preset is None:
+        return JsonResponse({"code": "not_found", "message": "No such MCP server."}, status=404)
+    if request.method == "DELETE":
+        mcp_credentials.user_credentials_delete(user_id=request.user.pk, preset_id=preset.pk)
+        return JsonResponse({"saved": False})
+    try:
+        values = json.loads(request.body or b"null").get("values")
+        saved = mcp_credentials.user_credentials_save(user_id=request.user.pk, preset=preset, values=values)
+    except (ValueError, AttributeError):
+        return _credentials_refused('Send {"values": {name: value}}.')
+    except ValidationError as exc:
+        return _credentials_refused(" ".join(exc.messages))
+    return JsonResponse({"saved": True, "updated_at": saved.updated_at.isoformat()})
 
 
 @require_POST

@@ -15,7 +15,8 @@ if [ -z "${DEDALUS_API_KEY:-}" ]; then
   port="${CHAT_STANDIN_PORT:-4010}"
   .venv/bin/python -m conversations.standin --host 127.0.0.1 --port "$port" --tokens 80 --delay-ms 30 &
   standin_pid=$!
-  export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$port" CHAT_STANDIN_NOTICE=1
+  export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$port" \
+    DEDALUS_AS_URL="http://127.0.0.1:$port" CHAT_STANDIN_NOTICE=1
   echo "No DEDALUS_API_KEY set: replies come from the local stand-in on port $port."
 fi
 echo "Chat: http://127.0.0.1:8000/   Admin: http://127.0.0.1:8000/admin/ (python manage.py createsuperuser)"

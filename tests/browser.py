@@ -52,7 +52,7 @@ def live_server_settings_apply(database_name: str, dedalus_base_url: str) -> Non
     (the handshake's session and user lookups) would wait forever.
     """
     settings.DATABASES["default"]["NAME"] = database_name
-    settings.DEDALUS_BASE_URL = dedalus_base_url
+    settings.DEDALUS_BASE_URL = settings.DEDALUS_AS_URL = dedalus_base_url
     SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
 
 

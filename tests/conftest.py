@@ -79,7 +79,7 @@ def standin_server() -> Iterator[StandIn]:
     LOGS.mkdir(parents=True, exist_ok=True)
     proc, url = standin_start("--tokens", "12", "--delay-ms", "2", log=LOGS / "standin.log")
     # The SDK client is built per event loop from settings, so this reaches every test's client.
-    settings.DEDALUS_BASE_URL = url
+    settings.DEDALUS_BASE_URL = settings.DEDALUS_AS_URL = url
     try:
         yield StandIn(url)
     finally:

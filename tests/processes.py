@@ -268,6 +268,7 @@ def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra:
         "DATABASE_URL": f"{base}/{database_name}",
         "REDIS_URL": redis_url,
         "DEDALUS_BASE_URL": standin_url,
+        "DEDALUS_AS_URL": standin_url,
         "DEDALUS_API_KEY": "test-key",
         "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production",
         "DJANGO_DEBUG": "0",

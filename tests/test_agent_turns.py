@@ -41,7 +41,7 @@ async def test_an_agents_instructions_models_and_settings_reach_the_upstream_req
     ]
     assert body["model"] == MODELS  # the first answers, the second may take over
     assert (body["temperature"], body["max_tokens"], body["reasoning_effort"]) == (0.2, 300, "high")
-    assert body["mcp_servers"] == ["acme/search@1.2.0"]
+    assert body["mcp_servers"] == [{"slug": "acme/search", "version": "1.2.0"}]  # the SDK's wire form
 
     reply = await Message.objects.aget(pk=frames[0]["message_id"])
     assert reply.agent_slug == "researcher"

@@ -88,6 +88,7 @@ async def reply_stream(
             instructions=turn.instructions,
             request_settings=turn.settings,
             served_models=reply.served_models,
+            mcp_credentials=turn.mcp_credentials,
         ):
             if stats.first_event_at is None:
                 stats.first_event_at = loop.time()
