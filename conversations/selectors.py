@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 
 from . import protocol
 from .exceptions import InternalError, NoSuchMessage
-from .models import Agent, ChatModel, Conversation, MCPServerPreset, Message
+from .models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message
 from .owners import ConversationRef
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
 
@@ -217,11 +217,15 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
     return {"messages": page, "has_more": start > 0 or len(page) < len(ids)}
 
 
-def chat_page_options() -> dict[str, Any]:
+def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     """The agents, models and MCP presets the page offers (a default agent is picked before a default
-    model, as a new conversation's first message is answered)."""
+    model, as a new conversation's first message is answered), and for presets that ask each user for
+    credentials, whether `user_id` saved theirs (never a value)."""
     agents = agents_enabled()
     default_agent = any(agent["default"] for agent in agents)
+    saved = set()
+    if user_id is not None:
+        saved = set(MCPCredential.objects.filter(user_id=user_id).values_list("preset_id", flat=True))
     return {
         "agents": agents,
         "models": [
@@ -229,7 +233,16 @@ def chat_page_options() -> dict[str, Any]:
             for m in ChatModel.objects.enabled()
         ],
         "mcp_presets": [
-            {"label": p.label, "target": p.target, "description": p.description}
+            {
+                "id": p.pk,
+                "label": p.label,
+                "target": p.target,
+                "description": p.description,
+                "user_credentials": p.user_credentials,
+                "names": p.credential_names,
+                "names_id": f"credential-names-{p.pk}",
+                "saved": p.pk in saved,
+            }
             for p in MCPServerPreset.objects.enabled()
         ],
     }

@@ -94,7 +94,7 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     """The chat page of one conversation (the owner's conversation of that id: another's is never shown)."""
     if request.session.session_key is None:
         request.session.save()  # anonymous chats belong to this browser session, so it needs a key
-    options = selectors.chat_page_options()
+    options = selectors.chat_page_options(request.user.pk if request.user.is_authenticated else None)
     return render(
         request,
         "conversations/chat.html",

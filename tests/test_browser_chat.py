@@ -7,7 +7,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from conversations.models import Agent, Conversation, Message
+from conversations.models import Agent, Conversation, MCPServerPreset, Message
 
 from . import browser
 from .browser import CHAT_URL_RE, CHOSEN_MODEL, TOKENS_RE, expect, words
@@ -248,6 +248,38 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         refused = self.reply_finished(1)
         expect(refused.locator(".badge")).to_have_text("Refused")
         expect(refused.locator(".status")).to_have_attribute("title", re.compile(r"4 reasoning, 2 cached$"))
+
+    def test_a_user_adds_their_own_mcp_key_in_the_page_and_it_reaches_the_server_never_the_page(self) -> None:
+        MCPServerPreset.objects.create(
+            label="GitHub", target="acme/github", user_credentials=True, credential_names=["token"]
+        )
+        get_user_model().objects.create_user("grace", password="pw-for-tests-only")
+        self.page.goto(f"{self.live_server_url}/accounts/login/?next=/c/keys/")
+        self.page.get_by_label("Username").fill("grace")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+
+        self.page.get_by_label("GitHub", exact=True).check()
+        self.message_send("list my repos")  # no key yet: the page asks for it instead of sending
+        dialog = self.page.locator("#credentials-dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_label("token").fill("ghp-browser-secret-42")
+        self.screenshot_save("browser-mcp-credentials.png", full_page=False)
+        dialog.get_by_role("button", name="Save").click()
+        expect(dialog).to_be_hidden()
+        expect(self.page.get_by_role("button", name="Your credentials for GitHub")).to_have_text("Key saved")
+
+        self.page.locator("#send").click()  # the message waited in the box
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        (request,) = self.standin.requests()
+        assert request["mcp_credentials"] == {
+            "acme/github": {"acme-github": {"token": "ghp-browser-secret-42"}}
+        }
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        assert "ghp-browser-secret-42" not in self.page.content()
+        expect(self.page.get_by_role("button", name="Your credentials for GitHub")).to_have_text("Key saved")
 
     def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
         first = self.chat_open()

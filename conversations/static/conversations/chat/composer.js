@@ -4,6 +4,7 @@
 
 import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
+import { credentialsAsk } from "./credentials.js";
 
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
@@ -134,11 +135,12 @@ function answererChosen() {
 
 function canSend() {
   if (!socketOpen() || busy()) return false;
-  if (!modelSelect.value.startsWith(AGENT_PREFIX) && !mcpValidate()) {
+  if (modelSelect.value.startsWith(AGENT_PREFIX)) return true;
+  if (!mcpValidate()) {
     mcpInput.focus();
     return false;
   }
-  return true;
+  return !credentialsAsk(selectedServers());
 }
 
 /** Send a frame that starts a reply (message, edit or regenerate), resent until acknowledged. */
