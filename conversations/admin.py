@@ -3,7 +3,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -197,7 +197,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "role", "status", "model", "total_tokens", "created_at"]
+    list_display = ["id", "conversation", "role", "status", "model", "total_tokens", "cost", "created_at"]
     list_filter = ["status", "role", "model"]
     search_fields = ["content", "conversation__session_id"]
     list_select_related = ["conversation"]
@@ -226,7 +226,10 @@ USAGE_COLUMNS = [
     "prompt_tokens",
     "completion_tokens",
     "total_tokens",
+    "cost",
 ]
+# The usage page's summaries of the filtered rows: per model and per user, the costliest first.
+USAGE_SUMMARY_ROWS = 20
 
 
 @admin.register(DailyUsage)
@@ -264,11 +267,25 @@ class DailyUsageAdmin(admin.ModelAdmin):
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
         if context is not None and "cl" in context:
-            context["totals"] = context["cl"].queryset.aggregate(
-                replies=Sum("replies"),
-                prompt_tokens=Sum("prompt_tokens"),
-                completion_tokens=Sum("completion_tokens"),
-                total_tokens=Sum("total_tokens"),
+            rows = context["cl"].queryset
+            sums = {
+                "replies": Sum("replies"),
+                "prompt_tokens": Sum("prompt_tokens"),
+                "completion_tokens": Sum("completion_tokens"),
+                "total_tokens": Sum("total_tokens"),
+                "cost": Sum("cost"),
+            }
+            context["totals"] = rows.aggregate(**sums)
+            summary = rows.order_by()
+            context["by_model"] = (
+                summary.values("model")
+                .annotate(**sums)
+                .order_by(F("cost").desc(nulls_last=True), "model")[:USAGE_SUMMARY_ROWS]
+            )
+            context["by_user"] = (
+                summary.values("owner_key", "user__username")
+                .annotate(**sums)
+                .order_by(F("cost").desc(nulls_last=True), "owner_key")[:USAGE_SUMMARY_ROWS]
             )
             context["export_query"] = request.GET.urlencode()
         return response

@@ -335,6 +335,13 @@ class Message(models.Model):
     total_tokens = models.PositiveIntegerField(null=True, blank=True)
     reasoning_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Of the completion's.")
     cached_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="Of the prompt's.")
+    cost = models.DecimalField(
+        max_digits=16,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        help_text="USD, from its tokens and its model's catalog prices when it ended (empty: unpriced).",
+    )
     client_id = models.CharField(
         max_length=64, blank=True, help_text="The sending client's id for this message, to drop resends."
     )
@@ -415,6 +422,7 @@ class DailyUsage(models.Model):
     prompt_tokens = models.PositiveBigIntegerField()
     completion_tokens = models.PositiveBigIntegerField()
     total_tokens = models.PositiveBigIntegerField()
+    cost = models.DecimalField(max_digits=20, decimal_places=8, null=True)
 
     class Meta:
         managed = False

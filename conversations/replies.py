@@ -17,6 +17,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from .costs import reply_cost
 from .models import Message
 from .text import json_storable, text_storable
 
@@ -78,6 +79,7 @@ def reply_finish(
             total_tokens=usage.get("total_tokens"),
             reasoning_tokens=usage.get("reasoning_tokens"),
             cached_tokens=usage.get("cached_tokens"),
+            cost=reply_cost(usage),
             tools=json_storable(tools or []),
             error_code=error_code,
             error=text_storable(error),

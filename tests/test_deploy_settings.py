@@ -62,11 +62,13 @@ def test_check_deploy_warns_that_metrics_are_open_without_a_token():
 def test_check_deploy_warns_without_credentials_keys_and_refuses_a_bad_one():
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CHAT_CREDENTIALS_KEYS"}
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
-    assert result.returncode != 0 and "conversations.W002" in result.stderr
+    assert result.returncode != 0
+    assert "conversations.W002" in result.stderr
 
     result = manage("check", env={**PRODUCTION_ENV, "CHAT_CREDENTIALS_KEYS": "not-a-fernet-key"})
     assert result.returncode != 0
-    assert "conversations.E001" in result.stderr and "not-a-fernet-key" not in result.stderr
+    assert "conversations.E001" in result.stderr
+    assert "not-a-fernet-key" not in result.stderr
 
 
 @pytest.mark.subprocess

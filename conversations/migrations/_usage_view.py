@@ -13,6 +13,10 @@ DAILY_USAGE_VIEW = import_module("conversations.migrations.0005_usage_and_quotas
 DROP = "DROP VIEW conversations_dailyusage"
 
 
-def around_usage_view(*operations: migrations.operations.base.Operation) -> list:
-    """`operations` between dropping the view and creating it again (both ways)."""
-    return [migrations.RunSQL(DROP, DAILY_USAGE_VIEW), *operations, migrations.RunSQL(DAILY_USAGE_VIEW, DROP)]
+def around_usage_view(
+    *operations: migrations.operations.base.Operation, before: str = DAILY_USAGE_VIEW, after: str | None = None
+) -> list:
+    """`operations` between dropping the view (as `before` made it) and making it again as `after`
+    (the same by default), both ways. A migration after 0016 passes 0016's view as both."""
+    after = after or before
+    return [migrations.RunSQL(DROP, before), *operations, migrations.RunSQL(after, DROP)]
