@@ -8,9 +8,12 @@ from typing import Any
 
 from django.conf import settings
 
-from .exceptions import InvalidMcpServer, UnknownAgent, UnknownModel
+from .exceptions import InvalidMcpServer, InvalidSettings, UnknownAgent, UnknownModel
 from .models import Agent, Conversation, MCPServerPreset, ModelChoice
-from .validators import mcp_target_error, mcp_target_is_internal
+from .validators import mcp_target_error, mcp_target_is_internal, setting_error
+
+# What the page's settings panel offers; an agent may set more (top_p).
+USER_SETTINGS = ("temperature", "max_tokens", "reasoning_effort")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +25,10 @@ class Answerer:
     models: list[str]
     mcp_servers: list[str]
     agent: Agent | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # what is sent: the agent's, then the user's
     instructions: str = ""
+    # The user's, kept on the conversation (None: an agent that keeps its own; the conversation's stay).
+    own_settings: dict[str, Any] | None = None
 
     @property
     def model(self) -> str:
@@ -43,20 +48,25 @@ def answerer_choose(
     conversation: Conversation,
     enabled: list[ModelChoice],
     agents: dict[str, Agent],
+    settings: dict[str, Any] | None = None,
 ) -> Answerer:
     """Return who answers the next reply of `conversation`: the agent the frame names, else a plain
     model when the frame names one, else the conversation's agent, else (for a conversation with no turn
-    yet) the default agent, else the conversation's model or the default model.
+    yet) the default agent, else the conversation's model or the default model; with the user's own
+    `settings` (None: the conversation's) over the agent's.
 
     `enabled` is `ChatModel.objects.enabled_choices()`, `agents` the enabled agents by slug. Raise
     UnknownAgent for an agent that is not enabled; UnknownModel for a model that is not, or for a model
-    asked of an agent that keeps its own; InvalidMcpServer likewise for MCP servers.
+    asked of an agent that keeps its own; InvalidMcpServer and InvalidSettings likewise for MCP servers
+    and settings (or settings beyond a model's limits).
     """
     agent = _agent_choose(agent_slug=agent_slug, model=model, conversation=conversation, agents=agents)
+    own = conversation.settings if settings is None else settings
     if agent is None:
         chosen = model_resolve(requested=model, current=conversation.model, enabled=enabled)
         servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
-        return Answerer(models=[chosen], mcp_servers=servers)
+        own = reply_settings_clean(own, models=[chosen], enabled=enabled, stored=settings is None)
+        return Answerer(models=[chosen], mcp_servers=servers, settings=dict(own), own_settings=own)
     names = {choice.name for choice in enabled}
     models = list(agent.model_names)
     if model is not None:
@@ -71,13 +81,52 @@ def answerer_choose(
         if not agent.user_may_change_mcp_servers:
             raise InvalidMcpServer(f"{agent.name} uses its own MCP servers.")
         servers += mcp_servers
+    kept: dict[str, Any] | None = None
+    if agent.user_may_change_settings:
+        kept = reply_settings_clean(own, models=models, enabled=enabled, stored=settings is None)
+    elif settings:
+        raise InvalidSettings(f"{agent.name} answers with its own settings.")
     return Answerer(
         models=models,
         mcp_servers=mcp_servers_clean(servers),
         agent=agent,
-        settings=dict(agent.settings),
+        settings={**agent.settings, **(kept or {})},
         instructions=agent.instructions,
+        own_settings=kept,
     )
+
+
+def reply_settings_clean(
+    settings: Any, *, models: list[str], enabled: list[ModelChoice], stored: bool = False
+) -> dict[str, Any]:
+    """The user's reply settings, checked: known settings in range, and max_tokens within the output
+    limit of every model that may write the reply. Raise InvalidSettings; but settings `stored` on the
+    conversation (checked when they were set) have max_tokens lowered to a newly picked model's limit."""
+    if not settings:
+        return {}
+    if not isinstance(settings, dict):
+        raise InvalidSettings("Settings are an object: temperature, max_tokens, reasoning_effort.")
+    problems = [
+        problem
+        for key, value in settings.items()
+        if (problem := setting_error(key, value)) or (problem := _user_setting_error(key))
+    ]
+    if problems:
+        raise InvalidSettings(" ".join(problems))
+    limits = {choice.name: choice.output_token_limit for choice in enabled}
+    known = [limit for name in models if (limit := limits.get(name))]
+    cleaned = dict(settings)
+    if "max_tokens" in cleaned and known and cleaned["max_tokens"] > min(known):
+        if not stored:
+            raise InvalidSettings(f"max_tokens may be at most {min(known)} for this model.")
+        cleaned["max_tokens"] = min(known)
+    return cleaned
+
+
+def _user_setting_error(key: str) -> str | None:
+    if key in USER_SETTINGS:
+        return None
+    return f"{key!r}: a user may set {', '.join(USER_SETTINGS)}."
 
 
 def agents_needed(*, agent_slug: str | None, model: str | None, conversation: Conversation) -> bool:

@@ -81,6 +81,14 @@ class InvalidMcpServer(ChatError):
     default_detail = "That MCP server is not allowed."
 
 
+class InvalidSettings(ChatError):
+    """Reply settings that are not settings, out of range or beyond the model's limits, or asked of an
+    agent that keeps its own."""
+
+    default_code = "invalid_settings"
+    default_detail = "Those settings are not valid."
+
+
 class McpCredentialsRequired(ChatError):
     """An MCP server whose preset asks each user for their own credentials, and the sender has none
     (or is not signed in)."""

@@ -21,7 +21,7 @@ class ChatModelQuerySet(models.QuerySet):
 
     def enabled_choices(self) -> list[ModelChoice]:
         """Every enabled model's name, default flag and input limit, in the admin's order (one query)."""
-        rows = self.enabled().values_list("name", "is_default", "input_token_limit")
+        rows = self.enabled().values_list("name", "is_default", "input_token_limit", "output_token_limit")
         return [ModelChoice(*row) for row in rows]
 
     def default_name(self) -> str | None:
@@ -36,6 +36,7 @@ class ModelChoice(NamedTuple):
     name: str
     is_default: bool
     input_token_limit: int | None
+    output_token_limit: int | None = None
 
 
 class OneDefault(models.Model):
@@ -201,6 +202,10 @@ class Agent(OneDefault):
     mcp_servers = models.JSONField(default=list, blank=True, help_text="org/name[@version] or https URLs.")
     user_may_change_model = models.BooleanField(default=False)
     user_may_change_mcp_servers = models.BooleanField(default=False)
+    user_may_change_settings = models.BooleanField(
+        default=False,
+        help_text="Users may set temperature, max tokens and reasoning effort per conversation.",
+    )
     enabled = models.BooleanField(default=True, db_index=True)
     is_default = models.BooleanField(default=False, help_text="Picked for new conversations.")
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
@@ -256,6 +261,11 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True, help_text="Model of the next reply.")
     mcp_servers = models.JSONField(default=list, blank=True)
+    settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The user's own settings for its replies (temperature, max_tokens, reasoning_effort).",
+    )
     agent = models.ForeignKey(
         Agent,
         null=True,
@@ -354,6 +364,11 @@ class Message(models.Model):
     request_models = models.JSONField(default=list, blank=True, help_text="The models the request named.")
     request_settings = models.JSONField(default=dict, blank=True, help_text="The settings it was sent with.")
     served_models = models.JSONField(default=list, blank=True, help_text="The models that produced it.")
+    handoff_offsets = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Where in its text each of the served models after the first began.",
+    )
     context_dropped = models.PositiveIntegerField(
         default=0, help_text="Older messages left out of its request to fit the context window."
     )

@@ -15,6 +15,7 @@ from .exceptions import (
     InvalidJson,
     InvalidMcpServer,
     InvalidMessage,
+    InvalidSettings,
     MessageTooLong,
     UnknownAgent,
     UnknownModel,
@@ -31,6 +32,7 @@ class SendFrame:
     mcp_servers: list[str] | None = None
     client_id: str = ""
     agent: str | None = None
+    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class RegenerateFrame:
     mcp_servers: list[str] | None = None
     client_id: str = ""
     agent: str | None = None
+    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,7 @@ class EditFrame:
     mcp_servers: list[str] | None = None
     client_id: str = ""
     agent: str | None = None
+    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +134,22 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
 
 
 def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
-    """The optional `agent`, `model`, `mcp_servers` and `client_id` every frame that starts a reply may
-    carry."""
+    """The optional `agent`, `model`, `mcp_servers`, `client_id` and `settings` every frame that starts a
+    reply may carry."""
     return {
         "agent": _optional_name(data.get("agent"), UnknownAgent, "`agent` (an agent's slug)"),
         "model": _optional_name(data.get("model"), UnknownModel, "`model` (a model's name)"),
         "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
         "client_id": _optional_client_id(data.get("client_id")),
+        "settings": _optional_settings(data.get("settings")),
     }
+
+
+def _optional_settings(value: Any) -> dict[str, Any] | None:
+    # The shape only here; names, ranges and the model's limits are the turn's check (answerers.py).
+    if value is None or isinstance(value, dict):
+        return value
+    raise InvalidSettings("`settings` must be an object (temperature, max_tokens, reasoning_effort).")
 
 
 MAX_MESSAGE_ID = 2**63 - 1  # the database's bigint
@@ -265,9 +277,22 @@ def done_frame(
     usage: dict[str, int] | None,
     finish_reason: str,
     served_models: list[str] | None = None,
+    handoff_offsets: list[int] | None = None,
 ) -> dict[str, Any]:
-    """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order."""
+    """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order,
+    and `handoffs` where each after the first took over."""
     frame = {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
     if served_models:
         frame["served_models"] = served_models
+    handoffs = handoffs_of(served_models or [], handoff_offsets or [])
+    if handoffs:
+        frame["handoffs"] = handoffs
     return frame
+
+
+def handoffs_of(served_models: list[str], handoff_offsets: list[int]) -> list[dict[str, Any]]:
+    """Each handoff of a reply: the model that took over and the code-point offset of its first text."""
+    return [
+        {"model": model, "offset": offset}
+        for model, offset in zip(served_models[1:], handoff_offsets, strict=False)
+    ]

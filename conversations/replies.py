@@ -64,6 +64,7 @@ def reply_finish(
     error_code: str = "",
     error: str = "",
     served_models: list[str] | None = None,
+    handoff_offsets: list[int] | None = None,
 ) -> bool:
     """Store a reply's final text and how it ended (what every later reader sees), with the models that
     produced it; return False, storing nothing, when its instance no longer holds it."""
@@ -84,6 +85,7 @@ def reply_finish(
             error_code=error_code,
             error=text_storable(error),
             served_models=served_models or [],
+            handoff_offsets=handoff_offsets or [],
             finished_at=timezone.now(),
         )
     )

@@ -109,6 +109,7 @@ def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
         "client_id": message.client_id,
         "agent": message.agent_slug or None,
         "served_models": message.served_models,
+        "handoffs": protocol.handoffs_of(message.served_models, message.handoff_offsets),
         "context_dropped": message.context_dropped,
         "created_at": message.created_at.isoformat(),
         "finished_at": message.finished_at.isoformat() if message.finished_at else None,
@@ -135,6 +136,7 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
                 "title": "",
                 "model": ChatModel.objects.default_name() or "",
                 "mcp_servers": [],
+                "settings": {},
                 "created_at": None,
             },
             "messages": [],
@@ -148,6 +150,7 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
             "agent": conversation.agent.slug if conversation.agent else None,
             "model": conversation.model,
             "mcp_servers": conversation.mcp_servers,
+            "settings": conversation.settings,
             "created_at": conversation.created_at.isoformat(),
         },
         **_path_page(pairs, path, end=len(path)),
@@ -221,7 +224,7 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     """The agents, models and MCP presets the page offers (a default agent is picked before a default
     model, as a new conversation's first message is answered), and for presets that ask each user for
     credentials, whether `user_id` saved theirs (never a value)."""
-    agents = agents_enabled()
+    agents = agents_enabled(for_page=True)
     default_agent = any(agent["default"] for agent in agents)
     saved = set()
     if user_id is not None:
@@ -270,6 +273,7 @@ def reply_end_frame(message: Message | None, reply_id: int) -> dict[str, Any]:
         usage=message.usage,
         finish_reason=message.finish_reason or "interrupted",
         served_models=message.served_models,
+        handoff_offsets=message.handoff_offsets,
     )
 
 
@@ -347,8 +351,12 @@ def conversation_as_markdown(export: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def agents_enabled() -> list[dict[str, Any]]:
-    """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them."""
+def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
+    """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them (and,
+    `for_page`, whether the page's settings panel applies to each)."""
+    rows = Agent.objects.enabled().only(
+        "slug", "name", "description", "model_names", "is_default", "user_may_change_settings"
+    )
     return [
         {
             "slug": agent.slug,
@@ -356,6 +364,7 @@ def agents_enabled() -> list[dict[str, Any]]:
             "description": agent.description,
             "models": agent.model_names,
             "default": agent.is_default,
+            **({"settings_editable": agent.user_may_change_settings} if for_page else {}),
         }
-        for agent in Agent.objects.enabled().only("slug", "name", "description", "model_names", "is_default")
+        for agent in rows
     ]

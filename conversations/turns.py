@@ -71,6 +71,7 @@ class TurnRequest:
     content: str = ""
     target_id: int | None = None
     agent: str | None = None  # an agent's slug: None keeps the conversation's (see answerers.py)
+    settings: dict[str, Any] | None = None  # the user's reply settings: None keeps the conversation's
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +378,7 @@ def _turn_plan(
         conversation=conversation,
         enabled=enabled,
         agents=agents,
+        settings=request.settings,
     )
     streaming_reply_refuse(thread)
     plan = _TurnPlan(
@@ -464,23 +466,27 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
     and servers: one UPDATE for all the conversations whose turns chose the same ones (a
     conversation has one streaming reply: the one just opened), not a CASE per row and column."""
     now = timezone.now()
-    alike: dict[tuple[str, tuple[str, ...], Agent | None], list[int]] = {}
+    alike: dict[tuple[Any, ...], list[int]] = {}
     for plan in plans:
         answerer = plan.answerer
-        key = (answerer.model, tuple(answerer.mcp_servers), answerer.agent)
+        own = answerer.own_settings
+        own_key = None if own is None else tuple(sorted(own.items()))
+        key = (answerer.model, tuple(answerer.mcp_servers), answerer.agent, own_key)
         alike.setdefault(key, []).append(plan.conversation.pk)
     streaming_reply = (
         Message.objects.filter(conversation_id=OuterRef("pk"), status=Message.Status.STREAMING)
         .order_by("-id")
         .values("id")[:1]
     )
-    for (model, servers, agent), conversation_ids in alike.items():
+    for (model, servers, agent, own_key), conversation_ids in alike.items():
+        kept = {} if own_key is None else {"settings": dict(own_key)}
         Conversation.objects.filter(pk__in=conversation_ids).update(
             current_message=Subquery(streaming_reply),
             model=model,
             mcp_servers=list(servers),
             agent=agent,
             updated_at=now,
+            **kept,
         )
     for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
         if not plan.conversation.title and plan.user_message is not None:

@@ -74,6 +74,8 @@ class _StreamState:
     done: bool = False
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
     served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
+    handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
+    chars: int = 0  # code points of reply text parsed so far
     refused: bool = False  # some of its text came as `delta.refusal`
 
 
@@ -152,6 +154,7 @@ async def reply_stream(
     instructions: str = "",
     request_settings: dict[str, Any] | None = None,
     served_models: list[str] | None = None,
+    handoff_offsets: list[int] | None = None,
     mcp_credentials: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AsyncIterator[Event]:
     """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
@@ -159,7 +162,8 @@ async def reply_stream(
     `models` is the model that answers, then those it may hand off to (sent as a list when there are
     several); `instructions` go first as the system message, `request_settings` (temperature, max_tokens,
     ...) as the request's own fields. The models that produced the reply, as its chunks name them, are
-    appended to `served_models` as they change (the caller keeps them however the reply ends).
+    appended to `served_models` as they change (the caller keeps them however the reply ends), and the
+    code-point offset in the reply's text where each model after the first began to `handoff_offsets`.
     `mcp_credentials` (a server's values by target) go encrypted inside its server spec; a request
     with credentials that is refused with 400, 401, 403 or 422 is sent once more if the authorisation
     server's key changed meanwhile.
@@ -184,6 +188,7 @@ async def reply_stream(
         "stream_options": {"include_usage": True},
     }
     served = served_models if served_models is not None else []
+    handoffs = handoff_offsets if handoff_offsets is not None else []
     # One key for every attempt: the API may tell a retry from a second request.
     headers = {**client.headers, "Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
     attempt = 0
@@ -196,7 +201,12 @@ async def reply_stream(
                 public_key, key_used = await client.mcp_keys.key(not_fingerprint=refused_key)
                 body["mcp_servers"] = mcp_servers_wire(mcp_servers, mcp_credentials, public_key)
             async for event in _reply_attempt(
-                client, body=body, headers=headers, total_deadline=total_deadline, served=served
+                client,
+                body=body,
+                headers=headers,
+                total_deadline=total_deadline,
+                served=served,
+                handoffs=handoffs,
             ):
                 started = True
                 yield event
@@ -238,12 +248,13 @@ async def _reply_attempt(
     headers: dict[str, str],
     total_deadline: float,
     served: list[str],
+    handoffs: list[int],
 ) -> AsyncIterator[Event]:
     """One request upstream, streamed as events; failures come out as UpstreamError."""
     loop = asyncio.get_running_loop()
     deadline = min(loop.time() + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
     first_token_seen = False
-    state = _StreamState(served_models=served)
+    state = _StreamState(served_models=served, handoff_offsets=handoffs)
     async with contextlib.AsyncExitStack() as stack:
         try:
             async with asyncio.timeout_at(deadline):
@@ -339,6 +350,8 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
         model = chunk.get("model")
         served = state.served_models
         if model and isinstance(model, str) and (not served or served[-1] != model):
+            if served:
+                state.handoff_offsets.append(state.chars)
             served.append(text_storable(model[:200]))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
@@ -353,6 +366,7 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
                 if state.pending_calls:
                     events.extend(_flush_tool_calls(state, texts))
                 texts.append(text)
+                state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
             if delta.get("tool_calls"):
                 _accumulate_tool_calls(state, delta["tool_calls"])
             if choice.get("finish_reason"):

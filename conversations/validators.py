@@ -168,7 +168,7 @@ def agent_definition_errors(*, model_names: object, settings: object, mcp_server
     if not isinstance(settings, dict):
         errors["settings"] = "An object of settings (temperature, top_p, max_tokens, reasoning_effort)."
     else:
-        problems = [problem for key, value in settings.items() if (problem := _setting_error(key, value))]
+        problems = [problem for key, value in settings.items() if (problem := setting_error(key, value))]
         if problems:
             errors["settings"] = " ".join(problems)
     if not isinstance(mcp_servers, list):
@@ -180,7 +180,8 @@ def agent_definition_errors(*, model_names: object, settings: object, mcp_server
     return errors
 
 
-def _setting_error(key: object, value: object) -> str | None:
+def setting_error(key: object, value: object) -> str | None:
+    """What is wrong with one reply setting (its name, type or range), or None."""
     if key == "reasoning_effort":
         if value not in REASONING_EFFORTS:
             return f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}."

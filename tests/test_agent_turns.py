@@ -152,13 +152,85 @@ async def test_a_handoff_mid_reply_is_recorded_in_the_order_the_models_wrote(
     chat_socket, standin, researcher
 ):
     await chat_socket.send_json_to(
-        {"message": "hand over [[standin tokens=8 handoff_after=3]]", "agent": "researcher"}
+        {
+            "message": "hand over [[standin reply=one%20two%20three%20four%20five handoff_after=3]]",
+            "agent": "researcher",
+        }
     )
     frames = await reply_collect(chat_socket)
     assert frames[-1]["type"] == "done", frames[-1]
 
     reply = await Message.objects.aget(pk=frames[0]["message_id"])
     assert reply.served_models == MODELS
+    # Where the second model began: after the first three tokens, "one two three ".
+    assert reply.content == "one two three four five"
+    handoffs = [{"model": MODELS[1], "offset": len("one two three ")}]
+    assert frames[-1]["handoffs"] == handoffs
+    assert reply.handoff_offsets == [len("one two three ")]
     again = await socket_open("/ws/chat/t1/")
     assert again.history["messages"][-1]["served_models"] == MODELS
+    assert again.history["messages"][-1]["handoffs"] == handoffs
     await again.disconnect()
+
+
+@pytest.fixture
+async def tunable() -> Agent:
+    return await Agent.objects.acreate(
+        slug="tunable",
+        name="Tunable",
+        model_names=["openai/gpt-5.1"],
+        settings={"temperature": 0.2, "top_p": 0.9},
+        user_may_change_settings=True,
+    )
+
+
+async def test_a_users_settings_go_over_the_agents_and_stay_with_the_conversation(
+    chat_socket, standin, tunable
+):
+    mine = {"temperature": 0.9, "max_tokens": 500, "reasoning_effort": "low"}
+    await chat_socket.send_json_to({"message": "one", "agent": "tunable", "settings": mine})
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    await chat_socket.send_json_to({"message": "two"})  # no settings: the conversation's stay
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+
+    first, second = (request["body"] for request in standin.requests())
+    for body in (first, second):
+        assert (body["temperature"], body["top_p"], body["max_tokens"], body["reasoning_effort"]) == (
+            0.9,
+            0.9,
+            500,
+            "low",
+        )
+    conversation = await Conversation.objects.aget(session_id="t1")
+    assert conversation.settings == mine
+    reply = await Message.objects.filter(role="assistant").alatest("id")
+    assert reply.request_settings == {"top_p": 0.9, **mine}
+    again = await socket_open("/ws/chat/t1/")
+    assert again.history["conversation"]["settings"] == mine
+    await again.disconnect()
+
+
+async def test_settings_out_of_range_beyond_the_models_limit_or_of_a_fixed_agent_are_refused(
+    chat_socket, standin, researcher
+):
+    from conversations.models import ChatModel
+
+    await ChatModel.objects.filter(name="openai/gpt-5.1").aupdate(output_token_limit=1000)
+    refused = [
+        ({"temperature": 7}, "temperature"),
+        ({"max_tokens": 5000}, "at most 1000"),
+        ({"top_p": 0.5}, "a user may set"),
+        ("hot", "must be an object"),
+    ]
+    for settings, words in refused:
+        await chat_socket.send_json_to({"message": "x", "model": "openai/gpt-5.1", "settings": settings})
+        (error,) = await reply_collect(chat_socket)
+        assert (error["type"], error["code"]) == ("error", "invalid_settings"), error
+        assert words in error["message"]
+    await chat_socket.send_json_to({"message": "x", "agent": "researcher", "settings": {"temperature": 1}})
+    (error,) = await reply_collect(chat_socket)
+    assert error["code"] == "invalid_settings"
+    assert "own settings" in error["message"]
+    assert standin.requests() == []  # nothing went upstream
+    await chat_socket.send_json_to({"message": "fine", "settings": {"max_tokens": 1000}})
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"  # and the socket stays usable

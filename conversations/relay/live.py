@@ -48,6 +48,7 @@ class LiveReply:
     ending: bool = False  # its end is being stored
     tools: list[dict[str, Any]] = field(default_factory=list)  # its tool activity so far, for joiners
     served_models: list[str] = field(default_factory=list)  # the models that produced it, as they changed
+    handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
 
     def append(self, text: str) -> int:
         """Add text to the reply; return the offset it starts at."""

@@ -88,6 +88,7 @@ async def reply_stream(
             instructions=turn.instructions,
             request_settings=turn.settings,
             served_models=reply.served_models,
+            handoff_offsets=reply.handoff_offsets,
             mcp_credentials=turn.mcp_credentials,
         ):
             if stats.first_event_at is None:
@@ -208,6 +209,7 @@ async def _reply_conclude(
             usage=outcome.get("usage"),
             finish_reason=outcome["finish_reason"],
             served_models=reply.served_models,
+            handoff_offsets=reply.handoff_offsets,
         )
     text = protocol.dumps(frame)
     await room.broadcast(text)
@@ -227,6 +229,7 @@ async def _reply_end_store(
         "content": reply.text(),
         "tools": reply.tools,
         "served_models": reply.served_models,
+        "handoff_offsets": reply.handoff_offsets,
         **outcome,
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")

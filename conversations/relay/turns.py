@@ -122,6 +122,7 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
         content=content,
         target_id=target_id,
         agent=frame.agent,
+        settings=frame.settings,
     )
     return await socket.instance.turn_writer.store(request)
 
