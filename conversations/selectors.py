@@ -232,7 +232,12 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     return {
         "agents": agents,
         "models": [
-            {"name": m.name, "label": m.label, "is_default": m.is_default and not default_agent}
+            {
+                "name": m.name,
+                "label": m.label,
+                "is_default": m.is_default and not default_agent,
+                "output_token_limit": m.output_token_limit,
+            }
             for m in ChatModel.objects.enabled()
         ],
         "mcp_presets": [

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from conversations.models import Agent, Conversation, MCPServerPreset, Message
+from conversations.models import Agent, ChatModel, Conversation, MCPServerPreset, Message
 
 from . import browser
 from .browser import CHAT_URL_RE, CHOSEN_MODEL, TOKENS_RE, expect, words
@@ -232,6 +232,21 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         served = self.bubbles("assistant").first.locator(".model")
         expect(served).to_have_text(f"openai/gpt-5.1 → {CHOSEN_MODEL}")
         expect(served).to_have_class(re.compile(r"\bhandoff\b"))
+        # ... and marks the place in the text where the second model took over.
+        content = self.bubbles("assistant").first.locator(".content")
+        expect(content.locator(".handoff-marker")).to_have_text(f"↪ handed off to {CHOSEN_MODEL}")
+        before, after = content.evaluate(
+            "c => { const m = c.querySelector('.handoff-marker');"
+            " const text = (nodes) => nodes.map((n) => n.textContent).join('');"
+            " const all = Array.from(c.childNodes); const i = all.indexOf(m);"
+            " return [text(all.slice(0, i)), text(all.slice(i + 1))]; }"
+        )
+        stored = Message.objects.get(conversation__session_id=session_id, role="assistant")
+        offset = stored.handoff_offsets[0]
+        assert (words(before), words(after)) == (
+            words(stored.content[:offset]),
+            words(stored.content[offset:]),
+        )
         self.screenshot_save("browser-agent-handoff.png", full_page=False)
 
         self.page.reload()
@@ -241,6 +256,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.bubbles("assistant").first.locator(".model")).to_have_text(
             f"openai/gpt-5.1 → {CHOSEN_MODEL}"
         )
+        expect(self.bubbles("assistant").first.locator(".handoff-marker")).to_have_count(1)  # from history
 
         # A refusal shows as such, and the usage detail names reasoning and cached tokens.
         self.page.locator("#model").select_option(CHOSEN_MODEL)
@@ -280,6 +296,44 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#connection")).to_have_text("connected")
         assert "ghp-browser-secret-42" not in self.page.content()
         expect(self.page.get_by_role("button", name="Your credentials for GitHub")).to_have_text("Key saved")
+
+    def test_the_settings_panel_sends_the_users_settings_keeps_them_and_locks_for_a_fixed_agent(self) -> None:
+        Agent.objects.create(slug="fixed", name="Fixed", model_names=["openai/gpt-5.1"])
+        ChatModel.objects.filter(name=CHOSEN_MODEL).update(output_token_limit=4000, input_token_limit=400)
+        self.chat_open()
+        self.page.locator("#model").select_option(CHOSEN_MODEL)
+        panel = self.page.locator("#reply-settings")
+        panel.locator("summary").click()
+        panel.get_by_label("Temperature").fill("0.7")
+        panel.get_by_label("Max tokens").fill("300")
+        panel.get_by_label("Reasoning").select_option("low")
+        expect(panel.locator("summary")).to_have_text(
+            "Settings: temperature 0.7, max tokens 300, reasoning effort low"
+        )
+        self.screenshot_save("browser-reply-settings.png", full_page=False)
+        self.message_send("first " + "word " * 150)
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        body = self.standin.requests()[0]["body"]
+        assert (body["temperature"], body["max_tokens"], body["reasoning_effort"]) == (0.7, 300, "low")
+
+        # A long conversation: the reply says older turns were left out (the model reads about 400 tokens).
+        self.message_send("second " + "word " * 150)
+        expect(self.reply_finished(1)).to_have_class(re.compile(r"\bcomplete\b"))
+        note = self.bubbles("assistant").nth(1).locator(".context-note")
+        expect(note).to_have_text(re.compile(r"^\d+ older messages? (was|were) left out"))
+
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.page.get_by_label("Max tokens")).to_have_value("300")  # kept with the conversation
+        expect(self.bubbles("assistant").nth(1).locator(".context-note")).to_be_visible()
+        panel.locator("summary").click()
+        self.page.get_by_label("Max tokens").fill("5000")  # beyond the model's 4000: the browser says so
+        self.message_send("third")
+        expect(self.page.get_by_label("Max tokens")).to_have_js_property("validity.valid", False)
+        assert len(self.standin.requests()) == 2
+        self.page.locator("#model").select_option("agent:fixed")
+        expect(panel.get_by_label("Temperature")).to_be_disabled()
+        expect(self.page.locator("#settings-note")).to_have_text("Fixed answers with its own settings.")
 
     def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
         first = self.chat_open()

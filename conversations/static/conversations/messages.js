@@ -41,6 +41,38 @@ window.ChatMessages = (() => {
     return "";
   }
 
+  /** A finished reply's text as markdown, with a marker where each handoff happened: the text is cut
+   * at each handoff's code-point offset and each part rendered on its own. */
+  function replyContentShow(content, message) {
+    const text = message.content || "";
+    const handoffs = (message.handoffs || []).filter((h) => h.offset > 0);
+    if (!handoffs.length) {
+      content.replaceChildren(window.ChatMarkdown.render(text));
+      return;
+    }
+    const points = Array.from(text);
+    const parts = [];
+    let start = 0;
+    for (const handoff of handoffs) {
+      parts.push(window.ChatMarkdown.render(points.slice(start, handoff.offset).join("")));
+      const marker = el("div", "handoff-marker");
+      marker.setAttribute("role", "note");
+      marker.append(el("span", "handoff-arrow", "↪"), ` handed off to ${handoff.model}`);
+      parts.push(marker);
+      start = Math.max(start, handoff.offset);
+    }
+    parts.push(window.ChatMarkdown.render(points.slice(start).join("")));
+    content.replaceChildren(...parts);
+  }
+
+  /** "N older messages left out": a reply whose request dropped the oldest turns to fit the window. */
+  function contextNote(message) {
+    const dropped = message.context_dropped || 0;
+    if (!dropped) return null;
+    const words = dropped === 1 ? "1 older message was" : `${dropped} older messages were`;
+    return el("p", "context-note", `${words} left out to fit the model's context window.`);
+  }
+
   /** One entry per tool call, its result filled in when it arrives: "used tool X" with both. */
   function toolAdd(container, activity) {
     if (activity.phase === "result") {
@@ -149,15 +181,16 @@ window.ChatMessages = (() => {
     for (const activity of message.tools || []) toolAdd(tools, activity);
     const content = el("div", isUser ? "content plain-text" : "content markdown");
     if (isUser) content.textContent = message.content || "";
-    else if (message.status !== "streaming") content.appendChild(window.ChatMarkdown.render(message.content || ""));
+    else if (message.status !== "streaming") replyContentShow(content, message);
     const status = el("div", "status");
     const actions = el("div", "message-actions");
-    root.append(head, tools, content, status, actions);
+    const note = isUser ? null : contextNote(message);
+    root.append(...[head, note, tools, content, status, actions].filter(Boolean));
     const view = { root, content, tools, status, actions, badge, model };
     endingShow(view, message);
     if (message.status === "streaming") root.classList.add("streaming");
     return view;
   }
 
-  return { messageView, endingShow, toolAdd };
+  return { messageView, endingShow, toolAdd, replyContentShow };
 })();

@@ -5,6 +5,7 @@
 import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
 import { credentialsAsk } from "./credentials.js";
+import { settingsAllow, settingsChosen, settingsFromConversation, settingsValid } from "./settings-panel.js";
 
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
@@ -80,7 +81,10 @@ function answererShow() {
   const description = option && option.value.startsWith(AGENT_PREFIX) ? option.dataset.description || "" : "";
   agentDescription.textContent = description;
   agentDescription.hidden = !description;
-  mcpControls.disabled = Boolean(option && option.value.startsWith(AGENT_PREFIX));
+  const isAgent = Boolean(option && option.value.startsWith(AGENT_PREFIX));
+  mcpControls.disabled = isAgent;
+  if (isAgent) settingsAllow("settingsEditable" in option.dataset, { owner: option.dataset.name });
+  else settingsAllow(true, { outputLimit: option ? Number(option.dataset.outputLimit) || null : null });
 }
 
 export function controlsFromConversation(conversation) {
@@ -95,6 +99,7 @@ export function controlsFromConversation(conversation) {
   for (const box of presetBoxes) box.checked = servers.has(box.value);
   mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
   mcpValidate();
+  settingsFromConversation(conversation);
 }
 
 function mcpTargetError(target) {
@@ -129,12 +134,16 @@ function selectedServers() {
 /** The frame's fields for the picker's choice: an agent (with its own MCP servers) or a model and the servers. */
 function answererChosen() {
   const choice = modelSelect.value;
-  if (choice.startsWith(AGENT_PREFIX)) return { agent: choice.slice(AGENT_PREFIX.length) };
-  return { model: choice, mcp_servers: selectedServers() };
+  const settings = settingsChosen();
+  const chosen = choice.startsWith(AGENT_PREFIX)
+    ? { agent: choice.slice(AGENT_PREFIX.length) }
+    : { model: choice, mcp_servers: selectedServers() };
+  return settings === undefined ? chosen : { ...chosen, settings };
 }
 
 function canSend() {
   if (!socketOpen() || busy()) return false;
+  if (!settingsValid()) return false;
   if (modelSelect.value.startsWith(AGENT_PREFIX)) return true;
   if (!mcpValidate()) {
     mcpInput.focus();

@@ -6,7 +6,7 @@ import { state } from "./state.js";
 import { socketRestart, transmit } from "./socket.js";
 import { controlsFromConversation, controlsRefresh, inputFocus, pendingRefused, pendingSettle } from "./composer.js";
 
-const { messageView, endingShow, toolAdd } = window.ChatMessages;
+const { messageView, endingShow, toolAdd, replyContentShow } = window.ChatMessages;
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
 const emptyNote = document.getElementById("empty-chat");
@@ -119,6 +119,10 @@ function liveFinish(frame, status, error) {
     if (frame.finish_reason) stored.message.finish_reason = frame.finish_reason;
     if (frame.served_models) stored.message.served_models = frame.served_models;
     if (current) stored.message.content = current.text;
+    if (frame.handoffs) {
+      stored.message.handoffs = frame.handoffs;
+      replyContentShow(stored.view.content, stored.message); // the markers where the models changed
+    }
     endingShow(stored.view, stored.message);
   }
   controlsRefresh();
@@ -223,7 +227,8 @@ function onStart(frame) {
       titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
     }
   }
-  liveStart({ id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() }, "", 0);
+  const reply = { id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() };
+  liveStart({ ...reply, context_dropped: frame.context_dropped || 0 }, "", 0);
   scrollFollow(); // follows if the user had not scrolled up (a send of ours pinned the view already)
 }
 

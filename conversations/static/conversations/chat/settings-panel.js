@@ -1,0 +1,57 @@
+// The reply settings panel: temperature, max tokens and reasoning effort of the user's own for this
+// conversation (the server keeps them with it; history brings them back). Open to a plain model and to an
+// agent that allows them; a field left empty means the model's (or the agent's) default.
+
+const panel = document.getElementById("reply-settings");
+const fields = document.getElementById("settings-fields");
+const note = document.getElementById("settings-note");
+const temperature = document.getElementById("setting-temperature");
+const maxTokens = document.getElementById("setting-max-tokens");
+const reasoning = document.getElementById("setting-reasoning-effort");
+const summary = document.getElementById("settings-summary");
+
+function summaryShow() {
+  const chosen = settingsChosen() || {};
+  const parts = Object.entries(chosen).map(([name, value]) => `${name.replace("_", " ")} ${value}`);
+  summary.textContent = parts.length ? `Settings: ${parts.join(", ")}` : "Settings";
+}
+
+/** Whether the choice in the picker takes settings of the user's own, and its output limit. */
+export function settingsAllow(allowed, { outputLimit = null, owner = "" } = {}) {
+  fields.disabled = !allowed;
+  note.textContent = allowed ? "Empty: the default." : `${owner} answers with its own settings.`;
+  maxTokens.max = outputLimit || "";
+  panel.classList.toggle("locked", !allowed);
+}
+
+/** The settings the panel holds, as a frame's `settings` (undefined when the choice takes none). */
+export function settingsChosen() {
+  if (fields.disabled) return undefined;
+  const chosen = {};
+  if (temperature.value !== "") chosen.temperature = Number(temperature.value);
+  if (maxTokens.value !== "") chosen.max_tokens = Number(maxTokens.value);
+  if (reasoning.value) chosen.reasoning_effort = reasoning.value;
+  return chosen;
+}
+
+export function settingsFromConversation(conversation) {
+  const settings = conversation.settings || {};
+  temperature.value = settings.temperature ?? "";
+  maxTokens.value = settings.max_tokens ?? "";
+  reasoning.value = settings.reasoning_effort || "";
+  summaryShow();
+}
+
+/** A field that is not valid: the browser's own message, shown on the field (nothing is sent). */
+export function settingsValid() {
+  for (const field of [temperature, maxTokens]) {
+    if (!field.checkValidity()) {
+      panel.open = true;
+      field.reportValidity();
+      return false;
+    }
+  }
+  return true;
+}
+
+for (const field of [temperature, maxTokens, reasoning]) field.addEventListener("input", summaryShow);
