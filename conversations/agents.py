@@ -1,8 +1,8 @@
 """Agents defined as code: a YAML or JSON file of agent definitions, created or updated by slug.
 
 `manage.py agents_load FILE` reads `{"agents": [{"slug", "name", "description", "instructions",
-"models", "settings", "mcp_servers", "default", ...}]}`. The whole file loads or nothing does: an entry
-that breaks a rule is named, with its field, and no agent changes.
+"models", "settings", "model_settings", "mcp_servers", "default", ...}]}`. The whole file loads or
+nothing does: an entry that breaks a rule is named, with its field, and no agent changes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ FILE_FIELDS = {
     "instructions": "instructions",
     "models": "model_names",
     "settings": "settings",
+    "model_settings": "model_settings",
     "mcp_servers": "mcp_servers",
     "user_may_change_model": "user_may_change_model",
     "user_may_change_mcp_servers": "user_may_change_mcp_servers",
+    "user_may_change_settings": "user_may_change_settings",
     "enabled": "enabled",
     "default": "is_default",
     "position": "position",

@@ -26,6 +26,7 @@ class Answerer:
     mcp_servers: list[str]
     agent: Agent | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # what is sent: the agent's, then the user's
+    model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # the agent's, per model
     instructions: str = ""
     # The user's, kept on the conversation (None: an agent that keeps its own; the conversation's stay).
     own_settings: dict[str, Any] | None = None
@@ -38,6 +39,13 @@ class Answerer:
     def agent_slug(self) -> str:
         """The agent's slug, "" for a plain model."""
         return self.agent.slug if self.agent else ""
+
+    @property
+    def settings_recorded(self) -> dict[str, Any]:
+        """The settings as a reply records them: the request's own, and the per-model ones apart."""
+        if not self.model_settings:
+            return dict(self.settings)
+        return {**self.settings, "model_settings": self.model_settings}
 
 
 def answerer_choose(
@@ -91,6 +99,9 @@ def answerer_choose(
         mcp_servers=mcp_servers_clean(servers),
         agent=agent,
         settings={**agent.settings, **(kept or {})},
+        model_settings={
+            name: dict(one) for name, one in (agent.model_settings or {}).items() if name in models
+        },
         instructions=agent.instructions,
         own_settings=kept,
     )

@@ -199,6 +199,12 @@ class Agent(OneDefault):
     settings = models.JSONField(
         default=dict, blank=True, help_text="temperature, max_tokens, top_p, reasoning_effort."
     )
+    model_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Settings for one model only, by model id, over the shared ones: "
+        '{"openai/gpt-5.1": {"reasoning_effort": "high"}}.',
+    )
     mcp_servers = models.JSONField(default=list, blank=True, help_text="org/name[@version] or https URLs.")
     user_may_change_model = models.BooleanField(default=False)
     user_may_change_mcp_servers = models.BooleanField(default=False)
@@ -228,15 +234,35 @@ class Agent(OneDefault):
         """Refuse model ids that are not in the catalog (ChatModel), settings out of their range and
         MCP servers that are not slugs or https URLs, each under its field."""
         errors = agent_definition_errors(
-            model_names=self.model_names, settings=self.settings, mcp_servers=self.mcp_servers
+            model_names=self.model_names,
+            settings=self.settings,
+            mcp_servers=self.mcp_servers,
+            model_settings=self.model_settings,
         )
         if not errors.get("model_names"):
-            known = set(ChatModel.objects.filter(name__in=self.model_names).values_list("name", flat=True))
-            unknown = [name for name in self.model_names if name not in known]
+            limits = dict(
+                ChatModel.objects.filter(name__in=self.model_names).values_list("name", "output_token_limit")
+            )
+            unknown = [name for name in self.model_names if name not in limits]
             if unknown:
                 errors["model_names"] = f"Not in the model catalog: {', '.join(unknown)}."
+            elif not errors.get("settings") and not errors.get("model_settings"):
+                errors.update(self._output_limit_errors(limits))
         if errors:
             raise ValidationError(errors)
+
+    def _output_limit_errors(self, limits: dict[str, int | None]) -> dict[str, str]:
+        """A max_tokens beyond the catalog's output limit of a model it applies to, under its field."""
+        errors: dict[str, str] = {}
+        shared = self.settings.get("max_tokens")
+        for name in self.model_names:
+            limit = limits.get(name)
+            own = (self.model_settings or {}).get(name, {}).get("max_tokens")
+            if limit and own is not None and own > limit:
+                errors["model_settings"] = f"{name}: max_tokens may be at most {limit} (the catalog's limit)."
+            elif limit and own is None and shared is not None and shared > limit:
+                errors["settings"] = f"max_tokens may be at most {limit}, {name}'s output limit."
+        return errors
 
 
 class Conversation(models.Model):

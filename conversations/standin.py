@@ -172,10 +172,16 @@ def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     return raw, DIRECTIVE_RE.sub("", text)
 
 
+def model_id(entry: Any) -> Any:
+    """A `model` entry's id: the string itself, or an object's `model` (`{"model", "settings"}`)."""
+    return entry.get("model") if isinstance(entry, dict) else entry
+
+
 def first_model(model: Any) -> str:
-    """Return the requested model id: the string itself, or the first entry of a list."""
+    """Return the requested model id: the entry itself, or the first entry of a list."""
     if isinstance(model, list):
         model = model[0] if model else None
+    model = model_id(model)
     return model if isinstance(model, str) and model else DEFAULT_MODEL
 
 
@@ -265,7 +271,8 @@ class Completion:
         self.model = first_model(body.get("model"))
         models = body.get("model")
         # A list of models: the first answers; `handoff_after` hands the rest of the reply to the second.
-        self.handoff_model = models[1] if isinstance(models, list) and len(models) > 1 else None
+        second = model_id(models[1]) if isinstance(models, list) and len(models) > 1 else None
+        self.handoff_model = second if isinstance(second, str) and second else None
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.created = int(time.time())
         messages = body.get("messages")

@@ -88,6 +88,7 @@ class Turn:
     upstream_messages: list[dict[str, str]]
     context_dropped: int = 0  # older messages left out to fit the models' context window
     settings: dict[str, Any] = field(default_factory=dict)
+    model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sent in the model's entry
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
     # The MCP servers' credential values by target: in memory only, on their way to the upstream.
@@ -446,7 +447,7 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
                 mcp_servers=plan.answerer.mcp_servers,
                 agent_slug=plan.answerer.agent_slug,
                 request_models=plan.answerer.models,
-                request_settings=plan.answerer.settings,
+                request_settings=plan.answerer.settings_recorded,
                 context_dropped=plan.context_dropped,
                 status=Message.Status.STREAMING,
                 # A regenerate's id is on its new reply (it stores no user message).
@@ -527,6 +528,7 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         upstream_messages=plan.upstream_messages,
         context_dropped=plan.context_dropped,
         settings=plan.answerer.settings,
+        model_settings=plan.answerer.model_settings,
         instructions=plan.answerer.instructions,
         agent=plan.answerer.agent_slug,
         mcp_credentials=plan.mcp_credentials,

@@ -153,6 +153,7 @@ async def reply_stream(
     mcp_servers: Sequence[str],
     instructions: str = "",
     request_settings: dict[str, Any] | None = None,
+    model_settings: Mapping[str, dict[str, Any]] | None = None,
     served_models: list[str] | None = None,
     handoff_offsets: list[int] | None = None,
     mcp_credentials: Mapping[str, Mapping[str, str]] | None = None,
@@ -161,7 +162,8 @@ async def reply_stream(
 
     `models` is the model that answers, then those it may hand off to (sent as a list when there are
     several); `instructions` go first as the system message, `request_settings` (temperature, max_tokens,
-    ...) as the request's own fields. The models that produced the reply, as its chunks name them, are
+    ...) as the request's own fields, and `model_settings` (by model id) inside that model's entry
+    (`{"model", "settings"}`, in a list). The models that produced the reply, as its chunks name them, are
     appended to `served_models` as they change (the caller keeps them however the reply ends), and the
     code-point offset in the reply's text where each model after the first began to `handoff_offsets`.
     `mcp_credentials` (a server's values by target) go encrypted inside its server spec; a request
@@ -181,7 +183,7 @@ async def reply_stream(
     system = [{"role": "system", "content": instructions}] if instructions else []
     body = {
         **(request_settings or {}),
-        "model": models[0] if len(models) == 1 else list(models),
+        "model": models_wire(models, model_settings or {}),
         "messages": [*system, *messages],
         "mcp_servers": mcp_servers_wire(mcp_servers, {}),
         "stream": True,
@@ -231,6 +233,17 @@ async def reply_stream(
                 "retrying upstream", extra={"attempt": attempt, "delay": delay, "reason": exc.message}
             )
             await asyncio.sleep(delay)
+
+
+def models_wire(models: Sequence[str], model_settings: Mapping[str, dict[str, Any]]) -> Any:
+    """The request's `model`: one id, or a list (the first answers) whose entries are an id, or
+    `{"model", "settings"}` for a model with settings of its own."""
+    if len(models) == 1 and not model_settings.get(models[0]):
+        return models[0]
+    return [
+        {"model": name, "settings": model_settings[name]} if model_settings.get(name) else name
+        for name in models
+    ]
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:

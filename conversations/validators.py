@@ -150,8 +150,11 @@ REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 AGENT_MAX_MODELS = 8
 
 
-def agent_definition_errors(*, model_names: object, settings: object, mcp_servers: object) -> dict[str, str]:
-    """Return what is wrong with an agent's models, settings and MCP servers, by field (empty: nothing).
+def agent_definition_errors(
+    *, model_names: object, settings: object, mcp_servers: object, model_settings: object = None
+) -> dict[str, str]:
+    """Return what is wrong with an agent's models, settings (for all its models, and `model_settings`
+    for one model each, by id) and MCP servers, by field (empty: nothing).
 
     The shapes only: whether the models are in the catalog is the model's own check."""
     errors: dict[str, str] = {}
@@ -171,6 +174,24 @@ def agent_definition_errors(*, model_names: object, settings: object, mcp_server
         problems = [problem for key, value in settings.items() if (problem := setting_error(key, value))]
         if problems:
             errors["settings"] = " ".join(problems)
+    model_settings = {} if model_settings is None else model_settings
+    if not isinstance(model_settings, dict) or not all(isinstance(v, dict) for v in model_settings.values()):
+        errors["model_settings"] = 'An object of settings by model id: {"openai/gpt-5.1": {...}}.'
+    else:
+        names = model_names if isinstance(model_names, list) else []
+        problems = [
+            f"{str(name)[:200]!r} is not one of the agent's models."
+            for name in model_settings
+            if name not in names
+        ]
+        problems += [
+            f"{name}: {problem}"
+            for name, one in model_settings.items()
+            for key, value in one.items()
+            if (problem := setting_error(key, value))
+        ]
+        if problems:
+            errors["model_settings"] = " ".join(problems)
     if not isinstance(mcp_servers, list):
         errors["mcp_servers"] = "A list of MCP servers (org/name[@version] or https URLs)."
     else:

@@ -234,3 +234,31 @@ async def test_settings_out_of_range_beyond_the_models_limit_or_of_a_fixed_agent
     assert standin.requests() == []  # nothing went upstream
     await chat_socket.send_json_to({"message": "fine", "settings": {"max_tokens": 1000}})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"  # and the socket stays usable
+
+
+async def test_an_agents_per_model_settings_go_in_that_models_entry_and_are_recorded(chat_socket, standin):
+    await Agent.objects.acreate(
+        slug="split",
+        name="Split",
+        model_names=MODELS,
+        settings={"temperature": 0.3},
+        model_settings={MODELS[1]: {"reasoning_effort": "high", "max_tokens": 2000}},
+    )
+    await chat_socket.send_json_to(
+        {"message": "go [[standin reply=a%20b%20c%20d handoff_after=2]]", "agent": "split"}
+    )
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert frames[-1]["served_models"] == MODELS  # the stand-in handed off to the entry's model
+
+    body = standin.requests()[0]["body"]
+    assert body["model"] == [
+        MODELS[0],
+        {"model": MODELS[1], "settings": {"reasoning_effort": "high", "max_tokens": 2000}},
+    ]
+    assert body["temperature"] == 0.3
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
+    assert reply.request_settings == {
+        "temperature": 0.3,
+        "model_settings": {MODELS[1]: {"reasoning_effort": "high", "max_tokens": 2000}},
+    }

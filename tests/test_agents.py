@@ -9,6 +9,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -180,3 +181,25 @@ def test_the_admin_lists_and_edits_agents_and_refuses_a_bad_one(staff_client, tm
     accepted = staff_client.post(change_url, {**form, "model_names": json.dumps(["openai/gpt-5.1"])})
     assert accepted.status_code == 302
     assert Agent.objects.get(pk=agent.pk).model_names == ["openai/gpt-5.1"]
+
+
+def test_per_model_settings_name_the_agents_models_and_stay_within_the_catalogs_limits():
+    from conversations.models import ChatModel
+
+    ChatModel.objects.filter(name="openai/gpt-5.1").update(output_token_limit=1000)
+    agent = Agent(slug="a", name="A", model_names=["openai/gpt-5.1"])
+    agent.model_settings = {"google/gemini-3-pro-preview": {"temperature": 1}}
+    with pytest.raises(ValidationError, match="is not one of the agent's models"):
+        agent.full_clean()
+    agent.model_settings = {"openai/gpt-5.1": {"temperature": 9}}
+    with pytest.raises(ValidationError, match="temperature must be a number from 0 to 2"):
+        agent.full_clean()
+    agent.model_settings = {"openai/gpt-5.1": {"max_tokens": 5000}}
+    with pytest.raises(ValidationError, match="at most 1000"):
+        agent.full_clean()
+    agent.model_settings = {}
+    agent.settings = {"max_tokens": 5000}
+    with pytest.raises(ValidationError, match="at most 1000"):
+        agent.full_clean()
+    agent.settings = {"max_tokens": 800}
+    agent.full_clean()

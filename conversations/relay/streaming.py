@@ -87,6 +87,7 @@ async def reply_stream(
             mcp_servers=turn.mcp_servers,
             instructions=turn.instructions,
             request_settings=turn.settings,
+            model_settings=turn.model_settings,
             served_models=reply.served_models,
             handoff_offsets=reply.handoff_offsets,
             mcp_credentials=turn.mcp_credentials,
