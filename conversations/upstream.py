@@ -52,6 +52,7 @@ class ToolActivity:
     result: Any = None
     server: str | None = None
     is_error: bool = False
+    duration_ms: float | None = None  # how long the server-side tool ran, when the API says
 
 
 @dataclass(slots=True)
@@ -361,6 +362,9 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
         if "error" in chunk and chunk["error"]:
             raise UpstreamError(_error_text(chunk["error"]))
         model = chunk.get("model")
+        event = chunk.get("x_dedalus_event") or chunk.get("dedalus_event")
+        if isinstance(event, dict) and event.get("type") == "agent_updated" and event.get("model"):
+            model = event["model"]  # a handoff: the next text is the new model's, whatever chunks say
         served = state.served_models
         if model and isinstance(model, str) and (not served or served[-1] != model):
             if served:
@@ -448,9 +452,18 @@ def _tool_results(results: list[Any]) -> list[Event]:
                     result=tool_value_bounded(json_storable(item.get("result"))),
                     server=json_storable(item.get("server_name")),
                     is_error=bool(item.get("is_error")),
+                    duration_ms=_duration(item.get("duration_ms")),
                 )
             )
     return events
+
+
+def _duration(value: Any) -> float | None:
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        else None
+    )
 
 
 def tool_value_bounded(value: Any) -> Any:

@@ -122,6 +122,7 @@ async def test_tool_activity_is_relayed_and_stored(chat_socket, standin):
     tools = [frame for frame in frames if frame["type"] == "tool"]
     assert [(t["phase"], t["name"]) for t in tools] == [("call", "web_search"), ("result", "web_search")]
     assert tools[1]["server"] == "acme/search"
+    assert tools[1]["duration_ms"] == 3  # how long the server-side tool ran, as the API said
     reply = await Message.objects.aget(pk=frames[0]["message_id"])
     assert [t["name"] for t in reply.tools] == ["web_search", "web_search"]
 

@@ -48,3 +48,30 @@ async def test_a_refusal_streams_as_the_replys_text_and_ends_as_a_refusal(chat_s
         "refusal",
         "I cannot help with that.",
     )
+
+
+def test_an_agent_updated_event_marks_a_handoff_even_when_chunks_do_not_name_their_model():
+    import orjson
+
+    from conversations.upstream import TextDelta, _events_from_lines, _StreamState
+
+    def line(chunk: dict) -> bytes:
+        return b"data: " + orjson.dumps(chunk)
+
+    state = _StreamState()
+    events = _events_from_lines(
+        [
+            line({"model": "a/first", "choices": [{"delta": {"content": "one two "}}]}),
+            line(
+                {
+                    "choices": [],
+                    "x_dedalus_event": {"type": "agent_updated", "agent": "b", "model": "b/second"},
+                }
+            ),
+            line({"choices": [{"delta": {"content": "three"}}]}),
+        ],
+        state,
+    )
+    assert [event.text for event in events if isinstance(event, TextDelta)] == ["one two three"]
+    assert state.served_models == ["a/first", "b/second"]
+    assert state.handoff_offsets == [len("one two ")]

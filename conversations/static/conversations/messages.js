@@ -103,6 +103,10 @@ window.ChatMessages = (() => {
     if (activity.server && !summary.querySelector(".tool-server")) {
       summary.appendChild(el("span", "tool-server", ` on ${activity.server}`));
     }
+    if (activity.duration_ms != null) {
+      const ms = activity.duration_ms;
+      summary.appendChild(el("span", "tool-duration", ms < 1000 ? ` · ${Math.round(ms)} ms` : ` · ${(ms / 1000).toFixed(1)} s`));
+    }
     if (activity.is_error) entry.classList.add("failed");
     const body = typeof activity.result === "string" ? activity.result : JSON.stringify(activity.result, null, 2);
     entry.append(el("div", "tool-label", activity.is_error ? "Error" : "Result"), el("pre", "", body));
