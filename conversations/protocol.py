@@ -226,14 +226,17 @@ def start_frame(
     parent_id: int,
     user_message: dict[str, Any] | None,
     context_dropped: int = 0,
+    agent: str = "",
 ) -> dict[str, Any]:
     """A reply starts: `parent_id` is the user message it answers, `user_message` the one this turn
-    stored (None for a regenerate, which stores none); `context_dropped`, when older messages were left
-    out of the request to fit the model's context window, how many."""
+    stored (None for a regenerate, which stores none), `agent` the slug of the agent asked (None: a
+    plain model); `context_dropped`, when older messages were left out of the request to fit the
+    model's context window, how many."""
     frame = {
         "type": "start",
         "message_id": message_id,
         "model": model,
+        "agent": agent or None,
         "parent_id": parent_id,
         "user_message": user_message,
     }

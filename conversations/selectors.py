@@ -360,7 +360,7 @@ def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
     """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them (and,
     `for_page`, whether the page's settings panel applies to each)."""
     rows = Agent.objects.enabled().only(
-        "slug", "name", "description", "model_names", "is_default", "user_may_change_settings"
+        "slug", "name", "description", "model_names", "is_default", "user_may_change_settings", "colour"
     )
     return [
         {
@@ -369,7 +369,11 @@ def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
             "description": agent.description,
             "models": agent.model_names,
             "default": agent.is_default,
-            **({"settings_editable": agent.user_may_change_settings} if for_page else {}),
+            **(
+                {"settings_editable": agent.user_may_change_settings, "colour": agent.colour}
+                if for_page
+                else {}
+            ),
         }
         for agent in rows
     ]

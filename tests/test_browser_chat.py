@@ -211,6 +211,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
             description="Finds sources and cites them.",
             instructions="Cite every claim.",
             model_names=["openai/gpt-5.1", CHOSEN_MODEL],
+            colour="#7c3aed",
         )
         session_id = self.chat_open()
         description = self.page.locator("#agent-description")
@@ -228,7 +229,11 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert request["body"]["messages"][0] == {"role": "system", "content": "Cite every claim."}
         reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
         assert (reply.agent_slug, reply.served_models) == ("researcher", ["openai/gpt-5.1", CHOSEN_MODEL])
-        # The reply names the models that wrote it, the handoff marked.
+        # The reply names its agent (in its colour) and the models that wrote it, the handoff marked.
+        agent = self.bubbles("assistant").first.locator(".agent-name")
+        expect(agent).to_have_text("Researcher")
+        expect(agent).to_have_attribute("style", re.compile("#7c3aed"))
+        assert "Cite every claim." not in self.page.content()  # instructions never reach the page
         served = self.bubbles("assistant").first.locator(".model")
         expect(served).to_have_text(f"openai/gpt-5.1 → {CHOSEN_MODEL}")
         expect(served).to_have_class(re.compile(r"\bhandoff\b"))

@@ -68,6 +68,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
                 parent_id=turn.parent_id,
                 user_message=turn.user_message,
                 context_dropped=turn.context_dropped,
+                agent=turn.agent,
             )
         )
         await room.broadcast(start)

@@ -65,6 +65,24 @@ window.ChatMessages = (() => {
     content.replaceChildren(...parts);
   }
 
+  let agentsBySlug = null;
+  /** An agent the page offers, by slug (its name and colour), or undefined (one no longer offered). */
+  function agentOf(slug) {
+    if (agentsBySlug === null) {
+      const node = document.getElementById("agents-data");
+      agentsBySlug = new Map((node ? JSON.parse(node.textContent) : []).map((agent) => [agent.slug, agent]));
+    }
+    return agentsBySlug.get(slug);
+  }
+
+  /** The agent a reply was asked of, by name, with its colour's mark. */
+  function agentLabel(slug) {
+    const agent = agentOf(slug);
+    const label = el("span", "agent-name", agent ? agent.name : slug);
+    if (agent && /^#[0-9a-fA-F]{6}$/.test(agent.colour || "")) label.style.setProperty("--agent-colour", agent.colour);
+    return label;
+  }
+
   /** "N older messages left out": a reply whose request dropped the oldest turns to fit the window. */
   function contextNote(message) {
     const dropped = message.context_dropped || 0;
@@ -175,6 +193,7 @@ window.ChatMessages = (() => {
     root.dataset.messageId = message.id;
     const head = el("div", "message-head");
     head.appendChild(el("span", "role", isUser ? "You" : "Assistant"));
+    if (!isUser && message.agent) head.appendChild(agentLabel(message.agent));
     const model = isUser ? null : el("span", "model");
     if (model) head.appendChild(model);
     head.appendChild(timeElement(message.created_at));

@@ -227,7 +227,13 @@ function onStart(frame) {
       titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
     }
   }
-  const reply = { id: frame.message_id, role: "assistant", model: frame.model, created_at: new Date().toISOString() };
+  const reply = {
+    id: frame.message_id,
+    role: "assistant",
+    model: frame.model,
+    agent: frame.agent || null,
+    created_at: new Date().toISOString(),
+  };
   liveStart({ ...reply, context_dropped: frame.context_dropped || 0 }, "", 0);
   scrollFollow(); // follows if the user had not scrolled up (a send of ours pinned the view already)
 }
