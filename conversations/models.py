@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from .costs import Prices
 from .validators import CREDENTIAL_NAME_RE, agent_definition_errors, validate_mcp_target
 
 
@@ -21,8 +22,16 @@ class ChatModelQuerySet(models.QuerySet):
 
     def enabled_choices(self) -> list[ModelChoice]:
         """Every enabled model's name, default flag and input limit, in the admin's order (one query)."""
-        rows = self.enabled().values_list("name", "is_default", "input_token_limit", "output_token_limit")
-        return [ModelChoice(*row) for row in rows]
+        rows = self.enabled().values_list(
+            "name",
+            "is_default",
+            "input_token_limit",
+            "output_token_limit",
+            "price_input",
+            "price_output",
+            "price_cached",
+        )
+        return [ModelChoice(*row[:4], prices=Prices(*row[4:])) for row in rows]
 
     def default_name(self) -> str | None:
         """Return the name of the default enabled model, else the first enabled one, else None."""
@@ -37,6 +46,7 @@ class ModelChoice(NamedTuple):
     is_default: bool
     input_token_limit: int | None
     output_token_limit: int | None = None
+    prices: Prices | None = None
 
 
 class OneDefault(models.Model):

@@ -9,6 +9,7 @@ server died is stored as lost by another.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,6 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .costs import reply_cost
 from .models import Message
 from .text import json_storable, text_storable
 
@@ -65,6 +65,7 @@ def reply_finish(
     error: str = "",
     served_models: list[str] | None = None,
     handoff_offsets: list[int] | None = None,
+    cost: Decimal | None = None,
 ) -> bool:
     """Store a reply's final text and how it ended (what every later reader sees), with the models that
     produced it; return False, storing nothing, when its instance no longer holds it."""
@@ -80,7 +81,7 @@ def reply_finish(
             total_tokens=usage.get("total_tokens"),
             reasoning_tokens=usage.get("reasoning_tokens"),
             cached_tokens=usage.get("cached_tokens"),
-            cost=reply_cost(usage),
+            cost=cost,
             tools=json_storable(tools or []),
             error_code=error_code,
             error=text_storable(error),

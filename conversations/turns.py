@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
 from .context import context_fit
+from .costs import Prices
 from .exceptions import (
     Busy,
     ChatError,
@@ -89,6 +90,7 @@ class Turn:
     context_dropped: int = 0  # older messages left out to fit the models' context window
     settings: dict[str, Any] = field(default_factory=dict)
     model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sent in the model's entry
+    prices: Prices | None = None  # the first model's, as the turn read them: what the reply will cost
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
     # The MCP servers' credential values by target: in memory only, on their way to the upstream.
@@ -233,6 +235,7 @@ class _TurnPlan:
     upstream_messages: list[dict[str, str]] = field(default_factory=list)
     context_dropped: int = 0
     mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
+    prices: Prices | None = None
 
 
 @transaction.atomic
@@ -277,6 +280,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             agents = {agent.slug: agent for agent in Agent.objects.enabled()}
         try:
             plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
+            plan.prices = next((c.prices for c in enabled if c.name == plan.answerer.model), None)
             if plan.answerer.mcp_servers:
                 if credentialed is None:
                     credentialed = credentialed_presets()
@@ -529,6 +533,7 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         context_dropped=plan.context_dropped,
         settings=plan.answerer.settings,
         model_settings=plan.answerer.model_settings,
+        prices=plan.prices,
         instructions=plan.answerer.instructions,
         agent=plan.answerer.agent_slug,
         mcp_credentials=plan.mcp_credentials,

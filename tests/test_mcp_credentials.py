@@ -235,3 +235,17 @@ async def test_exports_and_history_carry_no_credentials(standin, search_preset):
         export = await sync_to_async(client.get)(f"/c/exp/export.{fmt}")
         assert export.status_code == 200
         assert SHARED_SECRET not in export.content.decode()
+
+
+def test_the_admin_lists_users_credentials_by_name_only_and_cannot_add_them(staff_client, github_preset):
+    user = get_user_model().objects.create_user("frank", password="pw-for-tests-only")
+    credential = user_credentials_save(user_id=user.pk, preset=github_preset, values={"token": OWN_SECRET})
+    listing = staff_client.get("/admin/conversations/mcpcredential/")
+    assert listing.status_code == 200
+    assert "frank" in listing.content.decode()
+    assert OWN_SECRET not in listing.content.decode()
+    detail = staff_client.get(f"/admin/conversations/mcpcredential/{credential.pk}/change/")
+    assert detail.status_code == 200
+    assert OWN_SECRET not in detail.content.decode()
+    assert credential.sealed not in detail.content.decode()  # not even sealed
+    assert staff_client.get("/admin/conversations/mcpcredential/add/").status_code == 403

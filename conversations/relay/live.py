@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from .. import protocol
+from ..costs import Prices
 from ..owners import ConversationRef
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class LiveReply:
     tools: list[dict[str, Any]] = field(default_factory=list)  # its tool activity so far, for joiners
     served_models: list[str] = field(default_factory=list)  # the models that produced it, as they changed
     handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
+    prices: Prices | None = None  # its first model's catalog prices, to store what it cost
 
     def append(self, text: str) -> int:
         """Add text to the reply; return the offset it starts at."""

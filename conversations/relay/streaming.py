@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from .. import metrics, protocol, quotas, replies, selectors, turns, upstream
+from ..costs import reply_cost
 from ..exceptions import ChatError
 from ..models import Message
 from . import live
@@ -234,6 +235,7 @@ async def _reply_end_store(
         **outcome,
     }
     fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
+    fields["cost"] = reply_cost(fields["usage"], reply.prices)
     try:
         held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
         return outcome if held else None
@@ -241,7 +243,7 @@ async def _reply_end_store(
         raise
     except DatabaseError:
         logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
-    fields.update(tools=[], usage=None, **INTERNAL_ERROR_OUTCOME)
+    fields.update(tools=[], usage=None, cost=None, **INTERNAL_ERROR_OUTCOME)
     held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
     return INTERNAL_ERROR_OUTCOME if held else None
 

@@ -59,7 +59,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
             duplicate = {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
             await socket.send(protocol.dumps(duplicate))
             return
-        reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model)
+        reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model, prices=turn.prices)
         reply.lease_renewed(started)  # the turn's write set the lease's first expiry
         start = protocol.dumps(
             protocol.start_frame(
