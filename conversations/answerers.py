@@ -120,7 +120,7 @@ def reply_settings_clean(
     problems = [
         problem
         for key, value in settings.items()
-        if (problem := setting_error(key, value)) or (problem := _user_setting_error(key))
+        if (problem := _user_setting_error(key)) or (problem := setting_error(key, value))
     ]
     if problems:
         raise InvalidSettings(" ".join(problems))
@@ -137,7 +137,7 @@ def reply_settings_clean(
 def _user_setting_error(key: str) -> str | None:
     if key in USER_SETTINGS:
         return None
-    return f"{key!r}: a user may set {', '.join(USER_SETTINGS)}."
+    return f"{str(key)[:40]!r}: a user may set {', '.join(USER_SETTINGS)}."
 
 
 def agents_needed(*, agent_slug: str | None, model: str | None, conversation: Conversation) -> bool:
