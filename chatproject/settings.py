@@ -172,6 +172,26 @@ STATICFILES_DIRS = [
     ("vendor/highlight", _NODE_MODULES / "@highlightjs" / "cdn-assets"),
 ]
 
+# --- Attachments (conversations/attachments.py; the README's "Attachments") ---
+# Where uploads are kept: the local filesystem by default (`make run`).
+CHAT_MEDIA_ROOT = Path(os.environ.get("CHAT_MEDIA_ROOT") or BASE_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(CHAT_MEDIA_ROOT / "attachments"), "base_url": None},
+    },
+}
+CHAT_ATTACHMENT_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
+CHAT_ATTACHMENTS_PER_MESSAGE = int(env_float("CHAT_ATTACHMENTS_PER_MESSAGE", 5))
+CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MESSAGE_MAX_BYTES", 25 * 1024 * 1024))
+CHAT_ATTACHMENT_QUOTA_BYTES = int(env_float("CHAT_ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024))  # per owner
+CHAT_ATTACHMENT_MAX_PIXELS = int(env_float("CHAT_ATTACHMENT_MAX_PIXELS", 40_000_000))
+CHAT_ATTACHMENT_MAX_PDF_PAGES = int(env_float("CHAT_ATTACHMENT_MAX_PDF_PAGES", 100))
+# An upload's body goes to a temporary file past this, never all into memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # --- Sign-in throttling (django-axes; the chat's login page and the admin's) ---
 # CHAT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock that pair out (429,
 # even with the right password) for CHAT_LOGIN_LOCKOUT_MINUTES. Failures are rows in the database, so

@@ -89,6 +89,56 @@ class InvalidSettings(ChatError):
     default_detail = "Those settings are not valid."
 
 
+class AttachmentRefused(ChatError):
+    """An upload that is not kept (nothing of it is stored); `status` is the HTTP answer's."""
+
+    default_code = "attachment_refused"
+    default_detail = "That file cannot be attached."
+    status = 400
+
+
+class AttachmentTooLarge(AttachmentRefused):
+    default_code = "attachment_too_large"
+    default_detail = "That file is too large."
+    status = 413
+
+
+class AttachmentQuotaExceeded(AttachmentRefused):
+    default_code = "attachment_quota_exceeded"
+    default_detail = "Your attachments use all the storage you have; delete some conversations first."
+    status = 413
+
+
+class AttachmentUnsupported(AttachmentRefused):
+    """A file of a type we do not take, whatever its name says."""
+
+    default_code = "attachment_type_unsupported"
+    default_detail = "Only images (PNG, JPEG, GIF, WebP), PDFs and UTF-8 text or code files can be attached."
+    status = 415
+
+
+class AttachmentUnreadable(AttachmentRefused):
+    """A file of a type we take that cannot be read safely: damaged, encrypted, too many pixels or pages."""
+
+    default_code = "attachment_unreadable"
+    default_detail = "That file cannot be read."
+    status = 422
+
+
+class InvalidAttachment(ChatError):
+    """An attachment id in a frame that is not one of the sender's uploads (or no longer exists)."""
+
+    default_code = "invalid_attachment"
+    default_detail = "That attachment does not exist."
+
+
+class UnsupportedAttachment(ChatError):
+    """An attachment the model that would answer cannot read (an image for a model without vision)."""
+
+    default_code = "unsupported_attachment"
+    default_detail = "The chosen model cannot read that attachment."
+
+
 class McpCredentialsRequired(ChatError):
     """An MCP server whose preset asks each user for their own credentials, and the sender has none
     (or is not signed in)."""

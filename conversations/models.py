@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.functional import LazyObject, empty
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -484,3 +489,58 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.owner_key} {self.model}"
+
+
+class _AttachmentsStorage(LazyObject):
+    """The `attachments` entry of STORAGES, looked up when first used (as Django's default_storage is),
+    and again after STORAGES changes (the tests point it at a folder of their own)."""
+
+    def _setup(self) -> None:
+        self._wrapped = storages["attachments"]
+
+
+_ATTACHMENTS_STORAGE = _AttachmentsStorage()
+
+
+@receiver(setting_changed)
+def _attachments_storage_reset(*, setting: str, **kwargs: object) -> None:
+    if setting == "STORAGES":
+        _ATTACHMENTS_STORAGE._wrapped = empty
+
+
+def attachments_storage() -> Storage:
+    """Where attachment files live: the local filesystem unless an S3-compatible store is configured."""
+    return _ATTACHMENTS_STORAGE  # type: ignore[return-value]
+
+
+class Attachment(models.Model):
+    """A file its owner uploaded, kept as `uploads.py` checked it; attached to the user message that
+    named it once that is sent (until then, `message` is empty). Only its owner ever reaches it."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image"
+        PDF = "pdf"
+        TEXT = "text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner_key = models.CharField(max_length=80, db_index=True)
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=255, help_text="The file's name as uploaded (shown, never trusted).")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    content_type = models.CharField(max_length=100, help_text="From the file's content, not its name.")
+    size = models.PositiveIntegerField(help_text="Bytes kept.")
+    file = models.FileField(storage=attachments_storage, upload_to="files/", max_length=300)
+    text = models.TextField(blank=True, help_text="A PDF's text layer, or a text file's text.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["owner_key", "created_at"], name="attachment_owner_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.size} bytes)"

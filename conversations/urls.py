@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from . import views
+from . import attachment_views, views
 from .validators import SESSION_ID_PATTERN
 
 app_name = "conversations"
@@ -16,6 +16,8 @@ urlpatterns = [
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
     path("api/conversations/", views.conversation_list, name="conversation_list"),
     path("api/agents/", views.agent_list, name="agent_list"),
+    path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
+    path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
     path("api/mcp-credentials/", views.mcp_credentials_list, name="mcp_credentials_list"),
     path("api/mcp-credentials/<int:preset_id>/", views.mcp_credentials_one, name="mcp_credentials_one"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),

@@ -251,3 +251,17 @@ def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[Daph
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def attachments_stored_apart(settings: Any, tmp_path: Path) -> Path:
+    """Each test's attachment files in a folder of its own (the local filesystem storage)."""
+    root = tmp_path / "attachments"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root), "base_url": None},
+        },
+    }
+    return root

@@ -1,0 +1,226 @@
+"""Uploads through the real view: what is kept of each kind of file, every refusal (nothing stored), and
+the owner-only download."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pypdf
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from PIL import Image
+
+from conversations.models import Attachment
+
+pytestmark = pytest.mark.django_db
+
+UPLOAD = "/api/attachments/"
+
+
+def png_with_metadata(size: tuple[int, int] = (40, 30)) -> bytes:
+    image = Image.new("RGB", size, (200, 30, 30))
+    info = __import__("PIL.PngImagePlugin", fromlist=["PngInfo"]).PngInfo()
+    info.add_text("Comment", "secret-png-comment")
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def jpeg_with_exif() -> bytes:
+    image = Image.new("RGB", (64, 48), (10, 120, 200))
+    exif = Image.Exif()
+    exif[0x010E] = "secret-exif-description"  # ImageDescription
+    exif[0x0112] = 6  # Orientation: rotated 90° clockwise
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def pdf_with_text(text: str) -> bytes:
+    """A one-page PDF whose text layer holds `text` (written by hand: pypdf reads it back)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def pdf_encrypted() -> bytes:
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.encrypt("a-password")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def browser(client: Client) -> Client:
+    client.get("/c/warmup/")  # the page gives the browser its session
+    return client
+
+
+def upload(client: Client, name: str, data: bytes, content_type: str = "application/octet-stream"):
+    return client.post(UPLOAD, {"file": SimpleUploadedFile(name, data, content_type=content_type)})
+
+
+def stored_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+def test_an_image_is_kept_reencoded_without_its_metadata_or_anything_appended(
+    browser, attachments_stored_apart
+):
+    polyglot = png_with_metadata() + b"<script>alert(1)</script>PK\x03\x04zip-payload"
+    response = upload(browser, "photo.png", polyglot, "image/png")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == {"id", "name", "size", "content_type", "url"}
+    assert (body["name"], body["content_type"]) == ("photo.png", "image/png")
+
+    (path,) = stored_files(attachments_stored_apart)
+    kept = path.read_bytes()
+    assert body["size"] == len(kept)
+    assert b"secret-png-comment" not in kept
+    assert b"<script>" not in kept
+    assert b"zip-payload" not in kept
+    assert Image.open(io.BytesIO(kept)).size == (40, 30)
+    assert str(Attachment.objects.get().id) not in path.parent.name  # no owner or name in the path
+    assert "photo" not in path.name
+
+    download = browser.get(body["url"])
+    assert download.status_code == 200
+    assert download["Content-Type"] == "image/png"
+    assert download["X-Content-Type-Options"] == "nosniff"
+    assert download["Content-Disposition"].startswith("inline")
+    assert b"".join(download.streaming_content) == kept
+
+
+def test_a_jpeg_is_turned_upright_and_loses_its_exif(browser, attachments_stored_apart):
+    response = upload(browser, "camera.jpg", jpeg_with_exif(), "image/jpeg")
+    assert response.status_code == 201, response.content
+    (path,) = stored_files(attachments_stored_apart)
+    kept = Image.open(path)
+    assert kept.format == "JPEG"
+    assert kept.size == (48, 64)  # rotated by its orientation tag, which is then gone
+    assert not kept.getexif()
+    assert b"secret-exif-description" not in path.read_bytes()
+
+
+def test_a_pdf_is_kept_with_its_text_and_downloads_as_an_attachment(browser):
+    response = upload(browser, "report.pdf", pdf_with_text("Quarterly numbers rose"), "application/pdf")
+    assert response.status_code == 201, response.content
+    attachment = Attachment.objects.get()
+    assert (attachment.kind, attachment.pages) == ("pdf", 1)
+    assert "Quarterly numbers rose" in attachment.text
+    download = browser.get(response.json()["url"])
+    assert download["Content-Disposition"].startswith('attachment; filename="report.pdf"')
+
+
+def test_a_code_file_is_kept_as_text_whatever_the_browser_calls_it(browser):
+    source = "def hello():\n    return 'héllo'\n".encode()
+    response = upload(browser, "hello.py", source, "application/x-msdownload")
+    assert response.status_code == 201
+    assert response.json()["content_type"] == "text/plain; charset=utf-8"
+    attachment = Attachment.objects.get()
+    assert (attachment.kind, attachment.text) == ("text", source.decode())
+    assert browser.get(response.json()["url"])["Content-Disposition"].startswith("attachment")
+
+
+BOMB = Image.new("1", (12_000, 12_000))
+
+
+def bomb_png() -> bytes:
+    out = io.BytesIO()
+    BOMB.save(out, format="PNG")  # 144 million pixels in a few kilobytes
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "code"),
+    [
+        ("cat.png", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\xff\xff" * 20, 415, "attachment_type_unsupported"),
+        ("notes.txt", "café".encode("latin-1") + b"\xff\xfe", 415, "attachment_type_unsupported"),
+        ("zeros.txt", b"text\x00with a NUL", 415, "attachment_type_unsupported"),
+        ("bomb.png", None, 422, "attachment_unreadable"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R", 422, "attachment_unreadable"),
+        ("locked.pdf", None, 422, "attachment_unreadable"),
+        ("cut.png", png_with_metadata()[:60], 422, "attachment_unreadable"),
+    ],
+)
+def test_a_file_that_is_refused_is_not_stored(browser, attachments_stored_apart, name, data, status, code):
+    data = {"bomb.png": bomb_png, "locked.pdf": pdf_encrypted}.get(name, lambda: data)()
+    response = upload(browser, name, data)
+    assert response.status_code == status, response.content
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+    assert not Attachment.objects.exists()
+    assert stored_files(attachments_stored_apart) == []
+
+
+def test_too_large_too_many_pages_and_over_the_quota_are_refused(browser, settings, attachments_stored_apart):
+    settings.CHAT_ATTACHMENT_MAX_BYTES = 1000
+    response = upload(browser, "big.txt", b"x" * 1001)
+    assert (response.status_code, response.json()["code"]) == (413, "attachment_too_large")
+
+    settings.CHAT_ATTACHMENT_MAX_BYTES = 10_000_000
+    settings.CHAT_ATTACHMENT_MAX_PDF_PAGES = 0
+    response = upload(browser, "long.pdf", pdf_with_text("page"))
+    assert (response.status_code, response.json()["code"]) == (422, "attachment_unreadable")
+
+    settings.CHAT_ATTACHMENT_MAX_PDF_PAGES = 100
+    settings.CHAT_ATTACHMENT_QUOTA_BYTES = 150
+    assert upload(browser, "one.txt", b"a" * 100).status_code == 201
+    response = upload(browser, "two.txt", b"b" * 100)
+    assert (response.status_code, response.json()["code"]) == (413, "attachment_quota_exceeded")
+    assert Attachment.objects.count() == 1
+    assert len(stored_files(attachments_stored_apart)) == 1
+
+
+def test_only_the_owner_downloads_and_a_cookie_less_client_cannot_upload(browser, django_user_model):
+    url = upload(browser, "mine.txt", b"my notes").json()["url"]
+    assert browser.get(url).status_code == 200
+
+    other = Client()
+    other.get("/c/elsewhere/")
+    assert other.get(url).status_code == 404  # another browser session
+    assert Client().get(url).status_code == 404  # a cookie-less client
+    user = get_user_model().objects.create_user("ivy", password="pw-for-tests-only")
+    signed_in = Client()
+    signed_in.force_login(user)
+    assert signed_in.get(url).status_code == 404  # another owner
+    signed_in.logout()
+    assert signed_in.get(url).status_code == 404  # a signed-out tab
+    assert browser.get(UPLOAD + "00000000-0000-0000-0000-000000000000/").status_code == 404
+
+    refused = Client().post(UPLOAD, {"file": SimpleUploadedFile("a.txt", b"hi")})
+    assert refused.status_code == 403
+    assert json.loads(refused.content)["code"] == "session_required"
+
+
+def test_uploads_keep_csrf():
+    client = Client(enforce_csrf_checks=True)
+    client.get("/c/warmup/")
+    response = client.post(UPLOAD, {"file": SimpleUploadedFile("a.txt", b"hi")})
+    assert response.status_code == 403
+    assert not Attachment.objects.exists()
