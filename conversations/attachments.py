@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.urls import reverse
 
-from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge
-from .models import Attachment
+from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
+from .models import Attachment, ModelChoice
 from .uploads import upload_check
 
 NAME_MAX = 255
@@ -89,3 +89,49 @@ def attachment_as_dict(attachment: Attachment) -> dict[str, Any]:
         "content_type": attachment.content_type,
         "url": reverse("conversations:attachment", kwargs={"attachment_id": attachment.id}),
     }
+
+
+def attachments_named(ids: set[str]) -> dict[str, Attachment]:
+    """The attachments of these ids, by id (one query for a batch of turns)."""
+    if not ids:
+        return {}
+    return {str(row.pk): row for row in Attachment.objects.filter(pk__in=list(ids))}
+
+
+def attachments_check(
+    ids: list[str],
+    *,
+    rows: dict[str, Attachment],
+    owner_key: str,
+    conversation_id: int | None,
+    readers: list[ModelChoice],
+) -> list[Attachment]:
+    """The attachments a message names, in order, checked: each one the sender's, and not already part of
+    another conversation; an image only for models that read images (`readers`: those that may write the
+    reply). Raise InvalidAttachment or UnsupportedAttachment, which store nothing."""
+    chosen: list[Attachment] = []
+    for attachment_id in ids:
+        row = rows.get(attachment_id)
+        if row is None or row.owner_key != owner_key:
+            raise InvalidAttachment()  # another owner's looks the same as none at all
+        if row.conversation_id is not None and row.conversation_id != conversation_id:
+            raise InvalidAttachment("That attachment belongs to another conversation; upload it again.")
+        chosen.append(row)
+    if any(row.kind == Attachment.Kind.IMAGE for row in chosen):
+        blind = [choice.name for choice in readers if choice.vision is False]
+        if blind:
+            raise UnsupportedAttachment(f"{blind[0]} cannot read images; pick a model that can.")
+    total = sum(row.size for row in chosen)
+    if total > settings.CHAT_ATTACHMENT_MESSAGE_MAX_BYTES:
+        raise InvalidAttachment(
+            f"A message's attachments may hold {settings.CHAT_ATTACHMENT_MESSAGE_MAX_BYTES:,} bytes in all."
+        )
+    return chosen
+
+
+def attachments_bind(conversation_id: int, ids: list[str]) -> None:
+    """The attachments a sent message named now belong to its conversation (and go with it)."""
+    if ids:
+        Attachment.objects.filter(pk__in=ids, conversation__isnull=True).update(
+            conversation_id=conversation_id
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 BYTES_PER_TOKEN = 3
 TOKENS_PER_MESSAGE = 4
@@ -20,9 +21,14 @@ def tokens_estimate(text: str) -> int:
     return math.ceil(len(text.encode("utf-8", "surrogatepass")) / BYTES_PER_TOKEN) + TOKENS_PER_MESSAGE
 
 
+def _message_tokens(message: dict[str, Any]) -> int:
+    # `extra_tokens`: what its attachments add (attachment_parts.attachment_tokens).
+    return tokens_estimate(message["content"]) + message.get("extra_tokens", 0)
+
+
 def context_fit(
-    messages: Sequence[dict[str, str]], *, instructions: str, input_limit: int | None, reserve: int = 0
-) -> tuple[list[dict[str, str]], int]:
+    messages: Sequence[dict[str, Any]], *, instructions: str, input_limit: int | None, reserve: int = 0
+) -> tuple[list[dict[str, Any]], int]:
     """Return the newest `messages` that fit in `input_limit` tokens beside the instructions and
     `reserve` (the reply's own tokens, where the limit counts them), and how many older ones were left
     out. The kept messages start with a user message; without a limit, all are kept."""
@@ -30,8 +36,8 @@ def context_fit(
         return list(messages), 0
     budget = input_limit - reserve - (tokens_estimate(instructions) if instructions else 0)
     kept = len(messages) - 1  # the newest message always goes: without it there is nothing to answer
-    budget -= tokens_estimate(messages[kept]["content"])
-    while kept > 0 and (cost := tokens_estimate(messages[kept - 1]["content"])) <= budget:
+    budget -= _message_tokens(messages[kept])
+    while kept > 0 and (cost := _message_tokens(messages[kept - 1])) <= budget:
         budget -= cost
         kept -= 1
     while kept < len(messages) - 1 and messages[kept]["role"] != "user":

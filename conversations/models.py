@@ -9,12 +9,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import Storage, storages
 from django.core.signals import setting_changed
-from django.dispatch import receiver
-from django.utils.functional import LazyObject, empty
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.functional import LazyObject, empty
 
 from .costs import Prices
 from .validators import CREDENTIAL_NAME_RE, agent_definition_errors, validate_mcp_target
@@ -35,8 +35,12 @@ class ChatModelQuerySet(models.QuerySet):
             "price_input",
             "price_output",
             "price_cached",
+            "capabilities",
         )
-        return [ModelChoice(*row[:4], prices=Prices(*row[4:])) for row in rows]
+        return [
+            ModelChoice(*row[:4], prices=Prices(*row[4:7]), vision=(row[7] or {}).get("vision"))
+            for row in rows
+        ]
 
     def default_name(self) -> str | None:
         """Return the name of the default enabled model, else the first enabled one, else None."""
@@ -52,6 +56,7 @@ class ModelChoice(NamedTuple):
     input_token_limit: int | None
     output_token_limit: int | None = None
     prices: Prices | None = None
+    vision: bool | None = None  # whether it reads images, when the catalog says
 
 
 class OneDefault(models.Model):
@@ -405,6 +410,9 @@ class Message(models.Model):
     request_models = models.JSONField(default=list, blank=True, help_text="The models the request named.")
     request_settings = models.JSONField(default=dict, blank=True, help_text="The settings it was sent with.")
     served_models = models.JSONField(default=list, blank=True, help_text="The models that produced it.")
+    attachment_ids = models.JSONField(
+        default=list, blank=True, help_text="The attachments a user message carries, in order (their ids)."
+    )
     handoff_offsets = models.JSONField(
         default=list,
         blank=True,
@@ -514,8 +522,9 @@ def attachments_storage() -> Storage:
 
 
 class Attachment(models.Model):
-    """A file its owner uploaded, kept as `uploads.py` checked it; attached to the user message that
-    named it once that is sent (until then, `message` is empty). Only its owner ever reaches it."""
+    """A file its owner uploaded, kept as `uploads.py` checked it. It belongs to the conversation of the
+    first message that named it (until then, `conversation` is empty) and goes with it; messages name
+    their attachments in `Message.attachment_ids` (an edit keeps its turn's). Only its owner reaches it."""
 
     class Kind(models.TextChoices):
         IMAGE = "image"
@@ -524,8 +533,8 @@ class Attachment(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner_key = models.CharField(max_length=80, db_index=True)
-    message = models.ForeignKey(
-        "Message", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    conversation = models.ForeignKey(
+        "Conversation", null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
     )
     name = models.CharField(max_length=255, help_text="The file's name as uploaded (shown, never trusted).")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -544,3 +553,12 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}, {self.size} bytes)"
+
+
+@receiver(models.signals.post_delete, sender=Attachment)
+def _attachment_file_delete(sender: type[Attachment], instance: Attachment, **kwargs: object) -> None:
+    """An attachment's file goes with its row (its conversation deleted, by hand or by retention), once
+    the deletion commits: a rolled-back delete keeps both."""
+    name, storage = instance.file.name, instance.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))

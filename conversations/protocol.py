@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.conf import settings
 from .exceptions import (
     ChatError,
     EmptyMessage,
+    InvalidAttachment,
     InvalidJson,
     InvalidMcpServer,
     InvalidMessage,
@@ -33,6 +35,7 @@ class SendFrame:
     client_id: str = ""
     agent: str | None = None
     settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
+    attachments: list[str] | None = None  # ids of the sender's uploads
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class EditFrame:
     client_id: str = ""
     agent: str | None = None
     settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
+    attachments: list[str] | None = None  # None keeps the attachments of the message edited
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +130,16 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         return EditFrame(
             message_id=_message_id(data.get("message_id")),
             message=_message_text(data.get("message")),
+            attachments=_optional_attachments(data.get("attachments")),
             **_turn_options(data),
         )
     if kind != "message":
         raise InvalidMessage(f"Unknown frame type {str(kind)[:40]!r}.")
-    return SendFrame(message=_message_text(data.get("message")), **_turn_options(data))
+    return SendFrame(
+        message=_message_text(data.get("message")),
+        attachments=_optional_attachments(data.get("attachments")),
+        **_turn_options(data),
+    )
 
 
 def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +152,26 @@ def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
         "client_id": _optional_client_id(data.get("client_id")),
         "settings": _optional_settings(data.get("settings")),
     }
+
+
+ATTACHMENT_ID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def _optional_attachments(value: Any) -> list[str] | None:
+    # Their owner and state are the turn's check; here, the shape and the count.
+    if value is None:
+        return None
+    limit = settings.CHAT_ATTACHMENTS_PER_MESSAGE
+    if not isinstance(value, list) or not all(
+        isinstance(i, str) and ATTACHMENT_ID_RE.match(i) for i in value
+    ):
+        raise InvalidAttachment("`attachments` must be a list of attachment ids.")
+    ids = list(dict.fromkeys(str(uuid.UUID(i)) for i in value))
+    if len(ids) > limit:
+        raise InvalidAttachment(f"At most {limit} attachments per message.")
+    return ids
 
 
 def _optional_settings(value: Any) -> dict[str, Any] | None:

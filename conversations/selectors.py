@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from . import protocol
+from .attachments import attachment_as_dict, attachments_named
 from .exceptions import InternalError, NoSuchMessage
 from .models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message
 from .owners import ConversationRef
@@ -43,6 +45,7 @@ class ThreadMessage:
     parent_id: int | None
     role: str
     content: str
+    attachment_ids: list[str] = field(default_factory=list)
 
 
 def threads_state(*, client_ids: dict[int, str]) -> dict[int, tuple[ThreadState, dict[int, ThreadMessage]]]:
@@ -53,15 +56,25 @@ def threads_state(*, client_ids: dict[int, str]) -> dict[int, tuple[ThreadState,
         Message.objects.filter(conversation_id__in=list(client_ids))
         .order_by("id")
         .annotate(lapsed=Q(lease_expires_at__lt=Now()))
-        .values_list("conversation_id", "id", "parent_id", "role", "content", "status", "client_id", "lapsed")
+        .values_list(
+            "conversation_id",
+            "id",
+            "parent_id",
+            "role",
+            "content",
+            "status",
+            "client_id",
+            "lapsed",
+            "attachment_ids",
+        )
     )
     pairs: dict[int, Pairs] = {conversation_id: [] for conversation_id in client_ids}
     messages: dict[int, dict[int, ThreadMessage]] = {conversation_id: {} for conversation_id in client_ids}
     streaming: dict[int, tuple[int, bool]] = {}
     sent: dict[int, int] = {}
-    for conversation_id, message_id, parent_id, role, content, status, sent_with, lapsed in rows:
+    for conversation_id, message_id, parent_id, role, content, status, sent_with, lapsed, attached in rows:
         pairs[conversation_id].append((message_id, parent_id))
-        messages[conversation_id][message_id] = ThreadMessage(message_id, parent_id, role, content)
+        messages[conversation_id][message_id] = ThreadMessage(message_id, parent_id, role, content, attached)
         if status == Message.Status.STREAMING:
             streaming.setdefault(conversation_id, (message_id, bool(lapsed)))
         if sent_with and sent_with == client_ids[conversation_id]:
@@ -86,12 +99,16 @@ def thread_pairs(*, conversation_id: int) -> Pairs:
     )
 
 
-def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
-    """A stored message as the wire protocol shows it, with its parent and its siblings' ids.
+def message_as_dict(
+    message: Message, *, siblings: Siblings, attachments: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A stored message as the wire protocol shows it, with its parent and its siblings' ids, and its
+    attachments as their owner sees them.
 
-    `siblings` comes from `thread_siblings` of the conversation's one pairs read, so rendering many
-    messages costs no query per message.
+    `siblings` comes from `thread_siblings` of the conversation's one pairs read and `attachments` from
+    `attachments_shown` of the messages rendered, so rendering many messages costs no query per message.
     """
+    shown = attachments or {}
     return {
         "id": message.pk,
         "parent_id": message.parent_id,
@@ -109,6 +126,7 @@ def message_as_dict(message: Message, *, siblings: Siblings) -> dict[str, Any]:
         "client_id": message.client_id,
         "agent": message.agent_slug or None,
         "served_models": message.served_models,
+        "attachments": [shown[i] for i in message.attachment_ids if i in shown],
         "handoffs": protocol.handoffs_of(message.served_models, message.handoff_offsets),
         "context_dropped": message.context_dropped,
         "created_at": message.created_at.isoformat(),
@@ -193,6 +211,13 @@ def message_bounded(message: dict[str, Any], *, limit: int) -> dict[str, Any]:
     return {**message, "content": content[:limit], "truncated": True, "length": len(content)}
 
 
+def attachments_shown(messages: Iterable[Message]) -> dict[str, dict[str, Any]]:
+    """The attachments these messages carry, as their owner sees them, by id (one query, none when no
+    message has any)."""
+    ids = {i for message in messages for i in message.attachment_ids}
+    return {i: attachment_as_dict(row) for i, row in attachments_named(ids).items()}
+
+
 def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
     """The page of path messages that ends just before position `end`, and whether more precede it.
 
@@ -203,6 +228,7 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
     ids = path[start:end]
     rows = Message.objects.in_bulk(ids)
     siblings = thread_siblings(pairs)
+    attachments = attachments_shown(rows.values())
     budget = history_bytes_budget()
     page: list[dict[str, Any]] = []
     size = 0
@@ -210,7 +236,8 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
         if pk not in rows:
             continue
         # A character takes at most 6 bytes in JSON (a \u escape), so a cut to budget / 12 leaves room.
-        message = message_bounded(message_as_dict(rows[pk], siblings=siblings), limit=budget // 12)
+        shown = message_as_dict(rows[pk], siblings=siblings, attachments=attachments)
+        message = message_bounded(shown, limit=budget // 12)
         cost = len(orjson.dumps(message))
         if page and size + cost > budget:
             break
@@ -331,13 +358,14 @@ def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | 
     messages = list(Message.objects.history(conversation))
     pairs = sorted((message.pk, message.parent_id) for message in messages)
     siblings = thread_siblings(pairs)
+    shown = attachments_shown(messages)
     return {
         "session_id": conversation.session_id,
         "title": conversation.title,
         "model": conversation.model,
         "created_at": conversation.created_at.isoformat(),
         "current_message_id": thread_leaf_id(pairs, conversation.current_message_id),
-        "messages": [message_as_dict(message, siblings=siblings) for message in messages],
+        "messages": [message_as_dict(message, siblings=siblings, attachments=shown) for message in messages],
     }
 
 

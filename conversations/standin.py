@@ -42,6 +42,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from .standin_auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
+from .standin_parts import has_image, parts_described
 
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
@@ -153,12 +154,17 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def last_user_text(messages: list[Any]) -> str:
-    """Return the text of the last message with role "user", or "" if there is none."""
+def last_user_content(messages: list[Any]) -> Any:
+    """Return the content of the last message with role "user", or "" if there is none."""
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return text_of(message.get("content"))
+            return message.get("content")
     return ""
+
+
+def last_user_text(messages: list[Any]) -> str:
+    """Return the text of the last message with role "user", or "" if there is none."""
+    return text_of(last_user_content(messages))
 
 
 def parse_directives(text: str) -> tuple[dict[str, Any], str]:
@@ -397,6 +403,11 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         return reject(state, request, body, 400, f"standin: {exc}", code="invalid_credentials")
 
     messages = body.get("messages")
+    model = first_model(body.get("model"))
+    if has_image(messages) and model in CATALOG and not CATALOG[model][3]:
+        return reject(
+            state, request, body, 400, f"standin: {model} does not accept images", code="invalid_request"
+        )
     raw_directive, user_text = parse_directives(
         last_user_text(messages if isinstance(messages, list) else [])
     )
@@ -409,7 +420,9 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
     rec = state.record(request, body, behaviour)
     rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
     try:
-        return await respond(request, Completion(body, behaviour, user_text.split()), rec)
+        seen = parts_described(last_user_content(messages if isinstance(messages, list) else []))
+        words = user_text.split() + (["I", "see:", *"; ".join(seen).split()] if seen else [])
+        return await respond(request, Completion(body, behaviour, words), rec)
     except (ConnectionResetError, ClientConnectionResetError):
         # Raised by a write once the client has gone (aiohttp's error subclasses ConnectionResetError).
         finish(rec, "client_disconnected")

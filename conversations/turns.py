@@ -18,6 +18,8 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
+from .attachment_parts import attachment_tokens, message_with_parts
+from .attachments import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from .context import context_fit
 from .costs import Prices
 from .exceptions import (
@@ -29,7 +31,7 @@ from .exceptions import (
     NoSuchReply,
 )
 from .mcp_credentials import TurnCredentials, credentialed_presets, turn_credentials
-from .models import Agent, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
+from .models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from .owners import ConversationRef, Owner
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
@@ -73,6 +75,7 @@ class TurnRequest:
     target_id: int | None = None
     agent: str | None = None  # an agent's slug: None keeps the conversation's (see answerers.py)
     settings: dict[str, Any] | None = None  # the user's reply settings: None keeps the conversation's
+    attachments: list[str] | None = None  # ids of the sender's uploads; None: an edit keeps its turn's
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +119,27 @@ def message_content_check(content: str) -> None:
         raise MessageTooLong(f"Messages must be at most {limit} characters.")
 
 
-def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, str]]:
-    """The history the model sees: turns in order, keeping partial replies the user saw.
+def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
+    """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
+    with attachments also names them (`attachment_ids`, turned into content parts once it is known
+    which turns fit: attachment_parts.py).
 
     A reply that failed before any text leaves no assistant turn; the user turns around it are merged
     into one, so the upstream never gets two user messages in a row.
     """
-    built: list[dict[str, str]] = []
+    built: list[dict[str, Any]] = []
     for message in messages:
         if message.role == Message.Role.ASSISTANT and not message.content:
             continue
+        attached = list(message.attachment_ids or ())
         if built and built[-1]["role"] == message.role:
-            built[-1] = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
+            merged = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
+            attached = [*built[-1].get("attachment_ids", ()), *attached]
+            built[-1] = merged
         else:
             built.append({"role": message.role, "content": message.content})
+        if attached:
+            built[-1]["attachment_ids"] = attached
     return built
 
 
@@ -236,6 +246,8 @@ class _TurnPlan:
     context_dropped: int = 0
     mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
     prices: Prices | None = None
+    attachments: list[Attachment] = field(default_factory=list)  # the user message's, checked
+    files_readable: bool = False  # every model that may write the reply reads PDFs as files
 
 
 @transaction.atomic
@@ -259,6 +271,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     enabled: list[ModelChoice] | None = None
     agents: dict[str, Agent] | None = None
     credentialed: dict[str, MCPServerPreset] | None = None
+    named = attachments_named({i for request in requests for i in request.attachments or ()})
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
     for index, request in enumerate(requests):
@@ -281,6 +294,18 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
         try:
             plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
             plan.prices = next((c.prices for c in enabled if c.name == plan.answerer.model), None)
+            readers = [choice for choice in enabled if choice.name in plan.answerer.models]
+            plan.files_readable = bool(readers) and all(choice.vision for choice in readers)
+            attachment_ids = _attachment_ids_of(request, messages)
+            if attachment_ids:
+                named.update(attachments_named(set(attachment_ids) - named.keys()))  # an edit's own
+                plan.attachments = attachments_check(
+                    attachment_ids,
+                    rows=named,
+                    owner_key=request.ref.owner_key,
+                    conversation_id=conversation.pk,
+                    readers=readers,
+                )
             if plan.answerer.mcp_servers:
                 if credentialed is None:
                     credentialed = credentialed_presets()
@@ -433,12 +458,14 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
                 model=plan.answerer.model,
                 mcp_servers=plan.answerer.mcp_servers,
                 client_id=plan.request.client_id,  # a send's or an edit's id is on its user message
+                attachment_ids=[str(attachment.pk) for attachment in plan.attachments],
             )
             for plan in asking
         ]
     )
     for plan, user in zip(asking, users, strict=True):
         plan.user_message, plan.reply_parent_id = user, user.pk
+        attachments_bind(plan.conversation.pk, user.attachment_ids)
     for plan in plans:
         _upstream_plan(plan, limits)
     replies = Message.objects.bulk_create(
@@ -500,6 +527,17 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
             )
 
 
+def _attachment_ids_of(request: TurnRequest, messages: dict[int, ThreadMessage]) -> list[str]:
+    """The attachments a turn's user message carries: the frame's, or for an edit that names none, those
+    of the message it edits (a regenerate stores no user message)."""
+    if request.kind == REGENERATE:
+        return []
+    if request.attachments is not None:
+        return request.attachments
+    edited = messages.get(request.target_id) if request.kind == EDIT and request.target_id else None
+    return list(edited.attachment_ids) if edited is not None else []
+
+
 def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     """What goes upstream: the branch up to the turn, cut to the smallest context window among the
     models that may write the reply (any of them may take over)."""
@@ -507,12 +545,24 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     if plan.user_message is not None:
         path.append(plan.user_message)
     known = [limit for model in plan.answerer.models if (limit := limits.get(model))]
-    plan.upstream_messages, plan.context_dropped = context_fit(
-        upstream_messages_build(path),
+    built = upstream_messages_build(path)
+    attached = {str(a.pk): a for a in plan.attachments}
+    wanted = {i for message in built for i in message.get("attachment_ids", ())} - attached.keys()
+    attached.update(attachments_named(wanted))  # earlier turns' (one query, only when they had any)
+    for message in built:
+        ids = message.get("attachment_ids", ())
+        message["extra_tokens"] = sum(
+            attachment_tokens(attached[i], files_readable=plan.files_readable) for i in ids if i in attached
+        )
+    kept, plan.context_dropped = context_fit(
+        built,
         instructions=plan.answerer.instructions,
         input_limit=min(known) if known else None,
         reserve=int(plan.answerer.settings.get("max_tokens") or 0),
     )
+    plan.upstream_messages = [
+        message_with_parts(message, attached, files_readable=plan.files_readable) for message in kept
+    ]
 
 
 def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
@@ -521,7 +571,8 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
     shown = None
     if user is not None:
         siblings = thread_siblings([*plan.pairs, (user.pk, user.parent_id)])
-        shown = message_as_dict(user, siblings=siblings)
+        attached = {str(a.pk): attachment_as_dict(a) for a in plan.attachments}
+        shown = message_as_dict(user, siblings=siblings, attachments=attached)
     return Turn(
         ref=plan.request.ref,
         user_message=shown,

@@ -124,6 +124,7 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
         target_id=target_id,
         agent=frame.agent,
         settings=frame.settings,
+        attachments=getattr(frame, "attachments", None),  # a regenerate carries none
     )
     return await socket.instance.turn_writer.store(request)
 

@@ -1,0 +1,160 @@
+"""Attachments in a conversation, through the real socket and real HTTP to the stand-in: what goes upstream
+(the decoded bytes compared), what history shows, what is refused (nothing stored), and what an edit
+and a deletion do."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+from PIL import Image
+
+from conversations.models import Attachment, ChatModel, Conversation, Message
+
+from .conftest import BROWSER_SESSION_KEY, browser_headers, reply_collect, socket_open
+from .test_attachments import pdf_with_text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def png(size: tuple[int, int] = (40, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (0, 128, 255)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@sync_to_async
+def uploaded(name: str, data: bytes, *, session_key: str = BROWSER_SESSION_KEY) -> dict:
+    """An upload from the suite's browser (the socket's own session), through the real view."""
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    response = client.post("/api/attachments/", {"file": SimpleUploadedFile(name, data)})
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def stored_bytes(attachment_id: str) -> bytes:
+    with Attachment.objects.get(pk=attachment_id).file.open("rb") as handle:
+        return handle.read()
+
+
+@pytest.fixture
+async def catalog(standin) -> None:
+    """The catalog synced from the stand-in: GPT-5.1 reads images (so PDFs go as files), the mini not."""
+    await sync_to_async(call_command)("models_sync", stdout=io.StringIO())
+    await ChatModel.objects.filter(name="openai/gpt-5.1-mini").aupdate(enabled=True)
+
+
+async def test_an_image_a_pdf_and_a_code_file_reach_the_model_as_parts_and_history_shows_them(
+    chat_socket, standin, catalog
+):
+    await browser_headers()
+    image = await uploaded("chart.png", png())
+    pdf = await uploaded("report.pdf", pdf_with_text("Revenue grew by a third"))
+    code = await uploaded("main.py", b"print('hello')\n")
+    ids = [image["id"], pdf["id"], code["id"]]
+    await chat_socket.send_json_to(
+        {"message": "what do you see?", "model": "openai/gpt-5.1", "attachments": ids}
+    )
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+    start = frames[0]
+    assert [a["id"] for a in start["user_message"]["attachments"]] == ids
+
+    (request,) = standin.requests()
+    text, image_part, file_part, code_part = request["body"]["messages"][-1]["content"]
+    assert text == {"type": "text", "text": "what do you see?"}
+    header, data = image_part["image_url"]["url"].split(",", 1)
+    assert header == "data:image/png;base64"
+    assert base64.b64decode(data) == await sync_to_async(stored_bytes)(image["id"])
+    assert file_part["type"] == "file"
+    assert file_part["file"]["filename"] == "report.pdf"
+    assert base64.b64decode(file_part["file"]["file_data"]) == pdf_with_text("Revenue grew by a third")
+    assert code_part == {"type": "text", "text": "Attached file main.py:\n\nprint('hello')\n"}
+    reply = "".join(frame["content"] for frame in frames if frame["type"] == "chunk")
+    assert "I see: image 40x30 image/png; file report.pdf of" in reply
+
+    again = await socket_open("/ws/chat/t1/")
+    user = again.history["messages"][0]
+    assert [(a["name"], a["content_type"]) for a in user["attachments"]] == [
+        ("chart.png", "image/png"),
+        ("report.pdf", "application/pdf"),
+        ("main.py", "text/plain; charset=utf-8"),
+    ]
+    assert set(user["attachments"][0]) == {"id", "name", "size", "content_type", "url"}
+    await again.disconnect()
+
+
+async def test_a_pdf_goes_as_its_text_to_a_model_that_reads_no_files(chat_socket, standin):
+    await browser_headers()
+    pdf = await uploaded("report.pdf", pdf_with_text("Revenue grew by a third"))
+    await chat_socket.send_json_to({"message": "summarise", "attachments": [pdf["id"]]})
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    _, part = standin.requests()[0]["body"]["messages"][-1]["content"]
+    assert part["type"] == "text"
+    assert "Attached file report.pdf:" in part["text"]
+    assert "Revenue grew by a third" in part["text"]
+
+
+async def test_bad_attachments_are_refused_and_nothing_is_stored(chat_socket, standin, catalog):
+    await browser_headers()
+    image = await uploaded("a.png", png())
+    other_session = "othersession000000000000000000000"
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore(session_key=other_session)
+    await sync_to_async(store.create)()
+    theirs = await uploaded("theirs.txt", b"not yours", session_key=store.session_key)
+    cases = [
+        ({"attachments": [str(uuid.uuid4())]}, "invalid_attachment"),
+        ({"attachments": [theirs["id"]]}, "invalid_attachment"),
+        ({"attachments": ["not-an-id"]}, "invalid_attachment"),
+        ({"attachments": [image["id"]], "model": "openai/gpt-5.1-mini"}, "unsupported_attachment"),
+    ]
+    for extra, code in cases:
+        await chat_socket.send_json_to({"message": "look", **extra})
+        (error,) = await reply_collect(chat_socket)
+        assert (error["type"], error["code"]) == ("error", code), error
+    assert not await Message.objects.aexists()
+    assert standin.requests() == []
+    assert (await Attachment.objects.aget(pk=image["id"])).conversation_id is None  # still free to use
+
+
+async def test_an_edit_keeps_its_turns_attachments_and_a_deleted_conversation_takes_them_along(
+    chat_socket, standin, catalog, attachments_stored_apart
+):
+    await browser_headers()
+    image = await uploaded("a.png", png())
+    await chat_socket.send_json_to({"message": "first", "attachments": [image["id"]]})
+    frames = await reply_collect(chat_socket)
+    user_id = frames[0]["user_message"]["id"]
+    await chat_socket.send_json_to({"type": "edit", "message_id": user_id, "message": "first, edited"})
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done"
+    assert [a["id"] for a in frames[0]["user_message"]["attachments"]] == [image["id"]]
+    edited = standin.requests()[-1]["body"]["messages"][-1]["content"]
+    assert [part["type"] for part in edited] == ["text", "image_url"]
+
+    conversation = await Conversation.objects.aget(session_id="t1")
+    assert (await Attachment.objects.aget(pk=image["id"])).conversation_id == conversation.pk
+    assert len([p for p in attachments_stored_apart.rglob("*") if p.is_file()]) == 1
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = BROWSER_SESSION_KEY
+    response = await sync_to_async(client.post)("/c/t1/delete")  # the sidebar's delete
+    assert response.status_code == 200, response.content
+    assert not await Attachment.objects.filter(pk=image["id"]).aexists()
+    assert not [p for p in attachments_stored_apart.rglob("*") if p.is_file()]
+
+    # The id of an attachment whose conversation was deleted is refused like any unknown id.
+    again = await socket_open("/ws/chat/t2/")
+    await again.send_json_to({"message": "again", "attachments": [image["id"]]})
+    (error,) = await reply_collect(again)
+    assert error["code"] == "invalid_attachment"
+    await again.disconnect()
