@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .exceptions import Busy, InvalidMessage, NoSuchMessage
-from .models import Conversation, Message
+from .models import Attachment, Conversation, Message
 from .owners import ConversationRef, Owner
 from .selectors import thread_state
 from .text import text_storable
@@ -48,12 +48,19 @@ def conversations_claim(*, session_key: str, user_id: int) -> int:
     this is a near-impossible collision). Return how many moved.
     """
     user_key = Owner(user_id=user_id).key
+    session_owner = Owner(session_key=session_key).key
     taken = Conversation.objects.filter(owner_key=user_key).values_list("session_id", flat=True)
-    return (
-        Conversation.objects.filter(owner_key=Owner(session_key=session_key).key)
-        .exclude(session_id__in=list(taken))
-        .update(owner_key=user_key, user_id=user_id, owner_session_key="")
-    )
+    with transaction.atomic():
+        moved = (
+            Conversation.objects.filter(owner_key=session_owner)
+            .exclude(session_id__in=list(taken))
+            .update(owner_key=user_key, user_id=user_id, owner_session_key="")
+        )
+        # Their attachments, and uploads not sent yet, go with them: the user still sees their files.
+        Attachment.objects.filter(owner_key=session_owner).exclude(
+            conversation__owner_key=session_owner
+        ).update(owner_key=user_key)
+    return moved
 
 
 def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run: bool = False) -> int:

@@ -224,3 +224,12 @@ def test_uploads_keep_csrf():
     response = client.post(UPLOAD, {"file": SimpleUploadedFile("a.txt", b"hi")})
     assert response.status_code == 403
     assert not Attachment.objects.exists()
+
+
+def test_signing_in_takes_the_browsers_uploads_along(browser):
+    url = upload(browser, "before-login.txt", b"mine before I signed in").json()["url"]
+    get_user_model().objects.create_user("jo", password="pw-for-tests-only")
+    response = browser.post("/accounts/login/", {"username": "jo", "password": "pw-for-tests-only"})
+    assert response.status_code == 302
+    assert browser.get(url).status_code == 200
+    assert Attachment.objects.get().owner_key.startswith("u:")
