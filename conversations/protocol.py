@@ -135,9 +135,10 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         )
     if kind != "message":
         raise InvalidMessage(f"Unknown frame type {str(kind)[:40]!r}.")
+    attachments = _optional_attachments(data.get("attachments"))
     return SendFrame(
-        message=_message_text(data.get("message")),
-        attachments=_optional_attachments(data.get("attachments")),
+        message=_message_text(data.get("message"), attached=bool(attachments)),
+        attachments=attachments,
         **_turn_options(data),
     )
 
@@ -206,11 +207,12 @@ def _optional_client_id(value: Any) -> str:
     return value
 
 
-def _message_text(value: Any) -> str:
+def _message_text(value: Any, *, attached: bool = False) -> str:
+    # A message may be only its attachments (an image sent alone); otherwise it needs words.
     if not isinstance(value, str):
         raise InvalidMessage("A frame needs a `message` string.")
     value = text_storable(value)
-    if not value.strip():
+    if not value.strip() and not attached:
         raise EmptyMessage()
     return value
 

@@ -264,6 +264,7 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
                 "label": m.label,
                 "is_default": m.is_default and not default_agent,
                 "output_token_limit": m.output_token_limit,
+                "vision": (m.capabilities or {}).get("vision"),
             }
             for m in ChatModel.objects.enabled()
         ],

@@ -110,10 +110,11 @@ def title_of(content: str) -> str:
     return " ".join(content.split())[:TITLE_LENGTH]
 
 
-def message_content_check(content: str) -> None:
-    """Raise EmptyMessage if the text is empty, MessageTooLong if longer than CHAT_MAX_MESSAGE_CHARS."""
+def message_content_check(content: str, *, attached: bool = False) -> None:
+    """Raise EmptyMessage if the text is empty (and no attachment goes with it), MessageTooLong if longer
+    than CHAT_MAX_MESSAGE_CHARS."""
     limit = settings.CHAT_MAX_MESSAGE_CHARS
-    if not content.strip():
+    if not content.strip() and not attached:
         raise EmptyMessage()
     if len(content) > limit:
         raise MessageTooLong(f"Messages must be at most {limit} characters.")
@@ -257,7 +258,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     for index, request in enumerate(requests):
         if request.kind != REGENERATE:
             try:
-                message_content_check(request.content)
+                message_content_check(request.content, attached=bool(request.attachments))
             except ChatError as exc:
                 results[index] = exc
     conversations, created = _conversations_lock([r for i, r in enumerate(requests) if results[i] is None])

@@ -365,3 +365,74 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         self.screenshot_save("browser-sidebar.png", full_page=False)
         export = self.page.request.get(f"{self.live_server_url}/c/{first}/export.md")
         assert "plan a trip to Lisbon" in export.text()
+
+
+class AttachmentsInChromiumTests(browser.ChatBrowserTestCase):
+    """Files chosen, dropped and pasted in the page, uploaded with progress, sent, and shown again."""
+
+    def test_choose_drop_and_paste_files_send_them_and_see_thumbnails_after_a_reload(self) -> None:
+        import base64
+        import io
+
+        from PIL import Image
+
+        from .test_attachments import pdf_with_text
+
+        out = io.BytesIO()
+        Image.new("RGB", (64, 48), (220, 80, 20)).save(out, format="PNG")
+        png_b64 = base64.b64encode(out.getvalue()).decode()
+        session_id = self.chat_open()
+        self.page.locator("#attach-input").set_input_files(
+            [{"name": "report.pdf", "mimeType": "application/pdf", "buffer": pdf_with_text("Sales rose")}]
+        )
+        # A file dropped on the composer, and an image pasted into the message box.
+        self.page.evaluate(
+            """([b64]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const drop = new DataTransfer();
+                drop.items.add(new File(["print('hi')\\n"], "hello.py", { type: "text/x-python" }));
+                document.getElementById("composer").dispatchEvent(
+                    new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
+                const paste = new DataTransfer();
+                paste.items.add(new File([bytes], "image.png", { type: "image/png" }));
+                document.getElementById("input").dispatchEvent(
+                    new ClipboardEvent("paste", { clipboardData: paste, bubbles: true, cancelable: true }));
+            }""",
+            [png_b64],
+        )
+        chips = self.page.locator(".attachment-chip")
+        expect(chips).to_have_count(3)
+        expect(self.page.locator(".attachment-chip[data-attachment-id]")).to_have_count(3)  # all uploaded
+        expect(chips.nth(2).locator("img")).to_be_visible()  # the image's thumbnail, from the server
+        self.screenshot_save("browser-attachments-composer.png", full_page=False)
+        self.message_send("what are these?")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        expect(chips).to_have_count(0)  # sent: the composer is empty again
+
+        parts = self.standin.requests()[0]["body"]["messages"][-1]["content"]
+        assert [part["type"] for part in parts] == ["text", "text", "text", "image_url"]
+        assert "Sales rose" in parts[1]["text"]  # a model the seeded catalog does not say reads files
+        assert parts[2]["text"] == "Attached file hello.py:\n\nprint('hi')\n"
+        stored = base64.b64decode(parts[3]["image_url"]["url"].split(",", 1)[1])
+        assert Image.open(io.BytesIO(stored)).size == (64, 48)
+
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        user = self.bubbles("user").first
+        expect(user.locator(".attachment-file")).to_have_count(2)
+        thumbnail = user.locator(".attachment-image img")
+        expect(thumbnail).to_be_visible()
+        assert thumbnail.evaluate("img => img.naturalWidth") == 64  # served to its owner
+        self.screenshot_save("browser-attachments-thread.png", full_page=False)
+        assert Message.objects.get(conversation__session_id=session_id, role="user").attachment_ids
+
+    def test_a_refused_file_says_why_on_its_chip_and_nothing_is_sent(self) -> None:
+        self.chat_open()
+        self.page.locator("#attach-input").set_input_files(
+            [{"name": "tool.png", "mimeType": "image/png", "buffer": b"MZ\x90\x00" + bytes(range(256)) * 4}]
+        )
+        chip = self.page.locator(".attachment-chip")
+        expect(chip).to_have_class(re.compile(r"\brefused\b"))
+        expect(chip.locator(".attachment-error")).to_contain_text("Only images")
+        chip.locator(".attachment-remove").click()
+        expect(chip).to_have_count(0)

@@ -83,6 +83,40 @@ window.ChatMessages = (() => {
     return label;
   }
 
+  function sizeText(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  /** A user message's attachments: a thumbnail per image, a chip per file, each its owner's link. */
+  function attachmentsView(attachments) {
+    if (!attachments || !attachments.length) return null;
+    const list = el("ul", "message-attachments");
+    for (const attachment of attachments) {
+      const item = el("li");
+      const link = el("a");
+      link.href = attachment.url;
+      if (attachment.content_type.startsWith("image/")) {
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.className = "attachment-image";
+        const img = el("img");
+        img.src = attachment.url;
+        img.alt = attachment.name;
+        img.loading = "lazy";
+        link.append(img);
+      } else {
+        link.className = "attachment-file";
+        link.download = attachment.name;
+        link.append(el("span", "attachment-name", attachment.name), el("span", "attachment-size", sizeText(attachment.size)));
+      }
+      item.append(link);
+      list.append(item);
+    }
+    return list;
+  }
+
   /** "N older messages left out": a reply whose request dropped the oldest turns to fit the window. */
   function contextNote(message) {
     const dropped = message.context_dropped || 0;
@@ -208,7 +242,8 @@ window.ChatMessages = (() => {
     const status = el("div", "status");
     const actions = el("div", "message-actions");
     const note = isUser ? null : contextNote(message);
-    root.append(...[head, note, tools, content, status, actions].filter(Boolean));
+    const attached = isUser ? attachmentsView(message.attachments) : null;
+    root.append(...[head, note, tools, attached, content, status, actions].filter(Boolean));
     const view = { root, content, tools, status, actions, badge, model };
     endingShow(view, message);
     if (message.status === "streaming") root.classList.add("streaming");

@@ -5,6 +5,7 @@
 import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
 import { credentialsAsk } from "./credentials.js";
+import { attachmentsChosen, attachmentsClear, attachmentsUploading } from "./attachments.js";
 import { settingsAllow, settingsChosen, settingsFromConversation, settingsValid } from "./settings-panel.js";
 
 const chat = document.getElementById("chat");
@@ -56,6 +57,7 @@ export function pendingSettle() {
   if (pending !== null && pending.clearsInput && input.value === pending.frame.message) {
     input.value = "";
     inputFit();
+    attachmentsClear();
   }
   if (pending !== null && pending.editor) pending.editor.close();
   state.pending = null;
@@ -170,8 +172,11 @@ export function replyRequest(frame, { clearsInput = false, editor = null } = {})
 
 function send() {
   const text = input.value;
-  if (!text.trim()) return;
-  if (replyRequest({ message: text }, { clearsInput: true })) input.focus(); // Send is disabled now
+  const attachments = attachmentsChosen();
+  if (!text.trim() && !attachments.length) return;
+  if (attachmentsUploading()) return; // Send again once they are up (the chips show their progress)
+  const frame = attachments.length ? { message: text, attachments } : { message: text };
+  if (replyRequest(frame, { clearsInput: true })) input.focus(); // Send is disabled now
 }
 
 for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
