@@ -183,6 +183,24 @@ STORAGES = {
         "OPTIONS": {"location": str(CHAT_MEDIA_ROOT / "attachments"), "base_url": None},
     },
 }
+# Any S3-compatible store instead (django-storages): files stay private (no ACL, no public URL) and are
+# only ever served through the owner's view, so any instance serves any upload.
+CHAT_S3_BUCKET = os.environ.get("CHAT_S3_BUCKET", "").strip()
+if CHAT_S3_BUCKET:
+    STORAGES["attachments"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": CHAT_S3_BUCKET,
+            "endpoint_url": os.environ.get("CHAT_S3_ENDPOINT_URL", "").strip() or None,
+            "region_name": os.environ.get("CHAT_S3_REGION", "").strip() or None,
+            "access_key": os.environ.get("CHAT_S3_ACCESS_KEY_ID", "").strip() or None,
+            "secret_key": os.environ.get("CHAT_S3_SECRET_ACCESS_KEY", "").strip() or None,
+            "location": os.environ.get("CHAT_S3_PREFIX", "attachments").strip(),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 CHAT_ATTACHMENT_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024))
 CHAT_ATTACHMENTS_PER_MESSAGE = int(env_float("CHAT_ATTACHMENTS_PER_MESSAGE", 5))
 CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MESSAGE_MAX_BYTES", 25 * 1024 * 1024))

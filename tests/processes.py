@@ -294,6 +294,17 @@ class RedisServer(Server):
         return ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
 
 
+class MotoServer(Server):
+    """A real S3-compatible server for the attachment storage (moto in server mode), in memory."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)]
+
+
 class Nginx(HttpServer):
     """nginx in the foreground, in a prefix of its own, with deploy/nginx.conf itself as the site: its
     upstream `server` lines replaced by one per port of `upstream_ports` (same options), its `listen` and
