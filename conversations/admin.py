@@ -10,6 +10,7 @@ from django.urls import path
 from . import catalog, mcp_credentials
 from .models import (
     Agent,
+    Attachment,
     ChatModel,
     Conversation,
     DailyUsage,
@@ -304,3 +305,33 @@ class DailyUsageAdmin(admin.ModelAdmin):
                 ]
             )
         return response
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Uploads, read-only: what an operator may see of them (never their content here) and remove."""
+
+    list_display = ["name", "kind", "size", "owner_key", "conversation", "created_at"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["name", "owner_key"]
+    readonly_fields = [
+        "id",
+        "name",
+        "kind",
+        "content_type",
+        "size",
+        "owner_key",
+        "conversation",
+        "pages",
+        "width",
+        "height",
+        "created_at",
+    ]
+    fields = readonly_fields
+    list_select_related = ["conversation"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

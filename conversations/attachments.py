@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,12 +15,14 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
 from .models import Attachment, ModelChoice
 from .uploads import upload_check
 
 NAME_MAX = 255
+UPLOAD_FOLDER = "files"  # Attachment.file's upload_to, inside the storage
 # Images a browser may show inline; anything else downloads (Content-Disposition: attachment).
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _UNSAFE_NAME_RE = re.compile(r'[\x00-\x1f\x7f/\\:"*?<>|]+')
@@ -135,3 +138,27 @@ def attachments_bind(conversation_id: int, ids: list[str]) -> None:
         Attachment.objects.filter(pk__in=ids, conversation__isnull=True).update(
             conversation_id=conversation_id
         )
+
+
+def attachments_cleanup(*, unsent_hours: float, dry_run: bool = False) -> dict[str, int]:
+    """Remove what no conversation will use, and report it: uploads never sent within `unsent_hours`,
+    rows whose file is gone, and files no row names. An upload sent is never touched here: it goes with
+    its conversation (deleted by hand or by retention), which refuses while a reply streams."""
+    cutoff = timezone.now() - timedelta(hours=unsent_hours)
+    unsent = Attachment.objects.filter(conversation__isnull=True, created_at__lt=cutoff)
+    storage = Attachment._meta.get_field("file").storage
+    report = {"unsent": unsent.count(), "rows_without_files": 0, "files_without_rows": 0}
+    if not dry_run:
+        unsent.delete()  # each row's file goes with it (models._attachment_file_delete)
+    missing = [row.pk for row in Attachment.objects.only("pk", "file") if not storage.exists(row.file.name)]
+    report["rows_without_files"] = len(missing)
+    if missing and not dry_run:
+        Attachment.objects.filter(pk__in=missing).delete()
+    named = set(Attachment.objects.values_list("file", flat=True))
+    _, files = storage.listdir(UPLOAD_FOLDER) if storage.exists(UPLOAD_FOLDER) else ([], [])
+    stray = [f"{UPLOAD_FOLDER}/{name}" for name in files if f"{UPLOAD_FOLDER}/{name}" not in named]
+    report["files_without_rows"] = len(stray)
+    if not dry_run:
+        for name in stray:
+            storage.delete(name)
+    return report

@@ -540,7 +540,9 @@ class Attachment(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     content_type = models.CharField(max_length=100, help_text="From the file's content, not its name.")
     size = models.PositiveIntegerField(help_text="Bytes kept.")
-    file = models.FileField(storage=attachments_storage, upload_to="files/", max_length=300)
+    file = models.FileField(
+        storage=attachments_storage, upload_to="files/", max_length=300
+    )  # attachments.UPLOAD_FOLDER
     text = models.TextField(blank=True, help_text="A PDF's text layer, or a text file's text.")
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)

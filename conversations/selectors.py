@@ -380,6 +380,9 @@ def conversation_as_markdown(export: dict[str, Any]) -> str:
         message = by_id[message_id]
         who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
         lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
+        attached = message.get("attachments") or []
+        if attached:  # names only: the files stay behind their owner's links
+            lines += [f"_Attached: {', '.join(a['name'] for a in attached)}_", ""]
         if message["status"] in ("interrupted", "error"):
             lines += [f"_{message['status']}: {message['error'] or 'stopped before the end'}_", ""]
     return "\n".join(lines)

@@ -233,3 +233,50 @@ def test_signing_in_takes_the_browsers_uploads_along(browser):
     assert response.status_code == 302
     assert browser.get(url).status_code == 200
     assert Attachment.objects.get().owner_key.startswith("u:")
+
+
+def test_the_cleanup_removes_unsent_uploads_rows_without_files_and_files_without_rows(
+    browser, attachments_stored_apart
+):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    old, fresh, lost = (
+        upload(browser, f"{name}.txt", name.encode()).json() for name in ("old", "fresh", "lost")
+    )
+    Attachment.objects.filter(pk=old["id"]).update(created_at=timezone.now() - timedelta(hours=30))
+    lost_row = Attachment.objects.get(pk=lost["id"])
+    (attachments_stored_apart / lost_row.file.name).unlink()  # its file vanished
+    (attachments_stored_apart / "files" / "stray-file").write_bytes(b"no row names me")
+
+    out = io.StringIO()
+    call_command("attachments_cleanup", "--dry-run", stdout=out)
+    assert (
+        "would remove 1 upload(s) never sent in 24 h, 1 row(s) without a file, 1 file(s) without a row"
+        in out.getvalue()
+    )
+    assert Attachment.objects.count() == 3
+
+    out = io.StringIO()
+    call_command("attachments_cleanup", stdout=out)
+    assert "removed 1 upload(s)" in out.getvalue()
+    assert list(Attachment.objects.values_list("name", flat=True)) == ["fresh.txt"]
+    files = sorted(path.name for path in stored_files(attachments_stored_apart))
+    assert files == [Attachment.objects.get().file.name.rsplit("/", 1)[1]]
+
+
+def test_the_markdown_export_names_the_attachments(browser):
+    from conversations.models import Conversation, Message
+
+    attachment = upload(browser, "notes.txt", b"my notes").json()
+    owner_key = Attachment.objects.get().owner_key
+    conversation = Conversation.objects.create(owner_key=owner_key, session_id="exp1", title="With files")
+    Message.objects.create(
+        conversation=conversation, role="user", content="see attached", attachment_ids=[attachment["id"]]
+    )
+    markdown = browser.get("/c/exp1/export.md").content.decode()
+    assert "_Attached: notes.txt_" in markdown
+    exported = browser.get("/c/exp1/export.json").json()
+    assert exported["messages"][0]["attachments"] == [attachment]
