@@ -207,6 +207,8 @@ CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MESSAGE_MAX_B
 CHAT_ATTACHMENT_QUOTA_BYTES = int(env_float("CHAT_ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024))  # per owner
 CHAT_ATTACHMENT_MAX_PIXELS = int(env_float("CHAT_ATTACHMENT_MAX_PIXELS", 40_000_000))
 CHAT_ATTACHMENT_MAX_PDF_PAGES = int(env_float("CHAT_ATTACHMENT_MAX_PDF_PAGES", 100))
+# A PDF without a text layer is read by the API's OCR at upload, for at most this long.
+CHAT_OCR_TIMEOUT = env_float("CHAT_OCR_TIMEOUT", 30)
 # `manage.py attachments_cleanup` removes uploads no message named within this many hours.
 CHAT_ATTACHMENT_UNSENT_HOURS = env_float("CHAT_ATTACHMENT_UNSENT_HOURS", 24)
 # An upload's body goes to a temporary file past this, never all into memory.

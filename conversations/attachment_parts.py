@@ -33,7 +33,8 @@ def content_parts(
             data = base64.b64encode(_read(attachment)).decode("ascii")
             parts.append({"type": "file", "file": {"file_data": data, "filename": attachment.name}})
         else:
-            parts.append({"type": "text", "text": f"Attached file {attachment.name}:\n\n{attachment.text}"})
+            text = attachment.text or "(no text could be read from this file)"
+            parts.append({"type": "text", "text": f"Attached file {attachment.name}:\n\n{text}"})
     return parts
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
 from .models import Attachment, ModelChoice
+from .ocr import pdf_text_by_ocr
 from .uploads import upload_check
 
 NAME_MAX = 255
@@ -50,6 +51,9 @@ def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
     if len(data) > limit:
         raise AttachmentTooLarge(f"That file has {len(data):,} bytes; at most {limit:,} are taken.")
     checked = upload_check(data)
+    text = checked.text
+    if checked.kind == Attachment.Kind.PDF and not text.strip():
+        text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
     if owner_bytes_used(owner_key) + len(checked.data) > settings.CHAT_ATTACHMENT_QUOTA_BYTES:
         raise AttachmentQuotaExceeded()
     attachment = Attachment(
@@ -59,7 +63,7 @@ def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
         kind=checked.kind,
         content_type=checked.content_type,
         size=len(checked.data),
-        text=checked.text,
+        text=text,
         width=checked.width,
         height=checked.height,
         pages=checked.pages,

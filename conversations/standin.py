@@ -42,7 +42,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from .standin_auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
-from .standin_parts import has_image, parts_described
+from .standin_parts import has_image, ocr_pages, parts_described
 
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
@@ -591,6 +591,30 @@ async def json_completion(
     return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
 
+async def handle_ocr(request: web.Request) -> web.Response:
+    """Read a base64 PDF "by OCR": a line of Markdown per page (pypdf counts them); the request is logged."""
+    state = request.app[STATE_KEY]
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        body = None
+    if "Authorization" not in request.headers:
+        return reject(
+            state, request, body, 401, "standin: missing Authorization header", code="missing_api_key"
+        )
+    document = body.get("document") if isinstance(body, dict) else None
+    url = document.get("document_url", "") if isinstance(document, dict) else ""
+    pages = ocr_pages(str(url))
+    if pages is None:
+        return reject(state, request, body, 400, "standin: document_url must be a base64 PDF data URL")
+    finish(state.record(request, {"document_bytes": len(url)}, {}), "ocr")
+    answer = {
+        "model": "standin-ocr",
+        "pages": [{"index": i, "markdown": f"Page {i + 1} read by OCR."} for i in range(pages)],
+    }
+    return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+
 async def handle_script_post(request: web.Request) -> web.Response:
     """Append behaviour objects (a JSON list, or one object) to the script queue; return the queue length."""
     state = request.app[STATE_KEY]
@@ -648,6 +672,7 @@ def build_app(*, tokens: int = 40, delay_ms: float = 20) -> web.Application:
     app[STATE_KEY] = Standin(tokens, delay_ms)
     app.router.add_get("/v1/models", handle_models)
     app.router.add_post("/v1/chat/completions", handle_completions)
+    app.router.add_post("/v1/ocr", handle_ocr)
     app.router.add_post("/_standin/script", handle_script_post)
     app.router.add_get("/_standin/script", handle_script_get)
     app.router.add_delete("/_standin/script", handle_script_delete)

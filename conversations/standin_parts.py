@@ -9,6 +9,7 @@ import binascii
 import io
 from typing import Any
 
+import pypdf
 from PIL import Image, UnidentifiedImageError
 
 
@@ -50,3 +51,12 @@ def _decoded(data: str) -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         return b""
+
+
+def ocr_pages(url: str) -> int | None:
+    """How many pages the PDF in a data URL has, or None when it holds no PDF."""
+    _, _, data = url.partition(";base64,")
+    try:
+        return len(pypdf.PdfReader(io.BytesIO(_decoded(data))).pages)
+    except Exception:  # pypdf raises many kinds for what is not a PDF
+        return None
