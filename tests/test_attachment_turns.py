@@ -158,3 +158,46 @@ async def test_an_edit_keeps_its_turns_attachments_and_a_deleted_conversation_ta
     (error,) = await reply_collect(again)
     assert error["code"] == "invalid_attachment"
     await again.disconnect()
+
+
+async def test_a_regenerate_sends_its_turns_attachments_again_and_retention_takes_them_along(
+    chat_socket, standin, attachments_stored_apart
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.upkeep import conversations_purge
+
+    await browser_headers()
+    notes = await uploaded("notes.txt", b"remember the milk")
+    await chat_socket.send_json_to({"message": "read this", "attachments": [notes["id"]]})
+    frames = await reply_collect(chat_socket)
+    await chat_socket.send_json_to({"type": "regenerate", "message_id": frames[0]["message_id"]})
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    first, second = (request["body"]["messages"][-1]["content"] for request in standin.requests())
+    assert first == second  # the regenerated reply was asked with the same file
+    assert second[1]["text"] == "Attached file notes.txt:\n\nremember the milk"
+
+    await Conversation.objects.filter(session_id="t1").aupdate(updated_at=timezone.now() - timedelta(days=40))
+    assert await sync_to_async(conversations_purge)(older_than_days=30) == 1
+    assert not await Attachment.objects.aexists()
+    assert not [path for path in attachments_stored_apart.rglob("*") if path.is_file()]
+
+
+async def test_too_many_attachments_or_too_many_bytes_in_one_message_are_refused(
+    chat_socket, standin, settings
+):
+    await browser_headers()
+    settings.CHAT_ATTACHMENTS_PER_MESSAGE = 2
+    ids = [(await uploaded(f"{n}.txt", b"x" * 100))["id"] for n in range(3)]
+    await chat_socket.send_json_to({"message": "three", "attachments": ids})
+    (error,) = await reply_collect(chat_socket)
+    assert error["code"] == "invalid_attachment"
+    assert "At most 2" in error["message"]
+    settings.CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = 150
+    await chat_socket.send_json_to({"message": "two", "attachments": ids[:2]})
+    (error,) = await reply_collect(chat_socket)
+    assert error["code"] == "invalid_attachment"
+    assert "150" in error["message"]
+    assert not await Message.objects.aexists()

@@ -436,3 +436,53 @@ class AttachmentsInChromiumTests(browser.ChatBrowserTestCase):
         expect(chip.locator(".attachment-error")).to_contain_text("Only images")
         chip.locator(".attachment-remove").click()
         expect(chip).to_have_count(0)
+
+    def test_an_upload_in_flight_shows_its_progress_and_holds_the_message_back(self) -> None:
+        held = []
+        self.page.route("**/api/attachments/", lambda route: held.append(route))
+        self.chat_open()
+        self.page.locator("#attach-input").set_input_files(
+            [{"name": "notes.md", "mimeType": "text/markdown", "buffer": b"# Notes\n" * 2000}]
+        )
+        chip = self.page.locator(".attachment-chip")
+        expect(chip).to_have_class(re.compile(r"\buploading\b"))
+        expect(chip.locator("progress")).to_be_visible()
+        self.page.locator("#input").fill("read my notes")
+        self.page.locator("#input").press("Enter")  # waits: the upload is not up yet
+        self.page.wait_for_timeout(200)
+        assert self.standin.requests() == []
+        expect(self.page.locator("#input")).to_have_value("read my notes")
+        held[0].continue_()
+        expect(chip).to_have_attribute("data-attachment-id", re.compile(r"^[0-9a-f-]{36}$"))
+        expect(chip.locator("progress")).to_be_hidden()
+        self.page.locator("#input").press("Enter")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        parts = self.standin.requests()[0]["body"]["messages"][-1]["content"]
+        assert parts[1]["text"].startswith("Attached file notes.md:\n\n# Notes\n")
+
+    def test_attachments_fit_a_phone(self) -> None:
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (800, 600), (30, 90, 200)).save(out, format="JPEG")
+        context = self.browser.new_context(viewport={"width": 390, "height": 844})
+        self.addCleanup(context.close)
+        self.page = context.new_page()
+        self.chat_open()
+        files = [
+            {"name": "holiday-photo-from-the-beach.jpg", "mimeType": "image/jpeg", "buffer": out.getvalue()},
+            {"name": "a-rather-long-file-name-for-a-phone.txt", "mimeType": "text/plain", "buffer": b"hi"},
+        ]
+        self.page.locator("#attach-input").set_input_files(files)
+        expect(self.page.locator(".attachment-chip[data-attachment-id]")).to_have_count(2)
+        self.message_send("on a phone")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        expect(self.bubbles("user").first.locator(".attachment-image img")).to_be_visible()
+        sideways = self.page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth")
+        assert not sideways
+        box = self.bubbles("user").first.locator(".attachment-image img").bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= 390
+        self.screenshot_save("browser-attachments-mobile.png", full_page=False)
