@@ -192,6 +192,9 @@ class ConversationAdmin(admin.ModelAdmin):
     ]
     inlines = [MessageInline]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a conversation is made by its first message, never by hand
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user").distinct()
 

@@ -6,7 +6,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, handover  # noqa: F401  (register the system checks and the sign-in hand-over)
         from .relay import cluster, instance
 
         instance.hooks_install(cluster.HOOKS)

@@ -40,15 +40,14 @@ def branch_switch(*, ref: ConversationRef, message_id: int) -> None:
 
 
 @transaction.atomic
-def conversations_claim(*, session_key: str, user_id: int) -> int:
+def conversations_claim(*, session_owner: str, user_id: int) -> int:
     """Give a user the conversations of the anonymous browser session they just signed in from.
 
-    `session_key` is the session's raw key; its conversations are stored under its digest. A
-    conversation whose id the user already has elsewhere stays with the session (ids are random, so
-    this is a near-impossible collision). Return how many moved.
+    `session_owner` is that session's owner key (`s:<digest>`). A conversation whose id the user
+    already has elsewhere stays with the session (ids are random, so this is a near-impossible
+    collision). Return how many moved.
     """
     user_key = Owner(user_id=user_id).key
-    session_owner = Owner(session_key=session_key).key
     taken = Conversation.objects.filter(owner_key=user_key).values_list("session_id", flat=True)
     with transaction.atomic():
         moved = (

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import health, mcp_credentials, selectors, upkeep
 from .exceptions import ChatError
+from .handover import anonymous_owner_note
 from .models import MCPServerPreset
 from .owners import Owner, http_refusal
 from .text import text_storable
@@ -94,6 +95,7 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     """The chat page of one conversation (the owner's conversation of that id: another's is never shown)."""
     if request.session.session_key is None:
         request.session.save()  # anonymous chats belong to this browser session, so it needs a key
+    anonymous_owner_note(request)
     options = selectors.chat_page_options(request.user.pk if request.user.is_authenticated else None)
     return render(
         request,
@@ -108,17 +110,15 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
 
 
 class ChatLoginView(auth_views.LoginView):
-    """Django's login, which also hands the browser session's anonymous conversations to the user."""
+    """Django's login on the chat's own page; the hand-over of the browser's anonymous conversations is
+    every login's (handover.py)."""
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
     def form_valid(self, form: Any) -> HttpResponse:
-        anonymous_session_key = self.request.session.session_key
-        response = super().form_valid(form)  # login() gives the session a new key
-        if anonymous_session_key:
-            upkeep.conversations_claim(session_key=anonymous_session_key, user_id=form.get_user().pk)
-        return response
+        anonymous_owner_note(self.request)  # a session from before the page noted it
+        return super().form_valid(form)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

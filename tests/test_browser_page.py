@@ -377,11 +377,12 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
                 expect(sidebar).to_be_in_viewport()
 
         # The toggle overrides the system setting, and the choice survives a reload.
+        expect(page.locator("#theme-toggle")).to_have_text("☀ Light mode")  # dark now: it offers light
         page.locator("#theme-toggle").click()
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
         page.reload()
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
-        expect(page.locator("#theme-toggle")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator("#theme-toggle")).to_have_text("☾ Dark mode")
 
     def focus_move_to(self, selector_js: str, key: str = "Tab", limit: int = 60) -> None:
         """Press `key` until the focused element `el` satisfies `selector_js`, a JavaScript predicate."""

@@ -281,3 +281,27 @@ def test_the_migration_replaces_stored_session_keys_by_their_digest():
     assert rows == {"anon": Owner(session_key=raw).key, "mine": f"u:{user.pk}", "api": "public"}
     assert Conversation.objects.get(session_id="anon").owner_session_key == Owner(session_key=raw).key[2:]
     assert raw not in str(list(Conversation.objects.values()))
+
+
+@pytest.mark.django_db
+def test_signing_in_at_the_admin_hands_the_browsers_conversations_to_the_user():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from conversations.models import Attachment
+
+    browser = Client()
+    browser.get("/c/mine1/")  # the page gives the browser its session
+    owner_key = Owner(session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value).key
+    Conversation.objects.create(owner_key=owner_key, session_id="mine1", title="Before signing in")
+    assert browser.post("/api/attachments/", {"file": SimpleUploadedFile("a.txt", b"hi")}).status_code == 201
+    admin = get_user_model().objects.create_superuser("root", password="pw-for-tests-only")
+
+    response = browser.post(
+        "/admin/login/?next=/admin/", {"username": "root", "password": "pw-for-tests-only", "next": "/admin/"}
+    )
+    assert response.status_code == 302
+    conversation = Conversation.objects.get(session_id="mine1")
+    assert (conversation.owner_key, conversation.user_id) == (f"u:{admin.pk}", admin.pk)
+    assert Attachment.objects.get().owner_key == f"u:{admin.pk}"
+    listed = browser.get("/api/conversations/").json()
+    assert [item["session_id"] for item in listed["conversations"]] == ["mine1"]

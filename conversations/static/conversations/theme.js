@@ -16,10 +16,11 @@
   const systemDark = () => window.matchMedia("(prefers-color-scheme: dark)").matches;
   const isDark = () => (stored() ? stored() === "dark" : systemDark());
 
+  // The toggle names the mode it switches to, with its icon (not a state it calls "pressed").
   function apply() {
     root.dataset.theme = isDark() ? "dark" : "light";
     const toggle = document.getElementById("theme-toggle");
-    if (toggle) toggle.setAttribute("aria-pressed", String(isDark()));
+    if (toggle) toggle.textContent = isDark() ? "☀ Light mode" : "☾ Dark mode";
   }
 
   apply();
