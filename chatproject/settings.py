@@ -291,7 +291,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("CHAT_LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        # Django's own console handler (DEBUG only) would print every request a second time, bare.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 
 # --- Dedalus upstream ---

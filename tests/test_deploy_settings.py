@@ -99,3 +99,24 @@ def test_every_page_has_a_content_security_policy_without_inline_script(client, 
 def test_the_api_key_never_reaches_the_page(client, settings):
     settings.DEDALUS_API_KEY = "dsk-live-never-in-the-browser"
     assert b"dsk-live" not in client.get("/c/abc/").content
+
+
+@pytest.mark.subprocess
+def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.channels.server').info('HTTP GET /c/x/ 200 [0.01, 127.0.0.1:1]')"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**clean, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in result.stderr.splitlines() if "HTTP GET /c/x/" in line]
+    assert len(lines) == 1, result.stderr
+    assert "django.channels.server" in lines[0]  # with its time, level and logger
