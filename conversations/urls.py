@@ -1,5 +1,7 @@
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 
 from . import attachment_views, views
 from .validators import SESSION_ID_PATTERN
@@ -8,6 +10,8 @@ app_name = "conversations"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
+    path("favicon.ico", RedirectView.as_view(url=static("conversations/favicon.svg"), permanent=True)),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("accounts/login/", views.ChatLoginView.as_view(), name="login"),

@@ -120,3 +120,14 @@ def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
     lines = [line for line in result.stderr.splitlines() if "HTTP GET /c/x/" in line]
     assert len(lines) == 1, result.stderr
     assert "django.channels.server" in lines[0]  # with its time, level and logger
+
+
+@pytest.mark.django_db
+def test_the_pages_have_a_favicon_and_favicon_ico_finds_it(client):
+    page = client.get("/c/icon/").content.decode()
+    assert '<link rel="icon" href="/static/conversations/favicon.svg" type="image/svg+xml">' in page
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (301, "/static/conversations/favicon.svg")
+    icon = client.get("/static/conversations/favicon.svg")
+    assert icon.status_code == 200
+    assert b"<svg" in b"".join(icon.streaming_content)
