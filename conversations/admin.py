@@ -164,9 +164,18 @@ class MCPCredentialAdmin(admin.ModelAdmin):
         return False
 
 
+PREVIEW_CHARS = 160
+
+
+def preview(text: str) -> str:
+    """A message's first words on one line, cut (the message's own page shows it whole)."""
+    line = " ".join(text.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+
+
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["created_at", "role", "status", "model", "content", "total_tokens", "error"]
+    fields = ["created_at", "role", "status", "model", "content_preview", "total_tokens", "error_preview"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -174,6 +183,14 @@ class MessageInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="content")
+    def content_preview(self, message: Message) -> str:
+        return preview(message.content)
+
+    @admin.display(description="error")
+    def error_preview(self, message: Message) -> str:
+        return preview(message.error)
 
 
 @admin.register(Conversation)
@@ -187,10 +204,17 @@ class ConversationAdmin(admin.ModelAdmin):
         "user",
         "owner_session_key",
         "current_message",
+        "mcp_servers_listed",
+        "settings",
         "created_at",
         "updated_at",
     ]
+    exclude = ["mcp_servers"]
     inlines = [MessageInline]
+
+    @admin.display(description="MCP servers")
+    def mcp_servers_listed(self, conversation: Conversation) -> str:
+        return ", ".join(conversation.mcp_servers) or "none"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a conversation is made by its first message, never by hand
@@ -240,7 +264,16 @@ USAGE_SUMMARY_ROWS = 20
 class DailyUsageAdmin(admin.ModelAdmin):
     """Tokens and replies per day, owner and model, from the stored replies; with totals and CSV export."""
 
-    list_display = USAGE_COLUMNS
+    list_display = [
+        "day",
+        "owner",
+        "model",
+        "replies",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost",
+    ]
     list_display_links = None
     list_filter = [("day", admin.DateFieldListFilter), "model"]
     date_hierarchy = "day"
@@ -256,6 +289,11 @@ class DailyUsageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="owner", ordering="owner_key")
+    def owner(self, row: DailyUsage) -> str:
+        """The user's name, or "anonymous" for a browser session (its key is a digest, of use to no one)."""
+        return row.user.get_username() if row.user_id else "anonymous"
 
     def get_urls(self) -> list:
         export = path(

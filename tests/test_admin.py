@@ -107,3 +107,45 @@ def test_preset_targets_must_be_a_slug_or_an_https_url(staff_client, target, val
     if not valid:
         assert response.status_code == 200
         assert "errornote" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owners(
+    staff_client, django_user_model
+):
+    from conversations.models import Conversation, Message
+
+    alice = django_user_model.objects.create_user("alice-admin", password="pw-for-tests-only")
+    mine = Conversation.objects.create(
+        session_id="adm1", owner_key=f"u:{alice.pk}", user=alice, mcp_servers=["acme/search", "acme/web@2"]
+    )
+    Message.objects.create(conversation=mine, role="user", content="word " * 500)
+    Message.objects.create(
+        conversation=mine,
+        role="assistant",
+        content="ok",
+        model="openai/gpt-5.1",
+        total_tokens=3,
+        status="complete",
+    )
+    anonymous = Conversation.objects.create(session_id="adm2", owner_key="s:abcdef")
+    Message.objects.create(
+        conversation=anonymous,
+        role="assistant",
+        content="hi",
+        model="openai/gpt-5.1",
+        total_tokens=2,
+        status="complete",
+    )
+
+    page = staff_client.get(f"/admin/conversations/conversation/{mine.pk}/change/").content.decode()
+    assert "acme/search, acme/web@2" in page
+    assert 'name="mcp_servers"' not in page
+    assert "word " * 500 not in page
+    assert ("word " * 30).strip() in page
+    changelist = staff_client.get("/admin/conversations/conversation/").content.decode()
+    assert "/admin/conversations/conversation/add/" not in changelist
+    usage = staff_client.get("/admin/conversations/dailyusage/").content.decode()
+    assert "alice-admin" in usage
+    assert "anonymous" in usage
+    assert "s:abcdef" not in usage
