@@ -564,3 +564,24 @@ def _attachment_file_delete(sender: type[Attachment], instance: Attachment, **kw
     name, storage = instance.file.name, instance.file.storage
     if name:
         transaction.on_commit(lambda: storage.delete(name))
+
+
+class Feedback(models.Model):
+    """What a reply's owner thought of it: thumbs up or down, and why if they said; changeable."""
+
+    class Rating(models.IntegerChoices):
+        UP = 1, "up"
+        DOWN = -1, "down"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on reply {self.message_id}"

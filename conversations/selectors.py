@@ -16,6 +16,7 @@ from django.db.models.functions import Now
 from . import protocol
 from .attachments import attachment_as_dict, attachments_named
 from .exceptions import InternalError, NoSuchMessage
+from .feedback import feedback_shown
 from .models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message
 from .owners import ConversationRef
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
@@ -100,13 +101,18 @@ def thread_pairs(*, conversation_id: int) -> Pairs:
 
 
 def message_as_dict(
-    message: Message, *, siblings: Siblings, attachments: dict[str, dict[str, Any]] | None = None
+    message: Message,
+    *,
+    siblings: Siblings,
+    attachments: dict[str, dict[str, Any]] | None = None,
+    feedback: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A stored message as the wire protocol shows it, with its parent and its siblings' ids, and its
     attachments as their owner sees them.
 
-    `siblings` comes from `thread_siblings` of the conversation's one pairs read and `attachments` from
-    `attachments_shown` of the messages rendered, so rendering many messages costs no query per message.
+    `siblings` comes from `thread_siblings` of the conversation's one pairs read, `attachments` from
+    `attachments_shown` and `feedback` from `feedback_shown` of the messages rendered, so rendering many
+    messages costs no query per message.
     """
     shown = attachments or {}
     return {
@@ -127,6 +133,7 @@ def message_as_dict(
         "agent": message.agent_slug or None,
         "served_models": message.served_models,
         "attachments": [shown[i] for i in message.attachment_ids if i in shown],
+        "feedback": (feedback or {}).get(message.pk),
         "handoffs": protocol.handoffs_of(message.served_models, message.handoff_offsets),
         "context_dropped": message.context_dropped,
         "created_at": message.created_at.isoformat(),
@@ -229,6 +236,7 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
     rows = Message.objects.in_bulk(ids)
     siblings = thread_siblings(pairs)
     attachments = attachments_shown(rows.values())
+    opinions = feedback_shown(rows.values())
     budget = history_bytes_budget()
     page: list[dict[str, Any]] = []
     size = 0
@@ -236,7 +244,7 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
         if pk not in rows:
             continue
         # A character takes at most 6 bytes in JSON (a \u escape), so a cut to budget / 12 leaves room.
-        shown = message_as_dict(rows[pk], siblings=siblings, attachments=attachments)
+        shown = message_as_dict(rows[pk], siblings=siblings, attachments=attachments, feedback=opinions)
         message = message_bounded(shown, limit=budget // 12)
         cost = len(orjson.dumps(message))
         if page and size + cost > budget:
@@ -360,13 +368,17 @@ def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | 
     pairs = sorted((message.pk, message.parent_id) for message in messages)
     siblings = thread_siblings(pairs)
     shown = attachments_shown(messages)
+    opinions = feedback_shown(messages)
     return {
         "session_id": conversation.session_id,
         "title": conversation.title,
         "model": conversation.model,
         "created_at": conversation.created_at.isoformat(),
         "current_message_id": thread_leaf_id(pairs, conversation.current_message_id),
-        "messages": [message_as_dict(message, siblings=siblings, attachments=shown) for message in messages],
+        "messages": [
+            message_as_dict(message, siblings=siblings, attachments=shown, feedback=opinions)
+            for message in messages
+        ],
     }
 
 

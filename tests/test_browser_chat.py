@@ -486,3 +486,28 @@ class AttachmentsInChromiumTests(browser.ChatBrowserTestCase):
         assert box is not None
         assert box["x"] + box["width"] <= 390
         self.screenshot_save("browser-attachments-mobile.png", full_page=False)
+
+
+class FeedbackInChromiumTests(browser.ChatBrowserTestCase):
+    """Thumbs on a reply, with a comment, kept across a reload and taken back."""
+
+    def test_thumbs_down_with_a_comment_is_kept_and_shown_after_a_reload(self) -> None:
+        from conversations.models import Feedback
+
+        self.chat_open()
+        self.message_send("rate me")
+        reply = self.reply_finished(0)
+        reply.get_by_role("button", name="Bad reply").click()
+        self.page.get_by_label("Feedback comment").fill("too vague")
+        self.page.get_by_label("Feedback comment").press("Enter")
+        expect(self.page.locator(".feedback-form")).to_have_count(0)
+        expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
+        feedback = Feedback.objects.get()
+        assert (feedback.rating, feedback.comment) == (Feedback.Rating.DOWN, "too vague")
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        again = self.bubbles("assistant").first
+        expect(again.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
+        again.get_by_role("button", name="Bad reply").click()  # pressed again: taken back
+        expect(again.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "false")
+        assert not Feedback.objects.exists()

@@ -218,6 +218,14 @@ window.ChatMessages = (() => {
     } else {
       actions.appendChild(button("regenerate", "Regenerate", "Regenerate this reply"));
     }
+    if (message.role === "assistant") {
+      const rating = message.feedback ? message.feedback.rating : null;
+      for (const [value, label, aria] of [["up", "👍", "Good reply"], ["down", "👎", "Bad reply"]]) {
+        const thumb = button(`feedback-${value}`, label, aria);
+        thumb.setAttribute("aria-pressed", String(rating === value));
+        actions.appendChild(thumb);
+      }
+    }
   }
 
   /** A message's element and the parts that change later. */

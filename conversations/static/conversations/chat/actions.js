@@ -84,6 +84,58 @@ function editorOpen(root, message) {
   area.focus();
 }
 
+function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+/** Store a reply's feedback (null takes it back); the thumbs show what the server kept. */
+async function feedbackSend(root, message, rating, comment = "") {
+  const response = await fetch(`/api/messages/${message.id}/feedback`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: JSON.stringify({ rating, comment }),
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
+    announcer.textContent = "The feedback could not be saved.";
+    return false;
+  }
+  const kept = await response.json();
+  message.feedback = kept.rating ? kept : null;
+  for (const value of ["up", "down"]) {
+    root.querySelector(`[data-action=feedback-${value}]`)?.setAttribute("aria-pressed", String(kept.rating === value));
+  }
+  announcer.textContent = kept.rating ? "Thanks for the feedback." : "Feedback removed.";
+  return true;
+}
+
+/** After a thumb: an optional comment, sent with the same rating. */
+function feedbackCommentOpen(root, message, rating) {
+  root.querySelector(".feedback-form")?.remove();
+  const form = document.createElement("form");
+  form.className = "feedback-form";
+  const field = document.createElement("input");
+  field.type = "text";
+  field.maxLength = 2000;
+  field.placeholder = rating === "down" ? "What was wrong? (optional)" : "What was good? (optional)";
+  field.setAttribute("aria-label", "Feedback comment");
+  field.value = (message.feedback && message.feedback.comment) || "";
+  const send = document.createElement("button");
+  send.type = "submit";
+  send.textContent = "Send";
+  form.append(field, send);
+  root.querySelector(".message-actions").after(form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (await feedbackSend(root, message, rating, field.value)) form.remove();
+  });
+  field.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") form.remove();
+  });
+  field.focus();
+}
+
 list.addEventListener("click", (event) => {
   const action = event.target.closest("button");
   if (!action || !list.contains(action)) return;
@@ -106,6 +158,16 @@ list.addEventListener("click", (event) => {
     case "edit":
       if (!busy()) editorOpen(root, message);
       break;
+    case "feedback-up":
+    case "feedback-down": {
+      const rating = action.dataset.action === "feedback-up" ? "up" : "down";
+      const taken = message.feedback && message.feedback.rating === rating;
+      feedbackSend(root, message, taken ? null : rating).then((ok) => {
+        if (ok && !taken) feedbackCommentOpen(root, message, rating);
+        else root.querySelector(".feedback-form")?.remove();
+      });
+      break;
+    }
     case "branch-prev":
     case "branch-next": {
       if (busy()) break;
