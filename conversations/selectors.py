@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -391,7 +392,8 @@ def conversation_as_markdown(export: dict[str, Any]) -> str:
     for message_id in thread_path_ids(pairs, export["current_message_id"]):
         message = by_id[message_id]
         who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
-        lines += [f"## {who} · {message['created_at']}", "", message["content"], ""]
+        when = datetime.fromisoformat(message["created_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines += [f"## {who} · {when}", "", message["content"], ""]
         attached = message.get("attachments") or []
         if attached:  # names only: the files stay behind their owner's links
             lines += [f"_Attached: {', '.join(a['name'] for a in attached)}_", ""]

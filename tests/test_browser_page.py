@@ -214,6 +214,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         self.message_send("first question [[standin tokens=400 delay_ms=20]]")
         self.stream_samples(2)
         expect(self.page.locator("#send")).to_be_disabled()  # one reply at a time
+        expect(self.page.locator("#send")).to_be_hidden()  # one button: Stop where Send was
+        expect(self.page.locator("#stop")).to_be_visible()
         self.page.locator("#stop").click()
         stopped = self.reply_finished(0)
         expect(stopped).to_have_class(re.compile(r"\binterrupted\b"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -113,6 +114,7 @@ def test_export_as_markdown_and_json_for_the_owner_only(alice_and_bob):
     assert 'filename="chat-a-1.md"' in markdown["Content-Disposition"]
     text = markdown.content.decode()
     assert text.startswith("# Trip to Lisbon")
+    assert re.search(r"^## You · \d{4}-\d\d-\d\d \d\d:\d\d UTC$", text, re.MULTILINE)  # readable times
     assert "plan a trip" in text
     assert "Day one: Alfama" in text
     exported = json.loads(alice.get("/c/a-1/export.json").content)

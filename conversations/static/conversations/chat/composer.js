@@ -38,7 +38,9 @@ export function inputFocus() {
 
 export function controlsRefresh() {
   const isBusy = busy();
+  // One button where Send is: Stop while a reply streams.
   sendButton.disabled = isBusy;
+  sendButton.hidden = state.live !== null;
   stopButton.hidden = state.live === null;
   chat.setAttribute("aria-busy", String(state.live !== null));
   for (const action of list.querySelectorAll("[data-action=regenerate], [data-action=edit], .branch-nav button")) {
