@@ -340,6 +340,27 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(panel.get_by_label("Temperature")).to_be_disabled()
         expect(self.page.locator("#settings-note")).to_have_text("Fixed answers with its own settings.")
 
+    def test_the_sidebar_groups_conversations_by_day(self) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        first = self.chat_open()
+        self.message_send("today's question")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        owner_key = Conversation.objects.get(session_id=first).owner_key
+        for days, title in ((3, "three days ago"), (40, "last month")):
+            Conversation.objects.create(owner_key=owner_key, session_id=f"old{days}", title=title)
+            Conversation.objects.filter(session_id=f"old{days}").update(
+                updated_at=timezone.now() - timedelta(days=days)
+            )
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        entries = self.page.locator("#conversation-list > li")
+        expect(entries).to_have_text(
+            ["Today", "today's question", "Previous 7 days", "three days ago", "Older", "last month"]
+        )
+
     def test_the_sidebar_lists_searches_and_switches_conversations(self) -> None:
         first = self.chat_open()
         self.message_send("plan a trip to Lisbon")

@@ -82,6 +82,6 @@ def test_the_admin_lists_feedback_with_its_conversation_and_counts_it_per_model_
     assert f"/admin/conversations/conversation/{reply.conversation_id}/change/" in page
     for table in ("feedback-by-model", "feedback-by-agent", "feedback-by-day"):
         body = page.split(f'id="{table}"')[1].split("</table>")[0]
-        assert "<td>0</td><td>1</td>" in body, table  # no 👍, one 👎
+        assert "<td>0</td><td>1</td>" in body, table  # none up, one down
     assert "openai/gpt-5.1" in page
     assert "researcher" in page

@@ -220,7 +220,7 @@ window.ChatMessages = (() => {
     }
     if (message.role === "assistant") {
       const rating = message.feedback ? message.feedback.rating : null;
-      for (const [value, label, aria] of [["up", "👍", "Good reply"], ["down", "👎", "Bad reply"]]) {
+      for (const [value, label, aria] of [["up", "Good", "Good reply"], ["down", "Bad", "Bad reply"]]) {
         const thumb = button(`feedback-${value}`, label, aria);
         thumb.setAttribute("aria-pressed", String(rating === value));
         actions.appendChild(thumb);

@@ -27,6 +27,39 @@
     return `/c/${encodeURIComponent(id)}/${suffix}`;
   }
 
+  const DAY = 24 * 60 * 60 * 1000;
+
+  /** Which group a conversation last active at `iso` falls in, by the browser's calendar days. */
+  function groupOf(iso) {
+    const midnight = new Date();
+    midnight.setHours(0, 0, 0, 0);
+    const when = new Date(iso).getTime();
+    if (when >= midnight.getTime()) return "Today";
+    if (when >= midnight.getTime() - DAY) return "Yesterday";
+    if (when >= midnight.getTime() - 7 * DAY) return "Previous 7 days";
+    return "Older";
+  }
+
+  /** The list's entries with a heading before each group (the list is newest first). */
+  function grouped(conversations, after) {
+    let current = after;
+    const entries = [];
+    for (const conversation of conversations) {
+      const group = conversation.updated_at ? groupOf(conversation.updated_at) : current;
+      if (group && group !== current) {
+        const heading = document.createElement("li");
+        heading.className = "group-heading";
+        heading.textContent = group;
+        entries.push(heading);
+        current = group;
+      }
+      const entry = item(conversation);
+      entry.dataset.group = current || "";
+      entries.push(entry);
+    }
+    return entries;
+  }
+
   function item(conversation) {
     const entry = document.createElement("li");
     const link = document.createElement("a");
@@ -50,12 +83,14 @@
     if (!response.ok || mine !== generation) return;
     const page = await response.json();
     if (mine !== generation) return; // a newer search or refresh started meanwhile
-    const items = page.conversations.map(item);
+    const shown = list.querySelectorAll("li[data-group]");
+    const last = append && shown.length ? shown[shown.length - 1] : null;
+    const items = grouped(page.conversations, last ? last.dataset.group : null);
     if (append) list.append(...items);
     else list.replaceChildren(...items);
     offset = from + page.conversations.length;
     more.hidden = !page.has_more;
-    empty.hidden = list.children.length > 0 || !query;
+    empty.hidden = list.querySelector("a") !== null || !query;
   }
 
   function currentMark() {
@@ -71,7 +106,8 @@
     sidebar.classList.toggle("open", open);
     backdrop.hidden = !open;
     openButton.setAttribute("aria-expanded", String(open));
-    if (open) search.focus();
+    // Focus the drawer's own close button, not the search box: a phone would pop up its keyboard.
+    if (open) document.getElementById("sidebar-close").focus();
   }
   openButton.addEventListener("click", () => drawerSet(true));
   document.getElementById("sidebar-close").addEventListener("click", () => {
