@@ -532,3 +532,45 @@ class FeedbackInChromiumTests(browser.ChatBrowserTestCase):
         again.get_by_role("button", name="Bad reply").click()  # pressed again: taken back
         expect(again.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "false")
         assert not Feedback.objects.exists()
+
+
+class VersionSwitchInChromiumTests(browser.ChatBrowserTestCase):
+    """Switching versions keeps the reader's place, with arrows of a real size."""
+
+    def test_switching_to_a_longer_version_keeps_the_switched_message_in_place(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("first question")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        self.bubbles("assistant").first.locator("[data-action=regenerate]").click()
+        expect(self.bubbles("assistant").first.locator(".branch-pos")).to_have_text("2/2")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        # The first version gets a long follow-up: switching to it makes the thread much longer below.
+        conversation = Conversation.objects.get(session_id=session_id)
+        first_reply, second_reply = Message.objects.filter(
+            conversation=conversation, role="assistant"
+        ).order_by("id")
+        question = Message.objects.create(
+            conversation=conversation, parent=first_reply, role="user", content="more?"
+        )
+        Message.objects.create(
+            conversation=conversation,
+            parent=question,
+            role="assistant",
+            content="\n\n".join(f"Paragraph {n} of a long answer." for n in range(60)),
+            model="openai/gpt-5.1",
+            status="complete",
+        )
+        self.page.reload()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        shown = self.bubbles("assistant").first
+        expect(shown.locator(".branch-pos")).to_have_text("2/2")
+        arrow = shown.locator("[data-action=branch-prev]").bounding_box()
+        assert arrow is not None
+        assert arrow["width"] >= 32
+        assert arrow["height"] >= 32
+        before = shown.bounding_box()["y"]
+        shown.locator("[data-action=branch-prev]").click()
+        expect(self.bubbles("assistant")).to_have_count(2)  # the longer branch is shown
+        switched = self.page.locator(f'[data-message-id="{first_reply.pk}"]')
+        expect(switched.locator(".branch-pos")).to_have_text("1/2")
+        assert abs(switched.bounding_box()["y"] - before) <= 2  # in place, not a jump to the bottom

@@ -173,7 +173,11 @@ list.addEventListener("click", (event) => {
       if (busy()) break;
       const step = action.dataset.action === "branch-next" ? 1 : -1;
       const target = siblings[siblings.indexOf(message.id) + step];
-      if (target) transmit({ type: "switch", message_id: target });
+      if (target) {
+        // The new version takes this one's place on screen: the thread must not jump away from it.
+        state.anchor = { id: target, top: root.getBoundingClientRect().top };
+        transmit({ type: "switch", message_id: target });
+      }
       break;
     }
   }

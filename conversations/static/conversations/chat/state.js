@@ -16,6 +16,9 @@ export const state = {
   pinned: true,
   // Once the user changes the model or MCP controls, a later history frame must not undo their choice.
   controlsTouched: false,
+  // A version switch asked here: the message that replaces the one clicked, and where that one was on
+  // screen, so the history that follows keeps it in place.
+  anchor: null,
 };
 
 /** A reply is streaming, or a frame that starts one awaits its acknowledgement. */

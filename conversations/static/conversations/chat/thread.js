@@ -180,6 +180,13 @@ function onHistory(frame) {
   controlsRefresh();
   state.pinned = readingAt === null;
   if (readingAt !== null) chat.scrollTop = readingAt; // another tab's branch change: stay where you read
+  const anchor = state.anchor;
+  state.anchor = null;
+  const anchored = anchor && list.querySelector(`[data-message-id="${anchor.id}"]`);
+  if (anchored) {
+    chat.scrollTop += anchored.getBoundingClientRect().top - anchor.top; // the version switched to, in place
+    state.pinned = nearBottom();
+  }
   scrollFollow();
   performance.mark("chat:history-shown");
 }
