@@ -39,9 +39,7 @@ def attachment_upload(request: HttpRequest, owner: Owner) -> HttpResponse:
         return JsonResponse(
             {"code": "invalid_attachment", "message": "Send the file as the `file` field."}, status=400
         )
-    if upload.size > settings.CHAT_ATTACHMENT_MAX_BYTES:
-        return _refused(AttachmentTooLarge(f"At most {settings.CHAT_ATTACHMENT_MAX_BYTES:,} bytes per file."))
-    try:
+    try:  # attachment_store refuses a file over the size limit, with the rest of its checks
         stored = attachments.attachment_store(owner_key=owner.key, name=upload.name or "", data=upload.read())
     except AttachmentRefused as exc:
         return _refused(exc)

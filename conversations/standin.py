@@ -162,11 +162,6 @@ def last_user_content(messages: list[Any]) -> Any:
     return ""
 
 
-def last_user_text(messages: list[Any]) -> str:
-    """Return the text of the last message with role "user", or "" if there is none."""
-    return text_of(last_user_content(messages))
-
-
 def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     """Return (raw behaviour from every ``[[standin ...]]`` in ``text``, ``text`` with them removed)."""
     raw: dict[str, Any] = {}
@@ -383,18 +378,27 @@ def reject(
     return error_response(status, message, code)
 
 
-async def handle_completions(request: web.Request) -> web.StreamResponse:
-    """Answer a chat-completions request as JSON or SSE according to the chosen behaviour."""
-    state = request.app[STATE_KEY]
+async def body_read(request: web.Request) -> tuple[Any, web.Response | None]:
+    """A request's JSON body (None when it is not JSON), and the 401 refusal of one without a key."""
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         body = None
+    if "Authorization" in request.headers:
+        return body, None
+    state = request.app[STATE_KEY]
+    return body, reject(
+        state, request, body, 401, "standin: missing Authorization header", code="missing_api_key"
+    )
+
+
+async def handle_completions(request: web.Request) -> web.StreamResponse:
+    """Answer a chat-completions request as JSON or SSE according to the chosen behaviour."""
+    state = request.app[STATE_KEY]
     # Auth is checked before the script queue is touched so a refused request doesn't eat a scripted entry.
-    if "Authorization" not in request.headers:
-        return reject(
-            state, request, body, 401, "standin: missing Authorization header", code="missing_api_key"
-        )
+    body, refused = await body_read(request)
+    if refused is not None:
+        return refused
     if not isinstance(body, dict):
         return reject(state, request, body, 400, "standin: request body must be a JSON object")
     try:
@@ -408,9 +412,8 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         return reject(
             state, request, body, 400, f"standin: {model} does not accept images", code="invalid_request"
         )
-    raw_directive, user_text = parse_directives(
-        last_user_text(messages if isinstance(messages, list) else [])
-    )
+    content = last_user_content(messages if isinstance(messages, list) else [])
+    raw_directive, user_text = parse_directives(text_of(content))
     raw = state.script.popleft() if state.script else raw_directive
     try:
         behaviour = {**state.defaults, **coerce_behaviour(raw)}
@@ -420,7 +423,7 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
     rec = state.record(request, body, behaviour)
     rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
     try:
-        seen = parts_described(last_user_content(messages if isinstance(messages, list) else []))
+        seen = parts_described(content)
         words = user_text.split() + (["I", "see:", *"; ".join(seen).split()] if seen else [])
         return await respond(request, Completion(body, behaviour, words), rec)
     except (ConnectionResetError, ClientConnectionResetError):
@@ -594,14 +597,9 @@ async def json_completion(
 async def handle_ocr(request: web.Request) -> web.Response:
     """Read a base64 PDF "by OCR": a line of Markdown per page (pypdf counts them); the request is logged."""
     state = request.app[STATE_KEY]
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        body = None
-    if "Authorization" not in request.headers:
-        return reject(
-            state, request, body, 401, "standin: missing Authorization header", code="missing_api_key"
-        )
+    body, refused = await body_read(request)
+    if refused is not None:
+        return refused
     document = body.get("document") if isinstance(body, dict) else None
     url = document.get("document_url", "") if isinstance(document, dict) else ""
     pages = ocr_pages(str(url))

@@ -59,9 +59,9 @@ def _image_open(data: bytes) -> Image.Image | None:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        if isinstance(exc, UnidentifiedImageError):
-            return None
+    except UnidentifiedImageError:
+        return None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise AttachmentUnreadable("That image is too large to open safely.") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise AttachmentUnreadable("That image is damaged and cannot be read.") from exc
@@ -121,11 +121,7 @@ def _text_checked(data: bytes) -> Checked:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise AttachmentUnsupported(
-            "Only images (PNG, JPEG, GIF, WebP), PDFs and UTF-8 text or code files can be attached."
-        ) from exc
+        raise AttachmentUnsupported() from exc  # its default text names what is taken
     if "\x00" in text:
-        raise AttachmentUnsupported(
-            "Only images (PNG, JPEG, GIF, WebP), PDFs and UTF-8 text or code files can be attached."
-        )
+        raise AttachmentUnsupported()
     return Checked(kind="text", content_type="text/plain; charset=utf-8", data=data, text=text)

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from conversations.models import Attachment
 
@@ -23,7 +24,7 @@ UPLOAD = "/api/attachments/"
 
 def png_with_metadata(size: tuple[int, int] = (40, 30)) -> bytes:
     image = Image.new("RGB", size, (200, 30, 30))
-    info = __import__("PIL.PngImagePlugin", fromlist=["PngInfo"]).PngInfo()
+    info = PngInfo()
     info.add_text("Comment", "secret-png-comment")
     out = io.BytesIO()
     image.save(out, format="PNG", pnginfo=info)

@@ -258,5 +258,5 @@ window.ChatMessages = (() => {
     return view;
   }
 
-  return { messageView, endingShow, toolAdd, replyContentShow };
+  return { messageView, endingShow, toolAdd, replyContentShow, sizeText };
 })();

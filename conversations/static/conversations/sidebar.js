@@ -18,10 +18,6 @@
   let offset = 0;
   let generation = 0; // answers to an older search or refresh are dropped
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
 
   function chatPath(id, suffix = "") {
     return `/c/${encodeURIComponent(id)}/${suffix}`;
@@ -159,7 +155,7 @@
     return fetch(chatPath(id, action), {
       method: "POST",
       credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken() },
+      headers: { "X-CSRFToken": app.csrfToken() },
       body,
     });
   }

@@ -5,6 +5,7 @@
 import { busy, state } from "./state.js";
 import { transmit } from "./socket.js";
 import { inputFocus, replyRequest } from "./composer.js";
+import { csrfToken } from "./csrf.js";
 
 const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
@@ -82,11 +83,6 @@ function editorOpen(root, message) {
     }
   });
   area.focus();
-}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
 }
 
 /** Store a reply's feedback (null takes it back); the thumbs show what the server kept. */

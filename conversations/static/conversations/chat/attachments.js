@@ -3,23 +3,15 @@
 // image, ×). A refusal stays on its chip, in the server's words. The message frame names the chips
 // that finished uploading; Send waits while one is still on its way.
 
+import { csrfToken } from "./csrf.js";
+
+const { sizeText } = window.ChatMessages;
 const composer = document.getElementById("composer");
 const chipList = document.getElementById("attachment-chips");
 const picker = document.getElementById("attach-input");
 const attachButton = document.getElementById("attach");
 const modelSelect = document.getElementById("model");
 const chips = []; // {file, element, id, error, request}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-function sizeText(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);

@@ -2,6 +2,8 @@
 // opens a dialog whose password fields go to PUT /api/mcp-credentials/<id>/. Nothing is ever read back:
 // the page only knows whether they are saved.
 
+import { csrfToken } from "./csrf.js";
+
 const dialog = document.getElementById("credentials-dialog");
 const form = document.getElementById("credentials-form");
 const fields = document.getElementById("credentials-fields");
@@ -11,11 +13,6 @@ const removeButton = document.getElementById("credentials-remove");
 const cancelButton = document.getElementById("credentials-cancel");
 const keyButtons = Array.from(document.querySelectorAll(".credentials-key"));
 let open = null; // the key button whose dialog is shown
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
 
 function savedShow(button, saved) {
   button.classList.toggle("saved", saved);

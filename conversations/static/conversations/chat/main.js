@@ -9,6 +9,7 @@ import { connect, frameHandlerSet, socketDrop, socketExists } from "./socket.js"
 import { liveDrop, onFrame, threadReset } from "./thread.js";
 import { controlsRefresh, inputFocus, pendingSettle } from "./composer.js";
 import "./actions.js";
+import { csrfToken } from "./csrf.js";
 
 const SESSION_PATH_RE = /^\/c\/([A-Za-z0-9_-]{1,64})\/$/;
 
@@ -44,6 +45,7 @@ connect();
 
 window.chatApp = {
   open,
+  csrfToken,
   openNew: () => open(newSessionId()),
   get sessionId() {
     return state.sessionId;
