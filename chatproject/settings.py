@@ -170,7 +170,9 @@ STATICFILES_DIRS = [
     ("vendor/marked", _NODE_MODULES / "marked" / "lib"),
     ("vendor/dompurify", _NODE_MODULES / "dompurify" / "dist"),
     ("vendor/highlight", _NODE_MODULES / "@highlightjs" / "cdn-assets"),
+    ("vendor/chartjs", _NODE_MODULES / "chart.js" / "dist"),  # the admin's usage charts
 ]
+# axe-core (package.json too) is not served: the accessibility tests inject it from node_modules/.
 
 # --- Attachments (conversations/attachments.py; the README's "Attachments") ---
 # Where uploads are kept: the local filesystem by default (`make run`).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the chat page's front-end libraries (marked, DOMPurify, highlight.js) from the npm registry,
+# Install the front-end libraries (marked, DOMPurify, highlight.js, Chart.js; axe-core for the tests) from the npm registry,
 # exactly as package-lock.json pins them, only when the lockfile changed. Node.js and npm come from
 # Debian when the machine has none. Django serves them from node_modules/ (settings.STATICFILES_DIRS).
 set -euo pipefail
