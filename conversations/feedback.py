@@ -7,42 +7,37 @@ from typing import Any
 
 from django.db import transaction
 
+from .exceptions import NoSuchReply
 from .models import Feedback, Message
+from .owners import ConversationRef
 
 COMMENT_MAX = 2000
-RATINGS = {"up": Feedback.Rating.UP, "down": Feedback.Rating.DOWN}
-
-
-class FeedbackRefused(ValueError):
-    """Feedback that is not `{"rating": "up" | "down" | null, "comment": "..."}`."""
 
 
 @transaction.atomic
-def feedback_give(
-    *, owner_key: str, message_id: int, rating: Any, comment: Any = ""
-) -> dict[str, Any] | None:
-    """Store the owner's feedback on one of their replies (a null rating takes it back); return it as
-    shown, or None when the message is not one of the owner's replies. Raise FeedbackRefused."""
+def feedback_set(*, ref: ConversationRef, message_id: int, value: int, comment: str = "") -> dict[str, Any]:
+    """Store the conversation owner's feedback on one of its replies (`value` 1 or -1; 0 takes it back)
+    and return it as the `feedback` frame shows it. Raise NoSuchReply when `message_id` is not a reply
+    of this conversation (another owner's looks the same)."""
     reply = Message.objects.filter(
-        pk=message_id, role=Message.Role.ASSISTANT, conversation__owner_key=owner_key
+        pk=message_id,
+        role=Message.Role.ASSISTANT,
+        conversation__owner_key=ref.owner_key,
+        conversation__session_id=ref.session_id,
     ).first()
     if reply is None:
-        return None
-    if rating is None:
+        raise NoSuchReply()
+    if value == 0:
         Feedback.objects.filter(message=reply).delete()
-        return {"rating": None, "comment": ""}
-    if rating not in RATINGS:
-        raise FeedbackRefused('`rating` is "up", "down" or null.')
-    if not isinstance(comment, str) or len(comment) > COMMENT_MAX:
-        raise FeedbackRefused(f"`comment` is a text of at most {COMMENT_MAX} characters.")
+        return {"message_id": reply.pk, "value": 0, "comment": ""}
     feedback, _ = Feedback.objects.update_or_create(
-        message=reply, defaults={"rating": RATINGS[rating], "comment": comment.replace("\x00", "").strip()}
+        message=reply, defaults={"rating": value, "comment": comment.strip()}
     )
-    return feedback_as_dict(feedback)
+    return {"message_id": reply.pk, **feedback_as_dict(feedback)}
 
 
 def feedback_as_dict(feedback: Feedback) -> dict[str, Any]:
-    return {"rating": feedback.get_rating_display(), "comment": feedback.comment}
+    return {"value": feedback.rating, "comment": feedback.comment}
 
 
 def feedback_shown(messages: Iterable[Message]) -> dict[int, dict[str, Any]]:

@@ -91,7 +91,25 @@ class SwitchFrame:
     message_id: int
 
 
-ClientFrame = SendFrame | StopFrame | ResyncFrame | HistoryFrame | RegenerateFrame | EditFrame | SwitchFrame
+@dataclass(frozen=True, slots=True)
+class FeedbackFrame:
+    """The owner's thumbs on reply `message_id`: 1 up, -1 down, 0 takes it back; an optional comment."""
+
+    message_id: int
+    value: int
+    comment: str = ""
+
+
+ClientFrame = (
+    SendFrame
+    | StopFrame
+    | ResyncFrame
+    | HistoryFrame
+    | RegenerateFrame
+    | EditFrame
+    | SwitchFrame
+    | FeedbackFrame
+)
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -124,6 +142,8 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
         return HistoryFrame(before=None if before is None else _message_id(before, "before"))
     if kind == "switch":
         return SwitchFrame(message_id=_message_id(data.get("message_id")))
+    if kind == "feedback":
+        return _feedback_frame(data)
     if kind == "regenerate":
         return RegenerateFrame(message_id=_message_id(data.get("message_id")), **_turn_options(data))
     if kind == "edit":
@@ -190,6 +210,20 @@ def _message_id(value: Any, name: str = "message_id") -> int:
     if type(value) is not int or not 1 <= value <= MAX_MESSAGE_ID:
         raise InvalidMessage(f"`{name}` must be an integer message id.")
     return value
+
+
+FEEDBACK_COMMENT_MAX = 2000
+
+
+def _feedback_frame(data: dict[str, Any]) -> FeedbackFrame:
+    value, comment = data.get("value"), data.get("comment", "")
+    if type(value) is not int or value not in (1, -1, 0):
+        raise InvalidMessage("`value` must be 1 (good), -1 (bad) or 0 (no feedback).")
+    if not isinstance(comment, str) or len(comment) > FEEDBACK_COMMENT_MAX:
+        raise InvalidMessage(f"`comment` must be a text of at most {FEEDBACK_COMMENT_MAX} characters.")
+    return FeedbackFrame(
+        message_id=_message_id(data.get("message_id")), value=value, comment=text_storable(comment)
+    )
 
 
 def _resync_frame(data: dict[str, Any]) -> ResyncFrame:

@@ -20,7 +20,6 @@ urlpatterns = [
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", views.chat_page, name="chat"),
     path("api/conversations/", views.conversation_list, name="conversation_list"),
     path("api/agents/", views.agent_list, name="agent_list"),
-    path("api/messages/<int:message_id>/feedback", views.message_feedback, name="feedback"),
     path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
     path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
     path("api/mcp-credentials/", views.mcp_credentials_list, name="mcp_credentials_list"),

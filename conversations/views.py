@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import feedback, health, mcp_credentials, selectors, upkeep
+from . import health, mcp_credentials, selectors, upkeep
 from .exceptions import ChatError
 from .handover import anonymous_owner_note
 from .models import MCPServerPreset
@@ -233,24 +233,6 @@ def mcp_credentials_one(request: HttpRequest, preset_id: int) -> HttpResponse:
     except ValidationError as exc:
         return _credentials_refused(" ".join(exc.messages))
     return JsonResponse({"saved": True, "updated_at": saved.updated_at.isoformat()})
-
-
-@require_POST
-@conversation_owner_required(refused=_not_found_json)
-def message_feedback(request: HttpRequest, owner: Owner, message_id: int) -> HttpResponse:
-    """Thumbs up or down on one of the requester's replies, with an optional comment: JSON `{"rating":
-    "up" | "down" | null, "comment"}` (null takes it back). 404 for anyone else's message."""
-    try:
-        body = json.loads(request.body or b"null")
-        given = feedback.feedback_give(
-            owner_key=owner.key,
-            message_id=message_id,
-            rating=body.get("rating") if isinstance(body, dict) else "?",
-            comment=body.get("comment", "") if isinstance(body, dict) else "",
-        )
-    except (ValueError, feedback.FeedbackRefused) as exc:
-        return JsonResponse({"code": "invalid_feedback", "message": str(exc)}, status=400)
-    return JsonResponse(given) if given is not None else _not_found_json("not_found")
 
 
 @require_POST

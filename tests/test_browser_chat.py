@@ -512,26 +512,42 @@ class AttachmentsInChromiumTests(browser.ChatBrowserTestCase):
 class FeedbackInChromiumTests(browser.ChatBrowserTestCase):
     """Thumbs on a reply, with a comment, kept across a reload and taken back."""
 
-    def test_thumbs_down_with_a_comment_is_kept_and_shown_after_a_reload(self) -> None:
+    def test_thumbs_down_with_a_comment_is_kept_shown_in_another_tab_and_after_a_reload(self) -> None:
         from conversations.models import Feedback
 
-        self.chat_open()
+        session_id = self.chat_open()
         self.message_send("rate me")
         reply = self.reply_finished(0)
+        other_tab = self.page.context.new_page()
+        other_tab.goto(f"{self.live_server_url}/c/{session_id}/")
+        expect(other_tab.locator("#connection")).to_have_text("connected")
         reply.get_by_role("button", name="Bad reply").click()
         self.page.get_by_label("Feedback comment").fill("too vague")
         self.page.get_by_label("Feedback comment").press("Enter")
         expect(self.page.locator(".feedback-form")).to_have_count(0)
         expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
-        feedback = Feedback.objects.get()
-        assert (feedback.rating, feedback.comment) == (Feedback.Rating.DOWN, "too vague")
+        # The other tab hears it live, from the server's feedback frame.
+        elsewhere = other_tab.locator("#chat .message.assistant").first.get_by_role(
+            "button", name="Bad reply"
+        )
+        expect(elsewhere).to_have_attribute("aria-pressed", "true")
+        # The comment goes in a frame of its own, right after the thumb's.
+        for _ in range(50):
+            feedback = Feedback.objects.filter(comment="too vague").first()
+            if feedback is not None:
+                break
+            other_tab.wait_for_timeout(100)
+        assert feedback is not None
+        assert feedback.rating == Feedback.Rating.DOWN
         self.page.reload()
         expect(self.page.locator("#connection")).to_have_text("connected")
         again = self.bubbles("assistant").first
         expect(again.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
         again.get_by_role("button", name="Bad reply").click()  # pressed again: taken back
         expect(again.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "false")
+        expect(elsewhere).to_have_attribute("aria-pressed", "false")
         assert not Feedback.objects.exists()
+        other_tab.close()
 
 
 class VersionSwitchInChromiumTests(browser.ChatBrowserTestCase):

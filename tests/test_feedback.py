@@ -1,35 +1,110 @@
-"""Feedback on replies: given, changed and taken back by their owner only, shown in history, and counted
-per model, agent and day in the admin."""
+"""Feedback on replies: the `feedback` frame gives, changes and takes it back, for the conversation's
+owner only; every socket of the conversation hears it (on every instance); history shows it; the admin
+counts it per model, agent and day."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from django.test import Client
 
-from conversations.models import Conversation, Feedback, Message
-from conversations.owners import ConversationRef, Owner
-from conversations.selectors import conversation_history
+from conversations.models import Feedback, Message
 
-pytestmark = pytest.mark.django_db
+from .conftest import reply_collect, socket_open
+from .servers import ChatClient
+from .test_abuse_limits import anonymous_browser_socket
 
-
-@pytest.fixture
-def browser() -> Client:
-    client = Client()
-    client.get("/c/fb/")
-    return client
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def reply(browser: Client) -> Message:
-    from django.conf import settings
+async def first_reply(socket) -> int:
+    await socket.send_json_to({"message": "a question [[standin tokens=3]]"})
+    frames = await reply_collect(socket)
+    assert frames[-1]["type"] == "done", frames
+    return frames[0]["message_id"]
 
-    owner_key = Owner(session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value).key
-    conversation = Conversation.objects.create(owner_key=owner_key, session_id="fb", title="Feedback")
+
+async def test_the_owner_gives_changes_and_takes_back_feedback_and_every_tab_hears_it(
+    standin, replies_settle
+):
+    tab, other_tab = await socket_open("/ws/chat/fb/"), await socket_open("/ws/chat/fb/")
+    reply_id = await first_reply(tab)
+    await reply_collect(other_tab)
+
+    await tab.send_json_to({"type": "feedback", "message_id": reply_id, "value": 1, "comment": "clear"})
+    for socket in (tab, other_tab):
+        assert await socket.receive_json_from(timeout=5) == {
+            "type": "feedback",
+            "message_id": reply_id,
+            "value": 1,
+            "comment": "clear",
+        }
+    await tab.send_json_to({"type": "feedback", "message_id": reply_id, "value": -1, "comment": "wrong date"})
+    assert (await other_tab.receive_json_from(timeout=5))["value"] == -1
+    await tab.receive_json_from(timeout=5)
+    assert (await Feedback.objects.aget()).rating == Feedback.Rating.DOWN
+
+    later = await socket_open("/ws/chat/fb/")
+    question, reply = later.history["messages"]
+    assert (question["feedback"], reply["feedback"]) == (None, {"value": -1, "comment": "wrong date"})
+
+    await tab.send_json_to({"type": "feedback", "message_id": reply_id, "value": 0})
+    assert await tab.receive_json_from(timeout=5) == {
+        "type": "feedback",
+        "message_id": reply_id,
+        "value": 0,
+        "comment": "",
+    }
+    assert not await Feedback.objects.aexists()
+    for socket in (tab, other_tab, later):
+        await socket.disconnect()
+
+
+async def test_feedback_is_refused_on_others_replies_questions_and_bad_values_and_the_socket_goes_on(
+    standin, replies_settle
+):
+    tab = await socket_open("/ws/chat/fb2/")
+    reply_id = await first_reply(tab)
+    question_id = (await Message.objects.aget(pk=reply_id)).parent_id
+    stranger = await anonymous_browser_socket("fb2", "10.0.0.9")  # another browser, same session id
+    refusals = [
+        (stranger, {"type": "feedback", "message_id": reply_id, "value": 1}),  # another owner's
+        (tab, {"type": "feedback", "message_id": question_id, "value": 1}),  # a question, not a reply
+        (tab, {"type": "feedback", "message_id": reply_id, "value": 2}),
+        (tab, {"type": "feedback", "message_id": reply_id, "value": True}),
+        (tab, {"type": "feedback", "message_id": reply_id, "value": 1, "comment": "x" * 2001}),
+        (tab, {"type": "feedback", "message_id": "1", "value": 1}),
+    ]
+    for socket, frame in refusals:
+        await socket.send_json_to(frame)
+        answer = await socket.receive_json_from(timeout=5)
+        assert (answer["type"], answer["code"]) == ("error", "invalid_message"), (frame, answer)
+    assert not await Feedback.objects.aexists()
+    await tab.send_json_to({"type": "feedback", "message_id": reply_id, "value": 1})
+    assert (await tab.receive_json_from(timeout=5))["value"] == 1
+    await tab.disconnect()
+    await stranger.disconnect()
+
+
+@pytest.mark.subprocess
+async def test_feedback_given_on_one_instance_reaches_a_tab_on_the_other(instances, http, standin):
+    a, b = instances
+    tab_b = await ChatClient(http, b, "fb-cross").connect()
+    tab_a = await ChatClient(http, a, "fb-cross").connect()
+    await tab_a.send({"message": "hello [[standin tokens=3]]"})
+    reply_id = (await tab_a.until_end())[0]["message_id"]
+    await tab_b.until_end()
+    await tab_a.send({"type": "feedback", "message_id": reply_id, "value": 1, "comment": "good"})
+    heard = await tab_b.receive()
+    assert heard == {"type": "feedback", "message_id": reply_id, "value": 1, "comment": "good"}
+    await tab_a.close()
+    await tab_b.close()
+
+
+def test_the_admin_lists_feedback_with_its_conversation_and_counts_it_per_model_agent_and_day(staff_client):
+    from conversations.models import Conversation
+
+    conversation = Conversation.objects.create(owner_key="k", session_id="fb3", title="Feedback")
     question = Message.objects.create(conversation=conversation, role="user", content="q")
-    return Message.objects.create(
+    reply = Message.objects.create(
         conversation=conversation,
         parent=question,
         role="assistant",
@@ -38,45 +113,7 @@ def reply(browser: Client) -> Message:
         agent_slug="researcher",
         status="complete",
     )
-
-
-def give(client: Client, message_id: int, **body):
-    return client.post(
-        f"/api/messages/{message_id}/feedback", json.dumps(body), content_type="application/json"
-    )
-
-
-def test_the_owner_gives_changes_and_takes_back_feedback_and_history_shows_it(browser, reply):
-    assert give(browser, reply.pk, rating="up", comment="clear and right").json() == {
-        "rating": "up",
-        "comment": "clear and right",
-    }
-    assert give(browser, reply.pk, rating="down", comment="wrong date").json()["rating"] == "down"
-    assert Feedback.objects.get().rating == Feedback.Rating.DOWN
-    shown = conversation_history(ref=ConversationRef(reply.conversation.owner_key, "fb"))["messages"]
-    assert (shown[0]["feedback"], shown[1]["feedback"]) == (None, {"rating": "down", "comment": "wrong date"})
-    assert give(browser, reply.pk, rating=None).json() == {"rating": None, "comment": ""}
-    assert not Feedback.objects.exists()
-
-
-def test_feedback_is_refused_on_others_messages_questions_and_bad_values(browser, reply):
-    stranger = Client()
-    stranger.get("/c/elsewhere/")
-    assert give(stranger, reply.pk, rating="up").status_code == 404
-    assert give(browser, reply.parent_id, rating="up").status_code == 404  # a question, not a reply
-    bad = give(browser, reply.pk, rating="meh")
-    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_feedback")
-    assert give(browser, reply.pk, rating="up", comment="x" * 2001).status_code == 400
-    csrf = Client(enforce_csrf_checks=True)
-    csrf.cookies = browser.cookies
-    assert give(csrf, reply.pk, rating="up").status_code == 403
-    assert not Feedback.objects.exists()
-
-
-def test_the_admin_lists_feedback_with_its_conversation_and_counts_it_per_model_agent_and_day(
-    browser, reply, staff_client
-):
-    give(browser, reply.pk, rating="down", comment="the figures are off")
+    Feedback.objects.create(message=reply, rating=Feedback.Rating.DOWN, comment="the figures are off")
     page = staff_client.get("/admin/conversations/feedback/").content.decode()
     assert "the figures are off" in page
     assert f"/admin/conversations/conversation/{reply.conversation_id}/change/" in page

@@ -2,7 +2,8 @@
 three and nothing else.
 
     socket_open   admit the socket and send it its conversation's history (or refuse it)
-    frame_receive act on one client frame: a turn, a stop, a resync, a history page, a branch switch
+    frame_receive act on one client frame: a turn, a stop, a resync, a history page, a branch switch,
+                  feedback
     socket_close  release what the socket holds, on every path out
 
 Inside: `sockets` (join, leave, history), `turns` (start, stop, resync), `streaming` and `following`
@@ -18,7 +19,7 @@ from ..owners import LOGIN_REQUIRED_CLOSE_CODE
 from . import sockets
 from .chatsocket import ChatSocket, SocketGone
 from .sockets import SocketRefusal, socket_close, socket_open
-from .turns import branch_switch, reply_resend, reply_stop, turn_start
+from .turns import branch_switch, feedback_give, reply_resend, reply_stop, turn_start
 
 __all__ = ["ChatSocket", "SocketGone", "SocketRefusal", "frame_receive", "socket_close", "socket_open"]
 
@@ -54,5 +55,7 @@ async def _frame_handle(socket: ChatSocket, frame: protocol.ClientFrame) -> None
             await sockets.history_page_send(socket, before=frame.before)
     elif isinstance(frame, protocol.SwitchFrame):
         await branch_switch(socket, message_id=frame.message_id)
+    elif isinstance(frame, protocol.FeedbackFrame):
+        await feedback_give(socket, frame)
     else:
         await turn_start(socket, frame)

@@ -35,6 +35,8 @@ async def event_handle(instance: Instance, event: dict[str, Any]) -> None:
         await _on_reply_started(instance, event)
     elif kind == "branch.switched":
         await _on_branch_switched(instance, event)
+    elif kind == "room.frame":
+        await _on_room_frame(instance, event)
 
 
 def _room_announced(instance: Instance, event: dict[str, Any]) -> live.ConversationRoom | None:
@@ -70,6 +72,13 @@ async def _on_branch_switched(instance: Instance, event: dict[str, Any]) -> None
     room = _room_announced(instance, event)
     if room is not None:
         await history_broadcast(instance, room.ref)
+
+
+async def _on_room_frame(instance: Instance, event: dict[str, Any]) -> None:
+    """Another instance sent a frame to a conversation's sockets (fanout.py): the sockets here get it."""
+    room = _room_announced(instance, event)
+    if room is not None:
+        await room.broadcast(event["frame"])
 
 
 async def resubscribed(instance: Instance) -> None:

@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from .. import protocol, selectors, upkeep
+from .. import feedback, protocol, selectors, upkeep
 from ..exceptions import Busy, NoSuchReply, NotConfigured, SessionExpired, Unavailable
 from ..models import Message
 from ..owners import owner_still_valid
@@ -21,6 +21,7 @@ from . import live
 from .chatsocket import ChatSocket
 from .dbcall import db_call
 from .eventbus import EventNotSent
+from .fanout import frame_fan_out
 from .history import history_broadcast, replies_lost_store
 from .streaming import reply_stream
 
@@ -187,3 +188,12 @@ async def branch_switch(socket: ChatSocket, *, message_id: int) -> None:
     await history_broadcast(instance, ref)
     # If the event is lost, tabs elsewhere see the switch at their next history.
     await instance.announce("branch.switched", ref.room_key)
+
+
+async def feedback_give(socket: ChatSocket, frame: protocol.FeedbackFrame) -> None:
+    """Store the owner's feedback on a reply, then tell every socket of the conversation, on every
+    instance, as a `feedback` frame."""
+    given = await db_call(feedback.feedback_set)(
+        ref=socket.ref, message_id=frame.message_id, value=frame.value, comment=frame.comment
+    )
+    await frame_fan_out(socket.instance, socket.ref, {"type": "feedback", **given})

@@ -219,10 +219,10 @@ window.ChatMessages = (() => {
       actions.appendChild(button("regenerate", "Regenerate", "Regenerate this reply"));
     }
     if (message.role === "assistant") {
-      const rating = message.feedback ? message.feedback.rating : null;
-      for (const [value, label, aria] of [["up", "Good", "Good reply"], ["down", "Bad", "Bad reply"]]) {
-        const thumb = button(`feedback-${value}`, label, aria);
-        thumb.setAttribute("aria-pressed", String(rating === value));
+      const given = message.feedback ? message.feedback.value : 0;
+      for (const [value, name, label, aria] of [[1, "up", "Good", "Good reply"], [-1, "down", "Bad", "Bad reply"]]) {
+        const thumb = button(`feedback-${name}`, label, aria);
+        thumb.setAttribute("aria-pressed", String(given === value));
         actions.appendChild(thumb);
       }
     }

@@ -3,9 +3,8 @@
 // draws the buttons, each with a data-action attribute).
 
 import { busy, state } from "./state.js";
-import { transmit } from "./socket.js";
+import { socketOpen, transmit } from "./socket.js";
 import { inputFocus, replyRequest } from "./composer.js";
-import { csrfToken } from "./csrf.js";
 
 const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
@@ -85,36 +84,27 @@ function editorOpen(root, message) {
   area.focus();
 }
 
-/** Store a reply's feedback (null takes it back); the thumbs show what the server kept. */
-async function feedbackSend(root, message, rating, comment = "") {
-  const response = await fetch(`/api/messages/${message.id}/feedback`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    body: JSON.stringify({ rating, comment }),
-    credentials: "same-origin",
-  });
-  if (!response.ok) {
-    announcer.textContent = "The feedback could not be saved.";
+/** Send a reply's feedback (1 good, -1 bad, 0 takes it back): every tab's thumbs follow the server's
+`feedback` frame (thread.js), this one's included. */
+function feedbackSend(message, value, comment = "") {
+  if (!socketOpen()) {
+    announcer.textContent = "Not connected: the feedback was not sent.";
     return false;
   }
-  const kept = await response.json();
-  message.feedback = kept.rating ? kept : null;
-  for (const value of ["up", "down"]) {
-    root.querySelector(`[data-action=feedback-${value}]`)?.setAttribute("aria-pressed", String(kept.rating === value));
-  }
-  announcer.textContent = kept.rating ? "Thanks for the feedback." : "Feedback removed.";
+  transmit({ type: "feedback", message_id: message.id, value, comment });
+  announcer.textContent = value ? "Thanks for the feedback." : "Feedback removed.";
   return true;
 }
 
 /** After a thumb: an optional comment, sent with the same rating. */
-function feedbackCommentOpen(root, message, rating) {
+function feedbackCommentOpen(root, message, value) {
   root.querySelector(".feedback-form")?.remove();
   const form = document.createElement("form");
   form.className = "feedback-form";
   const field = document.createElement("input");
   field.type = "text";
   field.maxLength = 2000;
-  field.placeholder = rating === "down" ? "What was wrong? (optional)" : "What was good? (optional)";
+  field.placeholder = value === -1 ? "What was wrong? (optional)" : "What was good? (optional)";
   field.setAttribute("aria-label", "Feedback comment");
   field.value = (message.feedback && message.feedback.comment) || "";
   const send = document.createElement("button");
@@ -124,7 +114,7 @@ function feedbackCommentOpen(root, message, rating) {
   root.querySelector(".message-actions").after(form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (await feedbackSend(root, message, rating, field.value)) form.remove();
+    if (feedbackSend(message, value, field.value)) form.remove();
   });
   field.addEventListener("keydown", (event) => {
     if (event.key === "Escape") form.remove();
@@ -156,12 +146,10 @@ list.addEventListener("click", (event) => {
       break;
     case "feedback-up":
     case "feedback-down": {
-      const rating = action.dataset.action === "feedback-up" ? "up" : "down";
-      const taken = message.feedback && message.feedback.rating === rating;
-      feedbackSend(root, message, taken ? null : rating).then((ok) => {
-        if (ok && !taken) feedbackCommentOpen(root, message, rating);
-        else root.querySelector(".feedback-form")?.remove();
-      });
+      const value = action.dataset.action === "feedback-up" ? 1 : -1;
+      const taken = message.feedback && message.feedback.value === value;
+      if (feedbackSend(message, taken ? 0 : value) && !taken) feedbackCommentOpen(root, message, value);
+      else root.querySelector(".feedback-form")?.remove();
       break;
     }
     case "branch-prev":

@@ -322,6 +322,21 @@ export function onFrame(event) {
     case "error":
       onError(frame);
       break;
+    case "feedback":
+      onFeedback(frame);
+      break;
+  }
+}
+
+/** Feedback kept by the server (from this tab or another): the reply's thumbs show it. */
+function onFeedback(frame) {
+  const entry = state.shown.get(frame.message_id);
+  if (!entry) return;
+  entry.message.feedback = frame.value ? { value: frame.value, comment: frame.comment || "" } : null;
+  for (const [value, name] of [[1, "up"], [-1, "down"]]) {
+    entry.view.root
+      .querySelector(`[data-action=feedback-${name}]`)
+      ?.setAttribute("aria-pressed", String(frame.value === value));
   }
 }
 
