@@ -235,11 +235,11 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(agent).to_have_attribute("style", re.compile("#7c3aed"))
         assert "Cite every claim." not in self.page.content()  # instructions never reach the page
         served = self.bubbles("assistant").first.locator(".model")
-        expect(served).to_have_text(f"openai/gpt-5.1 → {CHOSEN_MODEL}")
+        expect(served).to_have_text("GPT-5.1 → Opus 4.5")  # the models' labels
         expect(served).to_have_class(re.compile(r"\bhandoff\b"))
         # ... and marks the place in the text where the second model took over.
         content = self.bubbles("assistant").first.locator(".content")
-        expect(content.locator(".handoff-marker")).to_have_text(f"↪ handed off to {CHOSEN_MODEL}")
+        expect(content.locator(".handoff-marker")).to_have_text("↪ handed off to Opus 4.5")
         before, after = content.evaluate(
             "c => { const m = c.querySelector('.handoff-marker');"
             " const text = (nodes) => nodes.map((n) => n.textContent).join('');"
@@ -259,7 +259,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#model")).to_have_value("agent:researcher")
         expect(description).to_have_text("Finds sources and cites them.")
         expect(self.bubbles("assistant").first.locator(".model")).to_have_text(
-            f"openai/gpt-5.1 → {CHOSEN_MODEL}"
+            "GPT-5.1 → Opus 4.5"
         )
         expect(self.bubbles("assistant").first.locator(".handoff-marker")).to_have_count(1)  # from history
 

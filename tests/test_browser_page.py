@@ -109,7 +109,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         expect(link).to_have_attribute("href", "https://doc.rust-lang.org/book/")
         expect(link).to_have_attribute("target", "_blank")
         expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
-        expect(bubble.locator(".model")).to_have_text("openai/gpt-5.1")
+        expect(bubble.locator(".model")).to_have_text("GPT-5.1")  # the label, the id on hover
+        expect(bubble.locator(".model")).to_have_attribute("title", "openai/gpt-5.1")
         expect(bubble.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
         stored = Message.objects.get(conversation__session_id=first, role="assistant")
         expect(bubble.locator(".status")).to_have_text(f"{stored.total_tokens} tokens")
@@ -219,7 +220,14 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         self.page.locator("#stop").click()
         stopped = self.reply_finished(0)
         expect(stopped).to_have_class(re.compile(r"\binterrupted\b"))
-        expect(stopped.locator(".badge")).to_have_text("Stopped")
+        # Calm: no alarm badge, no error colour, and what it used.
+        expect(stopped.locator(".badge")).to_be_hidden()
+        expect(stopped.locator(".status")).to_have_text(re.compile(r"^Stopped · \d+ tokens$"))
+        colours = stopped.locator(".status").evaluate(
+            """(status) => [getComputedStyle(status).color,
+                            getComputedStyle(document.querySelector('.message-head')).color]"""
+        )
+        assert colours[0] == colours[1], colours  # the faint text colour, not --danger
         conversation = Conversation.objects.get(session_id=session_id)
         (first_reply,) = Message.objects.filter(conversation=conversation, role="assistant")
         assert first_reply.status == "interrupted"

@@ -208,7 +208,8 @@ async def _reply_conclude(
     else:
         frame = protocol.done_frame(
             message_id=reply.message_id,
-            usage=outcome.get("usage"),
+            # Cut short without the API's count: the estimate stored (and counted against the quota).
+            usage=outcome.get("usage") or outcome.get("usage_stored"),
             finish_reason=outcome["finish_reason"],
             served_models=reply.served_models,
             handoff_offsets=reply.handoff_offsets,

@@ -102,6 +102,24 @@ window.ChatMarkdown = (() => {
     return fragment;
   }
 
+  // Blocks the streaming cursor goes inside of, down to the innermost one that holds the last words.
+  const CURSOR_CONTAINERS = new Set([
+    "BLOCKQUOTE", "UL", "OL", "LI", "TABLE", "THEAD", "TBODY", "TR", "TD", "TH", "P", "DIV",
+    "H1", "H2", "H3", "H4", "H5", "H6", "PRE", "DETAILS",
+  ]);
+
+  /** Mark where the cursor goes: after the last words, inside a quote, a list item or a cell. */
+  function cursorMark(root) {
+    let node = root;
+    while (node.lastElementChild && CURSOR_CONTAINERS.has(node.lastElementChild.tagName)) {
+      const last = node.lastElementChild;
+      const after = last.nextSibling;
+      if (after && after.nodeType === Node.TEXT_NODE && after.data.trim()) break; // words follow it
+      node = last;
+    }
+    if (node !== root) node.classList.add("md-cursor");
+  }
+
   /**
    * Renders a reply while it streams, in time proportional to what changed, not to the whole reply:
    * text up to the last block boundary (a blank line outside a code fence, followed by a line that
@@ -139,9 +157,11 @@ window.ChatMarkdown = (() => {
           this.tail.replaceChildren(plain);
         }
         this.plainTail.appendData(tail.slice(this.plainTail.length));
+        this.plainTail.parentNode.classList.add("md-cursor");
         return;
       }
       this.tail.replaceChildren(render(tail, { highlight: tail.length <= TAIL_HIGHLIGHT_LIMIT }));
+      cursorMark(this.tail);
     }
 
     /** Find the last safe boundary among the complete lines not scanned yet. */

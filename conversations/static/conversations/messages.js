@@ -34,10 +34,20 @@ window.ChatMessages = (() => {
     return time;
   }
 
+  function tokensText(usage) {
+    return usage ? `${usage.total_tokens} tokens` : "";
+  }
+
+  // A reply cut short by its user is no failure: it says so calmly, with what it used.
+  const CUT_SHORT_TEXT = { stopped: "Stopped", interrupted: "Cut short: the server restarted", server_lost: "Cut short: its server stopped" };
+
   function statusText(message) {
     if (message.status === "error") return `Error: ${message.error || "the reply failed"}`;
-    if (message.status === "interrupted") return message.error || "Stopped before the end.";
-    if (message.status === "complete" && message.usage) return `${message.usage.total_tokens} tokens`;
+    if (message.status === "interrupted") {
+      const why = CUT_SHORT_TEXT[message.finish_reason] || message.error || "Stopped before the end";
+      return [why, tokensText(message.usage)].filter(Boolean).join(" · ");
+    }
+    if (message.status === "complete") return tokensText(message.usage);
     return "";
   }
 
@@ -57,7 +67,7 @@ window.ChatMessages = (() => {
       parts.push(window.ChatMarkdown.render(points.slice(start, handoff.offset).join("")));
       const marker = el("div", "handoff-marker");
       marker.setAttribute("role", "note");
-      marker.append(el("span", "handoff-arrow", "↪"), ` handed off to ${handoff.model}`);
+      marker.append(el("span", "handoff-arrow", "↪"), ` handed off to ${modelLabel(handoff.model)}`);
       parts.push(marker);
       start = Math.max(start, handoff.offset);
     }
@@ -186,20 +196,36 @@ window.ChatMessages = (() => {
     return parts.join(", ");
   }
 
-  /** The models that wrote a reply, in order ("A → B" after a handoff), else the one it asked for. */
+  let labelsByModel = null;
+  /** A model's label as the picker shows it ("GPT-5.1"), or its id when the page offers it no more. */
+  function modelLabel(name) {
+    if (labelsByModel === null) {
+      labelsByModel = new Map();
+      for (const option of document.querySelectorAll("#model option:not([value^='agent:'])")) {
+        labelsByModel.set(option.value, option.textContent.trim());
+      }
+    }
+    return labelsByModel.get(name) || name;
+  }
+
+  /** The models that wrote a reply, by label, in order ("A → B" after a handoff), else the one it asked
+   * for; the ids stay on hover. */
   function modelShow(view, message) {
     if (!view.model) return;
     const served = message.served_models || [];
-    view.model.textContent = served.length ? served.join(" → ") : message.model || "";
+    const names = served.length ? served : [message.model].filter(Boolean);
+    view.model.textContent = names.map(modelLabel).join(" → ");
     view.model.classList.toggle("handoff", served.length > 1);
-    view.model.title = served.length > 1 ? `Handed off from ${served[0]} to ${served[served.length - 1]}` : "";
+    view.model.title = served.length > 1 ? `Handed off from ${served[0]} to ${served[served.length - 1]}` : names.join("");
   }
 
   function endingShow(view, message) {
     const { root } = view;
     root.classList.remove("streaming", "complete", "interrupted", "error");
     root.classList.add(message.status || "complete");
-    const badge = message.finish_reason === "refusal" ? "Refused" : BADGES[message.status] || "";
+    const stoppedByUser = message.status === "interrupted" && message.finish_reason === "stopped";
+    root.classList.toggle("stopped", stoppedByUser);
+    const badge = message.finish_reason === "refusal" ? "Refused" : stoppedByUser ? "" : BADGES[message.status] || "";
     view.badge.textContent = badge;
     view.badge.hidden = !badge;
     view.status.textContent = statusText(message);
