@@ -9,7 +9,7 @@ import re
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 
 from . import browser
 from .browser import CHAT_URL_RE, WAIT_MS
@@ -219,3 +219,41 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         self.page.get_by_role("link", name="+ New chat").click()
         expect(self.page.locator("#connection")).to_have_text("connected")
         expect(menu_button).to_be_hidden()
+
+    def test_a_shared_page_names_attachments_without_links_to_the_owners_files(self) -> None:
+        owner_key = self.signed_in_with("With files")
+        conversation = Conversation.objects.get(title="With files")
+        attachment = Attachment.objects.create(
+            owner_key=owner_key,
+            conversation=conversation,
+            name="notes.txt",
+            kind=Attachment.Kind.TEXT,
+            content_type="text/plain; charset=utf-8",
+            size=2048,
+            file="files/not-served",
+        )
+        message = conversation.current_message
+        message.attachment_ids = [str(attachment.pk)]
+        message.save(update_fields=["attachment_ids"])
+        csrf = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
+        answer = self.page.request.post(
+            f"{self.live_server_url}/c/{conversation.session_id}/share",
+            data="{}",
+            headers={
+                "X-CSRFToken": csrf,
+                "Content-Type": "application/json",
+                "Referer": self.live_server_url,
+            },
+        )
+        assert answer.ok
+        viewer = self.fresh_page()
+        viewer.goto(answer.json()["url"])
+        named = viewer.locator("#messages .message.user .message-attachments li")
+        expect(named).to_have_text("notes.txt2 KB")
+        expect(named.locator("a, img")).to_have_count(0)
+        assert str(attachment.pk) not in viewer.content()
+        viewer.screenshot(path=str(browser.ARTIFACTS / "share-attachments.png"), animations="disabled")
+        viewer.set_viewport_size({"width": 390, "height": 760})  # a phone: nothing overflows sideways
+        assert viewer.evaluate("() => document.documentElement.scrollWidth") <= 390
+        expect(viewer.get_by_role("button", name="Continue this conversation")).to_be_in_viewport()
+        viewer.screenshot(path=str(browser.ARTIFACTS / "share-mobile.png"), animations="disabled")
