@@ -228,3 +228,17 @@ def test_the_admin_lists_share_links_and_revokes_them(alice, admin_client):
     assert "Revoked 1 share link(s)" in response.content.decode()
     assert Client().get(url).status_code == 404
     assert Conversation.objects.filter(session_id="a-1").exists()  # the conversation stays
+
+
+def test_retention_takes_a_shared_conversation_and_its_share_along(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.upkeep import conversations_purge
+
+    url = share(alice, "a-1").json()["url"]
+    Conversation.objects.filter(session_id="a-1").update(updated_at=timezone.now() - timedelta(days=400))
+    assert conversations_purge(older_than_days=365) == 1
+    assert Client().get(url).status_code == 404
+    assert not Share.objects.exists()
