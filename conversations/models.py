@@ -328,6 +328,11 @@ class Conversation(models.Model):
         related_name="+",
         help_text="The leaf of the active branch; unset, the newest message.",
     )
+    pinned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Pinned to the top of its owner's list since then; empty: not pinned.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -585,3 +590,26 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_rating_display()} on reply {self.message_id}"
+
+
+class Share(models.Model):
+    """A read-only snapshot of a conversation's active branch, served at an unguessable URL until its owner
+    (or an admin) revokes it by deleting the row. One per conversation: sharing again refreshes the
+    snapshot under the same token. It goes with its conversation."""
+
+    token = models.CharField(max_length=64, unique=True, help_text="The share URL's secret part.")
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="share")
+    title = models.CharField(max_length=200, blank=True)
+    messages = models.JSONField(
+        default=list, help_text="The active branch when shared, as the shared page shows it (no owner data)."
+    )
+    login_required = models.BooleanField(default=False, help_text="Only signed-in users may view it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="When the snapshot was last taken.")
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name = "share link"
+
+    def __str__(self) -> str:
+        return self.title or f"share of conversation {self.conversation_id}"

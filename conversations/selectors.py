@@ -11,7 +11,7 @@ import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Now
 
 from . import protocol
@@ -333,8 +333,9 @@ def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | N
 def conversations_of_owner(
     *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """The owner's conversations, most recently active first; `query` matches titles and message text
-    (full-text search on Postgres, a plain substring filter elsewhere)."""
+    """The owner's conversations, pinned ones first (the latest pinned first), then the most recently
+    active; `query` matches titles and message text (full-text search on Postgres, a plain substring
+    filter elsewhere)."""
     conversations = Conversation.objects.filter(owner_key=owner_key)
     if query:
         messages = Message.objects.filter(conversation__owner_key=owner_key)
@@ -353,8 +354,11 @@ def conversations_of_owner(
             "title": conversation.title or "New chat",
             "model": conversation.model,
             "updated_at": conversation.updated_at.isoformat(),
+            "pinned": conversation.pinned_at is not None,
         }
-        for conversation in conversations.order_by("-updated_at", "-pk")[offset : offset + limit]
+        for conversation in conversations.order_by(
+            F("pinned_at").desc(nulls_last=True), "-updated_at", "-pk"
+        )[offset : offset + limit]
     ]
 
 

@@ -101,9 +101,21 @@ def conversation_rename(*, owner_key: str, session_id: str, title: str) -> bool:
     return bool(Conversation.objects.filter(owner_key=owner_key, session_id=session_id).update(title=title))
 
 
+def conversation_pin(*, owner_key: str, session_id: str, pinned: bool) -> bool:
+    """Pin the owner's conversation to the top of their list (pinned again, it keeps its place among the
+    pinned), or unpin it; False if they have none. Its last activity is left as it was."""
+    conversations = Conversation.objects.filter(owner_key=owner_key, session_id=session_id)
+    if pinned:
+        return bool(conversations.filter(pinned_at__isnull=True).update(pinned_at=timezone.now())) or (
+            conversations.exists()
+        )
+    return bool(conversations.update(pinned_at=None))
+
+
 @transaction.atomic
 def conversation_delete(*, owner_key: str, session_id: str) -> bool:
-    """Delete the owner's conversation and its messages; refuse while a reply streams. False if none."""
+    """Delete the owner's conversation, its messages and its share link (which then answers 404); refuse
+    while a reply streams. False if none."""
     conversation = (
         Conversation.objects.select_for_update().filter(owner_key=owner_key, session_id=session_id).first()
     )

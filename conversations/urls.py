@@ -3,10 +3,13 @@ from django.templatetags.static import static
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from . import attachment_views, views
+from . import attachment_views, share_views, views
 from .validators import SESSION_ID_PATTERN
 
 app_name = "conversations"
+
+# What secrets.token_urlsafe makes (shares.TOKEN_BYTES of them: 22 characters), with room to grow.
+SHARE_TOKEN_PATTERN = r"[A-Za-z0-9_-]{16,64}"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -26,6 +29,12 @@ urlpatterns = [
     path("api/mcp-credentials/<int:preset_id>/", views.mcp_credentials_one, name="mcp_credentials_one"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/delete$", views.conversation_delete, name="delete"),
+    re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/pin$", views.conversation_pin, name="pin"),
+    re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/share$", share_views.conversation_share, name="share"),
+    re_path(rf"^s/(?P<token>{SHARE_TOKEN_PATTERN})/$", share_views.shared_page, name="shared"),
+    re_path(
+        rf"^s/(?P<token>{SHARE_TOKEN_PATTERN})/continue$", share_views.shared_continue, name="shared_continue"
+    ),
     re_path(
         rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/export\.(?P<fmt>md|json)$",
         views.conversation_export,

@@ -252,6 +252,23 @@ def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> 
 
 @require_POST
 @conversation_owner_required(refused=_not_found_json)
+def conversation_pin(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
+    """Pin one of the requester's conversations to the top of their list, or unpin it: JSON
+    `{"pinned": true | false}`. Answer `{"pinned"}`, or 404 for anyone else's conversation."""
+    try:
+        pinned = json.loads(request.body or b"null").get("pinned")
+    except (ValueError, AttributeError):
+        pinned = None
+    if not isinstance(pinned, bool):
+        return JsonResponse(
+            {"code": "invalid_pin", "message": 'Send {"pinned": true} or {"pinned": false}.'}, status=400
+        )
+    found = upkeep.conversation_pin(owner_key=owner.key, session_id=session_id, pinned=pinned)
+    return JsonResponse({"pinned": pinned}) if found else _not_found_json("not_found")
+
+
+@require_POST
+@conversation_owner_required(refused=_not_found_json)
 def conversation_delete(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Delete one of the requester's conversations (refused while a reply streams)."""
     try:

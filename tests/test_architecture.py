@@ -17,6 +17,7 @@ DOMAIN = {
     "agents",
     "answerers",
     "catalog",
+    "shares",
 }
 
 

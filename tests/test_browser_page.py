@@ -130,7 +130,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
 
         # Rename, in place.
         expect(self.sidebar()).to_have_text(["compare Python and Rust"])
-        self.page.locator("#rename-chat").click()
+        self.page.locator("#chat-menu-button").click()
+        self.page.get_by_role("menuitem", name="Rename").click()
         self.page.locator("#chat-title input").fill("Language notes")
         self.page.locator("#chat-title input").press("Enter")
         expect(self.page.locator("#chat-title")).to_have_text("Language notes")
@@ -168,7 +169,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
 
         # Delete it, after a confirm; a fresh chat opens and the list no longer has it.
         self.accept_dialogs = True
-        self.page.locator("#delete-chat").click()
+        self.page.locator("#chat-menu-button").click()
+        self.page.get_by_role("menuitem", name="Delete").click()
         assert self.dialogs == ["Delete this chat and all its messages?"]
         expect(self.page).not_to_have_url(re.compile(rf"/c/({first}|{second})/$"))
         expect(self.page.locator("#conversations-empty")).to_be_visible()

@@ -135,3 +135,27 @@ def test_search_on_postgres_matches_word_forms_not_just_substrings(alice_and_bob
         assert [c["session_id"] for c in found] == ["a-2"]  # "recipes" finds "a soup recipe"
     else:
         assert found == []
+
+
+def test_pinned_conversations_come_first_and_say_so(alice_and_bob):
+    alice, bob = alice_and_bob
+    Conversation.objects.filter(session_id="a-1").update(updated_at=timezone.now())  # a-1 is the newest
+    before = Conversation.objects.get(session_id="a-2").updated_at
+    pinned = alice.post("/c/a-2/pin", json.dumps({"pinned": True}), content_type="application/json")
+    assert pinned.json() == {"pinned": True}
+    listed = alice.get("/api/conversations/").json()["conversations"]
+    assert [(c["session_id"], c["pinned"]) for c in listed] == [("a-2", True), ("a-1", False)]
+    assert Conversation.objects.get(session_id="a-2").updated_at == before  # pinning is not activity
+    alice.post("/c/a-2/pin", json.dumps({"pinned": False}), content_type="application/json")
+    listed = alice.get("/api/conversations/").json()["conversations"]
+    assert [(c["session_id"], c["pinned"]) for c in listed] == [("a-1", False), ("a-2", False)]
+
+
+def test_pinning_another_owners_conversation_or_with_a_bad_body_is_refused(alice_and_bob):
+    _, bob = alice_and_bob
+    response = bob.post("/c/a-1/pin", json.dumps({"pinned": True}), content_type="application/json")
+    assert (response.status_code, response.json()) == (404, {"code": "not_found"})
+    for body in ("", "{", '{"pinned": "yes"}', "[true]"):
+        response = bob.post("/c/b-1/pin", body, content_type="application/json")
+        assert (response.status_code, response.json()["code"]) == (400, "invalid_pin")
+    assert not Conversation.objects.filter(pinned_at__isnull=False).exists()

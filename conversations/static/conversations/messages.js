@@ -99,12 +99,21 @@ window.ChatMessages = (() => {
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
   }
 
-  /** A user message's attachments: a thumbnail per image, a chip per file, each its owner's link. */
+  /** A user message's attachments: a thumbnail per image, a chip per file, each its owner's link (a
+   * shared conversation's: their names only). */
   function attachmentsView(attachments) {
     if (!attachments || !attachments.length) return null;
     const list = el("ul", "message-attachments");
     for (const attachment of attachments) {
       const item = el("li");
+      if (!attachment.url) {
+        // A shared conversation names its files but never serves them.
+        const chip = el("span", "attachment-file attachment-named");
+        chip.append(el("span", "attachment-name", attachment.name), el("span", "attachment-size", sizeText(attachment.size)));
+        item.append(chip);
+        list.append(item);
+        continue;
+      }
       const link = el("a");
       link.href = attachment.url;
       if (attachment.content_type.startsWith("image/")) {
@@ -237,6 +246,7 @@ window.ChatMessages = (() => {
     const nav = branchNav(message);
     if (nav) actions.appendChild(nav);
     actions.appendChild(button("copy-message", "Copy", "Copy this message"));
+    if (view.readOnly) return; // a shared conversation: nothing to edit, regenerate or rate
     if (message.role === "user") {
       actions.appendChild(button("edit", "Edit", "Edit and resend this message"));
     } else if (message.status === "error" || message.status === "interrupted") {
@@ -254,8 +264,9 @@ window.ChatMessages = (() => {
     }
   }
 
-  /** A message's element and the parts that change later. */
-  function messageView(message) {
+  /** A message's element and the parts that change later; `readOnly` (a shared conversation) offers
+   * Copy only. */
+  function messageView(message, { readOnly = false } = {}) {
     const isUser = message.role === "user";
     const root = el("article", `message ${message.role}`);
     root.dataset.messageId = message.id;
@@ -278,7 +289,7 @@ window.ChatMessages = (() => {
     const note = isUser ? null : contextNote(message);
     const attached = isUser ? attachmentsView(message.attachments) : null;
     root.append(...[head, note, tools, attached, content, status, actions].filter(Boolean));
-    const view = { root, content, tools, status, actions, badge, model };
+    const view = { root, content, tools, status, actions, badge, model, readOnly };
     endingShow(view, message);
     if (message.status === "streaming") root.classList.add("streaming");
     return view;

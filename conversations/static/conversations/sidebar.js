@@ -1,6 +1,7 @@
-// The sidebar and the conversation's own actions: the owner's conversations (searchable, paged), opening
-// one without a page load, new chat, rename, delete, export links, and the drawer on narrow screens.
-// Titles reach the DOM as text only.
+// The sidebar and the conversation's own actions: the owner's conversations (searchable, paged, pinned
+// ones first), opening one without a page load, new chat, the drawer on narrow screens, and each chat's
+// "⋯" menu (chat-menu.js), on its sidebar entry and on the open chat's title bar: rename, pin, share
+// (share-dialog.js), export, delete. Titles reach the DOM as text only.
 "use strict";
 
 (() => {
@@ -13,10 +14,11 @@
   const backdrop = document.getElementById("drawer-backdrop");
   const openButton = document.getElementById("sidebar-open");
   const title = document.getElementById("chat-title");
-  const renameButton = document.getElementById("rename-chat");
+  const menuButton = document.getElementById("chat-menu-button");
   let searchTimer = null;
   let offset = 0;
   let generation = 0; // answers to an older search or refresh are dropped
+  const pinned = new Map(); // session id → pinned, for the chats listed
 
 
   function chatPath(id, suffix = "") {
@@ -41,7 +43,7 @@
     let current = after;
     const entries = [];
     for (const conversation of conversations) {
-      const group = conversation.updated_at ? groupOf(conversation.updated_at) : current;
+      const group = conversation.pinned ? "Pinned" : groupOf(conversation.updated_at);
       if (group && group !== current) {
         const heading = document.createElement("li");
         heading.className = "group-heading";
@@ -57,36 +59,60 @@
   }
 
   function item(conversation) {
+    const id = conversation.session_id;
+    pinned.set(id, Boolean(conversation.pinned));
     const entry = document.createElement("li");
+    entry.className = "conversation-entry";
     const link = document.createElement("a");
-    link.href = chatPath(conversation.session_id);
-    link.dataset.sessionId = conversation.session_id;
+    link.href = chatPath(id);
+    link.dataset.sessionId = id;
     link.textContent = conversation.title;
     link.title = conversation.title;
-    if (conversation.session_id === app.sessionId) link.setAttribute("aria-current", "page");
-    entry.appendChild(link);
+    if (id === app.sessionId) link.setAttribute("aria-current", "page");
+    const menu = window.ChatMenu.button(`Actions for ${conversation.title}`, () =>
+      menuItems(id, { rename: () => renameStart(id, entryRenamePlace(entry, link), menu) }),
+    );
+    entry.append(link, menu);
     return entry;
   }
 
-  /** Load the first page (append=false) or the next one of the list, for the current search. */
+  async function page(query, from) {
+    const response = await fetch(`/api/conversations/?q=${encodeURIComponent(query)}&offset=${from}`, {
+      credentials: "same-origin",
+    });
+    return response.ok ? response.json() : null;
+  }
+
+  /**
+   * Load the next page of the list (append), or the list afresh, as far as it was shown: after a reply, a
+   * rename or a pin, "Show more" keeps what it loaded (page by page up to the same length).
+   */
   async function load(append = false) {
     const mine = ++generation;
     const query = search.value.trim();
     const from = append ? offset : 0;
-    const response = await fetch(`/api/conversations/?q=${encodeURIComponent(query)}&offset=${from}`, {
-      credentials: "same-origin",
-    });
-    if (!response.ok || mine !== generation) return;
-    const page = await response.json();
-    if (mine !== generation) return; // a newer search or refresh started meanwhile
+    const wanted = append ? 1 : Math.max(1, offset);
+    const conversations = [];
+    let answer = null;
+    do {
+      answer = await page(query, from + conversations.length);
+      if (!answer || mine !== generation) return; // a newer search or refresh started meanwhile
+      conversations.push(...answer.conversations);
+    } while (answer.has_more && conversations.length < wanted);
     const shown = list.querySelectorAll("li[data-group]");
     const last = append && shown.length ? shown[shown.length - 1] : null;
-    const items = grouped(page.conversations, last ? last.dataset.group : null);
+    const items = grouped(conversations, last ? last.dataset.group : null);
     if (append) list.append(...items);
     else list.replaceChildren(...items);
-    offset = from + page.conversations.length;
-    more.hidden = !page.has_more;
+    offset = from + conversations.length;
+    more.hidden = !answer.has_more;
     empty.hidden = list.querySelector("a") !== null || !query;
+  }
+
+  /** A fresh search starts from its first page; a refresh keeps the list's length. */
+  function searchLoad() {
+    offset = 0;
+    load();
   }
 
   function currentMark() {
@@ -142,42 +168,97 @@
 
   document.addEventListener("chat:opened", () => {
     const id = app.sessionId;
-    document.getElementById("export-md").href = chatPath(id, "export.md");
-    document.getElementById("export-json").href = chatPath(id, "export.json");
+    menuButton.hidden = true; // until its history says it is stored: a new chat has nothing to act on
     const login = document.querySelector('.account a[href^="/accounts/login/"]');
     if (login) login.href = `/accounts/login/?next=${encodeURIComponent(chatPath(id))}`;
     currentMark();
   });
 
-  // --- rename, delete ---
+  // --- each chat's menu: rename, pin, share, export, delete ---
 
-  async function post(id, action, body) {
+  async function post(id, action, body, headers = {}) {
     return fetch(chatPath(id, action), {
       method: "POST",
       credentials: "same-origin",
-      headers: { "X-CSRFToken": app.csrfToken() },
+      headers: { "X-CSRFToken": app.csrfToken(), ...headers },
       body,
     });
   }
 
-  function renameStart() {
-    if (title.querySelector("input")) return;
-    const id = app.sessionId; // the chat being renamed, even if another is open when the answer comes
+  /** The menu's items for conversation `id` (`rename` edits its title where the menu was opened). */
+  function menuItems(id, { rename }) {
+    const isPinned = pinned.get(id) === true;
+    return [
+      { id: "rename", label: "Rename", action: rename },
+      { id: "pin", label: isPinned ? "Unpin" : "Pin", action: () => pinSet(id, !isPinned) },
+      { id: "share", label: "Share…", action: () => window.ChatShareDialog.open(id, document.activeElement) },
+      { id: "export-md", label: "Export Markdown", href: chatPath(id, "export.md"), download: true },
+      { id: "export-json", label: "Export JSON", href: chatPath(id, "export.json"), download: true },
+      { id: "delete", label: "Delete", danger: true, action: () => conversationDelete(id) },
+    ];
+  }
+
+  menuButton.addEventListener("click", () => {
+    const id = app.sessionId;
+    window.ChatMenu.open(menuButton, menuItems(id, { rename: () => renameStart(id, titleRenamePlace(), menuButton) }), {
+      label: "Chat actions",
+    });
+  });
+  document.addEventListener("chat:history", (event) => {
+    if (event.detail.sessionId === app.sessionId) menuButton.hidden = !event.detail.stored;
+  });
+  document.addEventListener("chat:reply-started", () => {
+    menuButton.hidden = false; // its first message stored it
+  });
+
+  /** Where the title bar's rename edits: the title itself; returns how to put the title back. */
+  function titleRenamePlace() {
     const before = title.textContent;
+    return {
+      before,
+      put(field) {
+        title.replaceChildren(field);
+        return () => {
+          title.textContent = before;
+        };
+      },
+    };
+  }
+
+  /** Where a sidebar entry's rename edits: in place of its link. */
+  function entryRenamePlace(entry, link) {
+    return {
+      before: link.textContent,
+      put(field) {
+        link.hidden = true;
+        entry.insertBefore(field, link);
+        return () => {
+          field.remove();
+          link.hidden = false;
+        };
+      },
+    };
+  }
+
+  function renameStart(id, place, returnFocus) {
+    if (document.querySelector(".title-field")) return;
     const field = document.createElement("input");
     field.type = "text";
-    field.value = before;
+    field.className = "title-field";
+    field.value = place.before;
     field.maxLength = 200;
     field.setAttribute("aria-label", "Chat title");
-    title.replaceChildren(field);
+    const restore = place.put(field);
+    field.focus();
     field.select();
     let done = false;
-    const finish = async (save) => {
+    const finish = async (save, refocus = true) => {
       if (done) return;
       done = true;
       const wanted = field.value.trim();
-      title.textContent = before;
-      if (save && wanted && wanted !== before) {
+      restore();
+      if (refocus) returnFocus.focus(); // not after a click elsewhere: the focus went where it was sent
+      if (save && wanted && wanted !== place.before) {
         const form = new FormData();
         form.append("title", wanted);
         const response = await post(id, "rename", form);
@@ -188,36 +269,43 @@
           alert("This chat could not be renamed: send a message first.");
         }
       }
-      renameButton.focus();
     };
     field.addEventListener("keydown", (event) => {
+      event.stopPropagation(); // Escape cancels the edit only (not the drawer, not the reply)
       if (event.key === "Enter") finish(true);
       else if (event.key === "Escape") finish(false);
     });
-    field.addEventListener("blur", () => finish(true));
+    field.addEventListener("blur", () => finish(true, false));
   }
-  renameButton.addEventListener("click", renameStart);
 
-  document.getElementById("delete-chat").addEventListener("click", async () => {
+  async function pinSet(id, wanted) {
+    const response = await post(id, "pin", JSON.stringify({ pinned: wanted }), { "Content-Type": "application/json" });
+    if (response.ok) {
+      pinned.set(id, wanted);
+      document.getElementById("announcer").textContent = wanted ? "Chat pinned." : "Chat unpinned.";
+      load();
+    }
+  }
+
+  async function conversationDelete(id) {
     if (!confirm("Delete this chat and all its messages?")) return;
-    const id = app.sessionId;
     const response = await post(id, "delete");
     if (response.ok || response.status === 404) {
-      if (app.sessionId === id) app.openNew(); // unless another chat was opened meanwhile
+      if (app.sessionId === id) app.openNew(); // the open chat: a new one takes its place
       load();
     } else {
       alert((await response.json()).message || "This chat could not be deleted.");
     }
-  });
+  }
 
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => load(), 200);
+    searchTimer = setTimeout(searchLoad, 200);
   });
   search.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
       clearTimeout(searchTimer);
-      load();
+      searchLoad();
     }
   });
   more.addEventListener("click", () => load(true));

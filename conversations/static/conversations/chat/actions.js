@@ -10,9 +10,9 @@ const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
 const announcer = document.getElementById("announcer");
 
-// Escape stops the reply from anywhere but a field of its own (an edit, the title, the search).
+// Escape stops the reply from anywhere but a field of its own (an edit, the title, the search, a dialog).
 document.addEventListener("keydown", (event) => {
-  const own = event.target.closest && event.target.closest(".editor, #chat-title, #sidebar");
+  const own = event.target.closest && event.target.closest(".editor, #chat-title, #sidebar, dialog");
   if (event.key === "Escape" && state.live && !own) transmit({ type: "stop" });
 });
 stopButton.addEventListener("click", () => {

@@ -159,6 +159,9 @@ function onHistory(frame) {
   list.replaceChildren();
   const conversation = frame.conversation;
   titleShow(conversation.title);
+  // Whether it is stored yet (a new chat is not): the sidebar offers its menu only then.
+  const stored = Boolean(conversation.created_at);
+  document.dispatchEvent(new CustomEvent("chat:history", { detail: { sessionId: state.sessionId, stored } }));
   if (!state.controlsTouched) controlsFromConversation(conversation);
   const streaming = frame.streaming;
   for (const message of frame.messages) {

@@ -1,0 +1,105 @@
+"""Share links over HTTP: the owner's share, revoke and look-up of a conversation's link, the read-only
+shared page anyone with the link sees (a signed-in user, for a login-only share), and "continue this
+conversation". Another owner's conversation answers exactly as a missing one: 404."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import shares
+from .handover import anonymous_owner_note
+from .models import Share
+from .owners import Owner
+from .views import conversation_owner_required
+
+
+def _not_found_json(refusal: str) -> HttpResponse:
+    """Not the requester's conversation, or not shared: the same 404 as a conversation that does not exist."""
+    return JsonResponse({"code": "not_found"}, status=404)
+
+
+def _share_as_dict(request: HttpRequest, share: Share) -> dict[str, object]:
+    """What the owner is told of their link: `{"url", "login_required", "shared_at"}`."""
+    url = request.build_absolute_uri(reverse("conversations:shared", kwargs={"token": share.token}))
+    return {"url": url, "login_required": share.login_required, "shared_at": share.updated_at.isoformat()}
+
+
+def _login_required_option(body: bytes) -> bool:
+    """The POST body's `login_required` (false when the body is empty); ValueError for anything else."""
+    options = json.loads(body or b"{}")
+    if not isinstance(options, dict):
+        raise ValueError("not an object")
+    value = options.get("login_required", False)
+    if not isinstance(value, bool):
+        raise ValueError("login_required is not a boolean")
+    return value
+
+
+@require_http_methods(["GET", "POST", "DELETE"])
+@conversation_owner_required(refused=_not_found_json)
+def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
+    """`POST /c/<id>/share` (JSON `{"login_required": bool}`, optional) shares the conversation as it is
+    now, or takes its snapshot again under the same URL; `GET` tells its link; `DELETE` revokes it."""
+    if request.method == "DELETE":
+        revoked = shares.share_revoke(owner_key=owner.key, session_id=session_id)
+        return JsonResponse({"ok": True}) if revoked else _not_found_json("not_found")
+    if request.method == "GET":
+        share = shares.share_of_conversation(owner_key=owner.key, session_id=session_id)
+    else:
+        try:
+            login_required = _login_required_option(request.body)
+        except ValueError:
+            return JsonResponse(
+                {
+                    "code": "invalid_share",
+                    "message": 'Send {"login_required": true} or {"login_required": false}.',
+                },
+                status=400,
+            )
+        share = shares.share_create(owner_key=owner.key, session_id=session_id, login_required=login_required)
+    return JsonResponse(_share_as_dict(request, share)) if share is not None else _not_found_json("not_found")
+
+
+def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:
+    """The share of `token` if this requester may see it; else the 404, or the login page's redirect."""
+    share = shares.share_of_token(token=token)
+    if share is None:
+        raise Http404("No such shared conversation.")
+    if (share.login_required or settings.CHAT_REQUIRE_LOGIN) and not request.user.is_authenticated:
+        return redirect_to_login(reverse("conversations:shared", kwargs={"token": token}))
+    return share
+
+
+@require_GET
+@never_cache  # a revoked link must not live on in a cache
+def shared_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The read-only shared conversation: the snapshot, no owner, and a button to continue it."""
+    share = _viewable_share(request, token)
+    if isinstance(share, HttpResponse):
+        return share
+    return render(
+        request,
+        "conversations/shared.html",
+        {"share": share, "title": share.title or "Shared chat", "messages": share.messages},
+    )
+
+
+@require_POST
+def shared_continue(request: HttpRequest, token: str) -> HttpResponse:
+    """Copy the shared snapshot into a new conversation of the viewer and open it (CSRF applies)."""
+    share = _viewable_share(request, token)
+    if isinstance(share, HttpResponse):
+        return share
+    if request.session.session_key is None:
+        request.session.save()  # an anonymous viewer's copy belongs to this browser session
+    anonymous_owner_note(request)
+    session_id = shares.share_continue(share=share, owner=Owner.from_request(request))
+    return redirect("conversations:chat", session_id=session_id)

@@ -1,0 +1,144 @@
+"""Share links: a read-only snapshot of a conversation's active branch at an unguessable URL, revocable,
+and "continue this conversation", which copies a snapshot into the viewer's own namespace.
+
+A snapshot names no owner and carries no owner data: no message ids of the original, no feedback, no
+client ids, and attachments by name, size and type only (their files stay behind their owner's links).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import transaction
+
+from . import protocol
+from .models import Conversation, Message, Share
+from .owners import Owner
+from .selectors import attachments_shown, thread_pairs
+from .threads import thread_leaf_id, thread_path_ids
+
+# secrets.token_urlsafe(TOKEN_BYTES): 128 bits, 22 characters.
+TOKEN_BYTES = 16
+
+
+def _attachment_named(attachment: dict[str, Any]) -> dict[str, Any]:
+    """An attachment as a share shows it: what it was, never where its owner's file is."""
+    return {
+        "name": attachment["name"],
+        "size": attachment["size"],
+        "content_type": attachment["content_type"],
+    }
+
+
+def _snapshot_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The conversation's active branch, first message first, as the shared page shows it: numbered
+    1, 2, … (each the parent of the next), no versions, only finished messages."""
+    pairs = thread_pairs(conversation_id=conversation.pk)
+    path = thread_path_ids(pairs, thread_leaf_id(pairs, conversation.current_message_id))
+    rows = Message.objects.in_bulk(path)
+    shown = attachments_shown(rows.values())
+    snapshot: list[dict[str, Any]] = []
+    for message_id in path:
+        message = rows[message_id]
+        if message.status == Message.Status.STREAMING:
+            break  # a reply still being written is not shared half-way (it is always the leaf)
+        number = len(snapshot) + 1
+        snapshot.append(
+            {
+                "id": number,
+                "parent_id": number - 1 or None,
+                "siblings": [number],
+                "role": message.role,
+                "content": message.content,
+                "model": message.model,
+                "status": message.status,
+                "error": message.error,
+                "finish_reason": message.finish_reason,
+                "usage": message.usage,
+                "tools": message.tools,
+                "agent": message.agent_slug or None,
+                "served_models": message.served_models,
+                "handoffs": protocol.handoffs_of(message.served_models, message.handoff_offsets),
+                "context_dropped": message.context_dropped,
+                "attachments": [_attachment_named(shown[i]) for i in message.attachment_ids if i in shown],
+                "created_at": message.created_at.isoformat(),
+                "finished_at": message.finished_at.isoformat() if message.finished_at else None,
+            }
+        )
+    return snapshot
+
+
+@transaction.atomic
+def share_create(*, owner_key: str, session_id: str, login_required: bool) -> Share | None:
+    """Share the owner's conversation as it is now: a new link, or the existing link's snapshot taken
+    again (same token) with `login_required` as given. None when they have no such conversation."""
+    conversation = (
+        Conversation.objects.select_for_update().filter(owner_key=owner_key, session_id=session_id).first()
+    )
+    if conversation is None:
+        return None
+    share = Share.objects.filter(conversation=conversation).first() or Share(
+        conversation=conversation, token=secrets.token_urlsafe(TOKEN_BYTES)
+    )
+    share.title = conversation.title
+    share.messages = _snapshot_messages(conversation)
+    share.login_required = login_required
+    share.full_clean()
+    share.save()
+    return share
+
+
+def share_of_conversation(*, owner_key: str, session_id: str) -> Share | None:
+    """The share of the owner's conversation, if it is shared."""
+    return Share.objects.filter(
+        conversation__owner_key=owner_key, conversation__session_id=session_id
+    ).first()
+
+
+def share_revoke(*, owner_key: str, session_id: str) -> bool:
+    """Stop sharing the owner's conversation: its URL answers 404 from now on. False if it was not shared
+    (or is not theirs)."""
+    deleted, _ = Share.objects.filter(
+        conversation__owner_key=owner_key, conversation__session_id=session_id
+    ).delete()
+    return bool(deleted)
+
+
+def share_of_token(*, token: str) -> Share | None:
+    """The share a URL's token names; None for a revoked, mistyped or guessed one."""
+    return Share.objects.filter(token=token).first()
+
+
+@transaction.atomic
+def share_continue(*, share: Share, owner: Owner) -> str:
+    """Copy a share's snapshot into a new conversation of `owner` (the original is not touched) and
+    return its session id. The copies carry the messages' words, models and tool activity, not their
+    token counts (nobody's usage or quota grows by a copy) and not their attachments' files."""
+    conversation = Conversation.objects.create(
+        owner_key=owner.key,
+        session_id=secrets.token_urlsafe(TOKEN_BYTES),
+        user_id=owner.user_id,
+        owner_session_key=owner.session_digest,
+        title=share.title,
+        model=next((m["model"] for m in reversed(share.messages) if m["role"] == "assistant"), ""),
+    )
+    parent = None
+    for shown in share.messages:
+        parent = Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role=shown["role"],
+            content=shown["content"],
+            model=shown["model"],
+            status=shown["status"],
+            error=shown["error"],
+            finish_reason=shown["finish_reason"],
+            tools=shown["tools"],
+            agent_slug=shown["agent"] or "",
+            served_models=shown["served_models"],
+            handoff_offsets=[handoff["offset"] for handoff in shown["handoffs"]],
+        )
+    conversation.current_message = parent
+    conversation.save(update_fields=["current_message"])
+    return conversation.session_id

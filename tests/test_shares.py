@@ -1,0 +1,244 @@
+"""Share links: a read-only snapshot of a conversation's active branch at an unguessable URL, revocable by
+its owner, optionally for signed-in users only, and continued by a viewer as a copy of their own."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from conversations.models import Attachment, Conversation, Message, Share
+
+from .test_conversation_management import conversation_with, signed_in
+
+pytestmark = pytest.mark.django_db
+
+SHARED_URL_RE = re.compile(r"^http://testserver/s/([A-Za-z0-9_-]{22})/$")
+
+
+def share(client: Client, session_id: str, **options: object):
+    return client.post(f"/c/{session_id}/share", json.dumps(options), content_type="application/json")
+
+
+def shared_messages(response) -> list[dict]:
+    """The snapshot the shared page hands its script (json_script, as the page reads it)."""
+    html = response.content.decode()
+    match = re.search(r'<script id="shared-messages" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "the page carries its snapshot"
+    return json.loads(match[1])
+
+
+@pytest.fixture
+def alice():
+    client, key = signed_in("alice")
+    conversation_with(
+        key, "a-1", "Trip to Lisbon", ("user", "plan a trip"), ("assistant", "Day one: **Alfama**")
+    )
+    return client
+
+
+def test_the_owner_shares_and_anyone_signed_out_reads_it_without_the_owners_identity(alice):
+    response = share(alice, "a-1")
+    assert response.status_code == 200
+    url = response.json()["url"]
+    assert SHARED_URL_RE.match(url)
+    page = Client().get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Trip to Lisbon" in html
+    assert [(m["role"], m["content"]) for m in shared_messages(page)] == [
+        ("user", "plan a trip"),
+        ("assistant", "Day one: **Alfama**"),
+    ]
+    assert "alice" not in html
+    assert "u:" not in html
+    assert "a-1" not in html
+    assert 'id="continue-chat"' in html
+    assert 'id="composer"' not in html
+    assert 'id="sidebar"' not in html
+    assert "<script>" not in html  # the CSP allows no inline script: data comes through json_script
+    assert "no-cache" in page["Cache-Control"]
+
+
+def test_the_owner_asks_for_the_link_and_sharing_again_keeps_the_url_with_a_fresh_snapshot(alice):
+    assert alice.get("/c/a-1/share").status_code == 404  # not shared yet
+    first = share(alice, "a-1").json()["url"]
+    assert alice.get("/c/a-1/share").json()["url"] == first
+    conversation = Conversation.objects.get(session_id="a-1")
+    conversation.current_message = Message.objects.create(
+        conversation=conversation, parent=conversation.current_message, role="user", content="and day two?"
+    )
+    conversation.save(update_fields=["current_message"])
+    assert len(shared_messages(Client().get(first))) == 2  # frozen when shared
+    assert share(alice, "a-1").json()["url"] == first
+    assert shared_messages(Client().get(first))[-1]["content"] == "and day two?"
+
+
+def test_a_login_only_share_sends_anonymous_viewers_to_the_login_page(alice):
+    answer = share(alice, "a-1", login_required=True).json()
+    assert answer["login_required"] is True
+    path = answer["url"].removeprefix("http://testserver")
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/s/")
+    assert Client().post(f"{path}continue").status_code == 302
+    bob, _ = signed_in("bob")
+    assert bob.get(path).status_code == 200
+
+
+def test_revoking_makes_the_url_answer_404(alice):
+    url = share(alice, "a-1").json()["url"]
+    assert alice.delete("/c/a-1/share").json() == {"ok": True}
+    assert Client().get(url).status_code == 404
+    assert Client().post(f"{url}continue").status_code == 404
+    assert alice.delete("/c/a-1/share").status_code == 404  # nothing left to revoke
+    assert not Share.objects.exists()
+
+
+def test_another_owners_conversation_looks_missing(alice):
+    url = share(alice, "a-1").json()["url"]
+    bob, _ = signed_in("bob")
+    for response in (share(bob, "a-1"), bob.delete("/c/a-1/share"), bob.get("/c/a-1/share")):
+        assert (response.status_code, response.json()) == (404, {"code": "not_found"})
+    assert (share(bob, "nope").status_code, bob.delete("/c/nope/share").status_code) == (404, 404)
+    assert Client().get(url).status_code == 200  # still shared
+    assert Share.objects.count() == 1
+
+
+def test_bad_options_are_refused_and_nothing_is_stored(alice):
+    for body in ("{", "[1]", '{"login_required": "yes"}'):
+        response = alice.post("/c/a-1/share", body, content_type="application/json")
+        assert (response.status_code, response.json()["code"]) == (400, "invalid_share")
+    assert not Share.objects.exists()
+    assert alice.put("/c/a-1/share").status_code == 405
+
+
+def test_sharing_and_revoking_need_the_csrf_token():
+    user = get_user_model().objects.create_user("carol", password="pw-for-tests-only")
+    conversation_with(f"u:{user.pk}", "c-1", "Carol's", ("user", "hi"), ("assistant", "hello"))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert share(client, "c-1").status_code == 403
+    assert client.delete("/c/c-1/share").status_code == 403
+    assert not Share.objects.exists()
+    client.get("/c/c-1/")  # the page sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post(
+        "/c/c-1/share", "{}", content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 200
+    path = response.json()["url"].removeprefix("http://testserver")
+    viewer = Client(enforce_csrf_checks=True)
+    assert viewer.post(f"{path}continue").status_code == 403  # continuing is a form post with its token
+    page = viewer.get(path)
+    form_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+    assert viewer.post(f"{path}continue", {"csrfmiddlewaretoken": form_token}).status_code == 302
+
+
+def test_continuing_copies_into_the_viewers_own_namespace_and_leaves_the_original(alice):
+    url = share(alice, "a-1").json()["url"]
+    viewer = Client()
+    response = viewer.post(f"{url}continue")
+    assert response.status_code == 302
+    new_id = re.fullmatch(r"/c/([A-Za-z0-9_-]+)/", response["Location"])[1]
+    copy = Conversation.objects.get(session_id=new_id)
+    assert copy.owner_key.startswith("s:")
+    assert copy.owner_key == f"s:{copy.owner_session_key}"
+    assert copy.title == "Trip to Lisbon"
+    copied = list(Message.objects.history(copy))
+    assert [(m.role, m.content, m.total_tokens) for m in copied] == [
+        ("user", "plan a trip", None),
+        ("assistant", "Day one: **Alfama**", None),
+    ]
+    assert copy.current_message_id == copied[-1].pk
+    assert copied[1].parent_id == copied[0].pk
+    listed = viewer.get("/api/conversations/").json()["conversations"]
+    assert [c["session_id"] for c in listed] == [new_id]  # the viewer's own, in their list
+    original = Conversation.objects.get(session_id="a-1")
+    assert Message.objects.filter(conversation=original).count() == 2
+    assert [c["session_id"] for c in alice.get("/api/conversations/").json()["conversations"]] == ["a-1"]
+    bob, bob_key = signed_in("bob")
+    signed_in_copy = bob.post(f"{url}continue")["Location"].split("/")[2]
+    assert Conversation.objects.get(session_id=signed_in_copy).owner_key == bob_key
+
+
+def test_deleting_the_conversation_kills_its_share(alice):
+    url = share(alice, "a-1").json()["url"]
+    assert alice.post("/c/a-1/delete").status_code == 200
+    assert Client().get(url).status_code == 404
+    assert not Share.objects.exists()
+
+
+def test_only_the_active_branch_is_shared(alice):
+    conversation = Conversation.objects.get(session_id="a-1")
+    first_question = Message.objects.get(conversation=conversation, role="user")
+    Message.objects.create(
+        conversation=conversation, parent=first_question, role="assistant", content="other"
+    )
+    # The current message stays the first reply: the new version is on another branch.
+    shown = shared_messages(Client().get(share(alice, "a-1").json()["url"]))
+    assert [m["content"] for m in shown] == ["plan a trip", "Day one: **Alfama**"]
+    assert [(m["id"], m["parent_id"], m["siblings"]) for m in shown] == [(1, None, [1]), (2, 1, [2])]
+
+
+def test_attachments_are_named_in_a_share_but_their_files_are_never_served(client, settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path), "base_url": None},
+        },
+    }
+    client.get("/c/warmup/")  # the owner's browser session
+    uploaded = client.post(
+        "/api/attachments/", {"file": SimpleUploadedFile("notes.txt", b"secret notes", "text/plain")}
+    ).json()
+    owner_key = Attachment.objects.get().owner_key
+    conversation = Conversation.objects.create(owner_key=owner_key, session_id="f-1", title="Files")
+    Message.objects.create(
+        conversation=conversation, role="user", content="see attached", attachment_ids=[uploaded["id"]]
+    )
+    url = share(client, "f-1").json()["url"]
+    page = Client().get(url)
+    (message,) = shared_messages(page)
+    assert message["attachments"] == [
+        {"name": "notes.txt", "size": 12, "content_type": "text/plain; charset=utf-8"}
+    ]
+    html = page.content.decode()
+    assert uploaded["id"] not in html
+    assert uploaded["url"] not in html
+    assert Client().get(uploaded["url"]).status_code == 404  # the file stays its owner's
+    assert client.get(uploaded["url"]).status_code == 200
+
+
+def test_the_admin_lists_share_links_and_revokes_them(alice, admin_client):
+    url = share(alice, "a-1").json()["url"]
+    listing = admin_client.get("/admin/conversations/share/")
+    assert listing.status_code == 200
+    assert "Trip to Lisbon" in listing.content.decode()
+    response = admin_client.post(
+        "/admin/conversations/share/",
+        {"action": "revoke", "_selected_action": [Share.objects.get().pk]},
+        follow=True,
+    )
+    assert "Revoked 1 share link(s)" in response.content.decode()
+    assert Client().get(url).status_code == 404
+    assert Conversation.objects.filter(session_id="a-1").exists()  # the conversation stays
+
+
+def test_retention_takes_a_shared_conversation_and_its_share_along(alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations.upkeep import conversations_purge
+
+    url = share(alice, "a-1").json()["url"]
+    Conversation.objects.filter(session_id="a-1").update(updated_at=timezone.now() - timedelta(days=400))
+    assert conversations_purge(older_than_days=365) == 1
+    assert Client().get(url).status_code == 404
+    assert not Share.objects.exists()
