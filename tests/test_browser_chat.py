@@ -258,9 +258,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#connection")).to_have_text("connected")
         expect(self.page.locator("#model")).to_have_value("agent:researcher")
         expect(description).to_have_text("Finds sources and cites them.")
-        expect(self.bubbles("assistant").first.locator(".model")).to_have_text(
-            "GPT-5.1 → Opus 4.5"
-        )
+        expect(self.bubbles("assistant").first.locator(".model")).to_have_text("GPT-5.1 → Opus 4.5")
         expect(self.bubbles("assistant").first.locator(".handoff-marker")).to_have_count(1)  # from history
 
         # A refusal shows as such, and the usage detail names reasoning and cached tokens.
