@@ -547,6 +547,32 @@ class FeedbackInChromiumTests(browser.ChatBrowserTestCase):
         assert not Feedback.objects.exists()
         other_tab.close()
 
+    def test_feedback_given_on_the_page_is_listed_and_counted_in_the_admin(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from conversations.models import Feedback
+
+        self.chat_open()
+        self.message_send("rate me too")
+        reply = self.reply_finished(0)
+        reply.get_by_role("button", name="Good reply").click()
+        self.page.get_by_label("Feedback comment").fill("spot on")
+        self.page.get_by_label("Feedback comment").press("Enter")
+        for _ in range(50):  # the comment's frame is stored a moment after the page sent it
+            if Feedback.objects.filter(comment="spot on").exists():
+                break
+            self.page.wait_for_timeout(100)
+        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
+        admin = self.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        self.addCleanup(admin.context.close)
+        admin.goto(f"{self.live_server_url}/admin/login/?next=/admin/conversations/feedback/")
+        admin.get_by_label("Username").fill("ops")
+        admin.get_by_label("Password").fill("pw-for-tests-only")
+        admin.get_by_role("button", name="Log in").click()
+        expect(admin.locator("#result_list")).to_contain_text("spot on")
+        expect(admin.locator("#feedback-by-model")).to_contain_text("openai/gpt-5.1")
+        admin.screenshot(path=str(browser.ARTIFACTS / "admin-feedback.png"), full_page=True)
+
 
 class VersionSwitchInChromiumTests(browser.ChatBrowserTestCase):
     """Switching versions keeps the reader's place, with arrows of a real size."""
