@@ -14,6 +14,24 @@ from . import browser
 PRIVATE_ADDRESS = "https://10.0.0.7/mcp"
 PRIVATE_REFUSAL = "'https://10.0.0.7/mcp': private, loopback and local hosts are not allowed."
 PHONE = {"width": 390, "height": 844}
+AXE = browser.ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_violations(page: Page, selector: str) -> list[str]:
+    """What axe-core finds wrong inside `selector` (rule id and the first element's HTML), or []."""
+    page.evaluate(AXE.read_text())  # evaluated, not a script tag: the page's CSP refuses inline scripts
+    results = page.evaluate(
+        """async (selector) => {
+            const results = await axe.run(selector);
+            return {
+                passed: results.passes.length,
+                violations: results.violations.map((v) => `${v.id}: ${v.nodes[0].html}`),
+            };
+        }""",
+        selector,
+    )
+    assert results["passed"] > 0, "axe checked nothing there"
+    return list(results["violations"])
 
 
 class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
@@ -82,6 +100,7 @@ class ShortcutsInChromiumTests(browser.ChatBrowserTestCase):
         ):
             expect(dialog).to_contain_text(shown)
         self.screenshot_save("shortcuts.png", full_page=False)
+        assert accessibility_violations(self.page, "#shortcuts-dialog") == []
         self.page.keyboard.press("Escape")
         expect(dialog).to_be_hidden()
         expect(toggle).to_be_focused()
@@ -194,6 +213,7 @@ class PhoneLayoutInChromiumTests(browser.ChatBrowserTestCase):
         expect(page.locator("#mcp-error")).to_be_in_viewport()
         assert not layout_measure(page)["sideways"]
         self.screenshot_save("mobile-options.png", full_page=False)
+        assert accessibility_violations(page, "#composer") == []
         page.locator("#mcp").fill("")
         expect(page.locator("#mcp-error")).to_be_empty()
         toggle.click()

@@ -21,8 +21,12 @@ function listOpen() {
   dialog.showModal();
 }
 
+// Inputs that take no typing: a plain key there is free for a shortcut.
+const UNTYPED_INPUTS = new Set(["checkbox", "radio", "button", "submit", "reset", "range", "color", "file"]);
+
 function typingIn(target) {
-  return Boolean(target.closest && target.closest("input, textarea, select, [contenteditable]"));
+  if (target.isContentEditable || target.matches?.("textarea, select")) return true;
+  return target instanceof HTMLInputElement && !UNTYPED_INPUTS.has(target.type);
 }
 
 /** Focus the sidebar's search, opening the drawer first where the sidebar is one (narrow screens). */
