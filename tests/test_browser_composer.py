@@ -216,6 +216,11 @@ class PhoneLayoutInChromiumTests(browser.ChatBrowserTestCase):
         assert accessibility_violations(page, "#composer") == []
         page.locator("#mcp").fill("")
         expect(page.locator("#mcp-error")).to_be_empty()
+        page.locator("#settings-summary").click()
+        expect(page.locator("#setting-temperature")).to_be_in_viewport()
+        assert not layout_measure(page)["sideways"]
+        self.screenshot_save("mobile-settings.png", full_page=False)
+        page.locator("#settings-summary").click()
         toggle.click()
         expect(page.locator("#mcp-controls")).to_be_hidden()
 
