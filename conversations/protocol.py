@@ -169,7 +169,7 @@ def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "agent": _optional_name(data.get("agent"), UnknownAgent, "`agent` (an agent's slug)"),
         "model": _optional_name(data.get("model"), UnknownModel, "`model` (a model's name)"),
-        "mcp_servers": _optional_mcp_servers(data.get("mcp_servers")),
+        "mcp_servers": mcp_servers_parse(data.get("mcp_servers")),
         "client_id": _optional_client_id(data.get("client_id")),
         "settings": _optional_settings(data.get("settings")),
     }
@@ -260,7 +260,12 @@ def _optional_name(value: Any, refused: type[ChatError], what: str) -> str | Non
     return text_storable(value)
 
 
-def _optional_mcp_servers(value: Any) -> list[str] | None:
+def mcp_servers_parse(value: Any) -> list[str] | None:
+    """Return a frame's `mcp_servers` without empty entries (None when left out): the shape only, the
+    servers themselves are judged by answerers.mcp_servers_clean.
+
+    Raise InvalidMcpServer for anything but a list of strings, or an entry with control characters.
+    """
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):

@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/agents/", views.agent_list, name="agent_list"),
     path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
     path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
+    path("api/mcp-servers/check", views.mcp_servers_check, name="mcp_servers_check"),
     path("api/mcp-credentials/", views.mcp_credentials_list, name="mcp_credentials_list"),
     path("api/mcp-credentials/<int:preset_id>/", views.mcp_credentials_one, name="mcp_credentials_one"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/rename$", views.conversation_rename, name="rename"),

@@ -17,8 +17,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import health, mcp_credentials, selectors, upkeep
-from .exceptions import ChatError
+from . import answerers, health, mcp_credentials, protocol, selectors, upkeep
+from .exceptions import ChatError, InvalidMcpServer
 from .handover import anonymous_owner_note
 from .models import MCPServerPreset
 from .owners import Owner, http_refusal
@@ -188,6 +188,32 @@ def agent_list(request: HttpRequest) -> JsonResponse:
     if settings.CHAT_REQUIRE_LOGIN and not request.user.is_authenticated:
         return JsonResponse({"code": "login_required", "message": "Sign in to see the agents."}, status=401)
     return JsonResponse({"agents": selectors.agents_enabled()})
+
+
+def _check_refused(refusal: str) -> HttpResponse:
+    """A check without an owner: 401 when a login would help, 403 for a cookie-less client."""
+    if refusal == "login_required":
+        return JsonResponse({"code": refusal, "message": "Sign in to check MCP servers."}, status=401)
+    return JsonResponse(
+        {"code": refusal, "message": "MCP servers are checked for a signed-in user or a browser session."},
+        status=403,
+    )
+
+
+@require_GET
+@conversation_owner_required(refused=_check_refused)
+def mcp_servers_check(request: HttpRequest, owner: Owner) -> JsonResponse:
+    """Judge `?servers=` (comma separated) as a turn judges its `mcp_servers`, sending and storing nothing:
+    `{"ok": true}`, or `{"ok": false, "code": "invalid_mcp_server", "message"}` naming the entry at fault.
+
+    Cheap enough to ask at every pause in typing: no upstream call, and at most one query (the presets
+    offering an internal host, only when one is named)."""
+    try:
+        servers = protocol.mcp_servers_parse(request.GET.get("servers", "").split(","))
+        answerers.mcp_servers_clean(servers or [])
+    except InvalidMcpServer as exc:
+        return JsonResponse({"ok": False, "code": exc.code, "message": exc.message})
+    return JsonResponse({"ok": True})
 
 
 def _sign_in_first(request: HttpRequest) -> HttpResponse | None:

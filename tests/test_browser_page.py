@@ -366,6 +366,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             page = self.page = context.new_page()
             self.chat_open()
             self.standin.script({"reply": JOURNEY_REPLY, "delay_ms": 2})
+            if name.startswith("mobile"):
+                page.locator("#options-toggle").click()  # a phone folds the controls behind one row
             page.get_by_text("Weather", exact=True).click()  # a chip, switched on
             self.message_send(f"layout check {name}")
             self.reply_finished(0)

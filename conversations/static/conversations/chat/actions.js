@@ -10,10 +10,11 @@ const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
 const announcer = document.getElementById("announcer");
 
-// Escape stops the reply from anywhere but a field of its own (an edit, the title, the search, a dialog).
+// Escape stops the reply from anywhere but a field or dialog of its own (an edit, the title, the search,
+// the shortcut list); Shift+Escape is another shortcut's (shortcuts.js).
 document.addEventListener("keydown", (event) => {
   const own = event.target.closest && event.target.closest(".editor, #chat-title, #sidebar, dialog");
-  if (event.key === "Escape" && state.live && !own) transmit({ type: "stop" });
+  if (event.key === "Escape" && !event.shiftKey && state.live && !own) transmit({ type: "stop" });
 });
 stopButton.addEventListener("click", () => {
   transmit({ type: "stop" });
@@ -21,6 +22,24 @@ stopButton.addEventListener("click", () => {
 });
 
 // --- message actions ---
+
+/** Copy the text of the newest reply shown that has text, as written (its Markdown); say so aloud too. */
+export async function lastReplyCopy() {
+  const replies = Array.from(list.querySelectorAll(".message.assistant[data-message-id]")).reverse();
+  const text = replies
+    .map((root) => state.shown.get(Number(root.dataset.messageId))?.message.content || "")
+    .find(Boolean);
+  if (!text) {
+    announcer.textContent = "No reply to copy yet";
+    return;
+  }
+  try {
+    await navigator.clipboard.writeText(text);
+    announcer.textContent = "Copied the last reply";
+  } catch {
+    announcer.textContent = "Copy failed";
+  }
+}
 
 async function copyText(text, button) {
   try {

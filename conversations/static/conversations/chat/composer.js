@@ -1,12 +1,14 @@
 // The composer: the message box, the model and MCP controls (checked as you type), and the frames that
 // start a reply (a message, an edit, a regenerate), kept pending until the server acknowledges them.
 // Also what the controls show of the page's state: Send disabled while busy, Stop while a reply streams.
+// On a phone the controls wait behind one "Options" row that names the model.
 
 import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
 import { credentialsAsk } from "./credentials.js";
 import { attachmentsChosen, attachmentsClear, attachmentsUploading } from "./attachments.js";
 import { settingsAllow, settingsChosen, settingsFromConversation, settingsValid } from "./settings-panel.js";
+import { mcpCheckSoon } from "./mcp-check.js";
 
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
@@ -22,6 +24,8 @@ const AGENT_PREFIX = "agent:";
 const mcpInput = document.getElementById("mcp");
 const mcpError = document.getElementById("mcp-error");
 const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
+const optionsToggle = document.getElementById("options-toggle");
+const optionsSummary = document.getElementById("options-summary");
 
 // Mirrors conversations/validators.py, so a typo is shown while typing; the server checks again.
 const MCP_SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$/;
@@ -87,6 +91,7 @@ function answererShow() {
   agentDescription.hidden = !description;
   const isAgent = Boolean(option && option.value.startsWith(AGENT_PREFIX));
   mcpControls.disabled = isAgent;
+  optionsSummaryShow();
   if (isAgent) settingsAllow("settingsEditable" in option.dataset, { owner: option.dataset.name });
   else settingsAllow(true, { outputLimit: option ? Number(option.dataset.outputLimit) || null : null });
 }
@@ -103,6 +108,7 @@ export function controlsFromConversation(conversation) {
   for (const box of presetBoxes) box.checked = servers.has(box.value);
   mcpInput.value = [...servers].filter((s) => !presetBoxes.some((b) => b.value === s)).join(", ");
   mcpValidate();
+  optionsSummaryShow();
   settingsFromConversation(conversation);
 }
 
@@ -123,11 +129,53 @@ function typedServers() {
   return mcpInput.value.split(/[\s,]+/).filter(Boolean);
 }
 
+// The server's last verdict: the servers it judged (joined by commas) and its refusal ("" when fine).
+let serverVerdict = { key: "", message: "" };
+
+/** Show the field's error: the shape check's at once, else the server's verdict on these very servers. */
 function mcpValidate() {
-  const error = typedServers().map(mcpTargetError).find(Boolean) || "";
+  const shapeError = typedServers().map(mcpTargetError).find(Boolean) || "";
+  const refused = serverVerdict.key === selectedServers().join(",") ? serverVerdict.message : "";
+  const error = shapeError || refused;
   mcpError.textContent = error;
   mcpInput.setAttribute("aria-invalid", String(Boolean(error)));
   return !error;
+}
+
+/** Check as you type: the shape here and now, the rest by the server once typing pauses. */
+function mcpCheck() {
+  if (!mcpValidate() || modelSelect.value.startsWith(AGENT_PREFIX)) return;
+  mcpCheckSoon(selectedServers(), (key, message) => {
+    serverVerdict = { key, message };
+    mcpValidate();
+  });
+}
+
+/** The server refused these servers (a turn's `invalid_mcp_server`): say so under the field, not in the thread. */
+export function mcpRefused(message) {
+  serverVerdict = { key: selectedServers().join(","), message };
+  mcpError.textContent = message;
+  mcpInput.setAttribute("aria-invalid", "true");
+  mcpFieldFocus();
+}
+
+function mcpFieldFocus() {
+  optionsShow(true); // on a phone the field may be folded away
+  mcpInput.focus();
+}
+
+// --- the Options row (phones) ---
+
+function optionsShow(open) {
+  form.classList.toggle("options-open", open);
+  optionsToggle.setAttribute("aria-expanded", String(open));
+}
+
+/** The folded row names what the controls hold: the model or agent, and the MCP servers chosen. */
+function optionsSummaryShow() {
+  const option = modelSelect.selectedOptions[0];
+  const count = modelSelect.value.startsWith(AGENT_PREFIX) ? 0 : selectedServers().length;
+  optionsSummary.textContent = (option ? option.textContent : "") + (count ? ` · ${count} MCP` : "");
 }
 
 function selectedServers() {
@@ -150,7 +198,7 @@ function canSend() {
   if (!settingsValid()) return false;
   if (modelSelect.value.startsWith(AGENT_PREFIX)) return true;
   if (!mcpValidate()) {
-    mcpInput.focus();
+    mcpFieldFocus();
     return false;
   }
   return !credentialsAsk(selectedServers());
@@ -178,16 +226,21 @@ function send() {
   if (!text.trim() && !attachments.length) return;
   if (attachmentsUploading()) return; // Send again once they are up (the chips show their progress)
   const frame = attachments.length ? { message: text, attachments } : { message: text };
-  if (replyRequest(frame, { clearsInput: true })) input.focus(); // Send is disabled now
+  if (replyRequest(frame, { clearsInput: true })) {
+    optionsShow(false); // a phone gives the thread its room back
+    input.focus(); // Send is disabled now
+  }
 }
 
 for (const control of [modelSelect, mcpInput, ...presetBoxes]) {
   control.addEventListener("input", () => {
     state.controlsTouched = true;
-    if (control === mcpInput) mcpValidate();
+    if (control !== modelSelect) mcpCheck();
     if (control === modelSelect) answererShow();
+    optionsSummaryShow();
   });
 }
+optionsToggle.addEventListener("click", () => optionsShow(!form.classList.contains("options-open")));
 answererShow();
 form.addEventListener("submit", (event) => {
   event.preventDefault();

@@ -1,14 +1,16 @@
 // The chat page: one WebSocket per tab on the open conversation, speaking the history / history_page /
 // start / chunk / tool / done / error protocol. Conversations switch without a page load (pushState).
 // This entry wires the modules: socket.js (the connection), thread.js (what is shown, and the frames),
-// composer.js (the message box and its controls), actions.js (stop, and each message's buttons), with
-// their shared state in state.js. sidebar.js, a classic script after this one, uses window.chatApp.
+// composer.js (the message box and its controls, with mcp-check.js), actions.js (stop, and each message's
+// buttons), shortcuts.js (the keyboard's, and their list), with their shared state in state.js.
+// sidebar.js, a classic script after this one, uses window.chatApp.
 
 import { state } from "./state.js";
 import { connect, frameHandlerSet, socketDrop, socketExists } from "./socket.js";
 import { liveDrop, onFrame, threadReset } from "./thread.js";
 import { controlsRefresh, inputFocus, pendingSettle } from "./composer.js";
 import "./actions.js";
+import "./shortcuts.js";
 import { csrfToken } from "./csrf.js";
 
 const SESSION_PATH_RE = /^\/c\/([A-Za-z0-9_-]{1,64})\/$/;

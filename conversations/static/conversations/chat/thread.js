@@ -4,7 +4,14 @@
 
 import { state } from "./state.js";
 import { socketRestart, transmit } from "./socket.js";
-import { controlsFromConversation, controlsRefresh, inputFocus, pendingRefused, pendingSettle } from "./composer.js";
+import {
+  controlsFromConversation,
+  controlsRefresh,
+  inputFocus,
+  mcpRefused,
+  pendingRefused,
+  pendingSettle,
+} from "./composer.js";
 
 const { messageView, endingShow, toolAdd, replyContentShow } = window.ChatMessages;
 const chat = document.getElementById("chat");
@@ -282,6 +289,11 @@ function onError(frame) {
   }
   if (frame.code === "invalid_message" && loadingOlder) {
     loadingOlder = false; // the page asked for no longer exists (a branch switch): nothing to show
+    return;
+  }
+  if (frame.code === "invalid_mcp_server") {
+    mcpRefused(frame.message); // under the field that caused it: the thread stays the conversation's
+    pendingRefused();
     return;
   }
   systemLine(`Error: ${frame.message}`);

@@ -1,0 +1,239 @@
+"""The composer in chromium: MCP servers judged by the server as you type, keyboard shortcuts and their
+list, and the compact phone layout."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from conversations.models import MCPServerPreset, Message
+
+from . import browser
+
+PRIVATE_ADDRESS = "https://10.0.0.7/mcp"
+PRIVATE_REFUSAL = "'https://10.0.0.7/mcp': private, loopback and local hosts are not allowed."
+PHONE = {"width": 390, "height": 844}
+AXE = browser.ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_violations(page: Page, selector: str) -> list[str]:
+    """What axe-core finds wrong inside `selector` (rule id and the first element's HTML), or []."""
+    page.evaluate(AXE.read_text())  # evaluated, not a script tag: the page's CSP refuses inline scripts
+    results = page.evaluate(
+        """async (selector) => {
+            const results = await axe.run(selector);
+            return {
+                passed: results.passes.length,
+                violations: results.violations.map((v) => `${v.id}: ${v.nodes[0].html}`),
+            };
+        }""",
+        selector,
+    )
+    assert results["passed"] > 0, "axe checked nothing there"
+    return list(results["violations"])
+
+
+class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
+    """A private address is refused under the field while typing; Send is blocked; the thread stays clean."""
+
+    def test_a_private_address_is_refused_under_the_field_within_a_second_and_nothing_is_sent(self) -> None:
+        self.chat_open()
+        mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
+        mcp.fill(PRIVATE_ADDRESS)  # the right shape: only the server can tell it is private
+        expect(error).to_have_text(PRIVATE_REFUSAL, timeout=1000)
+        expect(mcp).to_have_attribute("aria-invalid", "true")
+
+        self.page.locator("#input").fill("hello over a private server")
+        self.page.locator("#input").press("Enter")
+        expect(mcp).to_be_focused()
+        expect(self.page.locator("#input")).to_have_value("hello over a private server")
+        expect(self.bubbles("user")).to_have_count(0)
+        expect(self.page.locator("#messages .system")).to_have_count(0)
+        assert self.standin.requests() == []
+        assert Message.objects.count() == 0
+
+        mcp.fill("acme/weather")
+        expect(error).to_be_empty()
+        expect(mcp).to_have_attribute("aria-invalid", "false")
+        self.page.locator("#input").press("Enter")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        assert self.standin.requests()[-1]["body"]["mcp_servers"] == ["acme/weather"]
+
+    def test_the_sockets_refusal_goes_under_the_field_not_into_the_thread(self) -> None:
+        self.chat_open()
+        # Without the as-you-type check (it fails), Send goes through and the turn itself refuses.
+        self.page.route("**/api/mcp-servers/check*", lambda route: route.abort())
+        self.page.locator("#mcp").fill(PRIVATE_ADDRESS)
+        self.message_send("sent before any check")
+        expect(self.page.locator("#mcp-error")).to_have_text(PRIVATE_REFUSAL)
+        expect(self.page.locator("#mcp")).to_be_focused()
+        expect(self.page.locator("#mcp")).to_have_attribute("aria-invalid", "true")
+        expect(self.page.locator("#messages .system")).to_have_count(0)
+        expect(self.bubbles("user")).to_have_count(0)
+        expect(self.page.locator("#input")).to_have_value("sent before any check")
+        assert self.standin.requests() == []
+        assert Message.objects.count() == 0
+
+
+class ShortcutsInChromiumTests(browser.ChatBrowserTestCase):
+    """`?` lists the shortcuts; each one does what the list says."""
+
+    def test_question_mark_opens_the_list_and_escape_closes_it_giving_focus_back(self) -> None:
+        self.chat_open()
+        dialog = self.page.locator("#shortcuts-dialog")
+        self.page.keyboard.type("?")  # typing in the message box: just a character
+        expect(self.page.locator("#input")).to_have_value("?")
+        expect(dialog).to_be_hidden()
+
+        toggle = self.page.locator("#theme-toggle")
+        toggle.focus()
+        self.page.keyboard.press("?")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_have_attribute("aria-labelledby", "shortcuts-title")
+        for shown in (
+            "New chat",
+            "Search chats",
+            "Copy the last reply",
+            "Stop the reply",
+            "Focus the message box",
+        ):
+            expect(dialog).to_contain_text(shown)
+        self.screenshot_save("shortcuts.png", full_page=False)
+        assert accessibility_violations(self.page, "#shortcuts-dialog") == []
+        self.page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(toggle).to_be_focused()
+
+        # The visible control opens it too, and Ctrl+/ works even from the message box.
+        self.page.locator("#shortcuts-open").click()
+        expect(dialog).to_be_visible()
+        self.page.locator("#shortcuts-close").click()
+        expect(dialog).to_be_hidden()
+        self.page.locator("#input").focus()
+        self.page.keyboard.press("Control+/")
+        expect(dialog).to_be_visible()
+        self.page.keyboard.press("Escape")
+        expect(self.page.locator("#input")).to_be_focused()
+
+    def test_each_shortcut_does_its_thing(self) -> None:
+        context = self.browser.new_context(
+            viewport={"width": 1100, "height": 800}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        self.addCleanup(context.close)
+        page = self.page = context.new_page()
+        first = self.chat_open()
+        keyboard = page.keyboard
+        self.message_send("copy me [[standin reply=The%20answer%20is%20**42**.]]")
+        self.reply_finished(0)
+
+        keyboard.press("Control+Shift+C")
+        expect(page.locator("#announcer")).to_have_text("Copied the last reply")
+        reply = Message.objects.get(conversation__session_id=first, role="assistant")
+        assert (
+            page.evaluate("() => navigator.clipboard.readText()") == reply.content == "The answer is **42**."
+        )
+
+        keyboard.press("Control+k")
+        expect(page.locator("#conversation-search")).to_be_focused()
+        keyboard.press("Shift+Escape")
+        expect(page.locator("#input")).to_be_focused()
+
+        # Escape stops a streaming reply.
+        self.message_send("a long one [[standin tokens=400 delay_ms=20]]")
+        self.stream_samples(1)
+        keyboard.press("Escape")
+        expect(self.reply_finished(1)).to_have_class(re.compile(r"\binterrupted\b"))
+
+        keyboard.press("Control+Shift+O")
+        expect(page).not_to_have_url(re.compile(rf"/c/{first}/$"))
+        expect(page).to_have_url(browser.CHAT_URL_RE)
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator("#input")).to_be_focused()
+        expect(self.bubbles("user")).to_have_count(0)
+
+
+def layout_measure(page: Page) -> dict:
+    return page.evaluate(
+        """() => {
+        const input = document.getElementById('input');
+        const style = getComputedStyle(input);
+        const probe = document.createElement('span');
+        probe.style.font = style.font;
+        probe.style.whiteSpace = 'nowrap';
+        probe.textContent = input.placeholder;
+        document.body.appendChild(probe);
+        const placeholderWidth = probe.getBoundingClientRect().width;
+        probe.remove();
+        const box = (id) => document.getElementById(id).getBoundingClientRect();
+        return {
+            sideways: document.documentElement.scrollWidth > window.innerWidth,
+            height: window.innerHeight,
+            chat: box('chat').height,
+            placeholderWidth,
+            inputRoom: input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight),
+            send: [box('send').width, box('send').height],
+            attach: [box('attach').width, box('attach').height],
+            options: [box('options-toggle').width, box('options-toggle').height],
+            composerBottom: box('composer').bottom,
+        };
+    }"""
+    )
+
+
+class PhoneLayoutInChromiumTests(browser.ChatBrowserTestCase):
+    """At 390 x 844 the thread has most of the height; the controls wait behind one row."""
+
+    def test_the_phone_layout_is_compact(self) -> None:
+        MCPServerPreset.objects.create(label="Web search", target="tavily/search")
+        MCPServerPreset.objects.create(label="Weather", target="acme/weather")
+        context = self.browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+        self.addCleanup(context.close)
+        page = self.page = context.new_page()
+        self.chat_open()
+        layout = layout_measure(page)
+        assert not layout["sideways"]
+        assert layout["chat"] >= 0.55 * layout["height"], layout
+        assert layout["placeholderWidth"] <= layout["inputRoom"], layout
+        assert min(layout["send"]) >= 44, layout
+        assert min(layout["attach"]) >= 44, layout
+        assert layout["options"][1] >= 32, layout
+        assert layout["composerBottom"] <= layout["height"] + 0.5
+        expect(page.locator("#mcp-controls")).to_be_hidden()
+        self.screenshot_save("mobile-composer.png", full_page=False)
+
+        toggle = page.locator("#options-toggle")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        page.get_by_text("Weather", exact=True).click()
+        expect(toggle).to_contain_text("1 MCP")
+        page.locator("#mcp").fill(PRIVATE_ADDRESS)
+        expect(page.locator("#mcp-error")).to_have_text(PRIVATE_REFUSAL)
+        expect(page.locator("#mcp-error")).to_be_in_viewport()
+        assert not layout_measure(page)["sideways"]
+        self.screenshot_save("mobile-options.png", full_page=False)
+        assert accessibility_violations(page, "#composer") == []
+        page.locator("#mcp").fill("")
+        expect(page.locator("#mcp-error")).to_be_empty()
+        page.locator("#settings-summary").click()
+        expect(page.locator("#setting-temperature")).to_be_in_viewport()
+        assert not layout_measure(page)["sideways"]
+        self.screenshot_save("mobile-settings.png", full_page=False)
+        page.locator("#settings-summary").click()
+        toggle.click()
+        expect(page.locator("#mcp-controls")).to_be_hidden()
+
+        self.message_send("on a phone [[standin tokens=60]]")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        assert self.standin.requests()[-1]["body"]["mcp_servers"] == ["acme/weather"]
+        layout = layout_measure(page)
+        assert not layout["sideways"]
+        assert layout["chat"] >= 0.55 * layout["height"], layout
+        self.screenshot_save("mobile-thread.png", full_page=False)
+
+        # Search chats opens the drawer first.
+        page.keyboard.press("Control+k")
+        expect(page.locator("#sidebar")).to_be_in_viewport()
+        expect(page.locator("#conversation-search")).to_be_focused()
+        self.screenshot_save("mobile-search.png", full_page=False)
