@@ -44,7 +44,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert (user.role, user.content) == ("user", shown_user)
         assert shown_user == text
         assert (reply.role, reply.status, words(reply.content)) == ("assistant", "complete", shown_reply)
-        assert shown_reply.startswith("You said: tell me a story ")
+        assert shown_reply.startswith("You asked: “tell me a story”. Here is a short answer. ")
         assert reply.completion_tokens == 80
         assert shown_status == f"{reply.total_tokens} tokens"
         assert (conversation.model, user.model, reply.model) == (CHOSEN_MODEL,) * 3
@@ -88,7 +88,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
             expect(user_bubble.locator(".content")).to_have_text(markup)
             expect(user_bubble.get_by_text(markup, exact=True)).to_be_visible()
             replies = self.bubbles("assistant").locator(".content")
-            expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You said: {markup} ")))
+            expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You asked: “{markup}”. ")))
             expect(replies.nth(2)).to_have_text("<script>alert(2)</script><b>bold</b>")
             expect(self.bubbles("user").nth(1).locator(".content")).to_have_text(
                 "<script>window.pwned = true; alert(3)</script>"
@@ -114,7 +114,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         self.message_send("and this one works [[standin status=]]")
         recovered = self.reply_finished(1)
         expect(recovered).to_have_class(re.compile(r"\bcomplete\b"))
-        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You said: this one breaks "))
+        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You asked: “this one breaks "))
         expect(recovered.locator(".status")).to_have_text(TOKENS_RE)
         self.screenshot_save("browser-chat-upstream-error.png")
 
