@@ -165,8 +165,9 @@ def title_of_conversation(text: str) -> str:
     """A short title from a conversation's words: the first few words that say something, capitalised."""
     user_part = re.split(r"\bAssistant:", text, maxsplit=1)[0]
     labels_out = [word for word in user_part.split() if not word.endswith(":")]  # "User:"
-    words = [word.strip(".,!?:;\"'()[]*_`#>“”").lower() for word in labels_out]
-    kept = [word for word in words if word and word not in STOPWORDS]
+    words = [word.strip(".,!?:;\"'()[]*_`#>“”") for word in labels_out]
+    kept = [word for word in words if word and word.lower() not in STOPWORDS]
     if not kept:
         return "New conversation"
-    return " ".join(kept[:TITLE_WORDS]).capitalize()
+    title = " ".join(kept[:TITLE_WORDS])
+    return title[0].upper() + title[1:]

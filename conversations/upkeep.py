@@ -94,11 +94,13 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
 
 
 def conversation_rename(*, owner_key: str, session_id: str, title: str) -> bool:
-    """Retitle the owner's conversation (trimmed, at most 200 characters); False if they have none."""
+    """Retitle the owner's conversation (trimmed, at most 200 characters), for good: the model's title
+    never replaces it. False if they have none."""
     title = " ".join(text_storable(title).split())[:200]
     if not title:
         raise InvalidMessage("A title cannot be empty.")
-    return bool(Conversation.objects.filter(owner_key=owner_key, session_id=session_id).update(title=title))
+    renamed = Conversation.objects.filter(owner_key=owner_key, session_id=session_id)
+    return bool(renamed.update(title=title, title_source=Conversation.TitleSource.USER))
 
 
 @transaction.atomic

@@ -35,6 +35,8 @@ async def event_handle(instance: Instance, event: dict[str, Any]) -> None:
         await _on_reply_started(instance, event)
     elif kind == "branch.switched":
         await _on_branch_switched(instance, event)
+    elif kind == "title.changed":
+        await _on_title_changed(instance, event)
 
 
 def _room_announced(instance: Instance, event: dict[str, Any]) -> live.ConversationRoom | None:
@@ -70,6 +72,13 @@ async def _on_branch_switched(instance: Instance, event: dict[str, Any]) -> None
     room = _room_announced(instance, event)
     if room is not None:
         await history_broadcast(instance, room.ref)
+
+
+async def _on_title_changed(instance: Instance, event: dict[str, Any]) -> None:
+    """Another instance stored a conversation's new title: its sockets here get the `title` frame."""
+    room = _room_announced(instance, event)
+    if room is not None:
+        await room.broadcast(event["frame"])
 
 
 async def resubscribed(instance: Instance) -> None:

@@ -70,7 +70,8 @@ class Instance:
     rooms: Rooms = field(default_factory=Rooms)
     sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
     turn_writer: TurnWriter = field(default_factory=TurnWriter)
-    # Reply tasks (local and followed), referenced so the event loop never collects one mid-reply.
+    # Reply tasks (local and followed, and the title requests after first replies), referenced so the
+    # event loop never collects one mid-reply.
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False
     heartbeat: asyncio.Task[None] | None = None
