@@ -21,7 +21,8 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
     def test_a_reply_grows_on_screen_then_is_stored_and_survives_a_reload(self) -> None:
         session_id = self.chat_open()
         self.page.locator("#model").select_option(CHOSEN_MODEL)
-        text = "tell me a story [[standin tokens=80 delay_ms=25]]"
+        # Plain text (the echo), so the words shown are the words stored.
+        text = "tell me a story [[standin tokens=80 delay_ms=25 echo=1]]"
         self.message_send(text)
 
         # Two samples of the bubble's text, each taken while it streams and the stop button shows.
@@ -44,7 +45,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert (user.role, user.content) == ("user", shown_user)
         assert shown_user == text
         assert (reply.role, reply.status, words(reply.content)) == ("assistant", "complete", shown_reply)
-        assert shown_reply.startswith("You asked: “tell me a story”. Here is a short answer. ")
+        assert shown_reply.startswith("You said: tell me a story ")
         assert reply.completion_tokens == 80
         assert shown_status == f"{reply.total_tokens} tokens"
         assert (conversation.model, user.model, reply.model) == (CHOSEN_MODEL,) * 3
