@@ -140,6 +140,7 @@ async def test_a_title_the_user_wrote_is_never_overwritten(
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
     renamed = await browser_client().post("/c/t1/rename", {"title": "  My   own title "})
     assert renamed.status_code == 200
+    assert await chat_socket.receive_json_from(timeout=5) == {"type": "title", "title": "My own title"}
     await titles_settle()
 
     assert [r["kind"] for r in standin.requests()] == ["reply", "title"]  # asked, then not stored

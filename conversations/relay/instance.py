@@ -181,6 +181,14 @@ async def _instance_start() -> Instance:
     return instance
 
 
+def instance_running() -> Instance | None:
+    """This event loop's instance if it has started, else None (it never starts one)."""
+    starting = _instances.get(asyncio.get_running_loop())
+    if starting is None or not starting.done() or starting.cancelled() or starting.exception() is not None:
+        return None
+    return starting.result()
+
+
 def events_listening() -> bool:
     """False while an instance of this process cannot hear the other instances (readiness, which asks
     from a worker thread while the event loop may be adding an instance: then it asks again)."""

@@ -12,7 +12,7 @@ from .. import protocol, titles, upstream
 from ..exceptions import ChatError
 from ..owners import ConversationRef
 from .dbcall import db_call
-from .instance import Instance
+from .instance import Instance, instance_running
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ async def title_write(instance: Instance, ref: ConversationRef, reply_id: int) -
         logger.exception("title not written: the first line stays", extra=extra)
         return
     if stored:
+        await title_tell(instance, ref, title)
+
+
+async def title_renamed(ref: ConversationRef, title: str) -> None:
+    """A rename (from the view, run on the server's event loop): the `title` frame to the conversation's
+    sockets, here and on the other instances. A process whose instance has not started has no socket
+    to tell, and tells no other instance: their sockets show the new name at their next history."""
+    instance = instance_running()
+    if instance is not None:
         await title_tell(instance, ref, title)
 
 
