@@ -16,7 +16,7 @@ from conversations.titles import TITLE_INSTRUCTIONS, title_first_line, title_fro
 
 from .conftest import BROWSER_SESSION_KEY, StandIn, reply_collect, socket_open
 from .processes import DaphneServer
-from .servers import ChatClient
+from .servers import ChatClient, until
 
 TITLE_MODEL = "openai/gpt-5-mini"
 
@@ -77,7 +77,10 @@ async def test_the_first_reply_is_followed_by_the_models_title_everywhere(
     assert frames[-1]["type"] == "done"
     assert (await Conversation.objects.aget(session_id="t1")).title == "Tell me a story about dragons"
 
-    assert await chat_socket.receive_json_from(timeout=5) == {"type": "title", "title": "Story about dragons"}
+    assert await chat_socket.receive_json_from(timeout=10) == {
+        "type": "title",
+        "title": "Story about dragons",
+    }
     conversation = await Conversation.objects.aget(session_id="t1")
     assert (conversation.title, conversation.title_source) == ("Story about dragons", "model")
 
@@ -122,10 +125,10 @@ async def test_a_title_request_past_its_timeout_is_given_up(
     chat_socket, standin: StandIn, model_titles: None, settings: Any
 ) -> None:
     settings.CHAT_TITLE_TIMEOUT = 0.5
-    standin.title_script({"first_delay_ms": 3000})
+    standin.title_script({"first_delay_ms": 8000})
     await chat_socket.send_json_to({"message": "slow title please [[standin tokens=3]]"})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
-    async with asyncio.timeout(2.5):
+    async with asyncio.timeout(6):  # given up at 0.5 s, long before the answer would come
         await titles_settle()
     assert await chat_socket.receive_nothing(timeout=0.3)
     assert (await Conversation.objects.aget(session_id="t1")).title == "slow title please"
@@ -135,12 +138,17 @@ async def test_a_title_request_past_its_timeout_is_given_up(
 async def test_a_title_the_user_wrote_is_never_overwritten(
     chat_socket, standin: StandIn, model_titles: None
 ) -> None:
-    standin.title_script({"first_delay_ms": 600})  # the rename lands while the model writes its title
+    standin.title_script({"first_delay_ms": 3000})  # the rename lands while the model writes its title
     await chat_socket.send_json_to({"message": "name me later [[standin tokens=3]]"})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+
+    async def title_asked() -> bool:
+        return [r["kind"] for r in standin.requests()] == ["reply", "title"]
+
+    await until(title_asked, wait=5)  # the model is now writing its title
     renamed = await browser_client().post("/c/t1/rename", {"title": "  My   own title "})
     assert renamed.status_code == 200
-    assert await chat_socket.receive_json_from(timeout=5) == {"type": "title", "title": "My own title"}
+    assert await chat_socket.receive_json_from(timeout=10) == {"type": "title", "title": "My own title"}
     await titles_settle()
 
     assert [r["kind"] for r in standin.requests()] == ["reply", "title"]  # asked, then not stored
@@ -156,7 +164,7 @@ async def test_only_the_first_reply_asks_for_a_title(
 ) -> None:
     await chat_socket.send_json_to({"message": "first question [[standin tokens=3]]"})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
-    assert (await chat_socket.receive_json_from(timeout=5))["type"] == "title"
+    assert (await chat_socket.receive_json_from(timeout=10))["type"] == "title"
     await chat_socket.send_json_to({"message": "second question [[standin tokens=3]]"})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
     await titles_settle()
