@@ -56,7 +56,7 @@ from .standin_parts import has_image, ocr_pages, parts_described
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
 FILLER = ("lorem ", "ipsum ", "dolor ", "sit ", "amet ")
-# The length of an echoed reply (`echo=1`) when no `tokens` is given.
+# The length of an echoed (`echo=1`) or stamped reply when no `tokens` is given (an answer has its own).
 ECHO_TOKENS = 40
 MAX_RECORDS = 10_000
 STALL_LIMIT_S = 300.0
