@@ -211,6 +211,10 @@ CHAT_ATTACHMENT_MAX_PIXELS = int(env_float("CHAT_ATTACHMENT_MAX_PIXELS", 40_000_
 CHAT_ATTACHMENT_MAX_PDF_PAGES = int(env_float("CHAT_ATTACHMENT_MAX_PDF_PAGES", 100))
 # A PDF without a text layer is read by the API's OCR at upload, for at most this long.
 CHAT_OCR_TIMEOUT = env_float("CHAT_OCR_TIMEOUT", 30)
+# The model that writes a conversation's title after its first reply (a cheap one: a few words from a
+# short request); empty: titles stay the cleaned first line of the first message.
+CHAT_TITLE_MODEL = os.environ.get("CHAT_TITLE_MODEL", "openai/gpt-5-mini").strip()
+CHAT_TITLE_TIMEOUT = env_float("CHAT_TITLE_TIMEOUT", 10)
 # `manage.py attachments_cleanup` removes uploads no message named within this many hours.
 CHAT_ATTACHMENT_UNSENT_HOURS = env_float("CHAT_ATTACHMENT_UNSENT_HOURS", 24)
 # An upload's body goes to a temporary file past this, never all into memory.

@@ -304,7 +304,19 @@ class Conversation(models.Model):
         db_index=True,
         help_text="The digest of the anonymous browser session that owns it (never the key itself).",
     )
+
+    class TitleSource(models.TextChoices):
+        FIRST_LINE = "first_line"  # the first message's, cleaned: the model may still write one
+        MODEL = "model"
+        USER = "user"  # renamed: never overwritten
+
     title = models.CharField(max_length=200, blank=True)
+    title_source = models.CharField(
+        max_length=16,
+        choices=TitleSource.choices,
+        default=TitleSource.FIRST_LINE,
+        help_text="Who wrote the title: the first message's line, the model, or the user.",
+    )
     model = models.CharField(max_length=200, blank=True, help_text="Model of the next reply.")
     mcp_servers = models.JSONField(default=list, blank=True)
     settings = models.JSONField(

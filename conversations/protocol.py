@@ -344,6 +344,11 @@ def tool_activity_of(frame_text: str) -> dict[str, Any]:
     return {key: value for key, value in frame.items() if key not in ("type", "message_id")}
 
 
+def title_frame(*, title: str) -> dict[str, Any]:
+    """The conversation's title changed (written by the model, or renamed)."""
+    return {"type": "title", "title": title}
+
+
 def done_frame(
     *,
     message_id: int,

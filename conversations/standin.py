@@ -7,14 +7,22 @@ Per-request behaviour comes from, first match wins:
 
 1. the script queue (``POST /_standin/script`` with a JSON list of behaviour objects; one is popped per
    completion request; ``DELETE /_standin/script`` empties it);
-2. a directive in the last user message, ``[[standin key=value key=value]]`` (removed before echoing;
+2. a directive in the last user message, ``[[standin key=value key=value]]`` (removed before answering;
    values are URL-unquoted, so ``reply=hello%20world`` works);
 3. the server defaults (``tokens``, ``delay_ms``).
+
+By default a reply is a Markdown answer chosen by the question's words (standin_answers.py): its natural
+length, or exactly ``tokens`` tokens when a number is given (cut, or lengthened by more sections);
+``echo=1`` gives the old reply instead (the message echoed, then filler words up to ``tokens``).
+
+A title request (not streamed, its system message asking for a title) is answered with a short title
+made of the conversation's words. It takes no directive; its own queue (``POST /_standin/script?for=title``)
+scripts it (e.g. ``{"status": 500}``), and its log record's ``kind`` is ``"title"`` (``"reply"`` otherwise).
 
 Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
 ``handoff_after`` (with a list of models: from that token on, the second model writes, after an
 ``agent_updated`` event), ``refusal`` (the reply streams as ``delta.refusal``), ``reasoning_tokens`` and
-``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``.
+``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``, ``echo``.
 Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
 with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
@@ -41,12 +49,15 @@ import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
+from .standin_answers import answer_tokens, title_of_conversation
 from .standin_auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
 from .standin_parts import has_image, ocr_pages, parts_described
 
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
 FILLER = ("lorem ", "ipsum ", "dolor ", "sit ", "amet ")
+# The length of an echoed (`echo=1`) or stamped reply when no `tokens` is given (an answer has its own).
+ECHO_TOKENS = 40
 MAX_RECORDS = 10_000
 STALL_LIMIT_S = 300.0
 # How often a stalled handler checks whether its client has gone; cheap enough for hundreds of stalls.
@@ -89,6 +100,7 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "reply": str,
     "stamp": _flag,
     "echo_auth": _flag,
+    "echo": _flag,
 }
 
 
@@ -99,16 +111,22 @@ class BehaviourError(ValueError):
 class Standin:
     """Holds the defaults, the script queue and the request log shared by all handlers."""
 
-    def __init__(self, tokens: int, delay_ms: float) -> None:
-        self.defaults: dict[str, Any] = {"tokens": int(tokens), "delay_ms": float(delay_ms)}
+    def __init__(self, tokens: int | None, delay_ms: float) -> None:
+        self.defaults: dict[str, Any] = {"delay_ms": float(delay_ms)}
+        if tokens is not None:  # without it, a reply has its answer's natural length
+            self.defaults["tokens"] = int(tokens)
         self.script: deque[dict[str, Any]] = deque()
+        self.title_script: deque[dict[str, Any]] = deque()
         self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self.ids = itertools.count(1)
 
-    def record(self, request: web.Request, body: Any, behaviour: dict[str, Any]) -> dict[str, Any]:
+    def record(
+        self, request: web.Request, body: Any, behaviour: dict[str, Any], *, kind: str = "reply"
+    ) -> dict[str, Any]:
         """Append and return a new in-progress log record for a completion request."""
         rec = {
             "id": next(self.ids),
+            "kind": kind,
             "path": request.path,
             "headers": {
                 "authorization": request.headers.get("Authorization"),
@@ -173,6 +191,18 @@ def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     return raw, DIRECTIVE_RE.sub("", text)
 
 
+def is_title_request(body: dict[str, Any]) -> bool:
+    """True for a request that asks for a conversation's title: not streamed, with a system message
+    that speaks of a title."""
+    messages = body.get("messages")
+    if body.get("stream") or not isinstance(messages, list):
+        return False
+    return any(
+        isinstance(m, dict) and m.get("role") == "system" and "title" in text_of(m.get("content")).lower()
+        for m in messages
+    )
+
+
 def model_id(entry: Any) -> Any:
     """A `model` entry's id: the string itself, or an object's `model` (`{"model", "settings"}`)."""
     return entry.get("model") if isinstance(entry, dict) else entry
@@ -202,18 +232,22 @@ def prompt_tokens(messages: list[Any]) -> int:
     return sum(len(text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
 
 
-def reply_tokens(behaviour: dict[str, Any], words: list[str]) -> list[str]:
-    """Return the reply as token strings: ``reply`` split at spaces, or the echo padded with filler.
+def reply_tokens(behaviour: dict[str, Any], words: list[str], seen: list[str]) -> list[str]:
+    """Return the reply as token strings: ``reply`` split at spaces, the echo padded with filler
+    (``echo``), or the Markdown answer to ``words`` (``seen``: what the attachments were).
 
     Stamped replies are produced at write time instead, so this is not used for them.
     """
     if "reply" in behaviour:
         return REPLY_TOKEN_RE.findall(behaviour["reply"])
+    if not behaviour.get("echo"):
+        return answer_tokens(words, seen, behaviour.get("tokens"))
     tokens = ["You said: "]
     tokens.extend(word + " " for word in words)
+    tokens.extend(word + " " for word in (["I", "see:", *"; ".join(seen).split()] if seen else []))
     # The echo is never cut short, even when it alone exceeds the requested length.
     filler = itertools.cycle(FILLER)
-    tokens.extend(next(filler) for _ in range(behaviour["tokens"] - len(tokens)))
+    tokens.extend(next(filler) for _ in range(behaviour.get("tokens", ECHO_TOKENS) - len(tokens)))
     return tokens
 
 
@@ -267,7 +301,9 @@ def drop_connection(request: web.Request) -> None:
 class Completion:
     """Everything derived from one chat-completions request body that the writers need."""
 
-    def __init__(self, body: dict[str, Any], behaviour: dict[str, Any], words: list[str]) -> None:
+    def __init__(
+        self, body: dict[str, Any], behaviour: dict[str, Any], words: list[str], seen: list[str]
+    ) -> None:
         self.behaviour = behaviour
         self.model = first_model(body.get("model"))
         models = body.get("model")
@@ -280,8 +316,8 @@ class Completion:
         self.prompt_tokens = prompt_tokens(messages if isinstance(messages, list) else [])
         self.words = words
         self.stamp = bool(behaviour.get("stamp"))
-        self.tokens = [] if self.stamp else reply_tokens(behaviour, words)
-        self.count = behaviour["tokens"] if self.stamp else len(self.tokens)
+        self.tokens = [] if self.stamp else reply_tokens(behaviour, words, seen)
+        self.count = behaviour.get("tokens", ECHO_TOKENS) if self.stamp else len(self.tokens)
         self.server_name = first_server_name(body.get("mcp_servers"))
         self.stream = bool(body.get("stream"))
 
@@ -413,19 +449,24 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
             state, request, body, 400, f"standin: {model} does not accept images", code="invalid_request"
         )
     content = last_user_content(messages if isinstance(messages, list) else [])
+    titling = is_title_request(body)
     raw_directive, user_text = parse_directives(text_of(content))
-    raw = state.script.popleft() if state.script else raw_directive
+    if titling:
+        raw = state.title_script.popleft() if state.title_script else {}
+    else:
+        raw = state.script.popleft() if state.script else raw_directive
     try:
         behaviour = {**state.defaults, **coerce_behaviour(raw)}
     except BehaviourError as exc:
         return reject(state, request, body, 400, str(exc))
+    if titling and "reply" not in behaviour:
+        behaviour["reply"] = title_of_conversation(text_of(content))
 
-    rec = state.record(request, body, behaviour)
+    rec = state.record(request, body, behaviour, kind="title" if titling else "reply")
     rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
     try:
         seen = parts_described(content)
-        words = user_text.split() + (["I", "see:", *"; ".join(seen).split()] if seen else [])
-        return await respond(request, Completion(body, behaviour, words), rec)
+        return await respond(request, Completion(body, behaviour, user_text.split(), seen), rec)
     except (ConnectionResetError, ClientConnectionResetError):
         # Raised by a write once the client has gone (aiohttp's error subclasses ConnectionResetError).
         finish(rec, "client_disconnected")
@@ -613,9 +654,16 @@ async def handle_ocr(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
-async def handle_script_post(request: web.Request) -> web.Response:
-    """Append behaviour objects (a JSON list, or one object) to the script queue; return the queue length."""
+def script_queue(request: web.Request) -> deque[dict[str, Any]]:
+    """The queue a script request is about: the title requests' (``?for=title``) or the replies'."""
     state = request.app[STATE_KEY]
+    return state.title_script if request.query.get("for") == "title" else state.script
+
+
+async def handle_script_post(request: web.Request) -> web.Response:
+    """Append behaviour objects (a JSON list, or one object) to the script queue (the title requests'
+    with ``?for=title``); return the queue length."""
+    queue = script_queue(request)
     try:
         items = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
@@ -630,22 +678,21 @@ async def handle_script_post(request: web.Request) -> web.Response:
             coerce_behaviour(item)
     except BehaviourError as exc:
         return error_response(400, str(exc))
-    state.script.extend(items)
-    return web.Response(body=orjson.dumps({"queued": len(state.script)}), content_type="application/json")
+    queue.extend(items)
+    return web.Response(body=orjson.dumps({"queued": len(queue)}), content_type="application/json")
 
 
 async def handle_script_get(request: web.Request) -> web.Response:
-    """Return the behaviour objects still queued."""
-    return web.Response(
-        body=orjson.dumps(list(request.app[STATE_KEY].script)), content_type="application/json"
-    )
+    """Return the behaviour objects still queued (the title requests' with ``?for=title``)."""
+    return web.Response(body=orjson.dumps(list(script_queue(request))), content_type="application/json")
 
 
 async def handle_script_delete(request: web.Request) -> web.Response:
-    """Empty the script queue; return how many entries were discarded."""
-    script = request.app[STATE_KEY].script
-    cleared = len(script)
-    script.clear()
+    """Empty both script queues; return how many entries were discarded."""
+    state = request.app[STATE_KEY]
+    cleared = len(state.script) + len(state.title_script)
+    state.script.clear()
+    state.title_script.clear()
     return web.Response(body=orjson.dumps({"cleared": cleared}), content_type="application/json")
 
 
@@ -664,8 +711,9 @@ async def handle_requests_delete(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"cleared": cleared}), content_type="application/json")
 
 
-def build_app(*, tokens: int = 40, delay_ms: float = 20) -> web.Application:
-    """Return the stand-in aiohttp application with the given default reply length and per-token delay."""
+def build_app(*, tokens: int | None = None, delay_ms: float = 20) -> web.Application:
+    """Return the stand-in aiohttp application with the given default reply length (None: each answer's
+    own) and per-token delay."""
     app = web.Application()
     app[STATE_KEY] = Standin(tokens, delay_ms)
     app.router.add_get("/v1/models", handle_models)
@@ -680,7 +728,7 @@ def build_app(*, tokens: int = 40, delay_ms: float = 20) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, tokens: int, delay_ms: float) -> None:
+async def serve(host: str, port: int, tokens: int | None, delay_ms: float) -> None:
     """Serve until SIGINT/SIGTERM, printing the listening line once the socket is bound."""
     # handler_cancellation lets a disconnecting client interrupt a handler sleeping between tokens;
     # a short shutdown_timeout keeps stalled streams from holding up SIGTERM for aiohttp's default 60 s.
@@ -707,7 +755,7 @@ async def serve(host: str, port: int, tokens: int, delay_ms: float) -> None:
         await runner.cleanup()
 
 
-def run(host: str = "127.0.0.1", port: int = 4010, tokens: int = 40, delay_ms: float = 20) -> None:
+def run(host: str = "127.0.0.1", port: int = 4010, tokens: int | None = None, delay_ms: float = 20) -> None:
     """Run the stand-in server in the foreground until interrupted; returns when it has shut down."""
     asyncio.run(serve(host, port, tokens, delay_ms))
 
@@ -719,7 +767,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4010, help="0 picks a free port")
-    parser.add_argument("--tokens", type=int, default=40, help="default reply length in tokens")
+    parser.add_argument(
+        "--tokens", type=int, default=None, help="every reply's length in tokens (default: the answer's own)"
+    )
     parser.add_argument("--delay-ms", type=float, default=20.0, help="default delay before each token")
     args = parser.parse_args(argv)
     run(args.host, args.port, args.tokens, args.delay_ms)

@@ -37,8 +37,7 @@ from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
 from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
 from .threads import Pairs, thread_leaf_id, thread_path_ids, thread_siblings
-
-TITLE_LENGTH = 60
+from .titles import title_first_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +102,6 @@ class Turn:
     def model(self) -> str:
         """The model that answers first."""
         return self.models[0]
-
-
-def title_of(content: str) -> str:
-    """A conversation's title from its first message: the words, on one line, cut to TITLE_LENGTH."""
-    return " ".join(content.split())[:TITLE_LENGTH]
 
 
 def message_content_check(content: str, *, attached: bool = False) -> None:
@@ -366,7 +360,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 session_id=request.ref.session_id,
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
-                title=title_of(request.content),
+                title=title_first_line(request.content),
             )
             for request in missing
         ],
@@ -524,7 +518,7 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
     for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
         if not plan.conversation.title and plan.user_message is not None:
             Conversation.objects.filter(pk=plan.conversation.pk).update(
-                title=title_of(plan.user_message.content)
+                title=title_first_line(plan.user_message.content)
             )
 
 

@@ -120,6 +120,30 @@ def upstream_client_create() -> UpstreamClient:
     )
 
 
+async def completion_text(*, model: str, messages: list[dict[str, str]], time_limit: float) -> str:
+    """The text of one short, non-streamed completion, through the SDK, tried once within `time_limit`
+    seconds (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError when the
+    API fails or is too slow."""
+    if not settings.DEDALUS_API_KEY:
+        raise NotConfigured()
+    client = dedalus_labs.AsyncDedalus(
+        api_key=settings.DEDALUS_API_KEY,
+        base_url=settings.DEDALUS_BASE_URL,
+        timeout=time_limit,
+        max_retries=0,
+    )
+    try:
+        response = await client.chat.completions.create(model=model, messages=messages)
+    except dedalus_labs.APITimeoutError as exc:
+        raise UpstreamError("The model service was too slow.", code="upstream_timeout") from exc
+    except dedalus_labs.APIError as exc:
+        raise UpstreamError(f"The model service failed: {type(exc).__name__}.") from exc
+    finally:
+        await client.close()
+    choice = response.choices[0] if response.choices else None
+    return text_storable(choice.message.content or "") if choice is not None else ""
+
+
 def upstream_problem() -> str | None:
     """Ask Dedalus for its model list (blocking, CHAT_READY_UPSTREAM_TIMEOUT); return what is wrong, or None.
 

@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any, NoReturn
 
 import prometheus_client
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
@@ -21,7 +22,8 @@ from . import answerers, health, mcp_credentials, protocol, selectors, upkeep
 from .exceptions import ChatError, InvalidMcpServer
 from .handover import anonymous_owner_note
 from .models import MCPServerPreset
-from .owners import Owner, http_refusal
+from .owners import ConversationRef, Owner, http_refusal
+from .relay.titling import title_renamed
 from .text import text_storable
 
 # Conversations per page of the sidebar's list.
@@ -264,16 +266,19 @@ def mcp_credentials_one(request: HttpRequest, preset_id: int) -> HttpResponse:
 @require_POST
 @conversation_owner_required(refused=_not_found_json)
 def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
-    """Rename one of the requester's conversations (form field `title`)."""
+    """Rename one of the requester's conversations (form field `title`); its open sockets hear of it."""
     try:
-        found = upkeep.conversation_rename(
+        title = upkeep.conversation_rename(
             owner_key=owner.key,
             session_id=session_id,
             title=request.POST.get("title", ""),
         )
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
-    return JsonResponse({"ok": True}) if found else _not_found_json("not_found")
+    if title is None:
+        return _not_found_json("not_found")
+    async_to_sync(title_renamed)(ConversationRef(owner.key, session_id), title)
+    return JsonResponse({"ok": True})
 
 
 @require_POST

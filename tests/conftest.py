@@ -51,6 +51,10 @@ class StandIn:
         """Queue behaviours for the next requests, one each."""
         self.http.post("/_standin/script", json=list(behaviours)).raise_for_status()
 
+    def title_script(self, *behaviours: dict[str, Any]) -> None:
+        """Queue behaviours for the next title requests, one each."""
+        self.http.post("/_standin/script?for=title", json=list(behaviours)).raise_for_status()
+
     def reset(self) -> None:
         self.http.delete("/_standin/script").raise_for_status()
         self.http.delete("/_standin/requests").raise_for_status()

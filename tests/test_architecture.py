@@ -9,6 +9,7 @@ APP = Path(__file__).resolve().parent.parent / "conversations"
 DOMAIN = {
     "turns",
     "replies",
+    "titles",
     "upkeep",
     "quotas",
     "selectors",

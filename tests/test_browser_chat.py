@@ -21,7 +21,8 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
     def test_a_reply_grows_on_screen_then_is_stored_and_survives_a_reload(self) -> None:
         session_id = self.chat_open()
         self.page.locator("#model").select_option(CHOSEN_MODEL)
-        text = "tell me a story [[standin tokens=80 delay_ms=25]]"
+        # Plain text (the echo), so the words shown are the words stored.
+        text = "tell me a story [[standin tokens=80 delay_ms=25 echo=1]]"
         self.message_send(text)
 
         # Two samples of the bubble's text, each taken while it streams and the stop button shows.
@@ -88,7 +89,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
             expect(user_bubble.locator(".content")).to_have_text(markup)
             expect(user_bubble.get_by_text(markup, exact=True)).to_be_visible()
             replies = self.bubbles("assistant").locator(".content")
-            expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You said: {markup} ")))
+            expect(replies.nth(0)).to_have_text(re.compile("^" + re.escape(f"You asked: “{markup}”. ")))
             expect(replies.nth(2)).to_have_text("<script>alert(2)</script><b>bold</b>")
             expect(self.bubbles("user").nth(1).locator(".content")).to_have_text(
                 "<script>window.pwned = true; alert(3)</script>"
@@ -114,7 +115,7 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         self.message_send("and this one works [[standin status=]]")
         recovered = self.reply_finished(1)
         expect(recovered).to_have_class(re.compile(r"\bcomplete\b"))
-        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You said: this one breaks "))
+        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You asked: “this one breaks "))
         expect(recovered.locator(".status")).to_have_text(TOKENS_RE)
         self.screenshot_save("browser-chat-upstream-error.png")
 

@@ -214,7 +214,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
 
     def test_stop_regenerate_and_edit_keep_every_version(self) -> None:
         session_id = self.chat_open()
-        self.message_send("first question [[standin tokens=400 delay_ms=20]]")
+        self.message_send("first question [[standin tokens=400 delay_ms=20 echo=1]]")
         self.stream_samples(2)
         expect(self.page.locator("#send")).to_be_disabled()  # one reply at a time
         expect(self.page.locator("#send")).to_be_hidden()  # one button: Stop where Send was
@@ -236,7 +236,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         assert words(stopped.locator(".content").text_content()) == words(first_reply.content)
 
         # Retry the stopped reply: a second version beside the first.
-        self.standin.script({"tokens": 30, "delay_ms": 5})
+        self.standin.script({"tokens": 30, "delay_ms": 5, "echo": 1})  # plain text: shown words = stored
         stopped.locator("[data-action=regenerate]").click()
         expect(self.bubbles("assistant").first.locator(".branch-pos")).to_have_text("2/2")
         regenerated = self.reply_finished(0)
@@ -256,10 +256,10 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         expect(self.bubbles("assistant").first.locator(".branch-pos")).to_have_text("2/2")
 
         # Edit the question and resend: a new version of it with its own reply.
-        self.standin.script({"tokens": 20, "delay_ms": 5})
+        self.standin.script({"tokens": 20, "delay_ms": 5, "echo": 1})
         self.bubbles("user").first.locator("[data-action=edit]").click()
         editor = self.bubbles("user").first.locator(".editor textarea")
-        expect(editor).to_have_value("first question [[standin tokens=400 delay_ms=20]]")
+        expect(editor).to_have_value("first question [[standin tokens=400 delay_ms=20 echo=1]]")
         # An edit the server refuses stays in its editor, editable, with the reason shown.
         too_long = "x" * (settings.CHAT_MAX_MESSAGE_CHARS + 1)
         editor.fill(too_long)
@@ -280,7 +280,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         # The page and the rows agree; the upstream got the edited branch only.
         users = list(Message.objects.filter(conversation=conversation, role="user").order_by("pk"))
         assert [u.content for u in users] == [
-            "first question [[standin tokens=400 delay_ms=20]]",
+            "first question [[standin tokens=400 delay_ms=20 echo=1]]",
             "first question, asked better",
         ]
         assert [u.parent_id for u in users] == [None, None]  # two versions of the first message

@@ -31,7 +31,7 @@ async def test_a_message_streams_start_chunks_done_and_is_stored(chat_socket, st
     assert done["usage"]["completion_tokens"] == 12
 
     text = chunks_text(frames)
-    assert text.startswith("You said: hello there ")
+    assert text.startswith("You asked: “hello there”. ")
     offsets = [frame["offset"] for frame in chunks]
     assert offsets == [sum(len(f["content"]) for f in chunks[:i]) for i in range(len(chunks))]
 

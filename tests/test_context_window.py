@@ -52,7 +52,10 @@ async def test_a_long_conversation_still_gets_a_reply_and_says_what_was_left_out
         slug="brief", name="Brief", instructions="Be brief.", model_names=["openai/gpt-5.1"]
     )
     for i in range(3):
-        await chat_socket.send_json_to({"message": f"question {i} {LONG}", "agent": "brief"})
+        # Echoed (echo=1): each reply is as long as its question, as the limit below assumes.
+        await chat_socket.send_json_to(
+            {"message": f"question {i} {LONG} [[standin echo=1]]", "agent": "brief"}
+        )
         frames = await reply_collect(chat_socket)
         assert frames[-1]["type"] == "done"
 
@@ -62,7 +65,7 @@ async def test_a_long_conversation_still_gets_a_reply_and_says_what_was_left_out
     sent = standin.requests()[-1]["body"]["messages"]
     assert sent[0] == {"role": "system", "content": "Be brief."}  # the instructions always go
     assert sent[1]["role"] == "user"
-    assert sent[-1] == {"role": "user", "content": f"question 2 {LONG}"}
+    assert sent[-1] == {"role": "user", "content": f"question 2 {LONG} [[standin echo=1]]"}
     assert len(sent) == 1 + 5 - reply.context_dropped  # the branch had five messages
     again = await socket_open("/ws/chat/t1/")
     assert again.history["messages"][-1]["context_dropped"] == reply.context_dropped

@@ -92,7 +92,7 @@ def test_runserver_streams_a_reply_over_a_real_websocket_and_stores_it(chat_serv
     reply = Message.objects.get(pk=start["message_id"])
     assert (reply.role, reply.status, reply.model) == ("assistant", "complete", model)
     assert reply.content == chunks_text(chunks)
-    assert reply.content.startswith("You said: over real tcp ")
+    assert reply.content.startswith("You asked: “over real tcp”. ")
     assert Message.objects.get(role="user").content == "over real tcp [[standin tokens=30 delay_ms=5]]"
     (request,) = standin.requests()
     assert request["body"]["model"] == model
@@ -115,7 +115,7 @@ def test_runserver_serves_the_original_pages_socket_path(chat_server, standin):
 
     assert [frames[0]["type"], frames[1]["type"], frames[-1]["type"]] == ["history", "start", "done"]
     text = chunks_text(frames)
-    assert text.startswith("You said: from the old page ")
+    assert text.startswith("You asked: “from the old page”. ")
     conversation = Conversation.objects.get(session_id="runserver-legacy")
     (reply,) = Message.objects.filter(conversation=conversation, role="assistant")
     assert (reply.status, reply.content) == ("complete", text)

@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from conversations.standin_answers import answer_tokens
+
 from .processes import standin_start
 
 TOKENS = 12
@@ -42,6 +44,11 @@ def sdk(url: str, **kwargs: Any) -> dedalus_labs.AsyncDedalus:
     return dedalus_labs.AsyncDedalus(api_key="test", base_url=url, **kwargs)
 
 
+def expected_answer(words: list[str], tokens: int | None = TOKENS) -> str:
+    """The default reply to ``words``: the Markdown answer, cut (or lengthened) to ``tokens`` tokens."""
+    return "".join(answer_tokens(words, [], tokens))
+
+
 def expected_echo(words: list[str], tokens: int = TOKENS) -> str:
     """Return the reply text the stand-in builds for ``words``: the echo padded with filler."""
     parts = ["You said: ", *(w + " " for w in words)]
@@ -69,8 +76,9 @@ async def wait_for_outcome(url: str, outcome: str, within_s: float = 5.0) -> dic
         await asyncio.sleep(0.05)
 
 
-async def test_sdk_stream_echo_filler_and_usage(standin_url: str) -> None:
-    """The SDK's streamed deltas rebuild the echo + filler text, and the last chunk carries usage."""
+async def test_sdk_stream_default_answer_and_usage(standin_url: str) -> None:
+    """The SDK's streamed deltas rebuild the default answer cut to ``tokens``, and the last chunk carries
+    usage."""
     client = sdk(standin_url)
     stream = await client.chat.completions.create(
         model="openai/gpt-5.1",
@@ -86,7 +94,8 @@ async def test_sdk_stream_echo_filler_and_usage(standin_url: str) -> None:
             roles += [delta.role] if delta.role else []
         if chunk.usage:
             usage = chunk.usage
-    assert text == expected_echo(["hello", "world"])
+    assert text == expected_answer(["hello", "world"])
+    assert text.startswith("You asked: “hello world”. Here is a short answer.")
     assert roles == ["assistant"]
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (4, TOKENS, 4 + TOKENS)
 
@@ -99,10 +108,10 @@ async def test_sdk_stream_echo_filler_and_usage(standin_url: str) -> None:
 
 
 async def test_echo_is_verbatim_and_never_cut(standin_url: str) -> None:
-    """Markup comes back verbatim and an echo longer than ``tokens`` is sent whole."""
+    """With ``echo=1``, markup comes back verbatim and an echo longer than ``tokens`` is sent whole."""
     message = "<img src=x onerror=alert(1)> " + " ".join(f"w{i}" for i in range(20))
     response = await sdk(standin_url).chat.completions.create(
-        model="openai/gpt-5.1", messages=[{"role": "user", "content": message}]
+        model="openai/gpt-5.1", messages=[{"role": "user", "content": message + " [[standin echo=1]]"}]
     )
     assert response.choices[0].message.content == "You said: " + message + " "
     assert response.choices[0].finish_reason == "stop"
@@ -116,7 +125,7 @@ async def test_runner_stream_sends_model_list(standin_url: str) -> None:
         messages=[{"role": "user", "content": "hi there"}], model="openai/gpt-5.1", stream=True
     )
     text = "".join([chunk.choices[0].delta.content or "" async for chunk in chunks])
-    assert text == expected_echo(["hi", "there"])
+    assert text == expected_answer(["hi", "there"])
     [rec] = await request_log(standin_url)
     assert rec["body"]["model"] == ["openai/gpt-5.1"]
 
@@ -136,7 +145,7 @@ async def test_runner_stream_with_server_tool(standin_url: str) -> None:
         tool_names += [call.function.name for call in delta.tool_calls or []]
         text += delta.content or ""
     assert tool_names == ["search"]
-    assert text == "You said: weather today lorem "
+    assert text == "You asked: “weather today”. "
     assert len(await request_log(standin_url)) == 1
 
 
@@ -188,7 +197,7 @@ async def test_drop_after_breaks_stream(standin_url: str) -> None:
         await consume()
     assert b"[DONE]" not in events
     contents = [orjson.loads(e)["choices"][0]["delta"].get("content") for e in events]
-    assert contents == ["", "You said: ", "one ", "two "]
+    assert contents == ["", "You ", "asked: ", "“one "]
     rec = await wait_for_outcome(standin_url, "dropped")
     assert rec["tokens_sent"] == 3
 
@@ -212,7 +221,7 @@ async def test_script_queue_is_consumed_in_order(standin_url: str) -> None:
     with pytest.raises(dedalus_labs.InternalServerError):
         await ask("c")
     assert await ask("d [[standin reply=from%20directive]]") == "from directive"
-    assert await ask("e") == expected_echo(["e"])
+    assert await ask("e") == expected_answer(["e"])
 
     log = await request_log(standin_url)
     assert [rec["behaviour"].get("reply") for rec in log] == [
@@ -258,3 +267,97 @@ async def test_stamp_tokens_carry_increasing_timestamps(standin_url: str) -> Non
     stamps = [int(t.split("@")[1]) for t in tokens]
     assert stamps == sorted(stamps)
     assert abs(stamps[0] / 1e6 - time.time()) < 60
+
+
+@pytest.fixture(scope="module")
+def natural_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A stand-in started without ``--tokens``: each answer has its own length."""
+    log = tmp_path_factory.mktemp("standin-natural") / "standin.log"
+    proc, url = standin_start("--delay-ms", "0", log=log)
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+async def test_default_answers_are_markdown_chosen_by_the_words_and_deterministic(natural_url: str) -> None:
+    """A paragraph, then a code block, a table or a list as the words call for, and a link; the same
+    question gets the same answer."""
+    client = sdk(natural_url)
+
+    async def ask(text: str) -> str:
+        response = await client.chat.completions.create(
+            model="openai/gpt-5.1", messages=[{"role": "user", "content": text}]
+        )
+        return response.choices[0].message.content
+
+    code = await ask("write a python function")
+    table = await ask("compare the small and large models")
+    steps = await ask("how do I start learning Go?")
+    assert code.startswith("You asked: “write a python function”. Here is a short answer.\n\n")
+    assert "```python\n" in code
+    assert "\n```\n" in code
+    assert "| option | speed | cost | best for |\n|---|---|---|---|\n" in table
+    assert "\n1. **Define the goal**" in steps
+    for answer in (code, table, steps):
+        assert "[the Dedalus documentation](https://docs.dedaluslabs.ai)" in answer
+        assert "lorem" not in answer
+    assert await ask("write a python function") == code
+
+
+async def test_tokens_gives_exactly_that_many_tokens_of_the_answer(natural_url: str) -> None:
+    """``tokens=N`` cuts the answer to N tokens, or lengthens it with more sections, and usage says N."""
+    client = sdk(natural_url)
+    natural = await client.chat.completions.create(
+        model="openai/gpt-5.1", messages=[{"role": "user", "content": "compare two options"}]
+    )
+    whole = natural.choices[0].message.content
+    assert natural.usage.completion_tokens == len(answer_tokens(["compare", "two", "options"], [], None))
+    for tokens in (5, 300):
+        response = await client.chat.completions.create(
+            model="openai/gpt-5.1",
+            messages=[{"role": "user", "content": f"compare two options [[standin tokens={tokens}]]"}],
+        )
+        text = response.choices[0].message.content
+        assert response.usage.completion_tokens == tokens
+        assert text == expected_answer(["compare", "two", "options"], tokens)
+    assert text.startswith(whole)
+    assert len(text) > len(whole)
+    assert "```python" in text  # the sections of other kinds follow
+
+
+def title_request(conversation: str) -> dict[str, Any]:
+    return {
+        "model": "openai/gpt-5-mini",
+        "messages": [
+            {"role": "system", "content": "Write a short title for this conversation."},
+            {"role": "user", "content": conversation},
+        ],
+    }
+
+
+async def test_a_title_request_gets_a_short_title_of_the_conversations_words(standin_url: str) -> None:
+    response = await sdk(standin_url).chat.completions.create(
+        **title_request("User: tell me a story about dragons\n\nAssistant: Once upon a time")
+    )
+    assert response.choices[0].message.content == "Story about dragons"
+    [rec] = await request_log(standin_url)
+    assert (rec["kind"], rec["body"]["model"]) == ("title", "openai/gpt-5-mini")
+
+
+async def test_title_requests_have_a_script_queue_of_their_own(standin_url: str) -> None:
+    """`?for=title` scripts the title requests only; the replies' queue never reaches them."""
+    async with httpx.AsyncClient(base_url=standin_url) as control:
+        (await control.post("/_standin/script?for=title", json=[{"status": 500}])).raise_for_status()
+        (await control.post("/_standin/script", json=[{"reply": "scripted reply"}])).raise_for_status()
+        assert (await control.get("/_standin/script?for=title")).json() == [{"status": 500}]
+    client = sdk(standin_url, max_retries=0)
+    reply = await client.chat.completions.create(
+        model="openai/gpt-5.1", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert reply.choices[0].message.content == "scripted reply"
+    with pytest.raises(dedalus_labs.InternalServerError):
+        await client.chat.completions.create(**title_request("User: hello"))
+    title = await client.chat.completions.create(**title_request("User: hello again"))
+    assert title.choices[0].message.content == "Hello again"
+    assert [rec["kind"] for rec in await request_log(standin_url)] == ["reply", "title", "title"]

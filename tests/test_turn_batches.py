@@ -64,7 +64,7 @@ async def test_turns_sent_while_a_batch_commits_are_stored_together_each_with_it
     await held.send_json_to({"message": "waits for the lock [[standin tokens=2]]"})
     await asyncio.to_thread(in_flight.wait, 5)
     for i, socket in enumerate(others):
-        await socket.send_json_to({"message": f"question {i} [[standin tokens=3]]"})
+        await socket.send_json_to({"message": f"question {i} [[standin tokens=3 echo=1]]"})
     writer = (await relay_instance.instance_get()).turn_writer
 
     async def all_queued() -> bool:
@@ -78,9 +78,9 @@ async def test_turns_sent_while_a_batch_commits_are_stored_together_each_with_it
     for i, socket in enumerate(others):
         frames = await reply_collect(socket)
         start = next(frame for frame in frames if frame["type"] == "start")
-        assert start["user_message"]["content"] == f"question {i} [[standin tokens=3]]"
+        assert start["user_message"]["content"] == f"question {i} [[standin tokens=3 echo=1]]"
         assert frames[-1]["type"] == "done", frames[-1]
-        assert f"question {i}" in chunks_text(frames)  # the stand-in echoes the message it answers
+        assert f"question {i}" in chunks_text(frames)  # echoed (echo=1): the reply answers its own message
     assert batches == [1, 1, len(others)]
     for i in range(len(others)):
         stored = Message.objects.filter(

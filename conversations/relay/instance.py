@@ -70,7 +70,8 @@ class Instance:
     rooms: Rooms = field(default_factory=Rooms)
     sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
     turn_writer: TurnWriter = field(default_factory=TurnWriter)
-    # Reply tasks (local and followed), referenced so the event loop never collects one mid-reply.
+    # Reply tasks (local and followed, and the title requests after first replies), referenced so the
+    # event loop never collects one mid-reply.
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     draining: bool = False
     heartbeat: asyncio.Task[None] | None = None
@@ -178,6 +179,14 @@ async def _instance_start() -> Instance:
     _shutdown_trigger_install(instance)
     logger.info("instance started", extra={"instance_id": instance.instance_id})
     return instance
+
+
+def instance_running() -> Instance | None:
+    """This event loop's instance if it has started, else None (it never starts one)."""
+    starting = _instances.get(asyncio.get_running_loop())
+    if starting is None or not starting.done() or starting.cancelled() or starting.exception() is not None:
+        return None
+    return starting.result()
 
 
 def events_listening() -> bool:

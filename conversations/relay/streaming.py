@@ -20,6 +20,7 @@ from . import live
 from .dbcall import db_call, db_call_patient
 from .history import history_broadcast
 from .instance import Instance
+from .titling import title_wanted, title_write
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,16 @@ async def reply_stream(
     await asyncio.shield(
         _reply_conclude(room=room, reply=reply, outcome=outcome, stats=stats, instance=instance)
     )
+    first_turn = turn.user_message is not None and turn.user_message["parent_id"] is None
+    if (
+        outcome is not None
+        and outcome["status"] == Message.Status.COMPLETE
+        and title_wanted(first_turn=first_turn)
+    ):
+        # After `done`, in a task of its own: the title never delays the reply nor the next turn.
+        instance.reply_task_start(
+            title_write(instance, room.ref, reply.message_id), name=f"title-{reply.message_id}"
+        )
 
 
 INTERNAL_ERROR_OUTCOME: dict[str, Any] = {

@@ -23,7 +23,12 @@ class Command(BaseCommand):
         """Declare --host, --port, --tokens and --delay-ms."""
         parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=4010, help="port to bind; 0 picks a free one")
-        parser.add_argument("--tokens", type=int, default=40, help="default reply length in tokens")
+        parser.add_argument(
+            "--tokens",
+            type=int,
+            default=None,
+            help="every reply's length in tokens (default: the answer's own)",
+        )
         parser.add_argument("--delay-ms", type=float, default=20.0, help="default delay before each token")
 
     def handle(self, *args: Any, **options: Any) -> None:

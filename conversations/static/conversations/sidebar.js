@@ -311,5 +311,11 @@
   more.addEventListener("click", () => load(true));
   // A new chat appears with its first message, titled, and a conversation moves up with every turn.
   document.addEventListener("chat:reply-started", () => load());
+  // A title the model wrote (or another tab's rename) renames the chat's entry in place.
+  document.addEventListener("chat:titled", (event) => {
+    for (const link of list.querySelectorAll("a[data-session-id]")) {
+      if (link.dataset.sessionId === event.detail.sessionId) link.textContent = link.title = event.detail.title;
+    }
+  });
   load();
 })();

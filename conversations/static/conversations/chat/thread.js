@@ -40,6 +40,29 @@ function titleShow(text) {
   document.title = text ? `${text} · Dedalus Chat` : "Dedalus Chat";
 }
 
+/** The title the server gives a new conversation (conversations/titles.py): the message's first line with
+ * words, without the stand-in's directives or Markdown's markers, cut at a word boundary to 60. */
+function firstLineTitle(content) {
+  for (let line of content.replace(/\[\[standin[^\]]*\]\]/g, " ").split("\n")) {
+    line = line.replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1");
+    line = line.replace(/^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)+/, "");
+    line = line.replace(/\*\*|__|[*`~]|(?<!\w)_|_(?!\w)/g, "").split(/\s+/).join(" ").trim();
+    if (!line) continue;
+    if (line.length <= 60) return line;
+    let cut = line.slice(0, 59);
+    if (cut.includes(" ") && line[59] !== " ") cut = cut.slice(0, cut.lastIndexOf(" "));
+    return cut.replace(/[ ,;:-]+$/, "") + "…";
+  }
+  return "";
+}
+
+/** A `title` frame: the model wrote the title (or it was renamed), shown here and in the sidebar. */
+function onTitle(frame) {
+  if (!title.querySelector("input")) titleShow(frame.title); // not while the user is renaming
+  const detail = { sessionId: state.sessionId, title: frame.title };
+  document.dispatchEvent(new CustomEvent("chat:titled", { detail }));
+}
+
 // --- scrolling ---
 
 function nearBottom() {
@@ -241,7 +264,7 @@ function onStart(frame) {
   if (frame.user_message) {
     messageAppend(frame.user_message);
     if (!title.dataset.renamed && title.textContent === "New chat") {
-      titleShow(frame.user_message.content.split(/\s+/).join(" ").trim().slice(0, 60));
+      titleShow(firstLineTitle(frame.user_message.content));
     }
   }
   const reply = {
@@ -320,6 +343,9 @@ export function onFrame(event) {
       break;
     case "chunk":
       onChunk(frame);
+      break;
+    case "title":
+      onTitle(frame);
       break;
     case "duplicate":
       if (state.pending !== null && frame.client_id === state.pending.clientId) pendingSettle();

@@ -1,0 +1,64 @@
+"""The model's title for a conversation, asked in the background after its first reply: stored unless
+the user renamed the conversation meanwhile, then told to every socket of the conversation, here and (by
+an event) on the other instances. Never on a reply's path: `done` has gone out before it starts."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from .. import protocol, titles, upstream
+from ..exceptions import ChatError
+from ..owners import ConversationRef
+from .dbcall import db_call
+from .fanout import frame_fan_out
+from .instance import Instance, instance_running
+
+logger = logging.getLogger(__name__)
+
+
+def title_wanted(*, first_turn: bool) -> bool:
+    """Whether a reply that just completed may be followed by a title request (cheap: no query)."""
+    return first_turn and bool(settings.CHAT_TITLE_MODEL)
+
+
+async def title_write(instance: Instance, ref: ConversationRef, reply_id: int) -> None:
+    """Ask the model for the title after reply `reply_id` (its conversation's first), store it and tell
+    the sockets. On any failure the title stays the first message's cleaned line."""
+    extra = {"session_id": ref.session_id, "message_id": reply_id}
+    try:
+        request = await db_call(titles.title_request_for)(reply_id=reply_id)
+        if request is None:
+            return
+        answer = await upstream.completion_text(
+            model=settings.CHAT_TITLE_MODEL, messages=request.messages, time_limit=settings.CHAT_TITLE_TIMEOUT
+        )
+        title = titles.title_from_model(answer)
+        if not title:
+            return
+        stored = await db_call(titles.conversation_title_write)(
+            conversation_id=request.conversation_id, title=title
+        )
+    except ChatError as exc:
+        logger.info("title not written: the first line stays", extra={**extra, "code": exc.code})
+        return
+    except Exception:
+        logger.exception("title not written: the first line stays", extra=extra)
+        return
+    if stored:
+        await title_tell(instance, ref, title)
+
+
+async def title_renamed(ref: ConversationRef, title: str) -> None:
+    """A rename (from the view, run on the server's event loop): the `title` frame to the conversation's
+    sockets, here and on the other instances. A process whose instance has not started has no socket
+    to tell, and tells no other instance: their sockets show the new name at their next history."""
+    instance = instance_running()
+    if instance is not None:
+        await title_tell(instance, ref, title)
+
+
+async def title_tell(instance: Instance, ref: ConversationRef, title: str) -> None:
+    """Send the `title` frame to every socket of the conversation, on every instance."""
+    await frame_fan_out(instance, ref, protocol.title_frame(title=title))
