@@ -3,13 +3,14 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import catalog, mcp_credentials
+from .admin_filters import DateRangeFilter
 from .models import (
     Agent,
     Attachment,
@@ -22,6 +23,7 @@ from .models import (
     Message,
     UserQuota,
 )
+from .usage_charts import usage_chart_columns, usage_summaries
 
 
 @admin.register(ChatModel)
@@ -259,8 +261,6 @@ USAGE_COLUMNS = [
     "total_tokens",
     "cost",
 ]
-# The usage page's summaries of the filtered rows: per model and per user, the costliest first.
-USAGE_SUMMARY_ROWS = 20
 
 
 @admin.register(DailyUsage)
@@ -278,7 +278,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
         "cost",
     ]
     list_display_links = None
-    list_filter = [("day", admin.DateFieldListFilter), "model"]
+    list_filter = [("day", DateRangeFilter), "model"]
     date_hierarchy = "day"
     search_fields = ["owner_key", "user__username", "model"]
     list_select_related = ["user"]
@@ -313,25 +313,10 @@ class DailyUsageAdmin(admin.ModelAdmin):
         context = getattr(response, "context_data", None)
         if context is not None and "cl" in context:
             rows = context["cl"].queryset
-            sums = {
-                "replies": Sum("replies"),
-                "prompt_tokens": Sum("prompt_tokens"),
-                "completion_tokens": Sum("completion_tokens"),
-                "total_tokens": Sum("total_tokens"),
-                "cost": Sum("cost"),
-            }
-            context["totals"] = rows.aggregate(**sums)
-            summary = rows.order_by()
-            context["by_model"] = (
-                summary.values("model")
-                .annotate(**sums)
-                .order_by(F("cost").desc(nulls_last=True), "model")[:USAGE_SUMMARY_ROWS]
-            )
-            context["by_user"] = (
-                summary.values("owner_key", "user__username")
-                .annotate(**sums)
-                .order_by(F("cost").desc(nulls_last=True), "owner_key")[:USAGE_SUMMARY_ROWS]
-            )
+            summaries = usage_summaries(rows)
+            context["totals"] = rows.totals()
+            context["summaries"] = summaries
+            context["chart_data"] = usage_chart_columns(summaries)
             context["export_query"] = request.GET.urlencode()
         return response
 

@@ -473,6 +473,37 @@ class UserQuota(models.Model):
         return f"{self.user}: {self.daily_tokens} tokens/day"
 
 
+USAGE_SUMS = ["replies", "prompt_tokens", "completion_tokens", "total_tokens", "cost"]
+
+
+class DailyUsageQuerySet(models.QuerySet):
+    """The usage page's questions, each one grouped query over whatever rows the filters left."""
+
+    def totals(self) -> dict[str, object]:
+        """The sums of USAGE_SUMS over the rows (None for an empty set; cost None while nothing is priced)."""
+        return self.aggregate(**{name: models.Sum(name) for name in USAGE_SUMS})
+
+    def grouped(self, *fields: str) -> DailyUsageQuerySet:
+        """One row per distinct `fields`, with the sums of USAGE_SUMS; unordered (callers order it)."""
+        return self.order_by().values(*fields).annotate(**{name: models.Sum(name) for name in USAGE_SUMS})
+
+    def per_day(self) -> DailyUsageQuerySet:
+        """Sums per day, oldest first."""
+        return self.grouped("day").order_by("day")
+
+    def per_model(self) -> DailyUsageQuerySet:
+        """Sums per model, the costliest first (then the most tokens)."""
+        return self.grouped("model").order_by(
+            models.F("cost").desc(nulls_last=True), "-total_tokens", "model"
+        )
+
+    def per_user(self) -> DailyUsageQuerySet:
+        """Sums per user, every anonymous session together (`user__username` None), the costliest first."""
+        return self.grouped("user__username").order_by(
+            models.F("cost").desc(nulls_last=True), "-total_tokens", "user__username"
+        )
+
+
 class DailyUsage(models.Model):
     """Replies and tokens per day, owner and model: a database view over the stored replies (read-only)."""
 
@@ -487,6 +518,8 @@ class DailyUsage(models.Model):
     completion_tokens = models.PositiveBigIntegerField()
     total_tokens = models.PositiveBigIntegerField()
     cost = models.DecimalField(max_digits=20, decimal_places=8, null=True)
+
+    objects = DailyUsageQuerySet.as_manager()
 
     class Meta:
         managed = False
