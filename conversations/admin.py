@@ -70,11 +70,16 @@ class ChatModelAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "model_names", "enabled", "is_default", "position", "updated_at"]
+    list_display = ["name", "slug", "models_listed", "enabled", "is_default", "position", "updated_at"]
     list_editable = ["enabled", "is_default", "position"]
     list_filter = ["enabled"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="models")
+    def models_listed(self, agent: Agent) -> str:
+        """The agent's models as a list (the handoff order), not as JSON."""
+        return ", ".join(agent.model_names) or "—"
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -170,12 +175,14 @@ class MCPCredentialAdmin(admin.ModelAdmin):
 
 
 PREVIEW_CHARS = 160
+# A title in a list column: long enough to tell conversations apart, short enough to leave room.
+TITLE_CHARS = 60
 
 
-def preview(text: str) -> str:
-    """A message's first words on one line, cut (the message's own page shows it whole)."""
+def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
+    """A text's first words on one line, cut at `chars` with an ellipsis (its own page shows it whole)."""
     line = " ".join(text.split())
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+    return line if len(line) <= chars else line[: chars - 1] + "…"
 
 
 class MessageInline(admin.TabularInline):
@@ -200,7 +207,7 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["session_id", "title", "user", "model", "updated_at"]
+    list_display = ["session_id", "title_preview", "user", "model", "updated_at"]
     list_filter = ["model", "messages__status", "updated_at"]
     search_fields = ["session_id", "title", "user__username", "messages__content"]
     # current_message too: an editable select would list every message of every conversation.
@@ -217,6 +224,10 @@ class ConversationAdmin(admin.ModelAdmin):
     exclude = ["mcp_servers"]
     inlines = [MessageInline]
 
+    @admin.display(description="title", ordering="title")
+    def title_preview(self, conversation: Conversation) -> str:
+        return preview(conversation.title, TITLE_CHARS)
+
     @admin.display(description="MCP servers")
     def mcp_servers_listed(self, conversation: Conversation) -> str:
         return ", ".join(conversation.mcp_servers) or "none"
@@ -230,10 +241,23 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "role", "status", "model", "total_tokens", "cost", "created_at"]
+    list_display = [
+        "id",
+        "conversation_title",
+        "role",
+        "status",
+        "model",
+        "total_tokens",
+        "cost",
+        "created_at",
+    ]
     list_filter = ["status", "role", "model"]
     search_fields = ["content", "conversation__session_id"]
     list_select_related = ["conversation"]
+
+    @admin.display(description="conversation", ordering="conversation__title")
+    def conversation_title(self, message: Message) -> str:
+        return preview(str(message.conversation), TITLE_CHARS)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -275,7 +299,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
-        "cost",
+        "cost_usd",
     ]
     list_display_links = None
     list_filter = [("day", DateRangeFilter), "model"]
@@ -297,6 +321,11 @@ class DailyUsageAdmin(admin.ModelAdmin):
     def owner(self, row: DailyUsage) -> str:
         """The user's name, or "anonymous" for a browser session (its key is a digest, of use to no one)."""
         return row.user.get_username() if row.user_id else "anonymous"
+
+    @admin.display(description="cost (USD)", ordering="cost")
+    def cost_usd(self, row: DailyUsage) -> str:
+        """Four decimals (the stored eight say nothing more to a reader); "—" when nothing was priced."""
+        return "—" if row.cost is None else f"{row.cost:.4f}"
 
     def get_urls(self) -> list:
         export = path(
@@ -370,7 +399,7 @@ class AttachmentAdmin(admin.ModelAdmin):
 class FeedbackAdmin(admin.ModelAdmin):
     """Users' thumbs on replies, with their conversation, and the counts per model, agent and day."""
 
-    list_display = ["updated_at", "rating", "comment_preview", "model", "agent", "conversation_link"]
+    list_display = ["updated_at", "rating", "comment_preview", "reply_model", "agent", "conversation_link"]
     list_filter = ["rating", "message__model", "message__agent_slug", "updated_at"]
     search_fields = ["comment", "message__conversation__session_id"]
     list_select_related = ["message__conversation"]
@@ -387,8 +416,9 @@ class FeedbackAdmin(admin.ModelAdmin):
     def comment_preview(self, row: Feedback) -> str:
         return preview(row.comment)
 
+    # Not `model`: ModelAdmin.model is the admin's model class, and the list showed it, called on the row.
     @admin.display(description="model", ordering="message__model")
-    def model(self, row: Feedback) -> str:
+    def reply_model(self, row: Feedback) -> str:
         return row.message.model
 
     @admin.display(description="agent", ordering="message__agent_slug")
@@ -399,7 +429,7 @@ class FeedbackAdmin(admin.ModelAdmin):
     def conversation_link(self, row: Feedback) -> str:
         conversation = row.message.conversation
         url = reverse("admin:conversations_conversation_change", args=[conversation.pk])
-        return format_html('<a href="{}">{}</a>', url, conversation.title or conversation.session_id)
+        return format_html('<a href="{}">{}</a>', url, preview(str(conversation), TITLE_CHARS))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)

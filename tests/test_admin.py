@@ -149,3 +149,27 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
     assert "alice-admin" in usage
     assert "anonymous" in usage
     assert "s:abcdef" not in usage
+
+
+def test_lists_show_a_replys_model_an_agents_models_and_cut_titles(staff_client, stored_turn):
+    from conversations.models import Agent, Feedback
+
+    conversation, reply = stored_turn
+    conversation.title = "a title that goes on " * 9
+    conversation.save()
+    reply.model = "openai/gpt-5.1"
+    reply.save()
+    Feedback.objects.create(message=reply, rating=Feedback.Rating.UP)
+    Agent.objects.create(
+        slug="helper", name="Helper", model_names=["openai/gpt-5.1", "google/gemini-3-pro-preview"]
+    )
+
+    feedback = staff_client.get("/admin/conversations/feedback/").content.decode()
+    assert '<td class="field-reply_model">openai/gpt-5.1</td>' in feedback
+    assert "None on reply None" not in feedback  # the admin's model class, once called on the row
+    cut = "a title that goes on a title that goes on a title that goes…"
+    assert cut in feedback
+    assert cut in staff_client.get("/admin/conversations/message/").content.decode()
+    assert cut in staff_client.get("/admin/conversations/conversation/").content.decode()
+    agents = staff_client.get("/admin/conversations/agent/").content.decode()
+    assert "openai/gpt-5.1, google/gemini-3-pro-preview" in agents

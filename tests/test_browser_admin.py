@@ -40,6 +40,9 @@ CANVAS_DRAWN = """(id) => {
 }"""
 CHART_LABELS = "(id) => Chart.getChart(id).data.labels"
 PAGE_FITS = "() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"
+# A list's table fits its box too: nothing hidden behind a scrollbar of its own.
+RESULTS_FIT = """() => [...document.querySelectorAll('#changelist .results')]
+    .every((box) => box.scrollWidth <= box.clientWidth)"""
 
 
 def day_at_noon(days_ago: int) -> datetime:
@@ -184,11 +187,12 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
                 self.page.goto(url)
                 expect(self.page.locator("#content")).to_be_visible()
                 self.screenshot_save(f"admin-{name}-{kind}.png")
-                if not self.page.evaluate(PAGE_FITS):
+                if not self.page.evaluate(PAGE_FITS) or not self.page.evaluate(RESULTS_FIT):
                     overflowing.append(f"{name} {kind}")
-        self.page.goto(f"{self.live_server_url}/admin/conversations/dailyusage/")
-        if not self.page.evaluate(PAGE_FITS):
-            overflowing.append("daily usage list")
+        for name in ["dailyusage", "mcpcredential", "userquota"]:
+            self.page.goto(f"{self.live_server_url}/admin/conversations/{name}/")
+            if not self.page.evaluate(PAGE_FITS) or not self.page.evaluate(RESULTS_FIT):
+                overflowing.append(f"{name} list")
         assert overflowing == []
 
     def test_a_conversations_messages_fit_the_page_and_are_read_only(self) -> None:
