@@ -369,7 +369,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     """Uploads, read-only: what an operator may see of them (never their content here) and remove."""
 
-    list_display = ["name", "kind", "size", "owner_key", "conversation", "created_at"]
+    list_display = ["name", "kind", "size", "owner", "conversation", "created_at"]
     list_filter = ["kind", "created_at"]
     search_fields = ["name", "owner_key"]
     readonly_fields = [
@@ -387,6 +387,16 @@ class AttachmentAdmin(admin.ModelAdmin):
     ]
     fields = readonly_fields
     list_select_related = ["conversation"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).with_owner_name()
+
+    @admin.display(description="owner", ordering="owner_key")
+    def owner(self, attachment: Attachment) -> str:
+        """The user's name, "anonymous" for a browser session (its key is a digest), else the key."""
+        if attachment.owner_key.startswith("s:"):
+            return "anonymous"
+        return attachment.owner_name or attachment.owner_key
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,12 +6,13 @@ import uuid
 from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.storage import Storage, storages
 from django.core.signals import setting_changed
 from django.db import models, transaction
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models.functions import Cast, Now, Substr
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
@@ -554,6 +555,21 @@ def attachments_storage() -> Storage:
     return _ATTACHMENTS_STORAGE  # type: ignore[return-value]
 
 
+class AttachmentQuerySet(models.QuerySet):
+    def with_owner_name(self) -> AttachmentQuerySet:
+        """Each with `owner_name`: its user's name for a `u:` key (one indexed lookup), else None."""
+        user_model = get_user_model()
+        user_id = Cast(Substr(models.OuterRef("owner_key"), 3), models.BigIntegerField())
+        username = user_model.objects.filter(pk=user_id).values(user_model.USERNAME_FIELD)[:1]
+        return self.annotate(
+            owner_name=models.Case(
+                models.When(owner_key__startswith="u:", then=models.Subquery(username)),
+                default=None,
+                output_field=models.CharField(),
+            )
+        )
+
+
 class Attachment(models.Model):
     """A file its owner uploaded, kept as `uploads.py` checked it. It belongs to the conversation of the
     first message that named it (until then, `conversation` is empty) and goes with it; messages name
@@ -581,6 +597,8 @@ class Attachment(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AttachmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -173,3 +175,22 @@ def test_lists_show_a_replys_model_an_agents_models_and_cut_titles(staff_client,
     assert cut in staff_client.get("/admin/conversations/conversation/").content.decode()
     agents = staff_client.get("/admin/conversations/agent/").content.decode()
     assert "openai/gpt-5.1, google/gemini-3-pro-preview" in agents
+
+
+def test_the_attachments_list_names_owners_instead_of_their_keys(staff_client, django_user_model):
+    from conversations.models import Attachment
+
+    alice = django_user_model.objects.create_user("alice-files", password="pw-for-tests-only")
+    for key, name in [
+        (f"u:{alice.pk}", "mine.pdf"),
+        ("s:0123456789abcdef", "theirs.pdf"),
+        ("public", "open.pdf"),
+    ]:
+        Attachment.objects.create(
+            owner_key=key, name=name, kind="pdf", content_type="application/pdf", size=1
+        )
+
+    page = staff_client.get("/admin/conversations/attachment/").content.decode()
+    owners = re.findall(r'<td class="field-owner">([^<]*)</td>', page)
+    assert sorted(owners) == ["alice-files", "anonymous", "public"]
+    assert "0123456789abcdef" not in page
