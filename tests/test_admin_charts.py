@@ -153,3 +153,16 @@ def test_the_csv_export_still_works_unfiltered(staff_client, usage):
     assert export["Content-Type"] == "text/csv"
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
     assert sum(int(row["replies"]) for row in rows) == 6
+
+
+def test_the_range_form_keeps_the_other_filters_and_any_date_drops_only_the_range(staff_client, usage):
+    html = staff_client.get(
+        USAGE_URL, {"model": "openai/gpt-5.1", "q": "alice", "day__gte": day(1), "day__lte": day(0)}
+    ).content.decode()
+    form = re.search(r'<form method="get" class="date-range-filter".*?</form>', html, re.S)[0]
+    assert '<input type="hidden" name="model" value="openai/gpt-5.1">' in form
+    assert '<input type="hidden" name="q" value="alice">' in form
+    assert not [tag for tag in re.findall(r'<input type="hidden"[^>]*>', form) if 'name="day__' in tag]
+    reset = re.search(r'<a href="([^"]*)">Any date</a>', form)[1]
+    assert "day__" not in reset
+    assert "model=openai" in reset

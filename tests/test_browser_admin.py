@@ -4,6 +4,7 @@ messages fit the page and stay read-only."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from conversations.models import (
 
 from . import browser
 from .browser import expect
+from .conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +41,14 @@ CANVAS_DRAWN = """(id) => {
     return false;
 }"""
 CHART_LABELS = "(id) => Chart.getChart(id).data.labels"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# axe-core's WCAG A/AA rules on the parts of the usage page this project adds.
+AXE_RUN = """async () => {
+    const result = await axe.run(
+        { include: [['.usage-charts'], ['.date-range-filter'], ['.usage-summaries']] },
+        { runOnly: ['wcag2a', 'wcag2aa'] });
+    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(' ')}`);
+}"""
 PAGE_FITS = "() => document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth"
 # A list's table fits its box too: nothing hidden behind a scrollbar of its own.
 RESULTS_FIT = """() => [...document.querySelectorAll('#changelist .results')]
@@ -159,6 +169,28 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
         )
         assert tick_colour == body_colour
         self.screenshot_save("admin-usage-charts-dark.png")
+
+    def test_the_usage_page_reads_aloud_and_passes_axe_in_light_and_dark(self) -> None:
+        self.admin_login()
+        for scheme in ["light", "dark"]:
+            self.page.emulate_media(color_scheme=scheme)
+            self.page.goto(f"{self.live_server_url}/admin/conversations/dailyusage/")
+            self.charts_drawn()
+            # Evaluated, not added as a <script>: the page's CSP refuses inline scripts, as it should.
+            self.page.evaluate(AXE.read_text())
+            assert self.page.evaluate(AXE_RUN) == [], scheme
+        day_chart = self.page.locator("#usage-chart-day")
+        expect(day_chart).to_have_attribute(
+            "aria-label",
+            f"Tokens per day, 3 days: 1,800 in all, the most for {date.today().isoformat()} (1,000).",
+        )
+        self.page.get_by_label("Replies").focus()
+        self.page.keyboard.press("ArrowRight")  # the radio group moves and checks with the arrows
+        expect(self.page.get_by_label("Cost (USD)")).to_be_checked()
+        expect(day_chart).to_have_attribute(
+            "aria-label", re.compile(r"^Cost \(USD\) per day, 3 days: \$0\.2250")
+        )
+        expect(self.page.locator("#usage-by-day tbody tr")).to_have_count(3)
 
     def test_every_list_and_change_page_fits_1280_pixels(self) -> None:
         self.admin_login()
