@@ -108,6 +108,11 @@ def test_a_bad_date_filters_nothing_and_says_so(staff_client, usage):
     html = page.content.decode()
     assert "Enter a valid date." in html
     assert len(chart_data(html)["days"]["labels"]) == 4  # every day, as without a filter
+    backwards = staff_client.get(USAGE_URL, {"day__gte": day(0), "day__lte": day(3), "_facets": "True"})
+    assert backwards.status_code == 200  # with the filters' counts shown too
+    assert "The first date must not come after the second." in backwards.content.decode()
+    impossible = staff_client.get(USAGE_URL, {"day__lte": "2026-02-30"})
+    assert "Enter a valid date." in impossible.content.decode()
 
 
 def test_without_any_prices_costs_are_empty_and_the_page_still_draws(staff_client):
