@@ -152,7 +152,7 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
         ]
         expect(self.page.locator("#result_list tbody tr")).to_have_count(2)
 
-        self.page.get_by_label("Cost (USD)").check()
+        self.page.get_by_role("radio", name="Cost (USD)").check()
         datasets = self.page.evaluate("() => Chart.getChart('usage-chart-day').data.datasets[0].data")
         assert datasets == [pytest.approx(float(Decimal("0.0125") * 6))]
         self.charts_drawn()
@@ -180,16 +180,14 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
             self.page.evaluate(AXE.read_text())
             assert self.page.evaluate(AXE_RUN) == [], scheme
         day_chart = self.page.locator("#usage-chart-day")
-        expect(day_chart).to_have_attribute(
-            "aria-label",
+        # What a screen reader announces for the chart's image: its summary sentence.
+        expect(day_chart).to_have_accessible_name(
             f"Tokens per day, 3 days: 1,800 in all, the most for {date.today().isoformat()} (1,000).",
         )
-        self.page.get_by_label("Replies").focus()
+        self.page.get_by_role("radio", name="Replies").focus()
         self.page.keyboard.press("ArrowRight")  # the radio group moves and checks with the arrows
-        expect(self.page.get_by_label("Cost (USD)")).to_be_checked()
-        expect(day_chart).to_have_attribute(
-            "aria-label", re.compile(r"^Cost \(USD\) per day, 3 days: \$0\.2250")
-        )
+        expect(self.page.get_by_role("radio", name="Cost (USD)")).to_be_checked()
+        expect(day_chart).to_have_accessible_name(re.compile(r"^Cost \(USD\) per day, 3 days: \$0\.2250"))
         expect(self.page.locator("#usage-by-day tbody tr")).to_have_count(3)
 
     def test_every_list_and_change_page_fits_1280_pixels(self) -> None:
