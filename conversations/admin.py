@@ -3,13 +3,14 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from . import catalog, mcp_credentials
+from .admin_filters import DateRangeFilter
 from .models import (
     Agent,
     Attachment,
@@ -23,6 +24,7 @@ from .models import (
     Share,
     UserQuota,
 )
+from .usage_charts import usage_chart_columns, usage_summaries
 
 
 @admin.register(ChatModel)
@@ -69,11 +71,16 @@ class ChatModelAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "model_names", "enabled", "is_default", "position", "updated_at"]
+    list_display = ["name", "slug", "models_listed", "enabled", "is_default", "position", "updated_at"]
     list_editable = ["enabled", "is_default", "position"]
     list_filter = ["enabled"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="models")
+    def models_listed(self, agent: Agent) -> str:
+        """The agent's models as a list (the handoff order), not as JSON."""
+        return ", ".join(agent.model_names) or "—"
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -169,12 +176,14 @@ class MCPCredentialAdmin(admin.ModelAdmin):
 
 
 PREVIEW_CHARS = 160
+# A title in a list column: long enough to tell conversations apart, short enough to leave room.
+TITLE_CHARS = 60
 
 
-def preview(text: str) -> str:
-    """A message's first words on one line, cut (the message's own page shows it whole)."""
+def preview(text: str, chars: int = PREVIEW_CHARS) -> str:
+    """A text's first words on one line, cut at `chars` with an ellipsis (its own page shows it whole)."""
     line = " ".join(text.split())
-    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+    return line if len(line) <= chars else line[: chars - 1] + "…"
 
 
 class MessageInline(admin.TabularInline):
@@ -199,7 +208,7 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["session_id", "title", "user", "model", "updated_at"]
+    list_display = ["session_id", "title_preview", "user", "model", "updated_at"]
     list_filter = ["model", "messages__status", "updated_at"]
     search_fields = ["session_id", "title", "user__username", "messages__content"]
     # current_message too: an editable select would list every message of every conversation.
@@ -216,6 +225,10 @@ class ConversationAdmin(admin.ModelAdmin):
     exclude = ["mcp_servers"]
     inlines = [MessageInline]
 
+    @admin.display(description="title", ordering="title")
+    def title_preview(self, conversation: Conversation) -> str:
+        return preview(conversation.title, TITLE_CHARS)
+
     @admin.display(description="MCP servers")
     def mcp_servers_listed(self, conversation: Conversation) -> str:
         return ", ".join(conversation.mcp_servers) or "none"
@@ -229,10 +242,23 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "role", "status", "model", "total_tokens", "cost", "created_at"]
+    list_display = [
+        "id",
+        "conversation_title",
+        "role",
+        "status",
+        "model",
+        "total_tokens",
+        "cost",
+        "created_at",
+    ]
     list_filter = ["status", "role", "model"]
     search_fields = ["content", "conversation__session_id"]
     list_select_related = ["conversation"]
+
+    @admin.display(description="conversation", ordering="conversation__title")
+    def conversation_title(self, message: Message) -> str:
+        return preview(str(message.conversation), TITLE_CHARS)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -260,8 +286,6 @@ USAGE_COLUMNS = [
     "total_tokens",
     "cost",
 ]
-# The usage page's summaries of the filtered rows: per model and per user, the costliest first.
-USAGE_SUMMARY_ROWS = 20
 
 
 @admin.register(DailyUsage)
@@ -276,10 +300,10 @@ class DailyUsageAdmin(admin.ModelAdmin):
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
-        "cost",
+        "cost_usd",
     ]
     list_display_links = None
-    list_filter = [("day", admin.DateFieldListFilter), "model"]
+    list_filter = [("day", DateRangeFilter), "model"]
     date_hierarchy = "day"
     search_fields = ["owner_key", "user__username", "model"]
     list_select_related = ["user"]
@@ -299,6 +323,11 @@ class DailyUsageAdmin(admin.ModelAdmin):
         """The user's name, or "anonymous" for a browser session (its key is a digest, of use to no one)."""
         return row.user.get_username() if row.user_id else "anonymous"
 
+    @admin.display(description="cost (USD)", ordering="cost")
+    def cost_usd(self, row: DailyUsage) -> str:
+        """Four decimals (the stored eight say nothing more to a reader); "—" when nothing was priced."""
+        return "—" if row.cost is None else f"{row.cost:.4f}"
+
     def get_urls(self) -> list:
         export = path(
             "export.csv", self.admin_site.admin_view(self.export_csv), name="conversations_dailyusage_csv"
@@ -314,25 +343,10 @@ class DailyUsageAdmin(admin.ModelAdmin):
         context = getattr(response, "context_data", None)
         if context is not None and "cl" in context:
             rows = context["cl"].queryset
-            sums = {
-                "replies": Sum("replies"),
-                "prompt_tokens": Sum("prompt_tokens"),
-                "completion_tokens": Sum("completion_tokens"),
-                "total_tokens": Sum("total_tokens"),
-                "cost": Sum("cost"),
-            }
-            context["totals"] = rows.aggregate(**sums)
-            summary = rows.order_by()
-            context["by_model"] = (
-                summary.values("model")
-                .annotate(**sums)
-                .order_by(F("cost").desc(nulls_last=True), "model")[:USAGE_SUMMARY_ROWS]
-            )
-            context["by_user"] = (
-                summary.values("owner_key", "user__username")
-                .annotate(**sums)
-                .order_by(F("cost").desc(nulls_last=True), "owner_key")[:USAGE_SUMMARY_ROWS]
-            )
+            summaries = usage_summaries(rows)
+            context["totals"] = rows.totals()
+            context["summaries"] = summaries
+            context["chart_data"] = usage_chart_columns(summaries)
             context["export_query"] = request.GET.urlencode()
         return response
 
@@ -356,7 +370,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     """Uploads, read-only: what an operator may see of them (never their content here) and remove."""
 
-    list_display = ["name", "kind", "size", "owner_key", "conversation", "created_at"]
+    list_display = ["name", "kind", "size", "owner", "conversation", "created_at"]
     list_filter = ["kind", "created_at"]
     search_fields = ["name", "owner_key"]
     readonly_fields = [
@@ -375,6 +389,16 @@ class AttachmentAdmin(admin.ModelAdmin):
     fields = readonly_fields
     list_select_related = ["conversation"]
 
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).with_owner_name()
+
+    @admin.display(description="owner", ordering="owner_key")
+    def owner(self, attachment: Attachment) -> str:
+        """The user's name, "anonymous" for a browser session (its key is a digest), else the key."""
+        if attachment.owner_key.startswith("s:"):
+            return "anonymous"
+        return attachment.owner_name or attachment.owner_key
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -386,7 +410,7 @@ class AttachmentAdmin(admin.ModelAdmin):
 class FeedbackAdmin(admin.ModelAdmin):
     """Users' thumbs on replies, with their conversation, and the counts per model, agent and day."""
 
-    list_display = ["updated_at", "rating", "comment_preview", "model", "agent", "conversation_link"]
+    list_display = ["updated_at", "rating", "comment_preview", "reply_model", "agent", "conversation_link"]
     list_filter = ["rating", "message__model", "message__agent_slug", "updated_at"]
     search_fields = ["comment", "message__conversation__session_id"]
     list_select_related = ["message__conversation"]
@@ -403,8 +427,9 @@ class FeedbackAdmin(admin.ModelAdmin):
     def comment_preview(self, row: Feedback) -> str:
         return preview(row.comment)
 
+    # Not `model`: ModelAdmin.model is the admin's model class, and the list showed it, called on the row.
     @admin.display(description="model", ordering="message__model")
-    def model(self, row: Feedback) -> str:
+    def reply_model(self, row: Feedback) -> str:
         return row.message.model
 
     @admin.display(description="agent", ordering="message__agent_slug")
@@ -415,7 +440,7 @@ class FeedbackAdmin(admin.ModelAdmin):
     def conversation_link(self, row: Feedback) -> str:
         conversation = row.message.conversation
         url = reverse("admin:conversations_conversation_change", args=[conversation.pk])
-        return format_html('<a href="{}">{}</a>', url, conversation.title or conversation.session_id)
+        return format_html('<a href="{}">{}</a>', url, preview(str(conversation), TITLE_CHARS))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)

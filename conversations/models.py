@@ -6,12 +6,13 @@ import uuid
 from typing import NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.storage import Storage, storages
 from django.core.signals import setting_changed
 from django.db import models, transaction
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models.functions import Cast, Now, Substr
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
@@ -490,6 +491,37 @@ class UserQuota(models.Model):
         return f"{self.user}: {self.daily_tokens} tokens/day"
 
 
+USAGE_SUMS = ["replies", "prompt_tokens", "completion_tokens", "total_tokens", "cost"]
+
+
+class DailyUsageQuerySet(models.QuerySet):
+    """The usage page's questions, each one grouped query over whatever rows the filters left."""
+
+    def totals(self) -> dict[str, object]:
+        """The sums of USAGE_SUMS over the rows (None for an empty set; cost None while nothing is priced)."""
+        return self.aggregate(**{name: models.Sum(name) for name in USAGE_SUMS})
+
+    def grouped(self, *fields: str) -> DailyUsageQuerySet:
+        """One row per distinct `fields`, with the sums of USAGE_SUMS; unordered (callers order it)."""
+        return self.order_by().values(*fields).annotate(**{name: models.Sum(name) for name in USAGE_SUMS})
+
+    def per_day(self) -> DailyUsageQuerySet:
+        """Sums per day, oldest first."""
+        return self.grouped("day").order_by("day")
+
+    def per_model(self) -> DailyUsageQuerySet:
+        """Sums per model, the costliest first (then the most tokens)."""
+        return self.grouped("model").order_by(
+            models.F("cost").desc(nulls_last=True), "-total_tokens", "model"
+        )
+
+    def per_user(self) -> DailyUsageQuerySet:
+        """Sums per user, every anonymous session together (`user__username` None), the costliest first."""
+        return self.grouped("user__username").order_by(
+            models.F("cost").desc(nulls_last=True), "-total_tokens", "user__username"
+        )
+
+
 class DailyUsage(models.Model):
     """Replies and tokens per day, owner and model: a database view over the stored replies (read-only)."""
 
@@ -504,6 +536,8 @@ class DailyUsage(models.Model):
     completion_tokens = models.PositiveBigIntegerField()
     total_tokens = models.PositiveBigIntegerField()
     cost = models.DecimalField(max_digits=20, decimal_places=8, null=True)
+
+    objects = DailyUsageQuerySet.as_manager()
 
     class Meta:
         managed = False
@@ -538,6 +572,21 @@ def attachments_storage() -> Storage:
     return _ATTACHMENTS_STORAGE  # type: ignore[return-value]
 
 
+class AttachmentQuerySet(models.QuerySet):
+    def with_owner_name(self) -> AttachmentQuerySet:
+        """Each with `owner_name`: its user's name for a `u:` key (one indexed lookup), else None."""
+        user_model = get_user_model()
+        user_id = Cast(Substr(models.OuterRef("owner_key"), 3), models.BigIntegerField())
+        username = user_model.objects.filter(pk=user_id).values(user_model.USERNAME_FIELD)[:1]
+        return self.annotate(
+            owner_name=models.Case(
+                models.When(owner_key__startswith="u:", then=models.Subquery(username)),
+                default=None,
+                output_field=models.CharField(),
+            )
+        )
+
+
 class Attachment(models.Model):
     """A file its owner uploaded, kept as `uploads.py` checked it. It belongs to the conversation of the
     first message that named it (until then, `conversation` is empty) and goes with it; messages name
@@ -565,6 +614,8 @@ class Attachment(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AttachmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

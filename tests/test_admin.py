@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -149,3 +151,46 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
     assert "alice-admin" in usage
     assert "anonymous" in usage
     assert "s:abcdef" not in usage
+
+
+def test_lists_show_a_replys_model_an_agents_models_and_cut_titles(staff_client, stored_turn):
+    from conversations.models import Agent, Feedback
+
+    conversation, reply = stored_turn
+    conversation.title = "a title that goes on " * 9
+    conversation.save()
+    reply.model = "openai/gpt-5.1"
+    reply.save()
+    Feedback.objects.create(message=reply, rating=Feedback.Rating.UP)
+    Agent.objects.create(
+        slug="helper", name="Helper", model_names=["openai/gpt-5.1", "google/gemini-3-pro-preview"]
+    )
+
+    feedback = staff_client.get("/admin/conversations/feedback/").content.decode()
+    assert '<td class="field-reply_model">openai/gpt-5.1</td>' in feedback
+    assert "None on reply None" not in feedback  # the admin's model class, once called on the row
+    cut = "a title that goes on a title that goes on a title that goes…"
+    assert cut in feedback
+    assert cut in staff_client.get("/admin/conversations/message/").content.decode()
+    assert cut in staff_client.get("/admin/conversations/conversation/").content.decode()
+    agents = staff_client.get("/admin/conversations/agent/").content.decode()
+    assert "openai/gpt-5.1, google/gemini-3-pro-preview" in agents
+
+
+def test_the_attachments_list_names_owners_instead_of_their_keys(staff_client, django_user_model):
+    from conversations.models import Attachment
+
+    alice = django_user_model.objects.create_user("alice-files", password="pw-for-tests-only")
+    for key, name in [
+        (f"u:{alice.pk}", "mine.pdf"),
+        ("s:0123456789abcdef", "theirs.pdf"),
+        ("public", "open.pdf"),
+    ]:
+        Attachment.objects.create(
+            owner_key=key, name=name, kind="pdf", content_type="application/pdf", size=1
+        )
+
+    page = staff_client.get("/admin/conversations/attachment/").content.decode()
+    owners = re.findall(r'<td class="field-owner">([^<]*)</td>', page)
+    assert sorted(owners) == ["alice-files", "anonymous", "public"]
+    assert "0123456789abcdef" not in page
