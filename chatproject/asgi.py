@@ -8,12 +8,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
 # Django must be set up before anything imports models (the consumers do).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from conversations.socket_auth import handshake_auth_stack  # noqa: E402
 
 
 def allowed_websocket_origins() -> list[str]:
@@ -25,7 +25,7 @@ def allowed_websocket_origins() -> list[str]:
     return [*settings.ALLOWED_HOSTS, *trusted]
 
 
-websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+websocket_app = handshake_auth_stack(URLRouter(websocket_urlpatterns))
 
 application = ProtocolTypeRouter(
     {

@@ -138,3 +138,35 @@ async def test_connections_the_database_dropped_while_pooled_are_not_lent(standi
             assert await statuses() == [200] * 8
     finally:
         server.stop()
+
+
+async def test_a_socket_handshake_right_after_the_database_dropped_its_connection_still_opens(
+    standin: StandIn, tmp_path: Path
+):
+    """A connection lent again within a second of its last use is not pinged (a round trip per call
+    otherwise): a handshake's session read on one the database just dropped must not answer 500."""
+    env = server_env(
+        database_name=settings.DATABASES["default"]["NAME"],
+        redis_url="",
+        standin_url=standin.url,
+        CHAT_DB_POOL_MAX="1",  # one connection: the next handshake gets the one just dropped
+        CHAT_DB_POOL_MIN="1",
+        PGAPPNAME=APPLICATION_NAME,
+    )
+    server = DaphneServer("handshake-drop", env, tmp_path).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            await psycopg.AsyncConnection.connect(conninfo(), autocommit=True) as admin,
+        ):
+            for round_number in range(3):
+                tab = await ChatClient(http, server, f"handshake-{round_number}").connect()
+                await tab.close()
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    [APPLICATION_NAME],
+                )  # as a database restart or a failover would, right after the connection's last use
+                tab = await ChatClient(http, server, f"handshake-{round_number}").connect()  # no 500
+                await tab.close()
+    finally:
+        server.stop()
