@@ -427,3 +427,8 @@ def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
         }
         for agent in rows
     ]
+
+
+def model_labels() -> dict[str, str]:
+    """Every catalog model's label by its name: how a page names the models that wrote a reply."""
+    return dict(ChatModel.objects.values_list("name", "label"))

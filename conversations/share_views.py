@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import shares
+from . import selectors, shares
 from .handover import anonymous_owner_note
 from .models import Share
 from .owners import Owner
@@ -88,7 +88,12 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "conversations/shared.html",
-        {"share": share, "title": share.title or "Shared chat", "messages": share.messages},
+        {
+            "share": share,
+            "title": share.title or "Shared chat",
+            "messages": share.messages,
+            "model_labels": selectors.model_labels(),
+        },
     )
 
 

@@ -120,28 +120,33 @@ def upstream_client_create() -> UpstreamClient:
     )
 
 
-async def completion_text(*, model: str, messages: list[dict[str, str]], time_limit: float) -> str:
-    """The text of one short, non-streamed completion, through the SDK, tried once within `time_limit`
-    seconds (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError when the
-    API fails or is too slow."""
+async def completion_text(
+    client: UpstreamClient, *, model: str, messages: list[dict[str, str]], time_limit: float
+) -> str:
+    """The text of one short, non-streamed completion, on the instance's connection pool (a client of its
+    own per call would cost a TLS context and a pool each time), tried once within `time_limit` seconds
+    (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError when the API fails,
+    answers nonsense or is too slow."""
     if not settings.DEDALUS_API_KEY:
         raise NotConfigured()
-    client = dedalus_labs.AsyncDedalus(
-        api_key=settings.DEDALUS_API_KEY,
-        base_url=settings.DEDALUS_BASE_URL,
-        timeout=time_limit,
-        max_retries=0,
-    )
+    body = {"model": model, "messages": messages}  # not streamed: as the SDK sends it
     try:
-        response = await client.chat.completions.create(model=model, messages=messages)
-    except dedalus_labs.APITimeoutError as exc:
+        async with (
+            asyncio.timeout(time_limit),
+            client.session.post(client.completions_url, json=body, headers=client.headers) as response,
+        ):
+            if response.status >= 400:
+                raise await _status_error(response)
+            answer: Any = orjson.loads(await response.read())
+    except TimeoutError as exc:
         raise UpstreamError("The model service was too slow.", code="upstream_timeout") from exc
-    except dedalus_labs.APIError as exc:
+    except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
         raise UpstreamError(f"The model service failed: {type(exc).__name__}.") from exc
-    finally:
-        await client.close()
-    choice = response.choices[0] if response.choices else None
-    return text_storable(choice.message.content or "") if choice is not None else ""
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return text_storable(content) if isinstance(content, str) else ""
 
 
 def upstream_problem() -> str | None:

@@ -86,7 +86,7 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         )
         reply = viewer.locator("#messages .message.assistant")
         expect(reply.locator(".content")).not_to_be_empty()
-        expect(reply.locator(".model")).to_have_text(re.compile(r"\S"))
+        expect(reply.locator(".model")).to_have_text("GPT-5.1")  # as the chat names it: its label
         expect(reply.locator("[data-action=copy-message]")).to_be_visible()
         expect(reply.locator("[data-action=regenerate], [data-action=feedback-up]")).to_have_count(0)
         expect(viewer.locator("#composer, #sidebar")).to_have_count(0)

@@ -32,7 +32,10 @@ async def title_write(instance: Instance, ref: ConversationRef, reply_id: int) -
         if request is None:
             return
         answer = await upstream.completion_text(
-            model=settings.CHAT_TITLE_MODEL, messages=request.messages, time_limit=settings.CHAT_TITLE_TIMEOUT
+            instance.upstream(),
+            model=settings.CHAT_TITLE_MODEL,
+            messages=request.messages,
+            time_limit=settings.CHAT_TITLE_TIMEOUT,
         )
         title = titles.title_from_model(answer)
         if not title:

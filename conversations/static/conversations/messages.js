@@ -206,10 +206,12 @@ window.ChatMessages = (() => {
   }
 
   let labelsByModel = null;
-  /** A model's label as the picker shows it ("GPT-5.1"), or its id when the page offers it no more. */
+  /** A model's label as the picker shows it ("GPT-5.1") or, on a page without one (a shared chat), as
+   * its `model-labels` data names it; its id when neither knows it. */
   function modelLabel(name) {
     if (labelsByModel === null) {
-      labelsByModel = new Map();
+      const data = document.getElementById("model-labels");
+      labelsByModel = new Map(data ? Object.entries(JSON.parse(data.textContent)) : []);
       for (const option of document.querySelectorAll("#model option:not([value^='agent:'])")) {
         labelsByModel.set(option.value, option.textContent.trim());
       }
