@@ -4,9 +4,9 @@ after the first reply), unless the user renamed it: a title the user wrote is ne
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from .models import Conversation, Message
+from .models import Conversation
+from .owners import ConversationRef
 
 TITLE_LENGTH = 60
 # What the model is shown of the conversation: enough to name it, little enough to stay cheap.
@@ -22,14 +22,6 @@ LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [words](url) -> words
 LINE_MARKER_RE = re.compile(r"^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)+")  # heading, quote, list item
 INLINE_MARKER_RE = re.compile(r"\*\*|__|[*`~]|(?<!\w)_|_(?!\w)")
 QUOTES = "\"'“”‘’«»`"
-
-
-@dataclass(frozen=True, slots=True)
-class TitleRequest:
-    """What the model is asked for a conversation's title."""
-
-    conversation_id: int
-    messages: list[dict[str, str]]
 
 
 def text_without_directives(content: str) -> str:
@@ -64,37 +56,23 @@ def _cut(words: str) -> str:
     return cut.rstrip(" ,;:-") + "…"
 
 
-def title_request_for(*, reply_id: int) -> TitleRequest | None:
-    """The title request due after reply `reply_id` completed: when it is its conversation's first reply
-    and the title is still the first line (not the model's, not the user's); None otherwise."""
-    reply = (
-        Message.objects.filter(pk=reply_id, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE)
-        .select_related("conversation", "parent")
-        .first()
-    )
-    if reply is None or reply.conversation.title_source != Conversation.TitleSource.FIRST_LINE:
-        return None
-    earlier = Message.objects.filter(
-        conversation_id=reply.conversation_id, role=Message.Role.ASSISTANT, pk__lt=reply.pk
-    )
-    if reply.parent is None or earlier.exists():
-        return None
-    question = " ".join(text_without_directives(reply.parent.content).split())[:TITLE_EXCERPT_CHARS]
-    answer = reply.content[:TITLE_EXCERPT_CHARS]
-    return TitleRequest(
-        conversation_id=reply.conversation_id,
-        messages=[
-            {"role": "system", "content": TITLE_INSTRUCTIONS},
-            {"role": "user", "content": f"User: {question}\n\nAssistant: {answer}"},
-        ],
-    )
+def title_request(*, question: str, answer: str) -> list[dict[str, str]]:
+    """The messages that ask the model to name a conversation from its first question and reply (both in
+    the reply's memory when it ends: no query)."""
+    question = " ".join(text_without_directives(question).split())[:TITLE_EXCERPT_CHARS]
+    return [
+        {"role": "system", "content": TITLE_INSTRUCTIONS},
+        {"role": "user", "content": f"User: {question}\n\nAssistant: {answer[:TITLE_EXCERPT_CHARS]}"},
+    ]
 
 
-def conversation_title_write(*, conversation_id: int, title: str) -> bool:
+def conversation_title_write(*, ref: ConversationRef, title: str) -> bool:
     """Store the model's title, unless the user renamed the conversation meanwhile (or the model's was
-    already stored); True if it was stored."""
+    already stored): one UPDATE. True if it was stored."""
     return bool(
         Conversation.objects.filter(
-            pk=conversation_id, title_source=Conversation.TitleSource.FIRST_LINE
+            owner_key=ref.owner_key,
+            session_id=ref.session_id,
+            title_source=Conversation.TitleSource.FIRST_LINE,
         ).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
     )

@@ -165,7 +165,8 @@ async def reply_stream(
     ):
         # After `done`, in a task of its own: the title never delays the reply nor the next turn.
         instance.reply_task_start(
-            title_write(instance, room.ref, reply.message_id), name=f"title-{reply.message_id}"
+            title_write(instance, room.ref, question=turn.user_message["content"], answer=reply.text()),
+            name=f"title-{reply.message_id}",
         )
 
 

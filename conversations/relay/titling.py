@@ -23,26 +23,22 @@ def title_wanted(*, first_turn: bool) -> bool:
     return first_turn and bool(settings.CHAT_TITLE_MODEL)
 
 
-async def title_write(instance: Instance, ref: ConversationRef, reply_id: int) -> None:
-    """Ask the model for the title after reply `reply_id` (its conversation's first), store it and tell
-    the sockets. On any failure the title stays the first message's cleaned line."""
-    extra = {"session_id": ref.session_id, "message_id": reply_id}
+async def title_write(instance: Instance, ref: ConversationRef, *, question: str, answer: str) -> None:
+    """Ask the model for the title of a conversation whose first reply (`answer` to `question`) just
+    completed, store it (one UPDATE) and tell the sockets. On any failure the title stays the first
+    message's cleaned line."""
+    extra = {"session_id": ref.session_id}
     try:
-        request = await db_call(titles.title_request_for)(reply_id=reply_id)
-        if request is None:
-            return
-        answer = await upstream.completion_text(
+        text = await upstream.completion_text(
             instance.upstream(),
             model=settings.CHAT_TITLE_MODEL,
-            messages=request.messages,
+            messages=titles.title_request(question=question, answer=answer),
             time_limit=settings.CHAT_TITLE_TIMEOUT,
         )
-        title = titles.title_from_model(answer)
+        title = titles.title_from_model(text)
         if not title:
             return
-        stored = await db_call(titles.conversation_title_write)(
-            conversation_id=request.conversation_id, title=title
-        )
+        stored = await db_call(titles.conversation_title_write)(ref=ref, title=title)
     except ChatError as exc:
         logger.info("title not written: the first line stays", extra={**extra, "code": exc.code})
         return
