@@ -166,6 +166,22 @@ class ChatBrowserTestCase(ChannelsLiveServerTestCase):
             samples.append(self.page.wait_for_function(growing, arg=[samples[-1]]).json_value())
         return samples[1:]
 
+    def share_link_create(self, session_id: str) -> str:
+        """Share one of this browser's conversations through the API, as the share dialog does; return
+        the link."""
+        csrf = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
+        answer = self.page.request.post(
+            f"{self.live_server_url}/c/{session_id}/share",
+            data="{}",
+            headers={
+                "X-CSRFToken": csrf,
+                "Content-Type": "application/json",
+                "Referer": self.live_server_url,
+            },
+        )
+        assert answer.ok, answer.status
+        return answer.json()["url"]
+
     def screenshot_save(self, name: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name

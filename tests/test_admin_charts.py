@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 
+from .test_usage_and_retention import reply_stored as usage_reply_stored
+
 pytestmark = pytest.mark.django_db
 
 USAGE_URL = "/admin/conversations/dailyusage/"
@@ -30,19 +32,13 @@ def day(days_ago: int) -> str:
 def reply_stored(
     conversation: Conversation, *, model: str, tokens: tuple[int, int], days_ago: int, cost: str | None
 ) -> Message:
-    prompt, completion = tokens
     noon = datetime.combine(TODAY - timedelta(days=days_ago), datetime.min.time()) + timedelta(hours=12)
-    return Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        content="a",
+    return usage_reply_stored(
+        conversation,
         model=model,
-        status="complete",
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
+        tokens=tokens,
+        when=timezone.make_aware(noon),
         cost=None if cost is None else Decimal(cost),
-        created_at=timezone.make_aware(noon),
     )
 
 

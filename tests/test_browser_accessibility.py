@@ -67,20 +67,10 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
 
     def test_a_shared_page_and_the_login_page(self) -> None:
         session_id = self.conversation_with_a_reply()
-        csrf = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
-        answer = self.page.request.post(
-            f"{self.live_server_url}/c/{session_id}/share",
-            data="{}",
-            headers={
-                "X-CSRFToken": csrf,
-                "Content-Type": "application/json",
-                "Referer": self.live_server_url,
-            },
-        )
-        assert answer.ok
+        url = self.share_link_create(session_id)
         viewer = self.browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
         self.addCleanup(viewer.context.close)
-        viewer.goto(answer.json()["url"])
+        viewer.goto(url)
         expect(viewer.locator("#messages .message.assistant")).to_have_count(1)
         self.assert_accessible("shared", viewer)
         viewer.emulate_media(color_scheme="dark")

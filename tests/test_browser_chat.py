@@ -205,6 +205,23 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert conversation.user is not None
         assert conversation.user.username == "frank"
 
+    def test_signing_in_at_the_admin_keeps_the_chats_started_before(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("before the admin")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        get_user_model().objects.create_superuser("olga", password="pw-for-tests-only")
+        self.page.goto(f"{self.live_server_url}/admin/")
+        self.page.get_by_label("Username").fill("olga")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.locator("#user-tools")).to_contain_text("olga")
+        # Back on the chat: the sidebar lists it, and its URL opens its messages.
+        self.page.goto(f"{self.live_server_url}/c/{session_id}/")
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        expect(self.bubbles("user").locator(".content")).to_have_text("before the admin")
+        expect(self.page.locator("#conversation-list")).to_contain_text("before the admin")
+        assert Conversation.objects.get(session_id=session_id).user.username == "olga"
+
     def test_an_agent_picked_in_the_picker_answers_with_its_instructions_and_models(self) -> None:
         Agent.objects.create(
             slug="researcher",

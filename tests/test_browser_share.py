@@ -236,19 +236,9 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         message = conversation.current_message
         message.attachment_ids = [str(attachment.pk)]
         message.save(update_fields=["attachment_ids"])
-        csrf = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
-        answer = self.page.request.post(
-            f"{self.live_server_url}/c/{conversation.session_id}/share",
-            data="{}",
-            headers={
-                "X-CSRFToken": csrf,
-                "Content-Type": "application/json",
-                "Referer": self.live_server_url,
-            },
-        )
-        assert answer.ok
+        url = self.share_link_create(conversation.session_id)
         viewer = self.fresh_page()
-        viewer.goto(answer.json()["url"])
+        viewer.goto(url)
         named = viewer.locator("#messages .message.user .message-attachments li")
         expect(named).to_have_text("notes.txt2 KB")
         expect(named.locator("a, img")).to_have_count(0)

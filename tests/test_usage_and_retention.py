@@ -6,7 +6,8 @@ import csv
 import io
 import re
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -24,9 +25,16 @@ pytestmark = pytest.mark.django_db
 
 
 def reply_stored(
-    conversation: Conversation, *, model: str, tokens: tuple[int, int], days_ago: int = 0
+    conversation: Conversation,
+    *,
+    model: str,
+    tokens: tuple[int, int],
+    days_ago: int = 0,
+    when: datetime | None = None,
+    **fields: Any,
 ) -> Message:
-    when = timezone.now() - timedelta(days=days_ago)
+    """A finished reply with these token counts (and its question), `days_ago` or `when`."""
+    when = when or timezone.now() - timedelta(days=days_ago)
     Message.objects.create(conversation=conversation, role="user", content="q", model=model, created_at=when)
     prompt, completion = tokens
     return Message.objects.create(
@@ -39,6 +47,7 @@ def reply_stored(
         completion_tokens=completion,
         total_tokens=prompt + completion,
         created_at=when,
+        **fields,
     )
 
 

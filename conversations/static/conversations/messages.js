@@ -297,5 +297,21 @@ window.ChatMessages = (() => {
     return view;
   }
 
-  return { messageView, endingShow, toolAdd, replyContentShow, sizeText };
+  /** Copy `text` for a Copy button, which says how it went for a moment (and so does #announcer: the
+   * button's aria-label would hide the change). */
+  async function copyText(text, button) {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    const announcer = document.getElementById("announcer");
+    if (announcer) announcer.textContent = button.textContent;
+    setTimeout(() => {
+      button.textContent = "Copy";
+    }, 1500);
+  }
+
+  return { messageView, endingShow, toolAdd, replyContentShow, sizeText, copyText };
 })();

@@ -4,9 +4,8 @@
 "use strict";
 
 (() => {
-  const { messageView } = window.ChatMessages;
+  const { messageView, copyText } = window.ChatMessages;
   const list = document.getElementById("messages");
-  const announcer = document.getElementById("announcer");
   const messages = JSON.parse(document.getElementById("shared-messages").textContent);
   const byId = new Map();
   for (const message of messages) {
@@ -15,19 +14,6 @@
     list.appendChild(view.root);
   }
   document.getElementById("empty-chat").hidden = messages.length > 0;
-
-  async function copyText(text, button) {
-    try {
-      await navigator.clipboard.writeText(text);
-      button.textContent = "Copied";
-    } catch {
-      button.textContent = "Copy failed";
-    }
-    announcer.textContent = button.textContent;
-    setTimeout(() => {
-      button.textContent = "Copy";
-    }, 1500);
-  }
 
   list.addEventListener("click", (event) => {
     const button = event.target.closest("button");

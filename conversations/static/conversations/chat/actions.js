@@ -6,6 +6,7 @@ import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
 import { inputFocus, replyRequest } from "./composer.js";
 
+const { copyText } = window.ChatMessages;
 const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
 const announcer = document.getElementById("announcer");
@@ -39,19 +40,6 @@ export async function lastReplyCopy() {
   } catch {
     announcer.textContent = "Copy failed";
   }
-}
-
-async function copyText(text, button) {
-  try {
-    await navigator.clipboard.writeText(text);
-    button.textContent = "Copied";
-  } catch {
-    button.textContent = "Copy failed";
-  }
-  announcer.textContent = button.textContent; // the button's aria-label would hide the change
-  setTimeout(() => {
-    button.textContent = "Copy";
-  }, 1500);
 }
 
 function editorOpen(root, message) {

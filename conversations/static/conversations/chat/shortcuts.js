@@ -71,6 +71,9 @@ document.addEventListener("keydown", (event) => {
 
 opener.addEventListener("click", listOpen);
 dialog.addEventListener("close", () => {
+  // The close event is queued: one from an earlier close may arrive after the list opened again, and
+  // must not take the focus to remember.
+  if (dialog.open) return;
   if (focusBefore && focusBefore.isConnected) focusBefore.focus();
   focusBefore = null;
 });
