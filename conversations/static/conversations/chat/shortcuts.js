@@ -71,10 +71,12 @@ document.addEventListener("keydown", (event) => {
 
 opener.addEventListener("click", listOpen);
 dialog.addEventListener("close", () => {
-  // The close event is queued: one from an earlier close may arrive after the list opened again, and
-  // must not take the focus to remember.
+  // The close event is queued: by the time it runs, the list may be open again, or the user may have put
+  // the focus somewhere already (the browser itself gives it back on close): never take it from there.
   if (dialog.open) return;
-  if (focusBefore && focusBefore.isConnected) focusBefore.focus();
+  const now = document.activeElement;
+  const focusFree = !now || now === document.body || dialog.contains(now);
+  if (focusFree && focusBefore && focusBefore.isConnected) focusBefore.focus();
   focusBefore = null;
 });
 if (IS_MAC) {
