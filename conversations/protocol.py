@@ -297,11 +297,13 @@ def start_frame(
     user_message: dict[str, Any] | None,
     context_dropped: int = 0,
     agent: str = "",
+    title: str = "",
 ) -> dict[str, Any]:
     """A reply starts: `parent_id` is the user message it answers, `user_message` the one this turn
     stored (None for a regenerate, which stores none), `agent` the slug of the agent asked (None: a
     plain model); `context_dropped`, when older messages were left out of the request to fit the
-    model's context window, how many."""
+    model's context window, how many; `title`, on the turn that stored the conversation's first message,
+    the conversation's title (so every tab shows it as the server wrote it)."""
     frame = {
         "type": "start",
         "message_id": message_id,
@@ -312,6 +314,8 @@ def start_frame(
     }
     if context_dropped:
         frame["context_dropped"] = context_dropped
+    if title:
+        frame["title"] = title
     return frame
 
 

@@ -95,6 +95,7 @@ class Turn:
     prices: Prices | None = None  # the first model's, as the turn read them: what the reply will cost
     instructions: str = ""
     agent: str = ""  # the agent's slug, "" for a plain model
+    title: str = ""  # the conversation's title, on the turn that stored its first message
     # The MCP servers' credential values by target: in memory only, on their way to the upstream.
     mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
 
@@ -517,9 +518,8 @@ def _conversations_advance(plans: list[_TurnPlan]) -> None:
         )
     for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
         if not plan.conversation.title and plan.user_message is not None:
-            Conversation.objects.filter(pk=plan.conversation.pk).update(
-                title=title_first_line(plan.user_message.content)
-            )
+            plan.conversation.title = title_first_line(plan.user_message.content)
+            Conversation.objects.filter(pk=plan.conversation.pk).update(title=plan.conversation.title)
 
 
 def _attachment_ids_of(request: TurnRequest, messages: dict[int, ThreadMessage]) -> list[str]:
@@ -582,6 +582,7 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         prices=plan.prices,
         instructions=plan.answerer.instructions,
         agent=plan.answerer.agent_slug,
+        title=plan.conversation.title if user is not None and user.parent_id is None else "",
         mcp_credentials=plan.mcp_credentials,
     )
 

@@ -65,6 +65,8 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         session_id = self.chat_open()
         self.message_send("plan a trip to Lisbon with `code` and **bold**")
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        # The title bar took the title the server wrote (the start frame's), Markdown markers gone.
+        expect(self.page.locator("#chat-title")).to_have_text("plan a trip to Lisbon with code and bold")
         original = Conversation.objects.get(session_id=session_id)
 
         self.menu_choose("#chat-menu-button", "Share…")

@@ -162,11 +162,15 @@ async def test_a_title_the_user_wrote_is_never_overwritten(
 async def test_only_the_first_reply_asks_for_a_title(
     chat_socket, standin: StandIn, model_titles: None
 ) -> None:
-    await chat_socket.send_json_to({"message": "first question [[standin tokens=3]]"})
-    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    await chat_socket.send_json_to({"message": "first **question** [[standin tokens=3]]"})
+    first = await reply_collect(chat_socket)
+    assert first[-1]["type"] == "done"
+    assert first[0]["title"] == "first question"  # the start of the first turn: the cleaned first line
     assert (await chat_socket.receive_json_from(timeout=10))["type"] == "title"
     await chat_socket.send_json_to({"message": "second question [[standin tokens=3]]"})
-    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    second = await reply_collect(chat_socket)
+    assert second[-1]["type"] == "done"
+    assert "title" not in second[0]  # a later turn's start carries none
     await titles_settle()
 
     assert await chat_socket.receive_nothing(timeout=0.3)

@@ -70,6 +70,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
                 user_message=turn.user_message,
                 context_dropped=turn.context_dropped,
                 agent=turn.agent,
+                title=turn.title,
             )
         )
         await room.broadcast(start)

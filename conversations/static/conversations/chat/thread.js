@@ -40,22 +40,6 @@ function titleShow(text) {
   document.title = text ? `${text} · Dedalus Chat` : "Dedalus Chat";
 }
 
-/** The title the server gives a new conversation (conversations/titles.py): the message's first line with
- * words, without the stand-in's directives or Markdown's markers, cut at a word boundary to 60. */
-function firstLineTitle(content) {
-  for (let line of content.replace(/\[\[standin[^\]]*\]\]/g, " ").split("\n")) {
-    line = line.replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1");
-    line = line.replace(/^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)+/, "");
-    line = line.replace(/\*\*|__|[*`~]|(?<!\w)_|_(?!\w)/g, "").split(/\s+/).join(" ").trim();
-    if (!line) continue;
-    if (line.length <= 60) return line;
-    let cut = line.slice(0, 59);
-    if (cut.includes(" ") && line[59] !== " ") cut = cut.slice(0, cut.lastIndexOf(" "));
-    return cut.replace(/[ ,;:-]+$/, "") + "…";
-  }
-  return "";
-}
-
 /** A `title` frame: the model wrote the title (or it was renamed), shown here and in the sidebar. */
 function onTitle(frame) {
   if (!title.querySelector("input")) titleShow(frame.title); // not while the user is renaming
@@ -263,9 +247,8 @@ function onStart(frame) {
   }
   if (frame.user_message) {
     messageAppend(frame.user_message);
-    if (!title.dataset.renamed && title.textContent === "New chat") {
-      titleShow(firstLineTitle(frame.user_message.content));
-    }
+    // A conversation's first message: its title as the server wrote it (conversations/titles.py).
+    if (frame.title && !title.dataset.renamed && title.textContent === "New chat") titleShow(frame.title);
   }
   const reply = {
     id: frame.message_id,
