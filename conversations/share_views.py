@@ -18,12 +18,7 @@ from . import selectors, shares
 from .handover import anonymous_owner_note
 from .models import Share
 from .owners import Owner
-from .views import conversation_owner_required
-
-
-def _not_found_json(refusal: str) -> HttpResponse:
-    """Not the requester's conversation, or not shared: the same 404 as a conversation that does not exist."""
-    return JsonResponse({"code": "not_found"}, status=404)
+from .views import conversation_owner_required, not_found_json
 
 
 def _share_as_dict(request: HttpRequest, share: Share) -> dict[str, object]:
@@ -44,13 +39,13 @@ def _login_required_option(body: bytes) -> bool:
 
 
 @require_http_methods(["GET", "POST", "DELETE"])
-@conversation_owner_required(refused=_not_found_json)
+@conversation_owner_required(refused=not_found_json)
 def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """`POST /c/<id>/share` (JSON `{"login_required": bool}`, optional) shares the conversation as it is
     now, or takes its snapshot again under the same URL; `GET` tells its link; `DELETE` revokes it."""
     if request.method == "DELETE":
         revoked = shares.share_revoke(owner_key=owner.key, session_id=session_id)
-        return JsonResponse({"ok": True}) if revoked else _not_found_json("not_found")
+        return JsonResponse({"ok": True}) if revoked else not_found_json("not_found")
     if request.method == "GET":
         share = shares.share_of_conversation(owner_key=owner.key, session_id=session_id)
     else:
@@ -65,7 +60,7 @@ def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> H
                 status=400,
             )
         share = shares.share_create(owner_key=owner.key, session_id=session_id, login_required=login_required)
-    return JsonResponse(_share_as_dict(request, share)) if share is not None else _not_found_json("not_found")
+    return JsonResponse(_share_as_dict(request, share)) if share is not None else not_found_json("not_found")
 
 
 def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:

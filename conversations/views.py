@@ -46,7 +46,7 @@ def login_required_if_configured(view: Any) -> Any:
     return guarded
 
 
-def _not_found_json(refusal: str) -> HttpResponse:
+def not_found_json(refusal: str) -> HttpResponse:
     """The answer for a conversation that is not the requester's: the same as for one that does not exist."""
     return JsonResponse({"code": "not_found"}, status=404)
 
@@ -56,15 +56,23 @@ def _export_not_found(refusal: str) -> NoReturn:
     raise Http404("No such conversation.")
 
 
-def _list_refused(refusal: str) -> HttpResponse:
-    """A list request without an owner: 401 when a login would help, 403 for a cookie-less client (an
-    empty list would pretend the public namespace were its own, and empty)."""
-    if refusal == "login_required":
-        return JsonResponse({"code": refusal, "message": "Sign in to see your conversations."}, status=401)
-    return JsonResponse(
-        {"code": refusal, "message": "Conversations are listed for a signed-in user or a browser session."},
-        status=403,
-    )
+def _owner_missing(*, sign_in: str, session_only: str) -> Callable[[str], HttpResponse]:
+    """The refusal of a JSON request without an owner: 401 saying `sign_in` when a login would help, 403
+    saying `session_only` for a cookie-less client."""
+
+    def refused(refusal: str) -> HttpResponse:
+        if refusal == "login_required":
+            return JsonResponse({"code": refusal, "message": sign_in}, status=401)
+        return JsonResponse({"code": refusal, "message": session_only}, status=403)
+
+    return refused
+
+
+# An empty list would pretend the public namespace were a cookie-less client's own, and empty.
+_list_refused = _owner_missing(
+    sign_in="Sign in to see your conversations.",
+    session_only="Conversations are listed for a signed-in user or a browser session.",
+)
 
 
 def conversation_owner_required(*, refused: Callable[[str], HttpResponse]) -> Callable[[Any], Any]:
@@ -192,18 +200,13 @@ def agent_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"agents": selectors.agents_enabled()})
 
 
-def _check_refused(refusal: str) -> HttpResponse:
-    """A check without an owner: 401 when a login would help, 403 for a cookie-less client."""
-    if refusal == "login_required":
-        return JsonResponse({"code": refusal, "message": "Sign in to check MCP servers."}, status=401)
-    return JsonResponse(
-        {"code": refusal, "message": "MCP servers are checked for a signed-in user or a browser session."},
-        status=403,
-    )
-
-
 @require_GET
-@conversation_owner_required(refused=_check_refused)
+@conversation_owner_required(
+    refused=_owner_missing(
+        sign_in="Sign in to check MCP servers.",
+        session_only="MCP servers are checked for a signed-in user or a browser session.",
+    )
+)
 def mcp_servers_check(request: HttpRequest, owner: Owner) -> JsonResponse:
     """Judge `?servers=` (comma separated) as a turn judges its `mcp_servers`, sending and storing nothing:
     `{"ok": true}`, or `{"ok": false, "code": "invalid_mcp_server", "message"}` naming the entry at fault.
@@ -264,7 +267,7 @@ def mcp_credentials_one(request: HttpRequest, preset_id: int) -> HttpResponse:
 
 
 @require_POST
-@conversation_owner_required(refused=_not_found_json)
+@conversation_owner_required(refused=not_found_json)
 def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Rename one of the requester's conversations (form field `title`); its open sockets hear of it."""
     try:
@@ -276,13 +279,13 @@ def conversation_rename(request: HttpRequest, owner: Owner, session_id: str) -> 
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
     if title is None:
-        return _not_found_json("not_found")
+        return not_found_json("not_found")
     async_to_sync(title_renamed)(ConversationRef(owner.key, session_id), title)
     return JsonResponse({"ok": True})
 
 
 @require_POST
-@conversation_owner_required(refused=_not_found_json)
+@conversation_owner_required(refused=not_found_json)
 def conversation_pin(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Pin one of the requester's conversations to the top of their list, or unpin it: JSON
     `{"pinned": true | false}`. Answer `{"pinned"}`, or 404 for anyone else's conversation."""
@@ -295,18 +298,18 @@ def conversation_pin(request: HttpRequest, owner: Owner, session_id: str) -> Htt
             {"code": "invalid_pin", "message": 'Send {"pinned": true} or {"pinned": false}.'}, status=400
         )
     found = upkeep.conversation_pin(owner_key=owner.key, session_id=session_id, pinned=pinned)
-    return JsonResponse({"pinned": pinned}) if found else _not_found_json("not_found")
+    return JsonResponse({"pinned": pinned}) if found else not_found_json("not_found")
 
 
 @require_POST
-@conversation_owner_required(refused=_not_found_json)
+@conversation_owner_required(refused=not_found_json)
 def conversation_delete(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """Delete one of the requester's conversations (refused while a reply streams)."""
     try:
         found = upkeep.conversation_delete(owner_key=owner.key, session_id=session_id)
     except ChatError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=409)
-    return JsonResponse({"ok": True}) if found else _not_found_json("not_found")
+    return JsonResponse({"ok": True}) if found else not_found_json("not_found")
 
 
 @conversation_owner_required(refused=_export_not_found)
