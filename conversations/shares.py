@@ -12,14 +12,31 @@ from typing import Any
 
 from django.db import transaction
 
-from . import protocol
 from .models import Conversation, Message, Share
 from .owners import Owner
-from .selectors import attachments_shown, thread_pairs
+from .selectors import attachments_shown, message_as_dict, thread_pairs
 from .threads import thread_leaf_id, thread_path_ids
 
 # secrets.token_urlsafe(TOKEN_BYTES): 128 bits, 22 characters.
 TOKEN_BYTES = 16
+# What a shared message keeps of the chat's own (selectors.message_as_dict), named one by one so that a
+# field added there stays out of shares until chosen: never ids, client ids, feedback or MCP servers.
+SHARED_FIELDS = (
+    "role",
+    "content",
+    "model",
+    "status",
+    "error",
+    "finish_reason",
+    "usage",
+    "tools",
+    "agent",
+    "served_models",
+    "handoffs",
+    "context_dropped",
+    "created_at",
+    "finished_at",
+)
 
 
 def _attachment_named(attachment: dict[str, Any]) -> dict[str, Any]:
@@ -44,26 +61,14 @@ def _snapshot_messages(conversation: Conversation) -> list[dict[str, Any]]:
         if message.status == Message.Status.STREAMING:
             break  # a reply still being written is not shared half-way (it is always the leaf)
         number = len(snapshot) + 1
+        shown_as_in_chat = message_as_dict(message, siblings={})
         snapshot.append(
             {
+                **{name: shown_as_in_chat[name] for name in SHARED_FIELDS},
                 "id": number,
                 "parent_id": number - 1 or None,
                 "siblings": [number],
-                "role": message.role,
-                "content": message.content,
-                "model": message.model,
-                "status": message.status,
-                "error": message.error,
-                "finish_reason": message.finish_reason,
-                "usage": message.usage,
-                "tools": message.tools,
-                "agent": message.agent_slug or None,
-                "served_models": message.served_models,
-                "handoffs": protocol.handoffs_of(message.served_models, message.handoff_offsets),
-                "context_dropped": message.context_dropped,
                 "attachments": [_attachment_named(shown[i]) for i in message.attachment_ids if i in shown],
-                "created_at": message.created_at.isoformat(),
-                "finished_at": message.finished_at.isoformat() if message.finished_at else None,
             }
         )
     return snapshot
