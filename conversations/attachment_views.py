@@ -64,5 +64,5 @@ def attachment_download(request: HttpRequest, owner: Owner, attachment_id: str) 
         filename=attachment.name,
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "private, no-store"  # no copy outlives the session that fetched it
     return response

@@ -219,6 +219,16 @@ def test_only_the_owner_downloads_and_a_cookie_less_client_cannot_upload(browser
     assert json.loads(refused.content)["code"] == "session_required"
 
 
+def test_a_download_is_never_kept_in_a_cache(browser):
+    """After a sign-out on a shared computer, its browser must have no copy to show the next person."""
+    url = upload(browser, "private.txt", b"my notes").json()["url"]
+    download = browser.get(url)
+    assert download.status_code == 200
+    directives = {part.strip() for part in download["Cache-Control"].split(",")}
+    assert {"private", "no-store"} <= directives
+    assert not any(part.startswith("max-age") and part != "max-age=0" for part in directives)
+
+
 def test_uploads_keep_csrf():
     client = Client(enforce_csrf_checks=True)
     client.get("/c/warmup/")
