@@ -13,12 +13,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
-from .models import Attachment, ModelChoice
+from . import upload_limits
+from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
+from .models import Attachment, ModelChoice, attachment_file_discard
 from .ocr import pdf_text_by_ocr
 from .uploads import upload_check
 
@@ -36,26 +36,22 @@ def name_clean(name: str) -> str:
     return name[-NAME_MAX:] or "attachment"
 
 
-def owner_bytes_used(owner_key: str) -> int:
-    return Attachment.objects.filter(owner_key=owner_key).aggregate(used=Sum("size"))["used"] or 0
+def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_address: str = "") -> Attachment:
+    """Check an upload and keep it for `owner_key` (attached to no message yet); `anonymous_address` is
+    an anonymous owner's client address ("" for a signed-in one), which upload_limits counts against.
 
-
-def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
-    """Check an upload and keep it for `owner_key` (attached to no message yet).
-
-    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, AttachmentQuotaExceeded when the owner's
-    attachments would pass CHAT_ATTACHMENT_QUOTA_BYTES, and what upload_check raises; nothing is stored
-    then.
+    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, what upload_check raises, and what the
+    limits of upload_limits raise (the address's rate and bytes, the owner's quota, the server's budget
+    for unsent uploads); nothing is stored then.
     """
     limit = settings.CHAT_ATTACHMENT_MAX_BYTES
     if len(data) > limit:
         raise AttachmentTooLarge(f"That file has {len(data):,} bytes; at most {limit:,} are taken.")
+    upload_limits.upload_rate_check(anonymous_address=anonymous_address)  # before any decoding
     checked = upload_check(data)
     text = checked.text
     if checked.kind == Attachment.Kind.PDF and not text.strip():
         text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
-    if owner_bytes_used(owner_key) + len(checked.data) > settings.CHAT_ATTACHMENT_QUOTA_BYTES:
-        raise AttachmentQuotaExceeded()
     attachment = Attachment(
         id=uuid.uuid4(),
         owner_key=owner_key,
@@ -64,16 +60,20 @@ def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
         content_type=checked.content_type,
         size=len(checked.data),
         text=text,
+        text_bytes=upload_limits.text_bytes(text),
         width=checked.width,
         height=checked.height,
         pages=checked.pages,
     )
+    stored_bytes = attachment.size + attachment.text_bytes
+    upload_limits.upload_bytes_check(anonymous_address=anonymous_address, stored_bytes=stored_bytes)
     attachment.file.save(str(attachment.id), ContentFile(checked.data), save=False)
     try:
         with transaction.atomic():
+            upload_limits.stored_bytes_reserve(owner_key=owner_key, stored_bytes=stored_bytes)
             attachment.save(force_insert=True)
     except BaseException:
-        attachment.file.storage.delete(attachment.file.name)  # no file without its row
+        attachment_file_discard(attachment.file.name)  # no file without its row
         raise
     return attachment
 
