@@ -215,8 +215,16 @@ CHAT_OCR_TIMEOUT = env_float("CHAT_OCR_TIMEOUT", 30)
 # short request); empty: titles stay the cleaned first line of the first message.
 CHAT_TITLE_MODEL = os.environ.get("CHAT_TITLE_MODEL", "openai/gpt-5-mini").strip()
 CHAT_TITLE_TIMEOUT = env_float("CHAT_TITLE_TIMEOUT", 10)
-# `manage.py attachments_cleanup` removes uploads no message named within this many hours.
-CHAT_ATTACHMENT_UNSENT_HOURS = env_float("CHAT_ATTACHMENT_UNSENT_HOURS", 24)
+# `manage.py attachments_cleanup` (from cron, every few minutes) removes uploads no message named within
+# this many hours: an upload is sent within minutes, and one never sent only takes room.
+CHAT_ATTACHMENT_UNSENT_HOURS = env_float("CHAT_ATTACHMENT_UNSENT_HOURS", 1)
+# The bytes (files and their stored text) of all uploads no message named yet, on the whole server; past
+# it uploads get 503 `attachment_storage_full` until some are sent or swept. 0: no budget.
+CHAT_UNSENT_UPLOADS_MAX_BYTES = int(env_float("CHAT_UNSENT_UPLOADS_MAX_BYTES", 1024 * 1024 * 1024))
+# Anonymous owners' uploads per client address (a new browser session is a new owner, not a new
+# address): uploads per window, counted before any decoding, and bytes kept per day. Empty / 0: no limit.
+CHAT_ANONYMOUS_UPLOAD_RATE = os.environ.get("CHAT_ANONYMOUS_UPLOAD_RATE", "20/hour").strip()
+CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY = int(env_float("CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY", 50 * 1024 * 1024))
 # An upload's body goes to a temporary file past this, never all into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import attachments
 from .exceptions import AttachmentRefused, AttachmentTooLarge
+from .logins import client_address
 from .owners import Owner
 from .views import conversation_owner_required
 
@@ -23,7 +24,10 @@ def _upload_refused(code: str) -> HttpResponse:
 
 
 def _refused(exc: AttachmentRefused) -> HttpResponse:
-    return JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status)
+    response = JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status)
+    if "retry_after" in exc.details:  # a rate or a budget: when to try again
+        response["Retry-After"] = str(exc.details["retry_after"])
+    return response
 
 
 @require_POST
@@ -40,7 +44,12 @@ def attachment_upload(request: HttpRequest, owner: Owner) -> HttpResponse:
             {"code": "invalid_attachment", "message": "Send the file as the `file` field."}, status=400
         )
     try:  # attachment_store refuses a file over the size limit, with the rest of its checks
-        stored = attachments.attachment_store(owner_key=owner.key, name=upload.name or "", data=upload.read())
+        stored = attachments.attachment_store(
+            owner_key=owner.key,
+            name=upload.name or "",
+            data=upload.read(),
+            anonymous_address="" if owner.is_authenticated else client_address(request) or "",
+        )
     except AttachmentRefused as exc:
         return _refused(exc)
     return JsonResponse(attachments.attachment_as_dict(stored), status=201)
@@ -64,5 +73,5 @@ def attachment_download(request: HttpRequest, owner: Owner, attachment_id: str) 
         filename=attachment.name,
     )
     response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "private, no-store"  # no copy outlives the session that fetched it
     return response

@@ -4,29 +4,36 @@ ever served through the owner's own view."""
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import Storage
 from django.db import transaction
-from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from .exceptions import AttachmentQuotaExceeded, AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
-from .models import Attachment, ModelChoice
+from . import upload_limits
+from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
+from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
 from .ocr import pdf_text_by_ocr
 from .uploads import upload_check
+
+logger = logging.getLogger(__name__)
 
 NAME_MAX = 255
 UPLOAD_FOLDER = "files"  # Attachment.file's upload_to, inside the storage
 # Images a browser may show inline; anything else downloads (Content-Disposition: attachment).
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _UNSAFE_NAME_RE = re.compile(r'[\x00-\x1f\x7f/\\:"*?<>|]+')
+# A file no row names is swept only once older than this: an upload writes its file before its row, and
+# its request (decoding, at most CHAT_OCR_TIMEOUT of OCR) ends well within it.
+STRAY_FILE_GRACE = timedelta(minutes=15)
 
 
 def name_clean(name: str) -> str:
@@ -36,26 +43,22 @@ def name_clean(name: str) -> str:
     return name[-NAME_MAX:] or "attachment"
 
 
-def owner_bytes_used(owner_key: str) -> int:
-    return Attachment.objects.filter(owner_key=owner_key).aggregate(used=Sum("size"))["used"] or 0
+def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_address: str = "") -> Attachment:
+    """Check an upload and keep it for `owner_key` (attached to no message yet); `anonymous_address` is
+    an anonymous owner's client address ("" for a signed-in one), which upload_limits counts against.
 
-
-def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
-    """Check an upload and keep it for `owner_key` (attached to no message yet).
-
-    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, AttachmentQuotaExceeded when the owner's
-    attachments would pass CHAT_ATTACHMENT_QUOTA_BYTES, and what upload_check raises; nothing is stored
-    then.
+    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, what upload_check raises, and what the
+    limits of upload_limits raise (the address's rate and bytes, the owner's quota, the server's budget
+    for unsent uploads); nothing is stored then.
     """
     limit = settings.CHAT_ATTACHMENT_MAX_BYTES
     if len(data) > limit:
         raise AttachmentTooLarge(f"That file has {len(data):,} bytes; at most {limit:,} are taken.")
+    upload_limits.upload_rate_check(anonymous_address=anonymous_address)  # before any decoding
     checked = upload_check(data)
     text = checked.text
     if checked.kind == Attachment.Kind.PDF and not text.strip():
         text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
-    if owner_bytes_used(owner_key) + len(checked.data) > settings.CHAT_ATTACHMENT_QUOTA_BYTES:
-        raise AttachmentQuotaExceeded()
     attachment = Attachment(
         id=uuid.uuid4(),
         owner_key=owner_key,
@@ -64,16 +67,20 @@ def attachment_store(*, owner_key: str, name: str, data: bytes) -> Attachment:
         content_type=checked.content_type,
         size=len(checked.data),
         text=text,
+        text_bytes=upload_limits.text_bytes(text),
         width=checked.width,
         height=checked.height,
         pages=checked.pages,
     )
+    stored_bytes = attachment.size + attachment.text_bytes
+    upload_limits.upload_bytes_check(anonymous_address=anonymous_address, stored_bytes=stored_bytes)
     attachment.file.save(str(attachment.id), ContentFile(checked.data), save=False)
     try:
         with transaction.atomic():
+            upload_limits.stored_bytes_reserve(owner_key=owner_key, stored_bytes=stored_bytes)
             attachment.save(force_insert=True)
     except BaseException:
-        attachment.file.storage.delete(attachment.file.name)  # no file without its row
+        attachment_file_discard(attachment.file.name)  # no file without its row
         raise
     return attachment
 
@@ -144,25 +151,62 @@ def attachments_bind(conversation_id: int, ids: list[str]) -> None:
         )
 
 
-def attachments_cleanup(*, unsent_hours: float, dry_run: bool = False) -> dict[str, int]:
+def attachments_cleanup(
+    *, unsent_hours: float, dry_run: bool = False, stray_grace: timedelta = STRAY_FILE_GRACE
+) -> dict[str, int]:
     """Remove what no conversation will use, and report it: uploads never sent within `unsent_hours`,
-    rows whose file is gone, and files no row names. An upload sent is never touched here: it goes with
-    its conversation (deleted by hand or by retention), which refuses while a reply streams."""
+    rows whose file is gone, and files no row names once older than `stray_grace` (a younger one may
+    be an upload's whose row is on its way). An upload sent is never touched here: it goes with its
+    conversation (deleted by hand or by retention), which refuses while a reply streams.
+
+    A file the storage fails to delete is counted in `not_deleted` and left for the next sweep; the
+    sweep goes on. Works the same on the local folder and on S3 (one listing, no request per row)."""
     cutoff = timezone.now() - timedelta(hours=unsent_hours)
-    unsent = Attachment.objects.filter(conversation__isnull=True, created_at__lt=cutoff)
-    storage = Attachment._meta.get_field("file").storage
-    report = {"unsent": unsent.count(), "rows_without_files": 0, "files_without_rows": 0}
+    unsent = Attachment.objects.unsent().filter(created_at__lt=cutoff)
+    storage = attachments_storage()
+    report = {"unsent": unsent.count(), "rows_without_files": 0, "files_without_rows": 0, "not_deleted": 0}
     if not dry_run:
         unsent.delete()  # each row's file goes with it (models._attachment_file_delete)
-    missing = [row.pk for row in Attachment.objects.only("pk", "file") if not storage.exists(row.file.name)]
+    # Rows first, then the listing: a row's file is written before the row, so it is listed if it exists.
+    rows = dict(Attachment.objects.values_list("file", "pk"))
+    files = _stored_files(storage)
+    missing = [pk for name, pk in rows.items() if name not in files]
     report["rows_without_files"] = len(missing)
     if missing and not dry_run:
         Attachment.objects.filter(pk__in=missing).delete()
-    named = set(Attachment.objects.values_list("file", flat=True))
-    _, files = storage.listdir(UPLOAD_FOLDER) if storage.exists(UPLOAD_FOLDER) else ([], [])
-    stray = [f"{UPLOAD_FOLDER}/{name}" for name in files if f"{UPLOAD_FOLDER}/{name}" not in named]
+    settled = timezone.now() - stray_grace
+    stray = [name for name in sorted(files - rows.keys()) if _written_before(storage, name, settled)]
     report["files_without_rows"] = len(stray)
     if not dry_run:
-        for name in stray:
-            storage.delete(name)
+        report["not_deleted"] = sum(1 for name in stray if not _file_delete(storage, name))
     return report
+
+
+def _stored_files(storage: Storage) -> set[str]:
+    """The names of the files in the attachments' folder (on S3, its keys under the prefix: a folder is
+    only a prefix there, so it is listed, never asked whether it exists)."""
+    try:
+        _, names = storage.listdir(UPLOAD_FOLDER)
+    except FileNotFoundError:  # the local folder, before the first upload
+        return set()
+    return {f"{UPLOAD_FOLDER}/{name}" for name in names}
+
+
+def _written_before(storage: Storage, name: str, moment: datetime) -> bool:
+    try:
+        return storage.get_modified_time(name) < moment
+    except Exception:  # gone since the listing, or the storage failed: not swept this time
+        logger.warning(
+            "attachment file not swept: its time was not read", extra={"file": name}, exc_info=True
+        )
+        return False
+
+
+def _file_delete(storage: Storage, name: str) -> bool:
+    """Delete a stray file; return False, logged, when the storage fails (the next sweep tries again)."""
+    try:
+        storage.delete(name)
+    except Exception:  # whatever the backend raises (OSError, botocore's errors)
+        logger.warning("stray attachment file not deleted", extra={"file": name}, exc_info=True)
+        return False
+    return True

@@ -109,6 +109,24 @@ class AttachmentQuotaExceeded(AttachmentRefused):
     status = 413
 
 
+class AttachmentRateLimited(AttachmentRefused):
+    """Over an upload rate or byte allowance per client address; with `retry_after`, the seconds until
+    one more is counted."""
+
+    default_code = "attachment_rate_limited"
+    default_detail = "Too many uploads from your address; try again later."
+    status = 429
+
+
+class AttachmentStorageFull(AttachmentRefused):
+    """The uploads no message has named yet fill their budget (CHAT_UNSENT_UPLOADS_MAX_BYTES) on the
+    whole server; with `retry_after`, the seconds until the oldest of them is swept."""
+
+    default_code = "attachment_storage_full"
+    default_detail = "The server takes no more uploads for now; try again later."
+    status = 503
+
+
 class AttachmentUnsupported(AttachmentRefused):
     """A file of a type we do not take, whatever its name says."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import NamedTuple
 
@@ -19,6 +20,8 @@ from django.utils.functional import LazyObject, empty
 
 from .costs import Prices
 from .validators import CREDENTIAL_NAME_RE, agent_definition_errors, validate_mcp_target
+
+logger = logging.getLogger(__name__)
 
 
 class ChatModelQuerySet(models.QuerySet):
@@ -573,6 +576,15 @@ def attachments_storage() -> Storage:
 
 
 class AttachmentQuerySet(models.QuerySet):
+    def unsent(self) -> AttachmentQuerySet:
+        """Uploads no message has named yet (attachments_cleanup removes them after a while)."""
+        return self.filter(conversation__isnull=True)
+
+    def bytes_stored(self) -> int:
+        """What these attachments keep, in bytes: their files and their stored text."""
+        total = self.aggregate(total=models.Sum(models.F("size") + models.F("text_bytes")))["total"]
+        return total or 0
+
     def with_owner_name(self) -> AttachmentQuerySet:
         """Each with `owner_name`: its user's name for a `u:` key (one indexed lookup), else None."""
         user_model = get_user_model()
@@ -610,6 +622,9 @@ class Attachment(models.Model):
         storage=attachments_storage, upload_to="files/", max_length=300
     )  # attachments.UPLOAD_FOLDER
     text = models.TextField(blank=True, help_text="A PDF's text layer, or a text file's text.")
+    text_bytes = models.PositiveIntegerField(
+        default=0, help_text="The UTF-8 bytes of `text`: stored too, so counted with `size` in the quotas."
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)
@@ -625,13 +640,25 @@ class Attachment(models.Model):
         return f"{self.name} ({self.kind}, {self.size} bytes)"
 
 
+def attachment_file_discard(name: str) -> None:
+    """Delete an attachment's file from the attachments storage. A storage that fails (a folder gone
+    read-only, S3 unreachable or refusing) is logged, never raised: the caller's work stands, and the
+    file, which no row names now, is left for `attachments_cleanup`'s next sweep."""
+    try:
+        attachments_storage().delete(name)
+    except Exception:  # whatever the backend raises (OSError, botocore's errors): the sweep retries
+        logger.warning(
+            "attachment file not deleted: left for the next sweep", extra={"file": name}, exc_info=True
+        )
+
+
 @receiver(models.signals.post_delete, sender=Attachment)
 def _attachment_file_delete(sender: type[Attachment], instance: Attachment, **kwargs: object) -> None:
     """An attachment's file goes with its row (its conversation deleted, by hand or by retention), once
     the deletion commits: a rolled-back delete keeps both."""
-    name, storage = instance.file.name, instance.file.storage
+    name = instance.file.name
     if name:
-        transaction.on_commit(lambda: storage.delete(name))
+        transaction.on_commit(lambda: attachment_file_discard(name))
 
 
 class Feedback(models.Model):

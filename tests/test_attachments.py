@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 from pathlib import Path
 
 import pypdf
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from conversations.models import Attachment
+from conversations.models import Attachment, Conversation
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +194,7 @@ def test_too_large_too_many_pages_and_over_the_quota_are_refused(browser, settin
     assert (response.status_code, response.json()["code"]) == (422, "attachment_unreadable")
 
     settings.CHAT_ATTACHMENT_MAX_PDF_PAGES = 100
-    settings.CHAT_ATTACHMENT_QUOTA_BYTES = 150
+    settings.CHAT_ATTACHMENT_QUOTA_BYTES = 300  # a text file counts twice: its file and its stored text
     assert upload(browser, "one.txt", b"a" * 100).status_code == 201
     response = upload(browser, "two.txt", b"b" * 100)
     assert (response.status_code, response.json()["code"]) == (413, "attachment_quota_exceeded")
@@ -219,6 +223,16 @@ def test_only_the_owner_downloads_and_a_cookie_less_client_cannot_upload(browser
     assert json.loads(refused.content)["code"] == "session_required"
 
 
+def test_a_download_is_never_kept_in_a_cache(browser):
+    """After a sign-out on a shared computer, its browser must have no copy to show the next person."""
+    url = upload(browser, "private.txt", b"my notes").json()["url"]
+    download = browser.get(url)
+    assert download.status_code == 200
+    directives = {part.strip() for part in download["Cache-Control"].split(",")}
+    assert {"private", "no-store"} <= directives
+    assert not any(part.startswith("max-age") and part != "max-age=0" for part in directives)
+
+
 def test_uploads_keep_csrf():
     client = Client(enforce_csrf_checks=True)
     client.get("/c/warmup/")
@@ -241,21 +255,24 @@ def test_the_cleanup_removes_unsent_uploads_rows_without_files_and_files_without
 ):
     from datetime import timedelta
 
-    from django.core.management import call_command
     from django.utils import timezone
 
     old, fresh, lost = (
         upload(browser, f"{name}.txt", name.encode()).json() for name in ("old", "fresh", "lost")
     )
     Attachment.objects.filter(pk=old["id"]).update(created_at=timezone.now() - timedelta(hours=30))
+    old_file = attachments_stored_apart / Attachment.objects.get(pk=old["id"]).file.name
+    os.utime(old_file, (time.time() - 30 * 3600, time.time() - 30 * 3600))
     lost_row = Attachment.objects.get(pk=lost["id"])
     (attachments_stored_apart / lost_row.file.name).unlink()  # its file vanished
-    (attachments_stored_apart / "files" / "stray-file").write_bytes(b"no row names me")
+    stray = attachments_stored_apart / "files" / "stray-file"
+    stray.write_bytes(b"no row names me")
+    os.utime(stray, (time.time() - 3600, time.time() - 3600))  # long past any upload still in progress
 
     out = io.StringIO()
     call_command("attachments_cleanup", "--dry-run", stdout=out)
     assert (
-        "would remove 1 upload(s) never sent in 24 h, 1 row(s) without a file, 1 file(s) without a row"
+        "would remove 1 upload(s) never sent in 1 h, 1 row(s) without a file, 1 file(s) without a row"
         in out.getvalue()
     )
     assert Attachment.objects.count() == 3
@@ -268,8 +285,75 @@ def test_the_cleanup_removes_unsent_uploads_rows_without_files_and_files_without
     assert files == [Attachment.objects.get().file.name.rsplit("/", 1)[1]]
 
 
+def test_the_cleanup_leaves_the_file_of_an_upload_still_in_progress(browser, attachments_stored_apart):
+    upload(browser, "sent.txt", b"kept")
+    # An upload writes its file, then its row: between the two, the file is named by no row yet.
+    in_progress = attachments_stored_apart / "files" / "0b9f4a1e-upload-in-progress"
+    in_progress.write_bytes(b"its row is on its way")
+    out = io.StringIO()
+    call_command("attachments_cleanup", stdout=out)
+    assert "0 file(s) without a row" in out.getvalue()
+    assert in_progress.exists()
+    assert len(stored_files(attachments_stored_apart)) == 2
+
+
+class DeleteFailingStorage(FileSystemStorage):
+    """The local storage, whose deletes fail while `failing` is set (a folder gone read-only, a store
+    that refuses): what a storage outage looks like to the code that deletes files."""
+
+    failing = False
+
+    def delete(self, name: str) -> None:
+        if self.failing:
+            raise PermissionError(f"storage unavailable: {name} not deleted")
+        super().delete(name)
+
+
+@pytest.fixture
+def deletes_can_fail(settings, tmp_path):
+    root = tmp_path / "attachments"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": f"{__name__}.DeleteFailingStorage",
+            "OPTIONS": {"location": str(root), "base_url": None},
+        },
+    }
+    yield root
+    DeleteFailingStorage.failing = False
+
+
+@pytest.mark.django_db(transaction=True)  # the file's delete runs on commit, for real
+def test_a_storage_that_fails_a_delete_breaks_nothing_and_the_next_sweep_removes_the_file(
+    browser, deletes_can_fail
+):
+    upload(browser, "notes.txt", b"my notes")
+    row = Attachment.objects.get()
+    row.conversation = Conversation.objects.create(owner_key=row.owner_key, session_id="gone")
+    row.save()
+    (path,) = stored_files(deletes_can_fail)
+
+    DeleteFailingStorage.failing = True
+    response = browser.post("/c/gone/delete")
+    assert response.status_code == 200, response.content  # the conversation is deleted all the same
+    assert not Attachment.objects.exists()
+    assert path.exists()  # its file is left for the sweep
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    out = io.StringIO()
+    call_command("attachments_cleanup", stdout=out)  # the sweep goes on past a file it cannot delete
+    assert "1 file(s) without a row (1 not deleted: the storage failed)" in out.getvalue()
+    assert path.exists()
+
+    DeleteFailingStorage.failing = False
+    out = io.StringIO()
+    call_command("attachments_cleanup", stdout=out)
+    assert "1 file(s) without a row" in out.getvalue()
+    assert "not deleted" not in out.getvalue()
+    assert stored_files(deletes_can_fail) == []
+
+
 def test_the_markdown_export_names_the_attachments(browser):
-    from conversations.models import Conversation, Message
+    from conversations.models import Message
 
     attachment = upload(browser, "notes.txt", b"my notes").json()
     owner_key = Attachment.objects.get().owner_key

@@ -7,13 +7,16 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 import boto3
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from conversations.attachments import attachments_cleanup
 from conversations.models import Attachment
 
 from .processes import MotoServer
@@ -100,3 +103,44 @@ async def test_an_upload_on_one_instance_is_served_and_sent_by_the_other(s3_inst
         assert response.status == 200, await response.text()
     assert not await Attachment.objects.aexists()
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)  # the file went with its conversation
+
+
+@pytest.fixture
+def stored_on_s3(settings, moto):
+    """This process's attachments on the moto bucket, through the same backend and options as production."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": moto.url,
+                "region_name": "us-east-1",
+                "access_key": "testing",
+                "secret_key": "testing",
+                "location": "attachments",
+                "default_acl": None,
+                "querystring_auth": True,
+                "file_overwrite": False,
+            },
+        },
+    }
+    return boto3.client("s3", endpoint_url=moto.url, **KEYS)
+
+
+def test_the_cleanup_sweeps_the_bucket(stored_on_s3, client):
+    client.get("/c/warmup/")
+    kept, lost = (
+        client.post("/api/attachments/", {"file": SimpleUploadedFile(f"{n}.txt", n.encode())}).json()
+        for n in ("kept", "lost")
+    )
+    s3 = stored_on_s3
+    s3.delete_object(Bucket=BUCKET, Key=f"attachments/{Attachment.objects.get(pk=lost['id']).file.name}")
+    s3.put_object(Bucket=BUCKET, Key="attachments/files/stray", Body=b"no row names me")
+
+    # Files are a few seconds old here: the grace that spares uploads in progress is waived.
+    report = attachments_cleanup(unsent_hours=1, stray_grace=timedelta(0))
+    assert report == {"unsent": 0, "rows_without_files": 1, "files_without_rows": 1, "not_deleted": 0}
+    assert [str(pk) for pk in Attachment.objects.values_list("pk", flat=True)] == [kept["id"]]
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == [f"attachments/{Attachment.objects.get().file.name}"]

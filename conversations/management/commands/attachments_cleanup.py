@@ -20,8 +20,11 @@ class Command(BaseCommand):
         hours = settings.CHAT_ATTACHMENT_UNSENT_HOURS if hours is None else hours
         report = attachments_cleanup(unsent_hours=hours, dry_run=dry_run)
         verb = "would remove" if dry_run else "removed"
+        failed = (
+            f" ({report['not_deleted']} not deleted: the storage failed)" if report["not_deleted"] else ""
+        )
         self.stdout.write(
             f"{verb} {report['unsent']} upload(s) never sent in {hours:g} h, "
             f"{report['rows_without_files']} row(s) without a file, "
-            f"{report['files_without_rows']} file(s) without a row"
+            f"{report['files_without_rows']} file(s) without a row{failed}"
         )
