@@ -86,7 +86,7 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
         {
             "share": share,
             "title": share.title or "Shared chat",
-            "messages": share.messages,
+            "messages": shares.share_messages(share=share),
             "model_labels": selectors.model_labels(),
         },
     )

@@ -37,6 +37,9 @@ SHARED_FIELDS = (
     "created_at",
     "finished_at",
 )
+# What a shared tool activity keeps (upstream.ToolActivity, as stored): what a reader needs to follow
+# the call, never the MCP server it ran on (its URL may carry a token).
+SHARED_TOOL_FIELDS = ("phase", "name", "arguments", "result", "is_error", "duration_ms")
 
 
 def _attachment_named(attachment: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +48,24 @@ def _attachment_named(attachment: dict[str, Any]) -> dict[str, Any]:
         "name": attachment["name"],
         "size": attachment["size"],
         "content_type": attachment["content_type"],
+    }
+
+
+def _snapshot_entry(
+    shown: dict[str, Any], *, number: int, attachments: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Message `number` of a snapshot from a message as the chat shows it (or as a snapshot stored it):
+    cut to SHARED_FIELDS, its tool activity to SHARED_TOOL_FIELDS, numbered, attachments named."""
+    return {
+        **{name: shown.get(name) for name in SHARED_FIELDS},
+        "tools": [
+            {name: activity[name] for name in SHARED_TOOL_FIELDS if name in activity}
+            for activity in shown.get("tools") or []
+        ],
+        "id": number,
+        "parent_id": number - 1 or None,
+        "siblings": [number],
+        "attachments": [_attachment_named(attachment) for attachment in attachments],
     }
 
 
@@ -60,18 +81,23 @@ def _snapshot_messages(conversation: Conversation) -> list[dict[str, Any]]:
         message = rows[message_id]
         if message.status == Message.Status.STREAMING:
             break  # a reply still being written is not shared half-way (it is always the leaf)
-        number = len(snapshot) + 1
-        shown_as_in_chat = message_as_dict(message, siblings={})
         snapshot.append(
-            {
-                **{name: shown_as_in_chat[name] for name in SHARED_FIELDS},
-                "id": number,
-                "parent_id": number - 1 or None,
-                "siblings": [number],
-                "attachments": [_attachment_named(shown[i]) for i in message.attachment_ids if i in shown],
-            }
+            _snapshot_entry(
+                message_as_dict(message, siblings={}),
+                number=len(snapshot) + 1,
+                attachments=[shown[i] for i in message.attachment_ids if i in shown],
+            )
         )
     return snapshot
+
+
+def share_messages(*, share: Share) -> list[dict[str, Any]]:
+    """A share's snapshot as it is served and continued: cut to the allowlists again, so a snapshot
+    stored before a field left them (a tool's MCP server) never shows it."""
+    return [
+        _snapshot_entry(shown, number=number, attachments=shown.get("attachments") or [])
+        for number, shown in enumerate(share.messages, start=1)
+    ]
 
 
 @transaction.atomic
@@ -129,7 +155,7 @@ def share_continue(*, share: Share, owner: Owner) -> str:
         model=next((m["model"] for m in reversed(share.messages) if m["role"] == "assistant"), ""),
     )
     parent = None
-    for shown in share.messages:
+    for shown in share_messages(share=share):
         parent = Message.objects.create(
             conversation=conversation,
             parent=parent,

@@ -242,3 +242,71 @@ def test_retention_takes_a_shared_conversation_and_its_share_along(alice):
     assert conversations_purge(older_than_days=365) == 1
     assert Client().get(url).status_code == 404
     assert not Share.objects.exists()
+
+
+MCP_URL_WITH_TOKEN = "https://mcp.example.com/u/7/sse?token=mcp-secret-token"
+TOOL_ACTIVITY = [
+    {
+        "phase": "call",
+        "name": "search",
+        "arguments": {"q": "Alfama"},
+        "result": None,
+        "server": MCP_URL_WITH_TOKEN,
+        "is_error": False,
+        "duration_ms": None,
+    },
+    {
+        "phase": "result",
+        "name": "search",
+        "arguments": None,
+        "result": "Alfama is Lisbon's oldest district",
+        "server": MCP_URL_WITH_TOKEN,
+        "is_error": False,
+        "duration_ms": 12.5,
+    },
+]
+TOOL_ACTIVITY_SHARED = [
+    {key: value for key, value in activity.items() if key != "server"} for activity in TOOL_ACTIVITY
+]
+
+
+def test_a_share_keeps_a_tools_name_arguments_and_result_but_never_its_server(alice):
+    Message.objects.filter(role="assistant").update(tools=TOOL_ACTIVITY)
+    url = share(alice, "a-1").json()["url"]
+    assert MCP_URL_WITH_TOKEN not in json.dumps(Share.objects.get().messages)
+    page = Client().get(url)
+    assert MCP_URL_WITH_TOKEN not in page.content.decode()
+    assert shared_messages(page)[1]["tools"] == TOOL_ACTIVITY_SHARED
+
+
+def test_a_snapshot_stored_with_tool_servers_is_served_and_continued_without_them(alice):
+    url = share(alice, "a-1").json()["url"]
+    stored = Share.objects.get()
+    stored.messages[1]["tools"] = TOOL_ACTIVITY  # as shares taken before servers were left out hold them
+    stored.messages[1]["mcp_servers"] = [MCP_URL_WITH_TOKEN]
+    stored.save()
+    page = Client().get(url)
+    assert MCP_URL_WITH_TOKEN not in page.content.decode()
+    assert shared_messages(page)[1]["tools"] == TOOL_ACTIVITY_SHARED
+    copy_id = Client().post(f"{url}continue")["Location"].split("/")[2]
+    copied = Message.objects.get(conversation__session_id=copy_id, role="assistant")
+    assert copied.tools == TOOL_ACTIVITY_SHARED
+
+
+def test_the_migration_clears_tool_servers_from_stored_snapshots(alice):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    share(alice, "a-1")
+    Share.objects.update(
+        messages=[
+            {"role": "assistant", "content": "hi", "tools": TOOL_ACTIVITY},
+            {"role": "user", "tools": []},
+        ]
+    )
+    import_module("conversations.migrations.0026_share_tools_without_server").tool_servers_drop(apps, None)
+    assert Share.objects.get().messages == [
+        {"role": "assistant", "content": "hi", "tools": TOOL_ACTIVITY_SHARED},
+        {"role": "user", "tools": []},
+    ]
