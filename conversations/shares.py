@@ -103,20 +103,24 @@ def share_messages(*, share: Share) -> list[dict[str, Any]]:
 @transaction.atomic
 def share_create(*, owner_key: str, session_id: str, login_required: bool) -> Share | None:
     """Share the owner's conversation as it is now: a new link, or the existing link's snapshot taken
-    again (same token) with `login_required` as given. None when they have no such conversation."""
+    again (same token) with `login_required` as given. None when they have no such conversation.
+
+    A revoke running meanwhile never brings the old link back: the conversation's lock orders this and
+    share_revoke, the share's row lock holds off every other delete (the admin's, the conversation's) until
+    this commits, and an existing link is only ever UPDATEd (a save that found no row would INSERT it again).
+    """
     conversation = (
         Conversation.objects.select_for_update().filter(owner_key=owner_key, session_id=session_id).first()
     )
     if conversation is None:
         return None
-    share = Share.objects.filter(conversation=conversation).first() or Share(
-        conversation=conversation, token=secrets.token_urlsafe(TOKEN_BYTES)
-    )
+    existing = Share.objects.select_for_update().filter(conversation=conversation).first()
+    share = existing or Share(conversation=conversation, token=secrets.token_urlsafe(TOKEN_BYTES))
     share.title = conversation.title
     share.messages = _snapshot_messages(conversation)
     share.login_required = login_required
     share.full_clean()
-    share.save()
+    share.save(force_insert=existing is None, force_update=existing is not None)
     return share
 
 
@@ -127,12 +131,16 @@ def share_of_conversation(*, owner_key: str, session_id: str) -> Share | None:
     ).first()
 
 
+@transaction.atomic
 def share_revoke(*, owner_key: str, session_id: str) -> bool:
     """Stop sharing the owner's conversation: its URL answers 404 from now on. False if it was not shared
-    (or is not theirs)."""
-    deleted, _ = Share.objects.filter(
-        conversation__owner_key=owner_key, conversation__session_id=session_id
-    ).delete()
+    (or is not theirs). It takes the conversation's lock, as share_create does, so the two run in turn."""
+    conversation = (
+        Conversation.objects.select_for_update().filter(owner_key=owner_key, session_id=session_id).first()
+    )
+    if conversation is None:
+        return False
+    deleted, _ = Share.objects.filter(conversation=conversation).delete()
     return bool(deleted)
 
 

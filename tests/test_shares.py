@@ -310,3 +310,50 @@ def test_the_migration_clears_tool_servers_from_stored_snapshots(alice):
         {"role": "assistant", "content": "hi", "tools": TOOL_ACTIVITY_SHARED},
         {"role": "user", "tools": []},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("revoked_by", ["owner", "admin"])
+def test_revoking_while_the_link_is_updated_never_brings_the_old_link_back(revoked_by):
+    import threading
+
+    from django.db import connection
+
+    user = get_user_model().objects.create_user("dora", password="pw-for-tests-only")
+    conversation_with(f"u:{user.pk}", "d-1", "Race", ("user", "hi"), ("assistant", "hello"))
+    updater, owner = Client(), Client()
+    updater.force_login(user)
+    owner.force_login(user)
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+
+    def revoke() -> None:
+        if revoked_by == "owner":
+            owner.delete("/c/d-1/share")
+        else:  # the admin's Revoke action deletes the row without the owner's path
+            pks = list(Share.objects.values_list("pk", flat=True))
+            admin.post("/admin/conversations/share/", {"action": "revoke", "_selected_action": pks})
+
+    def at_once(*calls):
+        barrier = threading.Barrier(len(calls))
+
+        def run(call):
+            try:
+                barrier.wait()
+                call()
+            finally:
+                connection.close()  # each thread's own connection
+
+        threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    came_back = 0
+    for _ in range(30):
+        url = share(updater, "d-1").json()["url"]
+        at_once(lambda: share(updater, "d-1"), revoke)
+        came_back += Client().get(url).status_code != 404
+        owner.delete("/c/d-1/share")  # a link the update made after the revoke is another link
+    assert came_back == 0
