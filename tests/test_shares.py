@@ -357,3 +357,95 @@ def test_revoking_while_the_link_is_updated_never_brings_the_old_link_back(revok
         came_back += Client().get(url).status_code != 404
         owner.delete("/c/d-1/share")  # a link the update made after the revoke is another link
     assert came_back == 0
+
+
+@pytest.fixture
+def share_rates_clean(settings):
+    """No continues counted yet (the counts live in Redis, across tests)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}-limits*"):
+        client.delete(key)
+    yield
+    client.close()
+
+
+def test_continuing_is_limited_per_client_address_for_anonymous_viewers(alice, settings, share_rates_clean):
+    settings.CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT = "3/hour"
+    url = share(alice, "a-1").json()["url"]
+    answers = [Client(REMOTE_ADDR="203.0.113.9").post(f"{url}continue") for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [302, 302, 302, 429, 429]
+    refused = answers[-1]
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "You have continued too many shared chats" in refused.content.decode()
+    assert 'id="continue-chat"' in refused.content.decode()  # the shared page, with why it refused
+    assert Conversation.objects.count() == 1 + 3  # a refused continue copies nothing
+    assert Message.objects.count() == 2 * (1 + 3)
+    assert Client(REMOTE_ADDR="198.51.100.7").post(f"{url}continue").status_code == 302  # another address
+
+
+def test_continuing_is_limited_per_viewer(alice, settings, share_rates_clean):
+    settings.CHAT_SHARE_CONTINUE_RATE_LIMIT = "2/hour"
+    url = share(alice, "a-1").json()["url"]
+    bob, bob_key = signed_in("bob")
+    assert [bob.post(f"{url}continue").status_code for _ in range(3)] == [302, 302, 429]
+    bob.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    assert bob.post(f"{url}continue").status_code == 429  # the viewer's count, wherever they are
+    assert Conversation.objects.filter(owner_key=bob_key).count() == 2
+    viewer = Client()
+    assert [viewer.post(f"{url}continue").status_code for _ in range(3)] == [302, 302, 429]
+
+
+def long_conversation(owner_key: str, session_id: str, turns: int, reply: str = "an answer"):
+    pairs = [pair for n in range(turns) for pair in (("user", f"question {n}"), ("assistant", reply))]
+    return conversation_with(owner_key, session_id, "Long", *pairs)
+
+
+def test_sharing_past_the_snapshot_caps_is_refused_with_a_clear_code(settings):
+    alice, key = signed_in("alice")
+    long_conversation(key, "long", turns=3)
+    settings.CHAT_SHARE_MAX_MESSAGES = 5
+    refused = share(alice, "long")
+    assert refused.status_code == 413
+    assert refused.json()["code"] == "share_too_large"
+    assert "5 messages" in refused.json()["message"]
+    assert not Share.objects.exists()
+    settings.CHAT_SHARE_MAX_MESSAGES = 6
+    url = share(alice, "long").json()["url"]
+    settings.CHAT_SHARE_MAX_BYTES = 200
+    refused = share(alice, "long")  # taking it again past the byte cap keeps the snapshot as it was
+    assert (refused.status_code, refused.json()["code"]) == (413, "share_too_large")
+    assert len(shared_messages(Client().get(url))) == 6
+
+
+def test_a_stored_snapshot_over_the_caps_is_shown_but_not_continued(alice, settings):
+    url = share(alice, "a-1").json()["url"]
+    settings.CHAT_SHARE_MAX_MESSAGES = 1  # lowered after it was shared
+    assert Client().get(url).status_code == 200
+    refused = Client().post(f"{url}continue")
+    assert refused.status_code == 413
+    assert "too long to continue" in refused.content.decode()
+    assert Conversation.objects.count() == 1
+
+
+def test_continuing_copies_a_snapshot_in_a_fixed_number_of_queries():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    alice, key = signed_in("alice")
+    queries = []
+    for session_id, turns in (("short", 1), ("long", 40)):
+        long_conversation(key, session_id, turns=turns)
+        url = share(alice, session_id).json()["url"]
+        viewer = Client()
+        viewer.get(url)  # the viewer's session exists before the count
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.post(f"{url}continue").status_code == 302
+        queries.append(len(captured))
+        copy = Conversation.objects.get(session_id=viewer.post(f"{url}continue")["Location"].split("/")[2])
+        copied = list(Message.objects.history(copy))
+        assert len(copied) == 2 * turns
+        assert [m.parent_id for m in copied] == [None, *(m.pk for m in copied[:-1])]
+        assert copy.current_message_id == copied[-1].pk
+    assert queries[0] == queries[1]
