@@ -14,6 +14,8 @@ import time
 
 import limits
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
@@ -39,6 +41,12 @@ def _limiter() -> MovingWindowRateLimiter:
     else:
         storage = MemoryStorage()
     return MovingWindowRateLimiter(storage)
+
+
+@receiver(setting_changed)
+def _limiter_reset(*, setting: str, **kwargs: object) -> None:
+    if setting in {"REDIS_URL", "CHAT_REDIS_PREFIX", "CHAT_REDIS_TIMEOUT"}:
+        _limiter.cache_clear()  # the tests point it elsewhere
 
 
 def _rate_hit(rate: str, scope: str, key: str, *, message: str) -> None:

@@ -449,3 +449,14 @@ def test_continuing_copies_a_snapshot_in_a_fixed_number_of_queries():
         assert [m.parent_id for m in copied] == [None, *(m.pk for m in copied[:-1])]
         assert copy.current_message_id == copied[-1].pk
     assert queries[0] == queries[1]
+
+
+def test_continuing_works_uncounted_while_the_limits_storage_is_down(alice, settings, caplog):
+    settings.CHAT_REDIS_TIMEOUT = 0.5
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CHAT_SHARE_CONTINUE_RATE_LIMIT = "1/hour"
+    settings.CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT = "1/hour"
+    url = share(alice, "a-1").json()["url"]
+    viewer = Client()
+    assert [viewer.post(f"{url}continue").status_code for _ in range(2)] == [302, 302]
+    assert "request rate not counted" in caplog.text
