@@ -379,6 +379,18 @@ CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 *
 # A tool's arguments or result longer than this (as JSON) is stored and shown cut, with a note.
 CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 1024))
 
+# --- Share links (conversations/shares.py; the README's "Share links") ---
+# A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active
+# branch is refused (`share_too_large`), and so is continuing a snapshot stored before a lower cap.
+CHAT_SHARE_MAX_MESSAGES = int(env_float("CHAT_SHARE_MAX_MESSAGES", 200))
+CHAT_SHARE_MAX_BYTES = int(env_float("CHAT_SHARE_MAX_BYTES", 512 * 1024))
+# "Continue this conversation" copies a snapshot: per viewer, and for anonymous viewers per client address
+# (each cookie-less post is a new viewer); empty: no limit.
+CHAT_SHARE_CONTINUE_RATE_LIMIT = os.environ.get("CHAT_SHARE_CONTINUE_RATE_LIMIT", "10/hour").strip()
+CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT = os.environ.get(
+    "CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT", "10/hour"
+).strip()
+
 # --- Operations ---
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "").strip()  # set: /metrics needs this bearer token
 CHAT_READY_UPSTREAM_TIMEOUT = env_float("CHAT_READY_UPSTREAM_TIMEOUT", 3.0)

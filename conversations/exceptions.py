@@ -193,6 +193,13 @@ class RateLimited(ChatError):
     default_detail = "Too many messages; try again later."
 
 
+class ShareTooLarge(ChatError):
+    """A snapshot over CHAT_SHARE_MAX_MESSAGES or CHAT_SHARE_MAX_BYTES: not shared, or not continued."""
+
+    default_code = "share_too_large"
+    default_detail = "This chat is too long to share."
+
+
 class TooManySockets(ChatError):
     """The owner has CHAT_MAX_SOCKETS_PER_OWNER chat sockets open (the socket is then closed)."""
 

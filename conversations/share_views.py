@@ -14,8 +14,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, shares
+from . import request_limits, selectors, shares
+from .exceptions import ChatError, RateLimited, ShareTooLarge
 from .handover import anonymous_owner_note
+from .logins import client_address
 from .models import Share
 from .owners import Owner
 from .views import conversation_owner_required, not_found_json
@@ -59,7 +61,12 @@ def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> H
                 },
                 status=400,
             )
-        share = shares.share_create(owner_key=owner.key, session_id=session_id, login_required=login_required)
+        try:
+            share = shares.share_create(
+                owner_key=owner.key, session_id=session_id, login_required=login_required
+            )
+        except ShareTooLarge as exc:
+            return JsonResponse({"code": exc.code, "message": exc.message}, status=413)
     return JsonResponse(_share_as_dict(request, share)) if share is not None else not_found_json("not_found")
 
 
@@ -73,6 +80,24 @@ def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:
     return share
 
 
+def _shared_page_render(
+    request: HttpRequest, share: Share, refusal: ChatError | None = None, status: int = 200
+) -> HttpResponse:
+    """The shared page of `share`; with `refusal`, saying why continuing it was refused."""
+    return render(
+        request,
+        "conversations/shared.html",
+        {
+            "share": share,
+            "title": share.title or "Shared chat",
+            "messages": shares.share_messages(share=share),
+            "model_labels": selectors.model_labels(),
+            "refusal": refusal,
+        },
+        status=status,
+    )
+
+
 @require_GET
 @never_cache  # a revoked link must not live on in a cache
 def shared_page(request: HttpRequest, token: str) -> HttpResponse:
@@ -80,26 +105,32 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
     share = _viewable_share(request, token)
     if isinstance(share, HttpResponse):
         return share
-    return render(
-        request,
-        "conversations/shared.html",
-        {
-            "share": share,
-            "title": share.title or "Shared chat",
-            "messages": share.messages,
-            "model_labels": selectors.model_labels(),
-        },
-    )
+    return _shared_page_render(request, share)
 
 
 @require_POST
 def shared_continue(request: HttpRequest, token: str) -> HttpResponse:
-    """Copy the shared snapshot into a new conversation of the viewer and open it (CSRF applies)."""
+    """Copy the shared snapshot into a new conversation of the viewer and open it (CSRF applies).
+
+    Over a continue rate (the anonymous viewer's address is counted before a session is made for it),
+    or for a snapshot over the caps: the shared page again, saying why, with 429 (and Retry-After) or 413.
+    """
     share = _viewable_share(request, token)
     if isinstance(share, HttpResponse):
         return share
-    if request.session.session_key is None:
-        request.session.save()  # an anonymous viewer's copy belongs to this browser session
-    anonymous_owner_note(request)
-    session_id = shares.share_continue(share=share, owner=Owner.from_request(request))
+    try:
+        if not request.user.is_authenticated:
+            request_limits.share_continue_address_check(address=client_address(request) or "")
+        if request.session.session_key is None:
+            request.session.save()  # an anonymous viewer's copy belongs to this browser session
+        owner = Owner.from_request(request)
+        request_limits.share_continue_viewer_check(owner=owner)
+        anonymous_owner_note(request)
+        session_id = shares.share_continue(share=share, owner=owner)
+    except RateLimited as exc:
+        refused = _shared_page_render(request, share, exc, status=429)
+        refused["Retry-After"] = str(exc.details["retry_after"])
+        return refused
+    except ShareTooLarge as exc:
+        return _shared_page_render(request, share, exc, status=413)
     return redirect("conversations:chat", session_id=session_id)

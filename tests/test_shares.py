@@ -242,3 +242,221 @@ def test_retention_takes_a_shared_conversation_and_its_share_along(alice):
     assert conversations_purge(older_than_days=365) == 1
     assert Client().get(url).status_code == 404
     assert not Share.objects.exists()
+
+
+MCP_URL_WITH_TOKEN = "https://mcp.example.com/u/7/sse?token=mcp-secret-token"
+TOOL_ACTIVITY = [
+    {
+        "phase": "call",
+        "name": "search",
+        "arguments": {"q": "Alfama"},
+        "result": None,
+        "server": MCP_URL_WITH_TOKEN,
+        "is_error": False,
+        "duration_ms": None,
+    },
+    {
+        "phase": "result",
+        "name": "search",
+        "arguments": None,
+        "result": "Alfama is Lisbon's oldest district",
+        "server": MCP_URL_WITH_TOKEN,
+        "is_error": False,
+        "duration_ms": 12.5,
+    },
+]
+TOOL_ACTIVITY_SHARED = [
+    {key: value for key, value in activity.items() if key != "server"} for activity in TOOL_ACTIVITY
+]
+
+
+def test_a_share_keeps_a_tools_name_arguments_and_result_but_never_its_server(alice):
+    Message.objects.filter(role="assistant").update(tools=TOOL_ACTIVITY)
+    url = share(alice, "a-1").json()["url"]
+    assert MCP_URL_WITH_TOKEN not in json.dumps(Share.objects.get().messages)
+    page = Client().get(url)
+    assert MCP_URL_WITH_TOKEN not in page.content.decode()
+    assert shared_messages(page)[1]["tools"] == TOOL_ACTIVITY_SHARED
+
+
+def test_a_snapshot_stored_with_tool_servers_is_served_and_continued_without_them(alice):
+    url = share(alice, "a-1").json()["url"]
+    stored = Share.objects.get()
+    stored.messages[1]["tools"] = TOOL_ACTIVITY  # as shares taken before servers were left out hold them
+    stored.messages[1]["mcp_servers"] = [MCP_URL_WITH_TOKEN]
+    stored.save()
+    page = Client().get(url)
+    assert MCP_URL_WITH_TOKEN not in page.content.decode()
+    assert shared_messages(page)[1]["tools"] == TOOL_ACTIVITY_SHARED
+    copy_id = Client().post(f"{url}continue")["Location"].split("/")[2]
+    copied = Message.objects.get(conversation__session_id=copy_id, role="assistant")
+    assert copied.tools == TOOL_ACTIVITY_SHARED
+
+
+def test_the_migration_clears_tool_servers_from_stored_snapshots(alice):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    share(alice, "a-1")
+    Share.objects.update(
+        messages=[
+            {"role": "assistant", "content": "hi", "tools": TOOL_ACTIVITY},
+            {"role": "user", "tools": []},
+        ]
+    )
+    import_module("conversations.migrations.0026_share_tools_without_server").tool_servers_drop(apps, None)
+    assert Share.objects.get().messages == [
+        {"role": "assistant", "content": "hi", "tools": TOOL_ACTIVITY_SHARED},
+        {"role": "user", "tools": []},
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("revoked_by", ["owner", "admin"])
+def test_revoking_while_the_link_is_updated_never_brings_the_old_link_back(revoked_by):
+    import threading
+
+    from django.db import connection
+
+    user = get_user_model().objects.create_user("dora", password="pw-for-tests-only")
+    conversation_with(f"u:{user.pk}", "d-1", "Race", ("user", "hi"), ("assistant", "hello"))
+    updater, owner = Client(), Client()
+    updater.force_login(user)
+    owner.force_login(user)
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="pw-for-tests-only"))
+
+    def revoke() -> None:
+        if revoked_by == "owner":
+            owner.delete("/c/d-1/share")
+        else:  # the admin's Revoke action deletes the row without the owner's path
+            pks = list(Share.objects.values_list("pk", flat=True))
+            admin.post("/admin/conversations/share/", {"action": "revoke", "_selected_action": pks})
+
+    def at_once(*calls):
+        barrier = threading.Barrier(len(calls))
+
+        def run(call):
+            try:
+                barrier.wait()
+                call()
+            finally:
+                connection.close()  # each thread's own connection
+
+        threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    came_back = 0
+    for _ in range(30):
+        url = share(updater, "d-1").json()["url"]
+        at_once(lambda: share(updater, "d-1"), revoke)
+        came_back += Client().get(url).status_code != 404
+        owner.delete("/c/d-1/share")  # a link the update made after the revoke is another link
+    assert came_back == 0
+
+
+@pytest.fixture
+def share_rates_clean(settings):
+    """No continues counted yet (the counts live in Redis, across tests)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}-limits*"):
+        client.delete(key)
+    yield
+    client.close()
+
+
+def test_continuing_is_limited_per_client_address_for_anonymous_viewers(alice, settings, share_rates_clean):
+    settings.CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT = "3/hour"
+    url = share(alice, "a-1").json()["url"]
+    answers = [Client(REMOTE_ADDR="203.0.113.9").post(f"{url}continue") for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [302, 302, 302, 429, 429]
+    refused = answers[-1]
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "You have continued too many shared chats" in refused.content.decode()
+    assert 'id="continue-chat"' in refused.content.decode()  # the shared page, with why it refused
+    assert Conversation.objects.count() == 1 + 3  # a refused continue copies nothing
+    assert Message.objects.count() == 2 * (1 + 3)
+    assert Client(REMOTE_ADDR="198.51.100.7").post(f"{url}continue").status_code == 302  # another address
+
+
+def test_continuing_is_limited_per_viewer(alice, settings, share_rates_clean):
+    settings.CHAT_SHARE_CONTINUE_RATE_LIMIT = "2/hour"
+    url = share(alice, "a-1").json()["url"]
+    bob, bob_key = signed_in("bob")
+    assert [bob.post(f"{url}continue").status_code for _ in range(3)] == [302, 302, 429]
+    bob.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    assert bob.post(f"{url}continue").status_code == 429  # the viewer's count, wherever they are
+    assert Conversation.objects.filter(owner_key=bob_key).count() == 2
+    viewer = Client()
+    assert [viewer.post(f"{url}continue").status_code for _ in range(3)] == [302, 302, 429]
+
+
+def long_conversation(owner_key: str, session_id: str, turns: int, reply: str = "an answer"):
+    pairs = [pair for n in range(turns) for pair in (("user", f"question {n}"), ("assistant", reply))]
+    return conversation_with(owner_key, session_id, "Long", *pairs)
+
+
+def test_sharing_past_the_snapshot_caps_is_refused_with_a_clear_code(settings):
+    alice, key = signed_in("alice")
+    long_conversation(key, "long", turns=3)
+    settings.CHAT_SHARE_MAX_MESSAGES = 5
+    refused = share(alice, "long")
+    assert refused.status_code == 413
+    assert refused.json()["code"] == "share_too_large"
+    assert "5 messages" in refused.json()["message"]
+    assert not Share.objects.exists()
+    settings.CHAT_SHARE_MAX_MESSAGES = 6
+    url = share(alice, "long").json()["url"]
+    settings.CHAT_SHARE_MAX_BYTES = 200
+    refused = share(alice, "long")  # taking it again past the byte cap keeps the snapshot as it was
+    assert (refused.status_code, refused.json()["code"]) == (413, "share_too_large")
+    assert len(shared_messages(Client().get(url))) == 6
+
+
+def test_a_stored_snapshot_over_the_caps_is_shown_but_not_continued(alice, settings):
+    url = share(alice, "a-1").json()["url"]
+    settings.CHAT_SHARE_MAX_MESSAGES = 1  # lowered after it was shared
+    assert Client().get(url).status_code == 200
+    refused = Client().post(f"{url}continue")
+    assert refused.status_code == 413
+    assert "too long to continue" in refused.content.decode()
+    assert Conversation.objects.count() == 1
+
+
+def test_continuing_copies_a_snapshot_in_a_fixed_number_of_queries():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    alice, key = signed_in("alice")
+    queries = []
+    for session_id, turns in (("short", 1), ("long", 40)):
+        long_conversation(key, session_id, turns=turns)
+        url = share(alice, session_id).json()["url"]
+        viewer = Client()
+        viewer.get(url)  # the viewer's session exists before the count
+        with CaptureQueriesContext(connection) as captured:
+            assert viewer.post(f"{url}continue").status_code == 302
+        queries.append(len(captured))
+        copy = Conversation.objects.get(session_id=viewer.post(f"{url}continue")["Location"].split("/")[2])
+        copied = list(Message.objects.history(copy))
+        assert len(copied) == 2 * turns
+        assert [m.parent_id for m in copied] == [None, *(m.pk for m in copied[:-1])]
+        assert copy.current_message_id == copied[-1].pk
+    assert queries[0] == queries[1]
+
+
+def test_continuing_works_uncounted_while_the_limits_storage_is_down(alice, settings, caplog):
+    settings.CHAT_REDIS_TIMEOUT = 0.5
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CHAT_SHARE_CONTINUE_RATE_LIMIT = "1/hour"
+    settings.CHAT_ANONYMOUS_SHARE_CONTINUE_RATE_LIMIT = "1/hour"
+    url = share(alice, "a-1").json()["url"]
+    viewer = Client()
+    assert [viewer.post(f"{url}continue").status_code for _ in range(2)] == [302, 302]
+    assert "request rate not counted" in caplog.text

@@ -46,7 +46,9 @@ window.ChatShareDialog = (() => {
   async function shareCreate() {
     const response = await request("POST", { login_required: loginOnly.checked });
     if (!response.ok) {
-      status.textContent = "This chat could not be shared: send a message first.";
+      // The server says why when it can (e.g. share_too_large); a chat not stored yet answers 404.
+      const refusal = response.status === 413 ? await response.json().catch(() => null) : null;
+      status.textContent = refusal?.message || "This chat could not be shared: send a message first.";
       return;
     }
     show(await response.json());
