@@ -1,5 +1,6 @@
 """Rates of HTTP requests that cost the server far more than their bytes ("continue this conversation"
-copies a whole snapshot), counted per owner and per client address across instances.
+copies a whole snapshot, an upload is decoded and stored), counted per owner and per client address
+across instances.
 
 As the relay counts messages (relay/limits.py): the `limits` library's moving window, in Redis when
 REDIS_URL is set and in process memory otherwise, under the same key prefix; while Redis is down the
@@ -18,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
 
 from .exceptions import RateLimited
 from .owners import Owner
@@ -28,43 +29,54 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def _limiter() -> MovingWindowRateLimiter:
-    """This process's limiter for HTTP requests, on the storage its settings name (chosen once)."""
-    storage: Storage
-    if settings.REDIS_URL:
-        storage = RedisStorage(
-            settings.REDIS_URL,
-            wrap_exceptions=True,
-            key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",
-            **redis_client_options(),  # a half-open connection fails the count instead of hanging
-        )
-    else:
-        storage = MemoryStorage()
-    return MovingWindowRateLimiter(storage)
+def _storage() -> Storage:
+    """This process's storage for HTTP request counts, the one its settings name (chosen once)."""
+    if not settings.REDIS_URL:
+        return MemoryStorage()
+    return RedisStorage(
+        settings.REDIS_URL,
+        wrap_exceptions=True,
+        key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",  # beside the message limits' keys
+        **redis_client_options(),  # a half-open connection fails the count instead of hanging
+    )
 
 
 @receiver(setting_changed)
-def _limiter_reset(*, setting: str, **kwargs: object) -> None:
+def _storage_reset(*, setting: str, **kwargs: object) -> None:
     if setting in {"REDIS_URL", "CHAT_REDIS_PREFIX", "CHAT_REDIS_TIMEOUT"}:
-        _limiter.cache_clear()  # the tests point it elsewhere
+        _storage.cache_clear()  # the tests point it elsewhere
+
+
+def rate_retry_after(
+    item: limits.RateLimitItem,
+    scope: str,
+    key: str,
+    *,
+    cost: int = 1,
+    strategy: type[RateLimiter] = MovingWindowRateLimiter,
+) -> int:
+    """Count `cost` against `item` for `key`; return 0 when it fits, else the seconds until it may.
+    Nothing is counted when it does not fit, nor when the storage fails (logged)."""
+    limiter = strategy(_storage())
+    try:
+        if limiter.hit(item, scope, key, cost=cost):
+            return 0
+        stats = limiter.get_window_stats(item, scope, key)
+    except StorageError:
+        logger.warning("request not counted: the limits' storage failed", exc_info=True)
+        return 0
+    return max(1, round(stats.reset_time - time.time()))
 
 
 def _rate_hit(rate: str, scope: str, key: str, *, message: str) -> None:
     """Count one request of `key` against `rate` (empty: no limit). Raise RateLimited saying `message`
-    with `retry_after` (seconds) when it is over; a storage that fails counts nothing (logged)."""
+    with `retry_after` (seconds) when it is over."""
     if not rate:
         return
-    item = limits.parse(rate)
-    try:
-        if _limiter().hit(item, scope, key):
-            return
-        stats = _limiter().get_window_stats(item, scope, key)
-    except StorageError:
-        logger.warning("request rate not counted: its storage failed", exc_info=True)
-        return
-    retry_after = max(1, round(stats.reset_time - time.time()))
-    minutes = -(-retry_after // 60)
-    raise RateLimited(f"{message} Try again in {minutes} min.", retry_after=retry_after)
+    retry_after = rate_retry_after(limits.parse(rate), scope, key)
+    if retry_after:
+        minutes = -(-retry_after // 60)
+        raise RateLimited(f"{message} Try again in {minutes} min.", retry_after=retry_after)
 
 
 def share_continue_address_check(*, address: str) -> None:

@@ -16,25 +16,18 @@ Postgres advisory transaction locks, so concurrent uploads can never pass them t
 
 from __future__ import annotations
 
-import logging
-import time
 from datetime import timedelta
-from functools import lru_cache
 
 import limits
 from django.conf import settings
 from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
-from limits.strategies import MovingWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from .exceptions import AttachmentQuotaExceeded, AttachmentRateLimited, AttachmentStorageFull
 from .models import Attachment
-from .redisclient import redis_client_options
-
-logger = logging.getLogger(__name__)
+from .request_limits import rate_retry_after
 
 # The first key of the advisory locks taken here (Postgres' two-key form): the owner's quota is locked
 # per owner (the second key a hash of the owner key; a collision only makes two owners wait in turn),
@@ -49,37 +42,6 @@ def text_bytes(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-@lru_cache(maxsize=2)
-def _rate_storage(redis_url: str) -> Storage:
-    if not redis_url:
-        return MemoryStorage()
-    return RedisStorage(
-        redis_url,
-        wrap_exceptions=True,
-        key_prefix=f"{settings.CHAT_REDIS_PREFIX}-limits",  # beside the message limits' keys
-        **redis_client_options(),  # a half-open connection fails the count instead of hanging
-    )
-
-
-def _limiter(kind: type[RateLimiter]) -> RateLimiter:
-    return kind(_rate_storage(settings.REDIS_URL or ""))
-
-
-def _rate_hit(
-    limiter: RateLimiter, item: limits.RateLimitItem, scope: str, key: str, *, cost: int = 1
-) -> int:
-    """Count `cost` against `item` for `key`; return 0 when it fits, else the seconds until it may.
-    Nothing is counted when it does not fit, nor when the storage fails (logged)."""
-    try:
-        if limiter.hit(item, scope, key, cost=cost):
-            return 0
-        stats = limiter.get_window_stats(item, scope, key)
-    except StorageError:
-        logger.warning("upload not counted: the limits' storage failed", exc_info=True)
-        return 0
-    return max(1, round(stats.reset_time - time.time()))
-
-
 def upload_rate_check(*, anonymous_address: str) -> None:
     """Count one upload from an anonymous owner's client address against CHAT_ANONYMOUS_UPLOAD_RATE
     (nothing for a signed-in owner: `anonymous_address` is ""). Raise AttachmentRateLimited with
@@ -87,9 +49,7 @@ def upload_rate_check(*, anonymous_address: str) -> None:
     rate = settings.CHAT_ANONYMOUS_UPLOAD_RATE
     if not (anonymous_address and rate):
         return
-    retry_after = _rate_hit(
-        _limiter(MovingWindowRateLimiter), limits.parse(rate), "uploads", anonymous_address
-    )
+    retry_after = rate_retry_after(limits.parse(rate), "uploads", anonymous_address)
     if retry_after:
         raise AttachmentRateLimited(
             f"Too many uploads from your address: the limit is {rate}. Try again in {retry_after} s.",
@@ -105,8 +65,9 @@ def upload_bytes_check(*, anonymous_address: str, stored_bytes: int) -> None:
     if not (anonymous_address and allowance):
         return
     item = limits.RateLimitItemPerDay(allowance)
-    limiter = _limiter(SlidingWindowCounterRateLimiter)
-    retry_after = _rate_hit(limiter, item, "upload-bytes", anonymous_address, cost=stored_bytes)
+    retry_after = rate_retry_after(
+        item, "upload-bytes", anonymous_address, cost=stored_bytes, strategy=SlidingWindowCounterRateLimiter
+    )
     if retry_after:
         raise AttachmentRateLimited(
             f"Your address has uploaded its {allowance:,} bytes for the day; sign in, or try again in"

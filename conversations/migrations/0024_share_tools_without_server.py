@@ -25,6 +25,6 @@ def tool_servers_drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0022_conversation_title_source")]
+    dependencies = [("conversations", "0023_attachment_text_bytes")]
 
     operations = [migrations.RunPython(tool_servers_drop, migrations.RunPython.noop)]
