@@ -20,7 +20,7 @@ from conversations.models import Message
 
 from .conftest import ROOT, StandIn, instance_env
 from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
-from .servers import ChatClient, stamp_indices, text_after, until
+from .servers import ChatClient, form_headers, stamp_indices, text_after, until
 
 pytestmark = pytest.mark.subprocess
 
@@ -160,6 +160,33 @@ async def test_pages_health_and_request_ids_go_through_nginx_and_metrics_do_not(
         assert "# TYPE" in await metrics.text()
         ready = await http.get(f"http://127.0.0.1:{server.port}/readyz")
         assert ready.status == 200, await ready.text()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_uploads_up_to_the_attachment_limit_go_through_nginx_and_larger_bodies_get_its_json_413(
+    proxied, http
+):
+    a, b, proxy = proxied
+    data = b"two mebibytes of notes\n" * (2 * 1024 * 1024 // 23)
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename="notes.txt", content_type="text/plain")
+    headers = await form_headers(http, proxy.origin)
+    async with http.post(proxy.url("/api/attachments/"), data=form, headers=headers) as response:
+        assert response.status == 201, await response.text()
+        assert (await response.json())["size"] == len(data)
+
+    # Over the limit, nginx answers itself, in the app's words: JSON, never its HTML error page.
+    too_large = aiohttp.FormData()
+    too_large.add_field("file", b"x" * (11 * 1024 * 1024), filename="big.txt", content_type="text/plain")
+    async with http.post(proxy.url("/api/attachments/"), data=too_large, headers=headers) as response:
+        assert response.status == 413
+        assert response.headers["Content-Type"] == "application/json"
+        assert (await response.json())["code"] == "attachment_too_large"
+    rename = proxy.url("/c/x/rename")
+    async with http.post(rename, data=b"x" * (2 * 1024 * 1024), headers=headers) as response:
+        assert response.status == 413  # other paths stay small
+        assert (await response.json())["code"] == "request_too_large"
+    assert not [line for line in proxy.access_lines(" 413 ") if "upstream=127.0.0.1" in line]  # nginx's own
 
 
 def test_serve_sh_refuses_to_run_with_debug_on():
