@@ -36,6 +36,9 @@ def request_path(target: bytes) -> str:
 
 
 class BoundedRequest(http_protocol.WebRequest):
+    """Daphne's request without Twisted's form parsing, whose body is counted against its path's limit
+    as it arrives and refused (413, then drained and closed) once over it."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
         self.body_path = ""
@@ -45,20 +48,22 @@ class BoundedRequest(http_protocol.WebRequest):
         self._drain_end: Any = None
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 (Twisted's name)
-        # The headers are in; the request line's target is the channel's until the body has arrived.
-        self.body_path = request_path(self.channel._path).removeprefix(self.server.root_path)
-        self.body_limit = body_limit(self.body_path)
-        if length is not None and length > self.body_limit.max_bytes:
-            self._refuse(length)
-            return
+        # The headers are in; the request line's target is the HTTP/1.1 channel's until the body has
+        # arrived. (An HTTP/2 stream has none: its bodies are left to the middleware.)
+        target = getattr(self.channel, "_path", None)
+        if isinstance(target, bytes):
+            self.body_path = request_path(target).removeprefix(self.server.root_path)
+            self.body_limit = body_limit(self.body_path)
+            if length is not None and length > self.body_limit.max_bytes:
+                self._refuse(length)
+                return
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
         if self.body_refused:
             return  # drained: read and dropped
-        assert self.body_limit is not None
         self.body_received += len(data)
-        if self.body_received > self.body_limit.max_bytes:  # a chunked body past its limit
+        if self.body_limit is not None and self.body_received > self.body_limit.max_bytes:  # chunked
             self._refuse(None)
             return
         super().handleContentChunk(data)
