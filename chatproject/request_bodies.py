@@ -48,7 +48,7 @@ class BodyLimit:
         return [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self.refusal_body())).encode()),
-            (b"connection", b"close"),  # the rest of the body is never read
+            (b"connection", b"close"),  # whatever is left of the body is not wanted
         ]
 
 

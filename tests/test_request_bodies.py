@@ -219,8 +219,8 @@ def test_a_body_within_the_limit_is_not_parsed_by_the_server(instance):
 
 @pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
-async def test_an_upload_near_the_limit_is_stored(instance):
-    data = b"line of text\n" * (9 * MIB // 13)
+async def test_an_upload_of_a_file_at_the_limit_is_stored(instance):
+    data = (b"line of text\n" * (10 * MIB // 13 + 1))[: 10 * MIB]  # CHAT_ATTACHMENT_MAX_BYTES exactly
     async with aiohttp.ClientSession() as http:
         form = aiohttp.FormData()
         form.add_field("file", data, filename="notes.txt", content_type="text/plain")
