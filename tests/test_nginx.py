@@ -167,13 +167,15 @@ async def test_uploads_up_to_the_attachment_limit_go_through_nginx_and_larger_bo
     proxied, http
 ):
     a, b, proxy = proxied
-    data = b"two mebibytes of notes\n" * (2 * 1024 * 1024 // 23)
-    form = aiohttp.FormData()
-    form.add_field("file", data, filename="notes.txt", content_type="text/plain")
     headers = await form_headers(http, proxy.origin)
-    async with http.post(proxy.url("/api/attachments/"), data=form, headers=headers) as response:
-        assert response.status == 201, await response.text()
-        assert (await response.json())["size"] == len(data)
+    line = b"some notes, line after line\n"
+    for size in (2 * 1024 * 1024, 10 * 1024 * 1024):  # 2 MiB, and CHAT_ATTACHMENT_MAX_BYTES exactly
+        data = (line * (size // len(line) + 1))[:size]
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename="notes.txt", content_type="text/plain")
+        async with http.post(proxy.url("/api/attachments/"), data=form, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            assert (await response.json())["size"] == size
 
     # Over the limit, nginx answers itself, in the app's words: JSON, never its HTML error page.
     too_large = aiohttp.FormData()
