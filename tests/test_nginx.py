@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from chatproject.request_bodies import body_limit
 from conversations.models import Message
 
 from .conftest import ROOT, StandIn, instance_env
@@ -217,3 +218,16 @@ def test_the_deploy_conf_keeps_what_the_instances_rely_on():
     ):
         assert directive in conf, directive
     assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", conf, re.MULTILINE)  # no stickiness needed
+
+
+def test_the_deploy_confs_body_limits_and_refusals_are_the_apps():
+    """nginx refuses exactly what the instances would, in their words (with the settings' defaults)."""
+    conf = NGINX_SITE.read_text()
+    upload, other = body_limit("/api/attachments/"), body_limit("/healthz")
+    # The server's own (every path), then the uploads' location's.
+    assert re.findall(r"client_max_body_size (\w+);", conf) == [
+        f"{other.max_bytes // 1024 // 1024}m",
+        f"{upload.max_bytes // 1024}k",
+    ]
+    for limit in (upload, other):
+        assert f"return 413 '{limit.refusal_body().decode()}';" in conf
