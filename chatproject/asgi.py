@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets through origin and auth checks to the chat consumer."""
+"""ASGI entry point: HTTP goes through the body limit to Django, WebSockets through origin and auth checks to
+the chat consumer. Importing it also gives Daphne its bounded request (chatproject/daphne_requests.py)."""
 
 import os
 
@@ -12,6 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from chatproject import daphne_requests  # noqa: E402
+from chatproject.request_bodies import BodyLimitMiddleware  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 from conversations.socket_auth import handshake_auth_stack  # noqa: E402
 
@@ -25,11 +28,14 @@ def allowed_websocket_origins() -> list[str]:
     return [*settings.ALLOWED_HOSTS, *trusted]
 
 
+# Every way this project runs Daphne imports this module before Daphne listens (see daphne_requests).
+daphne_requests.install()
+
 websocket_app = handshake_auth_stack(URLRouter(websocket_urlpatterns))
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": OriginValidator(websocket_app, allowed_websocket_origins()),
     }
 )

@@ -227,6 +227,14 @@ CHAT_ANONYMOUS_UPLOAD_RATE = os.environ.get("CHAT_ANONYMOUS_UPLOAD_RATE", "20/ho
 CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY = int(env_float("CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY", 50 * 1024 * 1024))
 # An upload's body goes to a temporary file past this, never all into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Request bodies are held to a size at the server's door (chatproject/request_bodies.py), before the app
+# or any parser reads them: an upload to CHAT_ATTACHMENT_MAX_BYTES plus this much multipart envelope
+# (its boundaries and part headers), any other request to CHAT_REQUEST_MAX_BYTES (forms and JSON are small).
+CHAT_ATTACHMENT_ENVELOPE_BYTES = int(env_float("CHAT_ATTACHMENT_ENVELOPE_BYTES", 64 * 1024))
+CHAT_REQUEST_MAX_BYTES = int(env_float("CHAT_REQUEST_MAX_BYTES", 1024 * 1024))
+# A body refused while it arrives is still read (and dropped) for at most this long, so that a client that
+# sends it all before reading gets the 413 rather than a reset connection; then the connection closes.
+CHAT_REFUSED_BODY_DRAIN_SECONDS = env_float("CHAT_REFUSED_BODY_DRAIN_SECONDS", 10)
 
 # --- Sign-in throttling (django-axes; the chat's login page and the admin's) ---
 # CHAT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock that pair out (429,

@@ -13,8 +13,8 @@ from .logins import client_address
 from .owners import Owner
 from .views import conversation_owner_required
 
-# Room for the multipart envelope around a file at the size limit.
-MULTIPART_OVERHEAD = 64 * 1024
+# Room for the multipart envelope around a file at the size limit (the server's door allows the same).
+MULTIPART_OVERHEAD = settings.CHAT_ATTACHMENT_ENVELOPE_BYTES
 
 
 def _upload_refused(code: str) -> HttpResponse:

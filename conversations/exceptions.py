@@ -103,6 +103,14 @@ class AttachmentTooLarge(AttachmentRefused):
     status = 413
 
 
+class RequestTooLarge(ChatError):
+    """An HTTP request whose body is over CHAT_REQUEST_MAX_BYTES (uploads: see AttachmentTooLarge)."""
+
+    default_code = "request_too_large"
+    default_detail = "That request is too large."
+    status = 413
+
+
 class AttachmentQuotaExceeded(AttachmentRefused):
     default_code = "attachment_quota_exceeded"
     default_detail = "Your attachments use all the storage you have; delete some conversations first."

@@ -42,6 +42,8 @@ export PYTHONUNBUFFERED=1 # log lines reach journald / docker logs as they are w
 # --http-timeout 60            an HTTP request that runs longer gets 503 (nginx waits 60 s too)
 # --application-close-timeout  a consumer gets 10 s to finish after its client left (replies live on in
 #                              their own task, so this is only the socket's clean-up)
+# Request bodies need no flag: importing chatproject.asgi gives Daphne a request that parses no form body
+# and refuses one over its path's limit while it arrives (chatproject/daphne_requests.py).
 # The frame size limit stays Daphne's 1 MiB, above CHAT_MAX_FRAME_BYTES, so an oversized frame gets the
 # app's `message_too_long` instead of a protocol close. With CHAT_LOG_FORMAT=json Daphne's plain-text
 # access log is off (-v 0): nginx logs every request, with its request id.

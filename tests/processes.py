@@ -41,6 +41,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def proc_status_kib(pid: int, field: str) -> int:
+    """A memory figure of a running process from /proc/<pid>/status, in KiB (`VmRSS`, `VmHWM`: its peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise LookupError(f"no {field} in /proc/{pid}/status")
+
+
 class Process(subprocess.Popen[bytes]):
     """A child process leading a session of its own, its stdout and stderr appended to `log` (stdout may
     be a pipe instead), so that stop() ends it and whatever it started."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
+import socket
 import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 
-from .processes import HttpServer
+from .processes import HOST, HttpServer
 
 STAMP_RE = re.compile(r"(\d+)@\d+ ")
 
@@ -104,3 +108,79 @@ async def until(predicate: Any, wait: float = 15, interval: float = 0.05) -> Any
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def form_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
+    """What the page's own forms send: the browser's session cookie, and the CSRF cookie and header."""
+    browser = await browser_headers(http, origin)
+    async with http.get(f"{origin}/c/warmup/", headers={"Cookie": browser["Cookie"]}) as response:
+        token = response.cookies["csrftoken"].value
+    return {"Cookie": f"{browser['Cookie']}; csrftoken={token}", "X-CSRFToken": token, "Origin": origin}
+
+
+# Raw HTTP/1.1 over a socket, for what an HTTP library hides: a body sent piece by piece (declared or
+# chunked) while the answer may already be on its way, and whether the server closed the connection.
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    sent: int  # body bytes the server took before the answer (or an error) stopped the sending
+    closed: bool  # the server closed the connection after its answer
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def raw_request(
+    port: int,
+    head: str,
+    pieces: Iterable[bytes],
+    *,
+    chunked: bool = False,
+    read_early: bool = True,
+    wait: float = 30,
+    close_wait: float = 5,
+) -> RawAnswer:
+    """Send the request line and headers `head` (without the blank line), then each piece of the body (as
+    a chunk of its own when `chunked`) until the server resets, or (`read_early`) answers; read the answer
+    (its Content-Length) and whether the connection ends within `close_wait` seconds after it (0: not
+    asked)."""
+    sent = 0
+    with socket.create_connection((HOST, port), timeout=wait) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n")
+        try:
+            for piece in pieces:
+                if read_early and select.select([sock], [], [], 0)[0]:
+                    break  # the answer came before the end of the body
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                sent += len(piece)
+            else:
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        while b"\r\n\r\n" not in data:
+            received = sock.recv(65536)
+            assert received, f"the connection closed before an answer: {data!r}"
+            data += received
+        top, body = data.split(b"\r\n\r\n", 1)
+        status_line, *lines = top.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+        while len(body) < int(headers.get("content-length", 0)):
+            received = sock.recv(65536)
+            assert received, "the connection closed in the middle of the answer"
+            body += received
+        closed = False
+        if close_wait > 0:
+            sock.settimeout(close_wait)
+            try:
+                closed = sock.recv(1) == b""
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed = True
+    return RawAnswer(int(status_line.split()[1]), headers, body, sent, closed)

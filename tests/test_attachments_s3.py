@@ -20,7 +20,7 @@ from conversations.attachments import attachments_cleanup
 from conversations.models import Attachment
 
 from .processes import MotoServer
-from .servers import ChatClient, browser_headers
+from .servers import ChatClient, browser_headers, form_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.subprocess]
 
@@ -51,14 +51,6 @@ def png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (24, 16), (0, 160, 90)).save(out, format="PNG")
     return out.getvalue()
-
-
-async def form_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
-    """What the page's own forms send: the browser's session cookie, and the CSRF cookie and header."""
-    browser = await browser_headers(http, origin)
-    async with http.get(f"{origin}/c/warmup/", headers={"Cookie": browser["Cookie"]}) as response:
-        token = response.cookies["csrftoken"].value
-    return {"Cookie": f"{browser['Cookie']}; csrftoken={token}", "X-CSRFToken": token, "Origin": origin}
 
 
 async def upload(http: aiohttp.ClientSession, origin: str, name: str, data: bytes) -> dict:

@@ -16,11 +16,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from chatproject.request_bodies import body_limit
 from conversations.models import Message
 
 from .conftest import ROOT, StandIn, instance_env
 from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
-from .servers import ChatClient, stamp_indices, text_after, until
+from .servers import ChatClient, form_headers, stamp_indices, text_after, until
 
 pytestmark = pytest.mark.subprocess
 
@@ -162,6 +163,35 @@ async def test_pages_health_and_request_ids_go_through_nginx_and_metrics_do_not(
         assert ready.status == 200, await ready.text()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_uploads_up_to_the_attachment_limit_go_through_nginx_and_larger_bodies_get_its_json_413(
+    proxied, http
+):
+    a, b, proxy = proxied
+    headers = await form_headers(http, proxy.origin)
+    line = b"some notes, line after line\n"
+    for size in (2 * 1024 * 1024, 10 * 1024 * 1024):  # 2 MiB, and CHAT_ATTACHMENT_MAX_BYTES exactly
+        data = (line * (size // len(line) + 1))[:size]
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename="notes.txt", content_type="text/plain")
+        async with http.post(proxy.url("/api/attachments/"), data=form, headers=headers) as response:
+            assert response.status == 201, await response.text()
+            assert (await response.json())["size"] == size
+
+    # Over the limit, nginx answers itself, in the app's words: JSON, never its HTML error page.
+    too_large = aiohttp.FormData()
+    too_large.add_field("file", b"x" * (11 * 1024 * 1024), filename="big.txt", content_type="text/plain")
+    async with http.post(proxy.url("/api/attachments/"), data=too_large, headers=headers) as response:
+        assert response.status == 413
+        assert response.headers["Content-Type"] == "application/json"
+        assert (await response.json())["code"] == "attachment_too_large"
+    rename = proxy.url("/c/x/rename")
+    async with http.post(rename, data=b"x" * (2 * 1024 * 1024), headers=headers) as response:
+        assert response.status == 413  # other paths stay small
+        assert (await response.json())["code"] == "request_too_large"
+    assert not [line for line in proxy.access_lines(" 413 ") if "upstream=127.0.0.1" in line]  # nginx's own
+
+
 def test_serve_sh_refuses_to_run_with_debug_on():
     result = subprocess.run(
         ["bash", "scripts/serve.sh"],
@@ -188,3 +218,16 @@ def test_the_deploy_conf_keeps_what_the_instances_rely_on():
     ):
         assert directive in conf, directive
     assert not re.search(r"^\s*(ip_hash|hash|sticky)\b", conf, re.MULTILINE)  # no stickiness needed
+
+
+def test_the_deploy_confs_body_limits_and_refusals_are_the_apps():
+    """nginx refuses exactly what the instances would, in their words (with the settings' defaults)."""
+    conf = NGINX_SITE.read_text()
+    upload, other = body_limit("/api/attachments/"), body_limit("/healthz")
+    # The server's own (every path), then the uploads' location's.
+    assert re.findall(r"client_max_body_size (\w+);", conf) == [
+        f"{other.max_bytes // 1024 // 1024}m",
+        f"{upload.max_bytes // 1024}k",
+    ]
+    for limit in (upload, other):
+        assert f"return 413 '{limit.refusal_body().decode()}';" in conf

@@ -16,7 +16,7 @@ from conversations.models import Conversation, Message
 
 from .conftest import StandIn, chunks_text, subprocess_env
 from .processes import RunServer
-from .servers import browser_headers
+from .servers import browser_headers, raw_request
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -119,3 +119,10 @@ def test_runserver_serves_the_original_pages_socket_path(chat_server, standin):
     conversation = Conversation.objects.get(session_id="runserver-legacy")
     (reply,) = Message.objects.filter(conversation=conversation, role="assistant")
     assert (reply.status, reply.content) == ("complete", text)
+
+
+def test_runserver_refuses_an_oversized_upload_from_its_headers(chat_server):
+    # runserver is Daphne too: the same request class answers before the body comes (none is sent here).
+    head = f"POST /api/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {200 * 1024 * 1024}"
+    answer = raw_request(chat_server.port, head, [], close_wait=0)
+    assert (answer.status, answer.json()["code"]) == (413, "attachment_too_large"), answer
