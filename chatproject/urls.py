@@ -9,3 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("conversations.urls")),
 ]
+
+handler400 = "conversations.error_views.bad_request"
