@@ -22,6 +22,7 @@ from . import upload_limits
 from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
 from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
 from .ocr import pdf_text_by_ocr
+from .text import text_storable
 from .uploads import upload_check
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_addres
     text = checked.text
     if checked.kind == Attachment.Kind.PDF and not text.strip():
         text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
+    # Every text read out of a file (a text layer's font maps, an OCR's answer) passes here: no lone
+    # surrogate or NUL, which Postgres would refuse at the insert, reaches the row.
+    text = text_storable(text)
     attachment = Attachment(
         id=uuid.uuid4(),
         owner_key=owner_key,

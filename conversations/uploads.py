@@ -111,9 +111,7 @@ def _pdf_checked(data: bytes) -> Checked:
         raise AttachmentUnreadable("That PDF is damaged and cannot be read.") from exc
     if pages == 0:
         raise AttachmentUnreadable("That PDF has no pages.")
-    return Checked(
-        kind="pdf", content_type="application/pdf", data=data, text=text.replace("\x00", ""), pages=pages
-    )
+    return Checked(kind="pdf", content_type="application/pdf", data=data, text=text, pages=pages)
 
 
 def _text_checked(data: bytes) -> Checked:

@@ -3,11 +3,18 @@ cannot be stored, and refusals that stay JSON."""
 
 from __future__ import annotations
 
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pypdf
 import pytest
 from django.test import Client
 
 from conversations.models import Attachment
-from tests.test_attachments import UPLOAD
+from tests.test_attachments import UPLOAD, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +60,91 @@ def test_a_long_file_name_that_parses_is_kept_shortened(browser):
     assert response.status_code == 201, response.content
     assert len(response.json()["name"]) <= 255
     assert response.json()["name"].endswith(".txt")
+
+
+def pdf_objects(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (numbered from 1, the first the catalog), with its cross-reference table."""
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def pdf_stream(data: bytes) -> bytes:
+    return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def pdf_with_lone_surrogates() -> bytes:
+    """A PDF whose font maps `a` to U+D800 (a lone surrogate) in its ToUnicode map: its text layer reads
+    "\\ud800B\\ud800B"."""
+    to_unicode = (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Odd def\n"
+        b"1 begincodespacerange <00> <FF> endcodespacerange\n"
+        b"2 beginbfchar <61> <D800> <62> <0042> endbfchar\n"
+        b"endcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    return pdf_objects(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            pdf_stream(b"BT /F1 12 Tf 72 720 Td (abab) Tj ET"),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+            pdf_stream(to_unicode),
+        ]
+    )
+
+
+def test_a_lone_surrogate_in_a_pdfs_text_layer_is_stored_replaced(browser):
+    assert "\ud800" in pypdf.PdfReader(io.BytesIO(pdf_with_lone_surrogates())).pages[0].extract_text()
+    response = upload(browser, "odd.pdf", pdf_with_lone_surrogates())
+    assert response.status_code == 201, response.content
+    assert Attachment.objects.get().text == "\ufffdB\ufffdB"
+
+
+@pytest.fixture
+def ocr_answering_surrogates(settings) -> Iterator[str]:
+    """An API whose OCR reads a lone surrogate (JSON's "\\ud800" escape), over real HTTP."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"model": "ocr", "pages": [{"index": 0, "markdown": "scan \ud800 text\x00"}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.DEDALUS_BASE_URL = f"http://127.0.0.1:{server.server_port}"
+    yield settings.DEDALUS_BASE_URL
+    server.shutdown()
+    server.server_close()
+
+
+def blank_pdf() -> bytes:
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_lone_surrogate_in_ocr_text_is_stored_replaced(browser, ocr_answering_surrogates):
+    response = upload(browser, "scan.pdf", blank_pdf())
+    assert response.status_code == 201, response.content
+    assert Attachment.objects.get().text == "scan \ufffd text"
