@@ -48,6 +48,7 @@ def attachment_upload(request: HttpRequest, owner: Owner) -> HttpResponse:
             owner_key=owner.key,
             name=upload.name or "",
             data=upload.read(),
+            declared_type=upload.content_type or "",
             anonymous_address="" if owner.is_authenticated else client_address(request) or "",
         )
     except AttachmentRefused as exc:

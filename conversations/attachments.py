@@ -23,7 +23,7 @@ from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttach
 from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
 from .ocr import pdf_text_by_ocr
 from .text import text_storable
-from .uploads import upload_check
+from .uploads import claim_check, upload_check
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,12 @@ def name_clean(name: str) -> str:
     return name[-NAME_MAX:] or "attachment"
 
 
-def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_address: str = "") -> Attachment:
+def attachment_store(
+    *, owner_key: str, name: str, data: bytes, anonymous_address: str = "", declared_type: str = ""
+) -> Attachment:
     """Check an upload and keep it for `owner_key` (attached to no message yet); `anonymous_address` is
-    an anonymous owner's client address ("" for a signed-in one), which upload_limits counts against.
+    an anonymous owner's client address ("" for a signed-in one), which upload_limits counts against;
+    `declared_type` is the content type the client gave the file (held to the content, as its name is).
 
     Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, what upload_check raises, and what the
     limits of upload_limits raise (the address's rate and bytes, the owner's quota, the server's budget
@@ -57,6 +60,8 @@ def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_addres
         raise AttachmentTooLarge(f"That file has {len(data):,} bytes; at most {limit:,} are taken.")
     upload_limits.upload_rate_check(anonymous_address=anonymous_address)  # before any decoding
     checked = upload_check(data)
+    name = name_clean(name)
+    claim_check(checked, name=name, declared_type=declared_type)
     text = checked.text
     if checked.kind == Attachment.Kind.PDF and not text.strip():
         text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
@@ -66,7 +71,7 @@ def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_addres
     attachment = Attachment(
         id=uuid.uuid4(),
         owner_key=owner_key,
-        name=name_clean(name),
+        name=name,
         kind=checked.kind,
         content_type=checked.content_type,
         size=len(checked.data),

@@ -143,6 +143,15 @@ class AttachmentUnsupported(AttachmentRefused):
     status = 415
 
 
+class AttachmentMisnamed(AttachmentRefused):
+    """A file whose name (or the browser's declared type) claims a kind its content is not: an HTML page
+    named `photo.png`. Kept, it would be shown under a name that lies about it."""
+
+    default_code = "attachment_type_mismatch"
+    default_detail = "That file's name says it is another kind of file than it is."
+    status = 415
+
+
 class AttachmentUnreadable(AttachmentRefused):
     """A file of a type we take that cannot be read safely: damaged, encrypted, too many pixels or pages."""
 

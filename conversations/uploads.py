@@ -7,6 +7,7 @@
 - PDFs are parsed with pypdf: encrypted, broken or longer than CHAT_ATTACHMENT_MAX_PDF_PAGES are refused;
   the text layer is extracted once and kept beside the file.
 - Anything else must be UTF-8 text (a BOM allowed, no NUL): kept as it is, and its text too.
+- A name (or declared type) that claims an image or a PDF the content is not is refused (claim_check).
 
 Pure: bytes in, a `Checked` out or an `AttachmentRefused`; storage is attachments.py's.
 """
@@ -21,11 +22,19 @@ import pypdf
 from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .exceptions import AttachmentRefused, AttachmentUnreadable, AttachmentUnsupported
+from .exceptions import AttachmentMisnamed, AttachmentRefused, AttachmentUnreadable, AttachmentUnsupported
 
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 PDF_MAGIC = b"%PDF-"
 UTF8_BOM = b"\xef\xbb\xbf"
+# What a name's extension or a declared type claims a file is (only the kinds we decode: other names
+# claim nothing we could hold them to).
+CLAIMED_KINDS = {
+    **dict.fromkeys(("png", "jpg", "jpeg", "jpe", "jfif", "gif", "webp"), "image"),
+    "pdf": "pdf",
+}
+CLAIMED_KINDS_BY_TYPE = {**dict.fromkeys(IMAGE_FORMATS.values(), "image"), "application/pdf": "pdf"}
+KIND_WORDS = {"image": "an image", "pdf": "a PDF", "text": "text"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,20 @@ def upload_check(data: bytes) -> Checked:
     if image is not None:
         return _image_checked(image)
     return _text_checked(data)
+
+
+def claim_check(checked: Checked, *, name: str, declared_type: str) -> None:
+    """Refuse a file whose name's extension, or the browser's declared type, claims a kind (an image, a
+    PDF) its content is not: `photo.png` holding an HTML page would be listed and offered as a picture.
+    A name that claims nothing we take (`notes.txt`, `Makefile`, `hello.py`) never is refused, and an image
+    is an image whatever format its name says (it is encoded again anyway)."""
+    extension = name.rpartition(".")[2].lower() if "." in name else ""
+    claimed = CLAIMED_KINDS.get(extension) or CLAIMED_KINDS_BY_TYPE.get(declared_type.split(";")[0].strip())
+    if claimed is not None and claimed != checked.kind:
+        raise AttachmentMisnamed(
+            f"“{name}” is named as {KIND_WORDS[claimed]}, but it holds {KIND_WORDS[checked.kind]}; rename it"
+            " or attach the file it names."
+        )
 
 
 def _image_open(data: bytes) -> Image.Image | None:

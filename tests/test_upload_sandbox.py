@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 
 from conversations.models import Attachment
-from tests.test_attachments import UPLOAD, upload
+from tests.test_attachments import UPLOAD, png_with_metadata, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +148,38 @@ def test_a_lone_surrogate_in_ocr_text_is_stored_replaced(browser, ocr_answering_
     response = upload(browser, "scan.pdf", blank_pdf())
     assert response.status_code == 201, response.content
     assert Attachment.objects.get().text == "scan \ufffd text"
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "data"),
+    [
+        ("photo.png", "image/png", b"<!doctype html><html><script>alert(1)</script></html>"),
+        ("photo", "image/png", b"<html>no extension, the browser's word</html>"),
+        ("scan.JPG", "application/octet-stream", b"plain text"),
+        ("report.pdf", "application/pdf", b"not a pdf at all"),
+        ("report.pdf", "application/pdf", png_with_metadata()),
+    ],
+)
+def test_a_file_whose_name_claims_a_type_its_content_is_not_is_refused(
+    browser, attachments_stored_apart, name, declared, data
+):
+    response = upload(browser, name, data, declared)
+    assert response.status_code == 415, response.content
+    assert response.json()["code"] == "attachment_type_mismatch"
+    assert name in response.json()["message"]
+    assert not Attachment.objects.exists()
+    assert not [path for path in attachments_stored_apart.rglob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("name", "declared", "data"),
+    [
+        ("hello.py", "application/x-msdownload", b"print('hi')\n"),
+        ("notes.txt", "text/plain", b"notes"),
+        ("camera.jpg", "image/jpeg", png_with_metadata()),  # an image is an image, whatever its format
+        ("picture", "application/octet-stream", png_with_metadata()),
+    ],
+)
+def test_a_name_that_says_nothing_false_is_kept(browser, name, declared, data):
+    response = upload(browser, name, data, declared)
+    assert response.status_code == 201, response.content
