@@ -239,17 +239,21 @@ CHAT_REFUSED_BODY_DRAIN_SECONDS = env_float("CHAT_REFUSED_BODY_DRAIN_SECONDS", 1
 # --- Sign-in throttling (django-axes; the chat's login page and the admin's) ---
 # CHAT_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one address lock that pair out (429,
 # even with the right password) for CHAT_LOGIN_LOCKOUT_MINUTES. Failures are rows in the database, so
-# every instance counts them together; a successful sign-in clears them.
+# every instance counts them together; a successful sign-in clears them. CHAT_LOGIN_ADDRESS_FAILURE_LIMIT
+# failures from one address, whatever the usernames, within CHAT_LOGIN_LOCKOUT_MINUTES of each other lock
+# the address out for as long (0: no limit per address); a sign-in clears only its own username's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
 CHAT_LOGIN_FAILURE_LIMIT = int(env_float("CHAT_LOGIN_FAILURE_LIMIT", 5))
 CHAT_LOGIN_LOCKOUT_MINUTES = env_float("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
+CHAT_LOGIN_ADDRESS_FAILURE_LIMIT = int(env_float("CHAT_LOGIN_ADDRESS_FAILURE_LIMIT", 30))
 AXES_ENABLED = CHAT_LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = max(CHAT_LOGIN_FAILURE_LIMIT, 1)
 AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "conversations.logins.AddressThrottlingHandler"
 AXES_RESET_ON_SUCCESS = True
 # Daphne runs with --proxy-headers, so REMOTE_ADDR already is the address nginx forwarded.
 AXES_CLIENT_IP_CALLABLE = "conversations.logins.client_address"

@@ -1,4 +1,3 @@
-import csv
 import json
 
 from django import forms
@@ -11,6 +10,7 @@ from django.utils.html import format_html
 
 from . import catalog, mcp_credentials
 from .admin_filters import DateRangeFilter
+from .csv_cells import InertCsvWriter
 from .models import (
     Agent,
     Attachment,
@@ -354,7 +354,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
         """The changelist's rows (same filters) as CSV."""
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="chat-usage.csv"'
-        writer = csv.writer(response)
+        writer = InertCsvWriter(response)
         writer.writerow(USAGE_COLUMNS)
         for row in self.filtered(request):
             writer.writerow(

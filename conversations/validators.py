@@ -81,16 +81,33 @@ def mcp_host_normalised(target: str) -> str:
     return host
 
 
-# Names that only mean something inside a network (or this machine): never sent to a hosted service.
-INTERNAL_HOST_SUFFIXES = (
-    ".localhost",
-    ".localdomain",
-    ".local",
-    ".internal",
-    ".lan",
-    ".home.arpa",
-    ".intranet",
-    ".corp",
+# Zones that only mean something on this machine or inside a network, never sent to a hosted
+# service: the special-use names of RFC 6761 (`localhost`, `test`, `invalid`, `example`), 6762
+# (`local`), 8375 (`home.arpa`), 7686 (`onion`) and 9476 (`alt`); `arpa`, whose names are
+# infrastructure (`ipv4only.arpa`, reverse zones), not servers; the private-use TLDs ICANN set
+# aside or advises against (`internal`, `lan`, `home`, `corp`, `mail`, `private`, `intranet`,
+# `localdomain`); and the cluster domains of Kubernetes (`svc`, `cluster.local`) and Consul.
+INTERNAL_ZONES = frozenset(
+    {
+        "localhost",
+        "localdomain",
+        "local",
+        "test",
+        "invalid",
+        "example",
+        "onion",
+        "alt",
+        "arpa",
+        "internal",
+        "intranet",
+        "lan",
+        "home",
+        "corp",
+        "mail",
+        "private",
+        "svc",
+        "consul",
+    }
 )
 # Not globally reachable, though the `ipaddress` of Python 3.11 still calls them global.
 NOT_GLOBAL_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -115,8 +132,17 @@ def mcp_target_is_internal(target: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return host == "localhost" or "." not in host or host.endswith(INTERNAL_HOST_SUFFIXES)
+        return name_is_internal(host)
     return address_is_internal(address)
+
+
+def name_is_internal(host: str) -> bool:
+    """True for a single-label name (resolved through search domains) or one in an internal zone.
+
+    A zone matches whole labels, so `kubernetes.default.svc` and `printer.local` are internal and
+    `svc.example.com` is not; the special-use zones above are all top-level, so the last label decides.
+    """
+    return "." not in host or host.rsplit(".", 1)[-1] in INTERNAL_ZONES
 
 
 def address_is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -1,6 +1,7 @@
 """Sign-in is throttled: the CHAT_LOGIN_FAILURE_LIMIT-th bad password for one username from one address
 locks that pair out (429, and then even the right password gets 429), on the chat's login page and the
-admin's; other users and other addresses sign in as usual.
+admin's; other users and other addresses sign in as usual. CHAT_LOGIN_ADDRESS_FAILURE_LIMIT failures from
+one address, across usernames, lock that address out.
 """
 
 from __future__ import annotations
@@ -59,3 +60,30 @@ def test_a_success_before_the_limit_clears_the_failures(alice):
     for _ in range(settings.CHAT_LOGIN_FAILURE_LIMIT - 1):
         sign_in("/accounts/login/", "alice", "wrong")
     assert sign_in("/accounts/login/", "alice", PASSWORD) == 302
+
+
+def test_guessing_across_many_usernames_from_one_address_locks_that_address_out(alice, bob):
+    """Each username stays under its own limit; the address's failures together lock the address."""
+    limit = settings.CHAT_LOGIN_ADDRESS_FAILURE_LIMIT
+    guesses = settings.CHAT_LOGIN_FAILURE_LIMIT - 1
+    tries = [f"user{n}" for n in range(30) for _ in range(guesses)][: limit + 2]
+    statuses = [sign_in("/accounts/login/", username, "wrong") for username in tries]
+    assert statuses[: limit - 1] == [200] * (limit - 1)
+    assert statuses[limit - 1] == 429  # the failure that reaches the address's limit
+    assert set(statuses[limit:]) == {429}
+    # Now every sign-in from that address waits, even a right password; other addresses do not.
+    assert sign_in("/accounts/login/", "bob", PASSWORD) == 429
+    assert sign_in("/admin/login/", "alice", PASSWORD) == 429
+    assert sign_in("/accounts/login/", "bob", PASSWORD, address="198.51.100.9") == 302
+
+
+def test_a_success_does_not_clear_the_address_failures_of_other_usernames(alice, bob):
+    limit = settings.CHAT_LOGIN_ADDRESS_FAILURE_LIMIT
+    guesses = settings.CHAT_LOGIN_FAILURE_LIMIT - 1
+    for n in range((limit - 1) // guesses):
+        for _ in range(guesses):
+            assert sign_in("/accounts/login/", f"user{n}", "wrong") == 200
+    assert sign_in("/accounts/login/", "bob", PASSWORD) == 302  # the attacker's own account
+    left = limit - ((limit - 1) // guesses) * guesses
+    statuses = [sign_in("/accounts/login/", "someone", "wrong") for _ in range(left)]
+    assert statuses[-1] == 429

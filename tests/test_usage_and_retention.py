@@ -226,3 +226,28 @@ def test_retention_needs_a_number_of_days(settings):
     settings.CHAT_RETENTION_DAYS = 0
     with pytest.raises(CommandError, match="CHAT_RETENTION_DAYS"):
         call_command("chat_retention")
+
+
+@pytest.mark.parametrize(
+    ("username", "model"),
+    [
+        ("-2+3", '=HYPERLINK("https://evil.example","x")'),
+        ("+1-1", "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("@admin", "\t=1+1"),
+        ("x", "\r=1+1"),
+    ],
+)
+def test_the_usage_csv_neutralises_cells_a_spreadsheet_would_read_as_formulas(staff_client, username, model):
+    user = get_user_model().objects.create_user(username, password="pw-for-tests-only")
+    mine = Conversation.objects.create(session_id="f1", owner_key=f"u:{user.pk}", user=user)
+    reply_stored(mine, model=model, tokens=(3, 4))
+
+    export = staff_client.get(reverse("admin:conversations_dailyusage_changelist") + "export.csv")
+    (row,) = list(csv.DictReader(io.StringIO(export.content.decode(), newline="")))
+    # Text that starts like a formula is kept, behind an apostrophe; numbers stay numbers.
+    if username[0] in "=+-@":
+        assert row["user"] == "'" + username
+    else:
+        assert row["user"] == username
+    assert row["model"] == "'" + model
+    assert (row["total_tokens"], row["owner_key"]) == ("7", f"u:{user.pk}")
