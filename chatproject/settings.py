@@ -207,8 +207,31 @@ CHAT_ATTACHMENT_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MAX_BYTES", 10 * 1024
 CHAT_ATTACHMENTS_PER_MESSAGE = int(env_float("CHAT_ATTACHMENTS_PER_MESSAGE", 5))
 CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MESSAGE_MAX_BYTES", 25 * 1024 * 1024))
 CHAT_ATTACHMENT_QUOTA_BYTES = int(env_float("CHAT_ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024))  # per owner
-CHAT_ATTACHMENT_MAX_PIXELS = int(env_float("CHAT_ATTACHMENT_MAX_PIXELS", 40_000_000))
+# Uploads are decoded in CHAT_UPLOAD_WORKERS worker processes (conversations/upload_workers.py), never in
+# a request's thread: each may use CHAT_UPLOAD_WORKER_MEMORY_MB of address space and
+# CHAT_UPLOAD_WORKER_CPU_SECONDS of CPU per file, and is killed past CHAT_UPLOAD_WORKER_WALL_SECONDS; an
+# upload that finds every worker busy for CHAT_UPLOAD_WAIT_SECONDS gets 503 `attachments_busy`. A worker
+# is replaced after CHAT_UPLOAD_WORKER_TASKS files. Workers × memory is what decoding can take in all.
+CHAT_UPLOAD_WORKERS = max(1, int(env_float("CHAT_UPLOAD_WORKERS", 2)))
+CHAT_UPLOAD_WORKER_MEMORY_MB = int(env_float("CHAT_UPLOAD_WORKER_MEMORY_MB", 512))
+CHAT_UPLOAD_WORKER_CPU_SECONDS = max(1, int(env_float("CHAT_UPLOAD_WORKER_CPU_SECONDS", 10)))
+CHAT_UPLOAD_WORKER_WALL_SECONDS = env_float("CHAT_UPLOAD_WORKER_WALL_SECONDS", 20)
+CHAT_UPLOAD_WAIT_SECONDS = env_float("CHAT_UPLOAD_WAIT_SECONDS", 5)
+CHAT_UPLOAD_WORKER_TASKS = int(env_float("CHAT_UPLOAD_WORKER_TASKS", 200))
+# An image that would decode to more pixels is refused before it is decoded (a JPEG is decoded at the
+# smallest of 1/1, 1/2, 1/4, 1/8 scale that still gives CHAT_ATTACHMENT_MAX_SIDE); what is decoded is cut
+# to CHAT_ATTACHMENT_MAX_SIDE pixels on its longest side (what models read: providers downscale further).
+# 25 million RGBA pixels decode to 100 MB, twice that while Pillow copies them: within a worker's memory.
+CHAT_ATTACHMENT_MAX_PIXELS = int(env_float("CHAT_ATTACHMENT_MAX_PIXELS", 25_000_000))
+CHAT_ATTACHMENT_MAX_SIDE = int(env_float("CHAT_ATTACHMENT_MAX_SIDE", 2048))
+# A JPEG with more scans is refused before it is decoded (a progressive one has about ten).
+CHAT_ATTACHMENT_MAX_JPEG_SCANS = int(env_float("CHAT_ATTACHMENT_MAX_JPEG_SCANS", 50))
 CHAT_ATTACHMENT_MAX_PDF_PAGES = int(env_float("CHAT_ATTACHMENT_MAX_PDF_PAGES", 100))
+# One PDF's text extraction in all: drawing operators read (a form's each time it is drawn), XObjects
+# drawn and characters kept; past any of them the PDF is refused.
+CHAT_PDF_MAX_OPERATORS = int(env_float("CHAT_PDF_MAX_OPERATORS", 200_000))
+CHAT_PDF_MAX_FORM_DRAWS = int(env_float("CHAT_PDF_MAX_FORM_DRAWS", 1_000))
+CHAT_PDF_MAX_TEXT_CHARS = int(env_float("CHAT_PDF_MAX_TEXT_CHARS", 1_000_000))
 # A PDF without a text layer is read by the API's OCR at upload, for at most this long.
 CHAT_OCR_TIMEOUT = env_float("CHAT_OCR_TIMEOUT", 30)
 # The model that writes a conversation's title after its first reply (a cheap one: a few words from a

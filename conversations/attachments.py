@@ -23,7 +23,8 @@ from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttach
 from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
 from .ocr import pdf_text_by_ocr
 from .text import text_storable
-from .uploads import claim_check, upload_check
+from .upload_workers import checked_in_worker
+from .uploads import claim_check
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def attachment_store(
     an anonymous owner's client address ("" for a signed-in one), which upload_limits counts against;
     `declared_type` is the content type the client gave the file (held to the content, as its name is).
 
-    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, what upload_check raises, and what the
+    Raise AttachmentTooLarge over CHAT_ATTACHMENT_MAX_BYTES, what checked_in_worker raises, and what the
     limits of upload_limits raise (the address's rate and bytes, the owner's quota, the server's budget
     for unsent uploads); nothing is stored then.
     """
@@ -59,7 +60,7 @@ def attachment_store(
     if len(data) > limit:
         raise AttachmentTooLarge(f"That file has {len(data):,} bytes; at most {limit:,} are taken.")
     upload_limits.upload_rate_check(anonymous_address=anonymous_address)  # before any decoding
-    checked = upload_check(data)
+    checked = checked_in_worker(data)  # decoded in a worker process, holding no database connection
     name = name_clean(name)
     claim_check(checked, name=name, declared_type=declared_type)
     text = checked.text

@@ -135,6 +135,14 @@ class AttachmentStorageFull(AttachmentRefused):
     status = 503
 
 
+class AttachmentsBusy(AttachmentRefused):
+    """Every upload worker stayed busy for CHAT_UPLOAD_WAIT_SECONDS; with `retry_after`."""
+
+    default_code = "attachments_busy"
+    default_detail = "The server is reading other files; try again in a few seconds."
+    status = 503
+
+
 class AttachmentUnsupported(AttachmentRefused):
     """A file of a type we do not take, whatever its name says."""
 

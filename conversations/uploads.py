@@ -1,15 +1,21 @@
 """What an uploaded file is, by its content (never its name or the browser's word), and the bytes kept of it.
 
-- Images (PNG, JPEG, GIF, WebP) are opened with Pillow, refused past CHAT_ATTACHMENT_MAX_PIXELS (a
-  decompression bomb never gets decoded), turned upright by their EXIF orientation and encoded again:
-  what is kept is pixels only, without EXIF, text chunks or anything appended (a polyglot's other half).
-  JPEG stays JPEG; the others become PNG (an animated GIF keeps its first frame).
-- PDFs are parsed with pypdf: encrypted, broken or longer than CHAT_ATTACHMENT_MAX_PDF_PAGES are refused;
-  the text layer is extracted once and kept beside the file.
+- Images (PNG, JPEG, GIF, WebP) are opened with Pillow and refused past `max_pixels` before anything is
+  decoded (a decompression bomb), a JPEG also past `max_jpeg_scans` scans (a progressive JPEG repeating
+  a scan costs a full pass over the image per copy). What is decoded is cut to `max_side` pixels on its
+  longest side, as models see images anyway: a JPEG is decoded at a reduced scale (`draft`), the others
+  reduced by a whole factor first. The result is turned upright by its EXIF orientation (in place) and
+  encoded again: what is kept is pixels only, without EXIF, text chunks or anything appended (a
+  polyglot's other half). JPEG stays JPEG; the others become PNG (an animated GIF keeps its first frame).
+- PDFs are parsed with pypdf under lowered limits: encrypted, broken or longer than `max_pdf_pages` are
+  refused; the text layer is extracted once, within one budget for the whole document (operators read,
+  Form XObjects drawn, characters kept: a page reusing a stream, or a form drawn thousands of times,
+  spends the same budget), and kept beside the file.
 - Anything else must be UTF-8 text (a BOM allowed, no NUL): kept as it is, and its text too.
 - A name (or declared type) that claims an image or a PDF the content is not is refused (claim_check).
 
-Pure: bytes in, a `Checked` out or an `AttachmentRefused`; storage is attachments.py's.
+Pure: bytes and DecodeLimits in, a `Checked` out or an `AttachmentRefused`; it runs in the upload workers
+(upload_workers.py), and storage is attachments.py's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import pypdf
 from django.conf import settings
@@ -27,6 +34,9 @@ from .exceptions import AttachmentMisnamed, AttachmentRefused, AttachmentUnreada
 IMAGE_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 PDF_MAGIC = b"%PDF-"
 UTF8_BOM = b"\xef\xbb\xbf"
+# In a JPEG's entropy-coded data a 0xFF byte is always followed by 0x00 or a restart marker, so these two
+# bytes only ever start a scan (or sit in a metadata segment: counting those too only errs on the safe side).
+JPEG_START_OF_SCAN = b"\xff\xda"
 # What a name's extension or a declared type claims a file is (only the kinds we decode: other names
 # claim nothing we could hold them to).
 CLAIMED_KINDS = {
@@ -35,6 +45,33 @@ CLAIMED_KINDS = {
 }
 CLAIMED_KINDS_BY_TYPE = {**dict.fromkeys(IMAGE_FORMATS.values(), "image"), "application/pdf": "pdf"}
 KIND_WORDS = {"image": "an image", "pdf": "a PDF", "text": "text"}
+PDF_TOO_COSTLY = "That PDF takes more work to read than a file may"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """How much decoding one file may cost (the settings of the same names, read in the server and sent
+    to the worker that decodes)."""
+
+    max_pixels: int
+    max_side: int
+    max_jpeg_scans: int
+    max_pdf_pages: int
+    max_pdf_operators: int
+    max_pdf_form_draws: int
+    max_pdf_text_chars: int
+
+    @classmethod
+    def from_settings(cls) -> DecodeLimits:
+        return cls(
+            max_pixels=settings.CHAT_ATTACHMENT_MAX_PIXELS,
+            max_side=settings.CHAT_ATTACHMENT_MAX_SIDE,
+            max_jpeg_scans=settings.CHAT_ATTACHMENT_MAX_JPEG_SCANS,
+            max_pdf_pages=settings.CHAT_ATTACHMENT_MAX_PDF_PAGES,
+            max_pdf_operators=settings.CHAT_PDF_MAX_OPERATORS,
+            max_pdf_form_draws=settings.CHAT_PDF_MAX_FORM_DRAWS,
+            max_pdf_text_chars=settings.CHAT_PDF_MAX_TEXT_CHARS,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +88,16 @@ class Checked:
     pages: int | None = None
 
 
-def upload_check(data: bytes) -> Checked:
+def upload_check(data: bytes, limits: DecodeLimits | None = None) -> Checked:
     """The kept form of an uploaded file's bytes. Raise AttachmentUnsupported for a type we do not take
-    and AttachmentUnreadable for a file of a type we take that cannot be read safely."""
+    and AttachmentUnreadable for a file of a type we take that cannot be read safely within `limits`
+    (the settings' when None)."""
+    limits = limits or DecodeLimits.from_settings()
     if data.startswith(PDF_MAGIC):
-        return _pdf_checked(data)
+        return _pdf_checked(data, limits)
     image = _image_open(data)
     if image is not None:
-        return _image_checked(image)
+        return _image_checked(image, data, limits)
     return _text_checked(data)
 
 
@@ -91,25 +130,37 @@ def _image_open(data: bytes) -> Image.Image | None:
     return image
 
 
-def _image_checked(image: Image.Image) -> Checked:
+def _image_checked(image: Image.Image, data: bytes, limits: DecodeLimits) -> Checked:
     width, height = image.size
-    most = settings.CHAT_ATTACHMENT_MAX_PIXELS
-    if width * height > most:
-        raise AttachmentUnreadable(f"That image has {width}×{height} pixels; at most {most:,} are taken.")
     source_format = image.format
+    if source_format == "JPEG":
+        if data.count(JPEG_START_OF_SCAN) > limits.max_jpeg_scans:
+            raise AttachmentUnreadable(
+                f"That JPEG has more than {limits.max_jpeg_scans} scans; save it again as an ordinary JPEG."
+            )
+        # Decoded at 1/2, 1/4 or 1/8 scale when that still gives `max_side`: libjpeg never builds the
+        # full size, so the pixel cap below is on what is decoded.
+        image.draft(image.mode if image.mode in ("RGB", "L") else None, (limits.max_side, limits.max_side))
+    decoded_width, decoded_height = image.size
+    if decoded_width * decoded_height > limits.max_pixels:
+        raise AttachmentUnreadable(
+            f"That image has {width}×{height} pixels; at most {limits.max_pixels:,} are taken."
+        )
     try:
         image.seek(0)
-        upright = ImageOps.exif_transpose(image)
-        upright.load()
+        pixels = _image_reduced(image, limits.max_side)
+        ImageOps.exif_transpose(pixels, in_place=True)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise AttachmentUnreadable("That image is damaged and cannot be read.") from exc
+    except MemoryError as exc:
+        raise AttachmentUnreadable("That image takes more memory to read than a file may.") from exc
     out = io.BytesIO()
     if source_format == "JPEG":
-        pixels = upright.convert("RGB") if upright.mode not in ("RGB", "L") else upright
+        pixels = pixels.convert("RGB") if pixels.mode not in ("RGB", "L") else pixels
         pixels.save(out, format="JPEG", quality=90)  # no exif, no icc_profile, no comments: pixels only
         content_type = "image/jpeg"
     else:
-        pixels = upright if upright.mode in ("RGB", "RGBA", "L", "LA") else upright.convert("RGBA")
+        pixels = pixels if pixels.mode in ("RGB", "RGBA", "L", "LA") else pixels.convert("RGBA")
         pixels.save(out, format="PNG")  # no pnginfo: no text chunks
         content_type = "image/png"
     return Checked(
@@ -117,24 +168,90 @@ def _image_checked(image: Image.Image) -> Checked:
     )
 
 
-def _pdf_checked(data: bytes) -> Checked:
+def _image_reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """The image decoded and cut to `max_side` on its longest side: reduced by a whole factor first (a
+    box average in one pass, no other full-size copy), then resized to fit."""
+    image.load()
+    factor = max(image.size) // max_side
+    if factor >= 2:
+        if image.mode not in ("RGB", "RGBA", "L", "LA"):  # a palette or bilevel image has no averages
+            image = image.convert("RGBA")
+        image = image.reduce(factor)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+class _PdfBudget:
+    """What extracting one PDF's text may cost in all: operators read (those of Form XObjects too, each
+    time one is drawn), forms drawn, characters kept. Spent by pypdf's visitor; past it, the PDF is
+    refused."""
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.operators = limits.max_pdf_operators
+        self.form_draws = limits.max_pdf_form_draws
+
+    def operator_read(self, operator: bytes, *_: Any) -> None:
+        self.operators -= 1
+        if self.operators < 0:
+            raise AttachmentUnreadable(f"{PDF_TOO_COSTLY} (too many drawing operators in all).")
+        if operator == b"Do":
+            self.form_draws -= 1
+            if self.form_draws < 0:
+                raise AttachmentUnreadable(f"{PDF_TOO_COSTLY} (too many forms drawn).")
+
+
+def _pdf_configuration(limits: DecodeLimits) -> dict[str, int]:
+    """pypdf's own limits, lowered to what one upload may cost (its defaults allow 75 MB per stream and
+    2 million tokens per content stream)."""
+    return {
+        "stream_parsing_work_maximum_count": limits.max_pdf_operators,
+        "xform_maximum_invocations_per_extraction": limits.max_pdf_form_draws,
+        "maximum_declared_stream_length": 20_000_000,
+        "zlib_maximum_output_length": 20_000_000,
+        "lzw_maximum_output_length": 20_000_000,
+        "run_length_maximum_output_length": 20_000_000,
+        "array_based_stream_maximum_output_length": 20_000_000,
+        "stream_decoding_work_maximum_length": 50_000_000,
+        "image_maximum_buffer_size": 20_000_000,
+    }
+
+
+def _pdf_checked(data: bytes, limits: DecodeLimits) -> Checked:
+    budget = _PdfBudget(limits)
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            raise AttachmentUnreadable("That PDF is encrypted; upload it without a password.")
-        pages = len(reader.pages)
-        if pages > settings.CHAT_ATTACHMENT_MAX_PDF_PAGES:
-            raise AttachmentUnreadable(
-                f"That PDF has {pages} pages; at most {settings.CHAT_ATTACHMENT_MAX_PDF_PAGES} are taken."
-            )
-        text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
+        with pypdf.apply_configuration(**_pdf_configuration(limits)):
+            reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                raise AttachmentUnreadable("That PDF is encrypted; upload it without a password.")
+            pages = len(reader.pages)
+            if pages > limits.max_pdf_pages:
+                raise AttachmentUnreadable(
+                    f"That PDF has {pages} pages; at most {limits.max_pdf_pages} are taken."
+                )
+            texts: list[str] = []
+            chars = 0
+            for page in reader.pages:
+                text = (page.extract_text(visitor_operand_before=budget.operator_read) or "").strip()
+                chars += len(text)
+                if chars > limits.max_pdf_text_chars:
+                    raise AttachmentUnreadable(
+                        f"{PDF_TOO_COSTLY} (more than {limits.max_pdf_text_chars:,} characters of text)."
+                    )
+                texts.append(text)
     except AttachmentRefused:
         raise
+    except pypdf.errors.LimitReachedError as exc:  # one of pypdf's own limits, lowered above
+        raise AttachmentUnreadable(f"{PDF_TOO_COSTLY} ({exc}).") from exc
+    except MemoryError as exc:
+        raise AttachmentUnreadable(f"{PDF_TOO_COSTLY} (memory).") from exc
     except Exception as exc:  # pypdf raises many kinds for a damaged file; all mean the same here
         raise AttachmentUnreadable("That PDF is damaged and cannot be read.") from exc
     if pages == 0:
         raise AttachmentUnreadable("That PDF has no pages.")
-    return Checked(kind="pdf", content_type="application/pdf", data=data, text=text, pages=pages)
+    return Checked(
+        kind="pdf", content_type="application/pdf", data=data, text="\n\n".join(texts).strip(), pages=pages
+    )
 
 
 def _text_checked(data: bytes) -> Checked:

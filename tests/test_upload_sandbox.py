@@ -3,17 +3,25 @@ cannot be stored, and refusals that stay JSON."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pypdf
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.test import Client
+from PIL import Image
 
+from bench.upload_costs import upload as http_upload
+from conversations import upload_workers
 from conversations.models import Attachment
+from tests import upload_bombs
 from tests.test_attachments import UPLOAD, png_with_metadata, upload
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +191,135 @@ def test_a_file_whose_name_claims_a_type_its_content_is_not_is_refused(
 def test_a_name_that_says_nothing_false_is_kept(browser, name, declared, data):
     response = upload(browser, name, data, declared)
     assert response.status_code == 201, response.content
+
+
+# Untrusted decoding runs in the upload workers, with budgets and hard limits: each bomb is refused or
+# bounded in time, and the server answers meanwhile.
+
+SLACK = 15  # seconds beyond a limit that a refusal may take on a busy machine (worker start, the kill)
+
+
+@pytest.fixture
+def fresh_pool():
+    """Upload workers started under this test's settings (and stopped after it, for the next one's)."""
+    upload_workers.pool_stop()
+    yield
+    upload_workers.pool_stop()
+
+
+def timed_upload(client: Client, name: str, data: bytes):
+    started = time.monotonic()
+    response = upload(client, name, data)
+    return response, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("name", "build", "words"),
+    [
+        ("shared.pdf", lambda: upload_bombs.pdf_shared_content_bomb(pages=3), "more work to read"),
+        ("form.pdf", upload_bombs.pdf_form_xobject_bomb, "more work to read"),
+        ("scans.jpg", lambda: upload_bombs.jpeg_scan_bomb(repeats=200, size=(256, 256)), "scans"),
+        ("big.webp", upload_bombs.lossless_pixels_bomb, "pixels"),
+        ("big.png", lambda: upload_bombs.lossless_pixels_bomb("PNG"), "pixels"),
+    ],
+)
+def test_each_bomb_is_refused_within_its_budget(browser, attachments_stored_apart, name, build, words):
+    response, seconds = timed_upload(browser, name, build())
+    assert response.status_code == 422, response.content
+    assert response.json()["code"] == "attachment_unreadable"
+    assert words in response.json()["message"]
+    assert seconds < settings.CHAT_UPLOAD_WORKER_CPU_SECONDS + SLACK
+    assert not Attachment.objects.exists()
+
+
+def test_a_pdf_past_every_budget_is_killed_at_its_cpu_limit(browser, settings):
+    settings.CHAT_PDF_MAX_OPERATORS = 10**9
+    settings.CHAT_PDF_MAX_FORM_DRAWS = 10**9
+    settings.CHAT_UPLOAD_WORKER_CPU_SECONDS = 1
+    response, seconds = timed_upload(browser, "form.pdf", upload_bombs.pdf_form_xobject_bomb())
+    assert (response.status_code, response.json()["code"]) == (422, "attachment_unreadable")
+    assert response.json()["message"] == upload_workers.TOO_COSTLY
+    assert seconds < 1 + SLACK
+    # The worker it killed is replaced: the next file is read.
+    assert upload(browser, "after.txt", b"still reading files").status_code == 201
+
+
+def test_a_worker_past_its_wall_clock_is_killed(browser, settings):
+    settings.CHAT_PDF_MAX_OPERATORS = 10**9
+    settings.CHAT_UPLOAD_WORKER_WALL_SECONDS = 0.5
+    response, seconds = timed_upload(browser, "form.pdf", upload_bombs.pdf_form_xobject_bomb())
+    assert (response.status_code, response.json()["code"]) == (422, "attachment_unreadable")
+    assert "too long" in response.json()["message"]
+    assert seconds < 0.5 + SLACK
+
+
+def test_a_worker_past_its_memory_gets_no_more(browser, settings, fresh_pool):
+    settings.CHAT_UPLOAD_WORKER_MEMORY_MB = 300
+    settings.CHAT_ATTACHMENT_MAX_PIXELS = 100_000_000
+    response, _ = timed_upload(browser, "big.webp", upload_bombs.lossless_pixels_bomb(size=(10_000, 8_000)))
+    # Pillow's decoder fails its allocation (as a damaged file would), or Python's does: refused either way.
+    assert (response.status_code, response.json()["code"]) == (422, "attachment_unreadable")
+    assert not Attachment.objects.exists()
+    assert upload(browser, "after.txt", b"still reading files").status_code == 201
+
+
+def test_an_image_is_kept_at_most_max_side_pixels_on_its_longest_side(browser, settings):
+    settings.CHAT_ATTACHMENT_MAX_SIDE = 500
+    for name, format in (("wide.png", "PNG"), ("wide.jpg", "JPEG"), ("wide.webp", "WEBP")):
+        out = io.BytesIO()
+        Image.linear_gradient("L").resize((3_000, 1_200)).convert("RGB").save(out, format=format)
+        response = upload(browser, name, out.getvalue())
+        assert response.status_code == 201, response.content
+        kept = Attachment.objects.get(pk=response.json()["id"])
+        assert (kept.width, kept.height) == (500, 200), name
+
+
+def test_a_progressive_jpeg_with_its_scans_counted_is_read(browser):
+    out = io.BytesIO()
+    Image.linear_gradient("L").convert("RGB").save(out, format="JPEG", progressive=True)
+    assert upload(browser, "progressive.jpg", out.getvalue()).status_code == 201
+
+
+def pg_other_connections() -> int:
+    """Connections to the test database other than this thread's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_pool_answers_503_at_once_and_decoding_holds_no_database_connection(
+    live_server, settings, fresh_pool
+):
+    settings.CHAT_UPLOAD_WORKERS = 1
+    settings.CHAT_UPLOAD_WAIT_SECONDS = 0.3
+    settings.CHAT_PDF_MAX_OPERATORS = 10**9
+    settings.CHAT_UPLOAD_WORKER_CPU_SECONDS = 4
+    port = int(live_server.url.rsplit(":", 1)[1])
+    bomb = upload_bombs.pdf_form_xobject_bomb()
+    http_upload(port, "warm-up.txt", b"starts the worker", 30, {})
+    slow: dict[str, object] = {}
+    busy = threading.Thread(target=http_upload, args=(port, "form.pdf", bomb, 60, slow))
+    busy.start()
+    time.sleep(1.0)  # the worker is decoding
+    assert busy.is_alive()
+    assert pg_other_connections() == 0  # the decoding upload gave its connection back
+
+    refused: dict[str, object] = {}
+    started = time.monotonic()
+    http_upload(port, "another.pdf", bomb, 30, refused)
+    assert time.monotonic() - started < 0.3 + 5
+    status, _, body = str(refused["answer"]).partition(" ")
+    assert status == "503"
+    assert json.loads(body)["code"] == "attachments_busy"
+
+    started = time.monotonic()
+    health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    health.request("GET", "/healthz")
+    assert health.getresponse().status == 200
+    assert time.monotonic() - started < 3  # generous: the machine's cores are shared with the worker
+    busy.join(60)
+    assert str(slow["answer"]).startswith("422 ")  # killed at its CPU limit
