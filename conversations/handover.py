@@ -15,14 +15,14 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from . import upkeep
-from .owners import Owner
+from .owners import Owner, session_key_loaded
 
 ANONYMOUS_OWNER = "chat_anonymous_owner"
 
 
 def anonymous_owner_note(request: HttpRequest) -> None:
     """Note in the session whose anonymous conversations this browser has (once it has a session)."""
-    key = request.session.session_key
+    key = session_key_loaded(request.session)
     if key and not request.user.is_authenticated and ANONYMOUS_OWNER not in request.session:
         request.session[ANONYMOUS_OWNER] = Owner(session_key=key).key
 

@@ -78,8 +78,8 @@ class Owner:
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> Owner:
         """The owner of a WebSocket handshake (its user, else its browser session)."""
-        user, session = scope.get("user"), scope.get("session")
-        session_key = (session.session_key or "") if session is not None else ""
+        user = scope.get("user")
+        session_key = session_key_loaded(scope.get("session"))
         if user is not None and user.is_authenticated:
             return cls(user_id=user.pk, session_key=session_key)
         return cls(session_key=session_key)
@@ -87,10 +87,23 @@ class Owner:
     @classmethod
     def from_request(cls, request: Any) -> Owner:
         """The owner of an HTTP request (its user, else its browser session)."""
-        session_key = request.session.session_key or ""
+        session_key = session_key_loaded(request.session)
         if request.user.is_authenticated:
             return cls(user_id=request.user.pk, session_key=session_key)
         return cls(session_key=session_key)
+
+
+def session_key_loaded(session: Any) -> str:
+    """The key of a request's session once the store has loaded it; "" when there is none.
+
+    Before loading, a session's key is just the cookie's value, whatever the client put there. Loading
+    forgets a key the store does not hold (never issued, expired, flushed or purged), so a client cannot
+    name an owner by a cookie: without a standing session it is cookie-less. The load is the one the
+    user lookup makes anyway (cached on the session object)."""
+    if session is None:
+        return ""
+    session.keys()  # loads the session (once per request): an unknown or expired key becomes None
+    return session.session_key or ""
 
 
 def http_refusal(owner: Owner) -> str | None:

@@ -19,7 +19,7 @@ from .exceptions import ChatError, RateLimited, ShareTooLarge
 from .handover import anonymous_owner_note
 from .logins import client_address
 from .models import Share
-from .owners import Owner
+from .owners import Owner, session_key_loaded
 from .views import conversation_owner_required, not_found_json
 
 
@@ -121,7 +121,7 @@ def shared_continue(request: HttpRequest, token: str) -> HttpResponse:
     try:
         if not request.user.is_authenticated:
             request_limits.share_continue_address_check(address=client_address(request) or "")
-        if request.session.session_key is None:
+        if not session_key_loaded(request.session):
             request.session.save()  # an anonymous viewer's copy belongs to this browser session
         owner = Owner.from_request(request)
         request_limits.share_continue_viewer_check(owner=owner)

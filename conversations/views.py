@@ -22,7 +22,7 @@ from . import answerers, health, mcp_credentials, protocol, selectors, upkeep
 from .exceptions import ChatError, InvalidMcpServer
 from .handover import anonymous_owner_note
 from .models import MCPServerPreset
-from .owners import ConversationRef, Owner, http_refusal
+from .owners import ConversationRef, Owner, http_refusal, session_key_loaded
 from .relay.titling import title_renamed
 from .text import text_storable
 
@@ -103,8 +103,8 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie  # the sidebar's rename and delete POST with it
 def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     """The chat page of one conversation (the owner's conversation of that id: another's is never shown)."""
-    if request.session.session_key is None:
-        request.session.save()  # anonymous chats belong to this browser session, so it needs a key
+    if not session_key_loaded(request.session):
+        request.session.save()  # anonymous chats belong to this browser session, so it needs a standing key
     anonymous_owner_note(request)
     options = selectors.chat_page_options(request.user.pk if request.user.is_authenticated else None)
     return render(

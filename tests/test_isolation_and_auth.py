@@ -16,7 +16,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 
 from chatproject.asgi import allowed_websocket_origins, application, websocket_app
-from conversations.models import Conversation, DailyUsage, Message
+from conversations.models import Conversation, DailyUsage, Feedback, Message
 from conversations.owners import Owner
 
 from .conftest import ORIGIN, chunks_text, reply_collect
@@ -225,6 +225,33 @@ async def test_an_anonymous_socket_whose_session_ended_starts_no_turn(standin, r
     await tab.send_json_to({"message": "after it ended"})
     await expect_session_expired(tab)
     assert not await Message.objects.filter(content="after it ended").aexists()
+
+
+@pytest.mark.parametrize("kind", ["history", "history page", "feedback", "switch", "stop", "resync"])
+@pytest.mark.parametrize("who", ["user", "anonymous"])
+async def test_after_the_session_ended_no_frame_reads_or_writes_and_the_socket_closes_4401(
+    standin, replies_settle, kind, who
+):
+    browser = await (browser_signed_in(f"ivy-{kind}") if who == "user" else browser_anonymous())
+    tab = await socket_as(browser, "/ws/chat/ended/")
+    start = (await chat_once(tab, "before it ended"))[0]
+    reply_id, question_id = start["message_id"], start["user_message"]["id"]
+    await Session.objects.all().adelete()  # expired and cleared, or flushed by a logout elsewhere
+
+    await tab.send_json_to(
+        {
+            "history": {"type": "history"},
+            "history page": {"type": "history", "before": reply_id},
+            "feedback": {"type": "feedback", "message_id": reply_id, "value": 1, "comment": "after"},
+            "switch": {"type": "switch", "message_id": question_id},
+            "stop": {"type": "stop"},
+            "resync": {"type": "resync", "message_id": reply_id, "offset": 0},
+        }[kind]
+    )
+    await expect_session_expired(tab)
+    assert not await Feedback.objects.aexists()
+    conversation = await Conversation.objects.aget(session_id="ended")
+    assert conversation.current_message_id in (None, reply_id)
 
 
 async def test_a_signed_in_socket_keeps_chatting_while_its_session_stands(standin, replies_settle):

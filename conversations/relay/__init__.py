@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .. import metrics, protocol
 from ..exceptions import ChatError, SessionExpired
-from ..owners import LOGIN_REQUIRED_CLOSE_CODE
+from ..owners import LOGIN_REQUIRED_CLOSE_CODE, owner_still_valid
 from . import sockets
 from .chatsocket import ChatSocket, SocketGone
 from .sockets import SocketRefusal, socket_close, socket_open
@@ -28,12 +28,17 @@ LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
 
 
 async def frame_receive(socket: ChatSocket, text_data: str | None, bytes_data: bytes | None) -> None:
-    """Act on one frame from the client. What cannot be done is told to the client as an `error` frame,
-    on a socket that stays open (a socket whose session ended is then closed)."""
+    """Act on one frame from the client, while the socket's session stands. What cannot be done is told to
+    the client as an `error` frame, on a socket that stays open (a socket whose session ended is then
+    closed, 4401)."""
     if not socket.open:
         return  # closed by this server: nothing to do until the close lands
     try:
         await socket.instance.limits.frame_check(socket_id=socket.socket_id)
+        # Every frame, not just a turn: after a logout or an expiry a socket must neither read (history,
+        # a resync) nor write (feedback, a branch switch, a stop) as the session's owner.
+        if not await owner_still_valid(socket.owner):
+            raise SessionExpired()
         await _frame_handle(socket, protocol.parse_client_frame(text_data, bytes_data))
     except ChatError as exc:
         if exc.code in LIMIT_CODES:

@@ -13,9 +13,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from .. import feedback, protocol, selectors, upkeep
-from ..exceptions import Busy, NoSuchReply, NotConfigured, SessionExpired, Unavailable
+from ..exceptions import Busy, NoSuchReply, NotConfigured, Unavailable
 from ..models import Message
-from ..owners import owner_still_valid
 from ..turns import EDIT, REGENERATE, SEND, DuplicateSend, ReplyLapsed, Turn, TurnRequest
 from . import live
 from .chatsocket import ChatSocket
@@ -35,11 +34,10 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     its reply; a resend of a stored `client_id` starts nothing.
 
     Every kind of turn takes this one path: the same refusals, the same `start` to every socket, the
-    same reply task and the same announcement to the other instances.
+    same reply task and the same announcement to the other instances. The socket's session was checked
+    for this frame (`frame_receive`): a turn after logout is never stored as the user's.
     """
     instance, ref, owner = socket.instance, socket.ref, socket.owner
-    if not await owner_still_valid(owner):
-        raise SessionExpired()  # the socket closes: a turn after logout would be stored as the user's
     if instance.draining:
         raise Unavailable("This server is restarting; send again in a moment.")
     room = instance.rooms.get(ref)
