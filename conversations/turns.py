@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
-from .attachment_parts import attachment_tokens, message_with_parts
+from .attachment_parts import attachment_tokens
 from .attachments import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from .context import context_fit
 from .costs import Prices
@@ -88,8 +88,12 @@ class Turn:
     parent_id: int
     models: list[str]  # the model that answers, then those it may hand off to
     mcp_servers: list[str]
-    upstream_messages: list[dict[str, str]]
+    # Those that carry files name them (`attachment_ids`): read into parts when the reply starts
+    # (attachment_parts.request_messages), never in the turn's transaction.
+    upstream_messages: list[dict[str, Any]]
     context_dropped: int = 0  # older messages left out to fit the models' context window
+    attachments: dict[str, Attachment] = field(default_factory=dict)  # those the messages name, by id
+    files_readable: bool = False  # every model that may write the reply reads PDFs as files
     settings: dict[str, Any] = field(default_factory=dict)
     model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sent in the model's entry
     prices: Prices | None = None  # the first model's, as the turn read them: what the reply will cost
@@ -238,7 +242,8 @@ class _TurnPlan:
     user_parent_id: int | None = None
     user_message: Message | None = None
     reply_parent_id: int | None = None
-    upstream_messages: list[dict[str, str]] = field(default_factory=list)
+    upstream_messages: list[dict[str, Any]] = field(default_factory=list)
+    request_attachments: dict[str, Attachment] = field(default_factory=dict)  # named by upstream_messages
     context_dropped: int = 0
     mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
     prices: Prices | None = None
@@ -555,9 +560,13 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
         input_limit=min(known) if known else None,
         reserve=int(plan.answerer.settings.get("max_tokens") or 0),
     )
-    plan.upstream_messages = [
-        message_with_parts(message, attached, files_readable=plan.files_readable) for message in kept
-    ]
+    plan.upstream_messages = []
+    for message in kept:
+        sent = {"role": message["role"], "content": message["content"]}
+        if ids := [i for i in message.get("attachment_ids", ()) if i in attached]:
+            sent["attachment_ids"] = ids
+            plan.request_attachments.update((i, attached[i]) for i in ids)
+        plan.upstream_messages.append(sent)
 
 
 def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
@@ -577,6 +586,8 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         mcp_servers=plan.answerer.mcp_servers,
         upstream_messages=plan.upstream_messages,
         context_dropped=plan.context_dropped,
+        attachments=plan.request_attachments,
+        files_readable=plan.files_readable,
         settings=plan.answerer.settings,
         model_settings=plan.answerer.model_settings,
         prices=plan.prices,
