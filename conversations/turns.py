@@ -121,15 +121,20 @@ def message_content_check(content: str, *, attached: bool = False) -> None:
 
 def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
     """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
-    with attachments also names them (`attachment_ids`, turned into content parts once it is known
-    which turns fit: attachment_parts.py).
+    with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
+    attachment_parts.py).
 
-    A reply that failed before any text leaves no assistant turn; the user turns around it are merged
-    into one, so the upstream never gets two user messages in a row.
+    A user message whose reply ended without any text (it failed, or was stopped, before the first
+    token) is left out with its reply: the thread still shows it, but it is not sent with later
+    messages, so a message that made the upstream fail does not make every later reply fail too. (The
+    page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
+    row, which a well-formed branch never has, are merged: the upstream alternates them.
     """
     built: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT and not message.content:
+    for index, message in enumerate(messages):
+        if not message.content and message.role == Message.Role.ASSISTANT:
+            continue
+        if message.role == Message.Role.USER and _answered_without_text(messages, index):
             continue
         attached = list(message.attachment_ids or ())
         if built and built[-1]["role"] == message.role:
@@ -141,6 +146,12 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
         if attached:
             built[-1]["attachment_ids"] = attached
     return built
+
+
+def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
+    """Whether the user message at `index` has a reply after it, and that reply has no text."""
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    return following is not None and following.role == Message.Role.ASSISTANT and not following.content
 
 
 def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
