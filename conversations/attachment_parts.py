@@ -25,6 +25,8 @@ from .models import Attachment
 
 logger = logging.getLogger(__name__)
 
+_LEFT_OUT = "left out, over the {max_bytes} bytes of files one request carries."
+
 
 def request_messages(
     messages: Sequence[dict[str, Any]],
@@ -63,9 +65,7 @@ def request_messages(
             if first_named[i] != index:
                 parts.append(_note(attachment, "sent with an earlier message."))
             elif i not in sent:
-                parts.append(
-                    _note(attachment, f"left out, over the {max_bytes} bytes of files one request carries.")
-                )
+                parts.append(_note(attachment, _LEFT_OUT.format(max_bytes=max_bytes)))
             else:
                 parts.append(_part(attachment, files_readable=files_readable))
         built.append({**plain, "content": parts})
@@ -118,6 +118,11 @@ def _part(attachment: Attachment, *, files_readable: bool) -> dict[str, Any]:
 
 def _note(attachment: Attachment, what: str) -> dict[str, Any]:
     return {"type": "text", "text": f"Attached file {attachment.name}: {what}"}
+
+
+def mention_tokens(attachment: Attachment) -> int:
+    """What a file named again in a request adds: its note (the longest one's length)."""
+    return tokens_estimate(_note(attachment, _LEFT_OUT.format(max_bytes=10**12))["text"])
 
 
 IMAGE_TILE = 512

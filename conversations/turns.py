@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
-from .attachment_parts import attachment_tokens
+from .attachment_parts import attachment_tokens, mention_tokens
 from .attachments import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from .context import context_fit
 from .costs import Prices
@@ -560,11 +560,19 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     attached = {str(a.pk): a for a in plan.attachments}
     wanted = {i for message in built for i in message.get("attachment_ids", ())} - attached.keys()
     attached.update(attachments_named(wanted))  # earlier turns' (one query, only when they had any)
-    for message in built:
-        ids = message.get("attachment_ids", ())
+    # A file goes once per request (attachment_parts.py): counted at its newest mention, so that every
+    # newest-first run of messages the window may keep counts each of its files once; another mention
+    # costs a note.
+    counted: set[str] = set()
+    for message in reversed(built):
+        ids = [i for i in message.get("attachment_ids", ()) if i in attached]
         message["extra_tokens"] = sum(
-            attachment_tokens(attached[i], files_readable=plan.files_readable) for i in ids if i in attached
+            mention_tokens(attached[i])
+            if i in counted
+            else attachment_tokens(attached[i], files_readable=plan.files_readable)
+            for i in ids
         )
+        counted.update(ids)
     kept, plan.context_dropped = context_fit(
         built,
         instructions=plan.answerer.instructions,

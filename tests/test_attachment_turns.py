@@ -222,12 +222,16 @@ async def test_an_image_named_by_every_message_goes_once_per_request(chat_socket
     await browser_headers()
     images = [await uploaded(f"{n}.png", png((40 + n, 30))) for n in range(3)]
     ids = [image["id"] for image in images]
+    # Room for the three images (255 tokens each by the estimate) and the words, not for 24 of them.
+    await ChatModel.objects.filter(name="openai/gpt-5.1").aupdate(input_token_limit=3000)
     for n in range(8):
         await chat_socket.send_json_to(
             {"message": f"look again {n} [[standin tokens=2]]", "model": "openai/gpt-5.1", "attachments": ids}
         )
-        assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+        frames = await reply_collect(chat_socket)
+        assert frames[-1]["type"] == "done"
 
+    assert frames[0].get("context_dropped", 0) == 0  # each file counted once, as it is sent
     sent = standin.requests()[-1]["body"]["messages"]
     users = [message for message in sent if message["role"] == "user"]
     assert len(users) == 8
