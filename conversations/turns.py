@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .answerers import Answerer, agents_needed, answerer_choose
-from .attachment_parts import attachment_tokens, message_with_parts
+from .attachment_parts import attachment_tokens, mention_tokens
 from .attachments import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from .context import context_fit
 from .costs import Prices
@@ -88,8 +88,12 @@ class Turn:
     parent_id: int
     models: list[str]  # the model that answers, then those it may hand off to
     mcp_servers: list[str]
-    upstream_messages: list[dict[str, str]]
+    # Those that carry files name them (`attachment_ids`): read into parts when the reply starts
+    # (attachment_parts.request_messages), never in the turn's transaction.
+    upstream_messages: list[dict[str, Any]]
     context_dropped: int = 0  # older messages left out to fit the models' context window
+    attachments: dict[str, Attachment] = field(default_factory=dict)  # those the messages name, by id
+    files_readable: bool = False  # every model that may write the reply reads PDFs as files
     settings: dict[str, Any] = field(default_factory=dict)
     model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sent in the model's entry
     prices: Prices | None = None  # the first model's, as the turn read them: what the reply will cost
@@ -117,15 +121,20 @@ def message_content_check(content: str, *, attached: bool = False) -> None:
 
 def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
     """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
-    with attachments also names them (`attachment_ids`, turned into content parts once it is known
-    which turns fit: attachment_parts.py).
+    with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
+    attachment_parts.py).
 
-    A reply that failed before any text leaves no assistant turn; the user turns around it are merged
-    into one, so the upstream never gets two user messages in a row.
+    A user message whose reply ended without any text (it failed, or was stopped, before the first
+    token) is left out with its reply: the thread still shows it, but it is not sent with later
+    messages, so a message that made the upstream fail does not make every later reply fail too. (The
+    page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
+    row, which a well-formed branch never has, are merged: the upstream alternates them.
     """
     built: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT and not message.content:
+    for index, message in enumerate(messages):
+        if not message.content and message.role == Message.Role.ASSISTANT:
+            continue
+        if message.role == Message.Role.USER and _answered_without_text(messages, index):
             continue
         attached = list(message.attachment_ids or ())
         if built and built[-1]["role"] == message.role:
@@ -137,6 +146,12 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
         if attached:
             built[-1]["attachment_ids"] = attached
     return built
+
+
+def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
+    """Whether the user message at `index` has a reply after it, and that reply has no text."""
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    return following is not None and following.role == Message.Role.ASSISTANT and not following.content
 
 
 def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
@@ -238,7 +253,8 @@ class _TurnPlan:
     user_parent_id: int | None = None
     user_message: Message | None = None
     reply_parent_id: int | None = None
-    upstream_messages: list[dict[str, str]] = field(default_factory=list)
+    upstream_messages: list[dict[str, Any]] = field(default_factory=list)
+    request_attachments: dict[str, Attachment] = field(default_factory=dict)  # named by upstream_messages
     context_dropped: int = 0
     mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
     prices: Prices | None = None
@@ -544,20 +560,32 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     attached = {str(a.pk): a for a in plan.attachments}
     wanted = {i for message in built for i in message.get("attachment_ids", ())} - attached.keys()
     attached.update(attachments_named(wanted))  # earlier turns' (one query, only when they had any)
-    for message in built:
-        ids = message.get("attachment_ids", ())
+    # A file goes once per request (attachment_parts.py): counted at its newest mention, so that every
+    # newest-first run of messages the window may keep counts each of its files once; another mention
+    # costs a note.
+    counted: set[str] = set()
+    for message in reversed(built):
+        ids = [i for i in message.get("attachment_ids", ()) if i in attached]
         message["extra_tokens"] = sum(
-            attachment_tokens(attached[i], files_readable=plan.files_readable) for i in ids if i in attached
+            mention_tokens(attached[i])
+            if i in counted
+            else attachment_tokens(attached[i], files_readable=plan.files_readable)
+            for i in ids
         )
+        counted.update(ids)
     kept, plan.context_dropped = context_fit(
         built,
         instructions=plan.answerer.instructions,
         input_limit=min(known) if known else None,
         reserve=int(plan.answerer.settings.get("max_tokens") or 0),
     )
-    plan.upstream_messages = [
-        message_with_parts(message, attached, files_readable=plan.files_readable) for message in kept
-    ]
+    plan.upstream_messages = []
+    for message in kept:
+        sent = {"role": message["role"], "content": message["content"]}
+        if ids := [i for i in message.get("attachment_ids", ()) if i in attached]:
+            sent["attachment_ids"] = ids
+            plan.request_attachments.update((i, attached[i]) for i in ids)
+        plan.upstream_messages.append(sent)
 
 
 def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
@@ -577,6 +605,8 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         mcp_servers=plan.answerer.mcp_servers,
         upstream_messages=plan.upstream_messages,
         context_dropped=plan.context_dropped,
+        attachments=plan.request_attachments,
+        files_readable=plan.files_readable,
         settings=plan.answerer.settings,
         model_settings=plan.answerer.model_settings,
         prices=plan.prices,

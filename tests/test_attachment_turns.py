@@ -201,3 +201,115 @@ async def test_too_many_attachments_or_too_many_bytes_in_one_message_are_refused
     assert error["code"] == "invalid_attachment"
     assert "150" in error["message"]
     assert not await Message.objects.aexists()
+
+
+def image_parts(message: dict) -> list[bytes]:
+    """The images a request's message carries, decoded."""
+    content = message["content"] if isinstance(message["content"], list) else []
+    return [
+        base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+        for part in content
+        if part["type"] == "image_url"
+    ]
+
+
+def text_parts(message: dict) -> list[str]:
+    content = message["content"]
+    return [content] if isinstance(content, str) else [p["text"] for p in content if p["type"] == "text"]
+
+
+async def test_an_image_named_by_every_message_goes_once_per_request(chat_socket, standin, catalog):
+    await browser_headers()
+    images = [await uploaded(f"{n}.png", png((40 + n, 30))) for n in range(3)]
+    ids = [image["id"] for image in images]
+    # Room for the three images (255 tokens each by the estimate) and the words, not for 24 of them.
+    await ChatModel.objects.filter(name="openai/gpt-5.1").aupdate(input_token_limit=3000)
+    for n in range(8):
+        await chat_socket.send_json_to(
+            {"message": f"look again {n} [[standin tokens=2]]", "model": "openai/gpt-5.1", "attachments": ids}
+        )
+        frames = await reply_collect(chat_socket)
+        assert frames[-1]["type"] == "done"
+
+    assert frames[0].get("context_dropped", 0) == 0  # each file counted once, as it is sent
+    sent = standin.requests()[-1]["body"]["messages"]
+    users = [message for message in sent if message["role"] == "user"]
+    assert len(users) == 8
+    every_image = [data for message in users for data in image_parts(message)]
+    stored = [await sync_to_async(stored_bytes)(i) for i in ids]
+    assert every_image == stored  # each once, where it was first named
+    assert image_parts(users[0]) == stored
+    later = text_parts(users[-1])
+    assert later[0] == "look again 7 [[standin tokens=2]]"
+    assert later[1:] == [f"Attached file {n}.png: sent with an earlier message." for n in range(3)]
+
+
+async def test_a_requests_file_bytes_are_capped_leaving_the_oldest_out(
+    chat_socket, standin, catalog, settings
+):
+    await browser_headers()
+    images = [await uploaded(f"{n}.png", png((40 + 20 * n, 30))) for n in range(3)]
+    sizes = [image["size"] for image in images]
+    settings.CHAT_REQUEST_ATTACHMENT_MAX_BYTES = sizes[1] + sizes[2]
+    for n, image in enumerate(images):
+        await chat_socket.send_json_to(
+            {
+                "message": f"image {n} [[standin tokens=2]]",
+                "model": "openai/gpt-5.1",
+                "attachments": [image["id"]],
+            }
+        )
+        assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+
+    sent = [message for message in standin.requests()[-1]["body"]["messages"] if message["role"] == "user"]
+    assert [len(image_parts(message)) for message in sent] == [0, 1, 1]
+    assert image_parts(sent[2]) == [await sync_to_async(stored_bytes)(images[2]["id"])]
+    (note,) = text_parts(sent[0])[1:]
+    assert note.startswith("Attached file 0.png: left out")
+
+
+async def test_a_file_gone_from_storage_is_said_unavailable_and_fails_no_other_turn(
+    chat_socket, standin, catalog, settings
+):
+    from conversations import turns
+    from conversations.owners import ConversationRef, Owner
+
+    await browser_headers()
+
+    async def uploaded_then_lost(name: str) -> dict:
+        upload = await uploaded(name, png())
+        attachment = await Attachment.objects.aget(pk=upload["id"])
+        await sync_to_async(attachment.file.storage.delete)(attachment.file.name)
+        return upload
+
+    owner = Owner(session_key=BROWSER_SESSION_KEY)
+    settings.CHAT_MAX_REPLIES_PER_OWNER = 0  # the batch's replies stay streaming: no server streams them
+
+    def request(session_id: str, ids: list[str]) -> turns.TurnRequest:
+        return turns.TurnRequest(
+            ref=ConversationRef(owner.key, session_id),
+            owner=owner,
+            model="openai/gpt-5.1",
+            streamed_by="here",
+            content=f"look {session_id}",
+            attachments=ids,
+        )
+
+    batch = [
+        request("b1", [(await uploaded("kept.png", png()))["id"]]),
+        request("b2", [(await uploaded_then_lost("gone.png"))["id"]]),
+        request("b3", []),
+    ]
+    assert [type(result) for result in await sync_to_async(turns.turns_store)(batch)] == [turns.Turn] * 3
+
+    gone = await uploaded_then_lost("gone.png")
+    kept = await uploaded("kept.png", png((50, 50)))
+
+    await chat_socket.send_json_to(
+        {"message": "and this?", "model": "openai/gpt-5.1", "attachments": [gone["id"], kept["id"]]}
+    )
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+    (sent,) = [request["body"]["messages"][-1] for request in standin.requests()]
+    assert text_parts(sent) == ["and this?", "Attached file gone.png: file unavailable."]
+    assert image_parts(sent) == [await sync_to_async(stored_bytes)(kept["id"])]

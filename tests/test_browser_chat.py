@@ -109,15 +109,23 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(failed).to_have_class(re.compile(r"\berror\b"))
         expect(failed.locator(".status")).to_have_text(re.compile(r"^Error: .*500"))
         expect(self.page.locator("#send")).to_be_enabled()
+        # The failed message stays, says it will not go with later messages, and keeps its Edit.
+        asked = self.bubbles("user").first
+        expect(asked.locator(".unsent-note")).to_have_text(re.compile(r"^Not sent with later messages"))
+        expect(asked.locator("[data-action=edit]")).to_be_visible()
+        expect(failed.locator("[data-action=regenerate]")).to_have_text("Retry")
 
-        # A turn that failed before any text is merged into the next user turn upstream (DESIGN.md), so
-        # the next request still carries the directive above: an empty `status=` switches it off again.
-        self.message_send("and this one works [[standin status=]]")
+        self.message_send("and this one works")
         recovered = self.reply_finished(1)
         expect(recovered).to_have_class(re.compile(r"\bcomplete\b"))
-        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You asked: “this one breaks "))
+        expect(recovered.locator(".content")).to_have_text(re.compile(r"^You asked: “and this one works”"))
         expect(recovered.locator(".status")).to_have_text(TOKENS_RE)
+        expect(self.page.locator("#chat .unsent-note")).to_have_count(1)  # the working one has none
         self.screenshot_save("browser-chat-upstream-error.png")
+        self.page.reload()  # from the history frame: the same note on the same message
+        expect(self.bubbles("assistant")).to_have_count(2)
+        expect(self.bubbles("user").first.locator(".unsent-note")).to_be_visible()
+        expect(self.page.locator("#chat .unsent-note")).to_have_count(1)
 
         conversation = Conversation.objects.get(session_id=session_id)
         statuses = [(m.role, m.status, m.error_code) for m in Message.objects.history(conversation)]
@@ -131,12 +139,8 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         assert failures  # the first attempt and the SDK's retries
         assert {request["outcome"] for request in failures} == {"error_status"}
         assert success["outcome"] == "completed"
-        assert success["body"]["messages"] == [
-            {
-                "role": "user",
-                "content": "this one breaks [[standin status=500]]\n\nand this one works [[standin status=]]",
-            }
-        ]
+        # The failed message is not glued to the next one: the request carries the new message only.
+        assert success["body"]["messages"] == [{"role": "user", "content": "and this one works"}]
 
     def test_a_reload_mid_reply_shows_the_reply_continue_to_its_stored_end(self) -> None:
         session_id = self.chat_open()

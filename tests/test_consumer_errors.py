@@ -127,10 +127,8 @@ async def test_upstream_500_keeps_the_user_message_and_the_next_turn_works(chat_
     await chat_socket.send_json_to({"message": "second try"})
     frames = await reply_collect(chat_socket)
     assert frames[-1]["type"] == "done"
-    # The failed turn left no assistant message, so the two user turns reach the upstream merged as one.
-    assert standin.requests()[-1]["body"]["messages"] == [
-        {"role": "user", "content": "first try\n\nsecond try"}
-    ]
+    # The failed turn's message stays in the thread but is not sent with the next one.
+    assert standin.requests()[-1]["body"]["messages"] == [{"role": "user", "content": "second try"}]
 
 
 async def test_a_retryable_failure_before_the_first_token_is_retried(chat_socket, standin, settings):

@@ -70,3 +70,27 @@ async def test_a_long_conversation_still_gets_a_reply_and_says_what_was_left_out
     again = await socket_open("/ws/chat/t1/")
     assert again.history["messages"][-1]["context_dropped"] == reply.context_dropped
     await again.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_message_whose_reply_failed_before_any_text_is_not_sent_with_later_ones(
+    chat_socket, standin, settings
+):
+    """The failed message stays in the thread, but the next request leaves it out instead of gluing it
+    to the next message: what made the upstream fail is not sent again with every later message."""
+    settings.CHAT_UPSTREAM_MAX_RETRIES = 0
+    await chat_socket.send_json_to({"message": "this one breaks it [[standin status=500]]"})
+    failed = await reply_collect(chat_socket)
+    assert failed[-1]["type"] == "error", failed[-1]
+
+    await chat_socket.send_json_to({"message": "a question after it"})
+    frames = await reply_collect(chat_socket)
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert "".join(frame["content"] for frame in frames if frame["type"] == "chunk")
+    sent = [message for message in standin.requests()[-1]["body"]["messages"] if message["role"] != "system"]
+    assert sent == [{"role": "user", "content": "a question after it"}]
+
+    again = await socket_open("/ws/chat/t1/")
+    shown = [(message["role"], message["content"]) for message in again.history["messages"]]
+    assert shown[:2] == [("user", "this one breaks it [[standin status=500]]"), ("assistant", "")]
+    await again.disconnect()

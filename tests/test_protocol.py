@@ -63,9 +63,18 @@ def test_upstream_history_keeps_turns_in_order():
     ]
 
 
-def test_a_failed_reply_with_no_text_merges_the_user_turns_around_it():
+def test_a_message_whose_reply_has_no_text_is_left_out_not_merged_with_the_next():
     built = upstream_messages_build([message("user", "a"), message("assistant", ""), message("user", "c")])
-    assert built == [{"role": "user", "content": "a\n\nc"}]
+    assert built == [{"role": "user", "content": "c"}]
+    built = upstream_messages_build(
+        [message("user", "a"), message("assistant", "b"), message("user", "x"), message("assistant", "")]
+        + [message("user", "c")]
+    )
+    assert built == [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+    ]
 
 
 def test_a_partial_reply_stays_in_the_history():

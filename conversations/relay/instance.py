@@ -18,6 +18,7 @@ import sys
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,13 @@ class Instance:
     rooms: Rooms = field(default_factory=Rooms)
     sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
     turn_writer: TurnWriter = field(default_factory=TurnWriter)
+    # Reads the files a reply's request carries: few threads, so few files are in memory at once, and
+    # none queues a database call of the loop's shared executor behind it.
+    file_reader: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=settings.CHAT_REQUEST_FILE_READERS, thread_name_prefix="file-reader"
+        )
+    )
     # Reply tasks (local and followed, and the title requests after first replies), referenced so the
     # event loop never collects one mid-reply.
     reply_tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -214,6 +222,7 @@ async def instance_close() -> None:
         heartbeat.cancel()
         parts.append(("heartbeat", lambda: asyncio.gather(heartbeat, return_exceptions=True)))
     instance.turn_writer.close()
+    instance.file_reader.shutdown(wait=False)
     parts += [("events", instance.bus.close), ("reply log", instance.reply_log.close)]
     if instance._upstream is not None:
         parts.append(("upstream client", instance._upstream.close))

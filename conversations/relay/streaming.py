@@ -5,6 +5,7 @@ the other instances, keep its lease, and store how it ended.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from .. import metrics, protocol, quotas, replies, selectors, turns, upstream
+from .. import attachment_parts, metrics, protocol, quotas, replies, selectors, turns, upstream
 from ..costs import reply_cost
 from ..exceptions import ChatError
 from ..models import Message
@@ -82,10 +83,11 @@ async def reply_stream(
     chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
     outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
     try:
+        messages = await _request_messages(turn, instance)
         async for event in upstream.reply_stream(
             instance.upstream(),
             models=turn.models,
-            messages=turn.upstream_messages,
+            messages=messages,
             mcp_servers=turn.mcp_servers,
             instructions=turn.instructions,
             request_settings=turn.settings,
@@ -168,6 +170,20 @@ async def reply_stream(
             title_write(instance, room.ref, question=turn.user_message["content"], answer=reply.text()),
             name=f"title-{reply.message_id}",
         )
+
+
+async def _request_messages(turn: turns.Turn, instance: Instance) -> list[dict[str, Any]]:
+    """The turn's messages as sent, with the files they carry read (on the instance's file readers)."""
+    if not turn.attachments:
+        return turn.upstream_messages
+    read = functools.partial(
+        attachment_parts.request_messages,
+        turn.upstream_messages,
+        turn.attachments,
+        files_readable=turn.files_readable,
+        max_bytes=settings.CHAT_REQUEST_ATTACHMENT_MAX_BYTES,
+    )
+    return await asyncio.get_running_loop().run_in_executor(instance.file_reader, read)
 
 
 INTERNAL_ERROR_OUTCOME: dict[str, Any] = {

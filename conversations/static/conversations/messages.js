@@ -144,6 +144,20 @@ window.ChatMessages = (() => {
     return el("p", "context-note", `${words} left out to fit the model's context window.`);
   }
 
+  /** Under a user message whose reply ended without any text: the server leaves it out of later
+   * requests (conversations/turns.py), and the page says so; its Edit (and the reply's Retry) send it again. */
+  function unsentShow(view, unsent) {
+    let note = view.root.querySelector(":scope > .unsent-note");
+    if (!unsent) {
+      note?.remove();
+      return;
+    }
+    if (note) return;
+    note = el("p", "unsent-note", "Not sent with later messages: it got no reply. Edit it, or retry its reply, to send it again.");
+    note.setAttribute("role", "note");
+    view.root.insertBefore(note, view.actions);
+  }
+
   /** One entry per tool call, its result filled in when it arrives: "used tool X" with both. */
   function toolAdd(container, activity) {
     if (activity.phase === "result") {
@@ -313,5 +327,5 @@ window.ChatMessages = (() => {
     }, 1500);
   }
 
-  return { messageView, endingShow, toolAdd, replyContentShow, sizeText, copyText };
+  return { messageView, endingShow, toolAdd, replyContentShow, sizeText, copyText, unsentShow };
 })();

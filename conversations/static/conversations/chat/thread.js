@@ -13,7 +13,7 @@ import {
   pendingSettle,
 } from "./composer.js";
 
-const { messageView, endingShow, toolAdd, replyContentShow } = window.ChatMessages;
+const { messageView, endingShow, toolAdd, replyContentShow, unsentShow } = window.ChatMessages;
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
 const emptyNote = document.getElementById("empty-chat");
@@ -79,6 +79,14 @@ function messageAppend(message, before = null) {
   return view;
 }
 
+/** A reply that ended without any text leaves its user message out of later requests (the server's
+ * rule, conversations/turns.py): mark that message. */
+function unsentMark(reply) {
+  if (reply.role !== "assistant" || reply.status === "streaming" || reply.content) return;
+  const asked = state.shown.get(reply.parent_id);
+  if (asked && asked.message.role === "user") unsentShow(asked.view, true);
+}
+
 function lastShownId() {
   const last = list.querySelector("article:last-of-type");
   return last ? Number(last.dataset.messageId) : null;
@@ -138,6 +146,7 @@ function liveFinish(frame, status, error) {
       replyContentShow(stored.view.content, stored.message); // the markers where the models changed
     }
     endingShow(stored.view, stored.message);
+    unsentMark(stored.message);
   }
   controlsRefresh();
   scrollFollow();
@@ -181,6 +190,7 @@ function onHistory(frame) {
   for (const message of frame.messages) {
     if (streaming && message.id === streaming.message_id) continue;
     messageAppend(message);
+    unsentMark(message);
   }
   if (streaming) {
     const message = frame.messages.find((m) => m.id === streaming.message_id) || { id: streaming.message_id };
@@ -213,7 +223,10 @@ function onHistoryPage(frame) {
   const first = list.querySelector("[data-message-id]");
   if (!first || Number(first.dataset.messageId) !== frame.before) return; // a stale answer
   const heightBefore = chat.scrollHeight;
-  for (const message of frame.messages) messageAppend(message, first);
+  for (const message of frame.messages) {
+    messageAppend(message, first);
+    unsentMark(message);
+  }
   chat.scrollTop += chat.scrollHeight - heightBefore; // keep what the user was reading in place
   hasMore = Boolean(frame.has_more);
   loadOlder.hidden = !hasMore;
@@ -252,6 +265,7 @@ function onStart(frame) {
   }
   const reply = {
     id: frame.message_id,
+    parent_id: frame.parent_id,
     role: "assistant",
     model: frame.model,
     agent: frame.agent || null,
