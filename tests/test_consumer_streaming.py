@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
+import redis.asyncio as redis_asyncio
 
 from conversations.models import Conversation, Message
+from conversations.relay import replylog
 
 from .conftest import chunks_text, reply_collect, socket_open
 
@@ -162,9 +167,12 @@ async def test_disconnecting_mid_stream_does_not_cut_the_reply_short(standin, re
 async def test_chunk_frames_go_out_at_most_once_per_chunk_interval(
     chat_socket, standin, settings, interval_ms, frames_allowed
 ):
-    """40 tokens 5 ms apart: a frame per token without an interval; with 50 ms, the text that arrives
-    while a frame waits leaves in the next one (about 200 ms / 50 ms frames), whole and in order."""
+    """40 tokens 5 ms apart: a frame per token without an interval (nor a batching wait of the reply
+    log, whose writes a frame waits for); with 50 ms, the text that arrives while a frame waits leaves in
+    the next one (about 200 ms / 50 ms frames), whole and in order."""
     settings.CHAT_CHUNK_INTERVAL_MS = interval_ms
+    if not interval_ms:
+        settings.CHAT_REPLY_LOG_BATCH_MS = 0
     await chat_socket.send_json_to({"message": "fast [[standin tokens=40 delay_ms=5]]"})
     frames = await reply_collect(chat_socket)
 
@@ -175,3 +183,53 @@ async def test_chunk_frames_go_out_at_most_once_per_chunk_interval(
     reply = await Message.objects.aget(pk=frames[0]["message_id"])
     assert reply.content == chunks_text(frames)
     assert frames[-1]["usage"]["completion_tokens"] == 40
+
+
+async def log_text_since(client: redis_asyncio.Redis, reply_id: int, since: str) -> str:
+    """The text a reply's log holds in its entries after entry id `since`, up to the first gap."""
+    text = ""
+    for entry in await replylog.log_read(client, reply_id, since):
+        if entry.kind != "text":
+            continue
+        if entry.offset > len(text):
+            break
+        text += entry.text[len(text) - entry.offset :]
+    return text
+
+
+async def test_a_tab_is_shown_only_text_the_reply_log_already_holds(standin, replies_settle, settings):
+    """Shown means durable: every chunk a tab gets is already in the reply log that another instance
+    stores a lost reply from, however far the log's writes lag behind the upstream's tokens; the first
+    text does not wait for the log's batching."""
+    if not settings.REDIS_URL:
+        pytest.skip("the reply log is shared only through Redis")
+    settings.CHAT_REPLY_LOG_BATCH_MS = 400  # each log write lags far behind the tokens it carries
+    message = f"durable {uuid.uuid4().hex} [[standin tokens=30 delay_ms=10]]"
+    tab = await socket_open("/ws/chat/durable/")
+    client = redis_asyncio.Redis.from_url(settings.REDIS_URL)
+    try:
+        seconds, micros = await client.time()
+        since = f"{seconds * 1000 + micros // 1000 - 1}-0"  # an earlier run's log under the same id is older
+        await tab.send_json_to({"message": message})
+        start = await tab.receive_json_from(timeout=10)
+        assert start["type"] == "start"
+        started = time.monotonic()
+        first_chunk_after: float | None = None
+        frames = [start]
+        while frames[-1]["type"] not in ("done", "error"):
+            frame = await tab.receive_json_from(timeout=10)
+            frames.append(frame)
+            if frame["type"] != "chunk":
+                continue
+            first_chunk_after = first_chunk_after or time.monotonic() - started
+            logged = await log_text_since(client, start["message_id"], since)
+            end = frame["offset"] + len(frame["content"])
+            assert logged[frame["offset"] : end] == frame["content"], (frame, logged)
+    finally:
+        await client.aclose()
+    assert frames[-1]["type"] == "done"
+    assert first_chunk_after is not None
+    assert first_chunk_after < 0.3  # not held for the 400 ms batch
+    reply = await Message.objects.aget(pk=start["message_id"])
+    assert reply.content == chunks_text(frames)
+    await tab.disconnect()

@@ -52,14 +52,14 @@ async def history_read(
 
 
 def history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.LiveReply | None) -> str:
-    """The `history` frame: the stored messages and, for a reply in flight, its live text so far.
+    """The `history` frame: the stored messages and, for a reply in flight, the text shown so far.
 
     The frame stays under CHAT_MAX_SERVER_FRAME_BYTES: a live text too long for it is sent cut, with
     `offset` where the cut ends (the chunks that follow start later, so the client asks for a resync of
     the rest), and the oldest messages make room for it (`has_more`).
     """
     if reply is not None:
-        text = reply.text()[: selectors.history_bytes_budget() // 12]
+        text = reply.shown_text()[: selectors.history_bytes_budget() // 12]
         history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
         for message in history["messages"]:
             if message["id"] == reply.message_id:

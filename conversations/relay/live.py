@@ -35,6 +35,10 @@ class LiveReply:
     log that another instance writes (`loaded` is set once its backlog was read). A local reply may
     show text only until `lease_deadline` (loop time), within the lease it last renewed: past it, it
     must renew first, so an instance that froze never shows text after another stored the reply as lost.
+
+    Its text is received (`length`) before it is shown (`shown`): a local reply shows text once it is
+    durable (in the reply log or the database), a followed one at once (it comes from either).
+    Joiners get the shown text, then the chunks after it.
     """
 
     message_id: int
@@ -43,6 +47,8 @@ class LiveReply:
     lease_deadline: float = 0.0
     parts: list[str] = field(default_factory=list)
     length: int = 0
+    shown: int = 0
+    unshown: list[str] = field(default_factory=list)  # the text after `shown`, in the pieces it came in
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -53,11 +59,28 @@ class LiveReply:
     prices: Prices | None = None  # its first model's catalog prices, to store what it cost
 
     def append(self, text: str) -> int:
-        """Add text to the reply; return the offset it starts at."""
+        """Add text to the reply (not shown yet); return the offset it starts at."""
         offset = self.length
         self.parts.append(text)
+        self.unshown.append(text)
         self.length += len(text)
         return offset
+
+    def show(self, until: int) -> tuple[int, str]:
+        """Count the text up to offset `until` as shown; return the offset and text newly shown."""
+        start = self.shown
+        if until <= start:
+            return start, ""
+        pending = self.unshown[0] if len(self.unshown) == 1 else "".join(self.unshown)
+        text, rest = pending[: until - start], pending[until - start :]
+        self.unshown = [rest] if rest else []
+        self.shown = until
+        return start, text
+
+    def shown_text(self) -> str:
+        """The text sockets were shown so far (what a joiner gets)."""
+        text = self.text()
+        return text if self.shown == len(text) else text[: self.shown]
 
     def lease_renewed(self, started: float) -> None:
         """The lease was renewed by a write that began at loop time `started`: the reply may show text
@@ -101,15 +124,20 @@ class ConversationRoom:
         if not self.turns_starting:
             self.turns_settled.set()
 
-    async def text_publish(self, reply: LiveReply, text: str) -> int:
-        """Add text to a reply and send it to every socket as chunk frames; return its offset. The one
-        step by which text reaches sockets, whether this process streams the reply or follows it."""
-        if not text:
-            return reply.length
-        offset = reply.append(text)
-        for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
-            await self.broadcast(frame)
-        return offset
+    async def text_publish(self, reply: LiveReply, text: str) -> None:
+        """Add text to a followed reply and send it to every socket at once (it came from the reply log
+        or the stored row: it is durable)."""
+        if text:
+            reply.append(text)
+            await self.text_show(reply, reply.length)
+
+    async def text_show(self, reply: LiveReply, until: int) -> None:
+        """Send every socket the reply's text not shown yet, up to offset `until`, as chunk frames. The
+        one step by which text reaches sockets, whether this process streams the reply or follows it."""
+        offset, text = reply.show(until)
+        if text:
+            for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
+                await self.broadcast(frame)
 
     async def tool_publish(self, reply: LiveReply, activity: dict[str, Any], frame: str) -> None:
         """Add tool activity to a reply and send its frame to every socket."""

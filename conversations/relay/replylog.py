@@ -7,6 +7,10 @@ reads it from the start and then follows it. One writer task per process sends e
 one pipeline, so under load many replies' entries share a round trip. The stream expires after the
 reply ended. Without Redis there is one process, whose sockets get every frame from the live reply
 itself: nothing needs logging.
+
+Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
+own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
+consumer sees only what is replicated. A reply's first text skips the batching wait.
 """
 
 from __future__ import annotations
@@ -57,7 +61,12 @@ class ReplyLog(Protocol):
     shared: bool
 
     def start(self, reply_id: int) -> None: ...
-    def text(self, reply_id: int, offset: int, text: str) -> None: ...
+
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        """Append text at `offset`; the future says True once the entry is in the log, False when its
+        write failed. `urgent` sends it without the batching wait (a reply's first text)."""
+        ...
+
     def frame(self, reply_id: int, frame_text: str) -> None: ...
     def end(self, reply_id: int, frame_text: str) -> None: ...
     async def drained(self) -> None: ...
@@ -82,8 +91,11 @@ class LocalReplyLog:
     def start(self, reply_id: int) -> None:
         pass
 
-    def text(self, reply_id: int, offset: int, text: str) -> None:
-        pass
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        # Nobody else reads it: the process holding the sockets is the only one that could lose it.
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        written.set_result(True)
+        return written
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         pass
@@ -105,20 +117,32 @@ class LocalReplyLog:
 
 
 class RedisReplyLog:
-    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them)."""
+    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them), and
+    text says through a future when it was written."""
 
     shared = True
 
     def __init__(self, client: redis_asyncio.Redis) -> None:
         self.client = client
+        self._loop = asyncio.get_running_loop()
         self._pending: list[tuple[int, dict[str, str], int | None]] = []
+        self._waiting: list[asyncio.Future[bool]] = []  # the pending text entries' futures
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._urgent = False
+        self._nap: asyncio.Future[None] | None = None  # the batching wait, cut short by urgent text
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
-    def text(self, reply_id: int, offset: int, text: str) -> None:
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
+        written: asyncio.Future[bool] = self._loop.create_future()
+        self._waiting.append(written)
         self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
+        if urgent:
+            self._urgent = True
+            _nap_end(self._nap)
+        return written
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         self._append(reply_id, {"k": "f", "j": frame_text})
@@ -143,26 +167,46 @@ class RedisReplyLog:
     async def close(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        _written_set(self._waiting, False)
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if settings.CHAT_REPLY_LOG_BATCH_MS > 0:
-                await asyncio.sleep(settings.CHAT_REPLY_LOG_BATCH_MS / 1000)
+            if settings.CHAT_REPLY_LOG_BATCH_MS > 0 and not self._urgent:
+                self._nap = self._loop.create_future()
+                timer = self._loop.call_later(settings.CHAT_REPLY_LOG_BATCH_MS / 1000, _nap_end, self._nap)
+                try:
+                    await self._nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
             self._wake.clear()
+            self._urgent = False
             batch, self._pending = _texts_merged(self._pending), []
+            waiting, self._waiting = self._waiting, []
             pipe = self.client.pipeline(transaction=False)
             for reply_id, fields, expire in batch:
                 key = log_key(reply_id)
                 pipe.xadd(key, fields)
                 if expire is not None:
                     pipe.expire(key, expire)
+            # A Redis that hangs must not hold the replies' sockets for the command timeout: their text
+            # counts as unlogged then (it is shown once the database holds it), whenever the write lands.
+            late = self._loop.call_later(settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, waiting, False)
             try:
                 await pipe.execute()
+                written = True
             except (RedisError, OSError):
-                # The reply goes on for this instance's sockets and in the database; only other
-                # instances' followers miss these entries (they fall back to the stored row).
+                # These entries are missing from the log: other instances' followers fall back to the
+                # stored row, and the writer shows its own sockets this text once the row holds it.
                 logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
+                written = False
+            except asyncio.CancelledError:
+                _written_set(waiting, False)
+                raise
+            finally:
+                late.cancel()
+            _written_set(waiting, written)
             if not self._pending:
                 self._idle.set()
 
@@ -177,6 +221,17 @@ class RedisReplyLog:
             return await log_text(self.client, reply_id)
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
+
+
+def _nap_end(nap: asyncio.Future[None] | None) -> None:
+    if nap is not None and not nap.done():
+        nap.set_result(None)
+
+
+def _written_set(waiting: list[asyncio.Future[bool]], written: bool) -> None:
+    for future in waiting:
+        if not future.done():  # its reply task was cancelled meanwhile
+            future.set_result(written)
 
 
 def _texts_merged(

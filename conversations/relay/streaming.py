@@ -36,6 +36,20 @@ class ReplyStats:
     flushes: int = 0
 
 
+@dataclass(slots=True)
+class Durable:
+    """How much of a local reply survives this instance: while every write to its log succeeded, all
+    it received (the log holds it, and a reply stored as lost keeps what its log holds); after a failed
+    or late write, a gap that a lost reply's stored text stops at, so what the database holds (`saved`,
+    flushed at once and then every CHAT_FLUSH_INTERVAL)."""
+
+    log_whole: bool = True
+    saved: int = 0
+
+    def until(self, reply: live.LiveReply) -> int:
+        return reply.length if self.log_whole else self.saved
+
+
 # How long the end of a reply is retried while the database is away, before the reply is left to lapse.
 END_STORE_SECONDS = 60.0
 
@@ -82,6 +96,7 @@ async def reply_stream(
     next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
     chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
     outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
+    durable = Durable()
     try:
         messages = await _request_messages(turn, instance)
         async for event in upstream.reply_stream(
@@ -100,24 +115,36 @@ async def reply_stream(
                 stats.first_event_at = loop.time()
                 metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
             if isinstance(event, upstream.TextDelta):
+                if not event.text:
+                    continue
+                taken = loop.time()
+                offset = reply.append(event.text)
+                # Shown once durable: a socket never holds text that a lost reply's stored text lacks.
+                logged = log.text(reply.message_id, offset, event.text, urgent=not offset)
+                if durable.log_whole and not await logged:
+                    durable.log_whole = False
+                    next_flush = taken  # the database holds it now, and then every flush interval
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
-                offset = await room.text_publish(reply, event.text)
+                await room.text_show(reply, durable.until(reply))
                 now = loop.time()
                 metrics.RELAY_DELAY.observe(now - event.received_at)
                 chunks_relayed.inc()
-                log.text(reply.message_id, offset, event.text)
                 if now >= next_flush:
                     next_flush = now + settings.CHAT_FLUSH_INTERVAL
                     stats.flushes += 1
+                    content = reply.text()
                     if not await db_call(replies.reply_flush)(
-                        reply_id=reply.message_id, content=reply.text(), streamed_by=instance.instance_id
+                        reply_id=reply.message_id, content=content, streamed_by=instance.instance_id
                     ):
                         raise LeaseLost
                     reply.lease_renewed(now)
-                if chunk_interval > 0:
+                    durable.saved = len(content)
+                    await room.text_show(reply, durable.until(reply))
+                rest = chunk_interval - (loop.time() - taken)
+                if rest > 0:
                     # The next read takes whatever arrived meanwhile: one frame instead of one per token.
-                    await asyncio.sleep(chunk_interval)
+                    await asyncio.sleep(rest)
             elif isinstance(event, upstream.ToolActivity):
                 if loop.time() >= reply.lease_deadline:
                     await lease_renew(reply, instance)
@@ -206,16 +233,22 @@ async def _reply_conclude(
 
     The end frame is sent on every path: when the reply was lost to another instance (`outcome` None, or
     the store found it taken), after the stored history; when its end could not be stored, as `internal_error`
-    (the reply's lease then lapses and another instance stores it as lost).
+    (the reply's lease then lapses and another instance stores it as lost). Text not shown yet is
+    shown before the end only when the end stored it.
     """
     stored: dict[str, Any] | None = None
+    text_stored = False
     reply.ending = True
     try:
-        if outcome is not None:
-            stored = await _reply_end_store(reply, outcome, instance)
-    except Exception:
-        logger.exception("reply end not stored", extra={"message_id": reply.message_id})
-        stored = INTERNAL_ERROR_OUTCOME
+        try:
+            if outcome is not None:
+                stored = await _reply_end_store(reply, outcome, instance)
+                text_stored = stored is not None
+        except Exception:
+            logger.exception("reply end not stored", extra={"message_id": reply.message_id})
+            stored = INTERNAL_ERROR_OUTCOME
+        if text_stored:
+            await room.text_show(reply, reply.length)  # stored with the end: durable now
     finally:
         instance.rooms.reply_end(room, reply)
         metrics.REPLIES_IN_FLIGHT.dec()

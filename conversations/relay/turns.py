@@ -160,7 +160,7 @@ async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> N
     page = settings.CHAT_RESYNC_PAGE_CHARS
     room = socket.instance.rooms.find(socket.ref)
     if room is not None and room.reply is not None and room.reply.message_id == message_id:
-        text, end_frame = room.reply.text(), None
+        text, end_frame = room.reply.shown_text(), None
     else:
         stored = await db_call(selectors.reply_stored)(reply_id=message_id)
         if stored is None or (stored.conversation.owner_key, stored.conversation.session_id) != (
