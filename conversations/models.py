@@ -494,6 +494,46 @@ class UserQuota(models.Model):
         return f"{self.user}: {self.daily_tokens} tokens/day"
 
 
+class UsageEntry(models.Model):
+    """One billed call, written when it ends and never changed or deleted after: a reply's end, a title,
+    an OCR read. Usage, cost, charts and the daily token quota are read from here, so deleting a
+    conversation (by hand or by retention) takes none of its usage with it: its id is a plain value."""
+
+    class Kind(models.TextChoices):
+        REPLY = "reply"
+        TITLE = "title"
+        OCR = "ocr"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    owner_key = models.CharField(max_length=80, help_text="The owner's namespace when it was billed.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    conversation_id = models.BigIntegerField(null=True, blank=True, help_text="Kept after it is deleted.")
+    message_id = models.BigIntegerField(null=True, blank=True, help_text="The reply, for a reply's entry.")
+    model = models.CharField(max_length=200, blank=True)
+    agent_slug = models.CharField(max_length=64, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True, help_text="The pages an OCR call read.")
+    cost = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True, help_text="USD.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "usage entry"
+        verbose_name_plural = "usage entries"
+        indexes = [models.Index(fields=["owner_key", "created_at"], name="usage_owner_created")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id"], condition=Q(kind="reply"), name="one_usage_entry_per_reply"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.owner_key} {self.model} {self.total_tokens}"
+
+
 USAGE_SUMS = ["replies", "prompt_tokens", "completion_tokens", "total_tokens", "cost"]
 
 
@@ -526,7 +566,8 @@ class DailyUsageQuerySet(models.QuerySet):
 
 
 class DailyUsage(models.Model):
-    """Replies and tokens per day, owner and model: a database view over the stored replies (read-only)."""
+    """Replies, tokens and cost per day, owner and model: a database view over the usage ledger
+    (UsageEntry), read-only; `replies` counts reply ends, the sums every billed call."""
 
     day = models.DateField()
     owner_key = models.CharField(max_length=80)

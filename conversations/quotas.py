@@ -1,6 +1,7 @@
 """An owner's usage limits kept in the database: tokens per UTC day, and replies streaming at once.
 
-Tokens count as the upstream reported them, else as estimated from the text. (Message rates and open
+Tokens count as the usage ledger holds them (as the upstream reported them, else as estimated from the
+text), and for replies still streaming, as estimated from their text so far. (Message rates and open
 sockets are counted in Redis or in memory: relay/limits.py.)
 """
 
@@ -14,7 +15,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from .exceptions import QuotaExceeded, TooManyReplies
-from .models import Message, UserQuota
+from .models import Message, UsageEntry, UserQuota
 
 # Tokens are estimated from text at this many characters each, when the upstream reported none.
 CHARS_PER_TOKEN = 4
@@ -37,14 +38,18 @@ def usage_estimate(*, prompt: list[dict[str, str]], reply: str) -> dict[str, int
 
 
 def daily_tokens_used(*, owner_key: str) -> int:
-    """Tokens the owner's replies used since midnight UTC: as stored (counted or estimated), and for
-    replies still streaming, their text so far, estimated."""
+    """Tokens the owner used since midnight UTC: every billed call's in the usage ledger (counted or
+    estimated; deleting a conversation takes none back), and for replies still streaming, their text so
+    far, estimated."""
     midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    replies = Message.objects.filter(
-        conversation__owner_key=owner_key, role=Message.Role.ASSISTANT, created_at__gte=midnight
+    ended = UsageEntry.objects.filter(owner_key=owner_key, created_at__gte=midnight)
+    used = ended.aggregate(total=Sum("total_tokens"))["total"] or 0
+    streaming = (
+        Message.objects.streaming()
+        .filter(conversation__owner_key=owner_key)
+        .aggregate(chars=Sum(Length("content")))["chars"]
+        or 0
     )
-    used = replies.aggregate(total=Sum("total_tokens"))["total"] or 0
-    streaming = replies.streaming().aggregate(chars=Sum(Length("content")))["chars"] or 0
     return used + tokens_estimate(streaming)
 
 

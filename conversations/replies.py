@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .models import Message
 from .text import json_storable, text_storable
+from .usage_ledger import reply_end_write, reply_entries_write
 
 
 def lease_expiry() -> CombinedExpression:
@@ -68,26 +69,30 @@ def reply_finish(
     cost: Decimal | None = None,
 ) -> bool:
     """Store a reply's final text and how it ended (what every later reader sees), with the models that
-    produced it; return False, storing nothing, when its instance no longer holds it."""
+    produced it, and its usage ledger entry in the same statement; return False, storing nothing, when
+    its instance no longer holds it."""
     usage = usage or {}
     return bool(
-        _replies_fenced([reply_id], streamed_by).update(
-            lease_expires_at=None,
-            content=text_storable(content),
-            status=status,
-            finish_reason=finish_reason,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            total_tokens=usage.get("total_tokens"),
-            reasoning_tokens=usage.get("reasoning_tokens"),
-            cached_tokens=usage.get("cached_tokens"),
-            cost=cost,
-            tools=json_storable(tools or []),
-            error_code=error_code,
-            error=text_storable(error),
-            served_models=served_models or [],
-            handoff_offsets=handoff_offsets or [],
-            finished_at=timezone.now(),
+        reply_end_write(
+            _replies_fenced([reply_id], streamed_by),
+            dict(
+                lease_expires_at=None,
+                content=text_storable(content),
+                status=status,
+                finish_reason=finish_reason,
+                prompt_tokens=usage.get("prompt_tokens"),
+                completion_tokens=usage.get("completion_tokens"),
+                total_tokens=usage.get("total_tokens"),
+                reasoning_tokens=usage.get("reasoning_tokens"),
+                cached_tokens=usage.get("cached_tokens"),
+                cost=cost,
+                tools=json_storable(tools or []),
+                error_code=error_code,
+                error=text_storable(error),
+                served_models=served_models or [],
+                handoff_offsets=handoff_offsets or [],
+                finished_at=timezone.now(),
+            ),
         )
     )
 
@@ -134,4 +139,5 @@ def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None 
             "finished_at",
         ]
     )
+    reply_entries_write([message.pk])  # its end is in the ledger too, whatever it counted
     return message

@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import dedalus_labs
@@ -120,13 +120,20 @@ def upstream_client_create() -> UpstreamClient:
     )
 
 
+class Completion(NamedTuple):
+    """A non-streamed completion's text and the usage the API reported for it (None: none reported)."""
+
+    text: str
+    usage: dict[str, int] | None
+
+
 async def completion_text(
     client: UpstreamClient, *, model: str, messages: list[dict[str, str]], time_limit: float
-) -> str:
-    """The text of one short, non-streamed completion, on the instance's connection pool (a client of its
-    own per call would cost a TLS context and a pool each time), tried once within `time_limit` seconds
-    (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError when the API fails,
-    answers nonsense or is too slow."""
+) -> Completion:
+    """The text and usage of one short, non-streamed completion, on the instance's connection pool (a
+    client of its own per call would cost a TLS context and a pool each time), tried once within
+    `time_limit` seconds (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError
+    when the API fails, answers nonsense or is too slow."""
     if not settings.DEDALUS_API_KEY:
         raise NotConfigured()
     body = {"model": model, "messages": messages}  # not streamed: as the SDK sends it
@@ -146,7 +153,8 @@ async def completion_text(
     first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     message = first.get("message")
     content = message.get("content") if isinstance(message, dict) else None
-    return text_storable(content) if isinstance(content, str) else ""
+    text = text_storable(content) if isinstance(content, str) else ""
+    return Completion(text, _usage(answer.get("usage")) if isinstance(answer, dict) else None)
 
 
 def upstream_problem() -> str | None:

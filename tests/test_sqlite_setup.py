@@ -1,4 +1,5 @@
-"""`make run`'s embedded default, SQLite, from nothing: every migration applies and a turn is stored.
+"""`make run`'s embedded default, SQLite, from nothing: every migration applies, a turn is stored and its
+reply's end is written with its usage ledger entry.
 
 The suite runs on Postgres; SQLite rebuilds a table to add most columns, which a database view over it
 (the admin's daily usage) must survive."""
@@ -17,14 +18,20 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
 
 TURN = """
-from conversations.models import Agent, DailyUsage
+from conversations.models import Agent, DailyUsage, Message
+from conversations.replies import reply_finish
 from conversations.owners import ConversationRef, Owner
 from conversations.turns import TurnRequest, turns_store
 Agent.objects.create(slug="brief", name="Brief", model_names=["openai/gpt-5.1"], instructions="Be brief.")
 owner = Owner(session_key="sqlite-browser")
 request = TurnRequest(ref=ConversationRef(owner.key, "s1"), owner=owner, content="hi", agent="brief")
 (turn,) = turns_store([request])
-print(turn.models, turn.instructions, DailyUsage.objects.count())
+streamed_by = Message.objects.get(pk=turn.reply_id).streamed_by
+usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+end = dict(reply_id=turn.reply_id, streamed_by=streamed_by, content="ho", status="complete", usage=usage)
+ended, again = reply_finish(**end), reply_finish(**end)
+row = DailyUsage.objects.values_list("replies", "total_tokens")[0]
+print(turn.models, turn.instructions, ended, again, row)
 """
 
 
@@ -52,4 +59,5 @@ def test_a_fresh_sqlite_database_migrates_and_stores_a_turn(tmp_path):
     }
     manage(env, "migrate", "--no-input", "-v", "0")
     turn = manage(env, "shell", "-c", TURN)
-    assert "['openai/gpt-5.1'] Be brief. 1" in turn.stdout  # the view reads the rebuilt table
+    # The reply's end wrote its ledger entry, once; the daily-usage view reads it.
+    assert "['openai/gpt-5.1'] Be brief. True False (1, 7)" in turn.stdout

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import AsyncClient
 
-from conversations.models import Conversation
+from conversations.models import Conversation, UsageEntry
 from conversations.relay import instance
 from conversations.titles import TITLE_INSTRUCTIONS, title_first_line, title_from_model
 
@@ -92,6 +92,15 @@ async def test_the_first_reply_is_followed_by_the_models_title_everywhere(
     assert system == {"role": "system", "content": TITLE_INSTRUCTIONS}
     assert user["content"].startswith("User: Tell me a story about dragons\n\nAssistant: You asked:")
     assert "[[standin" not in user["content"]
+
+    billed = await UsageEntry.objects.aget(kind="title")
+    assert (billed.owner_key, billed.conversation_id, billed.model) == (
+        conversation.owner_key,
+        conversation.pk,
+        TITLE_MODEL,
+    )
+    assert billed.total_tokens > 0
+    assert billed.total_tokens == billed.prompt_tokens + billed.completion_tokens
 
     again = await socket_open("/ws/chat/t1/")
     assert again.history["conversation"]["title"] == "Story about dragons"

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from conversations.models import ChatModel, Conversation, Message, UserQuota
 from conversations.upkeep import conversations_purge
+from conversations.usage_ledger import reply_entries_write
 
 from .conftest import reply_collect
 
@@ -33,11 +34,12 @@ def reply_stored(
     when: datetime | None = None,
     **fields: Any,
 ) -> Message:
-    """A finished reply with these token counts (and its question), `days_ago` or `when`."""
+    """A finished reply with these token counts (and its question), `days_ago` or `when`, with its usage
+    ledger entry as its end writes it."""
     when = when or timezone.now() - timedelta(days=days_ago)
     Message.objects.create(conversation=conversation, role="user", content="q", model=model, created_at=when)
     prompt, completion = tokens
-    return Message.objects.create(
+    reply = Message.objects.create(
         conversation=conversation,
         role="assistant",
         content="a",
@@ -49,6 +51,8 @@ def reply_stored(
         created_at=when,
         **fields,
     )
+    reply_entries_write([reply.pk])
+    return reply
 
 
 @pytest.fixture

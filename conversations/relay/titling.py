@@ -8,7 +8,7 @@ import logging
 
 from django.conf import settings
 
-from .. import protocol, titles, upstream
+from .. import protocol, titles, upstream, usage_ledger
 from ..exceptions import ChatError
 from ..owners import ConversationRef
 from .dbcall import db_call
@@ -25,17 +25,19 @@ def title_wanted(*, first_turn: bool) -> bool:
 
 async def title_write(instance: Instance, ref: ConversationRef, *, question: str, answer: str) -> None:
     """Ask the model for the title of a conversation whose first reply (`answer` to `question`) just
-    completed, store it (one UPDATE) and tell the sockets. On any failure the title stays the first
-    message's cleaned line."""
+    completed, bill it (a usage ledger entry), store it (one UPDATE) and tell the sockets. On any
+    failure the title stays the first message's cleaned line."""
     extra = {"session_id": ref.session_id}
     try:
-        text = await upstream.completion_text(
+        model = settings.CHAT_TITLE_MODEL
+        completion = await upstream.completion_text(
             instance.upstream(),
-            model=settings.CHAT_TITLE_MODEL,
+            model=model,
             messages=titles.title_request(question=question, answer=answer),
             time_limit=settings.CHAT_TITLE_TIMEOUT,
         )
-        title = titles.title_from_model(text)
+        await db_call(usage_ledger.title_entry_write)(ref=ref, model=model, usage=completion.usage)
+        title = titles.title_from_model(completion.text)
         if not title:
             return
         stored = await db_call(titles.conversation_title_write)(ref=ref, title=title)

@@ -1,0 +1,124 @@
+"""The usage ledger: every reply's end appends one entry, from which usage, cost and the daily quota are
+read; deleting a chat (by hand or by retention) takes none of it back, and a continued share's copied
+replies add none."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from django.test import AsyncClient
+from django.utils import timezone
+
+from conversations import replies
+from conversations.models import Conversation, DailyUsage, Message, UsageEntry
+from conversations.upkeep import conversations_purge
+
+from .conftest import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def browser_client() -> AsyncClient:
+    """An HTTP client of the suite's anonymous browser (the owner its sockets speak for)."""
+    client = AsyncClient()
+    client.cookies[django_settings.SESSION_COOKIE_NAME] = BROWSER_SESSION_KEY
+    return client
+
+
+async def usage_totals() -> dict[str, object]:
+    return await sync_to_async(DailyUsage.objects.all().totals)()
+
+
+async def test_a_replys_end_appends_one_ledger_entry_with_its_usage(chat_socket):
+    await chat_socket.send_json_to({"message": "count me [[standin tokens=7]]"})
+    done = (await reply_collect(chat_socket))[-1]
+    reply = await Message.objects.select_related("conversation").aget(pk=done["message_id"])
+    entries = [entry async for entry in UsageEntry.objects.all()]
+    assert [(e.kind, e.message_id) for e in entries] == [("reply", reply.pk)]
+    (entry,) = entries
+    assert (entry.owner_key, entry.user_id, entry.conversation_id) == (
+        browser_owner_key(),
+        None,
+        reply.conversation_id,
+    )
+    assert (entry.model, entry.agent_slug) == (reply.model, reply.agent_slug)
+    assert entry.total_tokens == done["usage"]["total_tokens"] == reply.total_tokens
+    assert (entry.prompt_tokens, entry.completion_tokens) == (reply.prompt_tokens, reply.completion_tokens)
+    assert entry.cost == reply.cost
+
+
+async def test_deleting_the_chat_that_used_the_daily_quota_does_not_free_it(chat_socket, settings):
+    settings.CHAT_DAILY_TOKEN_QUOTA = 100
+    await chat_socket.send_json_to({"message": "spend [[standin tokens=105]]"})
+    done = (await reply_collect(chat_socket))[-1]
+    assert done["usage"]["total_tokens"] >= 105
+    assert (await browser_client().post("/c/t1/delete")).status_code == 200
+    assert not await Conversation.objects.filter(session_id="t1").aexists()
+
+    fresh = await socket_open("/ws/chat/t2/")
+    await fresh.send_json_to({"message": "a fresh chat"})
+    frame = await fresh.receive_json_from()
+    assert (frame["type"], frame["code"]) == ("error", "quota_exceeded")
+    assert not await Message.objects.filter(content="a fresh chat").aexists()
+    await fresh.disconnect()
+
+
+async def test_the_retention_purge_leaves_the_admins_usage_unchanged(chat_socket):
+    await chat_socket.send_json_to({"message": "old news [[standin tokens=9]]"})
+    await reply_collect(chat_socket)
+    before = await usage_totals()
+    assert before["replies"] == 1
+    assert before["total_tokens"] > 0
+    await Conversation.objects.filter(session_id="t1").aupdate(updated_at=timezone.now() - timedelta(days=40))
+    assert await sync_to_async(conversations_purge)(older_than_days=30) == 1
+    assert not await Message.objects.aexists()
+    assert await usage_totals() == before
+
+
+async def test_a_continued_share_adds_no_usage(chat_socket):
+    await chat_socket.send_json_to({"message": "share me [[standin tokens=5]]"})
+    await reply_collect(chat_socket)
+    shared = await browser_client().post("/c/t1/share", json.dumps({}), content_type="application/json")
+    url = shared.json()["url"].removeprefix("http://testserver")
+    before = await usage_totals()
+    for _ in range(3):
+        assert (await AsyncClient().post(f"{url}continue")).status_code == 302
+    assert await Conversation.objects.acount() == 4
+    assert await usage_totals() == before
+    assert await UsageEntry.objects.acount() == 1
+
+
+def test_a_reply_stored_as_lost_by_another_instance_still_gets_its_entry():
+    conversation = Conversation.objects.create(session_id="lost", owner_key="s:lost")
+    reply = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        model="openai/gpt-5.1",
+        status="streaming",
+        streamed_by="dead-instance",
+        content="half a",
+    )
+    assert replies.reply_lost_store(reply_id=reply.pk, shown_text="half a reply", streamed_by="dead-instance")
+    assert list(UsageEntry.objects.values_list("kind", "message_id", "owner_key")) == [
+        ("reply", reply.pk, "s:lost")
+    ]
+
+
+def test_a_replys_end_is_one_statement_and_a_second_end_writes_nothing(django_assert_num_queries):
+    conversation = Conversation.objects.create(session_id="once", owner_key="s:once")
+    reply = Message.objects.create(
+        conversation=conversation, role="assistant", status="streaming", streamed_by="me"
+    )
+    usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+    with django_assert_num_queries(1):
+        assert replies.reply_finish(
+            reply_id=reply.pk, streamed_by="me", content="x", status="complete", usage=usage
+        )
+    assert not replies.reply_finish(
+        reply_id=reply.pk, streamed_by="me", content="y", status="complete", usage=usage
+    )
+    assert list(UsageEntry.objects.values_list("message_id", "total_tokens")) == [(reply.pk, 5)]
