@@ -210,7 +210,7 @@ CHAT_ATTACHMENT_MESSAGE_MAX_BYTES = int(env_float("CHAT_ATTACHMENT_MESSAGE_MAX_B
 # are left out with a note. At least CHAT_ATTACHMENT_MESSAGE_MAX_BYTES, so a message's own files go.
 CHAT_REQUEST_ATTACHMENT_MAX_BYTES = int(env_float("CHAT_REQUEST_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024))
 # Threads per instance that read those files when a reply starts: bounds the files in memory at once.
-CHAT_REQUEST_FILE_READERS = int(env_float("CHAT_REQUEST_FILE_READERS", 2))
+CHAT_REQUEST_FILE_READERS = max(1, int(env_float("CHAT_REQUEST_FILE_READERS", 2)))
 CHAT_ATTACHMENT_QUOTA_BYTES = int(env_float("CHAT_ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024))  # per owner
 # Uploads are decoded in CHAT_UPLOAD_WORKERS worker processes (conversations/upload_workers.py), never in
 # a request's thread: each may use CHAT_UPLOAD_WORKER_MEMORY_MB of address space and
