@@ -126,6 +126,7 @@ def upload(port: int, name: str, data: bytes, timeout: float, result: dict[str, 
         )
         response = connection.getresponse()
         result["answer"] = f"{response.status} {response.read()[:140].decode(errors='replace')}"
+        result["retry_after"] = response.getheader("Retry-After")
     except OSError as exc:
         result["answer"] = f"no answer ({type(exc).__name__})"
     result["seconds"] = time.monotonic() - started

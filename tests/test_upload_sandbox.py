@@ -315,6 +315,7 @@ def test_a_full_pool_answers_503_at_once_and_decoding_holds_no_database_connecti
     status, _, body = str(refused["answer"]).partition(" ")
     assert status == "503"
     assert json.loads(body)["code"] == "attachments_busy"
+    assert int(str(refused["retry_after"])) > 0
 
     started = time.monotonic()
     health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
