@@ -2,13 +2,14 @@
 `/api/attachments/` of a real Daphne (scripts/serve.sh's flags), one at a time, while another client asks
 `/healthz` every 100 ms.
 
-Not a test. Reports, per file: its size, the answer, the upload's wall time, the CPU the instance and
-every process under it spent meanwhile (its upload workers included, killed ones too: a fork server reaps
-them), the peak growth of their summed RSS, and the slowest `/healthz`. Run it from the repository root,
-with a migrated database and the Redis the instance should use:
+Not a test. Reports, per file (`--parallel N`: N copies at once): its size, the answers, the slowest
+upload's wall time, the CPU the instance and every process under it spent meanwhile (its upload workers
+included, killed ones too: a fork server reaps them), the peak growth of their summed RSS, and the
+slowest `/healthz`. Run it from the repository root, with a migrated database and the Redis the
+instance should use:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chat_bench REDIS_URL=redis://127.0.0.1:6379/5 \
-        .venv/bin/python -m bench.upload_costs [--only NAME,...] [--checkout DIR] [--timeout S]
+        .venv/bin/python -m bench.upload_costs [--only NAME,...] [--parallel N] [--checkout DIR] [--timeout S]
 
 `--checkout DIR` runs another checkout of this project (e.g. `git archive <commit> | tar -x -C DIR`) with
 this venv, to compare before and after a change; an upload still unanswered after `--timeout` seconds is
@@ -38,6 +39,8 @@ BOMBS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "jpeg-scans": ("scans.jpg", upload_bombs.jpeg_scan_bomb),
     "webp-40mp": ("big.webp", upload_bombs.lossless_pixels_bomb),
     "png-40mp": ("big.png", lambda: upload_bombs.lossless_pixels_bomb("PNG")),
+    # Just under the pixel cap: decoded in full, the worst an accepted image costs.
+    "webp-24mp": ("wide.webp", lambda: upload_bombs.lossless_pixels_bomb(size=(6_000, 4_000))),
 }
 
 
@@ -123,6 +126,7 @@ def upload(port: int, name: str, data: bytes, timeout: float, result: dict[str, 
         )
         response = connection.getresponse()
         result["answer"] = f"{response.status} {response.read()[:140].decode(errors='replace')}"
+        result["retry_after"] = response.getheader("Retry-After")
     except OSError as exc:
         result["answer"] = f"no answer ({type(exc).__name__})"
     result["seconds"] = time.monotonic() - started
@@ -137,23 +141,28 @@ def healthz_ms(port: int) -> float:
     return (time.monotonic() - started) * 1000
 
 
-def measure(server: DaphneServer, name: str, data: bytes, timeout: float) -> str:
+def measure(server: DaphneServer, name: str, data: bytes, timeout: float, parallel: int) -> str:
     for _ in range(3):
         healthz_ms(server.port)
     upload(server.port, "warm-up.txt", b"starts the upload workers, if any", timeout, {})
     cpu_before, rss_before = tree_cpu_seconds(server.pid), tree_rss_mib(server.pid)
-    result: dict[str, object] = {}
-    thread = threading.Thread(target=upload, args=(server.port, name, data, timeout, result))
-    thread.start()
+    results: list[dict[str, object]] = [{} for _ in range(parallel)]
+    threads = [
+        threading.Thread(target=upload, args=(server.port, name, data, timeout, result)) for result in results
+    ]
+    for thread in threads:
+        thread.start()
     slowest, peak = 0.0, rss_before
-    while thread.is_alive():
+    while any(thread.is_alive() for thread in threads):
         peak = max(peak, tree_rss_mib(server.pid))
         slowest = max(slowest, healthz_ms(server.port))
         time.sleep(0.1)
     cpu = tree_cpu_seconds(server.pid) - cpu_before
+    answers = sorted({str(result.get("answer"))[:100] for result in results})
+    seconds = max(float(result.get("seconds", 0)) for result in results)  # type: ignore[arg-type]
     return (
-        f"{len(data):>10,} B  {result.get('seconds', 0):6.1f} s wall  {cpu:6.1f} s CPU  "
-        f"RSS +{peak - rss_before:5.0f} MiB  slowest /healthz {slowest:6.0f} ms  -> {result.get('answer')}"
+        f"{len(data):>10,} B x{parallel}  {seconds:6.1f} s wall  {cpu:6.1f} s CPU  "
+        f"RSS +{peak - rss_before:5.0f} MiB  slowest /healthz {slowest:6.0f} ms  -> {' | '.join(answers)}"
     )
 
 
@@ -162,6 +171,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(BOMBS), help="bombs to send, comma-separated")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="run this checkout of the project")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for an answer")
+    parser.add_argument("--parallel", type=int, default=1, help="copies of each file sent at once")
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat_bench")
     env = server_env(
@@ -179,7 +189,7 @@ def main() -> None:
             env["CHAT_MEDIA_ROOT"] = logs
             server = DaphneServer("uploads", env, Path(logs), flags=SERVE_FLAGS, cwd=args.checkout).start()
             try:
-                print(f"{key:<18} {measure(server, name, data, args.timeout)}", flush=True)
+                print(f"{key:<18} {measure(server, name, data, args.timeout, args.parallel)}", flush=True)
             finally:
                 server.stop()
 

@@ -39,6 +39,7 @@ from .uploads import Checked, DecodeLimits, upload_check
 
 TOO_COSTLY = "That file takes more memory or time to read than a file may."
 BUSY_RETRY_AFTER = 5  # seconds: a file takes about that long to read at most, usually far less
+RESULT_GRACE_SECONDS = 10  # for a worker to be started, and one past its time to be killed
 # The module a worker's fork server imports once, so each worker starts with the decoders loaded.
 WORKER_PRELOAD = ["conversations.uploads"]
 
@@ -62,9 +63,10 @@ def checked_in_worker(data: bytes) -> Checked:
             args=(data, DecodeLimits.from_settings(), settings.CHAT_UPLOAD_WORKER_CPU_SECONDS),
             timeout=settings.CHAT_UPLOAD_WORKER_WALL_SECONDS,
         )
-        try:
-            return future.result()
+        try:  # pebble kills the worker at the timeout; the wait has its own bound all the same
+            return future.result(timeout=settings.CHAT_UPLOAD_WORKER_WALL_SECONDS + RESULT_GRACE_SECONDS)
         except FutureTimeout as exc:
+            future.cancel()  # stops the worker if it still runs
             raise AttachmentUnreadable("That file takes too long to read.") from exc
         except (pebble.ProcessExpired, MemoryError) as exc:  # killed past its CPU, or out of memory
             raise AttachmentUnreadable(TOO_COSTLY) from exc

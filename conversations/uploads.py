@@ -138,9 +138,12 @@ def _image_checked(image: Image.Image, data: bytes, limits: DecodeLimits) -> Che
             raise AttachmentUnreadable(
                 f"That JPEG has more than {limits.max_jpeg_scans} scans; save it again as an ordinary JPEG."
             )
-        # Decoded at 1/2, 1/4 or 1/8 scale when that still gives `max_side`: libjpeg never builds the
-        # full size, so the pixel cap below is on what is decoded.
-        image.draft(image.mode if image.mode in ("RGB", "L") else None, (limits.max_side, limits.max_side))
+        # Decoded at 1/2, 1/4 or 1/8 scale when that still covers the size it is kept at: libjpeg never
+        # builds the full size, so the pixel cap below is on what is decoded.
+        ratio = limits.max_side / max(width, height, 1)
+        if ratio < 1:
+            kept_size = (max(1, int(width * ratio)), max(1, int(height * ratio)))
+            image.draft(image.mode if image.mode in ("RGB", "L") else None, kept_size)
     decoded_width, decoded_height = image.size
     if decoded_width * decoded_height > limits.max_pixels:
         raise AttachmentUnreadable(

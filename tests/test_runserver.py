@@ -12,11 +12,14 @@ import httpx
 import pytest
 from django.conf import settings
 
+from bench.upload_costs import upload as http_upload
 from conversations.models import Conversation, Message
 
 from .conftest import StandIn, chunks_text, subprocess_env
 from .processes import RunServer
 from .servers import browser_headers, raw_request
+from .test_attachments import png_with_metadata
+from .upload_bombs import pdf_form_xobject_bomb
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -45,6 +48,7 @@ def chat_server(
         DJANGO_SECRET_KEY="runserver-test-secret-key",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_DEBUG="0",
+        CHAT_MEDIA_ROOT=str(tmp_path_factory.mktemp("runserver-media")),
     )
     server = RunServer("runserver", env, tmp_path_factory.mktemp("runserver"))
     try:
@@ -126,3 +130,13 @@ def test_runserver_refuses_an_oversized_upload_from_its_headers(chat_server):
     head = f"POST /api/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {200 * 1024 * 1024}"
     answer = raw_request(chat_server.port, head, [], close_wait=0)
     assert (answer.status, answer.json()["code"]) == (413, "attachment_too_large"), answer
+
+
+def test_runserver_reads_uploads_in_its_workers(chat_server):
+    """The upload workers start under runserver as under Daphne: an image is read, a bomb refused."""
+    kept: dict[str, object] = {}
+    http_upload(chat_server.port, "chart.png", png_with_metadata(), 60, kept)
+    assert str(kept["answer"]).startswith("201 "), kept
+    refused: dict[str, object] = {}
+    http_upload(chat_server.port, "form.pdf", pdf_form_xobject_bomb(), 60, refused)
+    assert str(refused["answer"]).startswith("422 "), refused

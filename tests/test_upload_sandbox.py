@@ -315,6 +315,7 @@ def test_a_full_pool_answers_503_at_once_and_decoding_holds_no_database_connecti
     status, _, body = str(refused["answer"]).partition(" ")
     assert status == "503"
     assert json.loads(body)["code"] == "attachments_busy"
+    assert int(str(refused["retry_after"])) > 0
 
     started = time.monotonic()
     health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -323,3 +324,14 @@ def test_a_full_pool_answers_503_at_once_and_decoding_holds_no_database_connecti
     assert time.monotonic() - started < 3  # generous: the machine's cores are shared with the worker
     busy.join(60)
     assert str(slow["answer"]).startswith("422 ")  # killed at its CPU limit
+
+
+def test_a_jpeg_over_the_pixel_cap_is_decoded_at_a_reduced_scale(browser):
+    """40 million pixels: a JPEG is decoded at half scale (10 million), within the cap, and kept at
+    CHAT_ATTACHMENT_MAX_SIDE; a lossless image of the same size is refused (test above)."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((8_000, 5_000)).save(out, format="JPEG")
+    response = upload(browser, "camera.jpg", out.getvalue())
+    assert response.status_code == 201, response.content
+    kept = Attachment.objects.get()
+    assert (kept.width, kept.height) == (2048, 1280)
