@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis_asyncio
 
 from conversations.models import Conversation, Message
+from conversations.redisclient import redis_client
 from conversations.relay import replylog
+from conversations.relay.instance import instance_get
 
 from .conftest import chunks_text, reply_collect, socket_open
 
@@ -231,5 +235,52 @@ async def test_a_tab_is_shown_only_text_the_reply_log_already_holds(standin, rep
     assert first_chunk_after is not None
     assert first_chunk_after < 0.3  # not held for the 400 ms batch
     reply = await Message.objects.aget(pk=start["message_id"])
+    assert reply.content == chunks_text(frames)
+    await tab.disconnect()
+
+
+@pytest.fixture
+async def reply_log_hung(settings) -> AsyncIterator[None]:
+    """This process's reply log writes to a Redis that accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    settings.CHAT_REDIS_TIMEOUT = 5.0
+    silent = redis_client(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0")
+    log = (await instance_get()).reply_log
+    assert isinstance(log, replylog.RedisReplyLog)
+    log.client, kept = silent, log.client
+    yield
+    log.client = kept
+    for writer in held:
+        writer.close()
+    server.close()
+    await silent.aclose()
+
+
+async def test_a_reply_whose_log_hangs_reaches_its_tab_as_the_database_stores_it(
+    standin, replies_settle, settings, reply_log_hung
+):
+    """Text the log cannot take in CHAT_REPLY_LOG_WAIT_SECONDS is shown once the database holds it (at
+    once, then every flush), never before, and the reply is not held for the Redis command timeout."""
+    if not settings.REDIS_URL:
+        pytest.skip("the reply log is shared only through Redis")
+    settings.CHAT_REPLY_LOG_WAIT_SECONDS, settings.CHAT_FLUSH_INTERVAL = 0.2, 0.2
+    tab = await socket_open("/ws/chat/hung-log/")
+    await tab.send_json_to({"message": "hung [[standin tokens=30 delay_ms=20]]"})
+    started = time.monotonic()
+    frames = [await tab.receive_json_from(timeout=10)]
+    while frames[-1]["type"] not in ("done", "error"):
+        frames.append(await tab.receive_json_from(timeout=10))
+        if frames[-1]["type"] == "chunk":
+            stored = await Message.objects.aget(pk=frames[0]["message_id"])
+            assert stored.content.startswith(chunks_text(frames)), (stored.content, chunks_text(frames))
+    assert time.monotonic() - started < 4  # the hung writes (5 s each) held nothing
+    assert frames[-1]["type"] == "done"
+    assert len([frame for frame in frames if frame["type"] == "chunk"]) >= 2  # not all at the end
+    reply = await Message.objects.aget(pk=frames[0]["message_id"])
     assert reply.content == chunks_text(frames)
     await tab.disconnect()

@@ -127,6 +127,7 @@ class RedisReplyLog:
         self._loop = asyncio.get_running_loop()
         self._pending: list[tuple[int, dict[str, str], int | None]] = []
         self._waiting: list[asyncio.Future[bool]] = []  # the pending text entries' futures
+        self._late: asyncio.TimerHandle | None = None  # when they stop waiting
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -137,6 +138,12 @@ class RedisReplyLog:
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
         written: asyncio.Future[bool] = self._loop.create_future()
+        if not self._waiting:
+            # A Redis that hangs must not hold the replies' sockets for the command timeout: past the
+            # wait, their text counts as unlogged (it is shown once the database holds it).
+            self._late = self._loop.call_later(
+                settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, self._waiting, False
+            )
         self._waiting.append(written)
         self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
         if urgent:
@@ -167,6 +174,8 @@ class RedisReplyLog:
     async def close(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        if self._late is not None:
+            self._late.cancel()
         _written_set(self._waiting, False)
 
     async def _run(self) -> None:
@@ -184,15 +193,13 @@ class RedisReplyLog:
             self._urgent = False
             batch, self._pending = _texts_merged(self._pending), []
             waiting, self._waiting = self._waiting, []
+            late, self._late = self._late, None
             pipe = self.client.pipeline(transaction=False)
             for reply_id, fields, expire in batch:
                 key = log_key(reply_id)
                 pipe.xadd(key, fields)
                 if expire is not None:
                     pipe.expire(key, expire)
-            # A Redis that hangs must not hold the replies' sockets for the command timeout: their text
-            # counts as unlogged then (it is shown once the database holds it), whenever the write lands.
-            late = self._loop.call_later(settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, waiting, False)
             try:
                 await pipe.execute()
                 written = True
@@ -205,7 +212,8 @@ class RedisReplyLog:
                 _written_set(waiting, False)
                 raise
             finally:
-                late.cancel()
+                if late is not None:
+                    late.cancel()
             _written_set(waiting, written)
             if not self._pending:
                 self._idle.set()
