@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import upload_limits
 from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
 from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
-from .ocr import pdf_text_by_ocr
+from .ocr import scan_read
 from .uploads import upload_check
 
 logger = logging.getLogger(__name__)
@@ -57,8 +57,6 @@ def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_addres
     upload_limits.upload_rate_check(anonymous_address=anonymous_address)  # before any decoding
     checked = upload_check(data)
     text = checked.text
-    if checked.kind == Attachment.Kind.PDF and not text.strip():
-        text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
     attachment = Attachment(
         id=uuid.uuid4(),
         owner_key=owner_key,
@@ -82,6 +80,7 @@ def attachment_store(*, owner_key: str, name: str, data: bytes, anonymous_addres
     except BaseException:
         attachment_file_discard(attachment.file.name)  # no file without its row
         raise
+    scan_read(attachment, checked.data)  # a scan: its text read in the background, within the limits
     return attachment
 
 
@@ -95,14 +94,18 @@ def attachment_of_owner(*, owner_key: str, attachment_id: str) -> Attachment | N
 
 
 def attachment_as_dict(attachment: Attachment) -> dict[str, Any]:
-    """What its owner is shown: `{"id", "name", "size", "content_type", "url"}` (`url`: their download)."""
-    return {
+    """What its owner is shown: `{"id", "name", "size", "content_type", "url"}` (`url`: their download),
+    and `"reading_text": true` while a scan's text is being read."""
+    shown = {
         "id": str(attachment.id),
         "name": attachment.name,
         "size": attachment.size,
         "content_type": attachment.content_type,
         "url": reverse("conversations:attachment", kwargs={"attachment_id": attachment.id}),
     }
+    if attachment.text_reading == Attachment.TextReading.READING:
+        shown["reading_text"] = True
+    return shown
 
 
 def attachments_named(ids: set[str]) -> dict[str, Attachment]:
