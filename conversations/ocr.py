@@ -21,12 +21,13 @@ import hashlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 
 import dedalus_labs
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import close_old_connections, connections, transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, QuerySet, Sum
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -39,8 +40,19 @@ logger = logging.getLogger(__name__)
 
 Reading = Attachment.TextReading
 # The advisory lock (Postgres' two-key form, the second a hash of the owner key) under which an owner's
-# pages for the day are counted and a read is reserved.
+# pages for the day are counted, a read is reserved, and a read's text is stored.
 OCR_BUDGET_LOCK = 0x75710003
+# A read still `reading` after this long was lost with its process: it neither counts nor is waited for.
+READ_STALE_AFTER = timedelta(hours=1)
+
+
+def _reading(owner_key: str) -> QuerySet[Attachment]:
+    """The owner's uploads whose read is in flight (not lost with a stopped process)."""
+    return Attachment.objects.filter(
+        owner_key=owner_key,
+        text_reading=Reading.READING,
+        created_at__gte=timezone.now() - READ_STALE_AFTER,
+    )
 
 
 class _Readers:
@@ -111,7 +123,7 @@ def _scan_plan(attachment: Attachment, digest: str) -> tuple[str, str | None]:
     known = same.filter(text_reading=Reading.READ).values_list("text", flat=True).first()
     if known is not None:
         return Reading.READ, known
-    if same.filter(text_reading=Reading.READING).exists():
+    if _reading(owner_key).filter(content_hash=digest).exclude(pk=attachment.pk).exists():
         return Reading.READING, ""
     refusal = _read_refusal(owner_key, pages=attachment.pages or 1)
     if refusal:
@@ -139,7 +151,7 @@ def ocr_pages_today(owner_key: str) -> int:
         owner_key=owner_key, kind=UsageEntry.Kind.OCR, created_at__gte=midnight
     ).aggregate(pages=Sum("pages"))["pages"]
     reading = (  # one read per content in flight, however many uploads of it wait
-        Attachment.objects.filter(owner_key=owner_key, text_reading=Reading.READING)
+        _reading(owner_key)
         .order_by()
         .values("content_hash")
         .annotate(pages=Max("pages"))
@@ -165,6 +177,7 @@ def _read(readers: _Readers, attachment_id: object, owner_key: str, digest: str)
             owner_key=owner_key, content_hash=digest, text_reading=Reading.READING
         )
         with transaction.atomic():
+            _advisory_lock(OCR_BUDGET_LOCK, owner_key)  # an upload of the same bytes sees READ, or is filled
             if answer is None:
                 reading.update(text_reading=Reading.FAILED)
                 return
