@@ -237,8 +237,15 @@ CHAT_ATTACHMENT_MAX_PDF_PAGES = int(env_float("CHAT_ATTACHMENT_MAX_PDF_PAGES", 1
 CHAT_PDF_MAX_OPERATORS = int(env_float("CHAT_PDF_MAX_OPERATORS", 200_000))
 CHAT_PDF_MAX_FORM_DRAWS = int(env_float("CHAT_PDF_MAX_FORM_DRAWS", 1_000))
 CHAT_PDF_MAX_TEXT_CHARS = int(env_float("CHAT_PDF_MAX_TEXT_CHARS", 1_000_000))
-# A PDF without a text layer is read by the API's OCR at upload, for at most this long.
+# A PDF without a text layer is read by the API's OCR after its upload returns, for at most this long.
 CHAT_OCR_TIMEOUT = env_float("CHAT_OCR_TIMEOUT", 30)
+# The OCR is paid with the operator's key: anonymous owners get none unless this is on; each owner may
+# have this many pages read per UTC day (0: no limit); this many reads run at once per process, and this
+# many more wait (beyond, a scan is kept without text).
+CHAT_ANONYMOUS_OCR = env_bool("CHAT_ANONYMOUS_OCR", False)
+CHAT_OCR_PAGES_PER_DAY = int(env_float("CHAT_OCR_PAGES_PER_DAY", 50))
+CHAT_OCR_CONCURRENCY = max(1, int(env_float("CHAT_OCR_CONCURRENCY", 2)))
+CHAT_OCR_QUEUE = max(0, int(env_float("CHAT_OCR_QUEUE", 8)))
 # The model that writes a conversation's title after its first reply (a cheap one: a few words from a
 # short request); empty: titles stay the cleaned first line of the first message.
 CHAT_TITLE_MODEL = os.environ.get("CHAT_TITLE_MODEL", "openai/gpt-5-mini").strip()

@@ -290,7 +290,7 @@ USAGE_COLUMNS = [
 
 @admin.register(DailyUsage)
 class DailyUsageAdmin(admin.ModelAdmin):
-    """Tokens and replies per day, owner and model, from the stored replies; with totals and CSV export."""
+    """Tokens and replies per day, owner and model, from the usage ledger; with totals and CSV export."""
 
     list_display = [
         "day",

@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import upload_limits
 from .exceptions import AttachmentTooLarge, InvalidAttachment, UnsupportedAttachment
 from .models import Attachment, ModelChoice, attachment_file_discard, attachments_storage
-from .ocr import pdf_text_by_ocr
+from .ocr import scan_read
 from .text import text_storable
 from .upload_workers import checked_in_worker
 from .uploads import claim_check
@@ -64,10 +64,8 @@ def attachment_store(
     name = name_clean(name)
     claim_check(checked, name=name, declared_type=declared_type)
     text = checked.text
-    if checked.kind == Attachment.Kind.PDF and not text.strip():
-        text = pdf_text_by_ocr(checked.data)  # a scan: its text, read once
-    # Every text read out of a file (a text layer's font maps, an OCR's answer) passes here: no lone
-    # surrogate or NUL, which Postgres would refuse at the insert, reaches the row.
+    # A text read out of a file (a text layer's font maps) passes here, as an OCR's answer passes
+    # ocr.py's: no lone surrogate or NUL, which Postgres would refuse at the insert, reaches the row.
     text = text_storable(text)
     attachment = Attachment(
         id=uuid.uuid4(),
@@ -92,6 +90,7 @@ def attachment_store(
     except BaseException:
         attachment_file_discard(attachment.file.name)  # no file without its row
         raise
+    scan_read(attachment, checked.data)  # a scan: its text read in the background, within the limits
     return attachment
 
 
@@ -105,14 +104,18 @@ def attachment_of_owner(*, owner_key: str, attachment_id: str) -> Attachment | N
 
 
 def attachment_as_dict(attachment: Attachment) -> dict[str, Any]:
-    """What its owner is shown: `{"id", "name", "size", "content_type", "url"}` (`url`: their download)."""
-    return {
+    """What its owner is shown: `{"id", "name", "size", "content_type", "url"}` (`url`: their download),
+    and `"reading_text": true` while a scan's text is being read."""
+    shown = {
         "id": str(attachment.id),
         "name": attachment.name,
         "size": attachment.size,
         "content_type": attachment.content_type,
         "url": reverse("conversations:attachment", kwargs={"attachment_id": attachment.id}),
     }
+    if attachment.text_reading == Attachment.TextReading.READING:
+        shown["reading_text"] = True
+    return shown
 
 
 def attachments_named(ids: set[str]) -> dict[str, Attachment]:

@@ -666,6 +666,19 @@ class Attachment(models.Model):
     text_bytes = models.PositiveIntegerField(
         default=0, help_text="The UTF-8 bytes of `text`: stored too, so counted with `size` in the quotas."
     )
+
+    class TextReading(models.TextChoices):
+        """Where the OCR of a scanned PDF stands (ocr.py); empty for every other file."""
+
+        READING = "reading"  # its text is on its way
+        READ = "read"
+        SKIPPED = "skipped"  # not read: its owner may not, is over the day's pages, or the server is busy
+        FAILED = "failed"
+
+    text_reading = models.CharField(max_length=10, choices=TextReading.choices, blank=True)
+    content_hash = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="SHA-256 of a scan's bytes: one OCR per content."
+    )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     pages = models.PositiveIntegerField(null=True, blank=True)

@@ -116,13 +116,14 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
     staff_client, django_user_model
 ):
     from conversations.models import Conversation, Message
+    from conversations.usage_ledger import reply_entries_write
 
     alice = django_user_model.objects.create_user("alice-admin", password="pw-for-tests-only")
     mine = Conversation.objects.create(
         session_id="adm1", owner_key=f"u:{alice.pk}", user=alice, mcp_servers=["acme/search", "acme/web@2"]
     )
     Message.objects.create(conversation=mine, role="user", content="word " * 500)
-    Message.objects.create(
+    mine_reply = Message.objects.create(
         conversation=mine,
         role="assistant",
         content="ok",
@@ -131,7 +132,7 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
         status="complete",
     )
     anonymous = Conversation.objects.create(session_id="adm2", owner_key="s:abcdef")
-    Message.objects.create(
+    anonymous_reply = Message.objects.create(
         conversation=anonymous,
         role="assistant",
         content="hi",
@@ -139,6 +140,7 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
         total_tokens=2,
         status="complete",
     )
+    reply_entries_write([mine_reply.pk, anonymous_reply.pk])  # as their ends wrote them
 
     page = staff_client.get(f"/admin/conversations/conversation/{mine.pk}/change/").content.decode()
     assert "acme/search, acme/web@2" in page

@@ -365,28 +365,3 @@ def test_the_markdown_export_names_the_attachments(browser):
     assert "_Attached: notes.txt_" in markdown
     exported = browser.get("/c/exp1/export.json").json()
     assert exported["messages"][0]["attachments"] == [attachment]
-
-
-def blank_pdf(pages: int = 2) -> bytes:
-    writer = pypdf.PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def test_a_scanned_pdf_is_read_by_the_apis_ocr_once_at_upload(browser, standin):
-    response = upload(browser, "scan.pdf", blank_pdf(2))  # pages without a text layer
-    assert response.status_code == 201, response.content
-    attachment = Attachment.objects.get()
-    assert attachment.text == "Page 1 read by OCR.\n\nPage 2 read by OCR."
-    (ocr,) = standin.requests()
-    assert ocr["path"] == "/v1/ocr"
-
-
-def test_without_the_ocr_a_scanned_pdf_is_kept_without_text(browser, settings):
-    settings.DEDALUS_BASE_URL = "http://127.0.0.1:9"  # nothing listens: the OCR fails, the upload does not
-    response = upload(browser, "scan.pdf", blank_pdf(1))
-    assert response.status_code == 201
-    assert Attachment.objects.get().text == ""

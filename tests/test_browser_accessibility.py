@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message
+from conversations.usage_ledger import reply_entries_write
 
 from . import browser
 from .conftest import ROOT
@@ -82,7 +83,7 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
         conversation = Conversation.objects.create(owner_key="k", session_id="usage-a11y", title="Usage")
         question = Message.objects.create(conversation=conversation, role="user", content="q")
-        Message.objects.create(
+        reply = Message.objects.create(
             conversation=conversation,
             parent=question,
             role="assistant",
@@ -93,6 +94,7 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
             completion_tokens=20,
             total_tokens=30,
         )
+        reply_entries_write([reply.pk])  # as its end writes it
         self.page.goto(f"{self.live_server_url}/admin/login/?next=/admin/conversations/dailyusage/")
         self.page.get_by_label("Username").fill("ops")
         self.page.get_by_label("Password").fill("pw-for-tests-only")

@@ -21,6 +21,7 @@ from conversations.models import (
     MCPServerPreset,
     Message,
 )
+from conversations.usage_ledger import reply_entries_write
 
 from . import browser
 from .browser import expect
@@ -65,7 +66,7 @@ def reply_stored(
     conversation: Conversation, *, model: str, tokens: tuple[int, int], days_ago: int
 ) -> Message:
     prompt, completion = tokens
-    return Message.objects.create(
+    reply = Message.objects.create(
         conversation=conversation,
         role="assistant",
         content=LONG_TEXT,
@@ -77,6 +78,8 @@ def reply_stored(
         cost=Decimal("0.0125") * (prompt + completion) / 100,
         created_at=day_at_noon(days_ago),
     )
+    reply_entries_write([reply.pk])  # as its end writes it
+    return reply
 
 
 class AdminPagesTests(browser.ChatBrowserTestCase):

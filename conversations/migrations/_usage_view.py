@@ -3,6 +3,9 @@
 SQLite adds most columns by rebuilding the table (a new one, the rows copied, the old dropped and the new
 renamed), and refuses to while a view reads the table: the view is dropped first and made again after.
 Not a migration itself (the loader skips names starting with `_`).
+
+From 0025 on, the view reads the usage ledger only (0025's LEDGER_VIEW): a migration that changes messages
+or conversations needs none of this, and must not make 0016's view again.
 """
 
 from importlib import import_module

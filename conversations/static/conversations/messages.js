@@ -128,7 +128,8 @@ window.ChatMessages = (() => {
       } else {
         link.className = "attachment-file";
         link.download = attachment.name;
-        link.append(el("span", "attachment-name", attachment.name), el("span", "attachment-size", sizeText(attachment.size)));
+        const size = sizeText(attachment.size) + (attachment.reading_text ? " · reading text…" : "");
+        link.append(el("span", "attachment-name", attachment.name), el("span", "attachment-size", size));
       }
       item.append(link);
       list.append(item);

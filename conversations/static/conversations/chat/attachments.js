@@ -91,7 +91,8 @@ function upload(chip, progress, error, thumb) {
       thumb.append(img);
     }
     chip.element.dataset.attachmentId = answer.id;
-    size.textContent = sizeText(answer.size);
+    // A scan's text is read after the upload: a turn sent meanwhile gets the file without it.
+    size.textContent = sizeText(answer.size) + (answer.reading_text ? " · reading text…" : "");
     chipRefresh(chip);
   });
   request.addEventListener("error", () => {
