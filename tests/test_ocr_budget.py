@@ -5,6 +5,10 @@ content, pages per owner and day, reads at once; each read in the usage ledger."
 from __future__ import annotations
 
 import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pypdf
 import pytest
@@ -133,3 +137,34 @@ def test_without_the_ocr_a_scan_is_kept_without_text(signed_in, settings):
     ocr.reads_settle()
     assert list(Attachment.objects.values_list("text", "text_reading")) == [("", "failed")]
     assert not UsageEntry.objects.exists()
+
+
+@pytest.fixture
+def ocr_answering_surrogates(settings) -> Iterator[str]:
+    """An API whose OCR reads a lone surrogate (JSON's "\\ud800" escape), over real HTTP."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"model": "ocr", "pages": [{"index": 0, "markdown": "scan \ud800 text\x00"}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.DEDALUS_BASE_URL = f"http://127.0.0.1:{server.server_port}"
+    yield settings.DEDALUS_BASE_URL
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_lone_surrogate_in_ocr_text_is_stored_replaced(signed_in, ocr_answering_surrogates):
+    upload(signed_in, scan(1))
+    ocr.reads_settle()
+    assert Attachment.objects.get().text == "scan \ufffd text"

@@ -8,8 +8,6 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pypdf
 import pytest
@@ -119,43 +117,12 @@ def test_a_lone_surrogate_in_a_pdfs_text_layer_is_stored_replaced(browser):
     assert Attachment.objects.get().text == "\ufffdB\ufffdB"
 
 
-@pytest.fixture
-def ocr_answering_surrogates(settings) -> Iterator[str]:
-    """An API whose OCR reads a lone surrogate (JSON's "\\ud800" escape), over real HTTP."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"model": "ocr", "pages": [{"index": 0, "markdown": "scan \ud800 text\x00"}]})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.DEDALUS_BASE_URL = f"http://127.0.0.1:{server.server_port}"
-    yield settings.DEDALUS_BASE_URL
-    server.shutdown()
-    server.server_close()
-
-
 def blank_pdf() -> bytes:
     writer = pypdf.PdfWriter()
     writer.add_blank_page(width=200, height=200)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-def test_a_lone_surrogate_in_ocr_text_is_stored_replaced(browser, ocr_answering_surrogates):
-    response = upload(browser, "scan.pdf", blank_pdf())
-    assert response.status_code == 201, response.content
-    assert Attachment.objects.get().text == "scan \ufffd text"
 
 
 @pytest.mark.parametrize(
