@@ -14,6 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 # Clients with neither an account nor a browser session (API clients of the original page's socket)
@@ -147,8 +148,41 @@ def _session_holds(owner: Owner) -> bool:
     data = session.load()
     if session.session_key is None:
         return False  # load() forgets a key whose session is gone or expired
+    return _session_data_holds(owner, data)
+
+
+def _session_data_holds(owner: Owner, data: dict[str, Any]) -> bool:
     expected = str(owner.user_id) if owner.user_id is not None else None
     return data.get(SESSION_KEY) == expected
+
+
+# Session keys read per query by the sweep of open sockets' sessions.
+SESSIONS_PER_QUERY = 500
+
+
+def owners_whose_session_ended(*, owners: list[Owner]) -> list[Owner]:
+    """Of these owners (each with a browser session), those whose session no longer stands for them (see
+    `owner_still_valid`). A database-backed session store is read once per SESSIONS_PER_QUERY keys;
+    another store, one session at a time."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not hasattr(store, "get_model_class"):
+        return [owner for owner in owners if not _session_holds(owner)]
+    model, decoder = store.get_model_class(), store()
+    ended: list[Owner] = []
+    for start in range(0, len(owners), SESSIONS_PER_QUERY):
+        batch = owners[start : start + SESSIONS_PER_QUERY]
+        standing = dict(
+            model.objects.filter(
+                session_key__in={owner.session_key for owner in batch}, expire_date__gt=timezone.now()
+            ).values_list("session_key", "session_data")
+        )
+        ended += [
+            owner
+            for owner in batch
+            if owner.session_key not in standing
+            or not _session_data_holds(owner, decoder.decode(standing[owner.session_key]))
+        ]
+    return ended
 
 
 @dataclass(frozen=True, slots=True)
