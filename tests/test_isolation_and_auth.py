@@ -256,6 +256,21 @@ async def test_after_the_session_ended_no_frame_reads_or_writes_and_the_socket_c
     assert conversation.current_message_id in (None, reply_id)
 
 
+@pytest.mark.parametrize("cookie", ["made up", "expired"])
+async def test_a_handshake_with_a_session_cookie_that_does_not_stand_is_closed_4401(cookie):
+    browser = await browser_anonymous()
+    if cookie == "made up":
+        browser.cookies[settings.SESSION_COOKIE_NAME] = "madeupsessionkeythatwasneverissued1"
+    else:
+        await Session.objects.aupdate(expire_date=timezone.now() - timedelta(seconds=1))
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/t1/", headers=[ORIGIN, session_cookie_for(browser)]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
 @pytest.mark.parametrize("bus", ["redis", "in process"])
 async def test_a_logout_closes_the_sessions_open_sockets_at_once_and_no_others(
     settings, standin, replies_settle, bus
