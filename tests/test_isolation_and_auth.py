@@ -256,6 +256,33 @@ async def test_after_the_session_ended_no_frame_reads_or_writes_and_the_socket_c
     assert conversation.current_message_id in (None, reply_id)
 
 
+@pytest.mark.parametrize("change", ["password changed", "deactivated", "deleted"])
+async def test_a_socket_of_a_user_whose_sign_in_no_longer_holds_neither_reads_nor_writes(
+    standin, replies_settle, change
+):
+    """As Django's own sessions do over HTTP: a password change elsewhere ends the other sessions."""
+    browser = await browser_signed_in(f"lou-{change[:4]}")
+    other = await browser_signed_in(f"max-{change[:4]}")
+    tab, elsewhere = await socket_as(browser, "/ws/chat/held/"), await socket_as(other, "/ws/chat/held/")
+    await chat_once(tab, "while signed in")
+    user = await get_user_model().objects.aget(username=f"lou-{change[:4]}")
+    if change == "password changed":
+        user.set_password("a-new-password-elsewhere")
+        await user.asave()
+    elif change == "deactivated":
+        user.is_active = False
+        await user.asave()
+    else:
+        await user.adelete()
+
+    await tab.send_json_to({"type": "history"})
+    await expect_session_expired(tab)
+    assert (await elsewhere.receive_json_from())["type"] == "history"
+    await elsewhere.send_json_to({"type": "history"})
+    assert (await elsewhere.receive_json_from())["type"] == "history"  # another user's session stands
+    await elsewhere.disconnect()
+
+
 @pytest.mark.parametrize("cookie", ["made up", "expired"])
 async def test_a_handshake_with_a_session_cookie_that_does_not_stand_is_closed_4401(cookie):
     browser = await browser_anonymous()

@@ -78,6 +78,8 @@ async def session_sockets_close(instance: Instance, digest: str) -> None:
 async def _sockets_close(sockets: list[ChatSocket]) -> None:
     frame = protocol.dumps(protocol.error_frame_of(SessionExpired()))
     for socket in sockets:
+        if not socket.admitted:
+            continue  # let go meanwhile (its client left): nothing to close
         with contextlib.suppress(SocketGone):  # closed already: nothing to tell
             await socket.send(frame)
         await socket.close(LOGIN_REQUIRED_CLOSE_CODE)
