@@ -391,6 +391,9 @@ CHAT_CHUNK_INTERVAL_MS = env_float("CHAT_CHUNK_INTERVAL_MS", 16)
 CHAT_REQUIRE_LOGIN = env_bool("CHAT_REQUIRE_LOGIN")
 # Cookie-less clients may chat on the original page's socket path (`/ws/<id>`), in one shared namespace.
 CHAT_PUBLIC_SOCKETS = env_bool("CHAT_PUBLIC_SOCKETS", True)
+# Each instance re-reads the sessions of its open sockets this often (one query for all of them) and
+# closes those whose session expired or was purged (4401); a logout closes its sockets at once.
+CHAT_SOCKET_SESSION_CHECK_SECONDS = env_float("CHAT_SOCKET_SESSION_CHECK_SECONDS", 60.0)
 # Shown on the page when the server talks to the local stand-in instead of the real API.
 CHAT_STANDIN_NOTICE = env_bool("CHAT_STANDIN_NOTICE")
 # A streaming reply's server renews its lease every third of this; a lapsed lease means it died.

@@ -6,7 +6,8 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
-        from . import checks, handover  # noqa: F401  (register the system checks and the sign-in hand-over)
+        # Register the system checks, the sign-in hand-over and the sign-out's end of sockets.
+        from . import checks, handover, logouts  # noqa: F401
         from .relay import cluster, instance
 
         instance.hooks_install(cluster.HOOKS)

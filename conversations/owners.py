@@ -13,8 +13,15 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
-from django.utils.crypto import salted_hmac
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 # Clients with neither an account nor a browser session (API clients of the original page's socket)
 # share one namespace, where only an unguessable id protects a conversation. They may chat on the
@@ -133,8 +140,9 @@ def socket_refusal(owner: Owner, path_kind: str) -> int | None:
 
 async def owner_still_valid(owner: Owner) -> bool:
     """Return True while the browser session `owner` came with still stands for it: it exists (not logged
-    out, flushed or expired) and holds the same user, or still no user for an anonymous owner. A
-    cookie-less client has no session to lose: always True."""
+    out, flushed or expired) and holds the same user, still signed in as Django would have it (active,
+    password unchanged), or still no user for an anonymous owner. A cookie-less client has no session to
+    lose: always True."""
     if owner.is_public:
         return True
     # On any worker thread (a session read is self-contained): thread-sensitive, every turn of the
@@ -147,8 +155,63 @@ def _session_holds(owner: Owner) -> bool:
     data = session.load()
     if session.session_key is None:
         return False  # load() forgets a key whose session is gone or expired
+    return _session_data_holds(owner, data, _users_get({owner.user_id} - {None}))
+
+
+def _session_data_holds(owner: Owner, data: dict[str, Any], users: dict[Any, Any]) -> bool:
+    """True when a session's data still stands for `owner`: the same user (or still none), and for a user,
+    as Django's own `get_user` judges it: one still allowed to sign in, whose password is the one the
+    session signed in with (a password change elsewhere ends the other sessions)."""
     expected = str(owner.user_id) if owner.user_id is not None else None
-    return data.get(SESSION_KEY) == expected
+    if data.get(SESSION_KEY) != expected:
+        return False
+    if owner.user_id is None:
+        return True
+    user, backend_path = users.get(owner.user_id), data.get(BACKEND_SESSION_KEY)
+    if user is None or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    can_sign_in = getattr(load_backend(backend_path), "user_can_authenticate", None)
+    if can_sign_in is not None and not can_sign_in(user):
+        return False
+    signed_with = data.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return bool(signed_with) and any(constant_time_compare(signed_with, one) for one in hashes)
+
+
+def _users_get(user_ids: set[Any]) -> dict[Any, Any]:
+    if not user_ids:
+        return {}
+    return {user.pk: user for user in get_user_model()._default_manager.filter(pk__in=user_ids)}
+
+
+# Session keys read per query by the sweep of open sockets' sessions.
+SESSIONS_PER_QUERY = 500
+
+
+def owners_whose_session_ended(*, owners: list[Owner]) -> list[Owner]:
+    """Of these owners (each with a browser session), those whose session no longer stands for them (see
+    `owner_still_valid`). A database-backed session store is read once per SESSIONS_PER_QUERY keys (and
+    their users once); another store, one session at a time."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if not hasattr(store, "get_model_class"):
+        return [owner for owner in owners if not _session_holds(owner)]
+    model, decoder = store.get_model_class(), store()
+    ended: list[Owner] = []
+    for start in range(0, len(owners), SESSIONS_PER_QUERY):
+        batch = owners[start : start + SESSIONS_PER_QUERY]
+        standing = dict(
+            model.objects.filter(
+                session_key__in={owner.session_key for owner in batch}, expire_date__gt=timezone.now()
+            ).values_list("session_key", "session_data")
+        )
+        users = _users_get({owner.user_id for owner in batch} - {None})
+        ended += [
+            owner
+            for owner in batch
+            if owner.session_key not in standing
+            or not _session_data_holds(owner, decoder.decode(standing[owner.session_key]), users)
+        ]
+    return ended
 
 
 @dataclass(frozen=True, slots=True)

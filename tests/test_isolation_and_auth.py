@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from datetime import timedelta
 
 import pytest
 import redis.asyncio
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from chatproject.asgi import allowed_websocket_origins, application, websocket_app
 from conversations.models import Conversation, DailyUsage, Feedback, Message
@@ -252,6 +254,83 @@ async def test_after_the_session_ended_no_frame_reads_or_writes_and_the_socket_c
     assert not await Feedback.objects.aexists()
     conversation = await Conversation.objects.aget(session_id="ended")
     assert conversation.current_message_id in (None, reply_id)
+
+
+@pytest.mark.parametrize("change", ["password changed", "deactivated", "deleted"])
+async def test_a_socket_of_a_user_whose_sign_in_no_longer_holds_neither_reads_nor_writes(
+    standin, replies_settle, change
+):
+    """As Django's own sessions do over HTTP: a password change elsewhere ends the other sessions."""
+    browser = await browser_signed_in(f"lou-{change[:4]}")
+    other = await browser_signed_in(f"max-{change[:4]}")
+    tab, elsewhere = await socket_as(browser, "/ws/chat/held/"), await socket_as(other, "/ws/chat/held/")
+    await chat_once(tab, "while signed in")
+    user = await get_user_model().objects.aget(username=f"lou-{change[:4]}")
+    if change == "password changed":
+        user.set_password("a-new-password-elsewhere")
+        await user.asave()
+    elif change == "deactivated":
+        user.is_active = False
+        await user.asave()
+    else:
+        await user.adelete()
+
+    await tab.send_json_to({"type": "history"})
+    await expect_session_expired(tab)
+    assert (await elsewhere.receive_json_from())["type"] == "history"
+    await elsewhere.send_json_to({"type": "history"})
+    assert (await elsewhere.receive_json_from())["type"] == "history"  # another user's session stands
+    await elsewhere.disconnect()
+
+
+@pytest.mark.parametrize("cookie", ["made up", "expired"])
+async def test_a_handshake_with_a_session_cookie_that_does_not_stand_is_closed_4401(cookie):
+    browser = await browser_anonymous()
+    if cookie == "made up":
+        browser.cookies[settings.SESSION_COOKIE_NAME] = "madeupsessionkeythatwasneverissued1"
+    else:
+        await Session.objects.aupdate(expire_date=timezone.now() - timedelta(seconds=1))
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/t1/", headers=[ORIGIN, session_cookie_for(browser)]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("bus", ["redis", "in process"])
+async def test_a_logout_closes_the_sessions_open_sockets_at_once_and_no_others(
+    settings, standin, replies_settle, bus
+):
+    if bus == "in process":
+        settings.REDIS_URL = ""  # one process: its instance hears the logout without Redis
+    browser, other = await browser_signed_in("jon"), await browser_signed_in("kim")
+    tabs = [await socket_as(browser, f"/ws/chat/tab-{n}/") for n in range(2)]
+    elsewhere = await socket_as(other, "/ws/chat/tab-0/")
+    for tab in [*tabs, elsewhere]:
+        assert (await tab.receive_json_from())["type"] == "history"
+    await sync_to_async(browser.post)("/accounts/logout/")
+
+    for tab in tabs:  # nothing sent: the logout itself closed them
+        await expect_session_expired(tab)
+    assert await elsewhere.receive_nothing(timeout=0.3)  # another user's session goes on
+    await elsewhere.send_json_to({"message": "still here"})
+    assert (await reply_collect(elsewhere))[-1]["type"] == "done"
+    await elsewhere.disconnect()
+
+
+async def test_a_socket_whose_session_expired_is_closed_at_the_sweep(settings, standin, replies_settle):
+    settings.CHAT_REPLY_LEASE_SECONDS = 0.6  # a heartbeat every 0.2 s
+    settings.CHAT_SOCKET_SESSION_CHECK_SECONDS = 0.2
+    browser = await browser_anonymous()
+    tab = await socket_as(browser, "/ws/chat/expiring/")
+    assert (await tab.receive_json_from())["type"] == "history"
+    assert await tab.receive_nothing(timeout=0.5)  # a standing session is left alone
+    await Session.objects.aupdate(expire_date=timezone.now() - timedelta(seconds=1))
+
+    frame = await tab.receive_json_from(timeout=3)
+    assert (frame["type"], frame["code"]) == ("error", "session_expired")
+    assert await tab.receive_output(timeout=1) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_a_signed_in_socket_keeps_chatting_while_its_session_stands(standin, replies_settle):

@@ -10,8 +10,11 @@ import signal
 import time
 
 import aiohttp
+import orjson
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from conversations.models import Message
 
@@ -343,3 +346,39 @@ async def test_the_daily_quota_holds_across_instances(instances_started, http, s
     assert refused["retry_after"] > 0
     await on_a.close()
     await on_b.close()
+
+
+async def form_post(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> int:
+    """POST a form as the page would: with the CSRF token its GET set. The status (redirects not followed)."""
+    token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
+    form = {**fields, "csrfmiddlewaretoken": token}
+    async with http.post(url, data=form, allow_redirects=False) as response:
+        return response.status
+
+
+async def test_a_logout_on_one_instance_closes_the_sessions_sockets_on_both_4401(instances, standin):
+    a, b = instances
+    await sync_to_async(get_user_model().objects.create_user)("lena", password="pw-for-tests-only")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(a.url("/accounts/login/")) as page:
+            assert page.status == 200
+        login = {"username": "lena", "password": "pw-for-tests-only"}
+        assert await form_post(http, a.url("/accounts/login/"), login) == 302
+        session = next(cookie.value for cookie in http.cookie_jar if cookie.key == "sessionid")
+        headers = {"Cookie": f"sessionid={session}"}
+        tabs = [
+            await http.ws_connect(server.ws_url("signed-out"), headers={**headers, "Origin": server.origin})
+            for server in (b, a)
+        ]
+        for tab in tabs:
+            assert orjson.loads((await tab.receive(timeout=10)).data)["type"] == "history"
+
+        started = time.monotonic()
+        assert await form_post(http, a.url("/accounts/logout/"), {}) == 302
+        for tab in tabs:  # without sending anything: the logout closed them
+            frame = orjson.loads((await tab.receive(timeout=5)).data)
+            assert (frame["type"], frame["code"]) == ("error", "session_expired")
+            closing = await tab.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert tab.close_code == 4401
+        assert time.monotonic() - started < 3  # at once, not at a sweep

@@ -104,3 +104,34 @@ def test_a_browser_whose_session_ended_gets_a_new_one_from_the_page(anonymous_br
     assert fresh != key
     assert Session.objects.filter(session_key=fresh).exists()
     assert returning.get("/api/conversations/").json()["conversations"] == []  # not the ended one's
+
+
+def test_the_sweep_finds_in_one_pass_exactly_the_sessions_that_ended(django_user_model):
+    def signed_in(name: str) -> Owner:
+        user = django_user_model.objects.create_user(name, password="pw-for-tests-only")
+        browser = Client()
+        browser.force_login(user)
+        return Owner(user_id=user.pk, session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value)
+
+    def anonymous() -> Owner:
+        browser = Client()
+        browser.get("/c/warmup/")
+        return Owner(session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value)
+
+    standing_user, changed_password, standing_browser, expired = (
+        signed_in("nia"),
+        signed_in("oto"),
+        anonymous(),
+        anonymous(),
+    )
+    user = django_user_model.objects.get(pk=changed_password.user_id)
+    user.set_password("changed-elsewhere")
+    user.save()
+    Session.objects.filter(session_key=expired.session_key).update(expire_date=timezone.now())
+    made_up = Owner(session_key="madeupsessionkeythatwasneverissued1")
+    # An anonymous owner on a user's session (or the reverse) is not the session's owner either.
+    wrong_owner = Owner(session_key=standing_user.session_key)
+
+    owners_list = [standing_user, changed_password, standing_browser, expired, made_up, wrong_owner]
+    ended = owners.owners_whose_session_ended(owners=owners_list)
+    assert set(ended) == {changed_password, expired, made_up, wrong_owner}

@@ -22,6 +22,7 @@ from .history import (
     streaming_elsewhere_find,
 )
 from .instance import Instance, InstanceHooks
+from .session_ends import SESSION_ENDED_EVENT, session_sockets_close, sessions_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ async def event_handle(instance: Instance, event: dict[str, Any]) -> None:
         await _on_branch_switched(instance, event)
     elif kind == "room.frame":
         await _on_room_frame(instance, event)
+    elif kind == SESSION_ENDED_EVENT:
+        await session_sockets_close(instance, event["session"])
 
 
 def _room_announced(instance: Instance, event: dict[str, Any]) -> live.ConversationRoom | None:
@@ -97,8 +100,9 @@ async def resubscribed(instance: Instance) -> None:
 
 async def heartbeat(instance: Instance) -> None:
     """Renew the leases of this process's live replies (Postgres only, so a Redis outage never lets
-    them lapse), store replies whose server died as lost, and renew this process's socket counts."""
-    for step in (_leases_renew, _lapsed_replies_store, _sockets_renew):
+    them lapse), store replies whose server died as lost, renew this process's socket counts, and close
+    sockets whose session ended (at most every CHAT_SOCKET_SESSION_CHECK_SECONDS)."""
+    for step in (_leases_renew, _lapsed_replies_store, _sockets_renew, sessions_sweep):
         try:
             await step(instance)
         except asyncio.CancelledError:

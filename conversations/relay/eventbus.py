@@ -1,8 +1,9 @@
 """How server instances tell each other what happened: one event bus, in Redis or in this process.
 
-Instances tell each other three things: "a reply started in this conversation" (so their sockets on
-it follow the reply's log), "stop this reply" (for the instance streaming it) and "this conversation's
-branch switched" (its sockets get the new history). With Redis both go over
+Instances tell each other: "a reply started in this conversation" (so their sockets on it follow the
+reply's log), "stop this reply" (for the instance streaming it), "this conversation's branch switched"
+(its sockets get the new history), a frame for a conversation's sockets, and "this browser session
+ended" (a logout: its sockets close). With Redis both go over
 one pub/sub channel that every instance listens to: one message per event, whatever the number of
 sockets, and no per-socket queue that can fill up or lose a message when its socket closes. Without
 Redis there is one process, and events go straight to its own handler.

@@ -32,6 +32,7 @@ from .eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
 from .limits import LocalSocketCounter, RateLimits, RedisSocketCounter, SocketCounter, redis_rate_storage
 from .live import Rooms
 from .replylog import LocalReplyLog, RedisReplyLog, ReplyLog
+from .session_sockets import SocketsBySession
 from .turnwriter import TurnWriter
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Instance:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     rooms: Rooms = field(default_factory=Rooms)
     sockets: dict[str, str] = field(default_factory=dict)  # open sockets: socket id -> owner key
+    by_session: SocketsBySession = field(default_factory=SocketsBySession)  # open sockets by session
     turn_writer: TurnWriter = field(default_factory=TurnWriter)
     # Reads the files a reply's request carries: few threads, so few files are in memory at once, and
     # none queues a database call of the loop's shared executor behind it.
@@ -195,6 +197,23 @@ def instance_running() -> Instance | None:
     if starting is None or not starting.done() or starting.cancelled() or starting.exception() is not None:
         return None
     return starting.result()
+
+
+def instances_started() -> list[tuple[asyncio.AbstractEventLoop, Instance]]:
+    """Every started instance of this process with its event loop (from any thread: a sync view)."""
+    for _ in range(3):
+        try:
+            started = list(_instances.items())
+            break
+        except RuntimeError:  # the dictionary changed while it was read
+            continue
+    else:
+        return []
+    return [
+        (loop, task.result())
+        for loop, task in started
+        if task.done() and not task.cancelled() and task.exception() is None
+    ]
 
 
 def events_listening() -> bool:

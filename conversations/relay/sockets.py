@@ -69,6 +69,7 @@ async def socket_open(
         return _refused(SocketRefusal(TOO_MANY_SOCKETS_CLOSE_CODE, "too_many_sockets", frame))
     socket.admitted = True
     instance.sockets[socket.socket_id] = owner.key
+    instance.by_session.add(socket)
     metrics.OPEN_SOCKETS.inc()
     request_id_set(f"ws-{socket.socket_id[:12]}")  # this socket's log lines, and its replies', carry it
     socket.joined = True
@@ -97,6 +98,7 @@ async def socket_close(socket: ChatSocket) -> None:
     if socket.admitted:
         socket.admitted = False
         instance.sockets.pop(socket.socket_id, None)
+        instance.by_session.discard(socket)
         metrics.OPEN_SOCKETS.dec()
         if not _loop_running():
             return  # a consumer closed after its event loop ended (tests): its count expires unrenewed
