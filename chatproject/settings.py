@@ -364,8 +364,8 @@ CHAT_UPSTREAM_RETRY_BACKOFF = env_float("CHAT_UPSTREAM_RETRY_BACKOFF", 0.5)
 # How long the Redis log of a reply lives: while it streams, and after it ended (for late joiners).
 CHAT_REPLY_LOG_TTL_SECONDS = int(env_float("CHAT_REPLY_LOG_TTL_SECONDS", 3600))
 CHAT_REPLY_LOG_KEEP_SECONDS = int(env_float("CHAT_REPLY_LOG_KEEP_SECONDS", 120))
-# The reply log gathers entries this long before a write (a reply's first text is written at once): every
-# socket sees text that much later, and each pipeline carries several replies' merged deltas.
+# The reply log gathers entries this long before a write (a reply's first text excepted): every socket
+# sees text that much later, and each pipeline carries several replies' merged deltas.
 CHAT_REPLY_LOG_BATCH_MS = env_float("CHAT_REPLY_LOG_BATCH_MS", 20)
 # A reply's own sockets get its text once the reply log holds it (what a lost reply keeps). A write that
 # takes longer than this (Redis hangs or is down) leaves the reply's text to be shown as the database

@@ -10,14 +10,13 @@ itself: nothing needs logging.
 
 Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
 own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
-consumer sees only what is replicated. A reply's first text is written at once, from its own task.
+consumer sees only what is replicated. A reply's first text skips the batching wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,11 +62,9 @@ class ReplyLog(Protocol):
 
     def start(self, reply_id: int) -> None: ...
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
-        """Append text at `offset`; the awaitable says True once the entry is in the log, False when its
-        write failed or took longer than CHAT_REPLY_LOG_WAIT_SECONDS. `urgent` (a reply's first text)
-        writes it at once in the caller's task, to be awaited: it may land before the reply's entries
-        still waiting for the writer (its opening entry, tool frames), which hold no text."""
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        """Append text at `offset`; the future says True once the entry is in the log, False when its
+        write failed. `urgent` sends it without the batching wait (a reply's first text)."""
         ...
 
     def frame(self, reply_id: int, frame_text: str) -> None: ...
@@ -94,7 +91,7 @@ class LocalReplyLog:
     def start(self, reply_id: int) -> None:
         pass
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         # Nobody else reads it: the process holding the sockets is the only one that could lose it.
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         written.set_result(True)
@@ -134,11 +131,11 @@ class RedisReplyLog:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._urgent = False
+        self._nap: asyncio.Future[None] | None = None  # the batching wait, cut short by urgent text
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
-        if urgent:
-            return self._text_now(reply_id, {"k": "t", "o": str(offset), "x": text})
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
         written: asyncio.Future[bool] = self._loop.create_future()
         if not self._waiting:
@@ -149,18 +146,10 @@ class RedisReplyLog:
             )
         self._waiting.append(written)
         self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
+        if urgent:
+            self._urgent = True
+            _nap_end(self._nap)
         return written
-
-    async def _text_now(self, reply_id: int, fields: dict[str, str]) -> bool:
-        """One entry in a round trip of its own: no batching wait, and no hop through the writer task
-        and back (each a turn of a busy event loop)."""
-        try:
-            async with asyncio.timeout(settings.CHAT_REPLY_LOG_WAIT_SECONDS):
-                await self.client.xadd(log_key(reply_id), fields)
-        except (RedisError, OSError, TimeoutError):
-            logger.warning("reply log write failed", extra={"entries": 1}, exc_info=True)
-            return False
-        return True
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         self._append(reply_id, {"k": "f", "j": frame_text})
@@ -192,9 +181,16 @@ class RedisReplyLog:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if settings.CHAT_REPLY_LOG_BATCH_MS > 0:
-                await asyncio.sleep(settings.CHAT_REPLY_LOG_BATCH_MS / 1000)
+            if settings.CHAT_REPLY_LOG_BATCH_MS > 0 and not self._urgent:
+                self._nap = self._loop.create_future()
+                timer = self._loop.call_later(settings.CHAT_REPLY_LOG_BATCH_MS / 1000, _nap_end, self._nap)
+                try:
+                    await self._nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
             self._wake.clear()
+            self._urgent = False
             batch, self._pending = _texts_merged(self._pending), []
             waiting, self._waiting = self._waiting, []
             late, self._late = self._late, None
@@ -233,6 +229,11 @@ class RedisReplyLog:
             return await log_text(self.client, reply_id)
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
+
+
+def _nap_end(nap: asyncio.Future[None] | None) -> None:
+    if nap is not None and not nap.done():
+        nap.set_result(None)
 
 
 def _written_set(waiting: list[asyncio.Future[bool]], written: bool) -> None:
