@@ -27,6 +27,12 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 
+# Batches sent at once, each on a connection of its own: a reply waiting for its text to be logged waits
+# for the next batch, not for the one before it too. A reply has one text entry on its way at a time, so
+# its text entries reach the stream in order whatever order the batches land in.
+WRITES_IN_FLIGHT = 2
+
+
 def log_key(reply_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}"
 
@@ -133,6 +139,7 @@ class RedisReplyLog:
         self._idle.set()
         self._urgent = False
         self._nap: asyncio.Future[None] | None = None  # the batching wait, cut short by urgent text
+        self._writing: set[asyncio.Task[None]] = set()  # batches on their way, at most WRITES_IN_FLIGHT
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
@@ -173,7 +180,9 @@ class RedisReplyLog:
 
     async def close(self) -> None:
         self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for write in self._writing:
+            write.cancel()
+        await asyncio.gather(self._task, *self._writing, return_exceptions=True)
         if self._late is not None:
             self._late.cancel()
         _written_set(self._waiting, False)
@@ -189,33 +198,42 @@ class RedisReplyLog:
                 finally:
                     timer.cancel()
                     self._nap = None
+            if len(self._writing) >= WRITES_IN_FLIGHT:
+                await asyncio.wait(self._writing, return_when=asyncio.FIRST_COMPLETED)
             self._wake.clear()
             self._urgent = False
             batch, self._pending = _texts_merged(self._pending), []
             waiting, self._waiting = self._waiting, []
             late, self._late = self._late, None
-            pipe = self.client.pipeline(transaction=False)
-            for reply_id, fields, expire in batch:
-                key = log_key(reply_id)
-                pipe.xadd(key, fields)
-                if expire is not None:
-                    pipe.expire(key, expire)
-            try:
-                await pipe.execute()
-                written = True
-            except (RedisError, OSError):
-                # These entries are missing from the log: other instances' followers fall back to the
-                # stored row, and the writer shows its own sockets this text once the row holds it.
-                logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
-                written = False
-            except asyncio.CancelledError:
-                _written_set(waiting, False)
-                raise
-            finally:
-                if late is not None:
-                    late.cancel()
+            self._writing.add(asyncio.create_task(self._write(batch, waiting, late), name="reply-log-write"))
+
+    async def _write(
+        self,
+        batch: list[tuple[int, dict[str, str], int | None]],
+        waiting: list[asyncio.Future[bool]],
+        late: asyncio.TimerHandle | None,
+    ) -> None:
+        """Send one batch in one pipeline, then tell its text entries' futures."""
+        pipe = self.client.pipeline(transaction=False)
+        for reply_id, fields, expire in batch:
+            key = log_key(reply_id)
+            pipe.xadd(key, fields)
+            if expire is not None:
+                pipe.expire(key, expire)
+        written = False
+        try:
+            await pipe.execute()
+            written = True
+        except (RedisError, OSError):
+            # These entries are missing from the log: other instances' followers fall back to the
+            # stored row, and the writer shows its own sockets this text once the row holds it.
+            logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
+        finally:
+            if late is not None:
+                late.cancel()
             _written_set(waiting, written)
-            if not self._pending:
+            self._writing.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not self._pending and not self._writing:
                 self._idle.set()
 
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
