@@ -29,6 +29,7 @@ import resource
 import threading
 from concurrent.futures import CancelledError
 from concurrent.futures import TimeoutError as FutureTimeout
+from multiprocessing import forkserver
 
 import pebble
 from django.conf import settings
@@ -132,4 +133,19 @@ def _worker_check(data: bytes, limits: DecodeLimits, cpu_seconds: int) -> Checke
     return upload_check(data, limits)
 
 
+def _forked_child_forgets_the_parents_workers() -> None:
+    """In a process forked from this one (a test's live server, a server forking its workers): the pool
+    and the fork server are the parent's children, not this process's (waiting on them fails with
+    ECHILD, and the upload with a broken pool), so it forgets both and starts its own at its first upload.
+    The locks are new too: a thread of the parent may have held one at the fork."""
+    global _lock, _pool, _slots
+    _lock, _pool, _slots = threading.Lock(), None, None
+    server = forkserver._forkserver  # the stdlib keeps one per process; 3.11 has no reset of its own
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)  # the parent's end stays open in the parent
+    server._forkserver_address = server._forkserver_alive_fd = server._forkserver_pid = None
+    server._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forked_child_forgets_the_parents_workers)
 atexit.register(pool_stop)

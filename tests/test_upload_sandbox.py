@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import multiprocessing
 import threading
 import time
 
@@ -268,27 +269,27 @@ def test_a_full_pool_answers_503_at_once_and_decoding_holds_no_database_connecti
     port = int(live_server.url.rsplit(":", 1)[1])
     bomb = upload_bombs.pdf_form_xobject_bomb()
     http_upload(port, "warm-up.txt", b"starts the worker", 30, {})
+    # Connections other tests' threads left open are not this upload's: count from here.
+    before = pg_other_connections()
     slow: dict[str, object] = {}
     busy = threading.Thread(target=http_upload, args=(port, "form.pdf", bomb, 60, slow))
     busy.start()
     time.sleep(1.0)  # the worker is decoding
     assert busy.is_alive()
-    assert pg_other_connections() == 0  # the decoding upload gave its connection back
+    assert pg_other_connections() <= before  # the decoding upload gave its connection back
 
     refused: dict[str, object] = {}
-    started = time.monotonic()
     http_upload(port, "another.pdf", bomb, 30, refused)
-    assert time.monotonic() - started < 0.3 + 5
+    assert busy.is_alive()  # refused while the worker still decodes: no queue behind it
     status, _, body = str(refused["answer"]).partition(" ")
     assert status == "503"
     assert json.loads(body)["code"] == "attachments_busy"
     assert int(str(refused["retry_after"])) > 0
 
-    started = time.monotonic()
     health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     health.request("GET", "/healthz")
     assert health.getresponse().status == 200
-    assert time.monotonic() - started < 3  # generous: the machine's cores are shared with the worker
+    assert busy.is_alive()  # the server answers others while a file is decoded
     busy.join(60)
     assert str(slow["answer"]).startswith("422 ")  # killed at its CPU limit
 
@@ -302,3 +303,24 @@ def test_a_jpeg_over_the_pixel_cap_is_decoded_at_a_reduced_scale(browser):
     assert response.status_code == 201, response.content
     kept = Attachment.objects.get()
     assert (kept.width, kept.height) == (2048, 1280)
+
+
+def _decoded_in_a_forked_child(answers) -> None:
+    try:
+        answers.put(upload_workers.checked_in_worker(b"read in the child").kind)
+    except BaseException as exc:  # the parent asserts on what it was
+        answers.put(repr(exc))
+
+
+def test_a_process_forked_after_the_workers_started_starts_its_own(fresh_pool):
+    """A test's live server or a forking server is forked from a process whose workers already run:
+    its uploads must not wait on the parent's fork server (ECHILD, a broken pool, a 500)."""
+    assert upload_workers.checked_in_worker(b"read in the parent").kind == "text"
+    fork = multiprocessing.get_context("fork")
+    answers = fork.Queue()
+    child = fork.Process(target=_decoded_in_a_forked_child, args=(answers,))
+    child.start()
+    try:
+        assert answers.get(timeout=60) == "text"
+    finally:
+        child.join(10)
