@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import math
 import multiprocessing
+import multiprocessing.util
 import os
 import resource
 import threading
@@ -109,6 +110,9 @@ def _pool_running() -> tuple[pebble.ProcessPool, threading.BoundedSemaphore]:
             )
             _slots = threading.BoundedSemaphore(settings.CHAT_UPLOAD_WORKERS)
             _pool_pid = os.getpid()
+            # Stopped at exit before multiprocessing joins this process's children (its workers among
+            # them): in a multiprocessing child, where atexit does not run, the exit would wait forever.
+            multiprocessing.util.Finalize(None, pool_stop, exitpriority=10)
         assert _slots is not None
         return _pool, _slots
 

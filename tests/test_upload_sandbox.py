@@ -314,7 +314,8 @@ def _decoded_in_a_forked_child(answers) -> None:
 
 def test_a_process_forked_after_the_workers_started_starts_its_own(fresh_pool):
     """A test's live server or a forking server is forked from a process whose workers already run:
-    its uploads must not wait on the parent's fork server (ECHILD, a broken pool, a 500)."""
+    its uploads must not wait on the parent's fork server (ECHILD, a broken pool, a 500), and its exit
+    must not wait on its own workers."""
     assert upload_workers.checked_in_worker(b"read in the parent").kind == "text"
     fork = multiprocessing.get_context("fork")
     answers = fork.Queue()
@@ -323,4 +324,7 @@ def test_a_process_forked_after_the_workers_started_starts_its_own(fresh_pool):
     try:
         assert answers.get(timeout=60) == "text"
     finally:
-        child.join(10)
+        child.join(30)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0  # its exit stopped its own workers instead of waiting on them forever
