@@ -289,13 +289,14 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
 ):
     instance = await instances.instance_get()
     reply_id = await other_instance_reply_saved("log-gap", "He")
+    other_instance_log.start(reply_id)  # as its writer does first
     await log_write(other_instance_log, reply_id, 0, "Hello ")
     await log_write(other_instance_log, reply_id, 12, "never shown")  # offsets 6 to 12 never reached the log
     await lease_lapse(reply_id)
 
     await cluster.heartbeat(instance)
     assert (await stored(reply_id)).content == "Hello "  # what followers were shown, no more
-    assert await instance.reply_log.shown_text(reply_id) == "Hello "
+    assert await instance.reply_log.fenced_text(reply_id) == "Hello "
 
 
 # A follower never crosses a gap in the log.
@@ -419,3 +420,35 @@ async def test_a_tab_joining_while_a_turn_is_being_stored_gets_that_reply_once(
     assert len(standin.requests()) == 1
     await first.disconnect()
     await second.disconnect()
+
+
+# A reply stored as lost is fenced in its log: the frozen writer's late appends land before or never.
+
+
+async def test_a_fenced_log_refuses_its_writers_late_text_and_tools_and_says_so(other_instance_log):
+    reply_id = 990_001
+    taker_client = redis_asyncio.Redis.from_url(django_settings.REDIS_URL)
+    taker = replylog.RedisReplyLog(taker_client)
+    try:
+        other_instance_log.start(reply_id)
+        assert await other_instance_log.text(reply_id, 0, "shown and stored") is True
+        assert await taker.fenced_text(reply_id) == "shown and stored"
+
+        late = other_instance_log.text(reply_id, 16, " after the takeover")
+        other_instance_log.frame(reply_id, '{"type": "tool"}')
+        assert await late is False  # the writer shows its tabs none of it
+        await other_instance_log.drained()
+        entries = await taker.read(reply_id, "0-0")
+        assert [entry.kind for entry in entries] == ["text", "text"]  # start and the text before the fence
+        assert await replylog.log_text(taker_client, reply_id) == "shown and stored"
+
+        taker.end(reply_id, '{"type": "done"}')  # the taker's own end is not fenced
+        await taker.drained()
+        assert (await taker.read(reply_id, "0-0"))[-1].kind == "end"
+
+        await taker.unfence(reply_id)  # not lost after all: the writer logs again
+        assert await other_instance_log.text(reply_id, 16, " renewed") is True
+    finally:
+        await taker_client.delete(replylog.log_key(reply_id), replylog.fence_key(reply_id))
+        await taker.close()
+        await taker_client.aclose()

@@ -137,14 +137,15 @@ async def replies_lost_store(
     """
     for reply_id in reply_ids:
         try:
-            shown = await instance.reply_log.shown_text(reply_id)
+            shown = await instance.reply_log.fenced_text(reply_id)  # its writer adds nothing from here
         except ReplyLogUnreadable:
             logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
             shown = ""
         stored = await db_call(replies.reply_lost_store)(
             reply_id=reply_id, shown_text=shown, streamed_by=streamed_by
         )
-        if stored is None:
+        if stored is None:  # not lost after all: its writer renewed the lease in time
+            await instance.reply_log.unfence(reply_id)
             continue
         logger.warning(
             "reply lost its server",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +36,22 @@ WRITES_IN_FLIGHT = 2
 
 def log_key(reply_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}"
+
+
+def fence_key(reply_id: int) -> str:
+    """Set when another instance takes the reply over (stores it as lost): its writer appends no more."""
+    return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}:fenced"
+
+
+# The writer's text and tool entries are appended only while the log is not fenced, in one step Redis
+# runs atomically: an entry lands before the fence (and the instance storing the reply as lost reads
+# it) or is refused (and never shown anywhere). A frozen writer's late batch cannot add text after the
+# reply was stored without it.
+_APPEND_UNLESS_FENCED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV))
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +100,14 @@ class ReplyLog(Protocol):
         ReplyLogUnreadable."""
         ...
 
-    async def shown_text(self, reply_id: int) -> str:
-        """The reply's text up to the log's first gap: what any follower was shown. Raise
+    async def fenced_text(self, reply_id: int) -> str:
+        """Fence the log against its writer's appends, then return the reply's text up to the log's
+        first gap (what any follower was shown), for the instance storing the reply as lost. Raise
         ReplyLogUnreadable."""
+        ...
+
+    async def unfence(self, reply_id: int) -> None:
+        """Lift the fence of a reply that was not lost after all (its writer renewed in time)."""
         ...
 
 
@@ -118,8 +140,11 @@ class LocalReplyLog:
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
         return []
 
-    async def shown_text(self, reply_id: int) -> str:
+    async def fenced_text(self, reply_id: int) -> str:
         return ""
+
+    async def unfence(self, reply_id: int) -> None:
+        pass
 
 
 class RedisReplyLog:
@@ -132,7 +157,7 @@ class RedisReplyLog:
         self.client = client
         self._loop = asyncio.get_running_loop()
         self._pending: list[tuple[int, dict[str, str], int | None]] = []
-        self._waiting: list[asyncio.Future[bool]] = []  # the pending text entries' futures
+        self._waiting: list[tuple[int, asyncio.Future[bool]]] = []  # pending text entries' replies, futures
         self._late: asyncio.TimerHandle | None = None  # when they stop waiting
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -151,7 +176,7 @@ class RedisReplyLog:
             self._late = self._loop.call_later(
                 settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, self._waiting, False
             )
-        self._waiting.append(written)
+        self._waiting.append((reply_id, written))
         self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
         if urgent:
             self._urgent = True
@@ -210,20 +235,35 @@ class RedisReplyLog:
     async def _write(
         self,
         batch: list[tuple[int, dict[str, str], int | None]],
-        waiting: list[asyncio.Future[bool]],
+        waiting: list[tuple[int, asyncio.Future[bool]]],
         late: asyncio.TimerHandle | None,
     ) -> None:
-        """Send one batch in one pipeline, then tell its text entries' futures."""
+        """Send one batch in one pipeline, then tell its text entries' futures (False for a reply whose
+        log was fenced: another instance took it over)."""
         pipe = self.client.pipeline(transaction=False)
+        guarded: list[tuple[int, int]] = []  # (index of the command's result, reply id)
+        commands = 0
         for reply_id, fields, expire in batch:
             key = log_key(reply_id)
-            pipe.xadd(key, fields)
+            if fields["k"] in ("t", "f") and expire is None:  # the writer's text and tools, not start/end
+                args = [item for pair in fields.items() for item in pair]
+                # EVAL, not EVALSHA: a pipeline of scripts would ask SCRIPT EXISTS first, a round trip
+                pipe.eval(_APPEND_UNLESS_FENCED, 2, key, fence_key(reply_id), *args)
+                guarded.append((commands, reply_id))
+            else:
+                if fields["k"] == "t":  # a reply's start: no fence of an earlier reply of that id stays
+                    pipe.delete(fence_key(reply_id))
+                    commands += 1
+                pipe.xadd(key, fields)
+            commands += 1
             if expire is not None:
                 pipe.expire(key, expire)
-        written = False
+                commands += 1
+        written, fenced = False, set()
         try:
-            await pipe.execute()
+            results = await pipe.execute()
             written = True
+            fenced = {reply_id for index, reply_id in guarded if not results[index]}
         except (RedisError, OSError):
             # These entries are missing from the log: other instances' followers fall back to the
             # stored row, and the writer shows its own sockets this text once the row holds it.
@@ -231,7 +271,7 @@ class RedisReplyLog:
         finally:
             if late is not None:
                 late.cancel()
-            _written_set(waiting, written)
+            _written_set(waiting, written, fenced)
             self._writing.discard(asyncio.current_task())  # type: ignore[arg-type]
             if not self._pending and not self._writing:
                 self._idle.set()
@@ -242,11 +282,18 @@ class RedisReplyLog:
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
 
-    async def shown_text(self, reply_id: int) -> str:
+    async def fenced_text(self, reply_id: int) -> str:
         try:
+            await self.client.set(fence_key(reply_id), "1", ex=settings.CHAT_REPLY_LOG_TTL_SECONDS)
             return await log_text(self.client, reply_id)
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
+
+    async def unfence(self, reply_id: int) -> None:
+        try:
+            await self.client.delete(fence_key(reply_id))
+        except (RedisError, OSError):  # the fence expires; meanwhile the writer shows from its row
+            logger.warning("reply log fence not lifted", extra={"message_id": reply_id}, exc_info=True)
 
 
 def _nap_end(nap: asyncio.Future[None] | None) -> None:
@@ -254,10 +301,12 @@ def _nap_end(nap: asyncio.Future[None] | None) -> None:
         nap.set_result(None)
 
 
-def _written_set(waiting: list[asyncio.Future[bool]], written: bool) -> None:
-    for future in waiting:
+def _written_set(
+    waiting: list[tuple[int, asyncio.Future[bool]]], written: bool, fenced: Collection[int] = ()
+) -> None:
+    for reply_id, future in waiting:
         if not future.done():  # its reply task was cancelled meanwhile
-            future.set_result(written)
+            future.set_result(written and reply_id not in fenced)
 
 
 def _texts_merged(
