@@ -69,22 +69,6 @@ def test_a_long_file_name_that_parses_is_kept_shortened(browser):
     assert response.json()["name"].endswith(".txt")
 
 
-def pdf_objects(objects: list[bytes]) -> bytes:
-    """A PDF of these objects (numbered from 1, the first the catalog), with its cross-reference table."""
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
-
-
 def pdf_stream(data: bytes) -> bytes:
     return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
 
@@ -98,7 +82,7 @@ def pdf_with_lone_surrogates() -> bytes:
         b"2 beginbfchar <61> <D800> <62> <0042> endbfchar\n"
         b"endcmap CMapName currentdict /CMap defineresource pop end end"
     )
-    return pdf_objects(
+    return upload_bombs.pdf_objects(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
