@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from .models import Attachment, UsageEntry
 from .text import text_storable
-from .upload_limits import _advisory_lock, text_bytes
+from .upload_limits import advisory_lock, text_bytes
 from .usage_ledger import call_entry_write
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def scan_read(attachment: Attachment, data: bytes) -> None:
     readers = _readers_get()
     queued = False
     with transaction.atomic():
-        _advisory_lock(OCR_BUDGET_LOCK, attachment.owner_key)
+        advisory_lock(OCR_BUDGET_LOCK, attachment.owner_key)
         state, text = _scan_plan(attachment, digest)
         if state == Reading.READING and text is None:
             queued = readers.slots.acquire(blocking=False)
@@ -177,7 +177,7 @@ def _read(readers: _Readers, attachment_id: object, owner_key: str, digest: str)
             owner_key=owner_key, content_hash=digest, text_reading=Reading.READING
         )
         with transaction.atomic():
-            _advisory_lock(OCR_BUDGET_LOCK, owner_key)  # an upload of the same bytes sees READ, or is filled
+            advisory_lock(OCR_BUDGET_LOCK, owner_key)  # an upload of the same bytes sees READ, or is filled
             if answer is None:
                 reading.update(text_reading=Reading.FAILED)
                 return

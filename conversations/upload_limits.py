@@ -76,7 +76,7 @@ def upload_bytes_check(*, anonymous_address: str, stored_bytes: int) -> None:
         )
 
 
-def _advisory_lock(space: int, key: str) -> None:
+def advisory_lock(space: int, key: str) -> None:
     """Wait for the transaction-scoped advisory lock (`space`, hash of `key`); Postgres only (SQLite,
     one process in development, writes one transaction at a time anyway)."""
     if connection.vendor != "postgresql":
@@ -94,7 +94,7 @@ def stored_bytes_reserve(*, owner_key: str, stored_bytes: int) -> None:
     (with `retry_after`: when the oldest unsent upload is swept) over CHAT_UNSENT_UPLOADS_MAX_BYTES.
     """
     assert connection.in_atomic_block, "the locks must last until the row is inserted"
-    _advisory_lock(OWNER_QUOTA_LOCK, owner_key)
+    advisory_lock(OWNER_QUOTA_LOCK, owner_key)
     if Attachment.objects.filter(owner_key=owner_key).bytes_stored() + stored_bytes > (
         settings.CHAT_ATTACHMENT_QUOTA_BYTES
     ):
@@ -102,7 +102,7 @@ def stored_bytes_reserve(*, owner_key: str, stored_bytes: int) -> None:
     budget = settings.CHAT_UNSENT_UPLOADS_MAX_BYTES
     if not budget:
         return
-    _advisory_lock(UNSENT_BUDGET_LOCK, "")
+    advisory_lock(UNSENT_BUDGET_LOCK, "")
     unsent = Attachment.objects.unsent()
     if unsent.bytes_stored() + stored_bytes > budget:
         oldest = unsent.aggregate(oldest=Min("created_at"))["oldest"] or timezone.now()
