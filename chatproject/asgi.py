@@ -15,8 +15,8 @@ from django.conf import settings  # noqa: E402
 
 from chatproject import daphne_requests  # noqa: E402
 from chatproject.request_bodies import BodyLimitMiddleware  # noqa: E402
+from conversations.accounts.socket_auth import handshake_auth_stack  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
-from conversations.socket_auth import handshake_auth_stack  # noqa: E402
 
 
 def allowed_websocket_origins() -> list[str]:

@@ -140,7 +140,7 @@ if CHAT_REDIS_TIMEOUT <= 2:
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
 # No channel layer: sockets subscribe nothing (ChatConsumer sets channel_layer=None) and the instances'
-# events go through the relay's own bus (conversations/relay/eventbus.py). README, "Events between
+# events go through the relay's own bus (conversations/relay/backends/eventbus.py). README, "Events between
 # instances", gives the measurements behind that choice.
 CHANNEL_LAYERS: dict[str, dict] = {}
 
@@ -174,7 +174,7 @@ STATICFILES_DIRS = [
 ]
 # axe-core (package.json too) is not served: the accessibility tests inject it from node_modules/.
 
-# --- Attachments (conversations/attachments.py; the README's "Attachments") ---
+# --- Attachments (conversations/attachments/store.py; the README's "Attachments") ---
 # Where uploads are kept: the local filesystem by default (`make run`).
 CHAT_MEDIA_ROOT = Path(os.environ.get("CHAT_MEDIA_ROOT") or BASE_DIR / "media")
 STORAGES = {
@@ -212,7 +212,7 @@ CHAT_REQUEST_ATTACHMENT_MAX_BYTES = int(env_float("CHAT_REQUEST_ATTACHMENT_MAX_B
 # Threads per instance that read those files when a reply starts: bounds the files in memory at once.
 CHAT_REQUEST_FILE_READERS = max(1, int(env_float("CHAT_REQUEST_FILE_READERS", 2)))
 CHAT_ATTACHMENT_QUOTA_BYTES = int(env_float("CHAT_ATTACHMENT_QUOTA_BYTES", 200 * 1024 * 1024))  # per owner
-# Uploads are decoded in CHAT_UPLOAD_WORKERS worker processes (conversations/upload_workers.py), never in
+# Uploads are decoded in CHAT_UPLOAD_WORKERS worker processes (conversations/attachments/workers.py), never in
 # a request's thread: each may use CHAT_UPLOAD_WORKER_MEMORY_MB of address space and
 # CHAT_UPLOAD_WORKER_CPU_SECONDS of CPU per file, and is killed past CHAT_UPLOAD_WORKER_WALL_SECONDS; an
 # upload that finds every worker busy for CHAT_UPLOAD_WAIT_SECONDS gets 503 `attachments_busy`. A worker
@@ -288,10 +288,10 @@ AXES_ENABLED = CHAT_LOGIN_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = max(CHAT_LOGIN_FAILURE_LIMIT, 1)
 AXES_COOLOFF_TIME = timedelta(minutes=CHAT_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_HANDLER = "conversations.logins.AddressThrottlingHandler"
+AXES_HANDLER = "conversations.accounts.logins.AddressThrottlingHandler"
 AXES_RESET_ON_SUCCESS = True
 # Daphne runs with --proxy-headers, so REMOTE_ADDR already is the address nginx forwarded.
-AXES_CLIENT_IP_CALLABLE = "conversations.logins.client_address"
+AXES_CLIENT_IP_CALLABLE = "conversations.accounts.logins.client_address"
 AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful sign-in
 AXES_VERBOSE = False
 
@@ -371,7 +371,7 @@ if DEDALUS_BASE_URL and DEDALUS_BASE_URL.rstrip("/").endswith("/v1"):
 DEDALUS_AS_URL = os.environ.get("DEDALUS_AS_URL", "").strip() or "https://as.dedaluslabs.ai"
 # Its public key is kept this long, and fetched again at once when a request with credentials fails.
 CHAT_MCP_KEY_TTL_SECONDS = env_float("CHAT_MCP_KEY_TTL_SECONDS", 3600)
-# Fernet keys that seal MCP credentials at rest, newest first (see conversations/sealing.py).
+# Fernet keys that seal MCP credentials at rest, newest first (see conversations/mcp/sealing.py).
 CHAT_CREDENTIALS_KEYS = env_list("CHAT_CREDENTIALS_KEYS", [])
 
 # --- Chat behaviour (all CHAT_* settings are documented in README.md) ---
@@ -433,7 +433,7 @@ CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 *
 # A tool's arguments or result longer than this (as JSON) is stored and shown cut, with a note.
 CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 1024))
 
-# --- Share links (conversations/shares.py; the README's "Share links") ---
+# --- Share links (conversations/sharing/shares.py; the README's "Share links") ---
 # A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active
 # branch is refused (`share_too_large`), and so is continuing a snapshot stored before a lower cap.
 CHAT_SHARE_MAX_MESSAGES = int(env_float("CHAT_SHARE_MAX_MESSAGES", 200))

@@ -10,4 +10,4 @@ urlpatterns = [
     path("", include("conversations.urls")),
 ]
 
-handler400 = "conversations.error_views.bad_request"
+handler400 = "conversations.web.errors.bad_request"

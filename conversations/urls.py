@@ -3,8 +3,10 @@ from django.templatetags.static import static
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from . import attachment_views, share_views, views
 from .validators import SESSION_ID_PATTERN
+from .web import attachments as attachment_views
+from .web import shares as share_views
+from .web import views
 
 app_name = "conversations"
 

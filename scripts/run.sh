@@ -13,7 +13,7 @@ cleanup() { [ -n "$standin_pid" ] && kill "$standin_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 if [ -z "${DEDALUS_API_KEY:-}" ]; then
   port="${CHAT_STANDIN_PORT:-4010}"
-  .venv/bin/python -m conversations.standin --host 127.0.0.1 --port "$port" --delay-ms 30 &
+  .venv/bin/python -m standin --host 127.0.0.1 --port "$port" --delay-ms 30 &
   standin_pid=$!
   export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$port" \
     DEDALUS_AS_URL="http://127.0.0.1:$port" CHAT_STANDIN_NOTICE=1

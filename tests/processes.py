@@ -136,9 +136,9 @@ def port_wait(port: int, process: Process, timeout: float = 30) -> None:
 
 
 def standin_start(*args: str, log: Path, timeout: float = 30) -> tuple[Process, str]:
-    """`python -m conversations.standin` with `args`, on a port it picks; return the process and its base
+    """`python -m standin` with `args`, on a port it picks; return the process and its base
     URL, from the line it prints once its socket is bound."""
-    argv = [sys.executable, "-m", "conversations.standin", "--host", HOST, "--port", "0", *args]
+    argv = [sys.executable, "-m", "standin", "--host", HOST, "--port", "0", *args]
     process = Process(argv, log, name="standin", stdout=subprocess.PIPE)
     assert process.stdout is not None
     output = b""

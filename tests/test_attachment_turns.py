@@ -167,7 +167,7 @@ async def test_a_regenerate_sends_its_turns_attachments_again_and_retention_take
 
     from django.utils import timezone
 
-    from conversations.upkeep import conversations_purge
+    from conversations.chat.upkeep import conversations_purge
 
     await browser_headers()
     notes = await uploaded("notes.txt", b"remember the milk")
@@ -271,7 +271,7 @@ async def test_a_requests_file_bytes_are_capped_leaving_the_oldest_out(
 async def test_a_file_gone_from_storage_is_said_unavailable_and_fails_no_other_turn(
     chat_socket, standin, catalog, settings
 ):
-    from conversations import turns
+    from conversations.chat import turns
     from conversations.owners import ConversationRef, Owner
 
     await browser_headers()

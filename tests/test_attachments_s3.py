@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from conversations.attachments import attachments_cleanup
+from conversations.attachments.store import attachments_cleanup
 from conversations.models import Attachment
 
 from .processes import MotoServer

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from conversations import selectors
+from conversations.chat import selectors
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef
 

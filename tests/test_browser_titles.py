@@ -7,7 +7,7 @@ import pytest
 from django.test import override_settings
 
 from conversations.models import Conversation
-from conversations.standin_answers import answer_tokens
+from standin.answers import answer_tokens
 
 from .browser import ARTIFACTS, ChatBrowserTestCase, expect
 

@@ -12,7 +12,7 @@ import redis.asyncio as redis_asyncio
 
 from conversations.models import Conversation, Message
 from conversations.redisclient import redis_client
-from conversations.relay import replylog
+from conversations.relay.backends import replylog
 from conversations.relay.instance import instance_get
 
 from .conftest import chunks_text, reply_collect, socket_open

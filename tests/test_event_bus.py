@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from conversations.redisclient import redis_client
-from conversations.relay.eventbus import EventNotSent, RedisEventBus
+from conversations.relay.backends.eventbus import EventNotSent, RedisEventBus
 
 
 async def until(check: Callable[[], bool], wait: float = 15) -> None:

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
-from conversations import sealing
-from conversations.mcp_credentials import preset_credentials_set, user_credentials_save
+from conversations.mcp import sealing
+from conversations.mcp.credentials import preset_credentials_set, user_credentials_save
 from conversations.models import MCPCredential, MCPServerPreset
 
 from .conftest import reply_collect, socket_open

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.answerers import mcp_servers_clean
+from conversations.agents.answerers import mcp_servers_clean
 from conversations.exceptions import ChatError
 from conversations.models import MCPServerPreset, Message
 from conversations.url_hosts import HostError, url_host_parse

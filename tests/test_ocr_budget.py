@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from conversations import ocr
+from conversations.attachments import ocr
 from conversations.models import Attachment, UsageEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the reads run on threads of their own

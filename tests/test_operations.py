@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.test import Client
 
-from conversations import health, upstream
+from conversations import upstream
+from conversations.web import health
 
 from .conftest import chunks_text, reply_collect
 from .processes import DaphneServer, RedisServer, server_env
@@ -192,7 +193,7 @@ def test_readyz_names_the_failed_check_but_logs_its_detail_only(client, standin,
         raise OperationalError('connection to server at "db.internal" failed: role "chat_admin" denied')
 
     monkeypatch.setattr(health, "_database", database_down)
-    with caplog.at_level(logging.WARNING, logger="conversations.health"):
+    with caplog.at_level(logging.WARNING, logger="conversations.web.health"):
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == {"ok": False, "latency_ms": ANY}

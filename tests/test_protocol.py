@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conversations import protocol
+from conversations.chat.turns import upstream_messages_build
 from conversations.exceptions import ChatError
 from conversations.models import Message
-from conversations.turns import upstream_messages_build
 from conversations.validators import mcp_target_error
 
 

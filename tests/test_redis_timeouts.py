@@ -14,8 +14,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conversations.redisclient import redis_client, redis_client_options
 from conversations.relay import following
 from conversations.relay import instance as instances
-from conversations.relay.eventbus import RedisEventBus
-from conversations.relay.limits import RateLimits, redis_rate_storage
+from conversations.relay.backends.eventbus import RedisEventBus
+from conversations.relay.backends.limits import RateLimits, redis_rate_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the instance's heartbeat reads the database
 
@@ -77,7 +77,7 @@ async def test_an_idle_event_subscription_outlives_the_command_timeout(settings,
     instance = await instances.instance_get()
     assert instance.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.3
     bus = RedisEventBus(redis_client(settings.REDIS_URL))
-    with caplog.at_level(logging.WARNING, logger="conversations.relay.eventbus"):
+    with caplog.at_level(logging.WARNING, logger="conversations.relay.backends.eventbus"):
         await bus.start(dispatch, resubscribed)
         try:
             await asyncio.sleep(1.5)  # five command timeouts with nothing on the channel

@@ -19,12 +19,14 @@ from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from conversations import protocol, replies, turns
+from conversations import protocol
+from conversations.chat import replies, turns
 from conversations.models import Message
 from conversations.owners import ConversationRef, Owner
-from conversations.relay import cluster, replylog
+from conversations.relay import cluster
 from conversations.relay import instance as instances
 from conversations.relay import turns as relay_turns
+from conversations.relay.backends import replylog
 
 from .conftest import BROWSER_SESSION_KEY, chunks_text, reply_collect, socket_open
 from .servers import stamp_indices, text_after, until

@@ -235,7 +235,7 @@ def test_retention_takes_a_shared_conversation_and_its_share_along(alice):
 
     from django.utils import timezone
 
-    from conversations.upkeep import conversations_purge
+    from conversations.chat.upkeep import conversations_purge
 
     url = share(alice, "a-1").json()["url"]
     Conversation.objects.filter(session_id="a-1").update(updated_at=timezone.now() - timedelta(days=400))

@@ -10,7 +10,8 @@ from channels.testing import WebsocketCommunicator
 from django.db import DataError
 
 from chatproject.asgi import application
-from conversations import replies, upstream
+from conversations import upstream
+from conversations.chat import replies
 from conversations.models import Message
 from conversations.relay import instance
 from conversations.relay import sockets as relay_sockets

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 
 TURN = """
 from conversations.models import Agent, DailyUsage, Message
-from conversations.replies import reply_finish
+from conversations.chat.replies import reply_finish
 from conversations.owners import ConversationRef, Owner
-from conversations.turns import TurnRequest, turns_store
+from conversations.chat.turns import TurnRequest, turns_store
 Agent.objects.create(slug="brief", name="Brief", model_names=["openai/gpt-5.1"], instructions="Be brief.")
 owner = Owner(session_key="sqlite-browser")
 request = TurnRequest(ref=ConversationRef(owner.key, "s1"), owner=owner, content="hi", agent="brief")

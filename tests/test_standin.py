@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from conversations.standin_answers import answer_tokens
+from standin.answers import answer_tokens
 
 from .processes import standin_start
 

@@ -10,9 +10,9 @@ import pytest
 from django.conf import settings
 from django.test import AsyncClient
 
+from conversations.chat.titles import TITLE_INSTRUCTIONS, title_first_line, title_from_model
 from conversations.models import Conversation, UsageEntry
 from conversations.relay import instance
-from conversations.titles import TITLE_INSTRUCTIONS, title_first_line, title_from_model
 
 from .conftest import BROWSER_SESSION_KEY, StandIn, reply_collect, socket_open
 from .processes import DaphneServer

@@ -10,7 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
 
-from conversations import exceptions, turns
+from conversations import exceptions
+from conversations.chat import turns
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef, Owner
 from conversations.relay import instance as relay_instance

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conversations import replies, turns
+from conversations.chat import replies, turns
 from conversations.owners import ConversationRef, Owner
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ from django.test import Client
 from PIL import Image
 
 from bench.upload_costs import upload as http_upload
-from conversations import upload_workers
+from conversations.attachments import workers as upload_workers
 from conversations.models import Attachment
 from tests import upload_bombs
 from tests.test_attachments import UPLOAD, png_with_metadata, upload

@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations.chat.upkeep import conversations_purge
 from conversations.models import ChatModel, Conversation, Message, UserQuota
-from conversations.upkeep import conversations_purge
 from conversations.usage_ledger import reply_entries_write
 
 from .conftest import reply_collect
@@ -139,7 +139,7 @@ async def test_disabling_a_model_lets_its_reply_in_flight_finish(chat_socket, st
 
 @pytest.mark.django_db(transaction=True)
 def test_a_users_own_quota_wins_over_the_default(settings):
-    from conversations.quotas import daily_quota_for
+    from conversations.chat.quotas import daily_quota_for
 
     settings.CHAT_DAILY_TOKEN_QUOTA = 1000
     user = get_user_model().objects.create_user("quoted", password="pw-for-tests-only")

@@ -13,9 +13,9 @@ from django.conf import settings as django_settings
 from django.test import AsyncClient
 from django.utils import timezone
 
-from conversations import replies
+from conversations.chat import replies
+from conversations.chat.upkeep import conversations_purge
 from conversations.models import Conversation, DailyUsage, Message, UsageEntry
-from conversations.upkeep import conversations_purge
 
 from .conftest import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import replies, selectors
+from ..chat import replies, selectors
 from . import live
 from .dbcall import db_call
 from .history import (

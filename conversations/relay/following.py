@@ -8,12 +8,13 @@ import logging
 from django.conf import settings
 from django.db import DatabaseError
 
-from .. import protocol, selectors
+from .. import protocol
+from ..chat import selectors
 from ..models import Message
 from . import live
+from .backends.replylog import LogEntry, ReplyLogUnreadable
 from .dbcall import db_call
 from .instance import Instance
-from .replylog import LogEntry, ReplyLogUnreadable
 
 logger = logging.getLogger(__name__)
 

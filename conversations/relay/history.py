@@ -14,14 +14,15 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import protocol, replies, selectors
+from .. import protocol
+from ..chat import replies, selectors
 from ..models import Message
 from ..owners import ConversationRef
 from . import live
+from .backends.replylog import ReplyLogUnreadable
 from .dbcall import db_call
 from .following import reply_follow
 from .instance import Instance
-from .replylog import ReplyLogUnreadable
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,16 @@ from limits.aio.storage import MemoryStorage
 
 from .. import upstream
 from ..redisclient import redis_client
-from .eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
-from .limits import LocalSocketCounter, RateLimits, RedisSocketCounter, SocketCounter, redis_rate_storage
+from .backends.eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
+from .backends.limits import (
+    LocalSocketCounter,
+    RateLimits,
+    RedisSocketCounter,
+    SocketCounter,
+    redis_rate_storage,
+)
+from .backends.replylog import LocalReplyLog, RedisReplyLog, ReplyLog
 from .live import Rooms
-from .replylog import LocalReplyLog, RedisReplyLog, ReplyLog
 from .session_sockets import SocketsBySession
 from .turnwriter import TurnWriter
 

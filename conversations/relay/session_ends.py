@@ -22,9 +22,9 @@ from .. import protocol
 from ..exceptions import SessionExpired
 from ..owners import LOGIN_REQUIRED_CLOSE_CODE, owners_whose_session_ended, session_key_digest
 from ..redisclient import redis_client_options
+from .backends.eventbus import events_channel
 from .chatsocket import ChatSocket, SocketGone
 from .dbcall import db_call
-from .eventbus import events_channel
 from .instance import instances_started
 from .sockets import socket_close
 

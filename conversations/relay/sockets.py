@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .. import metrics, protocol, selectors
+from .. import metrics, protocol
+from ..chat import selectors
 from ..exceptions import TooManySockets
 from ..logs import request_id_set
 from ..owners import ConversationRef, Owner, socket_refusal

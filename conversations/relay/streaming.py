@@ -13,7 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from .. import attachment_parts, metrics, protocol, quotas, replies, selectors, turns, upstream
+from .. import metrics, protocol, upstream
+from ..attachments import parts as attachment_parts
+from ..chat import quotas, replies, selectors, turns
 from ..costs import reply_cost
 from ..exceptions import ChatError
 from ..models import Message

@@ -8,7 +8,8 @@ import logging
 
 from django.conf import settings
 
-from .. import protocol, titles, upstream, usage_ledger
+from .. import protocol, upstream, usage_ledger
+from ..chat import titles
 from ..exceptions import ChatError
 from ..owners import ConversationRef
 from .dbcall import db_call

@@ -12,14 +12,15 @@ import logging
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from .. import feedback, protocol, selectors, upkeep
+from .. import protocol
+from ..chat import feedback, selectors, upkeep
+from ..chat.turns import EDIT, REGENERATE, SEND, DuplicateSend, ReplyLapsed, Turn, TurnRequest
 from ..exceptions import Busy, NoSuchReply, NotConfigured, Unavailable
 from ..models import Message
-from ..turns import EDIT, REGENERATE, SEND, DuplicateSend, ReplyLapsed, Turn, TurnRequest
 from . import live
+from .backends.eventbus import EventNotSent
 from .chatsocket import ChatSocket
 from .dbcall import db_call
-from .eventbus import EventNotSent
 from .fanout import frame_fan_out
 from .history import history_broadcast, replies_lost_store
 from .streaming import reply_stream

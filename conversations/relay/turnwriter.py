@@ -16,8 +16,8 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ..chat.turns import DuplicateSend, Turn, TurnRequest, TurnResult, turns_store
 from ..exceptions import Unavailable
-from ..turns import DuplicateSend, Turn, TurnRequest, TurnResult, turns_store
 from .dbcall import db_call
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.agents import AgentFileError, agents_load, agents_parse
+from conversations.agents.definitions import AgentFileError, agents_load, agents_parse
 
 
 class Command(BaseCommand):

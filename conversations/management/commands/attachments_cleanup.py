@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from conversations.attachments import attachments_cleanup
+from conversations.attachments.store import attachments_cleanup
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.upkeep import conversations_purge
+from conversations.chat.upkeep import conversations_purge
 
 
 class Command(BaseCommand):

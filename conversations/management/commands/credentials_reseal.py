@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...mcp_credentials import credentials_reseal
-from ...sealing import SealBroken
+from ...mcp.credentials import credentials_reseal
+from ...mcp.sealing import SealBroken
 
 
 class Command(BaseCommand):

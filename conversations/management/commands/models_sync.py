@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.catalog import CatalogUnavailable, catalog_fetch, catalog_sync
+from conversations.agents.catalog import CatalogUnavailable, catalog_fetch, catalog_sync
 
 
 class Command(BaseCommand):

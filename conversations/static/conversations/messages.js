@@ -146,7 +146,7 @@ window.ChatMessages = (() => {
   }
 
   /** Under a user message whose reply ended without any text: the server leaves it out of later
-   * requests (conversations/turns.py), and the page says so; its Edit (and the reply's Retry) send it again. */
+   * requests (conversations/chat/turns.py), and the page says so; its Edit (and the reply's Retry) send it again. */
   function unsentShow(view, unsent) {
     let note = view.root.querySelector(":scope > .unsent-note");
     if (!unsent) {

@@ -80,7 +80,7 @@ function messageAppend(message, before = null) {
 }
 
 /** A reply that ended without any text leaves its user message out of later requests (the server's
- * rule, conversations/turns.py): mark that message. */
+ * rule, conversations/chat/turns.py): mark that message. */
 function unsentMark(reply) {
   if (reply.role !== "assistant" || reply.status === "streaming" || reply.content) return;
   const asked = state.shown.get(reply.parent_id);
@@ -260,7 +260,7 @@ function onStart(frame) {
   }
   if (frame.user_message) {
     messageAppend(frame.user_message);
-    // A conversation's first message: its title as the server wrote it (conversations/titles.py).
+    // A conversation's first message: its title as the server wrote it (conversations/chat/titles.py).
     if (frame.title && !title.dataset.renamed && title.textContent === "New chat") titleShow(frame.title);
   }
   const reply = {

@@ -1,0 +1,632 @@
+"""A turn: a message sent, a message edited or a reply regenerated, stored before anything goes upstream.
+
+Every kind of turn locks its conversation, runs the same checks (the model, the MCP servers, the owner's
+limits, no reply streaming), stores what it must and opens the reply row that the instance streaming it
+then writes (replies.py). That streaming row doubles as the conversation's "reply in flight" marker,
+checked under the row lock, so two server instances never stream into one conversation at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from ..agents.answerers import Answerer, agents_needed, answerer_choose
+from ..attachments.parts import attachment_tokens, mention_tokens
+from ..attachments.store import attachment_as_dict, attachments_bind, attachments_check, attachments_named
+from ..context import context_fit
+from ..costs import Prices
+from ..exceptions import Busy, ChatError, EmptyMessage, MessageTooLong, NoSuchMessage, NoSuchReply
+from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_credentials
+from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
+from ..owners import ConversationRef, Owner
+from .quotas import daily_quota_check, replies_in_flight_check
+from .replies import lease_expiry
+from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
+from .threads import Pairs, thread_leaf_id, thread_path_ids, thread_siblings
+from .titles import title_first_line
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateSend:
+    """A resent frame whose `client_id` is already stored: nothing new was created.
+
+    `message_id` is the message that carries it: the user message of a send or an edit, or the reply of
+    a regenerate.
+    """
+
+    client_id: str
+    message_id: int
+
+
+# The kinds of turn: a message sent, a reply regenerated, a user message edited.
+SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What a turn asks for: whose conversation, the agent, model and MCP servers (None: keep the
+    conversation's), the client's id of the frame (its resend stores nothing), the instance that will
+    stream the reply, and its kind: a send's or an edit's `content`, the reply to regenerate or the
+    message to edit (`target_id`)."""
+
+    ref: ConversationRef
+    owner: Owner
+    model: str | None = None
+    mcp_servers: list[str] | None = None
+    client_id: str = ""
+    streamed_by: str = ""
+    kind: str = SEND
+    content: str = ""
+    target_id: int | None = None
+    agent: str | None = None  # an agent's slug: None keeps the conversation's (see answerers.py)
+    settings: dict[str, Any] | None = None  # the user's reply settings: None keeps the conversation's
+    attachments: list[str] | None = None  # ids of the sender's uploads; None: an edit keeps its turn's
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A reply row just opened, the user message it answers when the turn stored one (None for a
+    regenerate), its parent (the user message it answers), and what goes upstream."""
+
+    ref: ConversationRef
+    user_message: dict[str, Any] | None
+    reply_id: int
+    parent_id: int
+    models: list[str]  # the model that answers, then those it may hand off to
+    mcp_servers: list[str]
+    # Those that carry files name them (`attachment_ids`): read into parts when the reply starts
+    # (attachment_parts.request_messages), never in the turn's transaction.
+    upstream_messages: list[dict[str, Any]]
+    context_dropped: int = 0  # older messages left out to fit the models' context window
+    attachments: dict[str, Attachment] = field(default_factory=dict)  # those the messages name, by id
+    files_readable: bool = False  # every model that may write the reply reads PDFs as files
+    settings: dict[str, Any] = field(default_factory=dict)
+    model_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # sent in the model's entry
+    prices: Prices | None = None  # the first model's, as the turn read them: what the reply will cost
+    instructions: str = ""
+    agent: str = ""  # the agent's slug, "" for a plain model
+    title: str = ""  # the conversation's title, on the turn that stored its first message
+    # The MCP servers' credential values by target: in memory only, on their way to the upstream.
+    mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> str:
+        """The model that answers first."""
+        return self.models[0]
+
+
+def message_content_check(content: str, *, attached: bool = False) -> None:
+    """Raise EmptyMessage if the text is empty (and no attachment goes with it), MessageTooLong if longer
+    than CHAT_MAX_MESSAGE_CHARS."""
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if not content.strip() and not attached:
+        raise EmptyMessage()
+    if len(content) > limit:
+        raise MessageTooLong(f"Messages must be at most {limit} characters.")
+
+
+def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
+    """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
+    with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
+    attachment_parts.py).
+
+    A user message whose reply ended without any text (it failed, or was stopped, before the first
+    token) is left out with its reply: the thread still shows it, but it is not sent with later
+    messages, so a message that made the upstream fail does not make every later reply fail too. (The
+    page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
+    row, which a well-formed branch never has, are merged: the upstream alternates them.
+    """
+    built: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if not message.content and message.role == Message.Role.ASSISTANT:
+            continue
+        if message.role == Message.Role.USER and _answered_without_text(messages, index):
+            continue
+        attached = list(message.attachment_ids or ())
+        if built and built[-1]["role"] == message.role:
+            merged = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
+            attached = [*built[-1].get("attachment_ids", ()), *attached]
+            built[-1] = merged
+        else:
+            built.append({"role": message.role, "content": message.content})
+        if attached:
+            built[-1]["attachment_ids"] = attached
+    return built
+
+
+def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
+    """Whether the user message at `index` has a reply after it, and that reply has no text."""
+    following = messages[index + 1] if index + 1 < len(messages) else None
+    return following is not None and following.role == Message.Role.ASSISTANT and not following.content
+
+
+def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
+    """Store the user's message after the active branch's leaf and open the reply row, before anything
+    goes upstream; the model sees the active branch only.
+
+    Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation.
+    Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
+    `quota_exceeded`, or `busy` when a reply of this conversation is still streaming; nothing is
+    stored then.
+    """
+    return _turn_store_raising(replace(request, kind=SEND, content=content))
+
+
+def turn_regenerate(request: TurnRequest, *, reply_id: int) -> Turn | DuplicateSend:
+    """Open a new version of a reply: a sibling under the same user message, which becomes the active
+    leaf; the old version is kept. The model sees the branch up to that user message.
+
+    `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
+    `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
+    """
+    return _turn_store_raising(replace(request, kind=REGENERATE, target_id=reply_id))
+
+
+def turn_edit(request: TurnRequest, *, message_id: int, content: str) -> Turn | DuplicateSend:
+    """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
+    becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
+
+    `client_id` is stored on the new user message. Raise ChatError `invalid_message` when `message_id`
+    is not a user message of this conversation, and the errors of a send.
+    """
+    return _turn_store_raising(replace(request, kind=EDIT, target_id=message_id, content=content))
+
+
+def _turn_store_raising(request: TurnRequest) -> Turn | DuplicateSend:
+    (result,) = turns_store([request])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+TurnResult = Turn | DuplicateSend | Exception
+
+
+def turns_store(requests: Sequence[TurnRequest]) -> list[TurnResult]:
+    """Store many turns, of any kind and in different conversations, in one transaction, and return each
+    one's result in order: its Turn, a DuplicateSend, or the ChatError that refused it (nothing of it
+    stored).
+
+    Under load the turns a server receives at once share one lock statement, one read of their trees,
+    one insert of their messages and one of their replies (a group commit), instead of nine round trips
+    and their ORM work each. A later request for a conversation already in the batch is stored after the
+    batch, so it finds the earlier one's reply streaming. When the database refuses a request's rows,
+    each request is stored again on its own, so that only that one fails (with the database's error);
+    a failure of the database itself (OperationalError, InterfaceError) is raised for all, since their
+    COMMIT may have landed.
+    """
+    first: list[int] = []
+    later: list[int] = []
+    seen: set[str] = set()
+    for index, request in enumerate(requests):
+        key = request.ref.room_key
+        (later if key in seen else first).append(index)
+        seen.add(key)
+    results: list[TurnResult | None] = [None] * len(requests)
+    batch = [requests[index] for index in first]
+    try:
+        stored = _turns_store_atomic(batch)
+    except (IntegrityError, DataError):
+        if len(batch) == 1:
+            raise
+        stored = [_turn_store_alone(request) for request in batch]
+    for index, result in zip(first, stored, strict=True):
+        results[index] = result
+    if later:
+        for index, result in zip(later, turns_store([requests[index] for index in later]), strict=True):
+            results[index] = result
+    return [result for result in results if result is not None]
+
+
+def _turn_store_alone(request: TurnRequest) -> TurnResult:
+    try:
+        return _turns_store_atomic([request])[0]
+    except (IntegrityError, DataError) as exc:
+        return exc
+
+
+@dataclass(slots=True)
+class _TurnPlan:
+    """One request's turn, checked and ready to write: the locked conversation and its tree, the model
+    and servers, the user message to store (a send's or an edit's) and the reply's place."""
+
+    index: int
+    request: TurnRequest
+    conversation: Conversation
+    pairs: Pairs
+    answerer: Answerer
+    path: list[ThreadMessage]
+    user_parent_id: int | None = None
+    user_message: Message | None = None
+    reply_parent_id: int | None = None
+    upstream_messages: list[dict[str, Any]] = field(default_factory=list)
+    request_attachments: dict[str, Attachment] = field(default_factory=dict)  # named by upstream_messages
+    context_dropped: int = 0
+    mcp_credentials: TurnCredentials = field(default_factory=dict, repr=False)
+    prices: Prices | None = None
+    attachments: list[Attachment] = field(default_factory=list)  # the user message's, checked
+    files_readable: bool = False  # every model that may write the reply reads PDFs as files
+
+
+@transaction.atomic
+def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
+    """Store turns of distinct conversations together (see `turns_store`)."""
+    results: list[TurnResult | None] = [None] * len(requests)
+    for index, request in enumerate(requests):
+        if request.kind != REGENERATE:
+            try:
+                message_content_check(request.content, attached=bool(request.attachments))
+            except ChatError as exc:
+                results[index] = exc
+    conversations, created = _conversations_lock([r for i, r in enumerate(requests) if results[i] is None])
+    trees = threads_state(
+        client_ids={
+            conversations[request.ref.room_key].pk: request.client_id
+            for index, request in enumerate(requests)
+            if results[index] is None and request.ref.room_key in conversations
+        }
+    )
+    enabled: list[ModelChoice] | None = None
+    agents: dict[str, Agent] | None = None
+    credentialed: dict[str, MCPServerPreset] | None = None
+    named = attachments_named({i for request in requests for i in request.attachments or ()})
+    replies_added: dict[str, int] = {}
+    plans: list[_TurnPlan] = []
+    for index, request in enumerate(requests):
+        if results[index] is not None:
+            continue
+        conversation = conversations.get(request.ref.room_key)
+        if conversation is None:
+            results[index] = _missing_error(request)
+            continue
+        thread, messages = trees[conversation.pk]
+        if thread.sent_id is not None:
+            results[index] = DuplicateSend(client_id=request.client_id, message_id=thread.sent_id)
+            continue
+        if enabled is None:
+            enabled = ChatModel.objects.enabled_choices()
+        if agents is None and agents_needed(
+            agent_slug=request.agent, model=request.model, conversation=conversation
+        ):
+            agents = {agent.slug: agent for agent in Agent.objects.enabled()}
+        try:
+            plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
+            plan.prices = next((c.prices for c in enabled if c.name == plan.answerer.model), None)
+            readers = [choice for choice in enabled if choice.name in plan.answerer.models]
+            plan.files_readable = bool(readers) and all(choice.vision for choice in readers)
+            attachment_ids = _attachment_ids_of(request, messages)
+            if attachment_ids:
+                named.update(attachments_named(set(attachment_ids) - named.keys()))  # an edit's own
+                plan.attachments = attachments_check(
+                    attachment_ids,
+                    rows=named,
+                    owner_key=request.ref.owner_key,
+                    conversation_id=conversation.pk,
+                    readers=readers,
+                )
+            if plan.answerer.mcp_servers:
+                if credentialed is None:
+                    credentialed = credentialed_presets()
+                plan.mcp_credentials = turn_credentials(
+                    plan.answerer.mcp_servers, presets=credentialed, user_id=request.owner.user_id
+                )
+            owner_key = request.ref.owner_key
+            replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
+            daily_quota_check(owner_key=owner_key)
+        except ChatError as exc:
+            results[index] = exc
+            continue
+        replies_added[owner_key] = replies_added.get(owner_key, 0) + 1
+        plans.append(plan)
+    # A conversation created for a turn that was refused goes too: a refusal stores nothing. (One that
+    # holds messages was another instance's, created at the same moment.)
+    planned = {plan.request.ref.room_key for plan in plans}
+    abandoned = [
+        conversation.pk
+        for key in created - planned
+        if not trees[(conversation := conversations[key]).pk][0].pairs
+    ]
+    if abandoned:
+        Conversation.objects.filter(pk__in=abandoned).delete()
+    if plans:
+        limits = {choice.name: choice.input_token_limit for choice in enabled or []}
+        for plan, turn in zip(plans, _turns_write(plans, limits), strict=True):
+            results[plan.index] = turn
+    return [result for result in results if result is not None]
+
+
+def _missing_error(request: TurnRequest) -> ChatError:
+    """The refusal of a regenerate or an edit in a conversation that does not exist."""
+    return NoSuchReply() if request.kind == REGENERATE else NoSuchMessage()
+
+
+def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conversation], set[str]]:
+    """Lock the requests' conversations, by room key, creating those a send starts; return them and
+    the keys of those created here.
+
+    The row locks serialise turns of one conversation across threads and server instances. Every batch
+    takes them in one order (the existing rows by id, then the new ones by key), so two batches sharing
+    conversations wait for each other instead of deadlocking.
+    """
+    keys = {request.ref.room_key: request for request in requests}
+    if not keys:
+        return {}, set()
+    found = _conversations_locked(list(keys.values()))
+    missing = [request for key, request in keys.items() if key not in found and request.kind == SEND]
+    if not missing:
+        return found, set()
+    missing.sort(key=lambda request: request.ref.room_key)
+    Conversation.objects.bulk_create(
+        [
+            Conversation(
+                owner_key=request.ref.owner_key,
+                session_id=request.ref.session_id,
+                user_id=request.owner.user_id,
+                owner_session_key=request.owner.session_digest,
+                title=title_first_line(request.content),
+            )
+            for request in missing
+        ],
+        # Created by another instance meanwhile: locked below all the same, and its turn, which stored
+        # its messages with it, found in the tree.
+        ignore_conflicts=True,
+    )
+    created = _conversations_locked(missing)
+    found.update(created)
+    return found, set(created)
+
+
+def _conversations_locked(requests: Sequence[TurnRequest]) -> dict[str, Conversation]:
+    named = Q()
+    for request in requests:
+        named |= Q(owner_key=request.ref.owner_key, session_id=request.ref.session_id)
+    rows = Conversation.objects.select_for_update().filter(named).order_by("pk")
+    return {ConversationRef(row.owner_key, row.session_id).room_key: row for row in rows}
+
+
+def _turn_plan(
+    index: int,
+    request: TurnRequest,
+    conversation: Conversation,
+    thread: ThreadState,
+    messages: dict[int, ThreadMessage],
+    enabled: list[ModelChoice],
+    agents: dict[str, Agent],
+) -> _TurnPlan:
+    """Check one request against its locked conversation and place its turn in the tree.
+
+    Raise ChatError `unknown_agent`, `unknown_model`, `invalid_mcp_server`, `invalid_message` (a
+    regenerate or an edit of a message that is not of that kind in this conversation), or `busy` when a
+    reply still streams.
+    """
+    answerer = answerer_choose(
+        agent_slug=request.agent,
+        model=request.model,
+        mcp_servers=request.mcp_servers,
+        conversation=conversation,
+        enabled=enabled,
+        agents=agents,
+        settings=request.settings,
+    )
+    streaming_reply_refuse(thread)
+    plan = _TurnPlan(
+        index=index,
+        request=request,
+        conversation=conversation,
+        pairs=thread.pairs,
+        answerer=answerer,
+        path=[],
+    )
+    if request.kind == SEND:
+        plan.user_parent_id = thread_leaf_id(thread.pairs, conversation.current_message_id)
+        plan.path = _path(messages, thread.pairs, plan.user_parent_id)
+        return plan
+    target = messages.get(request.target_id) if request.target_id is not None else None
+    if request.kind == REGENERATE:
+        if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
+            raise NoSuchReply()
+        plan.reply_parent_id = target.parent_id
+        plan.path = _path(messages, thread.pairs, target.parent_id)
+        return plan
+    if target is None or target.role != Message.Role.USER:
+        raise NoSuchMessage()
+    plan.user_parent_id = target.parent_id
+    plan.path = _path(messages, thread.pairs, target.parent_id)
+    return plan
+
+
+def _path(messages: dict[int, ThreadMessage], pairs: Pairs, leaf_id: int | None) -> list[ThreadMessage]:
+    return [messages[message_id] for message_id in thread_path_ids(pairs, leaf_id)]
+
+
+def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[Turn]:
+    """Store the planned turns' user messages, then their streaming reply rows, then their
+    conversations' new leaf, model, servers and title: three statements whatever their number.
+
+    Each streaming row doubles as its conversation's lock: no other turn starts until it ends.
+    """
+    asking = [plan for plan in plans if plan.request.kind != REGENERATE]
+    users = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=plan.conversation,
+                parent_id=plan.user_parent_id,
+                role=Message.Role.USER,
+                content=plan.request.content,  # checked by message_content_check
+                model=plan.answerer.model,
+                mcp_servers=plan.answerer.mcp_servers,
+                client_id=plan.request.client_id,  # a send's or an edit's id is on its user message
+                attachment_ids=[str(attachment.pk) for attachment in plan.attachments],
+            )
+            for plan in asking
+        ]
+    )
+    for plan, user in zip(asking, users, strict=True):
+        plan.user_message, plan.reply_parent_id = user, user.pk
+        attachments_bind(plan.conversation.pk, user.attachment_ids)
+    for plan in plans:
+        _upstream_plan(plan, limits)
+    replies = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=plan.conversation,
+                parent_id=plan.reply_parent_id,
+                role=Message.Role.ASSISTANT,
+                model=plan.answerer.model,
+                mcp_servers=plan.answerer.mcp_servers,
+                agent_slug=plan.answerer.agent_slug,
+                request_models=plan.answerer.models,
+                request_settings=plan.answerer.settings_recorded,
+                context_dropped=plan.context_dropped,
+                status=Message.Status.STREAMING,
+                # A regenerate's id is on its new reply (it stores no user message).
+                client_id=plan.request.client_id if plan.user_message is None else "",
+                streamed_by=plan.request.streamed_by,
+                lease_expires_at=lease_expiry(),
+            )
+            for plan in plans
+        ]
+    )
+    _conversations_advance(plans)
+    return [_turn_of(plan, reply) for plan, reply in zip(plans, replies, strict=True)]
+
+
+def _conversations_advance(plans: list[_TurnPlan]) -> None:
+    """Make each planned conversation's new streaming reply its active leaf, with the turn's agent, model
+    and servers: one UPDATE for all the conversations whose turns chose the same ones (a
+    conversation has one streaming reply: the one just opened), not a CASE per row and column."""
+    now = timezone.now()
+    alike: dict[tuple[Any, ...], list[int]] = {}
+    for plan in plans:
+        answerer = plan.answerer
+        own = answerer.own_settings
+        own_key = None if own is None else tuple(sorted(own.items()))
+        key = (answerer.model, tuple(answerer.mcp_servers), answerer.agent, own_key)
+        alike.setdefault(key, []).append(plan.conversation.pk)
+    streaming_reply = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), status=Message.Status.STREAMING)
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    for (model, servers, agent, own_key), conversation_ids in alike.items():
+        kept = {} if own_key is None else {"settings": dict(own_key)}
+        Conversation.objects.filter(pk__in=conversation_ids).update(
+            current_message=Subquery(streaming_reply),
+            model=model,
+            mcp_servers=list(servers),
+            agent=agent,
+            updated_at=now,
+            **kept,
+        )
+    for plan in plans:  # a conversation is created with its title; one without (cleared) gets it again
+        if not plan.conversation.title and plan.user_message is not None:
+            plan.conversation.title = title_first_line(plan.user_message.content)
+            Conversation.objects.filter(pk=plan.conversation.pk).update(title=plan.conversation.title)
+
+
+def _attachment_ids_of(request: TurnRequest, messages: dict[int, ThreadMessage]) -> list[str]:
+    """The attachments a turn's user message carries: the frame's, or for an edit that names none, those
+    of the message it edits (a regenerate stores no user message)."""
+    if request.kind == REGENERATE:
+        return []
+    if request.attachments is not None:
+        return request.attachments
+    edited = messages.get(request.target_id) if request.kind == EDIT and request.target_id else None
+    return list(edited.attachment_ids) if edited is not None else []
+
+
+def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
+    """What goes upstream: the branch up to the turn, cut to the smallest context window among the
+    models that may write the reply (any of them may take over)."""
+    path: list[ThreadMessage | Message] = list(plan.path)
+    if plan.user_message is not None:
+        path.append(plan.user_message)
+    known = [limit for model in plan.answerer.models if (limit := limits.get(model))]
+    built = upstream_messages_build(path)
+    attached = {str(a.pk): a for a in plan.attachments}
+    wanted = {i for message in built for i in message.get("attachment_ids", ())} - attached.keys()
+    attached.update(attachments_named(wanted))  # earlier turns' (one query, only when they had any)
+    # A file goes once per request (attachment_parts.py): counted at its newest mention, so that every
+    # newest-first run of messages the window may keep counts each of its files once; another mention
+    # costs a note.
+    counted: set[str] = set()
+    for message in reversed(built):
+        ids = [i for i in message.get("attachment_ids", ()) if i in attached]
+        message["extra_tokens"] = sum(
+            mention_tokens(attached[i])
+            if i in counted
+            else attachment_tokens(attached[i], files_readable=plan.files_readable)
+            for i in ids
+        )
+        counted.update(ids)
+    kept, plan.context_dropped = context_fit(
+        built,
+        instructions=plan.answerer.instructions,
+        input_limit=min(known) if known else None,
+        reserve=int(plan.answerer.settings.get("max_tokens") or 0),
+    )
+    plan.upstream_messages = []
+    for message in kept:
+        sent = {"role": message["role"], "content": message["content"]}
+        if ids := [i for i in message.get("attachment_ids", ()) if i in attached]:
+            sent["attachment_ids"] = ids
+            plan.request_attachments.update((i, attached[i]) for i in ids)
+        plan.upstream_messages.append(sent)
+
+
+def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
+    """The stored turn as the relay needs it: what the sockets are shown and what goes upstream."""
+    user = plan.user_message
+    shown = None
+    if user is not None:
+        siblings = thread_siblings([*plan.pairs, (user.pk, user.parent_id)])
+        attached = {str(a.pk): attachment_as_dict(a) for a in plan.attachments}
+        shown = message_as_dict(user, siblings=siblings, attachments=attached)
+    return Turn(
+        ref=plan.request.ref,
+        user_message=shown,
+        reply_id=reply.pk,
+        parent_id=reply.parent_id,
+        models=plan.answerer.models,
+        mcp_servers=plan.answerer.mcp_servers,
+        upstream_messages=plan.upstream_messages,
+        context_dropped=plan.context_dropped,
+        attachments=plan.request_attachments,
+        files_readable=plan.files_readable,
+        settings=plan.answerer.settings,
+        model_settings=plan.answerer.model_settings,
+        prices=plan.prices,
+        instructions=plan.answerer.instructions,
+        agent=plan.answerer.agent_slug,
+        title=plan.conversation.title if user is not None and user.parent_id is None else "",
+        mcp_credentials=plan.mcp_credentials,
+    )
+
+
+class ReplyLapsed(Busy):
+    """A turn found the conversation's reply still streaming, but with a lapsed lease: its server died.
+    It must be stored as lost (with its reply log's text) before the turn can start."""
+
+    default_detail = "The previous reply's server stopped; it is being stored. Send again."
+
+    def __init__(self, reply_id: int) -> None:
+        super().__init__()
+        self.reply_id = reply_id
+
+
+def streaming_reply_refuse(thread: ThreadState) -> None:
+    """Raise Busy while a reply of the conversation streams, and ReplyLapsed when it
+    streams under a lapsed lease (its server died: the caller stores it as lost, then may retry)."""
+    if thread.streaming is None:
+        return
+    reply_id, lapsed = thread.streaming
+    if lapsed:
+        raise ReplyLapsed(reply_id)
+    raise Busy()
