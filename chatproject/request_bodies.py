@@ -10,7 +10,6 @@ earlier, while it arrives (chatproject/daphne_requests.py); this middleware hold
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from django.conf import settings
 from django.urls import reverse
 
 from conversations.exceptions import AttachmentTooLarge, ChatError, RequestTooLarge
+from conversations.web.errors import error_response
 
 logger = logging.getLogger(__name__)
 
-REFUSAL_STATUS = HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value  # 413
+REFUSAL_STATUS = HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value  # 413: both errors' status
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,12 +42,13 @@ class BodyLimit:
     error: ChatError
 
     def refusal_body(self) -> bytes:
-        return json.dumps({"code": self.error.code, "message": self.error.message}).encode()
+        return error_response(self.error).content
 
     def refusal_headers(self) -> list[tuple[bytes, bytes]]:
+        refusal = error_response(self.error)
         return [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(self.refusal_body())).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in refusal.items()),
+            (b"content-length", str(len(refusal.content)).encode()),
             (b"connection", b"close"),  # whatever is left of the body is not wanted
         ]
 

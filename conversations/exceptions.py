@@ -1,12 +1,17 @@
-"""Errors a chat client sees: one class per error code.
+"""Errors a client sees: one class per error code.
 
 The codes are a contract: clients branch on them (the page, API clients, the tests), so a code is never
 renamed nor given another meaning, and a new code is a new class here (and in the README's list, under
-the `error` frame). The text beside a code is for people: a class carries its usual text
-(`default_detail`), and a raiser passes another when it has more to say, such as the limit that was hit.
+the `error` frame, or beside the HTTP API that answers it). A class says what it is in its header:
+`code`, the HTTP `status` it is answered with (as Django REST framework's exceptions carry theirs; a
+socket's `error` frame has none) and its usual text, `detail`. A subclass keeps what it
+does not name. The text is for people: a raiser passes another when it has more to say, such as the
+limit that was hit.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ChatError(Exception):
@@ -18,6 +23,18 @@ class ChatError(Exception):
 
     default_code = "internal_error"
     default_detail = "The server failed on that frame; try again."
+    status_code = 500
+
+    def __init_subclass__(
+        cls, *, code: str | None = None, status: int | None = None, detail: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.default_code = code
+        if status is not None:
+            cls.status_code = status
+        if detail is not None:
+            cls.default_detail = detail
 
     def __init__(self, detail: str | None = None, **details: object) -> None:
         message = self.default_detail if detail is None else detail
@@ -25,252 +42,291 @@ class ChatError(Exception):
         self.code, self.message, self.details = self.default_code, message, details
 
 
-class InvalidJson(ChatError):
+class InvalidJson(ChatError, code="invalid_json", status=400, detail="Frames must be JSON objects."):
     """A frame that is not a JSON object in a text message."""
 
-    default_code = "invalid_json"
-    default_detail = "Frames must be JSON objects."
 
-
-class InvalidMessage(ChatError):
+class InvalidMessage(ChatError, code="invalid_message", status=400, detail="That is not a valid message."):
     """A frame, or a message in it, that is not valid, or that names no message of the conversation."""
 
-    default_code = "invalid_message"
-    default_detail = "That is not a valid message."
+
+class EmptyMessage(InvalidMessage, detail="The message is empty."):
+    """A message with no text and no attachment."""
 
 
-class EmptyMessage(InvalidMessage):
-    default_detail = "The message is empty."
-
-
-class NoSuchMessage(InvalidMessage):
+class NoSuchMessage(InvalidMessage, detail="No such message in this conversation."):
     """A message id that is not one of the owner's conversation (another owner's looks the same)."""
 
-    default_detail = "No such message in this conversation."
+
+class NoSuchReply(InvalidMessage, detail="No such reply in this conversation."):
+    """A reply id to regenerate, or to give feedback on, that is not a reply of the owner's conversation."""
 
 
-class NoSuchReply(InvalidMessage):
-    default_detail = "No such reply in this conversation."
-
-
-class MessageTooLong(ChatError):
+class MessageTooLong(ChatError, code="message_too_long", status=400, detail="The message is too long."):
     """A message over CHAT_MAX_MESSAGE_CHARS, or a frame over CHAT_MAX_FRAME_BYTES."""
 
-    default_code = "message_too_long"
-    default_detail = "The message is too long."
 
-
-class UnknownModel(ChatError):
+class UnknownModel(ChatError, code="unknown_model", status=400, detail="That model is not available."):
     """A model that is not an enabled ChatModel (or no model enabled at all)."""
 
-    default_code = "unknown_model"
-    default_detail = "That model is not available."
 
-
-class UnknownAgent(ChatError):
+class UnknownAgent(ChatError, code="unknown_agent", status=400, detail="That agent is not available."):
     """An agent slug that names no enabled Agent."""
 
-    default_code = "unknown_agent"
-    default_detail = "That agent is not available."
 
-
-class InvalidMcpServer(ChatError):
+class InvalidMcpServer(
+    ChatError, code="invalid_mcp_server", status=400, detail="That MCP server is not allowed."
+):
     """An MCP server that is not a slug or an https URL, an internal host not offered, or too many."""
 
-    default_code = "invalid_mcp_server"
-    default_detail = "That MCP server is not allowed."
 
-
-class InvalidSettings(ChatError):
+class InvalidSettings(ChatError, code="invalid_settings", status=400, detail="Those settings are not valid."):
     """Reply settings that are not settings, out of range or beyond the model's limits, or asked of an
     agent that keeps its own."""
 
-    default_code = "invalid_settings"
-    default_detail = "Those settings are not valid."
+
+class AttachmentRefused(
+    ChatError, code="attachment_refused", status=400, detail="That file cannot be attached."
+):
+    """An upload that is not kept (nothing of it is stored)."""
 
 
-class AttachmentRefused(ChatError):
-    """An upload that is not kept (nothing of it is stored); `status` is the HTTP answer's."""
-
-    default_code = "attachment_refused"
-    default_detail = "That file cannot be attached."
-    status = 400
+class AttachmentTooLarge(
+    AttachmentRefused, code="attachment_too_large", status=413, detail="That file is too large."
+):
+    """A file over CHAT_ATTACHMENT_MAX_BYTES, or an upload request over it with its envelope."""
 
 
-class AttachmentTooLarge(AttachmentRefused):
-    default_code = "attachment_too_large"
-    default_detail = "That file is too large."
-    status = 413
-
-
-class RequestTooLarge(ChatError):
+class RequestTooLarge(ChatError, code="request_too_large", status=413, detail="That request is too large."):
     """An HTTP request whose body is over CHAT_REQUEST_MAX_BYTES (uploads: see AttachmentTooLarge)."""
 
-    default_code = "request_too_large"
-    default_detail = "That request is too large."
-    status = 413
+
+class AttachmentQuotaExceeded(
+    AttachmentRefused,
+    code="attachment_quota_exceeded",
+    status=413,
+    detail="Your attachments use all the storage you have; delete some conversations first.",
+):
+    """The owner's attachments would pass CHAT_ATTACHMENT_QUOTA_BYTES."""
 
 
-class AttachmentQuotaExceeded(AttachmentRefused):
-    default_code = "attachment_quota_exceeded"
-    default_detail = "Your attachments use all the storage you have; delete some conversations first."
-    status = 413
-
-
-class AttachmentRateLimited(AttachmentRefused):
+class AttachmentRateLimited(
+    AttachmentRefused,
+    code="attachment_rate_limited",
+    status=429,
+    detail="Too many uploads from your address; try again later.",
+):
     """Over an upload rate or byte allowance per client address; with `retry_after`, the seconds until
     one more is counted."""
 
-    default_code = "attachment_rate_limited"
-    default_detail = "Too many uploads from your address; try again later."
-    status = 429
 
-
-class AttachmentStorageFull(AttachmentRefused):
+class AttachmentStorageFull(
+    AttachmentRefused,
+    code="attachment_storage_full",
+    status=503,
+    detail="The server takes no more uploads for now; try again later.",
+):
     """The uploads no message has named yet fill their budget (CHAT_UNSENT_UPLOADS_MAX_BYTES) on the
     whole server; with `retry_after`, the seconds until the oldest of them is swept."""
 
-    default_code = "attachment_storage_full"
-    default_detail = "The server takes no more uploads for now; try again later."
-    status = 503
 
-
-class AttachmentsBusy(AttachmentRefused):
+class AttachmentsBusy(
+    AttachmentRefused,
+    code="attachments_busy",
+    status=503,
+    detail="The server is reading other files; try again in a few seconds.",
+):
     """Every upload worker stayed busy for CHAT_UPLOAD_WAIT_SECONDS; with `retry_after`."""
 
-    default_code = "attachments_busy"
-    default_detail = "The server is reading other files; try again in a few seconds."
-    status = 503
 
-
-class AttachmentUnsupported(AttachmentRefused):
+class AttachmentUnsupported(
+    AttachmentRefused,
+    code="attachment_type_unsupported",
+    status=415,
+    detail="Only images (PNG, JPEG, GIF, WebP), PDFs and UTF-8 text or code files can be attached.",
+):
     """A file of a type we do not take, whatever its name says."""
 
-    default_code = "attachment_type_unsupported"
-    default_detail = "Only images (PNG, JPEG, GIF, WebP), PDFs and UTF-8 text or code files can be attached."
-    status = 415
 
-
-class AttachmentMisnamed(AttachmentRefused):
+class AttachmentMisnamed(
+    AttachmentRefused,
+    code="attachment_type_mismatch",
+    status=415,
+    detail="That file's name says it is another kind of file than it is.",
+):
     """A file whose name (or the browser's declared type) claims a kind its content is not: an HTML page
     named `photo.png`. Kept, it would be shown under a name that lies about it."""
 
-    default_code = "attachment_type_mismatch"
-    default_detail = "That file's name says it is another kind of file than it is."
-    status = 415
 
-
-class AttachmentUnreadable(AttachmentRefused):
+class AttachmentUnreadable(
+    AttachmentRefused, code="attachment_unreadable", status=422, detail="That file cannot be read."
+):
     """A file of a type we take that cannot be read safely: damaged, encrypted, too many pixels or pages."""
 
-    default_code = "attachment_unreadable"
-    default_detail = "That file cannot be read."
-    status = 422
+
+class InvalidAttachment(
+    ChatError, code="invalid_attachment", status=400, detail="That attachment does not exist."
+):
+    """An attachment id in a frame that is not one of the sender's uploads (or no longer exists), or an
+    upload that could not be read."""
 
 
-class InvalidAttachment(ChatError):
-    """An attachment id in a frame that is not one of the sender's uploads (or no longer exists)."""
-
-    default_code = "invalid_attachment"
-    default_detail = "That attachment does not exist."
-
-
-class UnsupportedAttachment(ChatError):
+class UnsupportedAttachment(
+    ChatError,
+    code="unsupported_attachment",
+    status=400,
+    detail="The chosen model cannot read that attachment.",
+):
     """An attachment the model that would answer cannot read (an image for a model without vision)."""
 
-    default_code = "unsupported_attachment"
-    default_detail = "The chosen model cannot read that attachment."
 
-
-class McpCredentialsRequired(ChatError):
+class McpCredentialsRequired(
+    ChatError,
+    code="mcp_credentials_required",
+    status=403,
+    detail="That MCP server needs your credentials: add them beside it first.",
+):
     """An MCP server whose preset asks each user for their own credentials, and the sender has none
     (or is not signed in)."""
 
-    default_code = "mcp_credentials_required"
-    default_detail = "That MCP server needs your credentials: add them beside it first."
+
+class InvalidCredentials(
+    ChatError, code="invalid_credentials", status=400, detail='Send {"values": {name: value}}.'
+):
+    """MCP credentials to save that are not `{"values": {name: value}}`, or not the preset's names."""
 
 
-class Busy(ChatError):
+class Busy(
+    ChatError,
+    code="busy",
+    status=409,
+    detail="A reply is still being written in this conversation; wait or stop it.",
+):
     """A reply of the conversation is still streaming: nothing else may start or change it."""
 
-    default_code = "busy"
-    default_detail = "A reply is still being written in this conversation; wait or stop it."
 
-
-class TooManyReplies(ChatError):
+class TooManyReplies(
+    ChatError,
+    code="too_many_replies",
+    status=429,
+    detail="Too many replies at once; wait for one to end or stop it.",
+):
     """The owner has CHAT_MAX_REPLIES_PER_OWNER replies streaming, in any conversation."""
 
-    default_code = "too_many_replies"
-    default_detail = "Too many replies at once; wait for one to end or stop it."
 
-
-class QuotaExceeded(ChatError):
+class QuotaExceeded(
+    ChatError,
+    code="quota_exceeded",
+    status=429,
+    detail="The daily token quota is used up; it renews at midnight UTC.",
+):
     """The owner used their daily token quota; with `retry_after`, the seconds until it renews."""
 
-    default_code = "quota_exceeded"
-    default_detail = "The daily token quota is used up; it renews at midnight UTC."
 
-
-class RateLimited(ChatError):
+class RateLimited(ChatError, code="rate_limited", status=429, detail="Too many messages; try again later."):
     """Over a message or frame rate; with `retry_after`, the seconds until one more is counted."""
 
-    default_code = "rate_limited"
-    default_detail = "Too many messages; try again later."
+
+class BadRequest(ChatError, code="bad_request", status=400, detail="That request could not be read."):
+    """An HTTP request Django could not parse (under /api/; see web/errors.py)."""
 
 
-class ShareTooLarge(ChatError):
+class NotFound(ChatError, code="not_found", status=404, detail=""):
+    """Nothing the requester may reach by that name. Another owner's conversation answers exactly as a
+    missing one, with the code alone (an empty text is not sent)."""
+
+
+class LoginRequired(ChatError, code="login_required", status=401, detail="Sign in first."):
+    """CHAT_REQUIRE_LOGIN is on (or the thing asked is a user's own) and the requester is not signed in."""
+
+
+class UploadLoginRequired(LoginRequired, status=403):
+    """An upload refused for want of a sign-in: 403, as a cookie-less client's upload is."""
+
+
+class SessionRequired(
+    ChatError,
+    code="session_required",
+    status=403,
+    detail="That needs a signed-in user or a browser session.",
+):
+    """A cookie-less client asked for what only a user or a browser session has: the public namespace
+    is nobody's to browse."""
+
+
+class InvalidOffset(ChatError, code="invalid_offset", status=400, detail="That offset is not valid."):
+    """A conversation list's `offset` that is not a whole number in range."""
+
+
+class InvalidPin(
+    ChatError, code="invalid_pin", status=400, detail='Send {"pinned": true} or {"pinned": false}.'
+):
+    """A pin that is not `{"pinned": bool}`."""
+
+
+class ShareTooLarge(ChatError, code="share_too_large", status=413, detail="This chat is too long to share."):
     """A snapshot over CHAT_SHARE_MAX_MESSAGES or CHAT_SHARE_MAX_BYTES: not shared, or not continued."""
 
-    default_code = "share_too_large"
-    default_detail = "This chat is too long to share."
+
+class InvalidShare(
+    ChatError,
+    code="invalid_share",
+    status=400,
+    detail='Send {"login_required": true} or {"login_required": false}.',
+):
+    """A share's options that are not `{"login_required": bool}` (nothing is shared)."""
 
 
-class TooManySockets(ChatError):
+class TooManySockets(
+    ChatError,
+    code="too_many_sockets",
+    status=429,
+    detail="Too many open chat sockets; close a tab and retry.",
+):
     """The owner has CHAT_MAX_SOCKETS_PER_OWNER chat sockets open (the socket is then closed)."""
 
-    default_code = "too_many_sockets"
-    default_detail = "Too many open chat sockets; close a tab and retry."
 
-
-class SessionExpired(ChatError):
+class SessionExpired(
+    ChatError,
+    code="session_expired",
+    status=401,
+    detail="Your session has ended; reload the page to sign in again.",
+):
     """The session a socket connected with has ended (logout, expiry): it may start no more turns."""
 
-    default_code = "session_expired"
-    default_detail = "Your session has ended; reload the page to sign in again."
 
-
-class InvalidSessionId(ChatError):
+class InvalidSessionId(
+    ChatError,
+    code="invalid_session_id",
+    status=400,
+    detail="Session ids are 1 to 64 of A-Z a-z 0-9 _ -.",
+):
     """A socket path whose conversation id is not one (the socket is then closed)."""
 
-    default_code = "invalid_session_id"
-    default_detail = "Session ids are 1 to 64 of A-Z a-z 0-9 _ -."
 
-
-class NotConfigured(ChatError):
+class NotConfigured(
+    ChatError,
+    code="not_configured",
+    status=503,
+    detail="The server has no DEDALUS_API_KEY; ask its operator to set one.",
+):
     """The server has no API key for the model service."""
 
-    default_code = "not_configured"
-    default_detail = "The server has no DEDALUS_API_KEY; ask its operator to set one."
 
-
-class Unavailable(ChatError):
+class Unavailable(
+    ChatError, code="unavailable", status=503, detail="The server is unavailable; try again in a moment."
+):
     """This instance cannot do it now (it is shutting down, or the database or another instance did not
     answer): the client retries, ideally on another instance."""
-
-    default_code = "unavailable"
-    default_detail = "The server is unavailable; try again in a moment."
 
 
 class InternalError(ChatError):
     """The server failed; the base's code and text."""
 
 
-class UpstreamError(ChatError):
+class UpstreamError(ChatError, code="upstream_error", status=502, detail="The model service failed."):
     """The Dedalus API answered with an error or broke the stream: `upstream_error`, or
     `upstream_timeout` when it was too slow."""
-
-    default_code = "upstream_error"
-    default_detail = "The model service failed."
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from conversations.web.views import CONVERSATIONS_PAGE
+from conversations.web.conversations import CONVERSATIONS_PAGE
 
 pytestmark = pytest.mark.django_db
 

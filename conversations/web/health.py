@@ -1,21 +1,25 @@
-"""Readiness checks: can this instance serve a chat right now? Each check reports its own latency.
+"""Health and metrics: liveness (`/healthz`), readiness (`/readyz`: can this instance serve a chat right
+now? each check reports its own latency) and the Prometheus metrics (`/metrics`).
 
-The answer is public (anyone who reaches the port may ask), so it names the check that failed and no
+The readiness answer is public (anyone who reaches the port may ask), so it names the check that failed and no
 more; what went wrong goes to the log. It is kept for CHAT_READY_CACHE_SECONDS, so a flood of requests
 costs one round of checks (one upstream call) per interval.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import prometheus_client
 import redis
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .. import upstream
 from ..relay.instance import events_listening
@@ -97,3 +101,26 @@ def readiness() -> tuple[bool, dict[str, Any]]:
             _latest = (time.monotonic(), ready, checks)
             found = ready, checks
     return found
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers HTTP."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: Postgres, Redis and the upstream each answered (with their latency); else 503."""
+    ready, checks = readiness()
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this instance; behind a bearer token when CHAT_METRICS_TOKEN is set."""
+    token = settings.CHAT_METRICS_TOKEN
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    return HttpResponse(
+        prometheus_client.generate_latest(), content_type=prometheus_client.CONTENT_TYPE_LATEST
+    )

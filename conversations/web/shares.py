@@ -9,7 +9,8 @@ import json
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,11 +19,12 @@ from .. import request_limits
 from ..accounts.handover import anonymous_owner_note
 from ..accounts.logins import client_address
 from ..chat import selectors
-from ..exceptions import ChatError, RateLimited, ShareTooLarge
+from ..exceptions import ChatError, InvalidShare, NotFound, RateLimited, ShareTooLarge
 from ..models import Share
 from ..owners import Owner, session_key_loaded
 from ..sharing import shares
-from .views import conversation_owner_required, not_found_json
+from .access import conversation_owner_required, not_found
+from .errors import error_headers, errors_answered
 
 
 def _share_as_dict(request: HttpRequest, share: Share) -> dict[str, object]:
@@ -32,44 +34,36 @@ def _share_as_dict(request: HttpRequest, share: Share) -> dict[str, object]:
 
 
 def _login_required_option(body: bytes) -> bool:
-    """The POST body's `login_required` (false when the body is empty); ValueError for anything else."""
-    options = json.loads(body or b"{}")
-    if not isinstance(options, dict):
-        raise ValueError("not an object")
-    value = options.get("login_required", False)
+    """The POST body's `login_required` (false when the body is empty); raise InvalidShare for anything
+    else."""
+    try:
+        options = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise InvalidShare() from exc
+    value = options.get("login_required", False) if isinstance(options, dict) else None
     if not isinstance(value, bool):
-        raise ValueError("login_required is not a boolean")
+        raise InvalidShare()
     return value
 
 
 @require_http_methods(["GET", "POST", "DELETE"])
-@conversation_owner_required(refused=not_found_json)
+@errors_answered
+@conversation_owner_required(refused=not_found)
 def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> HttpResponse:
     """`POST /c/<id>/share` (JSON `{"login_required": bool}`, optional) shares the conversation as it is
     now, or takes its snapshot again under the same URL; `GET` tells its link; `DELETE` revokes it."""
     if request.method == "DELETE":
-        revoked = shares.share_revoke(owner_key=owner.key, session_id=session_id)
-        return JsonResponse({"ok": True}) if revoked else not_found_json("not_found")
+        if not shares.share_revoke(owner_key=owner.key, session_id=session_id):
+            raise NotFound()
+        return JsonResponse({"ok": True})
     if request.method == "GET":
         share = shares.share_of_conversation(owner_key=owner.key, session_id=session_id)
     else:
-        try:
-            login_required = _login_required_option(request.body)
-        except ValueError:
-            return JsonResponse(
-                {
-                    "code": "invalid_share",
-                    "message": 'Send {"login_required": true} or {"login_required": false}.',
-                },
-                status=400,
-            )
-        try:
-            share = shares.share_create(
-                owner_key=owner.key, session_id=session_id, login_required=login_required
-            )
-        except ShareTooLarge as exc:
-            return JsonResponse({"code": exc.code, "message": exc.message}, status=413)
-    return JsonResponse(_share_as_dict(request, share)) if share is not None else not_found_json("not_found")
+        login_required = _login_required_option(request.body)
+        share = shares.share_create(owner_key=owner.key, session_id=session_id, login_required=login_required)
+    if share is None:
+        raise NotFound()
+    return JsonResponse(_share_as_dict(request, share))
 
 
 def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:
@@ -82,12 +76,10 @@ def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:
     return share
 
 
-def _shared_page_render(
-    request: HttpRequest, share: Share, refusal: ChatError | None = None, status: int = 200
-) -> HttpResponse:
-    """The shared page of `share`; with `refusal`, saying why continuing it was refused."""
-    return render(
-        request,
+def _shared_page_render(request: HttpRequest, share: Share, refusal: ChatError | None = None) -> HttpResponse:
+    """The shared page of `share`; with `refusal`, saying why continuing it was refused, with its status
+    and headers."""
+    page = render_to_string(
         "conversations/shared.html",
         {
             "share": share,
@@ -96,8 +88,11 @@ def _shared_page_render(
             "model_labels": selectors.model_labels(),
             "refusal": refusal,
         },
-        status=status,
+        request,
     )
+    if refusal is None:
+        return HttpResponse(page)
+    return HttpResponse(page, status=refusal.status_code, headers=error_headers(refusal))
 
 
 @require_GET
@@ -129,10 +124,6 @@ def shared_continue(request: HttpRequest, token: str) -> HttpResponse:
         request_limits.share_continue_viewer_check(owner=owner)
         anonymous_owner_note(request)
         session_id = shares.share_continue(share=share, owner=owner)
-    except RateLimited as exc:
-        refused = _shared_page_render(request, share, exc, status=429)
-        refused["Retry-After"] = str(exc.details["retry_after"])
-        return refused
-    except ShareTooLarge as exc:
-        return _shared_page_render(request, share, exc, status=413)
+    except (RateLimited, ShareTooLarge) as exc:
+        return _shared_page_render(request, share, exc)
     return redirect("conversations:chat", session_id=session_id)

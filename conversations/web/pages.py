@@ -1,0 +1,55 @@
+"""The chat page and sign-in. Conversation content comes over the socket, never through the template."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from ..accounts.handover import anonymous_owner_note
+from ..chat import selectors
+from ..owners import session_key_loaded
+from .access import login_required_if_configured
+
+
+@login_required_if_configured
+def chat_new(request: HttpRequest) -> HttpResponse:
+    """Start a new conversation under a fresh, unguessable id."""
+    return redirect("conversations:chat", session_id=secrets.token_urlsafe(16))
+
+
+@login_required_if_configured
+@ensure_csrf_cookie  # the sidebar's rename and delete POST with it
+def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The chat page of one conversation (the owner's conversation of that id: another's is never shown)."""
+    if not session_key_loaded(request.session):
+        request.session.save()  # anonymous chats belong to this browser session, so it needs a standing key
+    anonymous_owner_note(request)
+    options = selectors.chat_page_options(request.user.pk if request.user.is_authenticated else None)
+    return render(
+        request,
+        "conversations/chat.html",
+        {
+            "session_id": session_id,
+            "options": options,
+            "standin_notice": settings.CHAT_STANDIN_NOTICE,
+            "api_configured": bool(settings.DEDALUS_API_KEY),
+        },
+    )
+
+
+class ChatLoginView(auth_views.LoginView):
+    """Django's login on the chat's own page; the hand-over of the browser's anonymous conversations is
+    every login's (handover.py)."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        anonymous_owner_note(self.request)  # a session from before the page noted it
+        return super().form_valid(form)
