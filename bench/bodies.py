@@ -74,6 +74,19 @@ def upload(port: int, size: int, result: dict[str, object]) -> None:
     )
 
 
+def lone_server_env(**overrides: str) -> dict[str, str]:
+    """One instance's environment, with no upstream (nothing here asks it): the database and Redis of
+    DATABASE_URL and REDIS_URL, or the bench's."""
+    database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat_bench")
+    return server_env(
+        database_name=database.rsplit("/", 1)[1],
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"),
+        standin_url="http://127.0.0.1:9",
+        CHAT_LOG_LEVEL="WARNING",
+        **overrides,
+    )
+
+
 def healthz_ms(port: int) -> float:
     started = time.monotonic()
     connection = http.client.HTTPConnection(HOST, port, timeout=120)
@@ -110,13 +123,7 @@ def main() -> None:
     parser.add_argument("--mib", default="50,200", help="file sizes in MiB, comma-separated")
     parser.add_argument("--checkout", type=Path, default=ROOT, help="run this checkout of the project")
     args = parser.parse_args()
-    database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat_bench")
-    env = server_env(
-        database_name=database.rsplit("/", 1)[1],
-        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"),
-        standin_url="http://127.0.0.1:9",
-        CHAT_LOG_LEVEL="WARNING",
-    )
+    env = lone_server_env()
     for mib in (float(size) for size in args.mib.split(",")):
         with tempfile.TemporaryDirectory() as logs:
             server = DaphneServer("bodies", env, Path(logs), flags=SERVE_FLAGS, cwd=args.checkout).start()

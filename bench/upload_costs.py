@@ -29,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests import upload_bombs
-from tests.processes import HOST, ROOT, SERVE_FLAGS, DaphneServer, server_env
+from tests.processes import HOST, ROOT, SERVE_FLAGS, DaphneServer
+
+from .bodies import healthz_ms, lone_server_env
 
 BOUNDARY = "bench-boundary-5e2a"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -132,15 +134,6 @@ def upload(port: int, name: str, data: bytes, timeout: float, result: dict[str, 
     result["seconds"] = time.monotonic() - started
 
 
-def healthz_ms(port: int) -> float:
-    started = time.monotonic()
-    connection = http.client.HTTPConnection(HOST, port, timeout=120)
-    connection.request("GET", "/healthz")
-    connection.getresponse().read()
-    connection.close()
-    return (time.monotonic() - started) * 1000
-
-
 def measure(server: DaphneServer, name: str, data: bytes, timeout: float, parallel: int) -> str:
     for _ in range(3):
         healthz_ms(server.port)
@@ -173,15 +166,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for an answer")
     parser.add_argument("--parallel", type=int, default=1, help="copies of each file sent at once")
     args = parser.parse_args()
-    database = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat_bench")
-    env = server_env(
-        database_name=database.rsplit("/", 1)[1],
-        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/5"),
-        standin_url="http://127.0.0.1:9",
-        CHAT_LOG_LEVEL="WARNING",
-        CHAT_ANONYMOUS_UPLOAD_RATE="",
-        CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY="0",
-    )
+    env = lone_server_env(CHAT_ANONYMOUS_UPLOAD_RATE="", CHAT_ANONYMOUS_UPLOAD_BYTES_PER_DAY="0")
     for key in args.only.split(","):
         name, build = BOMBS[key]
         data = build()

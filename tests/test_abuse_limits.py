@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-import redis
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -16,6 +15,7 @@ from chatproject.asgi import application
 from conversations.models import Conversation, Message
 
 from .conftest import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
+from .redis_keys import limits_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,11 +148,7 @@ async def test_replies_in_flight_count_against_the_quota_and_their_number_is_cap
 
 @pytest.fixture
 def anonymous_rate_clean(settings):
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}-limits*"):
-        client.delete(key)
-    yield
-    client.close()
+    limits_forget()
 
 
 async def anonymous_browser_socket(session_id: str, address: str) -> WebsocketCommunicator:

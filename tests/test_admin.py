@@ -9,6 +9,8 @@ from django.urls import reverse
 
 from conversations.models import ChatModel, Conversation, MCPServerPreset, Message
 
+from .rows import reply_row
+
 pytestmark = pytest.mark.django_db
 
 
@@ -123,23 +125,9 @@ def test_the_admin_shows_servers_as_a_list_previews_long_messages_and_names_owne
         session_id="adm1", owner_key=f"u:{alice.pk}", user=alice, mcp_servers=["acme/search", "acme/web@2"]
     )
     Message.objects.create(conversation=mine, role="user", content="word " * 500)
-    mine_reply = Message.objects.create(
-        conversation=mine,
-        role="assistant",
-        content="ok",
-        model="openai/gpt-5.1",
-        total_tokens=3,
-        status="complete",
-    )
+    mine_reply = reply_row(mine, content="ok", total_tokens=3)
     anonymous = Conversation.objects.create(session_id="adm2", owner_key="s:abcdef")
-    anonymous_reply = Message.objects.create(
-        conversation=anonymous,
-        role="assistant",
-        content="hi",
-        model="openai/gpt-5.1",
-        total_tokens=2,
-        status="complete",
-    )
+    anonymous_reply = reply_row(anonymous, content="hi", total_tokens=2)
     reply_entries_write([mine_reply.pk, anonymous_reply.pk])  # as their ends wrote them
 
     page = staff_client.get(f"/admin/conversations/conversation/{mine.pk}/change/").content.decode()

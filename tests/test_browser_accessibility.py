@@ -16,6 +16,7 @@ from conversations.usage_ledger import reply_entries_write
 
 from . import browser
 from .conftest import ROOT
+from .rows import reply_row
 
 AXE = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text()
 SEVERE = {"serious", "critical"}
@@ -83,16 +84,8 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
         conversation = Conversation.objects.create(owner_key="k", session_id="usage-a11y", title="Usage")
         question = Message.objects.create(conversation=conversation, role="user", content="q")
-        reply = Message.objects.create(
-            conversation=conversation,
-            parent=question,
-            role="assistant",
-            content="a",
-            model="openai/gpt-5.1",
-            status="complete",
-            prompt_tokens=10,
-            completion_tokens=20,
-            total_tokens=30,
+        reply = reply_row(
+            conversation, parent=question, prompt_tokens=10, completion_tokens=20, total_tokens=30
         )
         reply_entries_write([reply.pk])  # as its end writes it
         self.page.goto(f"{self.live_server_url}/admin/login/?next=/admin/conversations/dailyusage/")

@@ -9,6 +9,7 @@ import pytest
 from conversations.models import Feedback, Message
 
 from .conftest import reply_collect, socket_open
+from .rows import reply_row
 from .servers import ChatClient
 from .test_abuse_limits import anonymous_browser_socket
 
@@ -104,15 +105,7 @@ def test_the_admin_lists_feedback_with_its_conversation_and_counts_it_per_model_
 
     conversation = Conversation.objects.create(owner_key="k", session_id="fb3", title="Feedback")
     question = Message.objects.create(conversation=conversation, role="user", content="q")
-    reply = Message.objects.create(
-        conversation=conversation,
-        parent=question,
-        role="assistant",
-        content="a",
-        model="openai/gpt-5.1",
-        agent_slug="researcher",
-        status="complete",
-    )
+    reply = reply_row(conversation, parent=question, agent_slug="researcher")
     Feedback.objects.create(message=reply, rating=Feedback.Rating.DOWN, comment="the figures are off")
     page = staff_client.get("/admin/conversations/feedback/").content.decode()
     assert "the figures are off" in page

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import redis
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 
 from chatproject.asgi import application
 from conversations.models import MCPServerPreset, Message
@@ -13,6 +12,7 @@ from conversations.relay import cluster
 from conversations.relay import instance as instances
 
 from .conftest import browser_headers, browser_owner_key, reply_collect, socket_open
+from .redis_keys import limits_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,12 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def redis_limits_clean():
     """Rate-limit and socket counters live in the shared Redis: start each test from zero."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in (f"{settings.CHAT_REDIS_PREFIX}-limits*", f"{settings.CHAT_REDIS_PREFIX}:sockets:*"):
-        for key in client.scan_iter(pattern):
-            client.delete(key)
-    yield
-    client.close()
+    limits_forget(sockets=True)
 
 
 async def test_the_message_rate_limit_trips_at_the_configured_number(

@@ -13,6 +13,7 @@ from django.test import Client
 
 from conversations.models import Attachment, Conversation, Message, Share
 
+from .redis_keys import limits_forget
 from .test_conversation_management import conversation_with, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -362,13 +363,7 @@ def test_revoking_while_the_link_is_updated_never_brings_the_old_link_back(revok
 @pytest.fixture
 def share_rates_clean(settings):
     """No continues counted yet (the counts live in Redis, across tests)."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}-limits*"):
-        client.delete(key)
-    yield
-    client.close()
+    limits_forget()
 
 
 def test_continuing_is_limited_per_client_address_for_anonymous_viewers(alice, settings, share_rates_clean):

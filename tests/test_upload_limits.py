@@ -8,13 +8,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from conversations.models import Attachment, Conversation
 
+from .redis_keys import limits_forget
 from .test_attachments import UPLOAD, stored_files
 
 ADDRESS = "203.0.113.7"
@@ -23,16 +23,9 @@ ADDRESS = "203.0.113.7"
 @pytest.fixture(autouse=True)
 def upload_limits_clean(settings):
     """Each test counts from zero: the address counters live in Redis (or this process's memory)."""
-
-    def clean() -> None:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        for key in client.scan_iter(f"{settings.CHAT_REDIS_PREFIX}-limits*"):
-            client.delete(key)
-        client.close()
-
-    clean()
+    limits_forget()
     yield
-    clean()
+    limits_forget()
 
 
 def browser_at(address: str) -> Client:

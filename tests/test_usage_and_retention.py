@@ -181,8 +181,8 @@ def test_retention_deletes_exactly_the_old_conversations():
 
 @pytest.mark.django_db(transaction=True)
 def test_retention_skips_a_conversation_whose_turn_holds_its_lock_and_leaves_the_turn_whole():
-    """A turn locks its conversation row (`_turn_prepare`), stores its messages and commits; a purge that
-    runs meanwhile neither waits for it nor deletes the conversation under it."""
+    """A turn locks its conversation row (`_conversations_locked`), stores its messages and commits; a purge
+    that runs meanwhile neither waits for it nor deletes the conversation under it."""
     long_ago = timezone.now() - timedelta(days=40)
     busy, stale = (Conversation.objects.create(session_id=sid, owner_key="public") for sid in ("busy", "old"))
     for conversation in (busy, stale):

@@ -18,6 +18,7 @@ from conversations.chat.upkeep import conversations_purge
 from conversations.models import Conversation, DailyUsage, Message, UsageEntry
 
 from .conftest import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
+from .rows import reply_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,14 +95,7 @@ async def test_a_continued_share_adds_no_usage(chat_socket):
 
 def test_a_reply_stored_as_lost_by_another_instance_still_gets_its_entry():
     conversation = Conversation.objects.create(session_id="lost", owner_key="s:lost")
-    reply = Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        model="openai/gpt-5.1",
-        status="streaming",
-        streamed_by="dead-instance",
-        content="half a",
-    )
+    reply = reply_row(conversation, status="streaming", streamed_by="dead-instance", content="half a")
     assert replies.reply_lost_store(reply_id=reply.pk, shown_text="half a reply", streamed_by="dead-instance")
     assert list(UsageEntry.objects.values_list("kind", "message_id", "owner_key")) == [
         ("reply", reply.pk, "s:lost")

@@ -179,7 +179,7 @@ def attachments_cleanup(
     storage = attachments_storage()
     report = {"unsent": unsent.count(), "rows_without_files": 0, "files_without_rows": 0, "not_deleted": 0}
     if not dry_run:
-        unsent.delete()  # each row's file goes with it (models._attachment_file_delete)
+        unsent.delete()  # each row's file goes with it (models.attachments._attachment_file_delete)
     # Rows first, then the listing: a row's file is written before the row, so it is listed if it exists.
     rows = dict(Attachment.objects.values_list("file", "pk"))
     files = _stored_files(storage)

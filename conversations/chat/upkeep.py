@@ -68,8 +68,8 @@ def conversations_purge(*, older_than_days: int, batch_size: int = 500, dry_run:
     Safe while the server serves: each batch is its own short transaction, and a conversation with a
     reply streaming right now is kept. Return how many were (or, with dry_run, would be) deleted.
 
-    Each batch locks its conversation rows, as a turn does (`turns._turn_prepare`), skipping rows a turn
-    holds: a turn in progress keeps its conversation, and one that starts after the lock waits for the
+    Each batch locks its conversation rows, as a turn does (`turns._conversations_locked`), skipping rows a
+    turn holds: a turn in progress keeps its conversation, and one that starts after the lock waits for the
     batch and then creates the conversation afresh.
     """
     cutoff = timezone.now() - timedelta(days=older_than_days)

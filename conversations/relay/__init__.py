@@ -6,9 +6,7 @@ three and nothing else.
                   feedback
     socket_close  release what the socket holds, on every path out
 
-Inside: `sockets` (join, leave, history), `turns` (start, stop, resync), `streaming` and `following`
-(the two tasks that feed a live reply), `cluster` (events, heartbeat, drain), `instance` (the process's
-state) and its backends (`eventbus`, `replylog`, `limits`).
+Its modules, their order and its backends (`backends/`): docs/architecture.md, "The relay".
 """
 
 from __future__ import annotations

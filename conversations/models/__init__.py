@@ -1,0 +1,35 @@
+"""Every table of the app, by what it stores: `catalog` (chat models, agents), `mcp` (presets, a user's
+credentials), `conversations` (conversations, messages, feedback, shares), `attachments` (files and their
+storage), `usage` (the ledger, daily sums, quotas). One app: the migrations are the same."""
+
+from .attachments import Attachment, AttachmentQuerySet, attachment_file_discard, attachments_storage
+from .catalog import Agent, AgentQuerySet, ChatModel, ChatModelQuerySet, ModelChoice, OneDefault
+from .conversations import Conversation, Feedback, Message, MessageQuerySet, Share
+from .mcp import MCPCredential, MCPServerPreset, MCPServerPresetQuerySet
+from .usage import USAGE_SUMS, DailyUsage, DailyUsageQuerySet, UsageEntry, UserQuota
+
+__all__ = [
+    "USAGE_SUMS",
+    "Agent",
+    "AgentQuerySet",
+    "Attachment",
+    "AttachmentQuerySet",
+    "ChatModel",
+    "ChatModelQuerySet",
+    "Conversation",
+    "DailyUsage",
+    "DailyUsageQuerySet",
+    "Feedback",
+    "MCPCredential",
+    "MCPServerPreset",
+    "MCPServerPresetQuerySet",
+    "Message",
+    "MessageQuerySet",
+    "ModelChoice",
+    "OneDefault",
+    "Share",
+    "UsageEntry",
+    "UserQuota",
+    "attachment_file_discard",
+    "attachments_storage",
+]
