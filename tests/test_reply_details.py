@@ -53,7 +53,7 @@ async def test_a_refusal_streams_as_the_replys_text_and_ends_as_a_refusal(chat_s
 def test_an_agent_updated_event_marks_a_handoff_even_when_chunks_do_not_name_their_model():
     import orjson
 
-    from conversations.upstream import TextDelta, _events_from_lines, _StreamState
+    from conversations.upstream.chat import TextDelta, _events_from_lines, _StreamState
 
     def line(chunk: dict) -> bytes:
         return b"data: " + orjson.dumps(chunk)

@@ -1,8 +1,8 @@
 """The model catalog: what the Dedalus API lists (`GET /v1/models`) kept on ChatModel rows.
 
-`manage.py models_sync` and the admin's action read it through the SDK and store each model's
-capabilities, token limits and prices. A model the API newly lists is added disabled (an operator
-enables it); one it no longer lists is marked unlisted, and stays as the operator left it.
+`manage.py models_sync` and the admin's action read it (`upstream.models_list`) and store each
+model's capabilities, token limits and prices. A model the API newly lists is added disabled (an
+operator enables it); one it no longer lists is marked unlisted, and stays as the operator left it.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import dedalus_labs
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .. import upstream
 from ..models import ChatModel
+from ..upstream import CatalogUnavailable
 
-
-class CatalogUnavailable(Exception):
-    """The API's model list could not be read; the message says why (never the key)."""
+# CatalogUnavailable is what catalog_fetch raises: its callers catch it from here.
+__all__ = ["CatalogSync", "CatalogUnavailable", "catalog_fetch", "catalog_sync"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +35,7 @@ def catalog_fetch() -> list[dict[str, Any]]:
     """The API's models as JSON objects (with the fields the SDK's types do not name, e.g. pricing).
 
     Raise CatalogUnavailable when DEDALUS_API_KEY is unset or the API cannot be read."""
-    if not settings.DEDALUS_API_KEY:
-        raise CatalogUnavailable("DEDALUS_API_KEY is not set.")
-    client = dedalus_labs.Dedalus(
-        api_key=settings.DEDALUS_API_KEY,
-        base_url=settings.DEDALUS_BASE_URL,
-        timeout=settings.CHAT_READY_UPSTREAM_TIMEOUT * 5,
-        max_retries=1,
-    )
-    try:
-        return [model.to_dict() for model in client.models.list().data]
-    except dedalus_labs.APIStatusError as exc:
-        raise CatalogUnavailable(f"The API answered {exc.status_code} (check DEDALUS_API_KEY).") from exc
-    except dedalus_labs.APIConnectionError as exc:
-        raise CatalogUnavailable(
-            f"The API is unreachable (check DEDALUS_BASE_URL): {type(exc).__name__}."
-        ) from exc
-    finally:
-        client.close()
+    return upstream.models_list()
 
 
 @transaction.atomic

@@ -1,7 +1,7 @@
 """The text of a scanned PDF (one without a text layer), read by the API's OCR (`POST /v1/ocr`, through
-the SDK) in the background once its upload has returned: the attachment's `text_reading` says `reading`
-until its text is stored, and a turn sent meanwhile gets the file without its text (as it does when the
-OCR fails, or without an API key: a model that reads files still gets the file).
+`upstream.ocr_read`) in the background once its upload has returned: the attachment's `text_reading`
+says `reading` until its text is stored, and a turn sent meanwhile gets the file without its text (as it
+does when the OCR fails, or without an API key: a model that reads files still gets the file).
 
 Each read is paid with the operator's key, so each is bounded:
 - anonymous owners get none unless CHAT_ANONYMOUS_OCR;
@@ -16,14 +16,12 @@ Every read the API answered appends its usage ledger entry (kind `ocr`, with its
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 
-import dedalus_labs
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import close_old_connections, connections, transaction
@@ -31,8 +29,9 @@ from django.db.models import Max, QuerySet, Sum
 from django.dispatch import receiver
 from django.utils import timezone
 
+from .. import upstream
+from ..exceptions import UpstreamError
 from ..models import Attachment, UsageEntry
-from ..text import text_storable
 from ..usage_ledger import call_entry_write
 from .limits import advisory_lock, text_bytes
 
@@ -191,7 +190,7 @@ def _read(readers: _Readers, attachment_id: object, owner_key: str, digest: str)
         connections.close_all()  # this thread's: a pool thread may wait long before its next read
 
 
-def _ocr_call(row: Attachment) -> tuple[str, str, int] | None:
+def _ocr_call(row: Attachment) -> upstream.OcrReading | None:
     """The API's reading of a stored scan: (its pages' text as Markdown, in order; the model; the pages
     read), or None when the file or the service failed."""
     try:
@@ -200,23 +199,12 @@ def _ocr_call(row: Attachment) -> tuple[str, str, int] | None:
     except Exception:  # the storage failed, or the file is gone
         logger.warning("OCR skipped: the scan's file is unreadable", exc_info=True)
         return None
-    client = dedalus_labs.Dedalus(
-        api_key=settings.DEDALUS_API_KEY,
-        base_url=settings.DEDALUS_BASE_URL,
-        timeout=settings.CHAT_OCR_TIMEOUT,
-        max_retries=1,
-    )
-    url = "data:application/pdf;base64," + base64.b64encode(data).decode("ascii")
     try:
-        response = client.ocr.process(document={"type": "document_url", "document_url": url})
-    except dedalus_labs.APIError as exc:
-        logger.warning("OCR failed; the PDF is kept without text", extra={"reason": type(exc).__name__})
+        return upstream.ocr_read(data)
+    except UpstreamError as exc:
+        reason = upstream.sdk_error_name(exc)
+        logger.warning("OCR failed; the PDF is kept without text", extra={"reason": reason})
         return None
-    finally:
-        client.close()
-    pages = sorted(response.pages, key=lambda page: page.index)
-    text = text_storable("\n\n".join(page.markdown.strip() for page in pages).strip())
-    return text, str(getattr(response, "model", "") or ""), len(pages)
 
 
 def reads_settle(timeout: float = 30) -> None:

@@ -1,0 +1,433 @@
+"""Chat completions: one streamed reply in, plain events out; and one short completion (a title).
+
+The stream goes over the instance's aiohttp session and its server-sent events are parsed here, so no
+pydantic object is built per chunk and no httpx layer sits on every read. Everything that arrived in one
+socket read becomes one `TextDelta`: deltas already waiting are coalesced, and nothing waits on a timer.
+Retries (before the first token only) are ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import aiohttp
+import orjson
+from django.conf import settings
+
+from ..exceptions import NotConfigured, UpstreamError
+from ..text import json_storable, text_storable
+from .client import UpstreamClient
+from .errors import status_error, stream_error, timeout_error
+from .mcp_wire import mcp_servers_wire
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 8.0
+# A request with MCP credentials refused with one of these may have used a key the server dropped.
+KEY_REFUSED_STATUSES = frozenset({400, 401, 403, 422})
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """Reply text that arrived together, and when it was read off the upstream socket (loop time)."""
+
+    text: str
+    received_at: float = 0.0
+
+
+@dataclass(slots=True)
+class ToolActivity:
+    """An MCP tool call the upstream made (`phase="call"`) or its result (`phase="result"`)."""
+
+    phase: str
+    name: str
+    arguments: Any = None
+    result: Any = None
+    server: str | None = None
+    is_error: bool = False
+    duration_ms: float | None = None  # how long the server-side tool ran, when the API says
+
+
+@dataclass(slots=True)
+class Finish:
+    """The end of a reply: why it ended and the token usage, when the upstream reported them."""
+
+    reason: str | None
+    usage: dict[str, int] | None = None
+
+
+Event = TextDelta | ToolActivity | Finish
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the parser has seen so far in one stream."""
+
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    done: bool = False
+    pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
+    handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
+    chars: int = 0  # code points of reply text parsed so far
+    refused: bool = False  # some of its text came as `delta.refusal`
+
+
+class Completion(NamedTuple):
+    """A non-streamed completion's text and the usage the API reported for it (None: none reported)."""
+
+    text: str
+    usage: dict[str, int] | None
+
+
+async def completion_text(
+    client: UpstreamClient, *, model: str, messages: list[dict[str, str]], time_limit: float
+) -> Completion:
+    """The text and usage of one short, non-streamed completion, on the instance's connection pool (a
+    client of its own per call would cost a TLS context and a pool each time), tried once within
+    `time_limit` seconds (a title is not worth a retry). Raise NotConfigured without a key, UpstreamError
+    when the API fails, answers nonsense or is too slow."""
+    if not settings.DEDALUS_API_KEY:
+        raise NotConfigured()
+    body = {"model": model, "messages": messages}  # not streamed: as the SDK sends it
+    try:
+        async with (
+            asyncio.timeout(time_limit),
+            client.session.post(client.completions_url, json=body, headers=client.headers) as response,
+        ):
+            if response.status >= 400:
+                raise await status_error(response)
+            answer: Any = orjson.loads(await response.read())
+    except TimeoutError as exc:
+        raise UpstreamError("The model service was too slow.", code="upstream_timeout") from exc
+    except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+        raise UpstreamError(f"The model service failed: {type(exc).__name__}.") from exc
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    text = text_storable(content) if isinstance(content, str) else ""
+    return Completion(text, _usage(answer.get("usage")) if isinstance(answer, dict) else None)
+
+
+async def reply_stream(
+    client: UpstreamClient,
+    *,
+    models: Sequence[str],
+    messages: Sequence[dict[str, str]],
+    mcp_servers: Sequence[str],
+    instructions: str = "",
+    request_settings: dict[str, Any] | None = None,
+    model_settings: Mapping[str, dict[str, Any]] | None = None,
+    served_models: list[str] | None = None,
+    handoff_offsets: list[int] | None = None,
+    mcp_credentials: Mapping[str, Mapping[str, str]] | None = None,
+) -> AsyncIterator[Event]:
+    """Stream one reply from Dedalus as events, ending with exactly one `Finish`.
+
+    `models` is the model that answers, then those it may hand off to (sent as a list when there are
+    several); `instructions` go first as the system message, `request_settings` (temperature, max_tokens,
+    ...) as the request's own fields, and `model_settings` (by model id) inside that model's entry
+    (`{"model", "settings"}`, in a list). The models that produced the reply, as its chunks name them, are
+    appended to `served_models` as they change (the caller keeps them however the reply ends), and the
+    code-point offset in the reply's text where each model after the first began to `handoff_offsets`.
+    `mcp_credentials` (a server's values by target) go encrypted inside its server spec; a request
+    with credentials that is refused with 400, 401, 403 or 422 is sent once more if the authorisation
+    server's key changed meanwhile.
+
+    Before the first token, a retryable failure (connect error, 429, 5xx, a stream broken before any
+    event) is retried up to CHAT_UPSTREAM_MAX_RETRIES times with exponential backoff and jitter,
+    honouring Retry-After; after it, nothing is retried (the user has seen the text).
+    Raise NotConfigured without an API key, UpstreamError("upstream_timeout") when the
+    first token or the next one is late, and UpstreamError("upstream_error") for any other failure.
+    """
+    if not settings.DEDALUS_API_KEY:
+        raise NotConfigured()
+    loop = asyncio.get_running_loop()
+    total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
+    system = [{"role": "system", "content": instructions}] if instructions else []
+    body = {
+        **(request_settings or {}),
+        "model": models_wire(models, model_settings or {}),
+        "messages": [*system, *messages],
+        "mcp_servers": mcp_servers_wire(mcp_servers, {}),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    served = served_models if served_models is not None else []
+    handoffs = handoff_offsets if handoff_offsets is not None else []
+    # One key for every attempt: the API may tell a retry from a second request.
+    headers = {**client.headers, "Idempotency-Key": f"chat-{uuid.uuid4().hex}"}
+    attempt = 0
+    refused_key: str | None = None  # the credentials key a refused request used
+    while True:
+        started = False
+        key_used = None
+        try:
+            if mcp_credentials:
+                public_key, key_used = await client.mcp_keys.key(not_fingerprint=refused_key)
+                body["mcp_servers"] = mcp_servers_wire(mcp_servers, mcp_credentials, public_key)
+            async for event in _reply_attempt(
+                client,
+                body=body,
+                headers=headers,
+                total_deadline=total_deadline,
+                served=served,
+                handoffs=handoffs,
+            ):
+                started = True
+                yield event
+            return
+        except UpstreamError as exc:
+            if key_used and not started and refused_key is None and exc.status in KEY_REFUSED_STATUSES:
+                refused_key = key_used  # once: fetch the key again and resend if it changed
+                try:
+                    _, fresh = await client.mcp_keys.key(not_fingerprint=refused_key)
+                except UpstreamError:
+                    raise exc from None
+                if fresh != refused_key:
+                    logger.info("resending with the authorisation server's new key")
+                    continue
+            if started or not exc.retryable or attempt >= settings.CHAT_UPSTREAM_MAX_RETRIES:
+                raise
+            attempt += 1
+            delay = retry_delay(attempt, exc.retry_after)
+            if loop.time() + delay >= total_deadline:
+                raise
+            logger.info(
+                "retrying upstream", extra={"attempt": attempt, "delay": delay, "reason": exc.message}
+            )
+            await asyncio.sleep(delay)
+
+
+def models_wire(models: Sequence[str], model_settings: Mapping[str, dict[str, Any]]) -> Any:
+    """The request's `model`: one id, or a list (the first answers) whose entries are an id, or
+    `{"model", "settings"}` for a model with settings of its own."""
+    if len(models) == 1 and not model_settings.get(models[0]):
+        return models[0]
+    return [
+        {"model": name, "settings": model_settings[name]} if model_settings.get(name) else name
+        for name in models
+    ]
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds before retry number `attempt`: exponential with jitter, or the server's Retry-After."""
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_DELAY)
+    base = settings.CHAT_UPSTREAM_RETRY_BACKOFF * 2 ** (attempt - 1)
+    return min(base * (0.5 + random.random() / 2), MAX_RETRY_DELAY)
+
+
+async def _reply_attempt(
+    client: UpstreamClient,
+    *,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    total_deadline: float,
+    served: list[str],
+    handoffs: list[int],
+) -> AsyncIterator[Event]:
+    """One request upstream, streamed as events; failures come out as UpstreamError."""
+    loop = asyncio.get_running_loop()
+    deadline = min(loop.time() + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
+    first_token_seen = False
+    state = _StreamState(served_models=served, handoff_offsets=handoffs)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await stack.enter_async_context(
+                    client.session.post(client.completions_url, json=body, headers=headers)
+                )
+                if response.status >= 400:
+                    raise await status_error(response)
+            content = response.content
+            buffer = b""
+            while not state.done:
+                async with asyncio.timeout_at(deadline):
+                    raw = await content.readany()  # everything buffered since the last read
+                if not raw:
+                    break
+                read_at = loop.time()
+                lines = (buffer + raw).split(b"\n")
+                buffer = lines.pop()
+                events = _events_from_lines(lines, state)
+                for event in events:
+                    if type(event) is TextDelta:
+                        event.received_at = read_at
+                if first_token_seen or events:
+                    first_token_seen = True
+                    deadline = min(loop.time() + settings.CHAT_UPSTREAM_IDLE_TIMEOUT, total_deadline)
+                for event in events:
+                    yield event
+        except TimeoutError as exc:  # our deadlines, and aiohttp's connect timeout
+            raise timeout_error(first_token_seen, loop.time() >= total_deadline) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError("Could not reach the model service.", retryable=True) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError("The model service broke off the reply.", retryable=True) from exc
+    if not state.done and state.finish_reason is None:
+        raise UpstreamError("The model service ended the reply early.", retryable=True)
+    yield Finish(reason="refusal" if state.refused else state.finish_reason or "stop", usage=state.usage)
+
+
+def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
+    """Parse complete SSE lines into events, joining adjacent text into one `TextDelta`."""
+    events: list[Event] = []
+    texts: list[str] = []
+    for line in lines:
+        if not line.startswith(b"data:"):
+            continue  # blank separators, comments (keep-alives), event names
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            state.done = True
+            break
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError("The model service sent a malformed event.") from exc
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk and chunk["error"]:
+            raise stream_error(chunk["error"])
+        model = chunk.get("model")
+        event = chunk.get("x_dedalus_event") or chunk.get("dedalus_event")
+        if isinstance(event, dict) and event.get("type") == "agent_updated" and event.get("model"):
+            model = event["model"]  # a handoff: the next text is the new model's, whatever chunks say
+        served = state.served_models
+        if model and isinstance(model, str) and (not served or served[-1] != model):
+            if served:
+                state.handoff_offsets.append(state.chars)
+            served.append(text_storable(model[:200]))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                # The model declined: its words are the reply's text (offsets count them like any
+                # other), and the reply ends as a refusal.
+                state.refused = True
+                text = f"{text}{refusal}" if isinstance(text, str) else refusal
+            if text:
+                if state.pending_calls:
+                    events.extend(_flush_tool_calls(state, texts))
+                texts.append(text)
+                state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
+            if delta.get("tool_calls"):
+                _accumulate_tool_calls(state, delta["tool_calls"])
+            if choice.get("finish_reason"):
+                state.finish_reason = choice["finish_reason"]
+        results = chunk.get("mcp_tool_results")
+        if results:
+            events.extend(_flush_tool_calls(state, texts))
+            _flush_text(events, texts)
+            events.extend(_tool_results(results))
+        if chunk.get("usage"):
+            state.usage = _usage(chunk["usage"])
+    if state.done or state.finish_reason:
+        events.extend(_flush_tool_calls(state, texts))
+    _flush_text(events, texts)
+    return events
+
+
+def _flush_text(events: list[Event], texts: list[str]) -> None:
+    if texts:
+        text = text_storable("".join(texts))  # the model's text is input too: stored as it is shown
+        texts.clear()
+        if text:
+            events.append(TextDelta(text))
+
+
+def _accumulate_tool_calls(state: _StreamState, calls: list[dict[str, Any]]) -> None:
+    """Tool calls stream in pieces keyed by index; gather name and arguments until they are whole."""
+    for call in calls:
+        entry = state.pending_calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
+        function = call.get("function") or {}
+        entry["name"] += function.get("name") or ""
+        entry["arguments"] += function.get("arguments") or ""
+
+
+def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
+    """Return the gathered tool calls as events (after any text before them) and forget them."""
+    if not state.pending_calls:
+        return []
+    events: list[Event] = []
+    _flush_text(events, texts)
+    for _, call in sorted(state.pending_calls.items()):
+        try:
+            arguments = orjson.loads(call["arguments"]) if call["arguments"] else {}
+        except orjson.JSONDecodeError:
+            arguments = call["arguments"]
+        events.append(
+            ToolActivity(
+                phase="call",
+                name=text_storable(call["name"]),
+                arguments=tool_value_bounded(json_storable(arguments)),
+            )
+        )
+    state.pending_calls.clear()
+    return events
+
+
+def _tool_results(results: list[Any]) -> list[Event]:
+    events: list[Event] = []
+    for item in results:
+        if isinstance(item, dict):
+            events.append(
+                ToolActivity(
+                    phase="result",
+                    name=text_storable(str(item.get("tool_name") or "")),
+                    arguments=tool_value_bounded(json_storable(item.get("arguments"))),
+                    result=tool_value_bounded(json_storable(item.get("result"))),
+                    server=json_storable(item.get("server_name")),
+                    is_error=bool(item.get("is_error")),
+                    duration_ms=_duration(item.get("duration_ms")),
+                )
+            )
+    return events
+
+
+def _duration(value: Any) -> float | None:
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        else None
+    )
+
+
+def tool_value_bounded(value: Any) -> Any:
+    """A tool's arguments or result as stored and shown: whole, or (past CHAT_MAX_TOOL_RESULT_CHARS of
+    JSON) cut there with a note, so one tool frame never outgrows a WebSocket message."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    limit = settings.CHAT_MAX_TOOL_RESULT_CHARS
+    if len(text) <= limit:
+        return value
+    return {"truncated": True, "length": len(text), "text": text[:limit]}
+
+
+def _usage(raw: Any) -> dict[str, int] | None:
+    """The token counts of a usage object, with the reasoning and cached tokens when it reports them."""
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": int(raw.get("total_tokens") or prompt + completion),
+    }
+    for name, details in (
+        ("reasoning_tokens", "completion_tokens_details"),
+        ("cached_tokens", "prompt_tokens_details"),
+    ):
+        section = raw.get(details)
+        value = section.get(name) if isinstance(section, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            usage[name] = value
+    return usage
