@@ -24,7 +24,7 @@ from django.conf import settings
 from ..exceptions import NotConfigured, UpstreamError
 from ..text import json_storable, text_storable
 from .client import UpstreamClient
-from .errors import status_error, stream_error, timeout_error
+from .errors import request_errors, status_error, stream_broken, stream_error, timeout_error
 from .mcp_wire import mcp_servers_wire
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ async def completion_text(
     if not settings.DEDALUS_API_KEY:
         raise NotConfigured()
     body = {"model": model, "messages": messages}  # not streamed: as the SDK sends it
-    try:
+    with request_errors():
         async with (
             asyncio.timeout(time_limit),
             client.session.post(client.completions_url, json=body, headers=client.headers) as response,
@@ -105,10 +105,6 @@ async def completion_text(
             if response.status >= 400:
                 raise await status_error(response)
             answer: Any = orjson.loads(await response.read())
-    except TimeoutError as exc:
-        raise UpstreamError("The model service was too slow.", code="upstream_timeout") from exc
-    except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
-        raise UpstreamError(f"The model service failed: {type(exc).__name__}.") from exc
     choices = answer.get("choices") if isinstance(answer, dict) else None
     first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     message = first.get("message")
@@ -269,10 +265,8 @@ async def _reply_attempt(
                     yield event
         except TimeoutError as exc:  # our deadlines, and aiohttp's connect timeout
             raise timeout_error(first_token_seen, loop.time() >= total_deadline) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError("Could not reach the model service.", retryable=True) from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError("The model service broke off the reply.", retryable=True) from exc
+            raise stream_broken(exc) from exc
     if not state.done and state.finish_reason is None:
         raise UpstreamError("The model service ended the reply early.", retryable=True)
     yield Finish(reason="refusal" if state.refused else state.finish_reason or "stop", usage=state.usage)

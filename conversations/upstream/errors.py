@@ -1,6 +1,7 @@
-"""What the project makes of Dedalus' failures, in one place: an error answer, a broken or late stream, a
-failed SDK call become UpstreamError (the code and text a client sees), and what an operator's tool is
-told (CatalogUnavailable, the readiness check's problem) is read off that. Never our request or our key.
+"""What the project makes of Dedalus' failures, in one place: an error answer, a broken or late stream or
+request, a failed SDK call become UpstreamError (the code and text a client sees), and what an operator's
+tool is told (CatalogUnavailable, the readiness check's problem) is read off that. Never our request or
+our key.
 """
 
 from __future__ import annotations
@@ -54,6 +55,25 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def stream_broken(exc: aiohttp.ClientError) -> UpstreamError:
+    """The error of a reply whose connection failed: retried (before its first token)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError("Could not reach the model service.", retryable=True)
+    return UpstreamError("The model service broke off the reply.", retryable=True)
+
+
+@contextmanager
+def request_errors() -> Iterator[None]:
+    """Run one short request over aiohttp (not a stream): a late, failed or unreadable answer comes out
+    as UpstreamError (an error status is the caller's to raise, with `status_error`)."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise UpstreamError("The model service was too slow.", code="upstream_timeout") from exc
+    except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+        raise UpstreamError(f"The model service failed: {type(exc).__name__}.") from exc
 
 
 def stream_error(error: Any) -> UpstreamError:
