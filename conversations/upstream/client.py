@@ -8,6 +8,7 @@ go over one aiohttp session per instance (`upstream_client_create`), with the sa
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -38,6 +39,16 @@ def _sdk_shared() -> dedalus_labs.Dedalus:
             # one finish on its pool, which closes when the last of them lets it go.
             _shared = (wanted, dedalus_labs.Dedalus(api_key=wanted[0], base_url=wanted[1]))
         return _shared[1]
+
+
+def _forked_child_forgets_the_parents_client() -> None:
+    """In a process forked from this one: the pool's connections are the parent's sockets, and a thread
+    of the parent may have held the lock at the fork, so the child makes its own client at first use."""
+    global _shared, _shared_lock
+    _shared, _shared_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forked_child_forgets_the_parents_client)
 
 
 @dataclass(frozen=True, slots=True)
