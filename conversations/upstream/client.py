@@ -2,8 +2,9 @@
 
 The SDK's client says it: the base URL, the key and the headers it would send. The process keeps one,
 so the blocking calls (the catalog, OCR, the readiness check) share its connection pool, each with its
-own timeout and retries (`sdk_client`). The streamed calls (replies, titles, the MCP credentials' key)
-go over one aiohttp session per instance (`upstream_client_create`), with the same URL and headers.
+own timeout and retries (`sdk_client`). The calls made on the event loop (replies, titles, the MCP
+credentials' key) go over one aiohttp session per instance (`upstream_client_create`), with the same
+URL and headers.
 """
 
 from __future__ import annotations
