@@ -148,6 +148,26 @@ async def test_the_default_agent_answers_a_new_conversation(chat_socket, standin
     assert (await Conversation.objects.aget(session_id="t1")).agent_id == researcher.pk
 
 
+async def test_a_new_chats_history_names_the_default_agent_so_a_page_picks_it(researcher):
+    """The page sets its picker from the `history` frame: a chat not stored yet must name the agent its
+    first message goes to, or the page would switch to a plain model and the default agent never answer."""
+    researcher.is_default = True
+    researcher.model_names = [MODELS[1], MODELS[0]]  # answers with another than the default model
+    await researcher.asave()
+    tab = await socket_open("/ws/chat/new-chat/")
+    conversation = tab.history["conversation"]
+    assert (conversation["agent"], conversation["model"]) == ("researcher", MODELS[1])
+    await tab.disconnect()
+
+    researcher.enabled = False  # a disabled default is no default: the default model, no agent
+    await researcher.asave()
+    tab = await socket_open("/ws/chat/new-chat/")
+    conversation = tab.history["conversation"]
+    assert conversation["agent"] is None
+    assert conversation["model"] == "openai/gpt-5.1"
+    await tab.disconnect()
+
+
 async def test_a_handoff_mid_reply_is_recorded_in_the_order_the_models_wrote(
     chat_socket, standin, researcher
 ):

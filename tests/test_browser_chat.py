@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
+from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from conversations.models import Agent, ChatModel, Conversation, MCPServerPreset, Message
 
@@ -225,6 +230,27 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.bubbles("user").locator(".content")).to_have_text("before the admin")
         expect(self.page.locator("#conversation-list")).to_contain_text("before the admin")
         assert Conversation.objects.get(session_id=session_id).user.username == "olga"
+
+    def test_the_default_agent_of_an_agents_file_answers_a_new_chats_first_message(self) -> None:
+        """The picker shows the house agent from the first paint and keeps it once the socket's history
+        arrives, so the first message goes to it, not to the default model."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "agents.json"
+            house = {"slug": "house", "name": "House", "instructions": "Be the house agent."}
+            path.write_text(json.dumps({"agents": [{**house, "models": [CHOSEN_MODEL], "default": True}]}))
+            call_command("agents_load", str(path), stdout=StringIO())
+        session_id = self.chat_open()
+        self.page.wait_for_timeout(500)  # past the history frame, which once switched the picker away
+        expect(self.page.locator("#model")).to_have_value("agent:house")
+
+        self.message_send("who answers?")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        (request,) = self.standin.requests()
+        assert request["body"]["model"] == CHOSEN_MODEL  # one model: sent as its id
+        assert request["body"]["messages"][0] == {"role": "system", "content": "Be the house agent."}
+        reply = Message.objects.get(conversation__session_id=session_id, role="assistant")
+        assert reply.agent_slug == "house"
+        expect(self.bubbles("assistant").first.locator(".agent-name")).to_have_text("House")
 
     def test_an_agent_picked_in_the_picker_answers_with_its_instructions_and_models(self) -> None:
         Agent.objects.create(

@@ -155,12 +155,15 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
         .first()
     )
     if conversation is None:
+        # Who its first message goes to (as answerers.answerer_choose picks, when the frame names no
+        # one): the default agent, else the default model. A page sets its picker from this.
+        agent = Agent.objects.enabled().filter(is_default=True).only("slug", "model_names").first()
         return {
             "conversation": {
-                "agent": None,
+                "agent": agent.slug if agent else None,
                 "session_id": ref.session_id,
                 "title": "",
-                "model": ChatModel.objects.default_name() or "",
+                "model": (agent.model_names[0] if agent else None) or ChatModel.objects.default_name() or "",
                 "mcp_servers": [],
                 "settings": {},
                 "created_at": None,
