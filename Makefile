@@ -3,6 +3,10 @@
 run:  ## serve the chat page and admin on http://127.0.0.1:8000 (embedded defaults)
 	scripts/run.sh
 
+.PHONY: admin
+admin:  ## create an admin account for make run's database (asks for a name and a password)
+	scripts/admin.sh
+
 .PHONY: serve
 serve:  ## production: one Daphne instance on CHAT_PORT (default 8000), DJANGO_DEBUG must be off
 	scripts/serve.sh

@@ -4,6 +4,19 @@
 # Dedalus API beside the server, so replies stream with no key at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bind="${CHAT_BIND:-127.0.0.1:8000}"
+standin_port="${CHAT_STANDIN_PORT:-4010}"
+# Before any set-up is spent: a port another server holds would fail later, in a traceback.
+if ! "${PYTHON:-python3}" scripts/port-free.py "$bind"; then
+  echo "Cannot serve on $bind: something already listens there (another make run?)." >&2
+  echo "Stop it, or pick another address: CHAT_BIND=127.0.0.1:8001 make run" >&2
+  exit 1
+fi
+if [ -z "${DEDALUS_API_KEY:-}" ] && ! "${PYTHON:-python3}" scripts/port-free.py "127.0.0.1:$standin_port"; then
+  echo "Cannot start the local stand-in of the Dedalus API on port $standin_port: something listens there." >&2
+  echo "Stop it, or pick another port: CHAT_STANDIN_PORT=4011 make run" >&2
+  exit 1
+fi
 scripts/setup-venv.sh requirements.txt
 scripts/setup-frontend.sh
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
@@ -12,12 +25,11 @@ standin_pid=""
 cleanup() { [ -n "$standin_pid" ] && kill "$standin_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 if [ -z "${DEDALUS_API_KEY:-}" ]; then
-  port="${CHAT_STANDIN_PORT:-4010}"
-  .venv/bin/python -m standin --host 127.0.0.1 --port "$port" --delay-ms 30 &
+  .venv/bin/python -m standin --host 127.0.0.1 --port "$standin_port" --delay-ms 30 &
   standin_pid=$!
-  export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$port" \
-    DEDALUS_AS_URL="http://127.0.0.1:$port" CHAT_STANDIN_NOTICE=1
-  echo "No DEDALUS_API_KEY set: replies come from the local stand-in on port $port."
+  export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$standin_port" \
+    DEDALUS_AS_URL="http://127.0.0.1:$standin_port" CHAT_STANDIN_NOTICE=1
+  echo "No DEDALUS_API_KEY set: replies come from the local stand-in on port $standin_port."
 fi
-echo "Chat: http://127.0.0.1:8000/   Admin: http://127.0.0.1:8000/admin/ (python manage.py createsuperuser)"
-.venv/bin/python manage.py runserver "${CHAT_BIND:-127.0.0.1:8000}"
+echo "Chat: http://$bind/   Admin: http://$bind/admin/   First admin account: make admin"
+.venv/bin/python manage.py runserver "$bind"
