@@ -357,6 +357,9 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         # Django's own console handler (DEBUG only) would print every request a second time, bare.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # A 4xx is the client's, and the access log (runserver's, Daphne's, nginx's) has its line already;
+        # a 5xx is still logged, with its traceback.
+        "django.request": {"level": "ERROR"},
     },
 }
 

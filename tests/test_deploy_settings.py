@@ -127,6 +127,28 @@ def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
     assert "django.channels.server" in lines[0]  # with its time, level and logger
 
 
+@pytest.mark.subprocess
+def test_a_refused_request_is_logged_once_by_the_access_log_not_again_as_a_warning():
+    """A 4xx is the client's: the access log (runserver's, Daphne's or nginx's) has its line; Django's
+    "Not Found: ..." warning would be a second line for the same request."""
+    script = (
+        "import django; django.setup(); from django.test import Client; "
+        "Client(raise_request_exception=False, HTTP_HOST='127.0.0.1')"
+        ".get('/api/conversations/nothing-here/')"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**clean, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "nothing-here" not in result.stderr, result.stderr
+
+
 @pytest.mark.django_db
 def test_the_pages_have_a_favicon_and_favicon_ico_finds_it(client):
     page = client.get("/c/icon/").content.decode()
