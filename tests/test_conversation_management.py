@@ -111,9 +111,11 @@ def test_export_as_markdown_and_json_for_the_owner_only(alice_and_bob):
     alice, bob = alice_and_bob
     markdown = alice.get("/c/a-1/export.md")
     assert markdown["Content-Type"].startswith("text/markdown")
-    assert 'filename="chat-a-1.md"' in markdown["Content-Disposition"]
+    assert markdown["Content-Disposition"] == 'attachment; filename="Trip to Lisbon.md"'  # by its title
     text = markdown.content.decode()
     assert text.startswith("# Trip to Lisbon")
+    assert re.search(r"^## Assistant \(GPT-5\.1\) · ", text, re.MULTILINE)  # the model's label, not its id
+    assert "openai/gpt-5.1" not in text
     assert re.search(r"^## You · \d{4}-\d\d-\d\d \d\d:\d\d UTC$", text, re.MULTILINE)  # readable times
     assert "plan a trip" in text
     assert "Day one: Alfama" in text
@@ -124,6 +126,20 @@ def test_export_as_markdown_and_json_for_the_owner_only(alice_and_bob):
     ]
     assert bob.get("/c/a-1/export.md").status_code == 404
     assert bob.get("/c/a-1/export.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("title", "disposition"),
+    [
+        ("Voyage à Lisbonne", "attachment; filename*=utf-8''Voyage%20%C3%A0%20Lisbonne.json"),
+        ('../etc/"pass"\n:wd', 'attachment; filename="etc-pass-wd.json"'),
+        ("", 'attachment; filename="chat-a-1.json"'),
+    ],
+)
+def test_an_export_file_is_named_by_the_title_made_safe_for_a_file_name(alice_and_bob, title, disposition):
+    Conversation.objects.filter(session_id="a-1").update(title=title)
+    alice, _ = alice_and_bob
+    assert alice.get("/c/a-1/export.json")["Content-Disposition"] == disposition
 
 
 def test_search_on_postgres_matches_word_forms_not_just_substrings(alice_and_bob):

@@ -392,13 +392,16 @@ def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | 
 
 def conversation_as_markdown(export: dict[str, Any]) -> str:
     """A conversation export as a Markdown document: its active branch, the text as written, under role
-    headings (the JSON export keeps the other versions)."""
+    headings naming the models that wrote each reply as the page does (the JSON export keeps the other
+    versions, and the models' ids)."""
     by_id = {message["id"]: message for message in export["messages"]}
     pairs = [(message["id"], message["parent_id"]) for message in export["messages"]]
     lines = [f"# {export['title'] or export['session_id']}", ""]
+    labels = model_labels()
     for message_id in thread_path_ids(pairs, export["current_message_id"]):
         message = by_id[message_id]
-        who = "You" if message["role"] == "user" else f"Assistant ({message['model']})"
+        served = " → ".join(labels.get(name, name) for name in message["served_models"] or [message["model"]])
+        who = "You" if message["role"] == "user" else f"Assistant ({served})"
         when = datetime.fromisoformat(message["created_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines += [f"## {who} · {when}", "", message["content"], ""]
         attached = message.get("attachments") or []

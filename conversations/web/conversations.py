@@ -4,10 +4,12 @@ export. Another owner's conversation answers exactly as a missing one: 404."""
 from __future__ import annotations
 
 import json
+import re
 from typing import NoReturn
 
 from asgiref.sync import async_to_sync
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from ..chat import selectors, upkeep
@@ -125,5 +127,18 @@ def conversation_export(request: HttpRequest, owner: Owner, session_id: str, fmt
         response = HttpResponse(
             selectors.conversation_as_markdown(export), content_type="text/markdown; charset=utf-8"
         )
-    response["Content-Disposition"] = f'attachment; filename="chat-{session_id}.{fmt}"'
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"{export_file_stem(export['title']) or f'chat-{session_id}'}.{fmt}"
+    )
     return response
+
+
+# What a file name cannot hold on some system (separators, Windows' reserved characters, control
+# characters), each run of them one hyphen.
+_UNSAFE_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f-]+')
+
+
+def export_file_stem(title: str) -> str:
+    """A conversation's title as a download's file name (without the extension): what no system refuses,
+    never hidden (no leading dot), at most 100 characters; "" when nothing is left."""
+    return " ".join(_UNSAFE_IN_FILE_NAMES.sub("-", title).split())[:100].strip(" .-")
