@@ -91,10 +91,16 @@ def test_a_login_only_share_sends_anonymous_viewers_to_the_login_page(alice):
     assert bob.get(path).status_code == 200
 
 
-def test_revoking_makes_the_url_answer_404(alice):
+def test_revoking_makes_the_url_answer_404_with_a_page_that_leads_back(alice, settings):
+    settings.DEBUG = True  # as make run has it: still not Django's technical page
     url = share(alice, "a-1").json()["url"]
     assert alice.delete("/c/a-1/share").json() == {"ok": True}
-    assert Client().get(url).status_code == 404
+    gone = Client().get(url)
+    assert gone.status_code == 404
+    page = gone.content.decode()  # the product's page, with a way back, even with DEBUG on
+    assert "This shared chat is not available" in page
+    assert 'href="/">Start a new chat</a>' in page
+    assert "Dedalus Chat" in page
     assert Client().post(f"{url}continue").status_code == 404
     assert alice.delete("/c/a-1/share").status_code == 404  # nothing left to revoke
     assert not Share.objects.exists()

@@ -8,8 +8,8 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -66,11 +66,17 @@ def conversation_share(request: HttpRequest, owner: Owner, session_id: str) -> H
     return JsonResponse(_share_as_dict(request, share))
 
 
+SHARE_GONE = {
+    "heading": "This shared chat is not available",
+    "detail": "Its owner stopped sharing it, or the link was never right. Ask them for a new link.",
+}
+
+
 def _viewable_share(request: HttpRequest, token: str) -> Share | HttpResponse:
     """The share of `token` if this requester may see it; else the 404, or the login page's redirect."""
     share = shares.share_of_token(token=token)
-    if share is None:
-        raise Http404("No such shared conversation.")
+    if share is None:  # the product's page, not Django's (whose DEBUG one make run would show)
+        return render(request, "404.html", SHARE_GONE, status=404)
     if (share.login_required or settings.CHAT_REQUIRE_LOGIN) and not request.user.is_authenticated:
         return redirect_to_login(reverse("conversations:shared", kwargs={"token": token}))
     return share
