@@ -54,7 +54,9 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `manage.py runserver` serves the ASGI app with WebSockets
+    # First: its `runserver` is Daphne's (the ASGI app, WebSockets), draining on Ctrl-C.
+    "conversations",
+    "daphne",  # before staticfiles, whose runserver would serve WSGI only
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -64,7 +66,6 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "axes",
-    "conversations",
 ]
 
 MIDDLEWARE = [

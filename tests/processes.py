@@ -258,13 +258,20 @@ class DaphneServer(HttpServer):
 
 
 class RunServer(HttpServer):
-    """The app under `manage.py runserver`, without its autoreloader."""
+    """The app under `manage.py runserver`, without its autoreloader unless `reloader` (as `make run`)."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, *, reloader: bool = False) -> None:
         super().__init__(name, log_dir, env=env)
+        self.reloader = reloader
 
     def command(self) -> list[str]:
-        return [sys.executable, "manage.py", "runserver", f"{HOST}:{self.port}", "--noreload"]
+        reload = [] if self.reloader else ["--noreload"]
+        return [sys.executable, "manage.py", "runserver", f"{HOST}:{self.port}", *reload]
+
+    def interrupt(self) -> None:
+        """Ctrl-C in its terminal: SIGINT to its whole process group (with the reloader, parent and child)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
 
 
 def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra: str) -> dict[str, str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import signal
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -140,3 +143,50 @@ def test_runserver_reads_uploads_in_its_workers(chat_server):
     refused: dict[str, object] = {}
     http_upload(chat_server.port, "form.pdf", pdf_form_xobject_bomb(), 60, refused)
     assert str(refused["answer"]).startswith("422 "), refused
+
+
+def test_ctrl_c_under_make_runs_reloader_stores_every_chunk_a_tab_was_shown(
+    django_db_setup: None, standin_server: StandIn, tmp_path
+):
+    """`make run` is runserver with its autoreloader, where Daphne installs no signal handler: Ctrl-C
+    must still drain (replies in flight stored as interrupted, with all they streamed), not drop the text
+    streamed since the last save."""
+    env = subprocess_env(
+        DATABASE_URL=child_database_url(),
+        DEDALUS_BASE_URL=standin_server.url,
+        DEDALUS_API_KEY="test-key",
+        DJANGO_SECRET_KEY="runserver-test-secret-key",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_DEBUG="1",
+        CHAT_FLUSH_INTERVAL="30",  # no save on the way: only the drain can store what was streamed
+        CHAT_SHUTDOWN_GRACE_SECONDS="1",
+        CHAT_MEDIA_ROOT=str(tmp_path / "media"),
+    )
+    server = RunServer("runserver-reloader", env, tmp_path, reloader=True).start(timeout=60)
+
+    async def shown_then_interrupted() -> str:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            headers = await browser_headers(session, server.origin)
+            async with session.ws_connect(server.url("/ws/chat/ctrl-c/"), headers=headers) as chat:
+                assert (await chat.receive_json(timeout=FRAME_TIMEOUT))["type"] == "history"
+                await chat.send_json({"message": "long one [[standin tokens=2000 delay_ms=10]]"})
+                frames = []
+                while sum(frame["type"] == "chunk" for frame in frames) < 20:
+                    frames.append(await chat.receive_json(timeout=FRAME_TIMEOUT))
+                server.interrupt()
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, TypeError):
+                    async for message in chat:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        frames.append(json.loads(message.data))
+                return chunks_text(frames)
+
+    try:
+        shown = asyncio.run(shown_then_interrupted())
+        assert server.wait(30) in (0, 1, -signal.SIGINT), server.output()[-3000:]
+    finally:
+        server.stop()
+    reply = Message.objects.get(conversation__session_id="ctrl-c", role="assistant")
+    assert reply.status == "interrupted", server.output()[-3000:]
+    assert len(shown) > 0
+    assert reply.content.startswith(shown), (len(reply.content), len(shown))
