@@ -57,7 +57,7 @@ INSTALLED_APPS = [
     # First: its `runserver` is Daphne's (the ASGI app, WebSockets), draining on Ctrl-C.
     "conversations",
     "daphne",  # before staticfiles, whose runserver would serve WSGI only
-    "django.contrib.admin",
+    "conversations.apps.ChatAdminConfig",  # Django's admin, under the product's name
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

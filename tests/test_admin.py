@@ -58,6 +58,9 @@ def test_conversation_page_shows_its_messages_read_only(staff_client, stored_tur
     html = page.content.decode()
     assert "hi there" in html
     assert 'name="messages-0-content"' not in html  # shown, not editable
+    # Who owns it and who wrote its title are records, not settings: shown, never edited.
+    assert 'name="owner_key"' not in html
+    assert 'name="title_source"' not in html
 
 
 def test_messages_cannot_be_changed_in_the_admin(staff_client, stored_turn):
@@ -184,3 +187,18 @@ def test_the_attachments_list_names_owners_instead_of_their_keys(staff_client, d
     owners = re.findall(r'<td class="field-owner">([^<]*)</td>', page)
     assert sorted(owners) == ["alice-files", "anonymous", "public"]
     assert "0123456789abcdef" not in page
+
+
+def test_the_admin_is_named_as_the_product_and_a_fresh_install_shows_its_first_steps(staff_client):
+    home = staff_client.get(reverse("admin:index")).content.decode()
+    assert "<title>Run the chat server | Dedalus Chat admin</title>" in home
+    assert ">Dedalus Chat</a>" in home
+    assert "Django administration" not in home
+    preset_add = reverse("admin:conversations_mcpserverpreset_add")
+    assert f'<a href="{preset_add}">Add an MCP server preset</a>' in home
+    assert "Add an agent" in home
+
+    MCPServerPreset.objects.create(label="Search", target="acme/search")
+    home = staff_client.get(reverse("admin:index")).content.decode()
+    assert "Add an MCP server preset" not in home  # done: no longer asked
+    assert "Add an agent" in home

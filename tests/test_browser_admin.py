@@ -32,6 +32,7 @@ pytestmark = pytest.mark.browser
 ADMIN_VIEWPORT = {"width": 1280, "height": 800}
 LONG_TEXT = "A long message that goes on and on without a break " * 40
 LONG_NAME = "an-unusually-long-model-or-file-name-" * 4
+UNBROKEN = "https://example.com/" + "x" * 400
 
 # True once every pixel row of the canvas has been read and at least one pixel is not transparent.
 CANVAS_DRAWN = """(id) => {
@@ -97,6 +98,9 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
             mcp_servers=["acme/search", "acme/web@2"],
         )
         Message.objects.create(conversation=self.conversation, role="user", content=LONG_TEXT)
+        Message.objects.create(  # a line with no break: a pasted URL, a hash, base64
+            conversation=self.conversation, role="user", content=UNBROKEN, error=UNBROKEN
+        )
         for days_ago, model, tokens in [
             (0, "openai/gpt-5.1", (400, 600)),
             (1, "anthropic/claude-opus-4-5-20251101", (300, 200)),

@@ -37,6 +37,8 @@ class ConversationAdmin(admin.ModelAdmin):
     # current_message too: an editable select would list every message of every conversation.
     readonly_fields = [
         "session_id",
+        "owner_key",
+        "title_source",
         "user",
         "owner_session_key",
         "current_message",
