@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import redis.asyncio as redis_asyncio
@@ -31,26 +32,30 @@ class EventNotSent(Exception):
     """The bus could not take the event (Redis is down): other instances will not hear of it."""
 
 
-class EventBus(Protocol):
-    """Delivers every published event to every instance's `dispatch`, this one's included."""
+class EventBus(ABC):
+    """Delivers every published event to every instance's `dispatch`, this one's included.
+
+    A backend that lacks one of these cannot be constructed (TypeError), so a missing method shows at
+    start-up rather than at the first event that needs it."""
 
     @property
+    @abstractmethod
     def listening(self) -> bool:
         """False while this instance cannot hear the others (readiness reports it)."""
-        ...
 
+    @abstractmethod
     async def start(self, dispatch: Dispatch, resubscribed: Hook) -> None:
         """Listen from now on; after an outage, `resubscribed` looks for what was missed meanwhile."""
-        ...
 
+    @abstractmethod
     async def publish(self, event: dict[str, Any]) -> None:
         """Send an event to every instance; raise EventNotSent when it cannot."""
-        ...
 
+    @abstractmethod
     async def close(self) -> None: ...
 
 
-class LocalEventBus:
+class LocalEventBus(EventBus):
     """One process: an event goes straight to its handler."""
 
     listening = True
@@ -75,12 +80,13 @@ def events_channel() -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:events:{database}"
 
 
-class RedisEventBus:
+class RedisEventBus(EventBus):
     """Every instance subscribes one Redis pub/sub channel; an event is one PUBLISH."""
+
+    listening: bool = True  # a plain attribute: the loop below sets it
 
     def __init__(self, client: redis_asyncio.Redis) -> None:
         self.client = client
-        self.listening = True
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, dispatch: Dispatch, resubscribed: Hook) -> None:

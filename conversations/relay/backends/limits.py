@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from abc import ABC, abstractmethod
 
 import limits
 import redis.asyncio as redis_asyncio
@@ -101,21 +101,23 @@ def _sockets_key(owner_key: str) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:sockets:{owner_key}"
 
 
-class SocketCounter(Protocol):
-    """Counts each owner's open sockets, on every instance, up to CHAT_MAX_SOCKETS_PER_OWNER."""
+class SocketCounter(ABC):
+    """Counts each owner's open sockets, on every instance, up to CHAT_MAX_SOCKETS_PER_OWNER (a backend
+    lacking a method cannot be constructed)."""
 
+    @abstractmethod
     async def admit(self, *, owner_key: str, socket_id: str) -> bool:
         """Count a new socket; return False, counting nothing, when the owner has the maximum open."""
-        ...
 
+    @abstractmethod
     async def release(self, *, owner_key: str, socket_id: str) -> None: ...
 
+    @abstractmethod
     async def renew(self, sockets: dict[str, str]) -> None:
         """Renew the entries of this instance's open sockets (socket id -> owner key)."""
-        ...
 
 
-class LocalSocketCounter:
+class LocalSocketCounter(SocketCounter):
     """One process: the open sockets are counted in memory."""
 
     def __init__(self) -> None:
@@ -142,7 +144,7 @@ class LocalSocketCounter:
         pass  # they live as long as this process
 
 
-class RedisSocketCounter:
+class RedisSocketCounter(SocketCounter):
     """A sorted set per owner whose entries expire unless their instance renews them, so a crashed
     instance's sockets stop counting. While Redis is down, sockets are admitted uncounted (logged)."""
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as redis_asyncio
 from django.conf import settings
@@ -76,42 +77,50 @@ class ReplyLogUnreadable(Exception):
     """The log could not be read right now (Redis is down)."""
 
 
-class ReplyLog(Protocol):
-    """Where the instance streaming a reply logs it, and where other instances read it."""
+class ReplyLog(ABC):
+    """Where the instance streaming a reply logs it, and where other instances read it (a backend lacking
+    a method cannot be constructed)."""
 
-    # True when other instances may follow replies from this log; False in a single process, where a
-    # reply streaming with no task of this process was its server's before a restart.
-    shared: bool
+    @property
+    @abstractmethod
+    def shared(self) -> bool:
+        """True when other instances may follow replies from this log; False in a single process, where a
+        reply streaming with no task of this process was its server's before a restart."""
 
+    @abstractmethod
     def start(self, reply_id: int) -> None: ...
 
+    @abstractmethod
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         """Append text at `offset`; the future says True once the entry is in the log, False when its
         write failed. `urgent` sends it without the batching wait (a reply's first text)."""
-        ...
 
+    @abstractmethod
     def frame(self, reply_id: int, frame_text: str) -> None: ...
+    @abstractmethod
     def end(self, reply_id: int, frame_text: str) -> None: ...
+    @abstractmethod
     async def drained(self) -> None: ...
+    @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
         """The entries after entry id `after` ("0-0" for all), waiting up to `block_ms` for one; raise
         ReplyLogUnreadable."""
-        ...
 
+    @abstractmethod
     async def fenced_text(self, reply_id: int) -> str:
         """Fence the log against its writer's appends, then return the reply's text up to the log's
         first gap (what any follower was shown), for the instance storing the reply as lost. Raise
         ReplyLogUnreadable."""
-        ...
 
+    @abstractmethod
     async def unfence(self, reply_id: int) -> None:
         """Lift the fence of a reply that was not lost after all (its writer renewed in time)."""
-        ...
 
 
-class LocalReplyLog:
+class LocalReplyLog(ReplyLog):
     """One process: nobody follows a reply from elsewhere, so nothing is logged."""
 
     shared = False
@@ -147,7 +156,7 @@ class LocalReplyLog:
         pass
 
 
-class RedisReplyLog:
+class RedisReplyLog(ReplyLog):
     """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them), and
     text says through a future when it was written."""
 
