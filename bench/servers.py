@@ -36,8 +36,8 @@ NGINX_WORKER_CONNECTIONS = 4096
 # The kinds of server, and the variables of its environment its command line shows in the JSON.
 OURS = ("ours", "before")
 SHOWN_ENV = {
-    "ours": ("DATABASE_URL", "REDIS_URL", "DEDALUS_BASE_URL", "CHAT_MAX_SOCKETS_PER_OWNER"),
-    "before": ("DATABASE_URL", "REDIS_URL", "DEDALUS_BASE_URL"),
+    "ours": ("DATABASE_URL", "REDIS_URL", "CHAT_EVENT_BUS", "DEDALUS_BASE_URL", "CHAT_MAX_SOCKETS_PER_OWNER"),
+    "before": ("DATABASE_URL", "REDIS_URL", "CHAT_EVENT_BUS", "DEDALUS_BASE_URL"),
     "seed": ("DEDALUS_API_KEY", "DEDALUS_BASE_URL"),
     "bare": (),
 }
@@ -113,6 +113,8 @@ def ours_env(standin_url: str, kind: str = "ours") -> dict[str, str]:
     env.update(
         DATABASE_URL=bench_db_url(kind),
         REDIS_URL=REDIS_URL,
+        # Taken from the bench's environment (`CHAT_EVENT_BUS=channels-redis python -m bench ...`).
+        CHAT_EVENT_BUS=env.get("CHAT_EVENT_BUS") or "redis",
         DJANGO_SECRET_KEY=BENCH_SECRET_KEY,  # one per run: every instance of a pair shares it
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DEDALUS_API_KEY="bench",

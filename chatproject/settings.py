@@ -140,9 +140,15 @@ if CHAT_REDIS_TIMEOUT <= 2:
 # Every Redis key and the instances' pub/sub channel start with this, so deployments sharing one Redis
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
+# How instances hear each other's events with Redis: "redis", one pub/sub channel read by the relay's own
+# loop, or "channels-redis", channels_redis' pub/sub layer (README, "Events between instances"). Every
+# instance of a deployment must use the same one.
+CHAT_EVENT_BUS = os.environ.get("CHAT_EVENT_BUS", "").strip() or "redis"
+if CHAT_EVENT_BUS not in ("redis", "channels-redis"):
+    raise ImproperlyConfigured('CHAT_EVENT_BUS must be "redis" or "channels-redis".')
 # No channel layer: sockets subscribe nothing (ChatConsumer sets channel_layer=None) and the instances'
-# events go through the relay's own bus (conversations/relay/backends/eventbus.py). README, "Events between
-# instances", gives the measurements behind that choice.
+# events go through the relay's event bus (conversations/relay/backends/), which makes its own layer when
+# CHAT_EVENT_BUS is "channels-redis". README, "Events between instances", gives the measurements.
 CHANNEL_LAYERS: dict[str, dict] = {}
 
 AUTH_PASSWORD_VALIDATORS = [

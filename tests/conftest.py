@@ -219,8 +219,14 @@ def private_redis(log_dir: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def event_bus() -> str:
+    """The CHAT_EVENT_BUS of the instances a test starts (a module may override it with params)."""
+    return "redis"
+
+
+@pytest.fixture
 def instances_started(
-    log_dir: Path, standin: StandIn, private_redis: RedisServer
+    log_dir: Path, standin: StandIn, private_redis: RedisServer, event_bus: str
 ) -> Iterator[Callable[..., list[DaphneServer]]]:
     """Start instances A and B on the test database and a Redis of their own; stop them afterwards."""
     started: list[DaphneServer] = []
@@ -229,6 +235,7 @@ def instances_started(
         env = instance_env(
             standin,
             private_redis.url,
+            CHAT_EVENT_BUS=event_bus,
             CHAT_REPLY_LEASE_SECONDS="1.5",
             CHAT_FLUSH_INTERVAL="0.2",
             CHAT_SHUTDOWN_GRACE_SECONDS="15",

@@ -1,6 +1,7 @@
-"""The instances' event bus in Redis: `listening` follows the subscription through a Redis restart, the
-catch-up runs once it is back (pub/sub kept nothing meanwhile), start-up does not wait for a Redis that
-is down, and publishes to a Redis that does not answer fail in bounded time."""
+"""The instances' event bus in Redis, with each CHAT_EVENT_BUS backend: `listening` follows the
+subscription through a Redis restart, the catch-up runs once it is back (pub/sub kept nothing
+meanwhile), start-up does not wait for a Redis that is down, and publishes to a Redis that does not
+answer fail in bounded time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from conversations.redisclient import redis_client
-from conversations.relay.backends.eventbus import EventNotSent, RedisEventBus
+from conversations.relay.backends.channels_bus import ChannelsRedisEventBus
+from conversations.relay.backends.eventbus import EventBus, EventNotSent, RedisEventBus
 
 
 async def until(check: Callable[[], bool], wait: float = 15) -> None:
@@ -36,24 +38,28 @@ class Heard:
     async def resubscribed(self) -> None:
         self.catch_ups.append(time.monotonic())
 
-    async def after_publish(self, bus: RedisEventBus, n: int) -> None:
+    async def after_publish(self, bus: EventBus, n: int) -> None:
         await bus.publish({"type": "bus-test", "n": n})
         await until(lambda: any(event.get("n") == n for event in self.events), wait=5)
 
 
-@pytest.fixture
-async def bus_of(settings) -> AsyncIterator[Callable[[str], RedisEventBus]]:
-    made: list[RedisEventBus] = []
+@pytest.fixture(params=["redis", "channels-redis"])
+async def bus_of(request, settings) -> AsyncIterator[Callable[[str], EventBus]]:
+    """Buses of the CHAT_EVENT_BUS backend under test, on the Redis at a URL."""
+    made: list[EventBus] = []
 
-    def make(url: str) -> RedisEventBus:
+    def make(url: str) -> EventBus:
         settings.REDIS_URL = url  # the channel's name carries its database number
-        made.append(RedisEventBus(redis_client(url)))
+        made.append(
+            ChannelsRedisEventBus() if request.param == "channels-redis" else RedisEventBus(redis_client(url))
+        )
         return made[-1]
 
     yield make
     for bus in made:
         await bus.close()
-        await bus.client.aclose()
+        if isinstance(bus, RedisEventBus):
+            await bus.client.aclose()
 
 
 async def test_a_redis_restart_is_reported_and_caught_up(private_redis, bus_of):

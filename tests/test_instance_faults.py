@@ -63,6 +63,7 @@ async def test_a_tab_open_before_sigterm_can_still_stop_its_reply_and_is_told_un
     await tab.close()
 
 
+@pytest.mark.parametrize("event_bus", ["redis", "channels-redis"])  # instances_started's
 async def test_a_redis_restart_mid_reply_closes_no_tab_and_loses_no_text(
     instances, http, standin, private_redis
 ):
@@ -108,6 +109,7 @@ async def test_a_redis_restart_mid_reply_closes_no_tab_and_loses_no_text(
         await tab.close()
 
 
+@pytest.mark.parametrize("event_bus", ["redis", "channels-redis"])  # instances_started's
 async def test_a_redis_restart_while_a_tab_waits_leaves_it_open_for_the_next_message(
     instances, http, standin, private_redis
 ):

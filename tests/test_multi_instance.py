@@ -1,6 +1,6 @@
 """Two server instances (Daphne processes) on one Postgres and one Redis: any socket on any instance sees
 every reply of its conversation, exactly, and a reply survives its socket, a stop from elsewhere, a
-SIGTERM and a SIGKILL of the instance that streams it.
+SIGTERM and a SIGKILL of the instance that streams it; with each CHAT_EVENT_BUS backend.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ from .processes import DaphneServer, server_env
 from .servers import ChatClient, browser_headers, stamp_indices, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(params=["redis", "channels-redis"])
+def event_bus(request: pytest.FixtureRequest) -> str:
+    """Every test of two instances runs with each CHAT_EVENT_BUS backend."""
+    return request.param
 
 
 async def stored_reply(reply_id: int) -> Message:

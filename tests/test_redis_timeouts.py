@@ -14,7 +14,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conversations.redisclient import redis_client, redis_client_options
 from conversations.relay import following
 from conversations.relay import instance as instances
-from conversations.relay.backends.eventbus import RedisEventBus
+from conversations.relay.backends.channels_bus import ChannelsRedisEventBus
+from conversations.relay.backends.eventbus import EventBus, RedisEventBus
 from conversations.relay.backends.limits import RateLimits, redis_rate_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the instance's heartbeat reads the database
@@ -62,7 +63,10 @@ async def test_the_message_rate_limit_gives_up_after_the_timeout_instead_of_hang
     assert "message rate not counted" in caplog.text
 
 
-async def test_an_idle_event_subscription_outlives_the_command_timeout(settings, caplog, instance_closed):
+@pytest.mark.parametrize("backend", ["redis", "channels-redis"])
+async def test_an_idle_event_subscription_outlives_the_command_timeout(
+    settings, caplog, instance_closed, backend
+):
     settings.CHAT_REDIS_TIMEOUT = 0.3
     heard = asyncio.Event()
 
@@ -76,8 +80,12 @@ async def test_an_idle_event_subscription_outlives_the_command_timeout(settings,
     # The instance's commands carry the timeout (the silent server above shows what it does).
     instance = await instances.instance_get()
     assert instance.redis.connection_pool.connection_kwargs["socket_timeout"] == 0.3
-    bus = RedisEventBus(redis_client(settings.REDIS_URL))
-    with caplog.at_level(logging.WARNING, logger="conversations.relay.backends.eventbus"):
+    bus: EventBus
+    if backend == "channels-redis":
+        bus = ChannelsRedisEventBus()
+    else:
+        bus = RedisEventBus(redis_client(settings.REDIS_URL))
+    with caplog.at_level(logging.WARNING, logger="conversations.relay.backends"):
         await bus.start(dispatch, resubscribed)
         try:
             await asyncio.sleep(1.5)  # five command timeouts with nothing on the channel
@@ -87,7 +95,8 @@ async def test_an_idle_event_subscription_outlives_the_command_timeout(settings,
             await asyncio.wait_for(heard.wait(), 2)
         finally:
             await bus.close()
-            await bus.client.aclose()
+            if isinstance(bus, RedisEventBus):
+                await bus.client.aclose()
     assert "event subscription lost" not in caplog.text
 
 

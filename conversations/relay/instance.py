@@ -2,7 +2,8 @@
 
 Its rooms and their sockets, its open sockets, its reply tasks, the upstream client, the rate limiters, and
 the backends that reach the other instances (event bus, reply log, socket counter: Redis when
-REDIS_URL is set, in memory otherwise, chosen once here). What to do with events, each heartbeat and
+REDIS_URL is set, in memory otherwise, chosen once here; CHAT_EVENT_BUS picks the event bus's Redis
+backend). What to do with events, each heartbeat and
 at shutdown comes from the relay's cluster module, installed by `ConversationsConfig.ready()`.
 
 A heartbeat renews the leases of this instance's replies (the id marks them) and stores as lost the
@@ -28,6 +29,7 @@ from limits.aio.storage import MemoryStorage
 
 from .. import upstream
 from ..redisclient import redis_client
+from .backends.channels_bus import ChannelsRedisEventBus
 from .backends.eventbus import EventBus, EventNotSent, LocalEventBus, RedisEventBus
 from .backends.limits import (
     LocalSocketCounter,
@@ -163,7 +165,7 @@ def instance_create() -> Instance:
     redis = redis_client(settings.REDIS_URL)
     return Instance(
         hooks=_hooks,
-        bus=RedisEventBus(redis),
+        bus=ChannelsRedisEventBus() if settings.CHAT_EVENT_BUS == "channels-redis" else RedisEventBus(redis),
         reply_log=RedisReplyLog(redis),
         socket_counter=RedisSocketCounter(redis),
         limits=RateLimits(redis_rate_storage()),

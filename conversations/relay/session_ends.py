@@ -22,6 +22,7 @@ from .. import protocol
 from ..exceptions import SessionExpired
 from ..owners import LOGIN_REQUIRED_CLOSE_CODE, owners_whose_session_ended, session_key_digest
 from ..redisclient import redis_client_options
+from .backends import channels_bus
 from .backends.eventbus import events_channel
 from .chatsocket import ChatSocket, SocketGone
 from .dbcall import db_call
@@ -42,9 +43,9 @@ _publisher_lock = threading.Lock()
 def session_ended_publish(session_key: str) -> None:
     """Tell every instance that this browser session has ended (from the HTTP side: a sync view).
 
-    With Redis the event is one PUBLISH on the instances' event channel; without, there is one process,
-    and its instances get it on their own event loops. A failure is logged: the sockets still close at
-    their next frame, or at the sweep."""
+    With Redis the event is one PUBLISH on the instances' event channel (or group: CHAT_EVENT_BUS);
+    without, there is one process, and its instances get it on their own event loops. A failure is
+    logged: the sockets still close at their next frame, or at the sweep."""
     if not session_key:
         return
     event = {"type": SESSION_ENDED_EVENT, "origin": "http", "session": session_key_digest(session_key)}
@@ -53,7 +54,10 @@ def session_ended_publish(session_key: str) -> None:
             loop.call_soon_threadsafe(_dispatch_soon, instance, event)
         return
     try:
-        _publisher_get().publish(events_channel(), orjson.dumps(event))
+        if settings.CHAT_EVENT_BUS == "channels-redis":
+            channels_bus.publish_blocking(event)
+        else:
+            _publisher_get().publish(events_channel(), orjson.dumps(event))
     except (RedisError, OSError):
         logger.warning("session end not published; its sockets close at their next frame", exc_info=True)
 
