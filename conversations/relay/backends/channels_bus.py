@@ -30,8 +30,6 @@ logger = logging.getLogger(__name__)
 
 # Every instance's channel is in this group: an event sent to it reaches them all.
 CLUSTER_GROUP = "instances"
-# How often the subscriber connection is looked at (no I/O: it reads the connection's state).
-WATCH_SECONDS = 0.1
 
 
 def layer_create() -> RedisPubSubChannelLayer:
@@ -52,6 +50,7 @@ class ChannelsRedisEventBus(EventBus):
         self._joined = False  # the channel is in the cluster's group
         self._watched: AbstractConnection | None = None  # the subscriber connection a callback is on
         self._reconnected = False  # it connected again since the last catch-up
+        self._reconnect_heard = asyncio.Event()
         self._watch: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
 
@@ -104,31 +103,30 @@ class ChannelsRedisEventBus(EventBus):
                 subscribed.set()  # never hold up start-up on a Redis outage
                 await asyncio.sleep(delay)
                 delay = min(max(delay * 2, 0.1), 5)
-        self._reconnected = lost
+        self._connection_watch()
         subscribed.set()
+        if lost:
+            await resubscribed()
         while True:
-            self._connection_watch()
-            if self._reconnected and self._connected():
-                self._reconnected = False
-                await resubscribed()
-            await asyncio.sleep(WATCH_SECONDS)
-
-    def _connected(self) -> bool:
-        return self._watched is not None and self._watched.is_connected
+            await self._reconnect_heard.wait()
+            self._reconnect_heard.clear()
+            self._reconnected = False
+            await resubscribed()
 
     def _connection_watch(self) -> None:
-        """Put a connect callback on the layer's subscriber connection (a new one after a flush)."""
+        """Put a connect callback on the layer's subscriber connection, which redis-py keeps (and
+        reconnects) for the layer's lifetime."""
         pubsub = self.layer._get_layer()._shards[0]._pubsub  # private in channels_redis 4.3.0
-        connection = pubsub.connection if pubsub is not None else None
-        if connection is not None and connection is not self._watched:
-            connection.register_connect_callback(self._on_connect)
-            self._watched = connection
+        connection = pubsub.connection
+        assert connection is not None  # it subscribed this instance's channel
+        connection.register_connect_callback(self._on_connect)
+        self._watched = connection
 
     def _on_connect(self, connection: AbstractConnection) -> None:
         """redis-py connected the subscriber again and resubscribed it: events may have been missed."""
-        if not self._reconnected:
-            logger.warning("event subscription lost; subscribed again")
+        logger.warning("event subscription lost; subscribed again")
         self._reconnected = True
+        self._reconnect_heard.set()
 
     async def _receive(self, dispatch: Dispatch) -> None:
         assert self._channel is not None
