@@ -220,7 +220,7 @@ def private_redis(log_dir: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def event_bus() -> str:
-    """The CHAT_EVENT_BUS of the instances a test starts (a module may override it with params)."""
+    """The CHAT_EVENT_BUS of the instances a test starts (a test may parametrize it)."""
     return "redis"
 
 

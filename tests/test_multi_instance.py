@@ -24,10 +24,9 @@ from .servers import ChatClient, browser_headers, stamp_indices, text_after, unt
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(params=["redis", "channels-redis"])
-def event_bus(request: pytest.FixtureRequest) -> str:
-    """Every test of two instances runs with each CHAT_EVENT_BUS backend."""
-    return request.param
+# The tests whose frames travel as events between the instances run with each CHAT_EVENT_BUS backend;
+# the others (drain, kill, limits, the reply log) do not depend on it and run with the default only.
+BOTH_EVENT_BUSES = pytest.mark.parametrize("event_bus", ["redis", "channels-redis"])
 
 
 async def stored_reply(reply_id: int) -> Message:
@@ -51,6 +50,7 @@ async def reply_streaming_on_both(
     return tab_a, tab_b, start, [await tab_b.receive() for _ in range(chunks)]
 
 
+@BOTH_EVENT_BUSES
 async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(instances, http, standin):
     a, b = instances
     tab_b = await ChatClient(http, b, "cross").connect()
@@ -71,6 +71,7 @@ async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(inst
     await tab_b.close()
 
 
+@BOTH_EVENT_BUSES
 async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_other(instances, http, standin):
     a, b = instances
     tab_b = await ChatClient(http, b, "versions").connect()
@@ -144,6 +145,7 @@ async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_th
     await again.close()
 
 
+@BOTH_EVENT_BUSES
 async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
     instances, http, standin, record_property
 ):
@@ -252,6 +254,7 @@ async def test_sigkill_mid_reply_leaves_nothing_streaming_and_the_conversation_u
     await tab_b.close()
 
 
+@BOTH_EVENT_BUSES
 async def test_the_instances_recover_when_redis_restarts_while_idle(instances, http, standin, private_redis):
     a, b = instances
     tab_b = await ChatClient(http, b, "redis-restart").connect()
@@ -362,6 +365,7 @@ async def form_post(http: aiohttp.ClientSession, url: str, fields: dict[str, str
         return response.status
 
 
+@BOTH_EVENT_BUSES
 async def test_a_logout_on_one_instance_closes_the_sessions_sockets_on_both_4401(instances, standin):
     a, b = instances
     await sync_to_async(get_user_model().objects.create_user)("lena", password="pw-for-tests-only")
