@@ -348,6 +348,27 @@ def tool_activity_of(frame_text: str) -> dict[str, Any]:
     return {key: value for key, value in frame.items() if key not in ("type", "message_id")}
 
 
+def history_frame(*, session_id: str, history: dict[str, Any]) -> dict[str, Any]:
+    """A conversation as a socket is shown it: `history` holds its messages (selectors.conversation_history),
+    and `streaming`, the reply in flight, when one is."""
+    return {"type": "history", "session_id": session_id, **history}
+
+
+def history_page_frame(*, before: int, page: dict[str, Any]) -> dict[str, Any]:
+    """The page of the active branch before message `before` (selectors.conversation_history_page)."""
+    return {"type": "history_page", "before": before, **page}
+
+
+def duplicate_frame(*, client_id: str, message_id: int) -> dict[str, Any]:
+    """A resent `client_id`: the turn was stored already, in the message `message_id`; nothing starts."""
+    return {"type": "duplicate", "client_id": client_id, "message_id": message_id}
+
+
+def feedback_frame(*, message_id: int, value: int, comment: str) -> dict[str, Any]:
+    """The owner's feedback on reply `message_id` changed (0: taken back)."""
+    return {"type": "feedback", "message_id": message_id, "value": value, "comment": comment}
+
+
 def title_frame(*, title: str) -> dict[str, Any]:
     """The conversation's title changed (written by the model, or renamed)."""
     return {"type": "title", "title": title}

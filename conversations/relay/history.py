@@ -67,11 +67,11 @@ def history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.Liv
                 message["content"], message["tools"] = text, list(reply.tools)
                 message.pop("truncated", None)
                 message.pop("length", None)
-    frame = protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
+    frame = protocol.dumps(protocol.history_frame(session_id=ref.session_id, history=history))
     while len(frame.encode()) > settings.CHAT_MAX_SERVER_FRAME_BYTES and len(history["messages"]) > 1:
         history["messages"].pop(0)
         history["has_more"] = True
-        frame = protocol.dumps({"type": "history", "session_id": ref.session_id, **history})
+        frame = protocol.dumps(protocol.history_frame(session_id=ref.session_id, history=history))
     return frame
 
 

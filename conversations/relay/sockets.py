@@ -136,4 +136,4 @@ async def history_send(socket: ChatSocket) -> None:
 async def history_page_send(socket: ChatSocket, *, before: int) -> None:
     """Send the page of the active branch before message `before` to this socket only."""
     page = await db_call(selectors.conversation_history_page)(ref=socket.ref, before=before)
-    await socket.send(protocol.dumps({"type": "history_page", "before": before, **page}))
+    await socket.send(protocol.dumps(protocol.history_page_frame(before=before, page=page)))

@@ -56,7 +56,7 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
         started = asyncio.get_running_loop().time()
         turn = await _turn_store(socket, frame)
         if isinstance(turn, DuplicateSend):
-            duplicate = {"type": "duplicate", "client_id": turn.client_id, "message_id": turn.message_id}
+            duplicate = protocol.duplicate_frame(client_id=turn.client_id, message_id=turn.message_id)
             await socket.send(protocol.dumps(duplicate))
             return
         reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model, prices=turn.prices)
@@ -196,4 +196,4 @@ async def feedback_give(socket: ChatSocket, frame: protocol.FeedbackFrame) -> No
     given = await db_call(feedback.feedback_set)(
         ref=socket.ref, message_id=frame.message_id, value=frame.value, comment=frame.comment
     )
-    await frame_fan_out(socket.instance, socket.ref, {"type": "feedback", **given})
+    await frame_fan_out(socket.instance, socket.ref, protocol.feedback_frame(**given))
