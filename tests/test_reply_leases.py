@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from conversations import protocol
 from conversations.chat import replies, turns
+from conversations.chat.reply_end import ReplyEnd
 from conversations.models import Message
 from conversations.owners import ConversationRef, Owner
 from conversations.relay import cluster
@@ -173,8 +174,7 @@ async def test_an_owner_that_lost_its_reply_can_neither_save_renew_nor_finish_it
         reply_id=reply_id,
         streamed_by=OTHER_INSTANCE,
         content="saved and shown, then all of it",
-        status=Message.Status.COMPLETE,
-        finish_reason="stop",
+        end=ReplyEnd(status=Message.Status.COMPLETE, finish_reason="stop"),
     )
     reply = await stored(reply_id)
     assert (reply.content, reply.status, reply.finish_reason) == (
@@ -329,8 +329,7 @@ async def test_a_follower_waits_at_a_gap_in_the_log_and_fills_it_from_the_stored
         reply_id=reply_id,
         streamed_by=OTHER_INSTANCE,
         content="abcdefghijklmno",
-        status=Message.Status.COMPLETE,
-        finish_reason="stop",
+        end=ReplyEnd(status=Message.Status.COMPLETE, finish_reason="stop"),
     )
     end = protocol.done_frame(message_id=reply_id, usage=None, finish_reason="stop")
     other_instance_log.end(reply_id, protocol.dumps(end))

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 TURN = """
 from conversations.models import Agent, DailyUsage, Message
 from conversations.chat.replies import reply_finish
+from conversations.chat.reply_end import ReplyEnd
 from conversations.owners import ConversationRef, Owner
 from conversations.chat.turns import TurnRequest, turns_store
 Agent.objects.create(slug="brief", name="Brief", model_names=["openai/gpt-5.1"], instructions="Be brief.")
@@ -28,7 +29,8 @@ request = TurnRequest(ref=ConversationRef(owner.key, "s1"), owner=owner, content
 (turn,) = turns_store([request])
 streamed_by = Message.objects.get(pk=turn.reply_id).streamed_by
 usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-end = dict(reply_id=turn.reply_id, streamed_by=streamed_by, content="ho", status="complete", usage=usage)
+ending = ReplyEnd("complete", usage=usage)
+end = dict(reply_id=turn.reply_id, streamed_by=streamed_by, content="ho", end=ending)
 ended, again = reply_finish(**end), reply_finish(**end)
 row = DailyUsage.objects.values_list("replies", "total_tokens")[0]
 print(turn.models, turn.instructions, ended, again, row)

@@ -8,11 +8,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations.chat import replies, turns
+from conversations.chat.reply_end import ReplyEnd
 from conversations.owners import ConversationRef, Owner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OWNER = Owner(session_key="queries-browser")
+COMPLETE = ReplyEnd(status="complete")
 
 
 def turn_request(session_id: str, content: str, client_id: str) -> turns.TurnRequest:
@@ -34,7 +36,7 @@ def turns_round_trips(requests: list[turns.TurnRequest]) -> tuple[list[turns.Tur
 def test_a_turn_is_one_transaction_of_few_round_trips():
     (first,), opening = turns_round_trips([turn_request("counted", "hello", "c1")])
     assert isinstance(first, turns.Turn)
-    replies.reply_finish(reply_id=first.reply_id, streamed_by="here", content="hi", status="complete")
+    replies.reply_finish(reply_id=first.reply_id, streamed_by="here", content="hi", end=COMPLETE)
     (second,), later = turns_round_trips([turn_request("counted", "and again", "c2")])
     assert isinstance(second, turns.Turn)
 
@@ -54,7 +56,7 @@ def test_turns_stored_together_cost_the_round_trips_of_one():
     opened, _ = turns_round_trips([turn_request(f"batch-{i}", "hello", "") for i in range(20)])
     for turn in opened:
         assert isinstance(turn, turns.Turn)
-        replies.reply_finish(reply_id=turn.reply_id, streamed_by="here", content="hi", status="complete")
+        replies.reply_finish(reply_id=turn.reply_id, streamed_by="here", content="hi", end=COMPLETE)
     requests = [turn_request(f"batch-{i}", f"again {i}", f"again-{i}") for i in range(20)]
     requests += [turn_request(f"batch-new-{i}", "first", "") for i in range(20)]
 

@@ -14,6 +14,7 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from conversations.chat import replies
+from conversations.chat.reply_end import ReplyEnd
 from conversations.chat.upkeep import conversations_purge
 from conversations.models import Conversation, DailyUsage, Message, UsageEntry
 
@@ -110,9 +111,9 @@ def test_a_replys_end_is_one_statement_and_a_second_end_writes_nothing(django_as
     usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
     with django_assert_num_queries(1):
         assert replies.reply_finish(
-            reply_id=reply.pk, streamed_by="me", content="x", status="complete", usage=usage
+            reply_id=reply.pk, streamed_by="me", content="x", end=ReplyEnd(status="complete", usage=usage)
         )
     assert not replies.reply_finish(
-        reply_id=reply.pk, streamed_by="me", content="y", status="complete", usage=usage
+        reply_id=reply.pk, streamed_by="me", content="y", end=ReplyEnd(status="complete", usage=usage)
     )
     assert list(UsageEntry.objects.values_list("message_id", "total_tokens")) == [(reply.pk, 5)]

@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..models import Message
 from ..text import json_storable, text_storable
 from ..usage_ledger import reply_end_write, reply_entries_write
+from .reply_end import ReplyEnd
 
 
 def lease_expiry() -> CombinedExpression:
@@ -58,28 +59,22 @@ def reply_finish(
     reply_id: int,
     streamed_by: str,
     content: str,
-    status: str,
-    finish_reason: str = "",
-    usage: dict[str, int] | None = None,
+    end: ReplyEnd,
     tools: list[dict[str, Any]] | None = None,
-    error_code: str = "",
-    error: str = "",
-    served_models: list[str] | None = None,
-    handoff_offsets: list[int] | None = None,
     cost: Decimal | None = None,
 ) -> bool:
     """Store a reply's final text and how it ended (what every later reader sees), with the models that
     produced it, and its usage ledger entry in the same statement; return False, storing nothing, when
     its instance no longer holds it."""
-    usage = usage or {}
+    usage = end.usage or {}
     return bool(
         reply_end_write(
             _replies_fenced([reply_id], streamed_by),
             dict(
                 lease_expires_at=None,
                 content=text_storable(content),
-                status=status,
-                finish_reason=finish_reason,
+                status=end.status,
+                finish_reason=end.finish_reason,
                 prompt_tokens=usage.get("prompt_tokens"),
                 completion_tokens=usage.get("completion_tokens"),
                 total_tokens=usage.get("total_tokens"),
@@ -87,10 +82,10 @@ def reply_finish(
                 cached_tokens=usage.get("cached_tokens"),
                 cost=cost,
                 tools=json_storable(tools or []),
-                error_code=error_code,
-                error=text_storable(error),
-                served_models=served_models or [],
-                handoff_offsets=handoff_offsets or [],
+                error_code=end.error_code,
+                error=text_storable(end.error),
+                served_models=list(end.served_models),
+                handoff_offsets=list(end.handoff_offsets),
                 finished_at=timezone.now(),
             ),
         )

@@ -20,6 +20,7 @@ from ..exceptions import InternalError, NoSuchMessage
 from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message
 from ..owners import ConversationRef
 from .feedback import feedback_shown
+from .reply_end import ReplyEnd
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
 
 
@@ -309,17 +310,7 @@ def reply_end_frame(message: Message | None, reply_id: int) -> dict[str, Any]:
     """The `done` or `error` frame that ends a reply, rebuilt from its stored row."""
     if message is None:
         return protocol.error_frame_of(InternalError("The reply is gone."), message_id=reply_id)
-    if message.status == Message.Status.ERROR:
-        return protocol.error_frame(
-            message.error_code or "upstream_error", message.error, message_id=reply_id
-        )
-    return protocol.done_frame(
-        message_id=reply_id,
-        usage=message.usage,
-        finish_reason=message.finish_reason or "interrupted",
-        served_models=message.served_models,
-        handoff_offsets=message.handoff_offsets,
-    )
+    return ReplyEnd.stored(message).frame(reply_id)
 
 
 def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | None:

@@ -16,6 +16,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from .. import metrics, protocol, upstream
 from ..attachments import parts as attachment_parts
 from ..chat import quotas, replies, selectors, turns
+from ..chat.reply_end import INTERNAL_ERROR_TEXT, ReplyEnd
 from ..costs import reply_cost
 from ..exceptions import ChatError
 from ..models import Message
@@ -89,115 +90,271 @@ async def reply_stream(
     the reply as lost meanwhile, this instance's sockets first get the stored history (they may hold text
     that was not stored).
     """
-    log = instance.reply_log
-    log.start(reply.message_id)
-    loop = asyncio.get_running_loop()
-    stats = ReplyStats(model=turn.model, started=loop.time())
+    instance.reply_log.start(reply.message_id)
+    run = ReplyRun(room=room, reply=reply, turn=turn, instance=instance)
     metrics.REPLIES_IN_FLIGHT.inc()
-    chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
-    next_flush = stats.started + settings.CHAT_FLUSH_INTERVAL
-    chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
-    outcome: dict[str, Any] | None = {"status": Message.Status.COMPLETE, "finish_reason": "stop"}
-    durable = Durable()
-    try:
-        messages = await _request_messages(turn, instance)
-        async for event in upstream.reply_stream(
-            instance.upstream(),
-            models=turn.models,
-            messages=messages,
-            mcp_servers=turn.mcp_servers,
-            instructions=turn.instructions,
-            request_settings=turn.settings,
-            model_settings=turn.model_settings,
-            served_models=reply.served_models,
-            handoff_offsets=reply.handoff_offsets,
-            mcp_credentials=turn.mcp_credentials,
-        ):
-            if stats.first_event_at is None:
-                stats.first_event_at = loop.time()
-                metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
-            if isinstance(event, upstream.TextDelta):
-                if not event.text:
-                    continue
-                taken = loop.time()
-                offset = reply.append(event.text)
-                # Shown once durable: a socket never holds text that a lost reply's stored text lacks.
-                logged = log.text(reply.message_id, offset, event.text, urgent=not offset)
-                if durable.log_whole and not await logged:
-                    durable.log_whole = False
-                    next_flush = taken  # the database holds it now, and then every flush interval
-                if loop.time() >= reply.lease_deadline:
-                    await lease_renew(reply, instance)
-                await room.text_show(reply, durable.until(reply))
-                now = loop.time()
-                metrics.RELAY_DELAY.observe(now - event.received_at)
-                chunks_relayed.inc()
-                if now >= next_flush:
-                    next_flush = now + settings.CHAT_FLUSH_INTERVAL
-                    stats.flushes += 1
-                    content = reply.text()
-                    if not await db_call(replies.reply_flush)(
-                        reply_id=reply.message_id, content=content, streamed_by=instance.instance_id
-                    ):
-                        raise LeaseLost
-                    reply.lease_renewed(now)
-                    durable.saved = len(content)
-                    await room.text_show(reply, durable.until(reply))
-                rest = chunk_interval - (loop.time() - taken)
-                if rest > 0:
-                    # The next read takes whatever arrived meanwhile: one frame instead of one per token.
-                    await asyncio.sleep(rest)
-            elif isinstance(event, upstream.ToolActivity):
-                if loop.time() >= reply.lease_deadline:
-                    await lease_renew(reply, instance)
-                activity = asdict(event)
-                frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
-                await room.tool_publish(reply, activity, frame)
-                log.frame(reply.message_id, frame)
-            else:
-                outcome.update(finish_reason=event.reason or "stop", usage=event.usage)
-    except LeaseLost:
-        outcome = None
-    except asyncio.CancelledError:
-        if reply.stop_reason == "lost":
-            outcome = None
-        else:
-            outcome = {
-                "status": Message.Status.INTERRUPTED,
-                "finish_reason": reply.stop_reason or "interrupted",
-            }
-    except ChatError as exc:
-        outcome = {
-            "status": Message.Status.ERROR,
-            "finish_reason": "error",
-            "error_code": exc.code,
-            "error": exc.message,
-        }
-    except Exception:
-        logger.exception(
-            "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
-        )
-        outcome = INTERNAL_ERROR_OUTCOME
-    if outcome is not None and not outcome.get("usage") and reply.length:
-        # Cut short, the upstream reported no usage: what was streamed still counts against the quota.
-        outcome = {
-            **outcome,
-            "usage_stored": quotas.usage_estimate(prompt=turn.upstream_messages, reply=reply.text()),
-        }
+    end = await run.stream()
     # Shielded: a second cancellation (shutdown) must not lose the final text.
-    await asyncio.shield(
-        _reply_conclude(room=room, reply=reply, outcome=outcome, stats=stats, instance=instance)
-    )
+    await asyncio.shield(run.finish(end))
     first_turn = turn.user_message is not None and turn.user_message["parent_id"] is None
-    if (
-        outcome is not None
-        and outcome["status"] == Message.Status.COMPLETE
-        and title_wanted(first_turn=first_turn)
-    ):
+    if end is not None and end.status == Message.Status.COMPLETE and title_wanted(first_turn=first_turn):
         # After `done`, in a task of its own: the title never delays the reply nor the next turn.
         instance.reply_task_start(
             title_write(instance, room.ref, question=turn.user_message["content"], answer=reply.text()),
             name=f"title-{reply.message_id}",
+        )
+
+
+class ReplyRun:
+    """One local reply on its way: `stream` reads it from upstream, `publish` shows and logs each span
+    of its text (and `flush` saves it every flush interval), `tool_publish` each tool call, and `finish`
+    stores how it ended and tells every socket, here and (through the log) elsewhere."""
+
+    __slots__ = (
+        "chunk_interval",
+        "chunks_relayed",
+        "durable",
+        "instance",
+        "log",
+        "loop",
+        "next_flush",
+        "reply",
+        "room",
+        "stats",
+        "turn",
+    )
+
+    def __init__(
+        self, *, room: live.ConversationRoom, reply: live.LiveReply, turn: turns.Turn, instance: Instance
+    ) -> None:
+        self.room, self.reply, self.turn, self.instance = room, reply, turn, instance
+        self.log = instance.reply_log
+        self.loop = asyncio.get_running_loop()
+        self.stats = ReplyStats(model=turn.model, started=self.loop.time())
+        self.durable = Durable()
+        self.next_flush = self.stats.started + settings.CHAT_FLUSH_INTERVAL
+        self.chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
+        self.chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
+
+    async def stream(self) -> ReplyEnd | None:
+        """Relay the reply from upstream until it ends; return how it ended (None: another instance
+        stored it as lost, or it was stopped as lost)."""
+        reply, turn, stats = self.reply, self.turn, self.stats
+        finish_reason, usage = "stop", None
+        try:
+            messages = await _request_messages(turn, self.instance)
+            async for event in upstream.reply_stream(
+                self.instance.upstream(),
+                models=turn.models,
+                messages=messages,
+                mcp_servers=turn.mcp_servers,
+                instructions=turn.instructions,
+                request_settings=turn.settings,
+                model_settings=turn.model_settings,
+                served_models=reply.served_models,
+                handoff_offsets=reply.handoff_offsets,
+                mcp_credentials=turn.mcp_credentials,
+            ):
+                if stats.first_event_at is None:
+                    stats.first_event_at = self.loop.time()
+                    metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
+                if isinstance(event, upstream.TextDelta):
+                    if event.text:
+                        await self.publish(event.text, event.received_at)
+                elif isinstance(event, upstream.ToolActivity):
+                    await self.tool_publish(event)
+                else:
+                    finish_reason, usage = event.reason or "stop", event.usage
+        except LeaseLost:
+            return None
+        except asyncio.CancelledError:
+            if reply.stop_reason == "lost":
+                return None
+            return self.end(Message.Status.INTERRUPTED, reply.stop_reason or "interrupted")
+        except ChatError as exc:
+            return self.end(Message.Status.ERROR, "error", error_code=exc.code, error=exc.message)
+        except Exception:
+            logger.exception(
+                "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
+            )
+            return self.end(
+                Message.Status.ERROR, "error", error_code="internal_error", error=INTERNAL_ERROR_TEXT
+            )
+        return self.end(Message.Status.COMPLETE, finish_reason, usage=usage)
+
+    async def publish(self, text: str, received_at: float) -> None:
+        """Take a span of text: log it for the other instances, show it on every socket here once it is
+        durable, within the lease, and save it when a flush is due."""
+        reply, loop, durable = self.reply, self.loop, self.durable
+        taken = loop.time()
+        offset = reply.append(text)
+        # Shown once durable: a socket never holds text that a lost reply's stored text lacks.
+        logged = self.log.text(reply.message_id, offset, text, urgent=not offset)
+        if durable.log_whole and not await logged:
+            durable.log_whole = False
+            self.next_flush = taken  # the database holds it now, and then every flush interval
+        if loop.time() >= reply.lease_deadline:
+            await lease_renew(reply, self.instance)
+        await self.room.text_show(reply, durable.until(reply))
+        now = loop.time()
+        metrics.RELAY_DELAY.observe(now - received_at)
+        self.chunks_relayed.inc()
+        if now >= self.next_flush:
+            await self.flush(now)
+        rest = self.chunk_interval - (loop.time() - taken)
+        if rest > 0:
+            # The next read takes whatever arrived meanwhile: one frame instead of one per token.
+            await asyncio.sleep(rest)
+
+    async def flush(self, now: float) -> None:
+        """Save the text so far (a crash loses at most one flush interval), which renews the lease and
+        makes that text durable. Raise LeaseLost when this instance no longer holds the reply."""
+        reply = self.reply
+        self.next_flush = now + settings.CHAT_FLUSH_INTERVAL
+        self.stats.flushes += 1
+        content = reply.text()
+        if not await db_call(replies.reply_flush)(
+            reply_id=reply.message_id, content=content, streamed_by=self.instance.instance_id
+        ):
+            raise LeaseLost
+        reply.lease_renewed(now)
+        self.durable.saved = len(content)
+        await self.room.text_show(reply, self.durable.until(reply))
+
+    async def tool_publish(self, event: upstream.ToolActivity) -> None:
+        """Show a tool call or its result on every socket here, then log it for the other instances."""
+        reply = self.reply
+        if self.loop.time() >= reply.lease_deadline:
+            await lease_renew(reply, self.instance)
+        activity = asdict(event)
+        frame = protocol.dumps(protocol.tool_frame(message_id=reply.message_id, activity=activity))
+        await self.room.tool_publish(reply, activity, frame)
+        self.log.frame(reply.message_id, frame)
+
+    def end(
+        self,
+        status: str,
+        finish_reason: str,
+        *,
+        usage: dict[str, int] | None = None,
+        error_code: str = "",
+        error: str = "",
+    ) -> ReplyEnd:
+        """How the reply ended, with the models that wrote it. Cut short without the upstream's count,
+        what was streamed is estimated: it still counts against the quota."""
+        reply = self.reply
+        estimated = not usage and reply.length > 0
+        if estimated:
+            usage = quotas.usage_estimate(prompt=self.turn.upstream_messages, reply=reply.text())
+        return ReplyEnd(
+            status=status,
+            finish_reason=finish_reason,
+            usage=usage or None,
+            usage_estimated=estimated,
+            error_code=error_code,
+            error=error,
+            served_models=tuple(reply.served_models),
+            handoff_offsets=tuple(reply.handoff_offsets),
+        )
+
+    async def finish(self, end: ReplyEnd | None) -> None:
+        """Store the reply's end, then tell every socket, here and (through the log) elsewhere.
+
+        The end frame is sent on every path: when the reply was lost to another instance (`end` None, or
+        the store found it taken), after the stored history; when its end could not be stored, as
+        `internal_error` (the reply's lease then lapses and another instance stores it as lost). Text not
+        shown yet is shown before the end only when the end stored it.
+        """
+        room, reply, instance = self.room, self.reply, self.instance
+        stored: ReplyEnd | None = None
+        reply.ending = True
+        try:
+            if end is not None:
+                try:
+                    stored = await self._end_store(end)
+                except Exception:
+                    logger.exception("reply end not stored", extra={"message_id": reply.message_id})
+                    stored = end.failed_internally()
+                else:
+                    if stored is not None:
+                        await room.text_show(reply, reply.length)  # stored with the end: durable now
+        finally:
+            instance.rooms.reply_end(room, reply)
+            metrics.REPLIES_IN_FLIGHT.dec()
+        if stored is None:
+            await self._lost_tell()
+            return
+        text = protocol.dumps(stored.frame(reply.message_id))
+        await room.broadcast(text)
+        instance.reply_log.end(reply.message_id, text)
+        self._account(stored)
+
+    async def _lost_tell(self) -> None:
+        """Tell every socket here how a reply another instance stored as lost ended: the stored history
+        (they may hold text that was not stored), then the end its row says."""
+        room, reply = self.room, self.reply
+        logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
+        try:
+            await history_broadcast(self.instance, room.ref)
+            row = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
+            frame = selectors.reply_end_frame(row, reply.message_id)
+        except Exception:
+            logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
+            frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
+        await room.broadcast(protocol.dumps(frame))
+
+    async def _end_store(self, end: ReplyEnd) -> ReplyEnd | None:
+        """Store how the reply ended, retried while the database is away; a row that refuses the values
+        is stored as an `internal_error` with its text. Return the end stored, or None when another
+        instance holds the reply."""
+        reply = self.reply
+        store = functools.partial(
+            db_call_patient,
+            replies.reply_finish,
+            budget=END_STORE_SECONDS,
+            reply_id=reply.message_id,
+            streamed_by=self.instance.instance_id,
+            content=reply.text(),
+        )
+        try:
+            held = await store(end=end, tools=reply.tools, cost=reply_cost(end.usage, reply.prices))
+            return end if held else None
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError:
+            logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
+        failed = end.failed_internally()
+        held = await store(end=failed, tools=[], cost=None)
+        return failed if held else None
+
+    def _account(self, end: ReplyEnd) -> None:
+        """One metrics update and one structured log line per reply (never its text)."""
+        stats = self.stats
+        ended = self.loop.time()
+        usage = end.usage_reported
+        metrics.REPLIES_FINISHED.labels(end.status).inc()
+        metrics.DB_FLUSHES.observe(stats.flushes)
+        if usage.get("completion_tokens"):
+            metrics.TOKENS_RELAYED.labels(stats.model).inc(usage["completion_tokens"])
+        if end.error_code.startswith("upstream_"):
+            metrics.UPSTREAM_ERRORS.labels(end.error_code).inc()
+        first = stats.first_event_at
+        logger.info(
+            "reply ended",
+            extra={
+                "session_id": self.room.ref.session_id,
+                "message_id": self.reply.message_id,
+                "model": stats.model,
+                "status": end.status,
+                "finish_reason": end.finish_reason,
+                "error_code": end.error_code or None,
+                "chars": self.reply.length,
+                "prompt_tokens": usage.get("prompt_tokens"),
+                "completion_tokens": usage.get("completion_tokens"),
+                "first_token_ms": round((first - stats.started) * 1000, 1) if first is not None else None,
+                "duration_ms": round((ended - stats.started) * 1000, 1),
+                "db_flushes": stats.flushes,
+            },
         )
 
 
@@ -213,133 +370,3 @@ async def _request_messages(turn: turns.Turn, instance: Instance) -> list[dict[s
         max_bytes=settings.CHAT_REQUEST_ATTACHMENT_MAX_BYTES,
     )
     return await asyncio.get_running_loop().run_in_executor(instance.file_reader, read)
-
-
-INTERNAL_ERROR_OUTCOME: dict[str, Any] = {
-    "status": Message.Status.ERROR,
-    "finish_reason": "error",
-    "error_code": "internal_error",
-    "error": "The server failed while writing this reply.",
-}
-
-
-async def _reply_conclude(
-    *,
-    room: live.ConversationRoom,
-    reply: live.LiveReply,
-    outcome: dict[str, Any] | None,
-    stats: ReplyStats,
-    instance: Instance,
-) -> None:
-    """Store the reply's end, then tell every socket, here and (through the log) elsewhere.
-
-    The end frame is sent on every path: when the reply was lost to another instance (`outcome` None, or
-    the store found it taken), after the stored history; when its end could not be stored, as `internal_error`
-    (the reply's lease then lapses and another instance stores it as lost). Text not shown yet is
-    shown before the end only when the end stored it.
-    """
-    stored: dict[str, Any] | None = None
-    text_stored = False
-    reply.ending = True
-    try:
-        try:
-            if outcome is not None:
-                stored = await _reply_end_store(reply, outcome, instance)
-                text_stored = stored is not None
-        except Exception:
-            logger.exception("reply end not stored", extra={"message_id": reply.message_id})
-            stored = INTERNAL_ERROR_OUTCOME
-        if text_stored:
-            await room.text_show(reply, reply.length)  # stored with the end: durable now
-    finally:
-        instance.rooms.reply_end(room, reply)
-        metrics.REPLIES_IN_FLIGHT.dec()
-    if stored is None:
-        logger.warning("reply lost to another instance", extra={"message_id": reply.message_id})
-        try:
-            await history_broadcast(instance, room.ref)
-            row = await db_call(selectors.reply_stored)(reply_id=reply.message_id)
-            frame = selectors.reply_end_frame(row, reply.message_id)
-        except Exception:
-            logger.exception("lost reply's stored state unreadable", extra={"message_id": reply.message_id})
-            frame = protocol.done_frame(message_id=reply.message_id, usage=None, finish_reason="server_lost")
-        await room.broadcast(protocol.dumps(frame))
-        return
-    outcome = stored
-    if outcome["status"] == Message.Status.ERROR:
-        frame = protocol.error_frame(outcome["error_code"], outcome["error"], message_id=reply.message_id)
-    else:
-        frame = protocol.done_frame(
-            message_id=reply.message_id,
-            # Cut short without the API's count: the estimate stored (and counted against the quota).
-            usage=outcome.get("usage") or outcome.get("usage_stored"),
-            finish_reason=outcome["finish_reason"],
-            served_models=reply.served_models,
-            handoff_offsets=reply.handoff_offsets,
-        )
-    text = protocol.dumps(frame)
-    await room.broadcast(text)
-    instance.reply_log.end(reply.message_id, text)
-    _reply_account(room=room, reply=reply, outcome=outcome, stats=stats)
-
-
-async def _reply_end_store(
-    reply: live.LiveReply, outcome: dict[str, Any], instance: Instance
-) -> dict[str, Any] | None:
-    """Store how a reply ended, retried while the database is away; a row that refuses the values is
-    stored as an `internal_error` with its text. Return the outcome stored, or None when another
-    instance holds the reply."""
-    fields = {
-        "reply_id": reply.message_id,
-        "streamed_by": instance.instance_id,
-        "content": reply.text(),
-        "tools": reply.tools,
-        "served_models": reply.served_models,
-        "handoff_offsets": reply.handoff_offsets,
-        **outcome,
-    }
-    fields["usage"] = fields.pop("usage_stored", None) or outcome.get("usage")
-    fields["cost"] = reply_cost(fields["usage"], reply.prices)
-    try:
-        held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
-        return outcome if held else None
-    except (OperationalError, InterfaceError):
-        raise
-    except DatabaseError:
-        logger.exception("reply end refused by the database", extra={"message_id": reply.message_id})
-    fields.update(tools=[], usage=None, cost=None, **INTERNAL_ERROR_OUTCOME)
-    held = await db_call_patient(replies.reply_finish, budget=END_STORE_SECONDS, **fields)
-    return INTERNAL_ERROR_OUTCOME if held else None
-
-
-def _reply_account(
-    *, room: live.ConversationRoom, reply: live.LiveReply, outcome: dict[str, Any], stats: ReplyStats
-) -> None:
-    """One metrics update and one structured log line per reply (never its text)."""
-    ended = asyncio.get_running_loop().time()
-    usage = outcome.get("usage") or {}
-    metrics.REPLIES_FINISHED.labels(outcome["status"]).inc()
-    metrics.DB_FLUSHES.observe(stats.flushes)
-    if usage.get("completion_tokens"):
-        metrics.TOKENS_RELAYED.labels(stats.model).inc(usage["completion_tokens"])
-    code = outcome.get("error_code", "")
-    if code.startswith("upstream_"):
-        metrics.UPSTREAM_ERRORS.labels(code).inc()
-    first = stats.first_event_at
-    logger.info(
-        "reply ended",
-        extra={
-            "session_id": room.ref.session_id,
-            "message_id": reply.message_id,
-            "model": stats.model,
-            "status": outcome["status"],
-            "finish_reason": outcome["finish_reason"],
-            "error_code": code or None,
-            "chars": reply.length,
-            "prompt_tokens": usage.get("prompt_tokens"),
-            "completion_tokens": usage.get("completion_tokens"),
-            "first_token_ms": round((first - stats.started) * 1000, 1) if first is not None else None,
-            "duration_ms": round((ended - stats.started) * 1000, 1),
-            "db_flushes": stats.flushes,
-        },
-    )
