@@ -26,16 +26,43 @@ from .text import text_storable
 
 
 @dataclass(frozen=True, slots=True)
-class SendFrame:
-    """A user message. `model` / `mcp_servers` are None when the client left them out."""
+class TurnOptions:
+    """What a frame that starts a reply may choose for it; what the client left out (None, "") keeps the
+    conversation's."""
 
-    message: str
     model: str | None = None
     mcp_servers: list[str] | None = None
-    client_id: str = ""
-    agent: str | None = None
-    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
-    attachments: list[str] | None = None  # ids of the sender's uploads
+    client_id: str = ""  # the client's id of the frame: a resend of it stores nothing
+    agent: str | None = None  # an agent's slug
+    settings: dict[str, Any] | None = None  # the user's reply settings
+    # Ids of the sender's uploads: a send's (None: none), an edit's (None keeps those of the message
+    # edited); a regenerate carries none.
+    attachments: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendFrame:
+    """A user message."""
+
+    message: str
+    options: TurnOptions = TurnOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class RegenerateFrame:
+    """A new version of reply `message_id`, streamed as a sibling of it."""
+
+    message_id: int
+    options: TurnOptions = TurnOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class EditFrame:
+    """A new version of user message `message_id` with text `message`, and its reply."""
+
+    message_id: int
+    message: str
+    options: TurnOptions = TurnOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,32 +83,6 @@ class HistoryFrame:
     """Ask for the `history` frame again (`before` None), or for the page of messages before `before`."""
 
     before: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RegenerateFrame:
-    """A new version of reply `message_id`, streamed as a sibling of it."""
-
-    message_id: int
-    model: str | None = None
-    mcp_servers: list[str] | None = None
-    client_id: str = ""
-    agent: str | None = None
-    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
-
-
-@dataclass(frozen=True, slots=True)
-class EditFrame:
-    """A new version of user message `message_id` with text `message`, and its reply."""
-
-    message_id: int
-    message: str
-    model: str | None = None
-    mcp_servers: list[str] | None = None
-    client_id: str = ""
-    agent: str | None = None
-    settings: dict[str, Any] | None = None  # the user's reply settings; None keeps the conversation's
-    attachments: list[str] | None = None  # None keeps the attachments of the message edited
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,34 +146,33 @@ def parse_client_frame(text_data: str | None, bytes_data: bytes | None = None) -
     if kind == "feedback":
         return _feedback_frame(data)
     if kind == "regenerate":
-        return RegenerateFrame(message_id=_message_id(data.get("message_id")), **_turn_options(data))
+        return RegenerateFrame(message_id=_message_id(data.get("message_id")), options=_turn_options(data))
     if kind == "edit":
         return EditFrame(
             message_id=_message_id(data.get("message_id")),
             message=_message_text(data.get("message")),
-            attachments=_optional_attachments(data.get("attachments")),
-            **_turn_options(data),
+            options=_turn_options(data, attachments=_optional_attachments(data.get("attachments"))),
         )
     if kind != "message":
         raise InvalidMessage(f"Unknown frame type {str(kind)[:40]!r}.")
     attachments = _optional_attachments(data.get("attachments"))
     return SendFrame(
         message=_message_text(data.get("message"), attached=bool(attachments)),
-        attachments=attachments,
-        **_turn_options(data),
+        options=_turn_options(data, attachments=attachments),
     )
 
 
-def _turn_options(data: dict[str, Any]) -> dict[str, Any]:
+def _turn_options(data: dict[str, Any], *, attachments: list[str] | None = None) -> TurnOptions:
     """The optional `agent`, `model`, `mcp_servers`, `client_id` and `settings` every frame that starts a
-    reply may carry."""
-    return {
-        "agent": _optional_name(data.get("agent"), UnknownAgent, "`agent` (an agent's slug)"),
-        "model": _optional_name(data.get("model"), UnknownModel, "`model` (a model's name)"),
-        "mcp_servers": mcp_servers_parse(data.get("mcp_servers")),
-        "client_id": _optional_client_id(data.get("client_id")),
-        "settings": _optional_settings(data.get("settings")),
-    }
+    reply may carry, with the `attachments` the frame's kind allows, checked already."""
+    return TurnOptions(
+        agent=_optional_name(data.get("agent"), UnknownAgent, "`agent` (an agent's slug)"),
+        model=_optional_name(data.get("model"), UnknownModel, "`model` (a model's name)"),
+        mcp_servers=mcp_servers_parse(data.get("mcp_servers")),
+        client_id=_optional_client_id(data.get("client_id")),
+        settings=_optional_settings(data.get("settings")),
+        attachments=attachments,
+    )
 
 
 ATTACHMENT_ID_RE = re.compile(

@@ -273,6 +273,7 @@ async def test_a_file_gone_from_storage_is_said_unavailable_and_fails_no_other_t
 ):
     from conversations.chat import turns
     from conversations.owners import ConversationRef, Owner
+    from conversations.protocol import TurnOptions
 
     await browser_headers()
 
@@ -289,10 +290,9 @@ async def test_a_file_gone_from_storage_is_said_unavailable_and_fails_no_other_t
         return turns.TurnRequest(
             ref=ConversationRef(owner.key, session_id),
             owner=owner,
-            model="openai/gpt-5.1",
+            options=TurnOptions(model="openai/gpt-5.1", attachments=ids),
             streamed_by="here",
             content=f"look {session_id}",
-            attachments=ids,
         )
 
     batch = [

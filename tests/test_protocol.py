@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conversations import protocol
@@ -15,7 +17,9 @@ def test_the_original_pages_frame_parses_with_model_and_servers():
     frame = protocol.parse_client_frame(
         '{"message": "hi", "model": "openai/gpt-5.1", "mcp_servers": ["a/b"]}'
     )
-    assert frame == protocol.SendFrame(message="hi", model="openai/gpt-5.1", mcp_servers=["a/b"])
+    assert frame == protocol.SendFrame(
+        message="hi", options=protocol.TurnOptions(model="openai/gpt-5.1", mcp_servers=["a/b"])
+    )
 
 
 def test_left_out_model_and_servers_stay_unset_so_the_conversations_apply():
@@ -82,3 +86,20 @@ def test_a_partial_reply_stays_in_the_history():
         [message("user", "a"), message("assistant", "half"), message("user", "c")]
     )
     assert [m["role"] for m in built] == ["user", "assistant", "user"]
+
+
+def test_every_frame_that_starts_a_reply_carries_its_choices_as_one_value():
+    upload = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    options = protocol.TurnOptions(model="openai/gpt-5.1", client_id="c1", agent="brief", settings={})
+    edit = protocol.parse_client_frame(
+        '{"type": "edit", "message_id": 3, "message": "x", "model": "openai/gpt-5.1", "client_id": "c1",'
+        f' "agent": "brief", "settings": {{}}, "attachments": ["{upload}"]}}'
+    )
+    regenerate = protocol.parse_client_frame(
+        '{"type": "regenerate", "message_id": 4, "model": "openai/gpt-5.1", "client_id": "c1",'
+        f' "agent": "brief", "settings": {{}}, "attachments": ["{upload}"]}}'
+    )
+
+    with_files = replace(options, attachments=[upload])
+    assert edit == protocol.EditFrame(message_id=3, message="x", options=with_files)
+    assert regenerate == protocol.RegenerateFrame(message_id=4, options=options)  # it carries no files

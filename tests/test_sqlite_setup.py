@@ -23,9 +23,12 @@ from conversations.chat.replies import reply_finish
 from conversations.chat.reply_end import ReplyEnd
 from conversations.owners import ConversationRef, Owner
 from conversations.chat.turns import TurnRequest, turns_store
+from conversations.protocol import TurnOptions
 Agent.objects.create(slug="brief", name="Brief", model_names=["openai/gpt-5.1"], instructions="Be brief.")
 owner = Owner(session_key="sqlite-browser")
-request = TurnRequest(ref=ConversationRef(owner.key, "s1"), owner=owner, content="hi", agent="brief")
+request = TurnRequest(
+    ref=ConversationRef(owner.key, "s1"), owner=owner, content="hi", options=TurnOptions(agent="brief")
+)
 (turn,) = turns_store([request])
 streamed_by = Message.objects.get(pk=turn.reply_id).streamed_by
 usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}

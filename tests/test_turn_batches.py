@@ -14,6 +14,7 @@ from conversations import exceptions
 from conversations.chat import turns
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef, Owner
+from conversations.protocol import TurnOptions
 from conversations.relay import instance as relay_instance
 from conversations.relay import turnwriter
 
@@ -25,9 +26,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OWNER = Owner(session_key="batch-browser")
 
 
-def request_for(session_id: str, content: str = "hello", **fields: object) -> turns.TurnRequest:
+def request_for(session_id: str, content: str = "hello", **options: object) -> turns.TurnRequest:
     return turns.TurnRequest(
-        ref=ConversationRef(OWNER.key, session_id), owner=OWNER, streamed_by="here", content=content, **fields
+        ref=ConversationRef(OWNER.key, session_id),
+        owner=OWNER,
+        options=TurnOptions(**options),
+        streamed_by="here",
+        content=content,
     )
 
 

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from conversations.chat import replies, turns
 from conversations.chat.reply_end import ReplyEnd
 from conversations.owners import ConversationRef, Owner
+from conversations.protocol import TurnOptions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,7 +22,7 @@ def turn_request(session_id: str, content: str, client_id: str) -> turns.TurnReq
     return turns.TurnRequest(
         ref=ConversationRef(OWNER.key, session_id),
         owner=OWNER,
-        client_id=client_id,
+        options=TurnOptions(client_id=client_id),
         streamed_by="here",
         content=content,
     )

@@ -26,6 +26,7 @@ from ..exceptions import Busy, ChatError, EmptyMessage, MessageTooLong, NoSuchMe
 from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_credentials
 from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from ..owners import ConversationRef, Owner
+from ..protocol import TurnOptions
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
 from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
@@ -51,23 +52,19 @@ SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """What a turn asks for: whose conversation, the agent, model and MCP servers (None: keep the
-    conversation's), the client's id of the frame (its resend stores nothing), the instance that will
-    stream the reply, and its kind: a send's or an edit's `content`, the reply to regenerate or the
-    message to edit (`target_id`)."""
+    """What a turn asks for: whose conversation, what its frame chose (`options`: the agent, model, MCP
+    servers and settings, None keeping the conversation's, see answerers.py; the client's id of the
+    frame, whose resend stores nothing; the attachments), the instance that will stream the reply, and
+    its kind: a send's or an edit's `content`, the reply to regenerate or the message to edit
+    (`target_id`)."""
 
     ref: ConversationRef
     owner: Owner
-    model: str | None = None
-    mcp_servers: list[str] | None = None
-    client_id: str = ""
+    options: TurnOptions = TurnOptions()
     streamed_by: str = ""
     kind: str = SEND
     content: str = ""
     target_id: int | None = None
-    agent: str | None = None  # an agent's slug: None keeps the conversation's (see answerers.py)
-    settings: dict[str, Any] | None = None  # the user's reply settings: None keeps the conversation's
-    attachments: list[str] | None = None  # ids of the sender's uploads; None: an edit keeps its turn's
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,13 +259,13 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     for index, request in enumerate(requests):
         if request.kind != REGENERATE:
             try:
-                message_content_check(request.content, attached=bool(request.attachments))
+                message_content_check(request.content, attached=bool(request.options.attachments))
             except ChatError as exc:
                 results[index] = exc
     conversations, created = _conversations_lock([r for i, r in enumerate(requests) if results[i] is None])
     trees = threads_state(
         client_ids={
-            conversations[request.ref.room_key].pk: request.client_id
+            conversations[request.ref.room_key].pk: request.options.client_id
             for index, request in enumerate(requests)
             if results[index] is None and request.ref.room_key in conversations
         }
@@ -276,7 +273,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     enabled: list[ModelChoice] | None = None
     agents: dict[str, Agent] | None = None
     credentialed: dict[str, MCPServerPreset] | None = None
-    named = attachments_named({i for request in requests for i in request.attachments or ()})
+    named = attachments_named({i for request in requests for i in request.options.attachments or ()})
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
     for index, request in enumerate(requests):
@@ -288,12 +285,12 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             continue
         thread, messages = trees[conversation.pk]
         if thread.sent_id is not None:
-            results[index] = DuplicateSend(client_id=request.client_id, message_id=thread.sent_id)
+            results[index] = DuplicateSend(client_id=request.options.client_id, message_id=thread.sent_id)
             continue
         if enabled is None:
             enabled = ChatModel.objects.enabled_choices()
         if agents is None and agents_needed(
-            agent_slug=request.agent, model=request.model, conversation=conversation
+            agent_slug=request.options.agent, model=request.options.model, conversation=conversation
         ):
             agents = {agent.slug: agent for agent in Agent.objects.enabled()}
         try:
@@ -407,13 +404,13 @@ def _turn_plan(
     reply still streams.
     """
     answerer = answerer_choose(
-        agent_slug=request.agent,
-        model=request.model,
-        mcp_servers=request.mcp_servers,
+        agent_slug=request.options.agent,
+        model=request.options.model,
+        mcp_servers=request.options.mcp_servers,
         conversation=conversation,
         enabled=enabled,
         agents=agents,
-        settings=request.settings,
+        settings=request.options.settings,
     )
     streaming_reply_refuse(thread)
     plan = _TurnPlan(
@@ -462,7 +459,7 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
                 content=plan.request.content,  # checked by message_content_check
                 model=plan.answerer.model,
                 mcp_servers=plan.answerer.mcp_servers,
-                client_id=plan.request.client_id,  # a send's or an edit's id is on its user message
+                client_id=plan.request.options.client_id,  # a send's or an edit's id is on its user message
                 attachment_ids=[str(attachment.pk) for attachment in plan.attachments],
             )
             for plan in asking
@@ -487,7 +484,7 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
                 context_dropped=plan.context_dropped,
                 status=Message.Status.STREAMING,
                 # A regenerate's id is on its new reply (it stores no user message).
-                client_id=plan.request.client_id if plan.user_message is None else "",
+                client_id=plan.request.options.client_id if plan.user_message is None else "",
                 streamed_by=plan.request.streamed_by,
                 lease_expires_at=lease_expiry(),
             )
@@ -536,8 +533,8 @@ def _attachment_ids_of(request: TurnRequest, messages: dict[int, ThreadMessage])
     of the message it edits (a regenerate stores no user message)."""
     if request.kind == REGENERATE:
         return []
-    if request.attachments is not None:
-        return request.attachments
+    if request.options.attachments is not None:
+        return request.options.attachments
     edited = messages.get(request.target_id) if request.kind == EDIT and request.target_id else None
     return list(edited.attachment_ids) if edited is not None else []
 

@@ -42,7 +42,8 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     if instance.draining:
         raise Unavailable("This server is restarting; send again in a moment.")
     room = instance.rooms.get(ref)
-    if room.reply is not None and not frame.client_id:  # with one, it may be a resend: the store decides
+    # With a client id, the frame may be a resend: the store decides.
+    if room.reply is not None and not frame.options.client_id:
         raise Busy()
     if not settings.DEDALUS_API_KEY:
         raise NotConfigured()
@@ -116,16 +117,11 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
     request = TurnRequest(
         ref=socket.ref,
         owner=socket.owner,
-        model=frame.model,
-        mcp_servers=frame.mcp_servers,
-        client_id=frame.client_id,
+        options=frame.options,
         streamed_by=socket.instance.instance_id,
         kind=kind,
         content=content,
         target_id=target_id,
-        agent=frame.agent,
-        settings=frame.settings,
-        attachments=getattr(frame, "attachments", None),  # a regenerate carries none
     )
     return await socket.instance.turn_writer.store(request)
 
