@@ -139,32 +139,9 @@ class ReplyRun:
     async def stream(self) -> ReplyEnd | None:
         """Relay the reply from upstream until it ends; return how it ended (None: another instance
         stored it as lost, or it was stopped as lost)."""
-        reply, turn, stats = self.reply, self.turn, self.stats
-        finish_reason, usage = "stop", None
+        reply = self.reply
         try:
-            messages = await _request_messages(turn, self.instance)
-            async for event in upstream.reply_stream(
-                self.instance.upstream(),
-                models=turn.models,
-                messages=messages,
-                mcp_servers=turn.mcp_servers,
-                instructions=turn.instructions,
-                request_settings=turn.settings,
-                model_settings=turn.model_settings,
-                served_models=reply.served_models,
-                handoff_offsets=reply.handoff_offsets,
-                mcp_credentials=turn.mcp_credentials,
-            ):
-                if stats.first_event_at is None:
-                    stats.first_event_at = self.loop.time()
-                    metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
-                if isinstance(event, upstream.TextDelta):
-                    if event.text:
-                        await self.publish(event.text, event.received_at)
-                elif isinstance(event, upstream.ToolActivity):
-                    await self.tool_publish(event)
-                else:
-                    finish_reason, usage = event.reason or "stop", event.usage
+            finish_reason, usage = await self._relay()
         except LeaseLost:
             return None
         except asyncio.CancelledError:
@@ -175,12 +152,42 @@ class ReplyRun:
             return self.end(Message.Status.ERROR, "error", error_code=exc.code, error=exc.message)
         except Exception:
             logger.exception(
-                "reply failed", extra={"session_id": turn.ref.session_id, "message_id": reply.message_id}
+                "reply failed", extra={"session_id": self.turn.ref.session_id, "message_id": reply.message_id}
             )
             return self.end(
                 Message.Status.ERROR, "error", error_code="internal_error", error=INTERNAL_ERROR_TEXT
             )
         return self.end(Message.Status.COMPLETE, finish_reason, usage=usage)
+
+    async def _relay(self) -> tuple[str, dict[str, int] | None]:
+        """Hand each of the reply's events from upstream on, the files its messages carry read first;
+        return why it ended and the usage the upstream reported."""
+        reply, turn, stats = self.reply, self.turn, self.stats
+        finish_reason, usage = "stop", None
+        messages = await _request_messages(turn, self.instance)
+        async for event in upstream.reply_stream(
+            self.instance.upstream(),
+            models=turn.models,
+            messages=messages,
+            mcp_servers=turn.mcp_servers,
+            instructions=turn.instructions,
+            request_settings=turn.settings,
+            model_settings=turn.model_settings,
+            served_models=reply.served_models,
+            handoff_offsets=reply.handoff_offsets,
+            mcp_credentials=turn.mcp_credentials,
+        ):
+            if stats.first_event_at is None:
+                stats.first_event_at = self.loop.time()
+                metrics.UPSTREAM_FIRST_TOKEN.observe(stats.first_event_at - stats.started)
+            if isinstance(event, upstream.TextDelta):
+                if event.text:
+                    await self.publish(event.text, event.received_at)
+            elif isinstance(event, upstream.ToolActivity):
+                await self.tool_publish(event)
+            else:
+                finish_reason, usage = event.reason or "stop", event.usage
+        return finish_reason, usage
 
     async def publish(self, text: str, received_at: float) -> None:
         """Take a span of text: log it for the other instances, show it on every socket here once it is
