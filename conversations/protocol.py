@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -379,21 +380,21 @@ def done_frame(
     message_id: int,
     usage: dict[str, int] | None,
     finish_reason: str,
-    served_models: list[str] | None = None,
-    handoff_offsets: list[int] | None = None,
+    served_models: Sequence[str] | None = None,
+    handoff_offsets: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order,
     and `handoffs` where each after the first took over."""
     frame = {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
     if served_models:
         frame["served_models"] = served_models
-    handoffs = handoffs_of(served_models or [], handoff_offsets or [])
+    handoffs = handoffs_of(served_models or (), handoff_offsets or ())
     if handoffs:
         frame["handoffs"] = handoffs
     return frame
 
 
-def handoffs_of(served_models: list[str], handoff_offsets: list[int]) -> list[dict[str, Any]]:
+def handoffs_of(served_models: Sequence[str], handoff_offsets: Sequence[int]) -> list[dict[str, Any]]:
     """Each handoff of a reply: the model that took over and the code-point offset of its first text."""
     return [
         {"model": model, "offset": offset}
