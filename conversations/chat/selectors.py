@@ -381,14 +381,14 @@ def conversation_export(*, owner_key: str, session_id: str) -> dict[str, Any] | 
     }
 
 
-def conversation_as_markdown(export: dict[str, Any]) -> str:
+def conversation_as_markdown(export: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     """A conversation export as a Markdown document: its active branch, the text as written, under role
-    headings naming the models that wrote each reply as the page does (the JSON export keeps the other
-    versions, and the models' ids)."""
+    headings naming the models that wrote each reply by their `labels` (`model_labels()`), as the page
+    does (the JSON export keeps the other versions, and the models' ids). No query."""
     by_id = {message["id"]: message for message in export["messages"]}
     pairs = [(message["id"], message["parent_id"]) for message in export["messages"]]
     lines = [f"# {export['title'] or export['session_id']}", ""]
-    labels = model_labels()
+    labels = labels or {}
     for message_id in thread_path_ids(pairs, export["current_message_id"]):
         message = by_id[message_id]
         served = " → ".join(labels.get(name, name) for name in message["served_models"] or [message["model"]])

@@ -124,9 +124,8 @@ def conversation_export(request: HttpRequest, owner: Owner, session_id: str, fmt
     if fmt == "json":
         response: HttpResponse = JsonResponse(export, json_dumps_params={"indent": 2, "ensure_ascii": False})
     else:
-        response = HttpResponse(
-            selectors.conversation_as_markdown(export), content_type="text/markdown; charset=utf-8"
-        )
+        markdown = selectors.conversation_as_markdown(export, selectors.model_labels())
+        response = HttpResponse(markdown, content_type="text/markdown; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=True, filename=f"{export_file_stem(export['title']) or f'chat-{session_id}'}.{fmt}"
     )
