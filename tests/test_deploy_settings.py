@@ -106,14 +106,11 @@ def test_the_api_key_never_reaches_the_page(client, settings):
     assert b"dsk-live" not in client.get("/c/abc/").content
 
 
-@pytest.mark.subprocess
-def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
-    script = (
-        "import django, logging; django.setup(); "
-        "logging.getLogger('django.channels.server').info('HTTP GET /c/x/ 200 [0.01, 127.0.0.1:1]')"
-    )
+def logged_with_debug_on(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a process set up as `make run` has Django (DEBUG on, none of our settings); its
+    stderr is what the console shows."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_"))}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
         env={**clean, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings"},
@@ -122,6 +119,15 @@ def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
         timeout=60,
         check=True,
     )
+
+
+@pytest.mark.subprocess
+def test_a_request_is_logged_once_with_debug_on_as_make_run_has_it():
+    script = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.channels.server').info('HTTP GET /c/x/ 200 [0.01, 127.0.0.1:1]')"
+    )
+    result = logged_with_debug_on(script)
     lines = [line for line in result.stderr.splitlines() if "HTTP GET /c/x/" in line]
     assert len(lines) == 1, result.stderr
     assert "django.channels.server" in lines[0]  # with its time, level and logger
@@ -136,16 +142,7 @@ def test_a_refused_request_is_logged_once_by_the_access_log_not_again_as_a_warni
         "Client(raise_request_exception=False, HTTP_HOST='127.0.0.1')"
         ".get('/api/conversations/nothing-here/')"
     )
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CHAT_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**clean, "DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "chatproject.settings"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = logged_with_debug_on(script)
     assert "nothing-here" not in result.stderr, result.stderr
 
 

@@ -27,19 +27,18 @@ def newcomer_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**clean, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra}
 
 
+def run_script_refused(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`make run` with `settings`, expected to stop at once (a minute at the most)."""
+    env = newcomer_env(tmp_path, **settings)
+    return subprocess.run(["scripts/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_make_run_says_when_its_address_is_taken_and_stops_before_setting_up(tmp_path):
     with socket.socket() as holder:
         holder.bind((HOST, 0))
         holder.listen()
         bind = f"{HOST}:{holder.getsockname()[1]}"
-        result = subprocess.run(
-            ["scripts/run.sh"],
-            cwd=ROOT,
-            env=newcomer_env(tmp_path, CHAT_BIND=bind),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_script_refused(tmp_path, CHAT_BIND=bind)
     assert result.returncode == 1
     assert f"Cannot serve on {bind}: something already listens there" in result.stderr
     assert "CHAT_BIND=127.0.0.1:8001 make run" in result.stderr
@@ -52,14 +51,7 @@ def test_make_run_says_when_the_standins_port_is_taken(tmp_path):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        result = subprocess.run(
-            ["scripts/run.sh"],
-            cwd=ROOT,
-            env=newcomer_env(tmp_path, CHAT_BIND=f"{HOST}:{free_port()}", CHAT_STANDIN_PORT=str(port)),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_script_refused(tmp_path, CHAT_BIND=f"{HOST}:{free_port()}", CHAT_STANDIN_PORT=str(port))
     assert result.returncode == 1
     assert f"stand-in of the Dedalus API on port {port}" in result.stderr
     assert "CHAT_STANDIN_PORT=4011 make run" in result.stderr

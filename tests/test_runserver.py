@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -39,20 +40,25 @@ def child_database_url() -> str:
     return f"postgres://{user}{password}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
-@pytest.fixture(scope="module")
-def chat_server(
-    django_db_setup: None, standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunServer]:
-    """`manage.py runserver` on a free port, on the test database, talking to the stand-in."""
-    env = subprocess_env(
+def runserver_env(standin_server: StandIn, media: Path, **extra: str) -> dict[str, str]:
+    """A runserver child's environment: the test database, the stand-in, its own media folder."""
+    return subprocess_env(
         DATABASE_URL=child_database_url(),
         DEDALUS_BASE_URL=standin_server.url,
         DEDALUS_API_KEY="test-key",
         DJANGO_SECRET_KEY="runserver-test-secret-key",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_DEBUG="0",
-        CHAT_MEDIA_ROOT=str(tmp_path_factory.mktemp("runserver-media")),
+        CHAT_MEDIA_ROOT=str(media),
+        **extra,
     )
+
+
+@pytest.fixture(scope="module")
+def chat_server(
+    django_db_setup: None, standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunServer]:
+    """`manage.py runserver` on a free port, on the test database, talking to the stand-in."""
+    env = runserver_env(standin_server, tmp_path_factory.mktemp("runserver-media"), DJANGO_DEBUG="0")
     server = RunServer("runserver", env, tmp_path_factory.mktemp("runserver"))
     try:
         yield server.start()
@@ -151,16 +157,12 @@ def test_ctrl_c_under_make_runs_reloader_stores_every_chunk_a_tab_was_shown(
     """`make run` is runserver with its autoreloader, where Daphne installs no signal handler: Ctrl-C
     must still drain (replies in flight stored as interrupted, with all they streamed), not drop the text
     streamed since the last save."""
-    env = subprocess_env(
-        DATABASE_URL=child_database_url(),
-        DEDALUS_BASE_URL=standin_server.url,
-        DEDALUS_API_KEY="test-key",
-        DJANGO_SECRET_KEY="runserver-test-secret-key",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+    env = runserver_env(
+        standin_server,
+        tmp_path / "media",
         DJANGO_DEBUG="1",
         CHAT_FLUSH_INTERVAL="30",  # no save on the way: only the drain can store what was streamed
         CHAT_SHUTDOWN_GRACE_SECONDS="1",
-        CHAT_MEDIA_ROOT=str(tmp_path / "media"),
     )
     server = RunServer("runserver-reloader", env, tmp_path, reloader=True).start(timeout=60)
 
