@@ -18,9 +18,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
-from conversations.models import ChatModel
-
-from .conftest import ROOT, SEED_MODELS, StandIn
+from .processes import ROOT
+from .seed_models import chat_models_seed
+from .standin_control import StandIn
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -109,10 +109,7 @@ class ChatBrowserTestCase(ChannelsLiveServerTestCase):
         Also puts back the seeded models that the flush after each test removes (the shared
         `chat_models_seeded` fixture cannot tell a Django test class needs the database).
         """
-        for name, label, is_default, position in SEED_MODELS:
-            ChatModel.objects.get_or_create(
-                name=name, defaults={"label": label, "is_default": is_default, "position": position}
-            )
+        chat_models_seed()
         self.standin = standin
         context = self.browser.new_context(viewport={"width": 1100, "height": 800})
         context.set_default_timeout(WAIT_MS)

@@ -1,63 +1,32 @@
-"""Shared fixtures: the upstream stand-in over real HTTP, and chat sockets on the real ASGI application."""
+"""The suite's fixtures and hooks: the stand-in over real HTTP, chat sockets on the real ASGI application,
+real server processes, and each test's own storage. The helpers they use live in modules of their own
+(chat_sockets, standin_control, seed_models, instances, processes)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.db import connections
-from django.utils import timezone
 
-from chatproject.asgi import application
-from conversations.models import ChatModel
-from conversations.owners import Owner
 from conversations.relay import instance
 
-from .processes import ROOT, DaphneServer, RedisServer, server_env, standin_start
-
-SEED_MODELS = importlib.import_module("conversations.migrations.0002_seed_chat_models").SEED_MODELS
+from .chat_sockets import socket_open
+from .instances import instance_env
+from .processes import ROOT, DaphneServer, RedisServer, standin_start
+from .seed_models import chat_models_seed
+from .standin_control import StandIn
 
 LOGS = ROOT / "test-artifacts" / "servers"
-ORIGIN = (b"origin", b"http://localhost")
-
-
-class StandIn:
-    """The project's Dedalus stand-in running as a subprocess, with its test controls."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def requests(self) -> list[dict[str, Any]]:
-        """Every chat-completions request it received since the last reset, oldest first."""
-        return self.http.get("/_standin/requests").json()
-
-    def script(self, *behaviours: dict[str, Any]) -> None:
-        """Queue behaviours for the next requests, one each."""
-        self.http.post("/_standin/script", json=list(behaviours)).raise_for_status()
-
-    def title_script(self, *behaviours: dict[str, Any]) -> None:
-        """Queue behaviours for the next title requests, one each."""
-        self.http.post("/_standin/script?for=title", json=list(behaviours)).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.delete("/_standin/script").raise_for_status()
-        self.http.delete("/_standin/requests").raise_for_status()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -104,10 +73,7 @@ def chat_models_seeded(request: pytest.FixtureRequest) -> None:
     if not request.node.get_closest_marker("django_db") and not db_fixtures & set(request.fixturenames):
         return
     request.getfixturevalue("_django_db_helper")
-    for name, label, is_default, position in SEED_MODELS:
-        ChatModel.objects.get_or_create(
-            name=name, defaults={"label": label, "is_default": is_default, "position": position}
-        )
+    chat_models_seed()
 
 
 @pytest.fixture
@@ -132,74 +98,12 @@ async def replies_settle() -> AsyncIterator[None]:
         raise
 
 
-# The one anonymous browser the suite's sockets come from unless a test says otherwise (the chat page's
-# path refuses cookie-less sockets): its session is created on first use in each test.
-BROWSER_SESSION_KEY = "suitebrowser0000000000000000000a"
-
-
-def browser_owner_key() -> str:
-    """The owner key of the suite's anonymous browser."""
-    return Owner(session_key=BROWSER_SESSION_KEY).key
-
-
-async def browser_headers() -> list[tuple[bytes, bytes]]:
-    """The handshake headers of the suite's anonymous browser: its origin and session cookie."""
-    await Session.objects.aupdate_or_create(
-        session_key=BROWSER_SESSION_KEY,
-        defaults={
-            "session_data": SessionStore().encode({}),
-            "expire_date": timezone.now() + timedelta(days=1),
-        },
-    )
-    return [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={BROWSER_SESSION_KEY}".encode())]
-
-
-async def socket_open(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
-    """Connect a communicator to the real ASGI application (as the suite's browser unless `headers` say
-    otherwise) and read its `history` frame."""
-    communicator = WebsocketCommunicator(application, path, headers=headers or await browser_headers())
-    connected, _ = await communicator.connect()
-    assert connected
-    history = await communicator.receive_json_from(timeout=5)
-    assert history["type"] == "history"
-    communicator.history = history  # type: ignore[attr-defined]
-    return communicator
-
-
 @pytest.fixture
 async def chat_socket(standin: StandIn, replies_settle: None) -> AsyncIterator[WebsocketCommunicator]:
     """A socket on `/ws/chat/t1/`, past its history frame."""
     communicator = await socket_open("/ws/chat/t1/")
     yield communicator
     await communicator.disconnect()
-
-
-async def reply_collect(communicator: WebsocketCommunicator, wait: float = 10) -> list[dict[str, Any]]:
-    """Read frames until the reply ends or the message is refused (`done` or `error`); return them all."""
-    frames = []
-    while True:
-        frame = await communicator.receive_json_from(timeout=wait)
-        frames.append(frame)
-        if frame["type"] in ("done", "error"):
-            return frames
-
-
-def chunks_text(frames: list[dict[str, Any]]) -> str:
-    return "".join(frame["content"] for frame in frames if frame["type"] == "chunk")
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    return env
-
-
-# Real server processes: two Daphne instances of the app on the test database, a Redis of their own.
-
-
-def instance_env(standin: StandIn, redis_url: str, **extra: str) -> dict[str, str]:
-    """The environment of an instance of the app on the test database and the stand-in."""
-    database_name = settings.DATABASES["default"]["NAME"]
-    return server_env(database_name=database_name, redis_url=redis_url, standin_url=standin.url, **extra)
 
 
 @pytest.fixture

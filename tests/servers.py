@@ -24,7 +24,7 @@ STAMP_RE = re.compile(r"(\d+)@\d+ ")
 _browser_cookies: weakref.WeakKeyDictionary[aiohttp.ClientSession, str] = weakref.WeakKeyDictionary()
 
 
-async def browser_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
+async def page_session_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
     """The handshake headers of the browser `http` stands for: its origin, and the session cookie a page
     at `origin` gave it on first use (the instances share the database, so the session holds on each).
     The chat page's socket path refuses cookie-less handshakes."""
@@ -51,7 +51,8 @@ class ChatClient:
 
     async def connect(self) -> ChatClient:
         self.ws = await self.http.ws_connect(
-            self.server.ws_url(self.session_id), headers=await browser_headers(self.http, self.server.origin)
+            self.server.ws_url(self.session_id),
+            headers=await page_session_headers(self.http, self.server.origin),
         )
         self.history = await self.receive()
         assert self.history["type"] == "history", self.history
@@ -112,7 +113,7 @@ async def until(predicate: Any, wait: float = 15, interval: float = 0.05) -> Any
 
 async def form_headers(http: aiohttp.ClientSession, origin: str) -> dict[str, str]:
     """What the page's own forms send: the browser's session cookie, and the CSRF cookie and header."""
-    browser = await browser_headers(http, origin)
+    browser = await page_session_headers(http, origin)
     async with http.get(f"{origin}/c/warmup/", headers={"Cookie": browser["Cookie"]}) as response:
         token = response.cookies["csrftoken"].value
     return {"Cookie": f"{browser['Cookie']}; csrftoken={token}", "X-CSRFToken": token, "Origin": origin}

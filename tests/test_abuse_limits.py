@@ -14,7 +14,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from chatproject.asgi import application
 from conversations.models import Conversation, Message
 
-from .conftest import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
+from .chat_sockets import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
 from .redis_keys import limits_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 
 from conversations.models import Agent, Conversation, Message
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

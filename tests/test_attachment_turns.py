@@ -18,7 +18,7 @@ from PIL import Image
 
 from conversations.models import Attachment, ChatModel, Conversation, Message
 
-from .conftest import BROWSER_SESSION_KEY, browser_headers, reply_collect, socket_open
+from .chat_sockets import BROWSER_SESSION_KEY, reply_collect, socket_open, suite_browser_handshake_headers
 from .test_attachments import pdf_with_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +55,7 @@ async def catalog(standin) -> None:
 async def test_an_image_a_pdf_and_a_code_file_reach_the_model_as_parts_and_history_shows_them(
     chat_socket, standin, catalog
 ):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     image = await uploaded("chart.png", png())
     pdf = await uploaded("report.pdf", pdf_with_text("Revenue grew by a third"))
     code = await uploaded("main.py", b"print('hello')\n")
@@ -93,7 +93,7 @@ async def test_an_image_a_pdf_and_a_code_file_reach_the_model_as_parts_and_histo
 
 
 async def test_a_pdf_goes_as_its_text_to_a_model_that_reads_no_files(chat_socket, standin):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     pdf = await uploaded("report.pdf", pdf_with_text("Revenue grew by a third"))
     await chat_socket.send_json_to({"message": "summarise", "attachments": [pdf["id"]]})
     assert (await reply_collect(chat_socket))[-1]["type"] == "done"
@@ -104,7 +104,7 @@ async def test_a_pdf_goes_as_its_text_to_a_model_that_reads_no_files(chat_socket
 
 
 async def test_bad_attachments_are_refused_and_nothing_is_stored(chat_socket, standin, catalog):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     image = await uploaded("a.png", png())
     other_session = "othersession000000000000000000000"
     from django.contrib.sessions.backends.db import SessionStore
@@ -130,7 +130,7 @@ async def test_bad_attachments_are_refused_and_nothing_is_stored(chat_socket, st
 async def test_an_edit_keeps_its_turns_attachments_and_a_deleted_conversation_takes_them_along(
     chat_socket, standin, catalog, attachments_stored_apart
 ):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     image = await uploaded("a.png", png())
     await chat_socket.send_json_to({"message": "first", "attachments": [image["id"]]})
     frames = await reply_collect(chat_socket)
@@ -169,7 +169,7 @@ async def test_a_regenerate_sends_its_turns_attachments_again_and_retention_take
 
     from conversations.chat.upkeep import conversations_purge
 
-    await browser_headers()
+    await suite_browser_handshake_headers()
     notes = await uploaded("notes.txt", b"remember the milk")
     await chat_socket.send_json_to({"message": "read this", "attachments": [notes["id"]]})
     frames = await reply_collect(chat_socket)
@@ -188,7 +188,7 @@ async def test_a_regenerate_sends_its_turns_attachments_again_and_retention_take
 async def test_too_many_attachments_or_too_many_bytes_in_one_message_are_refused(
     chat_socket, standin, settings
 ):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     settings.CHAT_ATTACHMENTS_PER_MESSAGE = 2
     ids = [(await uploaded(f"{n}.txt", b"x" * 100))["id"] for n in range(3)]
     await chat_socket.send_json_to({"message": "three", "attachments": ids})
@@ -219,7 +219,7 @@ def text_parts(message: dict) -> list[str]:
 
 
 async def test_an_image_named_by_every_message_goes_once_per_request(chat_socket, standin, catalog):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     images = [await uploaded(f"{n}.png", png((40 + n, 30))) for n in range(3)]
     ids = [image["id"] for image in images]
     # Room for the three images (255 tokens each by the estimate) and the words, not for 24 of them.
@@ -247,7 +247,7 @@ async def test_an_image_named_by_every_message_goes_once_per_request(chat_socket
 async def test_a_requests_file_bytes_are_capped_leaving_the_oldest_out(
     chat_socket, standin, catalog, settings
 ):
-    await browser_headers()
+    await suite_browser_handshake_headers()
     images = [await uploaded(f"{n}.png", png((40 + 20 * n, 30))) for n in range(3)]
     sizes = [image["size"] for image in images]
     settings.CHAT_REQUEST_ATTACHMENT_MAX_BYTES = sizes[1] + sizes[2]
@@ -275,7 +275,7 @@ async def test_a_file_gone_from_storage_is_said_unavailable_and_fails_no_other_t
     from conversations.owners import ConversationRef, Owner
     from conversations.protocol import TurnOptions
 
-    await browser_headers()
+    await suite_browser_handshake_headers()
 
     async def uploaded_then_lost(name: str) -> dict:
         upload = await uploaded(name, png())

@@ -20,7 +20,7 @@ from conversations.attachments.store import attachments_cleanup
 from conversations.models import Attachment
 
 from .processes import MotoServer
-from .servers import ChatClient, browser_headers, form_headers
+from .servers import ChatClient, form_headers, page_session_headers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.subprocess]
 
@@ -74,7 +74,7 @@ async def test_an_upload_on_one_instance_is_served_and_sent_by_the_other(s3_inst
     grants = s3.get_object_acl(Bucket=BUCKET, Key=stored["Key"])["Grants"]
     assert not [g for g in grants if g["Grantee"].get("URI", "").endswith("AllUsers")]  # never public
 
-    cookie = {"Cookie": (await browser_headers(http, b.origin))["Cookie"]}
+    cookie = {"Cookie": (await page_session_headers(http, b.origin))["Cookie"]}
     async with http.get(f"{b.origin}{shown['url']}", headers=cookie) as response:  # the other instance
         assert response.status == 200
         assert response.headers["Content-Type"] == "image/png"

@@ -17,7 +17,7 @@ from conversations.chat import selectors
 from conversations.models import Conversation, Message
 from conversations.owners import ConversationRef
 
-from .conftest import browser_owner_key, chunks_text, reply_collect, socket_open
+from .chat_sockets import browser_owner_key, chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from conversations.models import Conversation, Message
 from conversations.usage_ledger import reply_entries_write
 
 from . import browser
-from .conftest import ROOT
+from .processes import ROOT
 from .rows import reply_row
 
 AXE = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text()

@@ -25,7 +25,7 @@ from conversations.usage_ledger import reply_entries_write
 
 from . import browser
 from .browser import expect
-from .conftest import ROOT
+from .processes import ROOT
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from conversations.models import ChatModel, Message
 
-from .conftest import reply_collect
+from .chat_sockets import reply_collect
 
 pytestmark = pytest.mark.django_db
 

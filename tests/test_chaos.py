@@ -31,9 +31,10 @@ from django.conf import settings
 
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn, instance_env
-from .processes import DaphneServer, RedisServer
-from .servers import browser_headers
+from .instances import instance_env
+from .processes import ROOT, DaphneServer, RedisServer
+from .servers import page_session_headers
+from .standin_control import StandIn
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -107,7 +108,9 @@ class Tab:
 
 
 async def tab_open(http: aiohttp.ClientSession, server: DaphneServer, session_id: str, name: str) -> Tab:
-    ws = await http.ws_connect(server.ws_url(session_id), headers=await browser_headers(http, server.origin))
+    ws = await http.ws_connect(
+        server.ws_url(session_id), headers=await page_session_headers(http, server.origin)
+    )
     tab = Tab(name=name, ws=ws)
     first = orjson.loads((await ws.receive(timeout=15)).data)
     assert first["type"] == "history", first

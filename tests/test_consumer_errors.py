@@ -8,7 +8,7 @@ from channels.testing import WebsocketCommunicator
 from chatproject.asgi import application
 from conversations.models import Conversation, Message
 
-from .conftest import ORIGIN, chunks_text, reply_collect, socket_open
+from .chat_sockets import ORIGIN, chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,7 @@ from conversations.redisclient import redis_client
 from conversations.relay.backends import replylog
 from conversations.relay.instance import instance_get
 
-from .conftest import chunks_text, reply_collect, socket_open
+from .chat_sockets import chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

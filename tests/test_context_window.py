@@ -8,7 +8,7 @@ import pytest
 from conversations.context import context_fit, tokens_estimate
 from conversations.models import Agent, ChatModel, Message
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 
 LONG = "word " * 60  # 300 bytes: about 104 tokens by the estimate
 

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from .conftest import StandIn
 from .processes import DaphneServer, server_env
 from .servers import ChatClient
+from .standin_control import StandIn
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 

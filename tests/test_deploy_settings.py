@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .processes import ROOT
 
 # The production settings the README documents (a made-up secret of the right strength).
 PRODUCTION_ENV = {

@@ -8,7 +8,7 @@ import pytest
 
 from conversations.models import Feedback, Message
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 from .rows import reply_row
 from .servers import ChatClient
 from .test_abuse_limits import anonymous_browser_socket

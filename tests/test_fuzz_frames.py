@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conversations.models import Conversation, Message
 from conversations.validators import mcp_target_error
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,7 +18,7 @@ from conversations.models import Conversation, Message
 from conversations.owners import Owner
 
 from .processes import DaphneServer
-from .servers import ChatClient, browser_headers, text_after, until
+from .servers import ChatClient, page_session_headers, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -135,7 +135,7 @@ async def test_a_client_that_stops_reading_is_closed_before_the_server_holds_its
     instances_started, http, standin
 ):
     a, _b = instances_started(CHAT_MAX_UNSENT_BYTES="300000")
-    headers = await browser_headers(http, a.origin)
+    headers = await page_session_headers(http, a.origin)
     owner_key = Owner(session_key=headers["Cookie"].split("=", 1)[1]).key
     await sync_to_async(big_history_store)(owner_key, "unread")
     log_start = a.log.stat().st_size

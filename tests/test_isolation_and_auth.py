@@ -21,7 +21,7 @@ from chatproject.asgi import allowed_websocket_origins, application, websocket_a
 from conversations.models import Conversation, DailyUsage, Feedback, Message
 from conversations.owners import Owner
 
-from .conftest import ORIGIN, chunks_text, reply_collect
+from .chat_sockets import ORIGIN, chunks_text, reply_collect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from conversations.models import MCPServerPreset, Message
 from conversations.relay import cluster
 from conversations.relay import instance as instances
 
-from .conftest import browser_headers, browser_owner_key, reply_collect, socket_open
+from .chat_sockets import browser_owner_key, reply_collect, socket_open, suite_browser_handshake_headers
 from .redis_keys import limits_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +55,9 @@ async def test_a_socket_over_the_owners_maximum_is_refused(
 ):
     settings.CHAT_MAX_SOCKETS_PER_OWNER = 2
     first, second = await socket_open("/ws/chat/s1/"), await socket_open("/ws/chat/s2/")
-    third = WebsocketCommunicator(application, "/ws/chat/s3/", headers=await browser_headers())
+    third = WebsocketCommunicator(
+        application, "/ws/chat/s3/", headers=await suite_browser_handshake_headers()
+    )
     assert (await third.connect())[0]
     frame = await third.receive_json_from()
     assert frame["code"] == "too_many_sockets"

@@ -9,7 +9,7 @@ from django.test import AsyncClient, Client
 
 from conversations.models import Conversation, MCPServerPreset, Message
 
-from .conftest import BROWSER_SESSION_KEY, browser_headers
+from .chat_sockets import BROWSER_SESSION_KEY, suite_browser_handshake_headers
 
 CHECK_URL = "/api/mcp-servers/check"
 
@@ -115,10 +115,10 @@ def test_only_get_is_allowed(browser):
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_check_gives_the_very_message_a_turn_gives(standin, replies_settle):
-    from .conftest import socket_open
+    from .chat_sockets import socket_open
 
     bad = ["acme/search", "https://192.168.1.10/mcp"]
-    socket = await socket_open("/ws/chat/check-same/", headers=await browser_headers())
+    socket = await socket_open("/ws/chat/check-same/", headers=await suite_browser_handshake_headers())
     await socket.send_json_to({"message": "hi", "mcp_servers": bad})
     refused = await socket.receive_json_from(timeout=5)
     await socket.disconnect()

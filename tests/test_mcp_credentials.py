@@ -17,7 +17,7 @@ from conversations.mcp import sealing
 from conversations.mcp.credentials import preset_credentials_set, user_credentials_save
 from conversations.models import MCPCredential, MCPServerPreset
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 from .test_isolation_and_auth import session_cookie_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

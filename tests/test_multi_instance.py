@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from conversations.models import Message
 
 from .processes import DaphneServer, server_env
-from .servers import ChatClient, browser_headers, stamp_indices, text_after, until
+from .servers import ChatClient, page_session_headers, stamp_indices, text_after, until
 
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
@@ -334,7 +334,9 @@ async def test_rate_and_socket_limits_hold_across_instances(instances_started, h
 
     third = await ChatClient(http, a, "limits-3").connect()  # the third socket, across both instances
     fourth = ChatClient(http, b, "limits-4")
-    fourth.ws = await http.ws_connect(b.ws_url("limits-4"), headers=await browser_headers(http, b.origin))
+    fourth.ws = await http.ws_connect(
+        b.ws_url("limits-4"), headers=await page_session_headers(http, b.origin)
+    )
     frame = await fourth.receive()
     assert frame["code"] == "too_many_sockets"
     closing = await fourth.ws.receive(timeout=5)

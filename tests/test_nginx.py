@@ -19,9 +19,10 @@ import pytest
 from chatproject.request_bodies import body_limit
 from conversations.models import Message
 
-from .conftest import ROOT, StandIn, instance_env
-from .processes import NGINX_SITE, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
+from .instances import instance_env
+from .processes import NGINX_SITE, ROOT, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
 from .servers import ChatClient, form_headers, stamp_indices, text_after, until
+from .standin_control import StandIn
 
 pytestmark = pytest.mark.subprocess
 

@@ -19,7 +19,7 @@ from django.test import Client
 from conversations import upstream
 from conversations.web import health
 
-from .conftest import chunks_text, reply_collect
+from .chat_sockets import chunks_text, reply_collect
 from .processes import DaphneServer, RedisServer, server_env
 from .servers import ChatClient
 

@@ -11,7 +11,7 @@ from chatproject.asgi import application
 from conversations.models import Conversation, Message
 from conversations.owners import PUBLIC_OWNER_KEY, Owner
 
-from .conftest import ORIGIN, socket_open
+from .chat_sockets import ORIGIN, socket_open
 from .test_isolation_and_auth import browser_anonymous, browser_signed_in, session_cookie_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 
 from conversations.models import Message
 
-from .conftest import chunks_text, reply_collect, socket_open
+from .chat_sockets import chunks_text, reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -29,7 +29,7 @@ from conversations.relay import instance as instances
 from conversations.relay import turns as relay_turns
 from conversations.relay.backends import replylog
 
-from .conftest import BROWSER_SESSION_KEY, chunks_text, reply_collect, socket_open
+from .chat_sockets import BROWSER_SESSION_KEY, chunks_text, reply_collect, socket_open
 from .servers import stamp_indices, text_after, until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,9 +22,10 @@ from asgiref.testing import ApplicationCommunicator
 
 from chatproject.asgi import application
 
-from .conftest import StandIn, instance_env
+from .instances import instance_env
 from .processes import HOST, SERVE_FLAGS, DaphneServer, RedisServer, proc_status_kib
 from .servers import form_headers, raw_request
+from .standin_control import StandIn
 
 MIB = 1024 * 1024
 BOUNDARY = "test-boundary-5f3a"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,10 @@ from django.conf import settings
 from bench.upload_costs import upload as http_upload
 from conversations.models import Conversation, Message
 
-from .conftest import StandIn, chunks_text, subprocess_env
+from .chat_sockets import chunks_text
 from .processes import RunServer
-from .servers import browser_headers, raw_request
+from .servers import page_session_headers, raw_request
+from .standin_control import StandIn
 from .test_attachments import png_with_metadata
 from .upload_bombs import pdf_form_xobject_bomb
 
@@ -42,7 +44,8 @@ def child_database_url() -> str:
 
 def runserver_env(standin_server: StandIn, media: Path, **extra: str) -> dict[str, str]:
     """A runserver child's environment: the test database, the stand-in, its own media folder."""
-    return subprocess_env(
+    return dict(
+        os.environ,
         DATABASE_URL=child_database_url(),
         DEDALUS_BASE_URL=standin_server.url,
         DEDALUS_API_KEY="test-key",
@@ -73,7 +76,9 @@ async def chat_exchange(
     history; return every frame, history to `done`/`error`."""
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        headers = {"Origin": server.origin} if cookie_less else await browser_headers(session, server.origin)
+        headers = (
+            {"Origin": server.origin} if cookie_less else await page_session_headers(session, server.origin)
+        )
         async with session.ws_connect(server.url(path), headers=headers) as chat:
             frames = [await chat.receive_json(timeout=FRAME_TIMEOUT)]
             assert frames[0]["type"] == "history"
@@ -168,7 +173,7 @@ def test_ctrl_c_under_make_runs_reloader_stores_every_chunk_a_tab_was_shown(
 
     async def shown_then_interrupted() -> str:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            headers = await browser_headers(session, server.origin)
+            headers = await page_session_headers(session, server.origin)
             async with session.ws_connect(server.url("/ws/chat/ctrl-c/"), headers=headers) as chat:
                 assert (await chat.receive_json(timeout=FRAME_TIMEOUT))["type"] == "history"
                 await chat.send_json({"message": "long one [[standin tokens=2000 delay_ms=10]]"})

@@ -16,7 +16,13 @@ from conversations.models import Message
 from conversations.relay import instance
 from conversations.relay import sockets as relay_sockets
 
-from .conftest import browser_headers, browser_owner_key, chunks_text, reply_collect, socket_open
+from .chat_sockets import (
+    browser_owner_key,
+    chunks_text,
+    reply_collect,
+    socket_open,
+    suite_browser_handshake_headers,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,7 +99,7 @@ async def test_sockets_that_crash_while_opening_release_their_slot(
     monkeypatch.setattr(relay_sockets, "conversation_join", broken)
     for n in range(5):  # more than the owner's maximum of 3
         communicator = WebsocketCommunicator(
-            application, f"/ws/chat/crash{n}/", headers=await browser_headers()
+            application, f"/ws/chat/crash{n}/", headers=await suite_browser_handshake_headers()
         )
         assert (await communicator.connect())[0]
         frame = await communicator.receive_json_from()

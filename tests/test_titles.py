@@ -14,9 +14,10 @@ from conversations.chat.titles import TITLE_INSTRUCTIONS, title_first_line, titl
 from conversations.models import Conversation, UsageEntry
 from conversations.relay import instance
 
-from .conftest import BROWSER_SESSION_KEY, StandIn, reply_collect, socket_open
+from .chat_sockets import BROWSER_SESSION_KEY, reply_collect, socket_open
 from .processes import DaphneServer
 from .servers import ChatClient, until
+from .standin_control import StandIn
 
 TITLE_MODEL = "openai/gpt-5-mini"
 

@@ -18,7 +18,7 @@ from conversations.protocol import TurnOptions
 from conversations.relay import instance as relay_instance
 from conversations.relay import turnwriter
 
-from .conftest import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
+from .chat_sockets import ORIGIN, browser_owner_key, chunks_text, reply_collect, socket_open
 from .servers import until
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ import pytest
 
 from conversations.models import Message
 
-from .conftest import chunks_text, reply_collect
+from .chat_sockets import chunks_text, reply_collect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

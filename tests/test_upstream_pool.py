@@ -13,7 +13,7 @@ import pytest
 
 from conversations import upstream
 
-from .conftest import reply_collect, socket_open
+from .chat_sockets import reply_collect, socket_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,7 @@ from conversations.chat.upkeep import conversations_purge
 from conversations.models import ChatModel, Conversation, Message, UserQuota
 from conversations.usage_ledger import reply_entries_write
 
-from .conftest import reply_collect
+from .chat_sockets import reply_collect
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from conversations.chat.reply_end import ReplyEnd
 from conversations.chat.upkeep import conversations_purge
 from conversations.models import Conversation, DailyUsage, Message, UsageEntry
 
-from .conftest import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
+from .chat_sockets import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
 from .rows import reply_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
