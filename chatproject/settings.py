@@ -40,6 +40,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
+# On only under the test suite (pyproject.toml's pytest env sets CHAT_TEST_SUITE): the functions named
+# `…_for_testing` assert it, so production code never calls them.
+TEST_SUITE = env_bool("CHAT_TEST_SUITE")
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:

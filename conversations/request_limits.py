@@ -42,9 +42,11 @@ def _storage() -> Storage:
 
 
 @receiver(setting_changed)
-def _storage_reset(*, setting: str, **kwargs: object) -> None:
+def _storage_reset_for_testing(*, setting: str, **kwargs: object) -> None:
+    """A test that points REDIS_URL or its prefix elsewhere makes the storage anew."""
+    assert settings.TEST_SUITE
     if setting in {"REDIS_URL", "CHAT_REDIS_PREFIX", "CHAT_REDIS_TIMEOUT"}:
-        _storage.cache_clear()  # the tests point it elsewhere
+        _storage.cache_clear()
 
 
 def rate_retry_after(

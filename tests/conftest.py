@@ -90,8 +90,8 @@ async def replies_settle() -> AsyncIterator[None]:
     yield
     try:
         async with asyncio.timeout(30):
-            await (await instance.instance_get()).replies_drain()
-            await instance.instance_close()
+            await (await instance.instance_get()).replies_drain_for_testing()
+            await instance.instance_close_for_testing()
     except TimeoutError:
         for task in asyncio.all_tasks():
             task.print_stack(file=sys.stderr)  # a task that never ends: show where it waits

@@ -116,8 +116,8 @@ def fuzz_socket(standin, settings):
     from conversations.relay import instance
 
     running = loop.run_until_complete(instance.instance_get())
-    loop.run_until_complete(running.replies_drain())
-    loop.run_until_complete(instance.instance_close())
+    loop.run_until_complete(running.replies_drain_for_testing())
+    loop.run_until_complete(instance.instance_close_for_testing())
     loop.close()
 
 

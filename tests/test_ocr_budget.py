@@ -61,7 +61,7 @@ def anonymous() -> Client:
 def test_a_scan_is_read_after_the_upload_returned_and_billed_in_the_ledger(signed_in, standin):
     shown = upload(signed_in, scan(2))
     assert shown["reading_text"] is True  # said at once: the text is on its way
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     attachment = Attachment.objects.get()
     assert attachment.text == "Page 1 read by OCR.\n\nPage 2 read by OCR."
     assert (attachment.text_reading, attachment.text_bytes) == ("read", len(attachment.text))
@@ -78,14 +78,14 @@ def test_a_scan_is_read_after_the_upload_returned_and_billed_in_the_ledger(signe
 def test_anonymous_owners_get_no_ocr_unless_the_operator_allows_it(anonymous, standin, settings):
     for _ in range(5):
         assert "reading_text" not in upload(anonymous, scan(1))
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert ocr_calls(standin) == 0
     assert set(Attachment.objects.values_list("text_reading", "text")) == {("skipped", "")}
     assert not UsageEntry.objects.exists()
 
     settings.CHAT_ANONYMOUS_OCR = True
     upload(anonymous, scan(1, width=300))
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert ocr_calls(standin) == 1
 
 
@@ -93,7 +93,7 @@ def test_the_same_bytes_are_read_once_per_owner(signed_in, standin):
     data = scan(2)
     first = upload(signed_in, data)
     second = upload(signed_in, data)  # while the first read may still be in flight
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     third = upload(signed_in, data)  # after it: the text at once
     assert "reading_text" not in third
     assert ocr_calls(standin) == 1
@@ -107,12 +107,12 @@ def test_the_same_bytes_are_read_once_per_owner(signed_in, standin):
 def test_an_owner_has_at_most_the_days_pages_read(signed_in, standin, settings):
     settings.CHAT_OCR_PAGES_PER_DAY = 3
     upload(signed_in, scan(2, width=210))
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     over = upload(signed_in, scan(2, width=220))  # 2 + 2 > 3
     assert "reading_text" not in over
     assert Attachment.objects.get(pk=over["id"]).text_reading == "skipped"
     upload(signed_in, scan(1, width=230))  # 2 + 1 fits
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert ocr_calls(standin) == 2
     assert sum(UsageEntry.objects.values_list("pages", flat=True)) == 3
 
@@ -127,14 +127,14 @@ def test_a_scan_beyond_the_reads_at_once_and_waiting_is_kept_without_text(signed
         readers.slots.release()
     assert Attachment.objects.get(pk=busy["id"]).text_reading == "skipped"
     upload(signed_in, scan(1, width=250))  # room again
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert ocr_calls(standin) == 1
 
 
 def test_without_the_ocr_a_scan_is_kept_without_text(signed_in, settings):
     settings.DEDALUS_BASE_URL = "http://127.0.0.1:9"  # nothing listens: the OCR fails, the upload does not
     upload(signed_in, scan(1))
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert list(Attachment.objects.values_list("text", "text_reading")) == [("", "failed")]
     assert not UsageEntry.objects.exists()
 
@@ -166,5 +166,5 @@ def ocr_answering_surrogates(settings) -> Iterator[str]:
 
 def test_a_lone_surrogate_in_ocr_text_is_stored_replaced(signed_in, ocr_answering_surrogates):
     upload(signed_in, scan(1))
-    ocr.reads_settle()
+    ocr.reads_settle_for_testing()
     assert Attachment.objects.get().text == "scan \ufffd text"

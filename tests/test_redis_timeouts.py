@@ -40,7 +40,7 @@ async def silent_redis() -> AsyncIterator[str]:
 @pytest.fixture
 async def instance_closed() -> AsyncIterator[None]:
     yield
-    await instances.instance_close()
+    await instances.instance_close_for_testing()
 
 
 async def test_a_command_to_a_redis_that_never_answers_fails_after_the_timeout(silent_redis, settings):

@@ -48,7 +48,7 @@ async def streaming_reply_store(session_id: str, *, streamed_by: str) -> int:
     the streaming reply row under `streamed_by`'s fresh lease), with no task streaming it here; return the
     reply's id. Its reply log starts empty (an earlier run's test database reused the id)."""
     request = turns.TurnRequest(ref=ref_of(session_id), owner=BROWSER, streamed_by=streamed_by)
-    turn = await sync_to_async(turns.turn_begin)(request, content=f"question in {session_id}")
+    turn = await sync_to_async(turns.turn_begin_for_testing)(request, content=f"question in {session_id}")
     if django_settings.REDIS_URL:
         client = redis_asyncio.Redis.from_url(django_settings.REDIS_URL)
         await client.delete(replylog.log_key(turn.reply_id))
@@ -211,7 +211,7 @@ async def test_a_reply_stored_as_lost_under_its_streaming_owner_ends_once_with_t
     assert (shown["content"], shown["status"]) == (chunks_text(seen), "interrupted")
     assert await chat_socket.receive_nothing(timeout=0.5)
 
-    await (await instances.instance_get()).replies_drain()
+    await (await instances.instance_get()).replies_drain_for_testing()
     reply = await stored(reply_id)
     assert (reply.content, reply.status, reply.finish_reason) == (
         chunks_text(seen),

@@ -37,7 +37,7 @@ def browser_client() -> AsyncClient:
 
 async def titles_settle() -> None:
     """Wait for the title requests in flight (they run as the instance's reply tasks)."""
-    await (await instance.instance_get()).replies_drain()
+    await (await instance.instance_get()).replies_drain_for_testing()
 
 
 async def listed_title(session_id: str) -> str:

@@ -78,8 +78,9 @@ def _readers_get() -> _Readers:
 
 
 @receiver(setting_changed)
-def _readers_reset(*, setting: str, **kwargs: object) -> None:
+def _readers_reset_for_testing(*, setting: str, **kwargs: object) -> None:
     """New limits make a new pool (the old one finishes what it holds): the tests change them."""
+    assert settings.TEST_SUITE
     global _readers
     if setting in ("CHAT_OCR_CONCURRENCY", "CHAT_OCR_QUEUE"):
         with _readers_lock:
@@ -207,8 +208,9 @@ def _ocr_call(row: Attachment) -> upstream.OcrReading | None:
         return None
 
 
-def reads_settle(timeout: float = 30) -> None:
-    """Wait for the reads queued so far to end (tests, and a process about to stop)."""
+def reads_settle_for_testing(timeout: float = 30) -> None:
+    """Wait for the reads queued so far to end, so that a test sees their results."""
+    assert settings.TEST_SUITE
     readers = _readers
     if readers is not None:
         wait(list(readers.pending), timeout=timeout)

@@ -144,40 +144,15 @@ def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: i
     return following is not None and following.role == Message.Role.ASSISTANT and not following.content
 
 
-def turn_begin(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
-    """Store the user's message after the active branch's leaf and open the reply row, before anything
-    goes upstream; the model sees the active branch only.
+def turn_begin_for_testing(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
+    """Store one send as the consumer's batches do (turns_store), for a test that needs a turn stored
+    with no socket: the user's message after the active branch's leaf and the reply row opened.
 
-    Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation.
-    Raise ChatError with `invalid_message`, `message_too_long`, `unknown_model`, `invalid_mcp_server`,
-    `quota_exceeded`, or `busy` when a reply of this conversation is still streaming; nothing is
-    stored then.
+    Return DuplicateSend, storing nothing, when `client_id` was already stored in this conversation;
+    raise the ChatError that refused it otherwise, storing nothing.
     """
-    return _turn_store_raising(replace(request, kind=SEND, content=content))
-
-
-def turn_regenerate(request: TurnRequest, *, reply_id: int) -> Turn | DuplicateSend:
-    """Open a new version of a reply: a sibling under the same user message, which becomes the active
-    leaf; the old version is kept. The model sees the branch up to that user message.
-
-    `client_id` is stored on the new reply row, so a resent frame returns DuplicateSend. Raise ChatError
-    `invalid_message` when `reply_id` is not a reply of this conversation, and the errors of a send.
-    """
-    return _turn_store_raising(replace(request, kind=REGENERATE, target_id=reply_id))
-
-
-def turn_edit(request: TurnRequest, *, message_id: int, content: str) -> Turn | DuplicateSend:
-    """Store an edited version of a user message, as a sibling of it, and open its reply; the new reply
-    becomes the active leaf and the old versions are kept. The model sees the branch up to the edit.
-
-    `client_id` is stored on the new user message. Raise ChatError `invalid_message` when `message_id`
-    is not a user message of this conversation, and the errors of a send.
-    """
-    return _turn_store_raising(replace(request, kind=EDIT, target_id=message_id, content=content))
-
-
-def _turn_store_raising(request: TurnRequest) -> Turn | DuplicateSend:
-    (result,) = turns_store([request])
+    assert settings.TEST_SUITE
+    (result,) = turns_store([replace(request, kind=SEND, content=content)])
     if isinstance(result, Exception):
         raise result
     return result

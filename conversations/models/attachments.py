@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import Storage, storages
 from django.core.signals import setting_changed
@@ -28,7 +29,9 @@ _ATTACHMENTS_STORAGE = _AttachmentsStorage()
 
 
 @receiver(setting_changed)
-def _attachments_storage_reset(*, setting: str, **kwargs: object) -> None:
+def _attachments_storage_reset_for_testing(*, setting: str, **kwargs: object) -> None:
+    """A test's own STORAGES (each test keeps its files apart) makes the storage anew."""
+    assert settings.TEST_SUITE
     if setting == "STORAGES":
         _ATTACHMENTS_STORAGE._wrapped = empty
 

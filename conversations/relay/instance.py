@@ -109,8 +109,9 @@ class Instance:
         task.add_done_callback(self.reply_tasks.discard)
         return task
 
-    async def replies_drain(self) -> None:
-        """Wait for every reply task of this instance to end (tests, shutdown)."""
+    async def replies_drain_for_testing(self) -> None:
+        """Wait for every reply task of this instance to end (a test's replies, before the next test)."""
+        assert settings.TEST_SUITE
         while self.reply_tasks:
             await asyncio.gather(*list(self.reply_tasks), return_exceptions=True)
 
@@ -238,8 +239,9 @@ def events_listening() -> bool:
     return all(task.result().bus.listening for task in started if task.exception() is None)
 
 
-async def instance_close() -> None:
-    """Stop this loop's instance (tests; the process exit does it otherwise)."""
+async def instance_close_for_testing() -> None:
+    """Stop this loop's instance at the end of a test (the process exit does it otherwise)."""
+    assert settings.TEST_SUITE
     starting = _instances.pop(asyncio.get_running_loop(), None)
     if starting is None:
         return
