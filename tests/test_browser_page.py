@@ -183,18 +183,19 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         """Fed a few characters at a time, the incremental renderer ends with a full render's HTML."""
         self.chat_open()
         mismatches = self.page.evaluate(
-            """(samples) => {
+            """async (samples) => {
+                const { render, StreamingRenderer } = await import('/static/conversations/markdown.js');
                 const parts = ':scope > .md-frozen > *, :scope > .md-tail > *, '
                             + ':scope > :not(.md-frozen):not(.md-tail)';
                 const html = (root) => Array.from(root.querySelectorAll(parts), (n) => n.outerHTML).join('');
                 const wrong = [];
                 for (const text of samples) {
                     const streamed = document.createElement('div');
-                    const renderer = new ChatMarkdown.StreamingRenderer(streamed);
+                    const renderer = new StreamingRenderer(streamed);
                     for (let end = 3; end < text.length; end += 3) renderer.update(text.slice(0, end));
                     renderer.finish(text);
                     const full = document.createElement('div');
-                    full.appendChild(ChatMarkdown.render(text));
+                    full.appendChild(render(text));
                     if (html(streamed) !== html(full)) wrong.push([text, html(streamed), html(full)]);
                 }
                 return wrong;
@@ -204,8 +205,9 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         assert mismatches == []
         # An image in a reply is never loaded: it becomes a link named by its alt text.
         image = self.page.evaluate(
-            """() => { const root = document.createElement('div');
-                       root.appendChild(ChatMarkdown.render('see ![a chart](https://example.com/c.png)'));
+            """async () => { const { render } = await import('/static/conversations/markdown.js');
+                       const root = document.createElement('div');
+                       root.appendChild(render('see ![a chart](https://example.com/c.png)'));
                        const link = root.querySelector('a');
                        const images = root.querySelectorAll('img').length;
                        return [images, link.textContent, link.href, link.target]; }"""

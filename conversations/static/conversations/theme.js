@@ -1,5 +1,6 @@
 // Light or dark: the system's setting unless the user chose one with the toggle (kept in localStorage).
-// Loaded in <head>, so the chosen theme applies before the first paint.
+// Loaded in <head> as a classic script, the page's only one: it runs as it is parsed, so the chosen theme
+// applies before the first paint (a module would wait for the whole page, and the other theme would flash).
 "use strict";
 
 (() => {

@@ -2,11 +2,11 @@
 // Copy, Edit, Regenerate and ‹ › version switch, with one listener for the whole thread (messages.js
 // draws the buttons, each with a data-action attribute).
 
+import { copyText } from "../messages.js";
 import { busy, state } from "./state.js";
 import { socketOpen, transmit } from "./socket.js";
 import { inputFocus, replyRequest } from "./composer.js";
 
-const { copyText } = window.ChatMessages;
 const list = document.getElementById("messages");
 const stopButton = document.getElementById("stop");
 const announcer = document.getElementById("announcer");

@@ -3,9 +3,9 @@
 // image, ×). A refusal stays on its chip, in the server's words. The message frame names the chips
 // that finished uploading; Send waits while one is still on its way.
 
+import { sizeText } from "../messages.js";
 import { csrfToken } from "./csrf.js";
 
-const { sizeText } = window.ChatMessages;
 const composer = document.getElementById("composer");
 const chipList = document.getElementById("attachment-chips");
 const picker = document.getElementById("attach-input");

@@ -27,8 +27,8 @@ const presetBoxes = Array.from(document.querySelectorAll(".mcp-preset"));
 const optionsToggle = document.getElementById("options-toggle");
 const optionsSummary = document.getElementById("options-summary");
 
-// Mirrors conversations/validators.py, so a typo is shown while typing; the server checks again.
-const MCP_SLUG_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(@[A-Za-z0-9_.-]{1,50})?$/;
+// The server's own slug rule (conversations/validators.py), given by the page: a typo shows while typing.
+const MCP_SLUG_RE = new RegExp(mcpInput.dataset.slugPattern);
 
 function newClientId() {
   const bytes = new Uint8Array(16);
@@ -112,17 +112,17 @@ export function controlsFromConversation(conversation) {
   settingsFromConversation(conversation);
 }
 
+/** At once, what needs no rule of the server's but its slug pattern: neither a slug nor a URL at all.
+ * Whether a URL is one the server accepts (https, no credentials, no private host) is its check's to
+ * say (mcp-check.js), in its own words. */
 function mcpTargetError(target) {
   if (MCP_SLUG_RE.test(target)) return "";
-  let url;
   try {
-    url = new URL(target);
+    new URL(target);
+    return "";
   } catch {
     return `“${target}” is neither org/name nor an https:// URL`;
   }
-  if (url.protocol !== "https:") return `“${target}”: only https:// URLs`;
-  if (url.username || url.password) return `“${target}”: no credentials in the URL`;
-  return "";
 }
 
 function typedServers() {

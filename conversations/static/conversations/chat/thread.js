@@ -2,6 +2,8 @@
 // history_page, start, chunk, duplicate, tool, done, error). Also the scroll: pinned to the end while
 // the reader follows, older messages loaded when they scroll up.
 
+import { StreamingRenderer } from "../markdown.js";
+import { endingShow, messageView, replyContentShow, toolAdd, unsentShow } from "../messages.js";
 import { state } from "./state.js";
 import { socketRestart, transmit } from "./socket.js";
 import {
@@ -13,7 +15,6 @@ import {
   pendingSettle,
 } from "./composer.js";
 
-const { messageView, endingShow, toolAdd, replyContentShow, unsentShow } = window.ChatMessages;
 const chat = document.getElementById("chat");
 const list = document.getElementById("messages");
 const emptyNote = document.getElementById("empty-chat");
@@ -103,7 +104,7 @@ function systemLine(text) {
 
 function liveStart(message, content, offset) {
   const view = messageAppend({ ...message, status: "streaming", content: "" });
-  const renderer = new window.ChatMarkdown.StreamingRenderer(view.content);
+  const renderer = new StreamingRenderer(view.content);
   state.live = { messageId: message.id, view, renderer, text: content, offset, resyncing: false, frame: 0 };
   if (content) liveRender();
   controlsRefresh();

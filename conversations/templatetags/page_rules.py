@@ -1,0 +1,16 @@
+"""The server's own rules that a page's script applies as the user types, given to it in the markup, so
+that no script keeps a copy of them."""
+
+from __future__ import annotations
+
+from django import template
+
+from ..validators import MCP_SLUG_RE
+
+register = template.Library()
+
+
+@register.simple_tag
+def mcp_slug_pattern() -> str:
+    """The pattern an MCP server's slug (`org/name[@version]`) matches: the same in Python and JavaScript."""
+    return MCP_SLUG_RE.pattern
