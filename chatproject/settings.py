@@ -100,6 +100,11 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The page's own tags, kept with the HTTP views that serve the pages (conversations/web/).
+            "libraries": {
+                "module_scripts": "conversations.web.module_scripts",
+                "page_rules": "conversations.web.page_rules",
+            },
         },
     },
 ]

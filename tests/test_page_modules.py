@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conversations.templatetags.module_scripts import module_imports
 from conversations.validators import MCP_SLUG_RE
+from conversations.web.module_scripts import module_imports
 
 from .processes import ROOT
 
