@@ -3,8 +3,9 @@ changed or deleted after (conversations and their replies may go; what they cost
 
 A reply's entry is written by the statement that stores its end, so a reply never ends without one and
 never gets two: on PostgreSQL a single statement (the fenced UPDATE's RETURNING feeds the INSERT: no
-round trip more than the end itself), elsewhere the same two statements in one transaction. Titles and
-OCR reads, off the reply's path, each add theirs with one INSERT.
+round trip more than the end itself), elsewhere the same two statements in one transaction. A title's
+entry is written by the statement that stores the title (after one read of the conversation and the
+model's prices), an OCR read's with one INSERT; both are off the reply's path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.db.models.sql import UpdateQuery
+from django.utils import timezone
 
 from .costs import Prices, reply_cost
 from .models import ChatModel, Conversation, Message, UsageEntry
@@ -107,6 +109,72 @@ def catalog_cost(model: str, usage: dict[str, int] | None) -> Decimal | None:
     prices = ChatModel.objects.filter(name=model).values_list("price_input", "price_output", "price_cached")
     row = prices.first()
     return reply_cost(usage, Prices(*row)) if row else None
+
+
+def title_billed(*, ref: ConversationRef, model: str, usage: dict[str, int] | None, title: str) -> bool:
+    """Append the entry of a title request made for the conversation `ref` names (billed whether or not
+    its title is stored) and store `title` unless it is empty or the user renamed the conversation
+    meanwhile (or the model's was already stored); True if it was stored.
+
+    On PostgreSQL two statements, on one worker thread: one read (the conversation and the model's
+    catalog prices), then the entry's INSERT carrying the title's UPDATE. The reply path's thread pool
+    and the database see one call where the entry alone took three and the title one more."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        title_entry_write(ref=ref, model=model, usage=usage)
+        return bool(title) and _title_store(ref, title)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT id FROM {Conversation._meta.db_table} WHERE owner_key = %s AND session_id = %s),"
+            f" m.price_input, m.price_output, m.price_cached FROM (SELECT 1) AS one"
+            f" LEFT JOIN {ChatModel._meta.db_table} m ON m.name = %s",
+            [ref.owner_key, ref.session_id, model],
+        )
+        conversation_id, *prices = cursor.fetchone()
+        usage = usage or {}
+        entry = [
+            UsageEntry.Kind.TITLE,
+            ref.owner_key,
+            user_id_of(ref.owner_key),
+            conversation_id,
+            None,
+            model,
+            "",
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            usage.get("total_tokens"),
+            reply_cost(usage, Prices(*prices)),
+            timezone.now(),
+        ]
+        placeholders = ", ".join(["%s"] * len(entry))
+        insert = f"INSERT INTO {UsageEntry._meta.db_table} ({_COLUMNS}) VALUES ({placeholders})"
+        if not title or conversation_id is None:
+            cursor.execute(insert, entry)
+            return False
+        cursor.execute(
+            f"WITH titled AS (UPDATE {Conversation._meta.db_table} SET title = %s, title_source = %s"
+            f" WHERE id = %s AND title_source = %s RETURNING 1)"
+            f" {insert} RETURNING (SELECT count(*) FROM titled)",
+            [
+                title[:200],
+                Conversation.TitleSource.MODEL,
+                conversation_id,
+                Conversation.TitleSource.FIRST_LINE,
+                *entry,
+            ],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _title_store(ref: ConversationRef, title: str) -> bool:
+    """Store the model's title unless the user renamed the conversation (or the model's is stored)."""
+    return bool(
+        Conversation.objects.filter(
+            owner_key=ref.owner_key,
+            session_id=ref.session_id,
+            title_source=Conversation.TitleSource.FIRST_LINE,
+        ).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
+    )
 
 
 def title_entry_write(*, ref: ConversationRef, model: str, usage: dict[str, int] | None) -> None:

@@ -135,3 +135,24 @@ def test_the_sweep_finds_in_one_pass_exactly_the_sessions_that_ended(django_user
     owners_list = [standing_user, changed_password, standing_browser, expired, made_up, wrong_owner]
     ended = owners.owners_whose_session_ended(owners=owners_list)
     assert set(ended) == {changed_password, expired, made_up, wrong_owner}
+
+
+def test_a_signed_in_owners_check_is_one_query_and_ends_with_its_sign_in(
+    django_user_model, django_assert_num_queries
+):
+    user = django_user_model.objects.create_user("pia", password="pw-for-tests-only")
+    browser = Client()
+    browser.force_login(user)
+    owner = Owner(user_id=user.pk, session_key=browser.cookies[settings.SESSION_COOKIE_NAME].value)
+    with django_assert_num_queries(1):  # the session and the user together
+        assert owners._session_holds(owner)
+    assert not owners._session_holds(Owner(user_id=user.pk + 1, session_key=owner.session_key))
+    user.is_active = False
+    user.save()
+    assert not owners._session_holds(owner)
+    user.is_active = True
+    user.save()
+    assert owners._session_holds(owner)
+    Session.objects.filter(session_key=owner.session_key).update(expire_date=timezone.now())
+    with django_assert_num_queries(1):
+        assert not owners._session_holds(owner)

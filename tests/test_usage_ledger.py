@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,10 +14,13 @@ from django.conf import settings as django_settings
 from django.test import AsyncClient
 from django.utils import timezone
 
+from conversations import usage_ledger
 from conversations.chat import replies
 from conversations.chat.reply_end import ReplyEnd
 from conversations.chat.upkeep import conversations_purge
-from conversations.models import Conversation, DailyUsage, Message, UsageEntry
+from conversations.costs import Prices, reply_cost
+from conversations.models import ChatModel, Conversation, DailyUsage, Message, UsageEntry
+from conversations.owners import ConversationRef
 
 from .chat_sockets import BROWSER_SESSION_KEY, browser_owner_key, reply_collect, socket_open
 from .rows import reply_row
@@ -117,3 +121,43 @@ def test_a_replys_end_is_one_statement_and_a_second_end_writes_nothing(django_as
         reply_id=reply.pk, streamed_by="me", content="y", end=ReplyEnd(status="complete", usage=usage)
     )
     assert list(UsageEntry.objects.values_list("message_id", "total_tokens")) == [(reply.pk, 5)]
+
+
+def test_a_title_is_billed_at_its_models_prices_with_its_store_in_two_statements(django_assert_num_queries):
+    ChatModel.objects.create(
+        name="openai/gpt-5-mini",
+        label="mini",
+        enabled=False,
+        price_input=Decimal("0.25"),
+        price_output=Decimal("2"),
+        price_cached=Decimal("0.025"),
+    )
+    mine = Conversation.objects.create(session_id="titled", owner_key="s:titles", title="first line")
+    renamed = Conversation.objects.create(
+        session_id="renamed", owner_key="s:titles", title="Mine", title_source=Conversation.TitleSource.USER
+    )
+    usage = {"prompt_tokens": 1001, "completion_tokens": 7, "total_tokens": 1008}
+
+    def billed(session_id: str, title: str) -> bool:
+        ref = ConversationRef(owner_key="s:titles", session_id=session_id)
+        return usage_ledger.title_billed(ref=ref, model="openai/gpt-5-mini", usage=usage, title=title)
+
+    with django_assert_num_queries(2):
+        assert billed("titled", "A model's title")
+    assert not billed("renamed", "Not stored")  # the user's title stays; the request is billed all the same
+    assert not billed("titled", "")
+    assert not billed("gone", "No conversation")
+    mine.refresh_from_db()
+    renamed.refresh_from_db()
+    assert (mine.title, mine.title_source) == ("A model's title", Conversation.TitleSource.MODEL)
+    assert (renamed.title, renamed.title_source) == ("Mine", Conversation.TitleSource.USER)
+    cost = reply_cost(usage, Prices(Decimal("0.25"), Decimal("2"), Decimal("0.025")))
+    entries = UsageEntry.objects.order_by("pk").values_list(
+        "kind", "owner_key", "user_id", "conversation_id", "model", "total_tokens", "cost"
+    )
+    assert list(entries) == [
+        ("title", "s:titles", None, mine.pk, "openai/gpt-5-mini", 1008, cost),
+        ("title", "s:titles", None, renamed.pk, "openai/gpt-5-mini", 1008, cost),
+        ("title", "s:titles", None, mine.pk, "openai/gpt-5-mini", 1008, cost),
+        ("title", "s:titles", None, None, "openai/gpt-5-mini", 1008, cost),
+    ]

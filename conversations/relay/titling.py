@@ -26,7 +26,7 @@ def title_wanted(*, first_turn: bool) -> bool:
 
 async def title_write(instance: Instance, ref: ConversationRef, *, question: str, answer: str) -> None:
     """Ask the model for the title of a conversation whose first reply (`answer` to `question`) just
-    completed, bill it (a usage ledger entry), store it (one UPDATE) and tell the sockets. On any
+    completed, bill it (a usage ledger entry) and store it in one call, and tell the sockets. On any
     failure the title stays the first message's cleaned line."""
     extra = {"session_id": ref.session_id}
     try:
@@ -37,11 +37,12 @@ async def title_write(instance: Instance, ref: ConversationRef, *, question: str
             messages=titles.title_request(question=question, answer=answer),
             time_limit=settings.CHAT_TITLE_TIMEOUT,
         )
-        await db_call(usage_ledger.title_entry_write)(ref=ref, model=model, usage=completion.usage)
         title = titles.title_from_model(completion.text)
-        if not title:
-            return
-        stored = await db_call(titles.conversation_title_write)(ref=ref, title=title)
+        # One call: the entry and the title's UPDATE together (a hundred first replies ending at once
+        # queue a hundred of these on the thread pool the next turns' replies end on).
+        stored = await db_call(usage_ledger.title_billed)(
+            ref=ref, model=model, usage=completion.usage, title=title
+        )
     except ChatError as exc:
         logger.info("title not written: the first line stays", extra={**extra, "code": exc.code})
         return
