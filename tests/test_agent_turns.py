@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from conversations.chat.selectors import new_chat_answerer
 from conversations.models import Agent, Conversation, Message
 
 from .chat_sockets import reply_collect, socket_open
@@ -282,3 +283,12 @@ async def test_an_agents_per_model_settings_go_in_that_models_entry_and_are_reco
         "temperature": 0.3,
         "model_settings": {MODELS[1]: {"reasoning_effort": "high", "max_tokens": 2000}},
     }
+
+
+def test_who_answers_a_new_chat_is_read_in_one_query_as_before_agents(django_assert_num_queries):
+    """Every new chat's socket asks it: the default agent costs no query beyond the default model's."""
+    with django_assert_num_queries(1):
+        assert new_chat_answerer() == (None, "openai/gpt-5.1")
+    Agent.objects.create(slug="house", name="House", model_names=[MODELS[1]], is_default=True)
+    with django_assert_num_queries(1):
+        assert new_chat_answerer() == ("house", MODELS[1])

@@ -11,7 +11,7 @@ import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.db.models.functions import Now
 
 from .. import protocol
@@ -143,6 +143,29 @@ def message_as_dict(
     }
 
 
+def new_chat_answerer() -> tuple[str | None, str]:
+    """Who a chat not stored yet sends its first message to, as `answerers.answerer_choose` picks when
+    the frame names no one: the default agent (its slug and first model), else the default model (""
+    when none is enabled). A page sets its picker from this. One query, as every new chat's socket asks."""
+    default_agent = Agent.objects.enabled().filter(is_default=True)
+    row = (
+        ChatModel.objects.enabled()
+        .order_by("-is_default", "position", "label")  # the default, else the first in the admin's order
+        .annotate(
+            agent_slug=Subquery(default_agent.values("slug")[:1]),
+            agent_models=Subquery(default_agent.values("model_names")[:1]),
+        )
+        .values_list("name", "agent_slug", "agent_models")
+        .first()
+    )
+    if row is None:
+        return None, ""  # nothing enabled: no one can answer, not even an agent
+    name, agent_slug, agent_models = row
+    if agent_slug and agent_models:
+        return agent_slug, agent_models[0]
+    return None, name
+
+
 def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
     """Return the owner's conversation and the last CHAT_HISTORY_PAGE messages of its active branch,
     oldest first, with `has_more` when older ones precede them; an empty one if there is none.
@@ -156,15 +179,13 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
         .first()
     )
     if conversation is None:
-        # Who its first message goes to (as answerers.answerer_choose picks, when the frame names no
-        # one): the default agent, else the default model. A page sets its picker from this.
-        agent = Agent.objects.enabled().filter(is_default=True).only("slug", "model_names").first()
+        agent, model = new_chat_answerer()
         return {
             "conversation": {
-                "agent": agent.slug if agent else None,
+                "agent": agent,
                 "session_id": ref.session_id,
                 "title": "",
-                "model": (agent.model_names[0] if agent else None) or ChatModel.objects.default_name() or "",
+                "model": model,
                 "mcp_servers": [],
                 "settings": {},
                 "created_at": None,
