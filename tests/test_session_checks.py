@@ -19,6 +19,8 @@ from django.utils import timezone
 from conversations import owners
 from conversations.models import Attachment, Conversation, Message
 from conversations.owners import Owner
+from conversations.relay.instance import instance_get
+from conversations.relay.session_ends import session_ended_publish
 
 
 async def test_session_checks_run_side_by_side(monkeypatch):
@@ -156,3 +158,15 @@ def test_a_signed_in_owners_check_is_one_query_and_ends_with_its_sign_in(
     Session.objects.filter(session_key=owner.session_key).update(expire_date=timezone.now())
     with django_assert_num_queries(1):
         assert not owners._session_holds(owner)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_logout_after_an_instances_event_loop_closed_still_answers(settings):
+    """One process, no Redis: a logout tells every started instance on its own loop. An instance whose
+    loop closed (a finished test's, a stopped server's) serves no socket: it is passed over, not an error
+    that fails the logout."""
+    settings.REDIS_URL = ""
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(instance_get())
+    loop.close()  # closed with its instance still registered
+    session_ended_publish("a-session-key")  # raised "Event loop is closed", failing the logout's request

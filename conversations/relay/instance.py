@@ -221,7 +221,9 @@ def instances_started() -> list[tuple[asyncio.AbstractEventLoop, Instance]]:
     return [
         (loop, task.result())
         for loop, task in started
-        if task.done() and not task.cancelled() and task.exception() is None
+        # A closed loop's instance serves nothing (its sockets went with it), though it may not be
+        # collected yet.
+        if not loop.is_closed() and task.done() and not task.cancelled() and task.exception() is None
     ]
 
 

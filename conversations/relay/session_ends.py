@@ -51,7 +51,8 @@ def session_ended_publish(session_key: str) -> None:
     event = {"type": SESSION_ENDED_EVENT, "origin": "http", "session": session_key_digest(session_key)}
     if not settings.REDIS_URL:
         for loop, instance in instances_started():
-            loop.call_soon_threadsafe(_dispatch_soon, instance, event)
+            with contextlib.suppress(RuntimeError):  # its loop closed since: nothing left to close there
+                loop.call_soon_threadsafe(_dispatch_soon, instance, event)
         return
     try:
         if settings.CHAT_EVENT_BUS == "channels-redis":
