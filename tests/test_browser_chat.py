@@ -489,7 +489,8 @@ class AttachmentsInChromiumTests(browser.ChatBrowserTestCase):
         expect(user.locator(".attachment-file")).to_have_count(2)
         thumbnail = user.locator(".attachment-image img")
         expect(thumbnail).to_be_visible()
-        assert thumbnail.evaluate("img => img.naturalWidth") == 64  # served to its owner
+        # served to its owner (decode() waits for the load: visible comes first, its pixels after)
+        assert thumbnail.evaluate("img => img.decode().then(() => img.naturalWidth)") == 64
         self.screenshot_save("browser-attachments-thread.png", full_page=False)
         assert Message.objects.get(conversation__session_id=session_id, role="user").attachment_ids
 
