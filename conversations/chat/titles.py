@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import re
 
-from ..models import Conversation
-from ..owners import ConversationRef
-
 TITLE_LENGTH = 60
 # What the model is shown of the conversation: enough to name it, little enough to stay cheap.
 TITLE_EXCERPT_CHARS = 1500
@@ -64,15 +61,3 @@ def title_request(*, question: str, answer: str) -> list[dict[str, str]]:
         {"role": "system", "content": TITLE_INSTRUCTIONS},
         {"role": "user", "content": f"User: {question}\n\nAssistant: {answer[:TITLE_EXCERPT_CHARS]}"},
     ]
-
-
-def conversation_title_write(*, ref: ConversationRef, title: str) -> bool:
-    """Store the model's title, unless the user renamed the conversation meanwhile (or the model's was
-    already stored): one UPDATE. True if it was stored."""
-    return bool(
-        Conversation.objects.filter(
-            owner_key=ref.owner_key,
-            session_id=ref.session_id,
-            title_source=Conversation.TitleSource.FIRST_LINE,
-        ).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
-    )
