@@ -226,7 +226,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         expect(stopped).to_have_class(re.compile(r"\binterrupted\b"))
         # Calm: no alarm badge, no error colour, and what it used.
         expect(stopped.locator(".badge")).to_be_hidden()
-        expect(stopped.locator(".status")).to_have_text(re.compile(r"^Stopped · \d+ tokens$"))
+        expect(stopped.locator(".status")).to_have_text(re.compile(r"^Stopped · \d+ tokens written$"))
         colours = stopped.locator(".status").evaluate(
             """(status) => [getComputedStyle(status).color,
                             getComputedStyle(document.querySelector('.message-head')).color]"""
@@ -236,6 +236,9 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         (first_reply,) = Message.objects.filter(conversation=conversation, role="assistant")
         assert first_reply.status == "interrupted"
         assert words(stopped.locator(".content").text_content()) == words(first_reply.content)
+        # What it wrote, not the prompt it was sent with: the hover detail has the whole usage.
+        written = int(stopped.locator(".status").text_content().split(" · ")[1].split()[0])
+        assert written == first_reply.completion_tokens < first_reply.total_tokens
 
         # Retry the stopped reply: a second version beside the first.
         self.standin.script({"tokens": 30, "delay_ms": 5, "echo": 1})  # plain text: shown words = stored

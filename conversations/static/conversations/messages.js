@@ -45,7 +45,9 @@ function statusText(message) {
   if (message.status === "error") return `Error: ${message.error || "the reply failed"}`;
   if (message.status === "interrupted") {
     const why = CUT_SHORT_TEXT[message.finish_reason] || message.error || "Stopped before the end";
-    return [why, tokensText(message.usage)].filter(Boolean).join(" · ");
+    // What it wrote before it stopped, not the prompt it was sent with (the hover detail has both).
+    const written = message.usage ? `${message.usage.completion_tokens} tokens written` : "";
+    return [why, written].filter(Boolean).join(" · ");
   }
   if (message.status === "complete") return tokensText(message.usage);
   return "";
