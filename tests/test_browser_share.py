@@ -69,6 +69,10 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#chat-title")).to_have_text("plan a trip to Lisbon with code and bold")
         original = Conversation.objects.get(session_id=session_id)
 
+        # The list knows the chat has no link: the dialog asks for none (which would be a 404 in the console).
+        expect(self.page.locator("#conversation-list")).to_contain_text("plan a trip to Lisbon")
+        asked = []
+        self.page.on("request", lambda req: asked.append(req.method) if req.url.endswith("/share") else None)
         self.menu_choose("#chat-menu-button", "Share…")
         dialog = self.page.locator("#share-dialog")
         expect(dialog).to_be_visible()
@@ -76,6 +80,7 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         self.page.get_by_role("button", name="Create link").click()
         link = self.page.locator("#share-link")
         expect(link).to_have_value(re.compile(SHARED_URL_RE.pattern))
+        assert asked == ["POST"]
         expect(self.page.locator("#share-stop")).to_be_visible()
         self.screenshot_save("share-dialog.png", full_page=False)
         url = link.input_value()

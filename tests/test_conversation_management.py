@@ -56,6 +56,14 @@ def test_the_list_shows_only_the_owners_conversations_newest_first(alice_and_bob
     assert [c["session_id"] for c in bob.get("/api/conversations/").json()["conversations"]] == ["b-1"]
 
 
+def test_the_list_says_which_conversations_have_a_share_link(alice_and_bob):
+    """The page opens a chat's share dialog without asking for a link it knows the chat has not."""
+    alice, _ = alice_and_bob
+    assert alice.post("/c/a-2/share", "{}", content_type="application/json").status_code == 200
+    listed = alice.get("/api/conversations/").json()["conversations"]
+    assert {c["session_id"]: c["shared"] for c in listed} == {"a-1": False, "a-2": True}
+
+
 def test_the_list_comes_in_pages_and_says_when_another_follows():
     carol, carol_key = signed_in("carol")
     for i in range(CONVERSATIONS_PAGE + 5):

@@ -11,13 +11,13 @@ import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import F, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 
 from .. import protocol
 from ..attachments.store import attachment_as_dict, attachments_named
 from ..exceptions import InternalError, NoSuchMessage
-from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message
+from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message, Share
 from ..owners import ConversationRef
 from .feedback import feedback_shown
 from .reply_end import ReplyEnd
@@ -370,10 +370,11 @@ def conversations_of_owner(
             "model": conversation.model,
             "updated_at": conversation.updated_at.isoformat(),
             "pinned": conversation.pinned_at is not None,
+            "shared": conversation.shared,
         }
-        for conversation in conversations.order_by(
-            F("pinned_at").desc(nulls_last=True), "-updated_at", "-pk"
-        )[offset : offset + limit]
+        for conversation in conversations.annotate(
+            shared=Exists(Share.objects.filter(conversation=OuterRef("pk")))
+        ).order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-pk")[offset : offset + limit]
     ]
 
 

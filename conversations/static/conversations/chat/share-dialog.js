@@ -33,6 +33,11 @@ function show(shared) {
   }
 }
 
+/** Tell the page whether the open chat now has a link (the sidebar's menu asks for it next time). */
+function sharedTell(shared) {
+  document.dispatchEvent(new CustomEvent("chat:shared", { detail: { sessionId, shared } }));
+}
+
 async function request(method, body) {
   const response = await fetch(shareUrl(sessionId), {
     method,
@@ -52,6 +57,7 @@ async function shareCreate() {
     return;
   }
   show(await response.json());
+  sharedTell(true);
   status.textContent = loginOnly.checked ? "Link ready, for signed-in users only." : "Link ready.";
   link.focus();
   link.select();
@@ -74,6 +80,7 @@ stop.addEventListener("click", async () => {
   const response = await request("DELETE");
   if (response.ok || response.status === 404) {
     show(null);
+    sharedTell(false);
     loginOnly.checked = false;
     status.textContent = "Sharing stopped: the link no longer works.";
     create.focus();
@@ -84,14 +91,16 @@ dialog.addEventListener("close", () => {
   if (returnFocus && returnFocus.isConnected) returnFocus.focus();
 });
 
-/** Open the dialog for conversation `id`, giving the focus back to `from` when it closes. */
-export async function open(id, from) {
+/** Open the dialog for conversation `id`, giving the focus back to `from` when it closes. `shared`
+ * (from the list) spares asking for a link a chat does not have, a 404 in the console; unknown, it asks. */
+export async function open(id, from, shared = undefined) {
   sessionId = id;
   returnFocus = from;
   status.textContent = "";
   loginOnly.checked = false;
   show(null);
   dialog.showModal();
+  if (shared === false) return;
   const response = await request("GET");
   if (sessionId === id && response.ok) show(await response.json());
 }

@@ -22,6 +22,7 @@ let searchTimer = null;
 let offset = 0;
 let generation = 0; // answers to an older search or refresh are dropped
 const pinned = new Map(); // session id → pinned, for the chats listed
+const shared = new Map(); // session id → whether it has a share link, for the chats listed
 
 function chatPath(id, suffix = "") {
   return `/c/${encodeURIComponent(id)}/${suffix}`;
@@ -63,6 +64,7 @@ function grouped(conversations, after) {
 function item(conversation) {
   const id = conversation.session_id;
   pinned.set(id, Boolean(conversation.pinned));
+  shared.set(id, Boolean(conversation.shared));
   const entry = document.createElement("li");
   entry.className = "conversation-entry";
   const link = document.createElement("a");
@@ -193,7 +195,7 @@ function menuItems(id, { rename }) {
   return [
     { id: "rename", label: "Rename", action: rename },
     { id: "pin", label: isPinned ? "Unpin" : "Pin", action: () => pinSet(id, !isPinned) },
-    { id: "share", label: "Share…", action: () => shareDialog.open(id, document.activeElement) },
+    { id: "share", label: "Share…", action: () => shareDialog.open(id, document.activeElement, shared.get(id)) },
     { id: "export-md", label: "Export Markdown", href: chatPath(id, "export.md"), download: true },
     { id: "export-json", label: "Export JSON", href: chatPath(id, "export.json"), download: true },
     { id: "delete", label: "Delete", danger: true, action: () => conversationDelete(id) },
@@ -205,6 +207,9 @@ menuButton.addEventListener("click", () => {
   chatMenu.open(menuButton, menuItems(id, { rename: () => renameStart(id, titleRenamePlace(), menuButton) }), {
     label: "Chat actions",
   });
+});
+document.addEventListener("chat:shared", (event) => {
+  shared.set(event.detail.sessionId, event.detail.shared); // the dialog made or revoked its link
 });
 document.addEventListener("chat:history", (event) => {
   if (event.detail.sessionId === state.sessionId) menuButton.hidden = !event.detail.stored;
