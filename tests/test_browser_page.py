@@ -357,6 +357,29 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
             }"""
         )
 
+    def test_a_wide_table_on_a_phone_scrolls_in_its_box_and_breaks_no_word(self) -> None:
+        context = self.browser.new_context(viewport={"width": 390, "height": 844})
+        self.addCleanup(context.close)
+        page = self.page = context.new_page()
+        self.chat_open()
+        header = "| Country | Capital | Population | Internationalization |\n|---|---|---|---|\n"
+        rows = "| Netherlands | Amsterdam | 17,900,000 | Internationalization |\n" * 3
+        self.standin.script({"reply": header + rows, "delay_ms": 2})
+        self.message_send("a table please")
+        self.reply_finished(0)
+        table = page.locator("#chat .message.assistant .markdown table").first
+        expect(table).to_be_visible()
+        # Each cell keeps its words whole (one line for a one-word cell); the table scrolls instead.
+        lines = table.evaluate(
+            """(table) => [...table.querySelectorAll('td')].map((cell) => {
+                const range = document.createRange(); range.selectNodeContents(cell.firstChild);
+                return range.getClientRects().length; })"""
+        )
+        assert set(lines) == {1}, lines
+        assert table.evaluate("(t) => t.scrollWidth > t.clientWidth")  # wider than the phone: it scrolls
+        assert not page.evaluate("() => document.scrollingElement.scrollWidth > innerWidth")  # the page: no
+        self.screenshot_save("page-mobile-table.png", full_page=False)
+
     def test_mobile_and_dark_layouts_render_without_overlap(self) -> None:
         MCPServerPreset.objects.create(label="Web search", target="tavily/search")
         MCPServerPreset.objects.create(label="Weather", target="acme/weather")
