@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from playwright.sync_api import Page
 
 from conversations.models import Conversation, MCPServerPreset, Message
@@ -583,3 +584,27 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "browser-performance.json").write_text(json.dumps(results, indent=2))
         print("browser performance:", results)
+
+
+# Set before the class's live server forks: a per-test override would not reach it.
+@override_settings(CHAT_STANDIN_NOTICE=True)
+class StandInNoticeTests(browser.ChatBrowserTestCase):
+    """What `make run` without a key shows: the notice that replies come from the stand-in."""
+
+    def test_the_standin_notice_is_short_on_a_phone_and_stays_dismissed(self) -> None:
+        context = self.browser.new_context(viewport={"width": 390, "height": 844})
+        self.addCleanup(context.close)
+        page = self.page = context.new_page()
+        self.chat_open()
+        notice = page.locator("#standin-notice")
+        expect(notice).to_be_visible()
+        height, line = notice.evaluate(
+            "(n) => [n.getBoundingClientRect().height, parseFloat(getComputedStyle(n).lineHeight) || 20]"
+        )
+        assert height <= 2 * line + 14, (height, line)  # two lines at most, with its padding
+        page.get_by_role("button", name="Dismiss this notice").click()
+        expect(notice).to_be_hidden()
+        expect(page.locator("#input")).to_be_focused()
+        page.reload()
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator("#standin-notice")).to_be_hidden()  # this browser dismissed it for good

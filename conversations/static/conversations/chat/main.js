@@ -9,6 +9,7 @@
 import { connect, frameHandlerSet } from "./socket.js";
 import { onFrame } from "./thread.js";
 import "./actions.js";
+import "./notice.js";
 import "./shortcuts.js";
 import "./sidebar.js";
 
