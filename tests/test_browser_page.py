@@ -266,6 +266,8 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         self.bubbles("user").first.locator("[data-action=edit]").click()
         editor = self.bubbles("user").first.locator(".editor textarea")
         expect(editor).to_have_value("first question [[standin tokens=400 delay_ms=20 echo=1]]")
+        # The editor's Send and Cancel stand alone: the message's Copy / Edit row goes while it edits.
+        expect(self.bubbles("user").first.locator(".message-actions")).to_be_hidden()
         # An edit the server refuses stays in its editor, editable, with the reason shown.
         too_long = "x" * (settings.CHAT_MAX_MESSAGE_CHARS + 1)
         editor.fill(too_long)
@@ -279,6 +281,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         editor.press("Enter")
         expect(self.bubbles("user").first.locator(".branch-pos")).to_have_text("2/2")
         expect(self.bubbles("user").first.locator(".content")).to_have_text("first question, asked better")
+        expect(self.bubbles("user").first.locator(".message-actions")).to_be_visible()  # back once sent
         edited_reply = self.reply_finished(0)
         expect(edited_reply.locator(".branch-nav")).to_have_count(0)
         self.screenshot_save("page-branches.png", full_page=False)
