@@ -573,6 +573,15 @@ class FeedbackInChromiumTests(browser.ChatBrowserTestCase):
         self.page.get_by_label("Feedback comment").press("Enter")
         expect(self.page.locator(".feedback-form")).to_have_count(0)
         expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed", "true")
+        # Pressed reads as pressed at a glance: filled in the text's colour, not a faint pill.
+        pressed, unpressed = (
+            reply.get_by_role("button", name=name).evaluate("(b) => getComputedStyle(b).backgroundColor")
+            for name in ("Bad reply", "Good reply")
+        )
+        assert pressed == self.page.evaluate("() => getComputedStyle(document.body).color"), (
+            pressed,
+            unpressed,
+        )
         # The other tab hears it live, from the server's feedback frame.
         elsewhere = other_tab.locator("#chat .message.assistant").first.get_by_role(
             "button", name="Bad reply"
