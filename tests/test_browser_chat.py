@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import override_settings
 
 from conversations.models import Agent, ChatModel, Conversation, MCPServerPreset, Message
 
@@ -672,3 +673,24 @@ class VersionSwitchInChromiumTests(browser.ChatBrowserTestCase):
         switched = self.page.locator(f'[data-message-id="{first_reply.pk}"]')
         expect(switched.locator(".branch-pos")).to_have_text("1/2")
         assert abs(switched.bounding_box()["y"] - before) <= 2  # in place, not a jump to the bottom
+
+
+# Set before the class's live server forks: a per-test override would not reach it.
+@override_settings(CHAT_ATTACHMENT_MAX_BYTES=2048)
+class AttachmentLimitInChromiumTests(browser.ChatBrowserTestCase):
+    def test_a_file_over_the_limit_is_refused_at_once_in_its_own_terms_and_keeps_its_name(self) -> None:
+        self.chat_open()
+        uploads = []
+        self.page.on("request", lambda req: uploads.append(req.url) if req.method == "POST" else None)
+        self.page.locator("#attach-input").set_input_files(
+            [{"name": "quarterly-figures.txt", "mimeType": "text/plain", "buffer": b"x" * 3072}]
+        )
+        chip = self.page.locator(".attachment-chip")
+        expect(chip).to_have_class(re.compile(r"\brefused\b"))
+        expect(chip.locator(".attachment-error")).to_have_text(
+            "quarterly-figures.txt is 3 KB; the limit is 2 KB."
+        )
+        name = chip.locator(".attachment-name")
+        expect(name).to_have_text("quarterly-figures.txt")
+        assert name.evaluate("(n) => n.scrollWidth <= n.clientWidth")  # shown whole, not cut short
+        assert uploads == []  # refused before a byte was sent

@@ -4,6 +4,7 @@ that no script keeps a copy of them."""
 from __future__ import annotations
 
 from django import template
+from django.conf import settings
 
 from ..validators import MCP_SLUG_RE
 
@@ -14,3 +15,10 @@ register = template.Library()
 def mcp_slug_pattern() -> str:
     """The pattern an MCP server's slug (`org/name[@version]`) matches: the same in Python and JavaScript."""
     return MCP_SLUG_RE.pattern
+
+
+@register.simple_tag
+def attachment_max_bytes() -> int:
+    """The largest file an upload takes (CHAT_ATTACHMENT_MAX_BYTES): the page refuses a larger one at once,
+    saying how large it is, instead of sending it all to hear the server's 413."""
+    return settings.CHAT_ATTACHMENT_MAX_BYTES

@@ -58,6 +58,14 @@ function chipAdd(file) {
   const chip = { file, element, id: null, kind: null, request: null };
   chips.push(chip);
   remove.addEventListener("click", () => chipRemove(chip));
+  const most = Number(document.getElementById("attach-input").dataset.maxBytes);
+  if (most && file.size > most) {
+    // Known before sending it all: said at once, in the file's own terms.
+    chip.element.classList.remove("uploading");
+    chip.element.classList.add("refused");
+    error.textContent = `${file.name || "This file"} is ${sizeText(file.size)}; the limit is ${sizeText(most)}.`;
+    return;
+  }
   upload(chip, progress, error, thumb);
 }
 
