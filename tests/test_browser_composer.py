@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from conversations.models import MCPServerPreset, Message
@@ -237,3 +238,26 @@ class PhoneLayoutInChromiumTests(browser.ChatBrowserTestCase):
         expect(page.locator("#sidebar")).to_be_in_viewport()
         expect(page.locator("#conversation-search")).to_be_focused()
         self.screenshot_save("mobile-search.png", full_page=False)
+
+
+class MessageLengthInChromiumTests(browser.ChatBrowserTestCase):
+    def test_a_message_past_the_limit_is_counted_at_the_box_and_held_back(self) -> None:
+        self.chat_open()
+        most = settings.CHAT_MAX_MESSAGE_CHARS
+        count = self.page.locator("#input-count")
+        self.page.locator("#input").fill("é" * int(most * 0.5))  # far from the limit: no count
+        expect(count).to_be_hidden()
+        self.page.locator("#input").fill("é" * (most + 1))  # characters, not UTF-16 units or bytes
+        expect(count).to_have_text(f"{most + 1} / {most} characters: shorten it to send")
+        expect(self.page.locator("#input")).to_have_attribute("aria-invalid", "true")
+        self.page.locator("#input").press("Enter")
+        expect(self.page.locator("#input")).to_be_focused()
+        self.page.wait_for_timeout(300)
+        expect(self.bubbles("user")).to_have_count(0)
+        expect(self.page.locator("#messages .system")).to_have_count(0)  # no refusal in the thread
+        assert self.standin.requests() == []
+        self.page.locator("#input").fill("é" * most)  # at the limit: counted, sent
+        expect(count).to_have_text(f"{most} / {most} characters")
+        self.page.locator("#input").press("Enter")
+        expect(self.bubbles("user")).to_have_count(1)
+        expect(count).to_be_hidden()  # the box is empty again

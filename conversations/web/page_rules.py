@@ -22,3 +22,10 @@ def attachment_max_bytes() -> int:
     """The largest file an upload takes (CHAT_ATTACHMENT_MAX_BYTES): the page refuses a larger one at once,
     saying how large it is, instead of sending it all to hear the server's 413."""
     return settings.CHAT_ATTACHMENT_MAX_BYTES
+
+
+@register.simple_tag
+def message_max_chars() -> int:
+    """The longest message the server takes (CHAT_MAX_MESSAGE_CHARS, in characters): the box counts
+    toward it and holds a longer one back, instead of the thread showing the server's refusal."""
+    return settings.CHAT_MAX_MESSAGE_CHARS

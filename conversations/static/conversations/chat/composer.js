@@ -63,6 +63,7 @@ export function pendingSettle() {
   if (pending !== null && pending.clearsInput && input.value === pending.frame.message) {
     input.value = "";
     inputFit();
+    lengthShow();
     attachmentsClear();
   }
   if (pending !== null && pending.editor) pending.editor.close();
@@ -220,8 +221,28 @@ export function replyRequest(frame, { clearsInput = false, editor = null } = {})
   return true;
 }
 
+const inputCount = document.getElementById("input-count");
+const MAX_CHARS = Number(input.dataset.maxChars) || Infinity;
+
+/** Near the server's limit, the box counts; past it, it says so and the message is held back. */
+function lengthShow() {
+  const length = [...input.value].length; // characters, as the server counts them (not UTF-16 units)
+  const over = length > MAX_CHARS;
+  inputCount.hidden = length <= MAX_CHARS * 0.9;
+  inputCount.textContent = over
+    ? `${length} / ${MAX_CHARS} characters: shorten it to send`
+    : `${length} / ${MAX_CHARS} characters`;
+  inputCount.classList.toggle("over", over);
+  input.setAttribute("aria-invalid", String(over));
+  return !over;
+}
+
 function send() {
   const text = input.value;
+  if (!lengthShow()) {
+    input.focus();
+    return; // the count under the box says why
+  }
   const attachments = attachmentsChosen();
   if (!text.trim() && !attachments.length) return;
   if (attachmentsUploading()) return; // Send again once they are up (the chips show their progress)
@@ -253,3 +274,4 @@ input.addEventListener("keydown", (event) => {
   }
 });
 input.addEventListener("input", inputFit);
+input.addEventListener("input", lengthShow);
