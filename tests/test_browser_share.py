@@ -228,6 +228,22 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#connection")).to_have_text("connected")
         expect(menu_button).to_be_hidden()
 
+    def test_the_title_bars_menu_opens_with_one_click_after_a_rename(self) -> None:
+        self.chat_open()
+        self.message_send("hello there")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        self.menu_choose("#chat-menu-button", "Rename")
+        field = self.page.locator("#chat-title input")
+        expect(field).to_be_focused()
+        field.fill("Renamed by hand")
+        field.press("Enter")
+        expect(self.page.locator("#chat-title")).to_have_text("Renamed by hand")
+        expect(self.page.locator("#chat-menu-button")).to_be_focused()
+        expect(self.page.get_by_role("menu")).to_have_count(0)  # the Enter that saved opened nothing
+        self.page.locator("#chat-menu-button").click()  # once
+        expect(self.page.get_by_role("menu")).to_be_visible()
+        expect(self.page.locator("#chat-menu-button")).to_have_attribute("aria-expanded", "true")
+
     def test_a_shared_page_names_attachments_without_links_to_the_owners_files(self) -> None:
         owner_key = self.signed_in_with("With files")
         conversation = Conversation.objects.get(title="With files")

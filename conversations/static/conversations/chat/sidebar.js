@@ -279,8 +279,11 @@ function renameStart(id, place, returnFocus) {
   };
   field.addEventListener("keydown", (event) => {
     event.stopPropagation(); // Escape cancels the edit only (not the drawer, not the reply)
-    if (event.key === "Enter") finish(true);
-    else if (event.key === "Escape") finish(false);
+    if (event.key !== "Enter" && event.key !== "Escape") return;
+    // The key ends here: the focus goes back to the menu's button, which would take this Enter as a
+    // click and open its menu again (the next click then closed it: two clicks to open it).
+    event.preventDefault();
+    finish(event.key === "Enter");
   });
   field.addEventListener("blur", () => finish(true, false));
 }
