@@ -167,6 +167,9 @@ def test_a_logout_after_an_instances_event_loop_closed_still_answers(settings):
     that fails the logout."""
     settings.REDIS_URL = ""
     loop = asyncio.new_event_loop()
-    loop.run_until_complete(instance_get())
+    instance = loop.run_until_complete(instance_get())
+    assert instance.heartbeat is not None
+    instance.heartbeat.cancel()  # nothing left pending on the loop when it closes
+    loop.run_until_complete(asyncio.gather(instance.heartbeat, return_exceptions=True))
     loop.close()  # closed with its instance still registered
     session_ended_publish("a-session-key")  # raised "Event loop is closed", failing the logout's request
