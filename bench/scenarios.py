@@ -519,7 +519,7 @@ class BehindNginx(Configuration):
         time.sleep(1.0)
 
     def idle(self) -> None:
-        """Idle sockets, on processes that have only been warmed up (fresh memory, see README)."""
+        """Idle sockets, on processes that have only been warmed up (fresh memory, see bench/README.md)."""
         assert self.front is not None
         front, servers, labels = self.front, list(self.servers.values()), list(self.servers)
         idle_count, hold_s = self.params["idle_sockets"], self.params["idle_s"]

@@ -122,7 +122,7 @@ DATABASES = {
 }
 # This instance's Postgres connections: the pool keeps CHAT_DB_POOL_MIN open and never opens more than
 # CHAT_DB_POOL_MAX; a call that finds them all busy waits up to CHAT_DB_POOL_TIMEOUT seconds, then fails.
-# Instances × CHAT_DB_POOL_MAX must stay below Postgres's max_connections (README, "Operating it").
+# Instances × CHAT_DB_POOL_MAX must stay below Postgres's max_connections (docs/operations.md).
 # CHAT_DB_POOL_MAX=0: no pool, each request or call opens a connection and closes it at its end.
 CHAT_DB_POOL_MIN = int(env_float("CHAT_DB_POOL_MIN", 2))
 CHAT_DB_POOL_MAX = int(env_float("CHAT_DB_POOL_MAX", 20))
@@ -149,14 +149,14 @@ if CHAT_REDIS_TIMEOUT <= 2:
 # server never hear each other (pub/sub ignores the database number in REDIS_URL).
 CHAT_REDIS_PREFIX = os.environ.get("CHAT_REDIS_PREFIX", "").strip() or "chat"
 # How instances hear each other's events with Redis: "redis", one pub/sub channel read by the relay's own
-# loop, or "channels-redis", channels_redis' pub/sub layer (README, "Events between instances"). Every
-# instance of a deployment must use the same one.
+# loop, or "channels-redis", channels_redis' pub/sub layer (docs/operations.md, "Events between
+# instances"). Every instance of a deployment must use the same one.
 CHAT_EVENT_BUS = os.environ.get("CHAT_EVENT_BUS", "").strip() or "redis"
 if CHAT_EVENT_BUS not in ("redis", "channels-redis"):
     raise ImproperlyConfigured('CHAT_EVENT_BUS must be "redis" or "channels-redis".')
 # No channel layer: sockets subscribe nothing (ChatConsumer sets channel_layer=None) and the instances'
 # events go through the relay's event bus (conversations/relay/backends/), which makes its own layer when
-# CHAT_EVENT_BUS is "channels-redis". README, "Events between instances", gives the measurements.
+# CHAT_EVENT_BUS is "channels-redis". docs/operations.md, "Events between instances", gives the measurements.
 CHANNEL_LAYERS: dict[str, dict] = {}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -189,7 +189,7 @@ STATICFILES_DIRS = [
 ]
 # axe-core (package.json too) is not served: the accessibility tests inject it from node_modules/.
 
-# --- Attachments (conversations/attachments/store.py; the README's "Attachments") ---
+# --- Attachments (conversations/attachments/store.py; docs/attachments.md) ---
 # Where uploads are kept: the local filesystem by default (`make run`).
 CHAT_MEDIA_ROOT = Path(os.environ.get("CHAT_MEDIA_ROOT") or BASE_DIR / "media")
 STORAGES = {
@@ -316,7 +316,7 @@ LOGIN_URL = "conversations:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
-# --- Deployment (see README, "Production settings"): all off by default so plain-HTTP runs work ---
+# --- Deployment (docs/operations.md, "Production settings"): all off by default so plain-HTTP runs work ---
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
 SECURE_HSTS_SECONDS = int(env_float("DJANGO_SECURE_HSTS_SECONDS", 0))
@@ -392,7 +392,7 @@ CHAT_MCP_KEY_TTL_SECONDS = env_float("CHAT_MCP_KEY_TTL_SECONDS", 3600)
 # Fernet keys that seal MCP credentials at rest, newest first (see conversations/mcp/sealing.py).
 CHAT_CREDENTIALS_KEYS = env_list("CHAT_CREDENTIALS_KEYS", [])
 
-# --- Chat behaviour (all CHAT_* settings are documented in README.md) ---
+# --- Chat behaviour (all CHAT_* settings are documented in docs/configuration.md) ---
 CHAT_MAX_MESSAGE_CHARS = int(env_float("CHAT_MAX_MESSAGE_CHARS", 32_000))
 CHAT_MAX_MCP_SERVERS = int(env_float("CHAT_MAX_MCP_SERVERS", 8))
 CHAT_UPSTREAM_CONNECT_TIMEOUT = env_float("CHAT_UPSTREAM_CONNECT_TIMEOUT", 5.0)
@@ -451,7 +451,7 @@ CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 *
 # A tool's arguments or result longer than this (as JSON) is stored and shown cut, with a note.
 CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 1024))
 
-# --- Share links (conversations/sharing/shares.py; the README's "Share links") ---
+# --- Share links (conversations/sharing/shares.py; docs/sharing.md) ---
 # A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active
 # branch is refused (`share_too_large`), and so is continuing a snapshot stored before a lower cap.
 CHAT_SHARE_MAX_MESSAGES = int(env_float("CHAT_SHARE_MAX_MESSAGES", 200))

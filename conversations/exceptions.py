@@ -1,10 +1,10 @@
 """Errors a client sees: one class per error code.
 
 The codes are a contract: clients branch on them (the page, API clients, the tests), so a code is never
-renamed nor given another meaning, and a new code is a new class here (and in the README's list, under
-the `error` frame, or beside the HTTP API that answers it). A class says what it is in its header:
-`code`, the HTTP `status` it is answered with (as Django REST framework's exceptions carry theirs; a
-socket's `error` frame has none) and its usual text, `detail`. A subclass keeps what it
+renamed nor given another meaning, and a new code is a new class here (and in docs/protocol.md's list,
+under the `error` frame, or beside the HTTP API that answers it in docs/). A class says what it is in
+its header: `code`, the HTTP `status` it is answered with (as Django REST framework's exceptions carry
+theirs; a socket's `error` frame has none) and its usual text, `detail`. A subclass keeps what it
 does not name. The text is for people: a raiser passes another when it has more to say, such as the
 limit that was hit.
 """

@@ -36,7 +36,7 @@ API_SOCKET = "api"
 # The close code of a socket without the owner its path needs (a login, or a browser session).
 LOGIN_REQUIRED_CLOSE_CODE = 4401
 
-# Changing the salt (or SECRET_KEY) renames every anonymous namespace: see the README.
+# Changing the salt (or SECRET_KEY) renames every anonymous namespace: see docs/accounts-and-limits.md.
 _SESSION_DIGEST_SALT = "conversations.owner"
 
 

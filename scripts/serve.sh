@@ -7,7 +7,7 @@
 #                    --proxy-headers trusts X-Forwarded-For / X-Forwarded-Proto)
 #   CHAT_PORT        port (default 8000)
 #   CHAT_SERVE_MIGRATE=0  skip `migrate` (e.g. instances on several hosts; migrate once in the release step)
-# Everything else (DATABASE_URL, REDIS_URL, DJANGO_*, CHAT_*) is read by the settings: see README.md.
+# Everything else (DATABASE_URL, REDIS_URL, DJANGO_*, CHAT_*) is read by the settings: see docs/configuration.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,7 +12,7 @@ import pytest
 
 from .processes import ROOT
 
-# The production settings the README documents (a made-up secret of the right strength).
+# The production settings docs/operations.md documents (a made-up secret of the right strength).
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "k7#Qz9!vR2@pL5$wX8^mN3&bT6*yH1(cJ4)fG0_dS-+eA=uK;iO:lP",
