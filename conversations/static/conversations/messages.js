@@ -87,6 +87,11 @@ function agentOf(slug) {
   return agentsBySlug.get(slug);
 }
 
+/** The page's agents changed (a user built, renamed or deleted one of their own): name replies by these. */
+export function agentsNamed(agents) {
+  agentsBySlug = new Map(agents.map((agent) => [agent.slug, agent]));
+}
+
 /** The agent a reply was asked of, by name, with its colour's mark. */
 function agentLabel(slug) {
   const agent = agentOf(slug);
