@@ -14,6 +14,7 @@ const listView = document.getElementById("agents-list-view");
 const list = document.getElementById("own-agent-list");
 const status = document.getElementById("agents-status");
 const form = document.getElementById("agent-form");
+const title = document.getElementById("agents-title");
 const errorLine = document.getElementById("agent-error");
 const field = (id) => document.getElementById(id);
 const AGENT_PREFIX = "agent:";
@@ -142,6 +143,7 @@ async function agentDelete(agent) {
 function viewShow(formShown) {
   listView.hidden = formShown;
   form.hidden = !formShown;
+  if (!formShown) title.textContent = "My agents";
 }
 
 function formShow(agent) {
@@ -156,10 +158,21 @@ function formShow(agent) {
   field("agent-max-tokens").value = settings.max_tokens ?? "";
   field("agent-reasoning").value = settings.reasoning_effort || "";
   field("agent-mcp").value = agent ? agent.mcp_servers.join(", ") : "";
+  handoffsFit();
   errorLine.textContent = "";
   status.textContent = "";
+  title.textContent = agent ? `Edit ${agent.name}` : "New agent";
   viewShow(true);
   field("agent-name").focus();
+}
+
+/** The model that answers is no handoff of its own: its box is off while it is chosen. */
+function handoffsFit() {
+  const first = field("agent-model").value;
+  for (const box of form.querySelectorAll(".agent-handoff")) {
+    box.disabled = box.value === first;
+    if (box.disabled) box.checked = false;
+  }
 }
 
 /** The form as the API takes it: the chosen model first, then the handoff models in the page's order. */
@@ -174,7 +187,7 @@ function formValue() {
     name: field("agent-name").value,
     description: field("agent-about").value,
     instructions: field("agent-instructions").value,
-    models: [first, ...handoffs.filter((name) => name !== first)],
+    models: [first, ...handoffs],
     settings,
     mcp_servers: field("agent-mcp").value.split(/[\s,]+/).filter(Boolean),
   };
@@ -218,6 +231,7 @@ function wire() {
   dialog.addEventListener("close", () => openButton.focus());
   if (!form) return; // a visitor's dialog only says to sign in
   form.addEventListener("submit", formSubmit);
+  field("agent-model").addEventListener("input", handoffsFit);
   field("agent-new").addEventListener("click", () => formShow(null));
   field("agent-back").addEventListener("click", () => {
     viewShow(false);
