@@ -82,6 +82,9 @@ class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
         Agent.owned.create(owner=owner, slug="my:0123456789abcdef", name="Critic", model_names=[CHOSEN_MODEL])
         self.page.reload()
         expect(self.page.locator("#connection")).to_have_text("connected")
+        self.page.locator("#model").select_option("agent:my:0123456789abcdef")
+        self.message_send("is this good?")
+        expect(self.reply_finished(0).locator(".agent-name")).to_have_text("Critic")
         self.page.locator("#my-agents-open").click()
         self.page.get_by_role("button", name="Edit Critic").click()
         expect(self.page.locator("#agent-name")).to_have_value("Critic")
@@ -106,6 +109,9 @@ class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#model optgroup[label='My agents']")).to_have_count(0)
         expect(self.page.locator("#model")).to_have_value(re.compile(r"^[^:]+/"))  # a model again
         assert not Agent.owned.exists()
+        self.page.keyboard.press("Escape")
+        self.page.reload()  # the reply it wrote keeps saying an agent of one's own wrote it
+        expect(self.bubbles("assistant").first.locator(".agent-name")).to_have_text("Own agent")
 
     def test_a_visitor_is_asked_to_sign_in(self) -> None:
         self.chat_open()

@@ -95,7 +95,8 @@ export function agentsNamed(agents) {
 /** The agent a reply was asked of, by name, with its colour's mark. */
 function agentLabel(slug) {
   const agent = agentOf(slug);
-  const label = el("span", "agent-name", agent ? agent.name : slug);
+  // A user's own agent that is gone (or another's, on a shared page) has only its random slug to show.
+  const label = el("span", "agent-name", agent ? agent.name : slug.startsWith("my:") ? "Own agent" : slug);
   if (agent && /^#[0-9a-fA-F]{6}$/.test(agent.colour || "")) label.style.setProperty("--agent-colour", agent.colour);
   return label;
 }
