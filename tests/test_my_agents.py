@@ -5,13 +5,18 @@ only; an operator turns the feature off with CHAT_USER_AGENTS."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
+from conversations.agents import own
+from conversations.exceptions import TooManyAgents
 from conversations.models import Agent, ChatModel
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +88,8 @@ def test_own_agents_stay_out_of_the_operators_lists_and_the_admin(staff_client):
     ("body", "words"),
     [
         ("not json", "Send a JSON object"),
+        ("[" * 100_000, "Send a JSON object"),
+        ({**WRITER, "settings": {"reasoning_effort": "\ud800"}}, "reasoning_effort must be one of"),
         (["a", "list"], "Send a JSON object"),
         ({**WRITER, "colour": "#fff"}, "'colour' is not a field"),
         ({**WRITER, "name": "  "}, "name: an agent needs a name"),
@@ -98,7 +105,8 @@ def test_own_agents_stay_out_of_the_operators_lists_and_the_admin(staff_client):
         ({**WRITER, "settings": {str(i): 1 for i in range(50)}}, "settings: an object of temperature"),
         ({**WRITER, "settings": "hot"}, "settings: an object"),
         ({**WRITER, "mcp_servers": ["https://10.0.0.1/mcp"]}, "mcp_servers: "),
-        ({**WRITER, "mcp_servers": "acme/search"}, "mcp_servers: a list"),
+        ({**WRITER, "mcp_servers": "acme/search"}, "mcp_servers: `mcp_servers` must be a list"),
+        ({**WRITER, "mcp_servers": ["https://example.com/\ud800"]}, "must not contain control characters"),
         ({**WRITER, "mcp_servers": [f"acme/s{i}" for i in range(9)]}, "At most 8 MCP servers"),
     ],
 )
@@ -205,3 +213,26 @@ def test_an_operator_turns_it_off_the_builder_goes_and_the_api_refuses(settings)
     assert "agents-dialog" not in page
     assert agent["slug"] not in page
     assert Agent.owned.count() == 1  # kept, for when it is on again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_builds_at_once_never_pass_the_cap(settings):
+    """The user's row is locked while one is built, so the last place goes to one request only."""
+    settings.CHAT_USER_AGENTS_MAX = 3
+    user_id = get_user_model().objects.create_user("ann", password="pw-for-tests-only").pk
+    barrier = threading.Barrier(6)
+
+    def build(_: int) -> str:
+        barrier.wait()
+        try:
+            own.own_agent_create(user_id, WRITER)
+            return "built"
+        except TooManyAgents:
+            return "refused"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(build, range(6)))
+    assert outcomes == ["built"] * 3 + ["refused"] * 3
+    assert Agent.owned.filter(owner_id=user_id).count() == 3

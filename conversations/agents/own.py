@@ -19,7 +19,8 @@ from django.db.models import Q
 from ..exceptions import InvalidAgent, InvalidMcpServer, NotFound, TooManyAgents
 from ..models import Agent, ChatModel
 from ..models.catalog import OWN_AGENT_SLUG_PREFIX
-from ..text import json_storable, text_storable
+from ..protocol import mcp_servers_parse
+from ..text import text_storable
 from ..validators import AGENT_SETTING_RANGES, REASONING_EFFORTS
 from .answerers import mcp_servers_clean
 
@@ -169,19 +170,19 @@ def _fields_parse(data: object) -> dict[str, Any]:
             f"settings: an object of temperature, top_p, max_tokens, reasoning_effort "
             f"({', '.join(REASONING_EFFORTS)})."
         )
-    servers = data.get("mcp_servers") or []
-    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
-        raise InvalidAgent("mcp_servers: a list of MCP servers (org/name[@version] or https URLs).")
     try:
+        # A frame's check (strings, no control characters), then a turn's, so a saved agent never
+        # fails at its turn.
+        servers = mcp_servers_parse(data.get("mcp_servers") or [])
         servers = mcp_servers_clean([server.strip() for server in servers if server.strip()])
-    except InvalidMcpServer as exc:  # the turn's own check, so a saved agent never fails at its turn
+    except InvalidMcpServer as exc:
         raise InvalidAgent(f"mcp_servers: {exc.message}") from exc
     return {
         "name": name,
         "description": _text(data, "description", DESCRIPTION_MAX_CHARS).strip(),
         "instructions": _text(data, "instructions", settings.CHAT_USER_AGENT_INSTRUCTIONS_CHARS),
         "models": [text_storable(model) for model in models],
-        "settings": json_storable(chosen),
+        "settings": chosen,  # storable once checked: known names, numbers or a reasoning effort
         "mcp_servers": servers,
     }
 

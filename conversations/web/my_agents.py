@@ -28,7 +28,7 @@ def _builder(request: HttpRequest) -> int:
 def _body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise InvalidAgent(own.SHAPE) from exc
 
 
