@@ -24,11 +24,11 @@ from ..text import text_storable
 from ..validators import AGENT_SETTING_RANGES, REASONING_EFFORTS
 from .answerers import mcp_servers_clean
 
-# What a request may set, and the longest text of each field besides the instructions (settings).
+# What a request may set; the longest name and description (the instructions' is a setting).
 FIELDS = ("name", "description", "instructions", "models", "settings", "mcp_servers")
 NAME_MAX_CHARS = 100  # Agent.name's column
 DESCRIPTION_MAX_CHARS = 300
-SETTINGS_NAMES = len(AGENT_SETTING_RANGES) + len(("reasoning_effort",))
+SETTINGS_NAMES = len(AGENT_SETTING_RANGES) + 1  # and reasoning_effort
 SHAPE = 'Send a JSON object: {"name", "description", "instructions", "models", "settings", "mcp_servers"}.'
 # A random slug, not the name: renaming keeps it, so conversations and replies still name the agent.
 SLUG_TOKEN_BYTES = 8

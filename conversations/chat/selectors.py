@@ -285,8 +285,7 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
 def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     """The agents (the operator's, and `user_id`'s own), models and MCP presets the page offers (a
     default agent is picked before a default model, as a new conversation's first message is answered),
-    and for presets that ask each user for
-    credentials, whether `user_id` saved theirs (never a value)."""
+    and for presets that ask each user for credentials, whether `user_id` saved theirs (never a value)."""
     agents = agents_enabled(for_page=True)
     own_agents = own_agents_for_page(user_id)
     default_agent = any(agent["default"] for agent in agents)
