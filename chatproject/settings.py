@@ -395,6 +395,11 @@ CHAT_CREDENTIALS_KEYS = env_list("CHAT_CREDENTIALS_KEYS", [])
 # --- Chat behaviour (all CHAT_* settings are documented in docs/configuration.md) ---
 CHAT_MAX_MESSAGE_CHARS = int(env_float("CHAT_MAX_MESSAGE_CHARS", 32_000))
 CHAT_MAX_MCP_SERVERS = int(env_float("CHAT_MAX_MCP_SERVERS", 8))
+# Signed-in users may build agents of their own ("My agents"): at most CHAT_USER_AGENTS_MAX each, with
+# instructions of at most CHAT_USER_AGENT_INSTRUCTIONS_CHARS characters. Off: the operator's agents only.
+CHAT_USER_AGENTS = env_bool("CHAT_USER_AGENTS", True)
+CHAT_USER_AGENTS_MAX = int(env_float("CHAT_USER_AGENTS_MAX", 20))
+CHAT_USER_AGENT_INSTRUCTIONS_CHARS = int(env_float("CHAT_USER_AGENT_INSTRUCTIONS_CHARS", 8000))
 CHAT_UPSTREAM_CONNECT_TIMEOUT = env_float("CHAT_UPSTREAM_CONNECT_TIMEOUT", 5.0)
 CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT = env_float("CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT", 60.0)
 CHAT_UPSTREAM_IDLE_TIMEOUT = env_float("CHAT_UPSTREAM_IDLE_TIMEOUT", 30.0)

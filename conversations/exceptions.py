@@ -74,6 +74,23 @@ class UnknownAgent(ChatError, code="unknown_agent", status=400, detail="That age
     """An agent slug that names no enabled Agent."""
 
 
+class InvalidAgent(ChatError, code="invalid_agent", status=400, detail="That agent is not valid."):
+    """A user's own agent to save that breaks a rule (a field missing, too long or out of range, a model
+    not offered, an MCP server not allowed), named by its field; nothing is stored."""
+
+
+class TooManyAgents(
+    ChatError, code="too_many_agents", status=409, detail="You have as many agents as you may keep."
+):
+    """A user's own agent past CHAT_USER_AGENTS_MAX: delete one first."""
+
+
+class UserAgentsOff(
+    ChatError, code="user_agents_off", status=403, detail="This server does not let users build agents."
+):
+    """CHAT_USER_AGENTS is off: the operator's agents only."""
+
+
 class InvalidMcpServer(
     ChatError, code="invalid_mcp_server", status=400, detail="That MCP server is not allowed."
 ):

@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from .validators import SESSION_ID_PATTERN
-from .web import agents, conversations, health, mcp, pages
+from .web import agents, conversations, health, mcp, my_agents, pages
 from .web import attachments as attachment_views
 from .web import shares as share_views
 
@@ -25,6 +25,8 @@ urlpatterns = [
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", pages.chat_page, name="chat"),
     path("api/conversations/", conversations.conversation_list, name="conversation_list"),
     path("api/agents/", agents.agent_list, name="agent_list"),
+    path("api/my-agents/", my_agents.my_agents, name="my_agents"),
+    path("api/my-agents/<int:agent_id>/", my_agents.my_agent, name="my_agent"),
     path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
     path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
     path("api/mcp-servers/check", mcp.mcp_servers_check, name="mcp_servers_check"),

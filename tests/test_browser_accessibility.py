@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from conversations.models import Conversation, Message
+from conversations.models import Agent, Conversation, Message
 from conversations.usage_ledger import reply_entries_write
 
 from . import browser
@@ -97,3 +97,28 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         self.assert_accessible("admin-usage")
         self.page.emulate_media(color_scheme="dark")
         self.assert_accessible("admin-usage-dark")
+
+    def test_the_my_agents_dialog_its_list_and_its_form(self) -> None:
+        owner = get_user_model().objects.create_user("ada", password="pw-for-tests-only")
+        Agent.owned.create(
+            owner=owner,
+            slug="my:00000000000000aa",
+            name="Critic",
+            description="Reads drafts closely.",
+            model_names=["openai/gpt-5.1"],
+        )
+        self.page.goto(f"{self.live_server_url}/accounts/login/?next=/")
+        self.page.get_by_label("Username").fill("ada")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        self.page.locator("#my-agents-open").click()
+        expect(self.page.get_by_role("button", name="Edit Critic")).to_be_visible()
+        self.assert_accessible("my-agents-list")
+        self.page.get_by_role("button", name="New agent").click()
+        expect(self.page.locator("#agent-name")).to_be_focused()
+        self.assert_accessible("my-agents-form")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("my-agents-form-dark")
+        self.page.set_viewport_size(PHONE)
+        self.assert_accessible("my-agents-form-mobile")

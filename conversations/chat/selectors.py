@@ -15,6 +15,7 @@ from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 
 from .. import protocol
+from ..agents.own import own_agents_for_page, own_agents_on
 from ..attachments.store import attachment_as_dict, attachments_named
 from ..exceptions import InternalError, NoSuchMessage
 from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message, Share
@@ -282,16 +283,21 @@ def _path_page(pairs: Pairs, path: list[int], *, end: int) -> dict[str, Any]:
 
 
 def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
-    """The agents, models and MCP presets the page offers (a default agent is picked before a default
-    model, as a new conversation's first message is answered), and for presets that ask each user for
-    credentials, whether `user_id` saved theirs (never a value)."""
+    """The agents (the operator's, and `user_id`'s own), models and MCP presets the page offers (a
+    default agent is picked before a default model, as a new conversation's first message is answered),
+    and for presets that ask each user for credentials, whether `user_id` saved theirs (never a value)."""
     agents = agents_enabled(for_page=True)
+    own_agents = own_agents_for_page(user_id)
     default_agent = any(agent["default"] for agent in agents)
     saved = set()
     if user_id is not None:
         saved = set(MCPCredential.objects.filter(user_id=user_id).values_list("preset_id", flat=True))
     return {
         "agents": agents,
+        "own_agents": own_agents,
+        "agents_named": agents + own_agents,  # how a reply's agent is named
+        "own_agents_on": own_agents_on(),
+        "own_agent_instructions_max": settings.CHAT_USER_AGENT_INSTRUCTIONS_CHARS,
         "models": [
             {
                 "name": m.name,

@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from ..agents.answerers import Answerer, agents_needed, answerer_choose
+from ..agents.own import agents_offered
 from ..attachments.parts import attachment_tokens, mention_tokens
 from ..attachments.store import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from ..context import context_fit
@@ -247,6 +248,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     )
     enabled: list[ModelChoice] | None = None
     agents: dict[str, Agent] | None = None
+    own_agents: dict[int, dict[str, Agent]] = {}  # each signed-in user's own, by user id
     credentialed: dict[str, MCPServerPreset] | None = None
     named = attachments_named({i for request in requests for i in request.options.attachments or ()})
     replies_added: dict[str, int] = {}
@@ -267,9 +269,13 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
         if agents is None and agents_needed(
             agent_slug=request.options.agent, model=request.options.model, conversation=conversation
         ):
-            agents = {agent.slug: agent for agent in Agent.objects.enabled()}
+            users = {r.owner.user_id for r in requests if r.owner.user_id is not None}
+            agents, own_agents = agents_offered(users)
+        offered = agents or {}
+        if own_agents.get(request.owner.user_id):  # theirs beside the operator's, never another's
+            offered = {**offered, **own_agents[request.owner.user_id]}
         try:
-            plan = _turn_plan(index, request, conversation, thread, messages, enabled, agents or {})
+            plan = _turn_plan(index, request, conversation, thread, messages, enabled, offered)
             plan.prices = next((c.prices for c in enabled if c.name == plan.answerer.model), None)
             readers = [choice for choice in enabled if choice.name in plan.answerer.models]
             plan.files_readable = bool(readers) and all(choice.vision for choice in readers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
@@ -123,10 +124,40 @@ class AgentQuerySet(models.QuerySet):
         return self.filter(enabled=True).order_by("position", "name")
 
 
+# The start of every user's own agent's slug: a colon no operator's slug may hold, so the two never meet.
+OWN_AGENT_SLUG_PREFIX = "my:"
+
+
+class OperatorAgentManager(models.Manager.from_queryset(AgentQuerySet)):
+    """The operator's agents only: the default manager, so the admin, `agents_load`, the default agent
+    and every existing query never see a user's own agent."""
+
+    def get_queryset(self) -> AgentQuerySet:
+        return super().get_queryset().filter(owner__isnull=True)
+
+
+class OwnAgentManager(models.Manager.from_queryset(AgentQuerySet)):
+    """The agents users built for themselves ("My agents"), each visible to its owner only."""
+
+    def get_queryset(self) -> AgentQuerySet:
+        return super().get_queryset().filter(owner__isnull=False)
+
+
 class Agent(OneDefault):
     """What answers in a conversation: instructions, the model that answers and the ones it may hand off
-    to, their settings and MCP servers. A plain model is picked as it always was; an agent is this."""
+    to, their settings and MCP servers. A plain model is picked as it always was; an agent is this.
 
+    An operator's agent has no `owner`; a user's own agent has one, and a slug starting "my:"."""
+
+    owner = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.CASCADE,
+        related_name="own_agents",
+        help_text="The user who built it for themselves; empty: the operator's.",
+    )
     slug = models.SlugField(max_length=64, unique=True, help_text="How clients and files name it.")
     name = models.CharField(max_length=100, help_text="What the agent picker shows.")
     description = models.TextField(blank=True, help_text="A sentence or two for the picker.")
@@ -157,7 +188,8 @@ class Agent(OneDefault):
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = AgentQuerySet.as_manager()
+    objects = OperatorAgentManager()
+    owned = OwnAgentManager()
 
     class Meta:
         ordering = ["position", "name"]

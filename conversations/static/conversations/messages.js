@@ -87,10 +87,16 @@ function agentOf(slug) {
   return agentsBySlug.get(slug);
 }
 
+/** The page's agents changed (a user built, renamed or deleted one of their own): name replies by these. */
+export function agentsNamed(agents) {
+  agentsBySlug = new Map(agents.map((agent) => [agent.slug, agent]));
+}
+
 /** The agent a reply was asked of, by name, with its colour's mark. */
 function agentLabel(slug) {
   const agent = agentOf(slug);
-  const label = el("span", "agent-name", agent ? agent.name : slug);
+  // A user's own agent that is gone (or another's, on a shared page) has only its random slug to show.
+  const label = el("span", "agent-name", agent ? agent.name : slug.startsWith("my:") ? "Own agent" : slug);
   if (agent && /^#[0-9a-fA-F]{6}$/.test(agent.colour || "")) label.style.setProperty("--agent-colour", agent.colour);
   return label;
 }
