@@ -8,7 +8,7 @@ import re
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from conversations.models import MCPServerPreset, Message
+from conversations.models import Agent, MCPServerPreset, Message
 
 from . import browser
 
@@ -75,6 +75,42 @@ class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#input")).to_have_value("sent before any check")
         assert self.standin.requests() == []
         assert Message.objects.count() == 0
+
+
+class AgentMcpServersInChromiumTests(browser.ChatBrowserTestCase):
+    def test_an_agent_that_keeps_its_own_mcp_servers_names_them_under_the_greyed_controls(self) -> None:
+        MCPServerPreset.objects.create(label="Web search", target="tavily/search")
+        Agent.objects.create(
+            slug="researcher",
+            name="Researcher",
+            model_names=[browser.CHOSEN_MODEL],
+            mcp_servers=["tavily/search", "acme/papers@2", "https://mcp.example.com/sse?key=op-secret-1"],
+        )
+        Agent.objects.create(slug="plain", name="Plain", model_names=[browser.CHOSEN_MODEL])
+        self.chat_open()
+        picker, servers = self.page.locator("#model"), self.page.locator("#agent-mcp")
+        expect(servers).to_be_hidden()  # a model: the controls are the user's
+
+        picker.select_option("agent:researcher")
+        expect(self.page.locator("#mcp")).to_be_disabled()
+        # A preset by its label, a slug as written, a URL by its host (its query is the operator's).
+        expect(servers).to_have_text(
+            "Researcher uses these MCP servers: Web search, acme/papers@2, mcp.example.com"
+        )
+        expect(servers.locator(".chip")).to_have_text(["Web search", "acme/papers@2", "mcp.example.com"])
+        assert "op-secret-1" not in self.page.content()
+        # Read with the picker, so a screen reader hears them as the agent is picked.
+        expect(picker).to_have_accessible_description(
+            re.compile("Researcher uses these MCP servers: Web search")
+        )
+        assert accessibility_violations(self.page, "#composer") == []
+        self.screenshot_save("agent-mcp-servers.png", full_page=False)
+
+        picker.select_option("agent:plain")
+        expect(servers).to_have_text("Plain uses no MCP servers.")
+        picker.select_option(browser.CHOSEN_MODEL)
+        expect(servers).to_be_hidden()
+        expect(self.page.locator("#mcp")).to_be_enabled()
 
 
 class ShortcutsInChromiumTests(browser.ChatBrowserTestCase):
