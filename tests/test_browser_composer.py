@@ -61,6 +61,18 @@ class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
         assert self.standin.requests()[-1]["body"]["mcp_servers"] == ["acme/weather"]
 
+    def test_the_page_and_the_server_quote_what_was_typed_alike(self) -> None:
+        self.chat_open()
+        mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
+        mcp.fill("acme/it's")  # the page's own shape check, at once
+        expect(error).to_have_text(
+            "'acme/it's': An MCP server must be a slug like org/name or an https:// URL."
+        )
+        mcp.fill("https://10.0.0.7/it's")  # the server's check, once typing pauses
+        expect(error).to_have_text(
+            "'https://10.0.0.7/it's': private, loopback and local hosts are not allowed."
+        )
+
     def test_the_sockets_refusal_goes_under_the_field_not_into_the_thread(self) -> None:
         self.chat_open()
         # Without the as-you-type check (it fails), Send goes through and the turn itself refuses.

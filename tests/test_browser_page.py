@@ -310,7 +310,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         # A typo in the MCP field is shown as you type, and nothing is sent until it is fixed.
         mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
         mcp.fill("acme weather")
-        expect(error).to_have_text(re.compile(r"neither org/name nor an https:// URL"))
+        expect(error).to_have_text("'acme': An MCP server must be a slug like org/name or an https:// URL.")
         expect(mcp).to_have_attribute("aria-invalid", "true")
         self.page.locator("#input").fill("weather in Lisbon [[standin tool=weather_lookup tokens=20]]")
         self.page.locator("#input").press("Enter")

@@ -152,7 +152,8 @@ function mcpTargetError(target) {
     new URL(target);
     return "";
   } catch {
-    return `“${target}” is neither org/name nor an https:// URL`;
+    // The server's words for it, quoted as the server quotes (validators.quoted).
+    return `'${target}': An MCP server must be a slug like org/name or an https:// URL.`;
   }
 }
 
