@@ -112,6 +112,11 @@ class AgentMcpServersInChromiumTests(browser.ChatBrowserTestCase):
         expect(servers.locator(".chip")).to_have_text(["Web search", "acme/papers@2", "mcp.example.com"])
         assert "op-secret-1" not in self.page.content()
         # Read with the picker, so a screen reader hears them as the agent is picked.
+        # The empty chat's hint no longer offers MCP servers to pick.
+        hint = self.page.locator("#empty-chat")
+        expect(hint).to_have_text(
+            "Ask anything. Researcher answers, with its own MCP servers, or pick another below."
+        )
         expect(picker).to_have_accessible_description(
             re.compile("Researcher uses these MCP servers: Web search")
         )
@@ -123,6 +128,7 @@ class AgentMcpServersInChromiumTests(browser.ChatBrowserTestCase):
         picker.select_option(browser.CHOSEN_MODEL)
         expect(servers).to_be_hidden()
         expect(self.page.locator("#mcp")).to_be_enabled()
+        expect(hint).to_have_text("Ask anything. Pick a model and, if you like, MCP servers below.")
 
 
 class ShortcutsInChromiumTests(browser.ChatBrowserTestCase):
@@ -309,3 +315,17 @@ class MessageLengthInChromiumTests(browser.ChatBrowserTestCase):
         self.page.locator("#input").press("Enter")
         expect(self.bubbles("user")).to_have_count(1)
         expect(count).to_be_hidden()  # the box is empty again
+
+    def test_the_buttons_beside_a_grown_box_keep_their_size_at_its_foot(self) -> None:
+        self.chat_open()
+        boxes = """() => Object.fromEntries(['input', 'attach', 'send'].map((id) => {
+            const box = document.getElementById(id).getBoundingClientRect();
+            return [id, {height: box.height, bottom: box.bottom}];
+        }))"""
+        empty = self.page.evaluate(boxes)
+        self.page.locator("#input").fill("line\n" * 30)  # the box grows to 40% of the window
+        grown = self.page.evaluate(boxes)
+        assert grown["input"]["height"] > 3 * empty["input"]["height"], grown
+        for button in ("attach", "send"):
+            assert grown[button]["height"] == empty[button]["height"], (button, empty, grown)
+            assert abs(grown[button]["bottom"] - grown["input"]["bottom"]) <= 1, (button, grown)

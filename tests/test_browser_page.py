@@ -605,6 +605,8 @@ class StandInNoticeTests(browser.ChatBrowserTestCase):
             "(n) => [n.getBoundingClientRect().height, parseFloat(getComputedStyle(n).lineHeight) || 20]"
         )
         assert height <= 2 * line + 14, (height, line)  # two lines at most, with its padding
+        close = page.get_by_role("button", name="Dismiss this notice").bounding_box()
+        assert min(close["width"], close["height"]) >= 32, close  # a phone's target, as the other controls
         page.get_by_role("button", name="Dismiss this notice").click()
         expect(notice).to_be_hidden()
         expect(page.locator("#input")).to_be_focused()

@@ -20,6 +20,8 @@ const modelSelect = document.getElementById("model");
 const agentDescription = document.getElementById("agent-description");
 const mcpControls = document.getElementById("mcp-controls");
 const agentMcp = document.getElementById("agent-mcp");
+const emptyHint = document.getElementById("empty-chat");
+const EMPTY_HINT = emptyHint.textContent;
 // An agent's option is "agent:<slug>"; a model's is its name.
 const AGENT_PREFIX = "agent:";
 const mcpInput = document.getElementById("mcp");
@@ -94,6 +96,8 @@ const agentsBySlug = new Map(
 function agentMcpShow(option) {
   const agent = option ? agentsBySlug.get(option.value.slice(AGENT_PREFIX.length)) : undefined;
   agentMcp.hidden = !agent;
+  // The empty chat's hint offers MCP servers only where they can be picked.
+  emptyHint.textContent = agent ? `Ask anything. ${agent.name} answers, with its own MCP servers, or pick another below.` : EMPTY_HINT;
   if (!agent) {
     agentMcp.replaceChildren();
     return;
