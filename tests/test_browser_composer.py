@@ -114,9 +114,7 @@ class AgentMcpServersInChromiumTests(browser.ChatBrowserTestCase):
         # Read with the picker, so a screen reader hears them as the agent is picked.
         # The empty chat's hint no longer offers MCP servers to pick.
         hint = self.page.locator("#empty-chat")
-        expect(hint).to_have_text(
-            "Ask anything. Researcher answers, with its own MCP servers, or pick another below."
-        )
+        expect(hint).to_have_text("Ask anything. Researcher answers; pick another agent or a model below.")
         expect(picker).to_have_accessible_description(
             re.compile("Researcher uses these MCP servers: Web search")
         )

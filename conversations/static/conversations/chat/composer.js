@@ -97,7 +97,7 @@ function agentMcpShow(option) {
   const agent = option ? agentsBySlug.get(option.value.slice(AGENT_PREFIX.length)) : undefined;
   agentMcp.hidden = !agent;
   // The empty chat's hint offers MCP servers only where they can be picked.
-  emptyHint.textContent = agent ? `Ask anything. ${agent.name} answers, with its own MCP servers, or pick another below.` : EMPTY_HINT;
+  emptyHint.textContent = agent ? `Ask anything. ${agent.name} answers; pick another agent or a model below.` : EMPTY_HINT;
   if (!agent) {
     agentMcp.replaceChildren();
     return;
