@@ -20,6 +20,12 @@ MCP_AUTHORITY_RE = re.compile(r"^(?P<host>\[[^\]]*\]|[^\[\]:]*)(?::(?P<port>[0-9
 CREDENTIAL_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
+def quoted(written: str, limit: int = 200) -> str:
+    """What a user or an operator wrote, as a message names it: in single quotes, whatever quotes it holds
+    itself (`!r` would switch to double ones), cut at `limit` characters."""
+    return f"'{written[:limit]}'"
+
+
 def mcp_target_error(target: object) -> str | None:
     """Return why `target` is not an MCP server (slug `org/name[@version]` or https URL), or None."""
     if not isinstance(target, str) or not target.strip():
@@ -221,7 +227,9 @@ def agent_definition_errors(
     if not isinstance(mcp_servers, list):
         errors["mcp_servers"] = "A list of MCP servers (org/name[@version] or https URLs)."
     else:
-        problems = [f"{target!r}: {error}" for target in mcp_servers if (error := mcp_target_error(target))]
+        problems = [
+            f"{quoted(str(target))}: {error}" for target in mcp_servers if (error := mcp_target_error(target))
+        ]
         if problems:
             errors["mcp_servers"] = " ".join(problems)
     return errors

@@ -79,6 +79,10 @@ agents:
         ({**RESEARCHER, "settings": {"tempreature": 1}}, "'tempreature' is not a setting"),
         ({**RESEARCHER, "settings": {"reasoning_effort": "max"}}, "reasoning_effort must be one of"),
         ({**RESEARCHER, "mcp_servers": ["http://10.0.0.1/mcp"]}, "field 'mcp_servers'"),
+        (  # quoted as every MCP message quotes what was written, whatever quotes it holds itself
+            {**RESEARCHER, "mcp_servers": ["acme/it's"]},
+            "field 'mcp_servers': 'acme/it's': An MCP server must be a slug like org/name",
+        ),
         ({**RESEARCHER, "slug": "not a slug"}, "field 'slug'"),
         ({"slug": "x", "name": "X"}, "agents[0] (x): field 'models' is required"),
         ({**RESEARCHER, "colour_scheme": "dark"}, "unknown key 'colour_scheme'"),

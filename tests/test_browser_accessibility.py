@@ -1,14 +1,19 @@
 """Accessibility, checked by axe-core (from npm, injected by the test) on the pages people use: the chat
 page in light and dark, on a desktop and a phone; a shared page; the login page; and the admin's usage
-page. None may have a serious or critical violation."""
+page; and the states the page is in now and then: the default agent picked for a new chat, the message
+box near its limit, a refused attachment, a stopped reply, a pressed thumb, the stand-in notice on a phone,
+a revoked share link's 404 and the admin's first steps. None may have a serious or critical violation."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from playwright.sync_api import Page, expect
 
 from conversations.models import Agent, Conversation, Message
@@ -21,6 +26,7 @@ from .rows import reply_row
 AXE = (ROOT / "node_modules" / "axe-core" / "axe.min.js").read_text()
 SEVERE = {"serious", "critical"}
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
 
 
 def severe_violations(page: Page) -> list[dict[str, Any]]:
@@ -35,13 +41,23 @@ def severe_violations(page: Page) -> list[dict[str, Any]]:
     return [violation for violation in found if violation["impact"] in SEVERE]
 
 
-class AccessibilityTests(browser.ChatBrowserTestCase):
+class AccessibleStates(browser.ChatBrowserTestCase):
     def assert_accessible(self, name: str, page: Page | None = None) -> None:
         page = page or self.page
         page.screenshot(path=str(browser.ARTIFACTS / f"a11y-{name}.png"), animations="disabled")
         violations = severe_violations(page)
         assert not violations, f"{name}: {json.dumps(violations, indent=1)}"
 
+    def admin_sign_in(self, path: str) -> None:
+        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
+        self.page.goto(f"{self.live_server_url}/admin/login/?next={path}")
+        self.page.get_by_label("Username").fill("ops")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page).to_have_url(f"{self.live_server_url}{path}")
+
+
+class AccessibilityTests(AccessibleStates):
     def conversation_with_a_reply(self) -> str:
         session_id = self.chat_open()
         self.message_send("a table and some code, please")
@@ -81,18 +97,13 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         self.assert_accessible("login", viewer)
 
     def test_the_admin_usage_page(self) -> None:
-        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
         conversation = Conversation.objects.create(owner_key="k", session_id="usage-a11y", title="Usage")
         question = Message.objects.create(conversation=conversation, role="user", content="q")
         reply = reply_row(
             conversation, parent=question, prompt_tokens=10, completion_tokens=20, total_tokens=30
         )
         reply_entries_write([reply.pk])  # as its end writes it
-        self.page.goto(f"{self.live_server_url}/admin/login/?next=/admin/conversations/dailyusage/")
-        self.page.get_by_label("Username").fill("ops")
-        self.page.get_by_label("Password").fill("pw-for-tests-only")
-        self.page.get_by_role("button", name="Log in").click()
-        expect(self.page).to_have_url(f"{self.live_server_url}/admin/conversations/dailyusage/")
+        self.admin_sign_in("/admin/conversations/dailyusage/")
         expect(self.page.locator("#result_list")).to_contain_text(str(date.today().year))
         self.assert_accessible("admin-usage")
         self.page.emulate_media(color_scheme="dark")
@@ -122,3 +133,107 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         self.assert_accessible("my-agents-form-dark")
         self.page.set_viewport_size(PHONE)
         self.assert_accessible("my-agents-form-mobile")
+
+
+class AccessibleMomentsTests(AccessibleStates):
+    """The states the page passes through now and then, each checked as it shows, at a desktop's 1280."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.page.set_viewport_size(DESKTOP)
+
+    def test_a_new_chat_with_the_default_agent_picked(self) -> None:
+        Agent.objects.create(
+            slug="house",
+            name="House",
+            description="Answers as the house style asks.",
+            model_names=[browser.CHOSEN_MODEL],
+            mcp_servers=["acme/search"],
+            is_default=True,
+        )
+        self.chat_open()
+        expect(self.page.locator("#model")).to_have_value("agent:house")
+        expect(self.page.locator("#agent-mcp")).to_have_text("House uses these MCP servers: acme/search")
+        expect(self.page.locator("#empty-chat")).to_be_visible()
+        self.assert_accessible("new-chat-default-agent")
+
+    def test_the_message_box_near_and_past_its_limit(self) -> None:
+        self.chat_open()
+        most = settings.CHAT_MAX_MESSAGE_CHARS
+        count = self.page.locator("#input-count")
+        self.page.locator("#input").fill("word " * (most * 19 // 100))  # 95% of the limit
+        expect(count).to_have_text(f"{most * 19 // 20} / {most} characters")
+        self.assert_accessible("message-length-near-limit")
+        self.page.locator("#input").fill("word " * (most // 5) + "!")
+        expect(count).to_have_text(f"{most + 1} / {most} characters: shorten it to send")
+        self.assert_accessible("message-length-over-limit")
+
+    def test_a_stopped_reply_and_a_pressed_thumb(self) -> None:
+        self.chat_open()
+        self.standin.script({"tokens": 400, "delay_ms": 20})  # no directive in the shown question
+        self.message_send("Plan three days in Lisbon")
+        self.stream_samples(12)  # a few lines in
+        self.page.locator("#stop").click()
+        stopped = self.reply_finished(0)
+        expect(stopped.locator(".status")).to_have_text(re.compile(r"^Stopped · \d+ tokens written$"))
+        self.assert_accessible("reply-stopped")
+        self.standin.script({"reply": "Tram 28, early, before the crowds; get off at Graça for the view."})
+        self.message_send("Which tram should I take?")
+        answered = self.reply_finished(1)
+        answered.get_by_role("button", name="Good reply").click()
+        expect(answered.get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed", "true")
+        self.page.keyboard.press("Escape")  # the comment box it offers stays closed
+        expect(self.page.locator(".feedback-form")).to_have_count(0)
+        self.assert_accessible("thumb-pressed")
+
+    def test_a_revoked_share_links_404(self) -> None:
+        session_id = self.chat_open()
+        self.message_send("something to share")
+        self.reply_finished(0)
+        url = self.share_link_create(session_id)
+        csrf = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
+        revoked = self.page.request.delete(
+            f"{self.live_server_url}/c/{session_id}/share",
+            headers={"X-CSRFToken": csrf, "Referer": self.live_server_url},
+        )
+        assert revoked.ok, revoked.status
+        viewer = self.browser.new_context(viewport=DESKTOP).new_page()
+        self.addCleanup(viewer.context.close)
+        assert viewer.goto(url).status == 404
+        expect(viewer.get_by_role("heading", level=1)).to_have_text("This shared chat is not available")
+        self.assert_accessible("share-revoked-404", viewer)
+        viewer.emulate_media(color_scheme="dark")
+        self.assert_accessible("share-revoked-404-dark", viewer)
+
+    def test_the_admins_first_steps_on_a_fresh_install(self) -> None:
+        self.admin_sign_in("/admin/")
+        expect(self.page.locator(".first-steps")).to_contain_text("Add an MCP server preset")
+        expect(self.page.locator(".first-steps")).to_contain_text("Add an agent")
+        self.assert_accessible("admin-first-steps")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-first-steps-dark")
+
+
+# Set before the class's live server forks: a per-test override would not reach it.
+@override_settings(CHAT_ATTACHMENT_MAX_BYTES=2048)
+class AccessibleRefusedAttachmentTests(AccessibleStates):
+    def test_a_file_refused_for_its_size(self) -> None:
+        self.page.set_viewport_size(DESKTOP)
+        self.chat_open()
+        self.page.locator("#attach-input").set_input_files(
+            [{"name": "quarterly-figures.txt", "mimeType": "text/plain", "buffer": b"x" * 3072}]
+        )
+        expect(self.page.locator(".attachment-chip")).to_have_class(re.compile(r"\brefused\b"))
+        self.assert_accessible("attachment-refused")
+
+
+@override_settings(CHAT_STANDIN_NOTICE=True)
+class AccessibleStandInNoticeTests(AccessibleStates):
+    def test_the_standin_notice_on_a_phone(self) -> None:
+        self.page.set_viewport_size(PHONE)
+        self.chat_open()
+        expect(self.page.locator("#standin-notice")).to_be_visible()
+        expect(self.page.locator("#empty-chat")).to_be_visible()  # the history came: the page as it stays
+        self.assert_accessible("phone-standin-notice")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("phone-standin-notice-dark")

@@ -693,4 +693,10 @@ class AttachmentLimitInChromiumTests(browser.ChatBrowserTestCase):
         name = chip.locator(".attachment-name")
         expect(name).to_have_text("quarterly-figures.txt")
         assert name.evaluate("(n) => n.scrollWidth <= n.clientWidth")  # shown whole, not cut short
+        # Its × beside its name, the reason on the line under both (not the × alone on a third line).
+        remove = chip.get_by_role("button", name="Remove quarterly-figures.txt").bounding_box()
+        named, reason = name.bounding_box(), chip.locator(".attachment-error").bounding_box()
+        assert remove["y"] < named["y"] + named["height"]  # the two overlap: one line
+        assert named["y"] < remove["y"] + remove["height"]
+        assert reason["y"] >= max(named["y"] + named["height"], remove["y"] + remove["height"]) - 1
         assert uploads == []  # refused before a byte was sent

@@ -8,7 +8,7 @@ import re
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from conversations.models import MCPServerPreset, Message
+from conversations.models import Agent, MCPServerPreset, Message
 
 from . import browser
 
@@ -61,6 +61,18 @@ class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
         assert self.standin.requests()[-1]["body"]["mcp_servers"] == ["acme/weather"]
 
+    def test_the_page_and_the_server_quote_what_was_typed_alike(self) -> None:
+        self.chat_open()
+        mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
+        mcp.fill("acme/it's")  # the page's own shape check, at once
+        expect(error).to_have_text(
+            "'acme/it's': An MCP server must be a slug like org/name or an https:// URL."
+        )
+        mcp.fill("https://10.0.0.7/it's")  # the server's check, once typing pauses
+        expect(error).to_have_text(
+            "'https://10.0.0.7/it's': private, loopback and local hosts are not allowed."
+        )
+
     def test_the_sockets_refusal_goes_under_the_field_not_into_the_thread(self) -> None:
         self.chat_open()
         # Without the as-you-type check (it fails), Send goes through and the turn itself refuses.
@@ -75,6 +87,46 @@ class McpCheckInChromiumTests(browser.ChatBrowserTestCase):
         expect(self.page.locator("#input")).to_have_value("sent before any check")
         assert self.standin.requests() == []
         assert Message.objects.count() == 0
+
+
+class AgentMcpServersInChromiumTests(browser.ChatBrowserTestCase):
+    def test_an_agent_that_keeps_its_own_mcp_servers_names_them_under_the_greyed_controls(self) -> None:
+        MCPServerPreset.objects.create(label="Web search", target="tavily/search")
+        Agent.objects.create(
+            slug="researcher",
+            name="Researcher",
+            model_names=[browser.CHOSEN_MODEL],
+            mcp_servers=["tavily/search", "acme/papers@2", "https://mcp.example.com/sse?key=op-secret-1"],
+        )
+        Agent.objects.create(slug="plain", name="Plain", model_names=[browser.CHOSEN_MODEL])
+        self.chat_open()
+        picker, servers = self.page.locator("#model"), self.page.locator("#agent-mcp")
+        expect(servers).to_be_hidden()  # a model: the controls are the user's
+
+        picker.select_option("agent:researcher")
+        expect(self.page.locator("#mcp")).to_be_disabled()
+        # A preset by its label, a slug as written, a URL by its host (its query is the operator's).
+        expect(servers).to_have_text(
+            "Researcher uses these MCP servers: Web search, acme/papers@2, mcp.example.com"
+        )
+        expect(servers.locator(".chip")).to_have_text(["Web search", "acme/papers@2", "mcp.example.com"])
+        assert "op-secret-1" not in self.page.content()
+        # Read with the picker, so a screen reader hears them as the agent is picked.
+        # The empty chat's hint no longer offers MCP servers to pick.
+        hint = self.page.locator("#empty-chat")
+        expect(hint).to_have_text("Ask anything. Researcher answers; pick another agent or a model below.")
+        expect(picker).to_have_accessible_description(
+            re.compile("Researcher uses these MCP servers: Web search")
+        )
+        assert accessibility_violations(self.page, "#composer") == []
+        self.screenshot_save("agent-mcp-servers.png", full_page=False)
+
+        picker.select_option("agent:plain")
+        expect(servers).to_have_text("Plain uses no MCP servers.")
+        picker.select_option(browser.CHOSEN_MODEL)
+        expect(servers).to_be_hidden()
+        expect(self.page.locator("#mcp")).to_be_enabled()
+        expect(hint).to_have_text("Ask anything. Pick a model and, if you like, MCP servers below.")
 
 
 class ShortcutsInChromiumTests(browser.ChatBrowserTestCase):
@@ -261,3 +313,17 @@ class MessageLengthInChromiumTests(browser.ChatBrowserTestCase):
         self.page.locator("#input").press("Enter")
         expect(self.bubbles("user")).to_have_count(1)
         expect(count).to_be_hidden()  # the box is empty again
+
+    def test_the_buttons_beside_a_grown_box_keep_their_size_at_its_foot(self) -> None:
+        self.chat_open()
+        boxes = """() => Object.fromEntries(['input', 'attach', 'send'].map((id) => {
+            const box = document.getElementById(id).getBoundingClientRect();
+            return [id, {height: box.height, bottom: box.bottom}];
+        }))"""
+        empty = self.page.evaluate(boxes)
+        self.page.locator("#input").fill("line\n" * 30)  # the box grows to 40% of the window
+        grown = self.page.evaluate(boxes)
+        assert grown["input"]["height"] > 3 * empty["input"]["height"], grown
+        for button in ("attach", "send"):
+            assert grown[button]["height"] == empty[button]["height"], (button, empty, grown)
+            assert abs(grown[button]["bottom"] - grown["input"]["bottom"]) <= 1, (button, grown)

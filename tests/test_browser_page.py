@@ -310,7 +310,7 @@ class ChatPageJourneyTests(browser.ChatBrowserTestCase):
         # A typo in the MCP field is shown as you type, and nothing is sent until it is fixed.
         mcp, error = self.page.locator("#mcp"), self.page.locator("#mcp-error")
         mcp.fill("acme weather")
-        expect(error).to_have_text(re.compile(r"neither org/name nor an https:// URL"))
+        expect(error).to_have_text("'acme': An MCP server must be a slug like org/name or an https:// URL.")
         expect(mcp).to_have_attribute("aria-invalid", "true")
         self.page.locator("#input").fill("weather in Lisbon [[standin tool=weather_lookup tokens=20]]")
         self.page.locator("#input").press("Enter")
@@ -605,6 +605,8 @@ class StandInNoticeTests(browser.ChatBrowserTestCase):
             "(n) => [n.getBoundingClientRect().height, parseFloat(getComputedStyle(n).lineHeight) || 20]"
         )
         assert height <= 2 * line + 14, (height, line)  # two lines at most, with its padding
+        close = page.get_by_role("button", name="Dismiss this notice").bounding_box()
+        assert min(close["width"], close["height"]) >= 32, close  # a phone's target, as the other controls
         page.get_by_role("button", name="Dismiss this notice").click()
         expect(notice).to_be_hidden()
         expect(page.locator("#input")).to_be_focused()

@@ -54,6 +54,12 @@ def test_slugs_and_public_https_urls_pass(browser, servers):
         ),
         ("http://mcp.example.com", "'http://mcp.example.com': An MCP server must be a slug like org/name"),
         ("https://user:pw@mcp.example.com", "An MCP server URL must not carry credentials."),
+        # One quoting for what was written, even when it holds a quote itself.
+        (
+            "https://10.1.2.3/it's",
+            "'https://10.1.2.3/it's': private, loopback and local hosts are not allowed.",
+        ),
+        ("acme/it's", "'acme/it's': An MCP server must be a slug like org/name or an https:// URL."),
     ],
 )
 def test_a_bad_entry_is_named_with_the_turns_code(browser, servers, named):

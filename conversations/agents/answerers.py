@@ -10,7 +10,7 @@ from django.conf import settings
 
 from ..exceptions import InvalidMcpServer, InvalidSettings, UnknownAgent, UnknownModel
 from ..models import Agent, Conversation, MCPServerPreset, ModelChoice
-from ..validators import mcp_target_error, mcp_target_is_internal, setting_error
+from ..validators import mcp_target_error, mcp_target_is_internal, quoted, setting_error
 
 # What the page's settings panel offers; an agent may set more (top_p).
 USER_SETTINGS = ("temperature", "max_tokens", "reasoning_effort")
@@ -197,7 +197,7 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
     for target in cleaned:
         error = mcp_target_error(target)
         if error:
-            raise InvalidMcpServer(f"{target[:200]!r}: {error}")
+            raise InvalidMcpServer(f"{quoted(target)}: {error}")
     internal = [target for target in cleaned if mcp_target_is_internal(target)]
     if internal:
         # An internal host only when an administrator offers it as a preset (no SSRF by free text).
@@ -207,6 +207,6 @@ def mcp_servers_clean(servers: list[str]) -> list[str]:
         for target in internal:
             if target not in allowed:
                 raise InvalidMcpServer(
-                    f"{target[:200]!r}: private, loopback and local hosts are not allowed."
+                    f"{quoted(target)}: private, loopback and local hosts are not allowed."
                 )
     return cleaned

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from django.conf import settings
@@ -20,6 +21,7 @@ from ..attachments.store import attachment_as_dict, attachments_named
 from ..exceptions import InternalError, NoSuchMessage
 from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message, Share
 from ..owners import ConversationRef
+from ..validators import MCP_SLUG_RE
 from .feedback import feedback_shown
 from .reply_end import ReplyEnd
 from .threads import Pairs, Siblings, thread_leaf_id, thread_path_ids, thread_siblings
@@ -292,6 +294,10 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     saved = set()
     if user_id is not None:
         saved = set(MCPCredential.objects.filter(user_id=user_id).values_list("preset_id", flat=True))
+    presets = list(MCPServerPreset.objects.enabled())
+    labels = {preset.target: preset.label for preset in presets}
+    for agent in agents:  # named as the page shows them, never as stored
+        agent["mcp_names"] = [mcp_server_name(target, labels) for target in agent.pop("mcp_servers")]
     return {
         "agents": agents,
         "own_agents": own_agents,
@@ -319,9 +325,19 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
                 "names_id": f"credential-names-{p.pk}",
                 "saved": p.pk in saved,
             }
-            for p in MCPServerPreset.objects.enabled()
+            for p in presets
         ],
     }
+
+
+def mcp_server_name(target: str, labels: dict[str, str]) -> str:
+    """How the page names an MCP server an agent uses: its preset's label, a slug as written, a URL by
+    its host (a URL's path or query may carry a key the operator never meant to show)."""
+    if target in labels:
+        return labels[target]
+    if MCP_SLUG_RE.match(target):
+        return target
+    return urlsplit(target).netloc
 
 
 def reply_stored(*, reply_id: int) -> Message | None:
@@ -433,9 +449,16 @@ def conversation_as_markdown(export: dict[str, Any], labels: dict[str, str] | No
 
 def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
     """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them (and,
-    `for_page`, whether the page's settings panel applies to each)."""
+    `for_page`, whether the page's settings panel applies to each, its colour and its MCP servers)."""
     rows = Agent.objects.enabled().only(
-        "slug", "name", "description", "model_names", "is_default", "user_may_change_settings", "colour"
+        "slug",
+        "name",
+        "description",
+        "model_names",
+        "is_default",
+        "user_may_change_settings",
+        "colour",
+        "mcp_servers",
     )
     return [
         {
@@ -445,7 +468,11 @@ def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
             "models": agent.model_names,
             "default": agent.is_default,
             **(
-                {"settings_editable": agent.user_may_change_settings, "colour": agent.colour}
+                {
+                    "settings_editable": agent.user_may_change_settings,
+                    "colour": agent.colour,
+                    "mcp_servers": agent.mcp_servers,
+                }
                 if for_page
                 else {}
             ),

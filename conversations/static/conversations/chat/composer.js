@@ -19,6 +19,9 @@ const stopButton = document.getElementById("stop");
 const modelSelect = document.getElementById("model");
 const agentDescription = document.getElementById("agent-description");
 const mcpControls = document.getElementById("mcp-controls");
+const agentMcp = document.getElementById("agent-mcp");
+const emptyHint = document.getElementById("empty-chat");
+const EMPTY_HINT = emptyHint.textContent;
 // An agent's option is "agent:<slug>"; a model's is its name.
 const AGENT_PREFIX = "agent:";
 const mcpInput = document.getElementById("mcp");
@@ -84,7 +87,37 @@ function hasOption(value) {
   return Array.from(modelSelect.options).some((o) => o.value === value);
 }
 
-/** What the picker's choice shows: an agent's description, and the MCP controls off (it has its own). */
+// The page's agents by slug: the MCP servers each uses, named as the page shows them.
+const agentsBySlug = new Map(
+  JSON.parse(document.getElementById("agents-data").textContent || "[]").map((agent) => [agent.slug, agent]),
+);
+
+/** Under the greyed MCP controls, the servers the agent uses instead, as read-only chips. */
+function agentMcpShow(option) {
+  const agent = option ? agentsBySlug.get(option.value.slice(AGENT_PREFIX.length)) : undefined;
+  agentMcp.hidden = !agent;
+  // The empty chat's hint offers MCP servers only where they can be picked.
+  emptyHint.textContent = agent ? `Ask anything. ${agent.name} answers; pick another agent or a model below.` : EMPTY_HINT;
+  if (!agent) {
+    agentMcp.replaceChildren();
+    return;
+  }
+  const names = agent.mcp_names || [];
+  if (!names.length) {
+    agentMcp.textContent = `${agent.name} uses no MCP servers.`;
+    return;
+  }
+  // Each name a chip; the commas between them are for screen readers (the line describes the picker).
+  const parts = [];
+  for (const name of names) {
+    if (parts.length) parts.push(Object.assign(document.createElement("span"), { className: "visually-hidden", textContent: ", " }));
+    parts.push(Object.assign(document.createElement("span"), { className: "chip readonly", textContent: name }));
+  }
+  agentMcp.replaceChildren(`${agent.name} uses these MCP servers: `, ...parts);
+}
+
+/** What the picker's choice shows: an agent's description, and the MCP controls off (it has its own,
+ * named under them). */
 function answererShow() {
   const option = modelSelect.selectedOptions[0];
   const description = option && option.value.startsWith(AGENT_PREFIX) ? option.dataset.description || "" : "";
@@ -92,6 +125,7 @@ function answererShow() {
   agentDescription.hidden = !description;
   const isAgent = Boolean(option && option.value.startsWith(AGENT_PREFIX));
   mcpControls.disabled = isAgent;
+  agentMcpShow(isAgent ? option : null);
   optionsSummaryShow();
   if (isAgent) settingsAllow("settingsEditable" in option.dataset, { owner: option.dataset.name });
   else settingsAllow(true, { outputLimit: option ? Number(option.dataset.outputLimit) || null : null });
@@ -122,7 +156,8 @@ function mcpTargetError(target) {
     new URL(target);
     return "";
   } catch {
-    return `“${target}” is neither org/name nor an https:// URL`;
+    // The server's words for it, quoted as the server quotes (validators.quoted).
+    return `'${target}': An MCP server must be a slug like org/name or an https:// URL.`;
   }
 }
 
