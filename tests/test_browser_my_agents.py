@@ -43,7 +43,7 @@ class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
         expect(page.locator(f".agent-handoff[value='{CHOSEN_MODEL}']")).to_be_disabled()  # it answers
         page.locator(".agent-handoff[value='openai/gpt-5.1']").check()
         page.locator("#agent-temperature").fill("0.3")
-        page.locator("#agent-mcp").fill("acme/search@1.2.0")
+        page.locator("#agent-mcp-servers").fill("acme/search@1.2.0")
         self.screenshot_save("my-agents.png", full_page=False)
         page.locator("#agent-name").press("Enter")  # Enter in a field saves, as in any form
 
@@ -94,10 +94,10 @@ class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
         self.page.locator("#agent-save").click()
         expect(self.page.locator("#agents-dialog")).to_be_visible()
         self.page.locator("#agent-temperature").fill("")
-        self.page.locator("#agent-mcp").fill("https://10.0.0.1/mcp")  # the server's refusal, under the form
+        self.page.locator("#agent-mcp-servers").fill("https://10.0.0.1/mcp")  # the server's refusal, under the form
         self.page.locator("#agent-save").click()
         expect(self.page.locator("#agent-error")).to_contain_text("private, loopback and local hosts")
-        self.page.locator("#agent-mcp").fill("")
+        self.page.locator("#agent-mcp-servers").fill("")
         self.page.locator("#agent-save").click()
         expect(self.page.locator("#agents-dialog")).to_be_hidden()
         expect(self.page.locator("#model optgroup[label='My agents'] option")).to_have_text(["Gentle critic"])

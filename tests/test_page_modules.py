@@ -61,3 +61,15 @@ def test_the_chat_page_preloads_each_module_its_entry_imports_and_gives_the_mcp_
     assert re.sub(r"<title>.*</title>|<[^>]+>", "", head, flags=re.S).strip() == ""
     # The vendor libraries come before the modules that use them, in the one block that holds them.
     assert page.index("vendor/highlight/highlight.min.js") < page.index("conversations/chat/main.js")
+
+
+@pytest.mark.django_db
+def test_every_element_id_of_the_chat_page_is_its_own(client, django_user_model) -> None:
+    """Scripts find their elements by id: two elements sharing one (the composer's line naming an agent's
+    MCP servers and the My agents form's field once did) leave one of them dead."""
+    client.force_login(django_user_model.objects.create_user("ids", password="pw-for-tests-only"))
+    page = client.get("/c/page-ids/").content.decode()
+    assert 'id="my-agents-open"' in page  # the signed-in page, with every dialog
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) > 50
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []

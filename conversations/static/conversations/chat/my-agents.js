@@ -157,7 +157,7 @@ function formShow(agent) {
   field("agent-temperature").value = settings.temperature ?? "";
   field("agent-max-tokens").value = settings.max_tokens ?? "";
   field("agent-reasoning").value = settings.reasoning_effort || "";
-  field("agent-mcp").value = agent ? agent.mcp_servers.join(", ") : "";
+  field("agent-mcp-servers").value = agent ? agent.mcp_servers.join(", ") : "";
   handoffsFit();
   errorLine.textContent = "";
   status.textContent = "";
@@ -189,7 +189,7 @@ function formValue() {
     instructions: field("agent-instructions").value,
     models: [first, ...handoffs],
     settings,
-    mcp_servers: field("agent-mcp").value.split(/[\s,]+/).filter(Boolean),
+    mcp_servers: field("agent-mcp-servers").value.split(/[\s,]+/).filter(Boolean),
   };
 }
 
