@@ -187,7 +187,11 @@ class RedisReplyLog(ReplyLog):
             )
         self._waiting.append((reply_id, written))
         self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
-        if urgent:
+        if urgent and len(self._writing) < WRITES_IN_FLIGHT:
+            # Sent from here: a trip through the writer task would be one more turn of a busy event loop
+            # before the reply's first words are shown.
+            self._batch_send()
+        elif urgent:
             self._urgent = True
             _nap_end(self._nap)
         return written
@@ -235,11 +239,16 @@ class RedisReplyLog(ReplyLog):
             if len(self._writing) >= WRITES_IN_FLIGHT:
                 await asyncio.wait(self._writing, return_when=asyncio.FIRST_COMPLETED)
             self._wake.clear()
-            self._urgent = False
-            batch, self._pending = _texts_merged(self._pending), []
-            waiting, self._waiting = self._waiting, []
-            late, self._late = self._late, None
-            self._writing.add(asyncio.create_task(self._write(batch, waiting, late), name="reply-log-write"))
+            if self._pending:  # an urgent text may have sent them meanwhile
+                self._batch_send()
+
+    def _batch_send(self) -> None:
+        """Send everything pending as one batch, in a write task of its own."""
+        self._urgent = False
+        batch, self._pending = _texts_merged(self._pending), []
+        waiting, self._waiting = self._waiting, []
+        late, self._late = self._late, None
+        self._writing.add(asyncio.create_task(self._write(batch, waiting, late), name="reply-log-write"))
 
     async def _write(
         self,
