@@ -10,6 +10,7 @@ model's prices), an OCR read's with one INSERT; both are off the reply's path.
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal
 from typing import Any
 
@@ -111,21 +112,36 @@ def catalog_cost(model: str, usage: dict[str, int] | None) -> Decimal | None:
     return reply_cost(usage, Prices(*row)) if row else None
 
 
-def title_billed(*, ref: ConversationRef, model: str, usage: dict[str, int] | None, title: str) -> bool:
+class TitleStore(enum.Enum):
+    """What became of a model's title: stored; kept out (empty, the user renamed the conversation, the
+    model's is stored, or the conversation is gone); or not stored yet because a turn holds the
+    conversation's row (`title_store_retry` stores it once the turn's batch committed)."""
+
+    STORED = "stored"
+    KEPT_OUT = "kept_out"
+    ROW_BUSY = "row_busy"
+
+
+def title_billed(*, ref: ConversationRef, model: str, usage: dict[str, int] | None, title: str) -> TitleStore:
     """Append the entry of a title request made for the conversation `ref` names (billed whether or not
     its title is stored) and store `title` unless it is empty or the user renamed the conversation
-    meanwhile (or the model's was already stored); True if it was stored.
+    meanwhile (or the model's was already stored).
 
     On PostgreSQL two statements, on one worker thread: one read (the conversation and the model's
     catalog prices), then the entry's INSERT carrying the title's UPDATE. The reply path's thread pool
-    and the database see one call where the entry alone took three and the title one more."""
+    and the database see one call where the entry alone took three and the title one more.
+
+    The title never waits for a row lock: a conversation's second turn arrives as its first reply ends,
+    which is when its title is stored, and a title queued on the row a turn batch holds would then hold
+    up the next batch, every turn in it. Its row busy, the entry is written and ROW_BUSY returned."""
     connection = connections["default"]
     if connection.vendor != "postgresql":
         title_entry_write(ref=ref, model=model, usage=usage)
-        return bool(title) and _title_store(ref, title)
+        return _title_store(ref, title, row_wait=True) if title else TitleStore.KEPT_OUT
+    table = Conversation._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT (SELECT id FROM {Conversation._meta.db_table} WHERE owner_key = %s AND session_id = %s),"
+            f"SELECT (SELECT id FROM {table} WHERE owner_key = %s AND session_id = %s),"
             f" m.price_input, m.price_output, m.price_cached FROM (SELECT 1) AS one"
             f" LEFT JOIN {ChatModel._meta.db_table} m ON m.name = %s",
             [ref.owner_key, ref.session_id, model],
@@ -150,31 +166,51 @@ def title_billed(*, ref: ConversationRef, model: str, usage: dict[str, int] | No
         insert = f"INSERT INTO {UsageEntry._meta.db_table} ({_COLUMNS}) VALUES ({placeholders})"
         if not title or conversation_id is None:
             cursor.execute(insert, entry)
-            return False
+            return TitleStore.KEPT_OUT
+        # `free` is the row unless a turn holds it (SKIP LOCKED); `waiting` says whether the row still
+        # wants the model's title, read without a lock: wanted but not free means busy.
         cursor.execute(
-            f"WITH titled AS (UPDATE {Conversation._meta.db_table} SET title = %s, title_source = %s"
-            f" WHERE id = %s AND title_source = %s RETURNING 1)"
-            f" {insert} RETURNING (SELECT count(*) FROM titled)",
+            f"WITH free AS (SELECT id FROM {table} WHERE id = %s AND title_source = %s"
+            f" FOR NO KEY UPDATE SKIP LOCKED),"
+            f" titled AS (UPDATE {table} SET title = %s, title_source = %s"
+            f" WHERE id IN (SELECT id FROM free) RETURNING 1)"
+            f" {insert} RETURNING (SELECT count(*) FROM titled),"
+            f" (SELECT count(*) FROM {table} WHERE id = %s AND title_source = %s)",
             [
-                title[:200],
-                Conversation.TitleSource.MODEL,
                 conversation_id,
                 Conversation.TitleSource.FIRST_LINE,
+                title[:200],
+                Conversation.TitleSource.MODEL,
                 *entry,
+                conversation_id,
+                Conversation.TitleSource.FIRST_LINE,
             ],
         )
-        return bool(cursor.fetchone()[0])
+        titled, waiting = cursor.fetchone()
+    if titled:
+        return TitleStore.STORED
+    return TitleStore.ROW_BUSY if waiting else TitleStore.KEPT_OUT
 
 
-def _title_store(ref: ConversationRef, title: str) -> bool:
+def title_store_retry(*, ref: ConversationRef, title: str, row_wait: bool) -> TitleStore:
+    """Store a title that found its conversation's row busy (no second ledger entry): STORED, KEPT_OUT,
+    or ROW_BUSY again, unless `row_wait`, which waits for the row as any update does."""
+    return _title_store(ref, title, row_wait=row_wait)
+
+
+@transaction.atomic
+def _title_store(ref: ConversationRef, title: str, *, row_wait: bool) -> TitleStore:
     """Store the model's title unless the user renamed the conversation (or the model's is stored)."""
-    return bool(
-        Conversation.objects.filter(
-            owner_key=ref.owner_key,
-            session_id=ref.session_id,
-            title_source=Conversation.TitleSource.FIRST_LINE,
-        ).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
+    wanting = Conversation.objects.filter(
+        owner_key=ref.owner_key, session_id=ref.session_id, title_source=Conversation.TitleSource.FIRST_LINE
     )
+    row = wanting.select_for_update(no_key=True, skip_locked=not row_wait).values_list("pk", flat=True)
+    pk = row.first()
+    if pk is None:
+        busy = not row_wait and connections["default"].features.has_select_for_update_skip_locked
+        return TitleStore.ROW_BUSY if busy and wanting.exists() else TitleStore.KEPT_OUT
+    Conversation.objects.filter(pk=pk).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
+    return TitleStore.STORED
 
 
 def title_entry_write(*, ref: ConversationRef, model: str, usage: dict[str, int] | None) -> None:

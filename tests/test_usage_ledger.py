@@ -5,12 +5,15 @@ replies add none."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
+from django.db import connection, transaction
 from django.test import AsyncClient
 from django.utils import timezone
 
@@ -138,15 +141,16 @@ def test_a_title_is_billed_at_its_models_prices_with_its_store_in_two_statements
     )
     usage = {"prompt_tokens": 1001, "completion_tokens": 7, "total_tokens": 1008}
 
-    def billed(session_id: str, title: str) -> bool:
+    def billed(session_id: str, title: str) -> usage_ledger.TitleStore:
         ref = ConversationRef(owner_key="s:titles", session_id=session_id)
         return usage_ledger.title_billed(ref=ref, model="openai/gpt-5-mini", usage=usage, title=title)
 
+    kept_out = usage_ledger.TitleStore.KEPT_OUT
     with django_assert_num_queries(2):
-        assert billed("titled", "A model's title")
-    assert not billed("renamed", "Not stored")  # the user's title stays; the request is billed all the same
-    assert not billed("titled", "")
-    assert not billed("gone", "No conversation")
+        assert billed("titled", "A model's title") is usage_ledger.TitleStore.STORED
+    assert billed("renamed", "Not stored") is kept_out  # the user's title stays; billed all the same
+    assert billed("titled", "") is kept_out
+    assert billed("gone", "No conversation") is kept_out
     mine.refresh_from_db()
     renamed.refresh_from_db()
     assert (mine.title, mine.title_source) == ("A model's title", Conversation.TitleSource.MODEL)
@@ -161,3 +165,40 @@ def test_a_title_is_billed_at_its_models_prices_with_its_store_in_two_statements
         ("title", "s:titles", None, mine.pk, "openai/gpt-5-mini", 1008, cost),
         ("title", "s:titles", None, None, "openai/gpt-5-mini", 1008, cost),
     ]
+
+
+def test_a_title_never_waits_for_the_row_a_turn_holds_and_is_stored_once_the_turn_committed():
+    """A conversation's second turn is stored as its title is: a title queued on the row a turn batch
+    holds would hold up the next batch, every turn of it. It is billed at once and stored after."""
+    conversation = Conversation.objects.create(session_id="busy", owner_key="s:titles", title="first line")
+    ref = ConversationRef(owner_key="s:titles", session_id="busy")
+    locked, release = threading.Event(), threading.Event()
+
+    def turn_holding_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Conversation.objects.select_for_update().get(pk=conversation.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    turn = threading.Thread(target=turn_holding_the_row)
+    turn.start()
+    try:
+        assert locked.wait(5)
+        started = time.monotonic()
+        stored = usage_ledger.title_billed(ref=ref, model="openai/gpt-5-mini", usage=None, title="Busy title")
+        retried = usage_ledger.title_store_retry(ref=ref, title="Busy title", row_wait=False)
+        assert time.monotonic() - started < 2  # the turn holds its row for 10 s
+        assert (stored, retried) == (usage_ledger.TitleStore.ROW_BUSY, usage_ledger.TitleStore.ROW_BUSY)
+        assert UsageEntry.objects.filter(kind="title", conversation_id=conversation.pk).count() == 1
+    finally:
+        release.set()
+        turn.join()
+    assert usage_ledger.title_store_retry(ref=ref, title="Busy title", row_wait=False) is (
+        usage_ledger.TitleStore.STORED
+    )
+    conversation.refresh_from_db()
+    assert (conversation.title, conversation.title_source) == ("Busy title", Conversation.TitleSource.MODEL)
+    assert UsageEntry.objects.filter(kind="title").count() == 1  # billed once, whatever the tries

@@ -4,6 +4,7 @@ an event) on the other instances. Never on a reply's path: `done` has gone out b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from django.conf import settings
@@ -12,11 +13,15 @@ from .. import protocol, upstream, usage_ledger
 from ..chat import titles
 from ..exceptions import ChatError
 from ..owners import ConversationRef
+from ..usage_ledger import TitleStore
 from .dbcall import db_call
 from .fanout import frame_fan_out
 from .instance import Instance, instance_running
 
 logger = logging.getLogger(__name__)
+
+# Seconds between the tries of a title whose conversation's row a turn held (about 1.5 s in all).
+TITLE_RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def title_wanted(*, first_turn: bool) -> bool:
@@ -43,14 +48,28 @@ async def title_write(instance: Instance, ref: ConversationRef, *, question: str
         stored = await db_call(usage_ledger.title_billed)(
             ref=ref, model=model, usage=completion.usage, title=title
         )
+        stored = await _title_retried(ref, title, stored)
     except ChatError as exc:
         logger.info("title not written: the first line stays", extra={**extra, "code": exc.code})
         return
     except Exception:
         logger.exception("title not written: the first line stays", extra=extra)
         return
-    if stored:
+    if stored is TitleStore.STORED:
         await title_tell(instance, ref, title)
+
+
+async def _title_retried(ref: ConversationRef, title: str, stored: TitleStore) -> TitleStore:
+    """Store a title whose conversation's row a turn held (a batch commits within a few hundred
+    milliseconds), again without waiting for it; the last try waits for the row as any update does."""
+    for pause in TITLE_RETRY_PAUSES:
+        if stored is not TitleStore.ROW_BUSY:
+            return stored
+        await asyncio.sleep(pause)
+        stored = await db_call(usage_ledger.title_store_retry)(
+            ref=ref, title=title, row_wait=pause == TITLE_RETRY_PAUSES[-1]
+        )
+    return stored
 
 
 async def title_renamed(ref: ConversationRef, title: str) -> None:

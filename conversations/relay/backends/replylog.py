@@ -10,7 +10,8 @@ itself: nothing needs logging.
 
 Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
 own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
-consumer sees only what is replicated. A reply's first text skips the batching wait.
+consumer sees only what is replicated. A reply's first text is written at once, from the reply's own
+task, so its first words wait for one round trip and no batch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 # for the next batch, not for the one before it too. A reply has one text entry on its way at a time, so
 # its text entries reach the stream in order whatever order the batches land in.
 WRITES_IN_FLIGHT = 2
+# Replies' first texts written at once from their own tasks (see RedisReplyLog.text), past the batches.
+FIRST_TEXTS_IN_FLIGHT = 4
 
 
 def log_key(reply_id: int) -> str:
@@ -91,9 +94,10 @@ class ReplyLog(ABC):
     def start(self, reply_id: int) -> None: ...
 
     @abstractmethod
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
-        """Append text at `offset`; the future says True once the entry is in the log, False when its
-        write failed. `urgent` sends it without the batching wait (a reply's first text)."""
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
+        """Append text at `offset`; awaited, it says True once the entry is in the log, False when its
+        write failed. `urgent` (a reply's first text) sends it without the batching wait, and may send it
+        only when awaited: the caller awaits it at once."""
 
     @abstractmethod
     def frame(self, reply_id: int, frame_text: str) -> None: ...
@@ -128,7 +132,7 @@ class LocalReplyLog(ReplyLog):
     def start(self, reply_id: int) -> None:
         pass
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
         # Nobody else reads it: the process holding the sockets is the only one that could lose it.
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         written.set_result(True)
@@ -157,8 +161,8 @@ class LocalReplyLog(ReplyLog):
 
 
 class RedisReplyLog(ReplyLog):
-    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them), and
-    text says through a future when it was written."""
+    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them, but a
+    reply's first text), and text says when it was written."""
 
     shared = True
 
@@ -174,9 +178,12 @@ class RedisReplyLog(ReplyLog):
         self._urgent = False
         self._nap: asyncio.Future[None] | None = None  # the batching wait, cut short by urgent text
         self._writing: set[asyncio.Task[None]] = set()  # batches on their way, at most WRITES_IN_FLIGHT
+        self._first_texts = 0  # first texts on their way from their replies' tasks
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
+        if urgent and self._first_texts < FIRST_TEXTS_IN_FLIGHT and not _waits_for(self._waiting, reply_id):
+            return self._text_now(reply_id, offset, text)
         # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
         written: asyncio.Future[bool] = self._loop.create_future()
         if not self._waiting:
@@ -191,6 +198,29 @@ class RedisReplyLog(ReplyLog):
             self._urgent = True
             _nap_end(self._nap)
         return written
+
+    async def _text_now(self, reply_id: int, offset: int, text: str) -> bool:
+        """Write a reply's first text, with its entries still pending (its start), from the reply's own
+        task: through the writer task and back, it would wait for three more turns of an event loop
+        that a hundred streams keep busy before its first words are shown."""
+        own = [entry for entry in self._pending if entry[0] == reply_id]
+        if own:
+            self._pending = [entry for entry in self._pending if entry[0] != reply_id]
+        self._first_texts += 1
+        self._idle.clear()
+        written, fenced = False, True
+        try:
+            async with asyncio.timeout(settings.CHAT_REPLY_LOG_WAIT_SECONDS):
+                entries = [*own, (reply_id, {"k": "t", "o": str(offset), "x": text}, None)]
+                written, fenced_ids = await self._send(entries)
+            fenced = reply_id in fenced_ids
+        except TimeoutError:  # a Redis that hangs: the text is shown once the database holds it
+            logger.warning("reply log write late", extra={"message_id": reply_id})
+        finally:
+            self._first_texts -= 1
+            if not self._pending and not self._writing and not self._first_texts:
+                self._idle.set()
+        return written and not fenced
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         self._append(reply_id, {"k": "f", "j": frame_text})
@@ -235,11 +265,16 @@ class RedisReplyLog(ReplyLog):
             if len(self._writing) >= WRITES_IN_FLIGHT:
                 await asyncio.wait(self._writing, return_when=asyncio.FIRST_COMPLETED)
             self._wake.clear()
-            self._urgent = False
-            batch, self._pending = _texts_merged(self._pending), []
-            waiting, self._waiting = self._waiting, []
-            late, self._late = self._late, None
-            self._writing.add(asyncio.create_task(self._write(batch, waiting, late), name="reply-log-write"))
+            if self._pending:  # an urgent text may have sent them meanwhile
+                self._batch_send()
+
+    def _batch_send(self) -> None:
+        """Send everything pending as one batch, in a write task of its own."""
+        self._urgent = False
+        batch, self._pending = _texts_merged(self._pending), []
+        waiting, self._waiting = self._waiting, []
+        late, self._late = self._late, None
+        self._writing.add(asyncio.create_task(self._write(batch, waiting, late), name="reply-log-write"))
 
     async def _write(
         self,
@@ -247,8 +282,22 @@ class RedisReplyLog(ReplyLog):
         waiting: list[tuple[int, asyncio.Future[bool]]],
         late: asyncio.TimerHandle | None,
     ) -> None:
-        """Send one batch in one pipeline, then tell its text entries' futures (False for a reply whose
-        log was fenced: another instance took it over)."""
+        """Send one batch, then tell its text entries' futures (False for a reply whose log was fenced:
+        another instance took it over)."""
+        written, fenced = False, set()
+        try:
+            written, fenced = await self._send(batch)
+        finally:
+            if late is not None:
+                late.cancel()
+            _written_set(waiting, written, fenced)
+            self._writing.discard(asyncio.current_task())  # type: ignore[arg-type]
+            if not self._pending and not self._writing and not self._first_texts:
+                self._idle.set()
+
+    async def _send(self, batch: list[tuple[int, dict[str, str], int | None]]) -> tuple[bool, set[int]]:
+        """Send entries in one pipeline; return whether it was written, and the replies whose log was
+        fenced (their text and tool entries refused)."""
         pipe = self.client.pipeline(transaction=False)
         guarded: list[tuple[int, int]] = []  # (index of the command's result, reply id)
         commands = 0
@@ -268,22 +317,14 @@ class RedisReplyLog(ReplyLog):
             if expire is not None:
                 pipe.expire(key, expire)
                 commands += 1
-        written, fenced = False, set()
         try:
             results = await pipe.execute()
-            written = True
-            fenced = {reply_id for index, reply_id in guarded if not results[index]}
         except (RedisError, OSError):
             # These entries are missing from the log: other instances' followers fall back to the
             # stored row, and the writer shows its own sockets this text once the row holds it.
             logger.warning("reply log write failed", extra={"entries": len(batch)}, exc_info=True)
-        finally:
-            if late is not None:
-                late.cancel()
-            _written_set(waiting, written, fenced)
-            self._writing.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if not self._pending and not self._writing:
-                self._idle.set()
+            return False, set()
+        return True, {reply_id for index, reply_id in guarded if not results[index]}
 
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
         try:
@@ -303,6 +344,11 @@ class RedisReplyLog(ReplyLog):
             await self.client.delete(fence_key(reply_id))
         except (RedisError, OSError):  # the fence expires; meanwhile the writer shows from its row
             logger.warning("reply log fence not lifted", extra={"message_id": reply_id}, exc_info=True)
+
+
+def _waits_for(waiting: list[tuple[int, asyncio.Future[bool]]], reply_id: int) -> bool:
+    """Whether a text entry of the reply is pending already (its next must not overtake it)."""
+    return any(waiting_id == reply_id for waiting_id, _ in waiting)
 
 
 def _nap_end(nap: asyncio.Future[None] | None) -> None:
