@@ -46,12 +46,13 @@ def reply_leases_renew(*, streamed_by: str, reply_ids: list[int]) -> set[int]:
     return set(held)
 
 
-def reply_flush(*, reply_id: int, content: str, streamed_by: str) -> bool:
-    """Store the text so far of a streaming reply (a crash loses at most one flush interval) and extend
-    its lease; return False when its instance no longer holds it."""
-    return bool(
-        _replies_fenced([reply_id], streamed_by).update(content=content, lease_expires_at=lease_expiry())
-    )
+def reply_flush(*, reply_id: int, content: str, streamed_by: str, reasoning: str = "") -> bool:
+    """Store the text (and the reasoning, when there is some) so far of a streaming reply (a crash loses
+    at most one flush interval) and extend its lease; return False when its instance no longer holds it."""
+    fields = {"content": content, "lease_expires_at": lease_expiry()}
+    if reasoning:
+        fields["reasoning"] = reasoning
+    return bool(_replies_fenced([reply_id], streamed_by).update(**fields))
 
 
 def reply_finish(
@@ -62,10 +63,11 @@ def reply_finish(
     end: ReplyEnd,
     tools: list[dict[str, Any]] | None = None,
     cost: Decimal | None = None,
+    reasoning: str = "",
 ) -> bool:
-    """Store a reply's final text and how it ended (what every later reader sees), with the models that
-    produced it, and its usage ledger entry in the same statement; return False, storing nothing, when
-    its instance no longer holds it."""
+    """Store a reply's final text (and reasoning) and how it ended (what every later reader sees), with
+    the models that produced it, and its usage ledger entry in the same statement; return False, storing
+    nothing, when its instance no longer holds it."""
     usage = end.usage or {}
     return bool(
         reply_end_write(
@@ -73,6 +75,8 @@ def reply_finish(
             dict(
                 lease_expires_at=None,
                 content=text_storable(content),
+                reasoning=text_storable(reasoning),
+                reasoning_ms=end.reasoning_ms,
                 status=end.status,
                 finish_reason=end.finish_reason,
                 prompt_tokens=usage.get("prompt_tokens"),

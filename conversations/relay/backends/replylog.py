@@ -1,12 +1,12 @@
 """The ordered log of a reply in flight, so any server instance can replay and follow it.
 
 With Redis, the log is a Redis Stream (pub/sub is at-most-once, so it cannot be the replay buffer):
-the instance streaming a reply appends every batch of text (with its offset), every tool frame and the
-final frame to the stream `<prefix>:reply:<message id>`; an instance with a socket on that conversation
-reads it from the start and then follows it. One writer task per process sends everything pending in
-one pipeline, so under load many replies' entries share a round trip. The stream expires after the
-reply ended. Without Redis there is one process, whose sockets get every frame from the live reply
-itself: nothing needs logging.
+the instance streaming a reply appends every batch of text (with its offset), of reasoning (with an
+offset of its own), every tool frame and the final frame to the stream `<prefix>:reply:<message id>`;
+an instance with a socket on that conversation reads it from the start and then follows it. One writer
+task per process sends everything pending in one pipeline, so under load many replies' entries share a
+round trip. The stream expires after the reply ended. Without Redis there is one process, whose sockets
+get every frame from the live reply itself: nothing needs logging.
 
 Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
 own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
@@ -44,10 +44,10 @@ def fence_key(reply_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}:fenced"
 
 
-# The writer's text and tool entries are appended only while the log is not fenced, in one step Redis
-# runs atomically: an entry lands before the fence (and the instance storing the reply as lost reads
-# it) or is refused (and never shown anywhere). A frozen writer's late batch cannot add text after the
-# reply was stored without it.
+# The writer's text, reasoning and tool entries are appended only while the log is not fenced, in one
+# step Redis runs atomically: an entry lands before the fence (and the instance storing the reply as
+# lost reads it) or is refused (and never shown anywhere). A frozen writer's late batch cannot add text
+# after the reply was stored without it.
 _APPEND_UNLESS_FENCED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('XADD', KEYS[1], '*', unpack(ARGV))
@@ -57,7 +57,8 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One entry: text at an offset (`kind="text"`), a tool frame, or the final frame (`kind="end"`)."""
+    """One entry: text at an offset (`kind="text"`), reasoning at an offset of its own
+    (`kind="reasoning"`), a tool frame, or the final frame (`kind="end"`)."""
 
     entry_id: str
     kind: str
@@ -70,6 +71,8 @@ def _entry_from_fields(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
     kind = fields.get(b"k", b"").decode()
     if kind == "t":
         return LogEntry(entry_id.decode(), "text", int(fields[b"o"]), fields[b"x"].decode())
+    if kind == "r":
+        return LogEntry(entry_id.decode(), "reasoning", int(fields[b"o"]), fields[b"x"].decode())
     return LogEntry(entry_id.decode(), "tool" if kind == "f" else "end", frame=fields.get(b"j", b"").decode())
 
 
@@ -94,6 +97,12 @@ class ReplyLog(ABC):
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         """Append text at `offset`; the future says True once the entry is in the log, False when its
         write failed. `urgent` sends it without the batching wait (a reply's first text)."""
+
+    @abstractmethod
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        """Append reasoning at `offset` (of the reasoning), as `text` appends text."""
 
     @abstractmethod
     def frame(self, reply_id: int, frame_text: str) -> None: ...
@@ -133,6 +142,11 @@ class LocalReplyLog(ReplyLog):
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         written.set_result(True)
         return written
+
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        return self.text(reply_id, offset, text)
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         pass
@@ -177,6 +191,15 @@ class RedisReplyLog(ReplyLog):
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        return self._logged(reply_id, {"k": "t", "o": str(offset), "x": text}, urgent)
+
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        return self._logged(reply_id, {"k": "r", "o": str(offset), "x": text}, urgent)
+
+    def _logged(self, reply_id: int, fields: dict[str, str], urgent: bool) -> asyncio.Future[bool]:
+        """Append an entry whose future says when it is in the log (text, reasoning)."""
         # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
         written: asyncio.Future[bool] = self._loop.create_future()
         if not self._waiting:
@@ -186,7 +209,7 @@ class RedisReplyLog(ReplyLog):
                 settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, self._waiting, False
             )
         self._waiting.append((reply_id, written))
-        self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
+        self._append(reply_id, fields)
         if urgent:
             self._urgent = True
             _nap_end(self._nap)
@@ -254,7 +277,7 @@ class RedisReplyLog(ReplyLog):
         commands = 0
         for reply_id, fields, expire in batch:
             key = log_key(reply_id)
-            if fields["k"] in ("t", "f") and expire is None:  # the writer's text and tools, not start/end
+            if fields["k"] in ("t", "r", "f") and expire is None:  # the writer's entries, not start/end
                 args = [item for pair in fields.items() for item in pair]
                 # EVAL, not EVALSHA: a pipeline of scripts would ask SCRIPT EXISTS first, a round trip
                 pipe.eval(_APPEND_UNLESS_FENCED, 2, key, fence_key(reply_id), *args)
