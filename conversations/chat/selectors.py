@@ -308,6 +308,7 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
                 "is_default": m.is_default and not default_agent,
                 "output_token_limit": m.output_token_limit,
                 "vision": (m.capabilities or {}).get("vision"),
+                "thinks": (m.capabilities or {}).get("thinking") is True,
             }
             for m in ChatModel.objects.enabled()
         ],

@@ -1,6 +1,7 @@
 // The reply settings panel: temperature, max tokens and reasoning effort of the user's own for this
 // conversation (the server keeps them with it; history brings them back). Open to a plain model and to an
-// agent that allows them; a field left empty means the model's (or the agent's) default.
+// agent that allows them; a field left empty means the model's (or the agent's) default. Reasoning effort
+// is offered only for a model whose catalog says it thinks.
 
 const panel = document.getElementById("reply-settings");
 const fields = document.getElementById("settings-fields");
@@ -8,6 +9,7 @@ const note = document.getElementById("settings-note");
 const temperature = document.getElementById("setting-temperature");
 const maxTokens = document.getElementById("setting-max-tokens");
 const reasoning = document.getElementById("setting-reasoning-effort");
+const reasoningControl = document.getElementById("setting-reasoning-control");
 const summary = document.getElementById("settings-summary");
 
 function summaryShow() {
@@ -16,9 +18,13 @@ function summaryShow() {
   summary.textContent = parts.length ? `Settings: ${parts.join(", ")}` : "Settings";
 }
 
-/** Whether the choice in the picker takes settings of the user's own, and its output limit. */
-export function settingsAllow(allowed, { outputLimit = null, owner = "" } = {}) {
+/** Whether the choice in the picker takes settings of the user's own, its output limit, and whether it
+ * thinks (reasoning effort then applies). */
+export function settingsAllow(allowed, { outputLimit = null, owner = "", thinks = true } = {}) {
   fields.disabled = !allowed;
+  reasoningControl.hidden = !thinks;
+  reasoning.disabled = !thinks;
+  summaryShow();
   note.textContent = allowed ? "Empty: the default." : `${owner} answers with its own settings.`;
   maxTokens.max = outputLimit || "";
   panel.classList.toggle("locked", !allowed);
@@ -30,7 +36,7 @@ export function settingsChosen() {
   const chosen = {};
   if (temperature.value !== "") chosen.temperature = Number(temperature.value);
   if (maxTokens.value !== "") chosen.max_tokens = Number(maxTokens.value);
-  if (reasoning.value) chosen.reasoning_effort = reasoning.value;
+  if (reasoning.value && !reasoning.disabled) chosen.reasoning_effort = reasoning.value;
   return chosen;
 }
 
