@@ -105,9 +105,12 @@ def lapsed_reply_ids() -> list[int]:
 
 
 @transaction.atomic
-def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None = None) -> Message | None:
+def reply_lost_store(
+    *, reply_id: int, shown_text: str, shown_reasoning: str = "", streamed_by: str | None = None
+) -> Message | None:
     """Store a reply whose server died as interrupted (`server_lost`), keeping every character any
-    client was shown: `shown_text` (what its reply log holds) when it extends the last saved text.
+    client was shown: `shown_text` (what its reply log holds) when it extends the last saved text, and
+    `shown_reasoning` likewise for its reasoning.
 
     Only a reply that is still streaming under a lapsed lease is touched, or, with `streamed_by`, one
     streamed by that (dead) instance whatever its lease. Return the stored row, or None when it was not
@@ -124,12 +127,15 @@ def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None 
         return None
     if len(shown_text) > len(message.content) and shown_text.startswith(message.content):
         message.content = text_storable(shown_text)
+    if len(shown_reasoning) > len(message.reasoning) and shown_reasoning.startswith(message.reasoning):
+        message.reasoning = text_storable(shown_reasoning)
     message.status, message.finish_reason = Message.Status.INTERRUPTED, "server_lost"
     message.error_code, message.error = "server_lost", SERVER_LOST_ERROR
     message.lease_expires_at, message.finished_at = None, timezone.now()
     message.save(
         update_fields=[
             "content",
+            "reasoning",
             "status",
             "finish_reason",
             "error_code",

@@ -19,7 +19,7 @@ from ..chat import replies, selectors
 from ..models import Message
 from ..owners import ConversationRef
 from . import live
-from .backends.replylog import ReplyLogUnreadable
+from .backends.replylog import LoggedReply, ReplyLogUnreadable
 from .dbcall import db_call
 from .following import reply_follow
 from .instance import Instance
@@ -65,12 +65,9 @@ def history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.Liv
         budget = selectors.history_bytes_budget()
         thought = reply.reasoning_shown_text()[: budget // 30]
         text = reply.shown_text()[: budget // 15 if thought else budget // 12]
-        history["streaming"] = {
-            "message_id": reply.message_id,
-            "content": text,
-            "offset": len(text),
-            "reasoning_offset": len(thought),
-        }
+        history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
+        if thought:
+            history["streaming"]["reasoning_offset"] = len(thought)
         for message in history["messages"]:
             if message["id"] == reply.message_id:
                 message["content"], message["tools"] = text, list(reply.tools)
@@ -148,12 +145,15 @@ async def replies_lost_store(
     """
     for reply_id in reply_ids:
         try:
-            shown = await instance.reply_log.fenced_text(reply_id)  # its writer adds nothing from here
+            shown = await instance.reply_log.fenced_shown(reply_id)  # its writer adds nothing from here
         except ReplyLogUnreadable:
             logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
-            shown = ""
+            shown = LoggedReply()
         stored = await db_call(replies.reply_lost_store)(
-            reply_id=reply_id, shown_text=shown, streamed_by=streamed_by
+            reply_id=reply_id,
+            shown_text=shown.text,
+            shown_reasoning=shown.reasoning,
+            streamed_by=streamed_by,
         )
         if stored is None:  # not lost after all: its writer renewed the lease in time
             await instance.reply_log.unfence(reply_id)

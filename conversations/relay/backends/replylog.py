@@ -20,7 +20,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as redis_asyncio
 from django.conf import settings
@@ -76,6 +76,13 @@ def _entry_from_fields(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
     return LogEntry(entry_id.decode(), "tool" if kind == "f" else "end", frame=fields.get(b"j", b"").decode())
 
 
+class LoggedReply(NamedTuple):
+    """What a reply's log shows any follower: its text and its reasoning, each up to its first gap."""
+
+    text: str = ""
+    reasoning: str = ""
+
+
 class ReplyLogUnreadable(Exception):
     """The log could not be read right now (Redis is down)."""
 
@@ -119,10 +126,10 @@ class ReplyLog(ABC):
         ReplyLogUnreadable."""
 
     @abstractmethod
-    async def fenced_text(self, reply_id: int) -> str:
-        """Fence the log against its writer's appends, then return the reply's text up to the log's
-        first gap (what any follower was shown), for the instance storing the reply as lost. Raise
-        ReplyLogUnreadable."""
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
+        """Fence the log against its writer's appends, then return the reply's text and reasoning up to
+        the log's first gap in each (what any follower was shown), for the instance storing the reply as
+        lost. Raise ReplyLogUnreadable."""
 
     @abstractmethod
     async def unfence(self, reply_id: int) -> None:
@@ -163,8 +170,8 @@ class LocalReplyLog(ReplyLog):
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
         return []
 
-    async def fenced_text(self, reply_id: int) -> str:
-        return ""
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
+        return LoggedReply()
 
     async def unfence(self, reply_id: int) -> None:
         pass
@@ -314,10 +321,10 @@ class RedisReplyLog(ReplyLog):
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
 
-    async def fenced_text(self, reply_id: int) -> str:
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
         try:
             await self.client.set(fence_key(reply_id), "1", ex=settings.CHAT_REPLY_LOG_TTL_SECONDS)
-            return await log_text(self.client, reply_id)
+            return await log_shown(self.client, reply_id)
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
 
@@ -372,17 +379,26 @@ async def log_read(
 
 
 async def log_text(client: redis_asyncio.Redis, reply_id: int) -> str:
-    """The reply's text as its log holds it, from the start up to the first gap (what any follower was
-    shown, since followers never cross a gap)."""
-    text, after = "", "0-0"
+    """The reply's text as its log holds it, from the start up to the first gap."""
+    return (await log_shown(client, reply_id)).text
+
+
+async def log_shown(client: redis_asyncio.Redis, reply_id: int) -> LoggedReply:
+    """The reply's text and reasoning as its log holds them, each from the start up to its first gap
+    (what any follower was shown, since followers never cross a gap)."""
+    shown = {"text": "", "reasoning": ""}
+    gapped: set[str] = set()
+    after = "0-0"
     while True:
         entries = await log_read(client, reply_id, after)
         for entry in entries:
             after = entry.entry_id
-            if entry.kind != "text":
+            so_far = shown.get(entry.kind)
+            if so_far is None or entry.kind in gapped:
                 continue
-            if entry.offset > len(text):
-                return text
-            text += entry.text[len(text) - entry.offset :]
-        if not entries:
-            return text
+            if entry.offset > len(so_far):
+                gapped.add(entry.kind)
+                continue
+            shown[entry.kind] = so_far + entry.text[len(so_far) - entry.offset :]
+        if not entries or len(gapped) == len(shown):
+            return LoggedReply(shown["text"], shown["reasoning"])
