@@ -139,6 +139,7 @@ function liveReasoningBlock(live) {
   if (!live.view.reasoning) {
     live.view.reasoning = reasoningView({ thinking: true });
     live.view.root.insertBefore(live.view.reasoning, live.view.tools);
+    if (live.text) reasoningThinking(live.view.reasoning, false); // it thinks again after answering a while
   }
   return live.view.reasoning;
 }
@@ -352,8 +353,7 @@ function onReasoning(frame) {
   if (!live || live.messageId !== frame.message_id) return;
   const content = spanNew(live.reasoning, frame, { part: "reasoning" });
   if (content === null) return;
-  const block = liveReasoningBlock(live);
-  if (!live.reasoning.text && !live.text) reasoningThinking(block, true);
+  liveReasoningBlock(live);
   live.reasoning.text += content;
   live.reasoning.changed = true;
   liveRenderSoon();
