@@ -82,20 +82,40 @@ class ReasoningTests(ChatBrowserTestCase):
         expect(line).to_have_text("Thought for 2 s")
         expect(bubble.locator("details.reasoning")).to_have_count(0)
 
-    def test_the_reasoning_effort_is_offered_only_for_a_model_that_thinks(self) -> None:
+    def test_reasoning_effort_and_thinking_budget_are_offered_only_for_a_model_that_thinks(self) -> None:
         ChatModel.objects.filter(name="openai/gpt-5.1").update(capabilities={"thinking": True})
         ChatModel.objects.filter(name="google/gemini-3-pro-preview").update(capabilities={"thinking": False})
         self.chat_open()
         self.page.locator("#reply-settings summary").click()
-        effort = self.page.locator("#setting-reasoning-effort")
+        effort = self.page.get_by_label("Reasoning")
+        budget = self.page.get_by_label("Thinking budget")
+        self.page.locator("#model").select_option("google/gemini-3-pro-preview")
+        expect(effort).to_be_hidden()
+        expect(budget).to_be_hidden()
         self.page.locator("#model").select_option("openai/gpt-5.1")
         expect(effort).to_be_visible()
+        expect(budget).to_be_visible()
         effort.select_option("high")
+        budget.fill("2048")
+        expect(self.page.locator("#settings-summary")).to_have_text(
+            "Settings: reasoning effort high, thinking budget 2048"
+        )
+
         self.page.locator("#model").select_option("google/gemini-3-pro-preview")
         expect(effort).to_be_hidden()
         expect(self.page.locator("#settings-summary")).to_have_text("Settings")
         self.message_send("no thinking here")
         self.reply_finished(0)
-        assert "reasoning_effort" not in self.standin.requests()[0]["body"]
+        sent = self.standin.requests()[0]["body"]
+        assert "reasoning_effort" not in sent
+        assert "thinking" not in sent
+
         self.page.locator("#model").select_option("openai/gpt-5.1")
-        expect(effort).to_be_visible()
+        expect(budget).to_have_value("2048")
+        self.message_send("think about it")
+        self.reply_finished(1)
+        sent = self.standin.requests()[1]["body"]
+        assert (sent["reasoning_effort"], sent["thinking"]) == (
+            "high",
+            {"type": "enabled", "budget_tokens": 2048},
+        )

@@ -148,3 +148,30 @@ async def test_joining_mid_reasoning_gets_the_reasoning_so_far_then_exactly_the_
 async def test_a_resync_of_another_part_is_refused(chat_socket):
     await chat_socket.send_json_to({"type": "resync", "message_id": 1, "offset": 0, "part": "tools"})
     assert (await chat_socket.receive_json_from())["code"] == "invalid_message"
+
+
+async def test_a_thinking_budget_goes_as_the_apis_thinking_object_and_stays_with_the_conversation(
+    chat_socket, standin
+):
+    frame = {"message": "think hard", "settings": {"thinking_budget": 2048, "reasoning_effort": "high"}}
+    await chat_socket.send_json_to(frame)
+    assert (await reply_collect(chat_socket))[-1]["type"] == "done"
+    body = standin.requests()[-1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["reasoning_effort"] == "high"
+    assert "thinking_budget" not in body
+
+    await chat_socket.send_json_to({"message": "again"})  # the conversation keeps it
+    await reply_collect(chat_socket)
+    assert standin.requests()[-1]["body"]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+@pytest.mark.parametrize("budget", [10, 2.5, "2048"])
+async def test_a_thinking_budget_that_is_no_whole_number_of_at_least_1024_is_refused(
+    chat_socket, standin, budget
+):
+    await chat_socket.send_json_to({"message": "x", "settings": {"thinking_budget": budget}})
+    refusal = await chat_socket.receive_json_from()
+    assert refusal["code"] == "invalid_settings"
+    assert "thinking_budget" in refusal["message"]
+    assert standin.requests() == []

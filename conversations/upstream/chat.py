@@ -162,7 +162,7 @@ async def reply_stream(
     total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
     system = [{"role": "system", "content": instructions}] if instructions else []
     body = {
-        **(request_settings or {}),
+        **settings_wire(request_settings or {}),
         "model": models_wire(models, model_settings or {}),
         "messages": [*system, *messages],
         "mcp_servers": mcp_servers_wire(mcp_servers, {}),
@@ -221,9 +221,19 @@ def models_wire(models: Sequence[str], model_settings: Mapping[str, dict[str, An
     if len(models) == 1 and not model_settings.get(models[0]):
         return models[0]
     return [
-        {"model": name, "settings": model_settings[name]} if model_settings.get(name) else name
+        {"model": name, "settings": settings_wire(model_settings[name])} if model_settings.get(name) else name
         for name in models
     ]
+
+
+def settings_wire(reply_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Reply settings as the API takes them: a `thinking_budget` becomes the extended thinking object
+    (`{"type": "enabled", "budget_tokens"}`), the others go as they are."""
+    if "thinking_budget" not in reply_settings:
+        return dict(reply_settings)
+    wire = {key: value for key, value in reply_settings.items() if key != "thinking_budget"}
+    wire["thinking"] = {"type": "enabled", "budget_tokens": reply_settings["thinking_budget"]}
+    return wire
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -328,8 +338,13 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
                 _thought_add(state, events, texts, thought)
                 if over:
                     state.think = None
-            if text:
-                _text_add(state, events, texts, text)
+            if text:  # inline, not _text_add: the hot path, once per delta
+                if state.pending_calls:
+                    events.extend(_flush_tool_calls(state, texts))
+                if state.thoughts:
+                    _flush_text(events, texts, state)
+                texts.append(text)
+                state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
             if delta.get("tool_calls"):
                 _accumulate_tool_calls(state, delta["tool_calls"])
             if choice.get("finish_reason"):
