@@ -5,14 +5,12 @@ for a model whose catalog says it thinks."""
 from __future__ import annotations
 
 import re
-import shutil
 
 from playwright.sync_api import expect
 
 from conversations.models import ChatModel
 
 from .browser import ChatBrowserTestCase
-from .processes import ROOT
 
 THOUGHT_RE = re.compile(r"^Thought for \d+ s$")
 STABLE_SORTS = (
@@ -55,8 +53,7 @@ class ReasoningTests(ChatBrowserTestCase):
         summary.click()
         expect(block.locator(".reasoning-text")).to_be_visible()
         expect(block.locator(".reasoning-text")).to_have_text(STABLE_SORTS)
-        shot = self.screenshot_save("browser-reasoning.png", full_page=False)
-        shutil.copy(shot, ROOT / "docs" / "screenshots" / "reasoning.png")
+        self.screenshot_save("browser-reasoning.png", full_page=False)  # docs/screenshots/reasoning.png
 
         self.page.reload()  # from the stored history: folded, the same duration
         expect(self.page.locator("#connection")).to_have_text("connected")
@@ -119,3 +116,39 @@ class ReasoningTests(ChatBrowserTestCase):
             "high",
             {"type": "enabled", "budget_tokens": 2048},
         )
+
+    def test_a_reload_mid_thought_shows_the_reasoning_so_far_then_exactly_the_rest(self) -> None:
+        steps = " ".join(f"step{i}" for i in range(60))
+        self.chat_open()
+        self.standin.script({"reasoning": "reasoning", "reasoning_ms": 4000, "reasoning_text": steps})
+        self.message_send("Think it through slowly")
+        words = self.bubbles("assistant").nth(0).locator(".reasoning-text")
+        expect(words).to_contain_text("step5 ")
+
+        self.page.reload()  # mid-thought: the history brings the reasoning so far, the frames the rest
+        expect(self.page.locator("#connection")).to_have_text("connected")
+        block = self.bubbles("assistant").nth(0).locator("details.reasoning")
+        expect(block.locator("summary")).to_have_text("Thinking…")
+        expect(block).to_have_attribute("open", "")
+        self.reply_finished(0)
+        expect(block.locator("summary")).to_have_text(THOUGHT_RE)
+        block.locator("summary").click()
+        expect(block.locator(".reasoning-text")).to_have_text(steps)  # every word once, in order
+
+    def test_a_reply_that_only_thought_keeps_its_reasoning_folded_under_its_duration(self) -> None:
+        self.chat_open()
+        self.standin.script(
+            {
+                "reasoning": "reasoning_content",
+                "tokens": 0,
+                "reasoning_ms": 300,
+                "reasoning_text": STABLE_SORTS,
+            }
+        )
+        self.message_send("Think, but say nothing")
+        bubble = self.reply_finished(0)
+        block = bubble.locator("details.reasoning")
+        expect(block.locator("summary")).to_have_text("Thought for 1 s")
+        expect(block).not_to_have_attribute("open", "")
+        block.locator("summary").click()
+        expect(block.locator(".reasoning-text")).to_have_text(STABLE_SORTS)
