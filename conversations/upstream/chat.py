@@ -30,6 +30,9 @@ from .reasoning import REASONING_KEYS, ThinkSplit, reasoning_of
 
 logger = logging.getLogger(__name__)
 
+# Whether a delta has none of the fields reasoning comes in (bound once: the check runs on every delta).
+_reasoning_absent = REASONING_KEYS.isdisjoint
+
 MAX_RETRY_DELAY = 8.0
 # A request with MCP credentials refused with one of these may have used a key the server dropped.
 KEY_REFUSED_STATUSES = frozenset({400, 401, 403, 422})
@@ -324,7 +327,7 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
             served.append(text_storable(model[:200]))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
-            if not REASONING_KEYS.isdisjoint(delta):
+            if not _reasoning_absent(delta):
                 _thought_add(state, events, texts, reasoning_of(delta))
             text = delta.get("content")
             refusal = delta.get("refusal")
