@@ -175,3 +175,16 @@ async def test_a_thinking_budget_that_is_no_whole_number_of_at_least_1024_is_ref
     assert refusal["code"] == "invalid_settings"
     assert "thinking_budget" in refusal["message"]
     assert standin.requests() == []
+
+
+def test_a_message_too_long_for_a_frame_has_its_reasoning_cut_to_what_its_text_leaves():
+    from conversations.chat.selectors import message_bounded
+
+    message = {"content": "a" * 6, "reasoning": "r" * 10}
+    assert message_bounded(message, limit=16) is message
+    cut = message_bounded(message, limit=10)
+    assert (cut["content"], cut["reasoning"], cut["reasoning_truncated"]) == ("a" * 6, "rrrr", True)
+    assert "truncated" not in cut
+    cut = message_bounded({"content": "a" * 12, "reasoning": "r"}, limit=10)
+    assert (cut["content"], cut["truncated"], cut["length"]) == ("a" * 10, True, 12)
+    assert (cut["reasoning"], cut["reasoning_truncated"]) == ("", True)
