@@ -455,6 +455,8 @@ CHAT_MAX_UNSENT_BYTES = int(env_float("CHAT_MAX_UNSENT_BYTES", 4 * 1024 * 1024))
 CHAT_MAX_SERVER_FRAME_BYTES = int(env_float("CHAT_MAX_SERVER_FRAME_BYTES", 768 * 1024))
 # A tool's arguments or result longer than this (as JSON) is stored and shown cut, with a note.
 CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 1024))
+# A reply's reasoning (the model's thinking before it answers) past this many characters is dropped.
+CHAT_MAX_REASONING_CHARS = int(env_float("CHAT_MAX_REASONING_CHARS", 64 * 1024))
 
 # --- Share links (conversations/sharing/shares.py; docs/sharing.md) ---
 # A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active

@@ -73,10 +73,11 @@ class StopFrame:
 
 @dataclass(frozen=True, slots=True)
 class ResyncFrame:
-    """Resend a reply's text from `offset`: the client saw a gap."""
+    """Resend a reply's text (or, `part="reasoning"`, its reasoning) from `offset`: the client saw a gap."""
 
     message_id: int
     offset: int
+    part: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,10 @@ def _resync_frame(data: dict[str, Any]) -> ResyncFrame:
     message_id, offset = data.get("message_id"), data.get("offset", 0)
     if type(message_id) is not int or type(offset) is not int or message_id < 1 or offset < 0:
         raise InvalidMessage("A resync frame needs an integer `message_id` and `offset` >= 0.")
-    return ResyncFrame(message_id=message_id, offset=offset)
+    part = data.get("part", "text")
+    if part not in ("text", "reasoning"):
+        raise InvalidMessage('A resync\'s `part` is "text" or "reasoning".')
+    return ResyncFrame(message_id=message_id, offset=offset, part=part)
 
 
 def _optional_client_id(value: Any) -> str:
@@ -339,6 +343,23 @@ def chunk_frames_text(*, content: str, message_id: int, offset: int) -> list[str
     ]
 
 
+def reasoning_frames_text(*, content: str, message_id: int, offset: int) -> list[str]:
+    """The reasoning frames of a span of a reply's reasoning (the model's thinking before it answers):
+    deltas with a code-point `offset` of their own, paged as chunks are. Never part of the reply's text."""
+    page = settings.CHAT_RESYNC_PAGE_CHARS
+    return [
+        orjson.dumps(
+            {
+                "type": "reasoning",
+                "content": content[start : start + page],
+                "message_id": message_id,
+                "offset": offset + start,
+            }
+        ).decode()
+        for start in range(0, len(content), page)
+    ]
+
+
 def tool_frame(*, message_id: int, activity: dict[str, Any]) -> dict[str, Any]:
     return {"type": "tool", "message_id": message_id, **activity}
 
@@ -382,10 +403,14 @@ def done_frame(
     finish_reason: str,
     served_models: Sequence[str] | None = None,
     handoff_offsets: Sequence[int] | None = None,
+    reasoning_ms: int | None = None,
 ) -> dict[str, Any]:
     """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order,
-    and `handoffs` where each after the first took over."""
+    and `handoffs` where each after the first took over; `reasoning_ms`, for a model that thought, how
+    long it did."""
     frame = {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
+    if reasoning_ms is not None:
+        frame["reasoning_ms"] = reasoning_ms
     if served_models:
         frame["served_models"] = served_models
     handoffs = handoffs_of(served_models or (), handoff_offsets or ())

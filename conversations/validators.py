@@ -177,6 +177,8 @@ AGENT_SETTING_RANGES: dict[str, tuple[type, float, float]] = {
     "temperature": (float, 0.0, 2.0),
     "top_p": (float, 0.0, 1.0),
     "max_tokens": (int, 1, 1_000_000),
+    # Tokens a thinking model may spend thinking (sent as `thinking.budget_tokens`; the API's least is 1024).
+    "thinking_budget": (int, 1024, 1_000_000),
 }
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 AGENT_MAX_MODELS = 8

@@ -22,7 +22,12 @@ scripts it (e.g. ``{"status": 500}``), and its log record's ``kind`` is ``"title
 Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
 ``handoff_after`` (with a list of models: from that token on, the second model writes, after an
 ``agent_updated`` event), ``refusal`` (the reply streams as ``delta.refusal``), ``reasoning_tokens`` and
-``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``, ``echo``.
+``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``, ``echo``,
+``reasoning`` (the model thinks first: its reasoning streams before the reply, in one of the gateways'
+shapes, ``reasoning_content``, ``reasoning``, ``reasoning_details`` or ``think`` (a ``<think>…</think>``
+prefix of the text); the usage then counts its tokens as ``reasoning_tokens`` unless given),
+``reasoning_ms`` (how long that takes, spread over its tokens; default 300) and ``reasoning_text`` (its
+words; default a few sentences about the question).
 Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
 with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
@@ -77,6 +82,15 @@ ERROR_TYPES = {
 }
 
 
+REASONING_SHAPES = ("reasoning_content", "reasoning", "reasoning_details", "think")
+
+
+def _reasoning_shape(value: Any) -> str:
+    if value not in REASONING_SHAPES:
+        raise ValueError(f"one of {', '.join(REASONING_SHAPES)}")
+    return str(value)
+
+
 def _flag(value: Any) -> int:
     """Return 1 if ``value`` reads as true ("1", "true", "yes", True, 1), else 0."""
     if isinstance(value, str):
@@ -101,6 +115,9 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "stamp": _flag,
     "echo_auth": _flag,
     "echo": _flag,
+    "reasoning": _reasoning_shape,
+    "reasoning_ms": float,
+    "reasoning_text": str,
 }
 
 
@@ -251,6 +268,38 @@ def reply_tokens(behaviour: dict[str, Any], words: list[str], seen: list[str]) -
     return tokens
 
 
+def reasoning_tokens(behaviour: dict[str, Any], words: list[str]) -> list[str]:
+    """The reasoning a thinking reply streams first, as word tokens (``reasoning_text``, or a few
+    sentences about the question)."""
+    text = behaviour.get("reasoning_text") or (
+        f"The question is about {' '.join(words[:8]) or 'nothing in particular'}. "
+        "First, what is really asked? Then the simplest answer that holds, and a check of it."
+    )
+    return REPLY_TOKEN_RE.findall(text)
+
+
+def reasoning_delta(shape: str, token: str) -> dict[str, Any]:
+    """A delta carrying one token of reasoning in a gateway's shape (``think``: in the text itself)."""
+    if shape == "reasoning_details":
+        return {"reasoning_details": [{"type": "reasoning.text", "text": token, "index": 0}]}
+    return {"content" if shape == "think" else shape: token}
+
+
+async def reasoning_stream(
+    response: web.StreamResponse, event: Callable[[dict[str, Any]], bytes], completion: Completion
+) -> None:
+    """Stream the reasoning before the reply, over ``reasoning_ms``, in the shape the behaviour names."""
+    shape = completion.behaviour["reasoning"]
+    tokens = completion.reasoning
+    if shape == "think":
+        tokens = ["<think>", *tokens, "</think>\n\n"]
+    pause = completion.behaviour.get("reasoning_ms", 300.0) / 1000 / max(len(tokens), 1)
+    for token in tokens:
+        await asyncio.sleep(pause)
+        delta = reasoning_delta(shape, token)
+        await response.write(event({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
+
+
 def error_body(status: int, message: str, code: str | None = None) -> bytes:
     """Return an OpenAI-style JSON error body for ``status``."""
     err_type, default_code = ERROR_TYPES.get(status, ("server_error" if status >= 500 else "api_error", None))
@@ -320,6 +369,7 @@ class Completion:
         self.count = behaviour.get("tokens", ECHO_TOKENS) if self.stamp else len(self.tokens)
         self.server_name = first_server_name(body.get("mcp_servers"))
         self.stream = bool(body.get("stream"))
+        self.reasoning = reasoning_tokens(behaviour, words) if behaviour.get("reasoning") else []
 
     def token(self, index: int) -> str:
         """Return the token at ``index``; stamped tokens carry the current time in microseconds."""
@@ -361,25 +411,36 @@ class Completion:
             "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
         }
-        if "reasoning_tokens" in self.behaviour:
-            usage["completion_tokens_details"] = {"reasoning_tokens": self.behaviour["reasoning_tokens"]}
+        reasoning = self.behaviour.get("reasoning_tokens", len(self.reasoning) or None)
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         if "cached_tokens" in self.behaviour:
             usage["prompt_tokens_details"] = {"cached_tokens": self.behaviour["cached_tokens"]}
         return usage
 
 
-# What `GET /v1/models` tells of each model: its capabilities and token limits, and its prices in USD
-# per million tokens (input, output, cached input). The last one is listed but not in MODEL_IDS.
+# What `GET /v1/models` tells of each model: its token limits, whether it reads images and thinks, and
+# its prices in USD per million tokens (input, output, cached input). The last one is listed but not in
+# MODEL_IDS.
 CATALOG = {
-    "openai/gpt-5.1": ("GPT-5.1", 400_000, 128_000, True, "1.25", "10.00", "0.125"),
-    "anthropic/claude-opus-4-5-20251101": ("Claude Opus 4.5", 200_000, 64_000, True, "5.00", "25.00", "0.50"),
-    "google/gemini-3-pro-preview": ("Gemini 3 Pro", 1_000_000, 64_000, True, "2.00", "12.00", "0.20"),
-    "openai/gpt-5.1-mini": ("GPT-5.1 mini", 400_000, 128_000, False, "0.25", "2.00", "0.025"),
+    "openai/gpt-5.1": ("GPT-5.1", 400_000, 128_000, True, True, "1.25", "10.00", "0.125"),
+    "anthropic/claude-opus-4-5-20251101": (
+        "Claude Opus 4.5",
+        200_000,
+        64_000,
+        True,
+        True,
+        "5.00",
+        "25.00",
+        "0.50",
+    ),
+    "google/gemini-3-pro-preview": ("Gemini 3 Pro", 1_000_000, 64_000, True, True, "2.00", "12.00", "0.20"),
+    "openai/gpt-5.1-mini": ("GPT-5.1 mini", 400_000, 128_000, False, False, "0.25", "2.00", "0.025"),
 }
 
 
 def catalog_entry(model: str) -> dict[str, Any]:
-    name, input_limit, output_limit, vision, price_in, price_out, price_cached = CATALOG[model]
+    name, input_limit, output_limit, vision, thinking, price_in, price_out, price_cached = CATALOG[model]
     return {
         "id": model,
         "object": "model",
@@ -391,7 +452,7 @@ def catalog_entry(model: str) -> dict[str, Any]:
             "text": True,
             "streaming": True,
             "tools": True,
-            "thinking": True,
+            "thinking": thinking,
             "vision": vision,
             "input_token_limit": input_limit,
             "output_token_limit": output_limit,
@@ -538,6 +599,8 @@ async def stream_completion(
             {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
         )
     )
+    if completion.reasoning:
+        await reasoning_stream(response, event, completion)
     if "tool" in behaviour:
         tool_delta = {"tool_calls": [completion.tool_call()]}
         await response.write(event({"choices": [{"index": 0, "delta": tool_delta, "finish_reason": None}]}))

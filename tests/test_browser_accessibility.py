@@ -83,6 +83,24 @@ class AccessibilityTests(AccessibleStates):
         self.page.locator("#sidebar-open").click()  # the drawer
         self.assert_accessible("chat-drawer-mobile")
 
+    def test_a_replys_reasoning_block_open_and_folded_in_light_and_dark(self) -> None:
+        self.chat_open()
+        self.standin.script(
+            {"reasoning": "reasoning", "reasoning_ms": 200, "reasoning_text": "First this, then that."},
+            {"reasoning_tokens": 30},  # thought without showing its words: the line alone
+        )
+        self.message_send("think first")
+        self.reply_finished(0)
+        self.message_send("and again")
+        expect(self.reply_finished(1).locator(".reasoning-unseen")).to_be_visible()
+        block = self.bubbles("assistant").nth(0).locator("details.reasoning")
+        self.assert_accessible("reasoning-folded")
+        block.locator("summary").click()
+        expect(block.locator(".reasoning-text")).to_be_visible()
+        self.assert_accessible("reasoning-open")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("reasoning-open-dark")
+
     def test_a_shared_page_and_the_login_page(self) -> None:
         session_id = self.conversation_with_a_reply()
         url = self.share_link_create(session_id)

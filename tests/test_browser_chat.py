@@ -351,7 +351,9 @@ class ChatPageInChromiumTests(browser.ChatBrowserTestCase):
 
     def test_the_settings_panel_sends_the_users_settings_keeps_them_and_locks_for_a_fixed_agent(self) -> None:
         Agent.objects.create(slug="fixed", name="Fixed", model_names=["openai/gpt-5.1"])
-        ChatModel.objects.filter(name=CHOSEN_MODEL).update(output_token_limit=4000, input_token_limit=400)
+        ChatModel.objects.filter(name=CHOSEN_MODEL).update(
+            output_token_limit=4000, input_token_limit=400, capabilities={"thinking": True}
+        )
         self.chat_open()
         self.page.locator("#model").select_option(CHOSEN_MODEL)
         panel = self.page.locator("#reply-settings")

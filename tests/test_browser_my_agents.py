@@ -94,7 +94,8 @@ class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
         self.page.locator("#agent-save").click()
         expect(self.page.locator("#agents-dialog")).to_be_visible()
         self.page.locator("#agent-temperature").fill("")
-        self.page.locator("#agent-mcp-servers").fill("https://10.0.0.1/mcp")  # the server's refusal, under the form
+        # the server's refusal, under the form
+        self.page.locator("#agent-mcp-servers").fill("https://10.0.0.1/mcp")
         self.page.locator("#agent-save").click()
         expect(self.page.locator("#agent-error")).to_contain_text("private, loopback and local hosts")
         self.page.locator("#agent-mcp-servers").fill("")

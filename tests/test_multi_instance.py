@@ -145,6 +145,44 @@ async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_th
     await again.close()
 
 
+async def test_a_client_that_leaves_one_instance_mid_reasoning_resumes_it_exactly_on_the_other(
+    instances, http, standin
+):
+    a, b = instances
+    steps = " ".join(f"s{i}" for i in range(80))
+    tab = await ChatClient(http, a, "thinking-moving").connect()
+    await tab.send(
+        {
+            "message": "deep [[standin reasoning=reasoning_details reasoning_ms=1600 reasoning_text="
+            + steps.replace(" ", "%20")
+            + "]]"
+        }
+    )
+    start = await tab.receive()
+    seen = [await tab.receive() for _ in range(5)]
+    assert {frame["type"] for frame in seen} == {"reasoning"}
+    await tab.close()  # the network drops mid-thought; the reply goes on on instance A
+
+    again = await ChatClient(http, b, "thinking-moving").connect()
+    streaming = again.history["streaming"]
+    (live,) = [m for m in again.history["messages"] if m["id"] == start["message_id"]]
+    so_far = live["reasoning"]
+    assert so_far.startswith("".join(frame["content"] for frame in seen))
+    assert streaming["reasoning_offset"] == len(so_far)
+    rest = await again.until_end()
+    offset = len(so_far)
+    for frame in rest:
+        if frame["type"] == "reasoning":
+            assert frame["offset"] == offset  # exactly the rest: no gap, nothing twice
+            offset += len(frame["content"])
+    thought = so_far + "".join(frame["content"] for frame in rest if frame["type"] == "reasoning")
+    assert thought == steps
+    reply = await stored_reply(start["message_id"])
+    assert (reply.reasoning, reply.reasoning_ms) == (steps, rest[-1]["reasoning_ms"])
+    assert reply.content == text_after(0, rest)
+    await again.close()
+
+
 @BOTH_EVENT_BUSES
 async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
     instances, http, standin, record_property

@@ -298,7 +298,24 @@ async def test_a_lost_reply_keeps_its_logged_text_only_up_to_the_first_gap(
 
     await cluster.heartbeat(instance)
     assert (await stored(reply_id)).content == "Hello "  # what followers were shown, no more
-    assert await instance.reply_log.fenced_text(reply_id) == "Hello "
+    assert (await instance.reply_log.fenced_shown(reply_id)).text == "Hello "
+
+
+async def test_a_lost_reply_keeps_the_reasoning_its_log_showed_up_to_its_own_first_gap(
+    replies_settle, other_instance_log
+):
+    instance = await instances.instance_get()
+    reply_id = await other_instance_reply_saved("log-reasoning", "")
+    other_instance_log.start(reply_id)
+    for offset, thought in ((0, "First "), (6, "this, "), (20, "never shown")):
+        other_instance_log.reasoning(reply_id, offset, thought)
+        await other_instance_log.drained()
+    await log_write(other_instance_log, reply_id, 0, "Answer")
+    await lease_lapse(reply_id)
+
+    await cluster.heartbeat(instance)
+    lost = await stored(reply_id)
+    assert (lost.reasoning, lost.content) == ("First this, ", "Answer")  # the text goes on past the gap
 
 
 # A follower never crosses a gap in the log.
@@ -433,7 +450,7 @@ async def test_a_fenced_log_refuses_its_writers_late_text_and_tools_and_says_so(
     try:
         other_instance_log.start(reply_id)
         assert await other_instance_log.text(reply_id, 0, "shown and stored") is True
-        assert await taker.fenced_text(reply_id) == "shown and stored"
+        assert (await taker.fenced_shown(reply_id)).text == "shown and stored"
 
         late = other_instance_log.text(reply_id, 16, " after the takeover")
         other_instance_log.frame(reply_id, '{"type": "tool"}')

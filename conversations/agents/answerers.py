@@ -13,7 +13,7 @@ from ..models import Agent, Conversation, MCPServerPreset, ModelChoice
 from ..validators import mcp_target_error, mcp_target_is_internal, quoted, setting_error
 
 # What the page's settings panel offers; an agent may set more (top_p).
-USER_SETTINGS = ("temperature", "max_tokens", "reasoning_effort")
+USER_SETTINGS = ("temperature", "max_tokens", "reasoning_effort", "thinking_budget")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,12 +46,13 @@ def reply_leases_renew(*, streamed_by: str, reply_ids: list[int]) -> set[int]:
     return set(held)
 
 
-def reply_flush(*, reply_id: int, content: str, streamed_by: str) -> bool:
-    """Store the text so far of a streaming reply (a crash loses at most one flush interval) and extend
-    its lease; return False when its instance no longer holds it."""
-    return bool(
-        _replies_fenced([reply_id], streamed_by).update(content=content, lease_expires_at=lease_expiry())
-    )
+def reply_flush(*, reply_id: int, content: str, streamed_by: str, reasoning: str = "") -> bool:
+    """Store the text (and the reasoning, when there is some) so far of a streaming reply (a crash loses
+    at most one flush interval) and extend its lease; return False when its instance no longer holds it."""
+    fields = {"content": content, "lease_expires_at": lease_expiry()}
+    if reasoning:
+        fields["reasoning"] = reasoning
+    return bool(_replies_fenced([reply_id], streamed_by).update(**fields))
 
 
 def reply_finish(
@@ -62,10 +63,11 @@ def reply_finish(
     end: ReplyEnd,
     tools: list[dict[str, Any]] | None = None,
     cost: Decimal | None = None,
+    reasoning: str = "",
 ) -> bool:
-    """Store a reply's final text and how it ended (what every later reader sees), with the models that
-    produced it, and its usage ledger entry in the same statement; return False, storing nothing, when
-    its instance no longer holds it."""
+    """Store a reply's final text (and reasoning) and how it ended (what every later reader sees), with
+    the models that produced it, and its usage ledger entry in the same statement; return False, storing
+    nothing, when its instance no longer holds it."""
     usage = end.usage or {}
     return bool(
         reply_end_write(
@@ -73,6 +75,8 @@ def reply_finish(
             dict(
                 lease_expires_at=None,
                 content=text_storable(content),
+                reasoning=text_storable(reasoning),
+                reasoning_ms=end.reasoning_ms,
                 status=end.status,
                 finish_reason=end.finish_reason,
                 prompt_tokens=usage.get("prompt_tokens"),
@@ -101,9 +105,12 @@ def lapsed_reply_ids() -> list[int]:
 
 
 @transaction.atomic
-def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None = None) -> Message | None:
+def reply_lost_store(
+    *, reply_id: int, shown_text: str, shown_reasoning: str = "", streamed_by: str | None = None
+) -> Message | None:
     """Store a reply whose server died as interrupted (`server_lost`), keeping every character any
-    client was shown: `shown_text` (what its reply log holds) when it extends the last saved text.
+    client was shown: `shown_text` (what its reply log holds) when it extends the last saved text, and
+    `shown_reasoning` likewise for its reasoning.
 
     Only a reply that is still streaming under a lapsed lease is touched, or, with `streamed_by`, one
     streamed by that (dead) instance whatever its lease. Return the stored row, or None when it was not
@@ -120,12 +127,15 @@ def reply_lost_store(*, reply_id: int, shown_text: str, streamed_by: str | None 
         return None
     if len(shown_text) > len(message.content) and shown_text.startswith(message.content):
         message.content = text_storable(shown_text)
+    if len(shown_reasoning) > len(message.reasoning) and shown_reasoning.startswith(message.reasoning):
+        message.reasoning = text_storable(shown_reasoning)
     message.status, message.finish_reason = Message.Status.INTERRUPTED, "server_lost"
     message.error_code, message.error = "server_lost", SERVER_LOST_ERROR
     message.lease_expires_at, message.finished_at = None, timezone.now()
     message.save(
         update_fields=[
             "content",
+            "reasoning",
             "status",
             "finish_reason",
             "error_code",

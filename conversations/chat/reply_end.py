@@ -15,8 +15,9 @@ INTERNAL_ERROR_TEXT = "The server failed while writing this reply."
 @dataclass(frozen=True, slots=True)
 class ReplyEnd:
     """A reply's end: its status and finish reason, its token usage (`usage_estimated` when the upstream
-    reported none and the text streamed was counted instead), the error that ended it, and the models
-    that wrote it with where each after the first took over."""
+    reported none and the text streamed was counted instead), the error that ended it, the models
+    that wrote it with where each after the first took over, and how long the model thought (None: it
+    did not, as far as its stream and usage say)."""
 
     status: str
     finish_reason: str = ""
@@ -26,6 +27,7 @@ class ReplyEnd:
     error: str = ""
     served_models: tuple[str, ...] = ()
     handoff_offsets: tuple[int, ...] = ()
+    reasoning_ms: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -58,6 +60,7 @@ class ReplyEnd:
             finish_reason=self.finish_reason,
             served_models=self.served_models,
             handoff_offsets=self.handoff_offsets,
+            reasoning_ms=self.reasoning_ms,
         )
 
     @classmethod
@@ -73,4 +76,5 @@ class ReplyEnd:
             error=message.error,
             served_models=tuple(message.served_models),
             handoff_offsets=tuple(message.handoff_offsets),
+            reasoning_ms=message.reasoning_ms,
         )

@@ -126,6 +126,8 @@ def message_as_dict(
         "siblings": siblings.get(message.parent_id) or [message.pk],
         "role": message.role,
         "content": message.content,
+        "reasoning": message.reasoning,
+        "reasoning_ms": message.reasoning_ms,
         "model": message.model,
         "mcp_servers": message.mcp_servers,
         "status": message.status,
@@ -240,11 +242,18 @@ def history_bytes_budget() -> int:
 
 def message_bounded(message: dict[str, Any], *, limit: int) -> dict[str, Any]:
     """A message as a frame may carry it: whole, or its text cut to `limit` characters, marked
-    `truncated` with its whole `length` (the export holds every character)."""
-    content = message["content"]
-    if len(content) <= limit:
+    `truncated` with its whole `length` (the export holds every character); its reasoning, cut to what
+    the text leaves of `limit`, is marked `reasoning_truncated`."""
+    content, reasoning = message["content"], message.get("reasoning") or ""
+    if len(content) + len(reasoning) <= limit:
         return message
-    return {**message, "content": content[:limit], "truncated": True, "length": len(content)}
+    message = dict(message)
+    if len(content) > limit:
+        message.update(content=content[:limit], truncated=True, length=len(content))
+    room = max(0, limit - len(message["content"]))
+    if len(reasoning) > room:
+        message.update(reasoning=reasoning[:room], reasoning_truncated=True)
+    return message
 
 
 def attachments_shown(messages: Iterable[Message]) -> dict[str, dict[str, Any]]:
@@ -311,6 +320,7 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
                 "is_default": m.is_default and not default_agent,
                 "output_token_limit": m.output_token_limit,
                 "vision": (m.capabilities or {}).get("vision"),
+                "thinks": (m.capabilities or {}).get("thinking") is True,
             }
             for m in ChatModel.objects.enabled()
         ],

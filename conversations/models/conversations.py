@@ -129,6 +129,12 @@ class Message(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     finish_reason = models.CharField(max_length=40, blank=True)
     tools = models.JSONField(default=list, blank=True, help_text="MCP tool activity during the reply.")
+    reasoning = models.TextField(
+        blank=True, help_text="What the model thought before it answered (never sent back to it)."
+    )
+    reasoning_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long it thought: from the request until its first text."
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     total_tokens = models.PositiveIntegerField(null=True, blank=True)

@@ -50,7 +50,7 @@ async def _frame_handle(socket: ChatSocket, frame: protocol.ClientFrame) -> None
     if isinstance(frame, protocol.StopFrame):
         await reply_stop(socket)
     elif isinstance(frame, protocol.ResyncFrame):
-        await reply_resend(socket, message_id=frame.message_id, offset=frame.offset)
+        await reply_resend(socket, message_id=frame.message_id, offset=frame.offset, part=frame.part)
     elif isinstance(frame, protocol.HistoryFrame):
         if frame.before is None:
             await sockets.history_send(socket)

@@ -50,6 +50,8 @@ async def reply_follow(*, room: live.ConversationRoom, reply: live.LiveReply, in
                     return
                 if entry.kind == "tool":
                     await room.tool_publish(reply, protocol.tool_activity_of(entry.frame), entry.frame)
+                elif entry.kind == "reasoning":
+                    await _follow_reasoning(room, reply, entry)
                 elif entry.text and not await _follow_text(room, reply, entry):
                     return  # the row ended while the follower filled a gap
             if not reply.loaded.is_set():
@@ -84,6 +86,19 @@ async def _follow_text(room: live.ConversationRoom, reply: live.LiveReply, entry
     return True
 
 
+async def _follow_reasoning(room: live.ConversationRoom, reply: live.LiveReply, entry: LogEntry) -> None:
+    """Relay one logged span of reasoning from where this follower's reasoning ends. Reasoning missing
+    before it comes from the stored row if it holds it by now; else the span waits for the reply's end,
+    which sends the rest from the row (a follower never crosses a gap)."""
+    if entry.offset > len(reply.reasoning):
+        stored = await _stored_or_none(reply.message_id)
+        if stored is not None:
+            await room.reasoning_publish(reply, stored.reasoning[len(reply.reasoning) : entry.offset])
+        if entry.offset > len(reply.reasoning):
+            return
+    await room.reasoning_publish(reply, entry.text[len(reply.reasoning) - entry.offset :])
+
+
 async def _follow_gap_fill(room: live.ConversationRoom, reply: live.LiveReply, until: int) -> bool:
     """Fill the text missing before offset `until` from the stored row, waiting for the writer's next
     flush while the row is not there yet; return False when the row ended first (the follower then
@@ -111,6 +126,8 @@ async def _follow_end(room: live.ConversationRoom, reply: live.LiveReply, logged
 
 
 async def _follow_catch_up(room: live.ConversationRoom, reply: live.LiveReply, stored: Message) -> None:
-    """End a followed reply from its stored row: send the text this instance missed, then the end."""
+    """End a followed reply from its stored row: send the reasoning and text this instance missed, then
+    the end."""
+    await room.reasoning_publish(reply, stored.reasoning[len(reply.reasoning) :])
     await room.text_publish(reply, stored.content[reply.length :])
     await room.broadcast(protocol.dumps(selectors.reply_end_frame(stored, reply.message_id)))

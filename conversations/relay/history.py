@@ -19,7 +19,7 @@ from ..chat import replies, selectors
 from ..models import Message
 from ..owners import ConversationRef
 from . import live
-from .backends.replylog import ReplyLogUnreadable
+from .backends.replylog import LoggedReply, ReplyLogUnreadable
 from .dbcall import db_call
 from .following import reply_follow
 from .instance import Instance
@@ -53,20 +53,27 @@ async def history_read(
 
 
 def history_frame(ref: ConversationRef, history: dict[str, Any], reply: live.LiveReply | None) -> str:
-    """The `history` frame: the stored messages and, for a reply in flight, the text shown so far.
+    """The `history` frame: the stored messages and, for a reply in flight, the text and reasoning shown
+    so far.
 
-    The frame stays under CHAT_MAX_SERVER_FRAME_BYTES: a live text too long for it is sent cut, with
-    `offset` where the cut ends (the chunks that follow start later, so the client asks for a resync of
-    the rest), and the oldest messages make room for it (`has_more`).
+    The frame stays under CHAT_MAX_SERVER_FRAME_BYTES: a live text or reasoning too long for it is sent
+    cut, with `offset` (`reasoning_offset`) where the cut ends (the frames that follow start later, so
+    the client asks for a resync of the rest), and the oldest messages make room for it (`has_more`).
     """
     if reply is not None:
-        text = reply.shown_text()[: selectors.history_bytes_budget() // 12]
+        # At most 6 bytes a character in JSON: the text twice and the reasoning once fit the budget.
+        budget = selectors.history_bytes_budget()
+        thought = reply.reasoning_shown_text()[: budget // 30]
+        text = reply.shown_text()[: budget // 15 if thought else budget // 12]
         history["streaming"] = {"message_id": reply.message_id, "content": text, "offset": len(text)}
+        if thought:
+            history["streaming"]["reasoning_offset"] = len(thought)
         for message in history["messages"]:
             if message["id"] == reply.message_id:
                 message["content"], message["tools"] = text, list(reply.tools)
-                message.pop("truncated", None)
-                message.pop("length", None)
+                message["reasoning"] = thought
+                for cut in ("truncated", "length", "reasoning_truncated"):
+                    message.pop(cut, None)
     frame = protocol.dumps(protocol.history_frame(session_id=ref.session_id, history=history))
     while len(frame.encode()) > settings.CHAT_MAX_SERVER_FRAME_BYTES and len(history["messages"]) > 1:
         history["messages"].pop(0)
@@ -138,12 +145,15 @@ async def replies_lost_store(
     """
     for reply_id in reply_ids:
         try:
-            shown = await instance.reply_log.fenced_text(reply_id)  # its writer adds nothing from here
+            shown = await instance.reply_log.fenced_shown(reply_id)  # its writer adds nothing from here
         except ReplyLogUnreadable:
             logger.warning("reply log unreadable; storing the last saved text", exc_info=True)
-            shown = ""
+            shown = LoggedReply()
         stored = await db_call(replies.reply_lost_store)(
-            reply_id=reply_id, shown_text=shown, streamed_by=streamed_by
+            reply_id=reply_id,
+            shown_text=shown.text,
+            shown_reasoning=shown.reasoning,
+            streamed_by=streamed_by,
         )
         if stored is None:  # not lost after all: its writer renewed the lease in time
             await instance.reply_log.unfence(reply_id)

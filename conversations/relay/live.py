@@ -38,7 +38,8 @@ class LiveReply:
 
     Its text is received (`length`) before it is shown (`shown`): a local reply shows text once it is
     durable (in the reply log or the database), a followed one at once (it comes from either).
-    Joiners get the shown text, then the chunks after it.
+    Joiners get the shown text, then the chunks after it. Its reasoning (the model's thinking, bounded
+    by CHAT_MAX_REASONING_CHARS) goes the same way, with offsets of its own.
     """
 
     message_id: int
@@ -57,6 +58,8 @@ class LiveReply:
     served_models: list[str] = field(default_factory=list)  # the models that produced it, as they changed
     handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
     prices: Prices | None = None  # its first model's catalog prices, to store what it cost
+    reasoning: str = ""  # its reasoning received so far
+    reasoning_shown: int = 0
 
     def append(self, text: str) -> int:
         """Add text to the reply (not shown yet); return the offset it starts at."""
@@ -81,6 +84,23 @@ class LiveReply:
         """The text sockets were shown so far (what a joiner gets)."""
         text = self.text()
         return text if self.shown == len(text) else text[: self.shown]
+
+    def reasoning_append(self, text: str) -> int:
+        """Add reasoning (not shown yet); return the offset it starts at."""
+        offset = len(self.reasoning)
+        self.reasoning += text
+        return offset
+
+    def reasoning_show(self, until: int) -> tuple[int, str]:
+        """Count the reasoning up to offset `until` as shown; return the offset and reasoning newly shown."""
+        start = self.reasoning_shown
+        if until <= start:
+            return start, ""
+        self.reasoning_shown = until
+        return start, self.reasoning[start:until]
+
+    def reasoning_shown_text(self) -> str:
+        return self.reasoning[: self.reasoning_shown]
 
     def lease_renewed(self, started: float) -> None:
         """The lease was renewed by a write that began at loop time `started`: the reply may show text
@@ -137,6 +157,22 @@ class ConversationRoom:
         offset, text = reply.show(until)
         if text:
             for frame in protocol.chunk_frames_text(content=text, message_id=reply.message_id, offset=offset):
+                await self.broadcast(frame)
+
+    async def reasoning_publish(self, reply: LiveReply, text: str) -> None:
+        """Add reasoning to a followed reply and send it to every socket at once (it is durable)."""
+        if text:
+            reply.reasoning_append(text)
+            await self.reasoning_show(reply, len(reply.reasoning))
+
+    async def reasoning_show(self, reply: LiveReply, until: int) -> None:
+        """Send every socket the reply's reasoning not shown yet, up to offset `until`, as reasoning
+        frames (as `text_show` does the text)."""
+        offset, text = reply.reasoning_show(until)
+        if text:
+            for frame in protocol.reasoning_frames_text(
+                content=text, message_id=reply.message_id, offset=offset
+            ):
                 await self.broadcast(frame)
 
     async def tool_publish(self, reply: LiveReply, activity: dict[str, Any], frame: str) -> None:

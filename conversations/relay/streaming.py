@@ -36,6 +36,7 @@ class ReplyStats:
     model: str
     started: float
     first_event_at: float | None = None
+    first_text_at: float | None = None  # when its first text was read (a thinking model's thought ended)
     flushes: int = 0
 
 
@@ -48,9 +49,13 @@ class Durable:
 
     log_whole: bool = True
     saved: int = 0
+    saved_reasoning: int = 0
 
     def until(self, reply: live.LiveReply) -> int:
         return reply.length if self.log_whole else self.saved
+
+    def reasoning_until(self, reply: live.LiveReply) -> int:
+        return len(reply.reasoning) if self.log_whole else self.saved_reasoning
 
 
 # How long the end of a reply is retried while the database is away, before the reply is left to lapse.
@@ -107,8 +112,9 @@ async def reply_stream(
 
 class ReplyRun:
     """One local reply on its way: `stream` reads it from upstream, `publish` shows and logs each span
-    of its text (and `flush` saves it every flush interval), `tool_publish` each tool call, and `finish`
-    stores how it ended and tells every socket, here and (through the log) elsewhere."""
+    of its text (and `flush` saves it every flush interval), `reasoning_publish` each span of its
+    reasoning, `tool_publish` each tool call, and `finish` stores how it ended and tells every socket,
+    here and (through the log) elsewhere."""
 
     __slots__ = (
         "chunk_interval",
@@ -183,6 +189,8 @@ class ReplyRun:
             if isinstance(event, upstream.TextDelta):
                 if event.text:
                     await self.publish(event.text, event.received_at)
+            elif isinstance(event, upstream.ReasoningDelta):
+                await self.reasoning_publish(event.text)
             elif isinstance(event, upstream.ToolActivity):
                 await self.tool_publish(event)
             else:
@@ -195,6 +203,8 @@ class ReplyRun:
         reply, loop, durable = self.reply, self.loop, self.durable
         taken = loop.time()
         offset = reply.append(text)
+        if not offset:
+            self.stats.first_text_at = received_at  # a model that thought stopped thinking here
         # Shown once durable: a socket never holds text that a lost reply's stored text lacks.
         logged = self.log.text(reply.message_id, offset, text, urgent=not offset)
         if durable.log_whole and not await logged:
@@ -213,19 +223,43 @@ class ReplyRun:
             # The next read takes whatever arrived meanwhile: one frame instead of one per token.
             await asyncio.sleep(rest)
 
+    async def reasoning_publish(self, text: str) -> None:
+        """Take a span of reasoning: log it, show it on every socket here once it is durable (as text
+        is), and save it when a flush is due."""
+        reply, loop, durable = self.reply, self.loop, self.durable
+        taken = loop.time()
+        offset = reply.reasoning_append(text)
+        logged = self.log.reasoning(reply.message_id, offset, text, urgent=not offset)
+        if durable.log_whole and not await logged:
+            durable.log_whole = False
+            self.next_flush = taken
+        if loop.time() >= reply.lease_deadline:
+            await lease_renew(reply, self.instance)
+        await self.room.reasoning_show(reply, durable.reasoning_until(reply))
+        if loop.time() >= self.next_flush:
+            await self.flush(loop.time())
+        rest = self.chunk_interval - (loop.time() - taken)
+        if rest > 0:
+            await asyncio.sleep(rest)
+
     async def flush(self, now: float) -> None:
         """Save the text so far (a crash loses at most one flush interval), which renews the lease and
         makes that text durable. Raise LeaseLost when this instance no longer holds the reply."""
         reply = self.reply
         self.next_flush = now + settings.CHAT_FLUSH_INTERVAL
         self.stats.flushes += 1
-        content = reply.text()
+        content, reasoning = reply.text(), reply.reasoning
         if not await db_call(replies.reply_flush)(
-            reply_id=reply.message_id, content=content, streamed_by=self.instance.instance_id
+            reply_id=reply.message_id,
+            content=content,
+            reasoning=reasoning,
+            streamed_by=self.instance.instance_id,
         ):
             raise LeaseLost
         reply.lease_renewed(now)
-        self.durable.saved = len(content)
+        self.durable.saved, self.durable.saved_reasoning = len(content), len(reasoning)
+        if reasoning:
+            await self.room.reasoning_show(reply, self.durable.reasoning_until(reply))
         await self.room.text_show(reply, self.durable.until(reply))
 
     async def tool_publish(self, event: upstream.ToolActivity) -> None:
@@ -247,13 +281,14 @@ class ReplyRun:
         error_code: str = "",
         error: str = "",
     ) -> ReplyEnd:
-        """How the reply ended, with the models that wrote it. Cut short without the upstream's count,
-        what was streamed is estimated: it still counts against the quota."""
+        """How the reply ended, with the models that wrote it and how long it thought. Cut short without
+        the upstream's count, what was streamed is estimated: it still counts against the quota."""
         reply = self.reply
         estimated = not usage and reply.length > 0
         if estimated:
             usage = quotas.usage_estimate(prompt=self.turn.upstream_messages, reply=reply.text())
         return ReplyEnd(
+            reasoning_ms=self._reasoning_ms(usage),
             status=status,
             finish_reason=finish_reason,
             usage=usage or None,
@@ -263,6 +298,14 @@ class ReplyRun:
             served_models=tuple(reply.served_models),
             handoff_offsets=tuple(reply.handoff_offsets),
         )
+
+    def _reasoning_ms(self, usage: dict[str, int] | None) -> int | None:
+        """How long the model thought, from the request until its first text (or its end, when no text
+        came): None when it did not think, as far as its reasoning and its usage's reasoning tokens say."""
+        if not self.reply.reasoning and not (usage or {}).get("reasoning_tokens"):
+            return None
+        until = self.stats.first_text_at or self.loop.time()
+        return max(0, round((until - self.stats.started) * 1000))
 
     async def finish(self, end: ReplyEnd | None) -> None:
         """Store the reply's end, then tell every socket, here and (through the log) elsewhere.
@@ -283,8 +326,9 @@ class ReplyRun:
                     logger.exception("reply end not stored", extra={"message_id": reply.message_id})
                     stored = end.failed_internally()
                 else:
-                    if stored is not None:
-                        await room.text_show(reply, reply.length)  # stored with the end: durable now
+                    if stored is not None:  # stored with the end: durable now
+                        await room.reasoning_show(reply, len(reply.reasoning))
+                        await room.text_show(reply, reply.length)
         finally:
             instance.rooms.reply_end(room, reply)
             metrics.REPLIES_IN_FLIGHT.dec()
@@ -322,6 +366,7 @@ class ReplyRun:
             reply_id=reply.message_id,
             streamed_by=self.instance.instance_id,
             content=reply.text(),
+            reasoning=reply.reasoning,
         )
         try:
             held = await store(end=end, tools=reply.tools, cost=reply_cost(end.usage, reply.prices))

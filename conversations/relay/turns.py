@@ -152,12 +152,16 @@ async def reply_stop(socket: ChatSocket) -> bool:
     return True
 
 
-async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> None:
-    """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap."""
+async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int, part: str = "text") -> None:
+    """Send a reply's text from `offset` in bounded chunk frames, to the socket that saw a gap (with
+    `part="reasoning"`, its reasoning in reasoning frames, which no end frame follows)."""
     page = settings.CHAT_RESYNC_PAGE_CHARS
     room = socket.instance.rooms.find(socket.ref)
+    reasoning = part == "reasoning"
     if room is not None and room.reply is not None and room.reply.message_id == message_id:
-        text, end_frame = room.reply.shown_text(), None
+        live_reply = room.reply
+        text = live_reply.reasoning_shown_text() if reasoning else live_reply.shown_text()
+        end_frame = None
     else:
         stored = await db_call(selectors.reply_stored)(reply_id=message_id)
         if stored is None or (stored.conversation.owner_key, stored.conversation.session_id) != (
@@ -165,9 +169,15 @@ async def reply_resend(socket: ChatSocket, *, message_id: int, offset: int) -> N
             socket.ref.session_id,
         ):
             raise NoSuchReply()
-        text = stored.content
+        text = stored.reasoning if reasoning else stored.content
         streaming = stored.status == Message.Status.STREAMING
-        end_frame = None if streaming else selectors.reply_end_frame(stored, message_id)
+        end_frame = None if streaming or reasoning else selectors.reply_end_frame(stored, message_id)
+    if reasoning:
+        for frame in protocol.reasoning_frames_text(
+            content=text[offset:], message_id=message_id, offset=offset
+        ):
+            await socket.send(frame)
+        return
     for start in range(offset, len(text), page):
         await socket.send(
             protocol.chunk_frame_text(content=text[start : start + page], message_id=message_id, offset=start)

@@ -4,6 +4,7 @@
   process's SDK client (one pool for the blocking calls) and each instance's aiohttp session;
 - `errors`: what its failures become (UpstreamError, CatalogUnavailable, the readiness check's problem);
 - `chat`: a streamed reply as plain events, and a short completion (a title);
+- `reasoning`: the model's reasoning in the shapes gateways stream it, kept apart from the text;
 - `catalog`: the model list, for the catalog and the readiness check;
 - `ocr`: a scanned PDF's text;
 - `mcp_wire`: MCP servers on the wire, credentials encrypted to the authorisation server's key.
@@ -18,6 +19,7 @@ from .chat import (
     Completion,
     Event,
     Finish,
+    ReasoningDelta,
     TextDelta,
     ToolActivity,
     completion_text,
@@ -33,6 +35,7 @@ __all__ = [
     "Event",
     "Finish",
     "OcrReading",
+    "ReasoningDelta",
     "TextDelta",
     "ToolActivity",
     "UpstreamClient",

@@ -26,8 +26,12 @@ from ..text import json_storable, text_storable
 from .client import UpstreamClient
 from .errors import request_errors, status_error, stream_broken, stream_error, timeout_error
 from .mcp_wire import mcp_servers_wire
+from .reasoning import REASONING_KEYS, ThinkSplit, reasoning_of
 
 logger = logging.getLogger(__name__)
+
+# Whether a delta has none of the fields reasoning comes in (bound once: the check runs on every delta).
+_reasoning_absent = REASONING_KEYS.isdisjoint
 
 MAX_RETRY_DELAY = 8.0
 # A request with MCP credentials refused with one of these may have used a key the server dropped.
@@ -40,6 +44,13 @@ class TextDelta:
 
     text: str
     received_at: float = 0.0
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """The model's reasoning that arrived together (never part of the reply's text)."""
+
+    text: str
 
 
 @dataclass(slots=True)
@@ -63,7 +74,7 @@ class Finish:
     usage: dict[str, int] | None = None
 
 
-Event = TextDelta | ToolActivity | Finish
+Event = TextDelta | ReasoningDelta | ToolActivity | Finish
 
 
 @dataclass(slots=True)
@@ -78,6 +89,10 @@ class _StreamState:
     handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
     chars: int = 0  # code points of reply text parsed so far
     refused: bool = False  # some of its text came as `delta.refusal`
+    # Reasoning parsed and not handed on yet (text and reasoning never both wait: order is kept).
+    thoughts: list[str] = field(default_factory=list)
+    reasoning_room: int = field(default_factory=lambda: settings.CHAT_MAX_REASONING_CHARS)
+    think: ThinkSplit | None = field(default_factory=ThinkSplit)  # None once the text has no prefix left
 
 
 class Completion(NamedTuple):
@@ -150,7 +165,7 @@ async def reply_stream(
     total_deadline = loop.time() + settings.CHAT_UPSTREAM_TOTAL_TIMEOUT
     system = [{"role": "system", "content": instructions}] if instructions else []
     body = {
-        **(request_settings or {}),
+        **settings_wire(request_settings or {}),
         "model": models_wire(models, model_settings or {}),
         "messages": [*system, *messages],
         "mcp_servers": mcp_servers_wire(mcp_servers, {}),
@@ -209,9 +224,19 @@ def models_wire(models: Sequence[str], model_settings: Mapping[str, dict[str, An
     if len(models) == 1 and not model_settings.get(models[0]):
         return models[0]
     return [
-        {"model": name, "settings": model_settings[name]} if model_settings.get(name) else name
+        {"model": name, "settings": settings_wire(model_settings[name])} if model_settings.get(name) else name
         for name in models
     ]
+
+
+def settings_wire(reply_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Reply settings as the API takes them: a `thinking_budget` becomes the extended thinking object
+    (`{"type": "enabled", "budget_tokens"}`), the others go as they are."""
+    if "thinking_budget" not in reply_settings:
+        return dict(reply_settings)
+    wire = {key: value for key, value in reply_settings.items() if key != "thinking_budget"}
+    wire["thinking"] = {"type": "enabled", "budget_tokens": reply_settings["thinking_budget"]}
+    return wire
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -302,6 +327,8 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
             served.append(text_storable(model[:200]))
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
+            if not _reasoning_absent(delta):
+                _thought_add(state, events, texts, reasoning_of(delta))
             text = delta.get("content")
             refusal = delta.get("refusal")
             if refusal and isinstance(refusal, str):
@@ -309,9 +336,16 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
                 # other), and the reply ends as a refusal.
                 state.refused = True
                 text = f"{text}{refusal}" if isinstance(text, str) else refusal
-            if text:
+            if text and state.think is not None and isinstance(text, str):
+                thought, text, over = state.think.feed(text)
+                _thought_add(state, events, texts, thought)
+                if over:
+                    state.think = None
+            if text:  # inline, not _text_add: the hot path, once per delta
                 if state.pending_calls:
                     events.extend(_flush_tool_calls(state, texts))
+                if state.thoughts:
+                    _flush_text(events, texts, state)
                 texts.append(text)
                 state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
             if delta.get("tool_calls"):
@@ -321,17 +355,49 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
         results = chunk.get("mcp_tool_results")
         if results:
             events.extend(_flush_tool_calls(state, texts))
-            _flush_text(events, texts)
+            _flush_text(events, texts, state)
             events.extend(_tool_results(results))
         if chunk.get("usage"):
             state.usage = _usage(chunk["usage"])
     if state.done or state.finish_reason:
+        if state.think is not None:  # the reply ended while its start was held back
+            thought, text = state.think.end()
+            state.think = None
+            _thought_add(state, events, texts, thought)
+            if text:
+                _text_add(state, events, texts, text)
         events.extend(_flush_tool_calls(state, texts))
-    _flush_text(events, texts)
+    _flush_text(events, texts, state)
     return events
 
 
-def _flush_text(events: list[Event], texts: list[str]) -> None:
+def _text_add(state: _StreamState, events: list[Event], texts: list[str], text: str) -> None:
+    if state.pending_calls:
+        events.extend(_flush_tool_calls(state, texts))
+    if state.thoughts:
+        _flush_text(events, texts, state)
+    texts.append(text)
+    state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
+
+
+def _thought_add(state: _StreamState, events: list[Event], texts: list[str], thought: str) -> None:
+    """Keep a piece of reasoning, within CHAT_MAX_REASONING_CHARS a reply (the rest is dropped)."""
+    if not thought or state.reasoning_room <= 0:
+        return
+    if texts:
+        _flush_text(events, texts)
+    thought = thought[: state.reasoning_room]
+    state.reasoning_room -= len(thought)
+    state.thoughts.append(thought)
+
+
+def _flush_text(events: list[Event], texts: list[str], state: _StreamState | None = None) -> None:
+    """Hand on the text waiting in `texts`, or the reasoning waiting in `state` (only one waits)."""
+    if state is not None and state.thoughts:
+        thought = text_storable("".join(state.thoughts))
+        state.thoughts.clear()
+        if thought:
+            events.append(ReasoningDelta(thought))
     if texts:
         text = text_storable("".join(texts))  # the model's text is input too: stored as it is shown
         texts.clear()
@@ -353,7 +419,7 @@ def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
     if not state.pending_calls:
         return []
     events: list[Event] = []
-    _flush_text(events, texts)
+    _flush_text(events, texts, state)
     for _, call in sorted(state.pending_calls.items()):
         try:
             arguments = orjson.loads(call["arguments"]) if call["arguments"] else {}

@@ -1,12 +1,12 @@
 """The ordered log of a reply in flight, so any server instance can replay and follow it.
 
 With Redis, the log is a Redis Stream (pub/sub is at-most-once, so it cannot be the replay buffer):
-the instance streaming a reply appends every batch of text (with its offset), every tool frame and the
-final frame to the stream `<prefix>:reply:<message id>`; an instance with a socket on that conversation
-reads it from the start and then follows it. One writer task per process sends everything pending in
-one pipeline, so under load many replies' entries share a round trip. The stream expires after the
-reply ended. Without Redis there is one process, whose sockets get every frame from the live reply
-itself: nothing needs logging.
+the instance streaming a reply appends every batch of text (with its offset), of reasoning (with an
+offset of its own), every tool frame and the final frame to the stream `<prefix>:reply:<message id>`;
+an instance with a socket on that conversation reads it from the start and then follows it. One writer
+task per process sends everything pending in one pipeline, so under load many replies' entries share a
+round trip. The stream expires after the reply ended. Without Redis there is one process, whose sockets
+get every frame from the live reply itself: nothing needs logging.
 
 Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
 own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
@@ -21,7 +21,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as redis_asyncio
 from django.conf import settings
@@ -47,10 +47,10 @@ def fence_key(reply_id: int) -> str:
     return f"{settings.CHAT_REDIS_PREFIX}:reply:{reply_id}:fenced"
 
 
-# The writer's text and tool entries are appended only while the log is not fenced, in one step Redis
-# runs atomically: an entry lands before the fence (and the instance storing the reply as lost reads
-# it) or is refused (and never shown anywhere). A frozen writer's late batch cannot add text after the
-# reply was stored without it.
+# The writer's text, reasoning and tool entries are appended only while the log is not fenced, in one
+# step Redis runs atomically: an entry lands before the fence (and the instance storing the reply as
+# lost reads it) or is refused (and never shown anywhere). A frozen writer's late batch cannot add text
+# after the reply was stored without it.
 _APPEND_UNLESS_FENCED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('XADD', KEYS[1], '*', unpack(ARGV))
@@ -60,7 +60,8 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One entry: text at an offset (`kind="text"`), a tool frame, or the final frame (`kind="end"`)."""
+    """One entry: text at an offset (`kind="text"`), reasoning at an offset of its own
+    (`kind="reasoning"`), a tool frame, or the final frame (`kind="end"`)."""
 
     entry_id: str
     kind: str
@@ -73,7 +74,16 @@ def _entry_from_fields(entry_id: bytes, fields: dict[bytes, bytes]) -> LogEntry:
     kind = fields.get(b"k", b"").decode()
     if kind == "t":
         return LogEntry(entry_id.decode(), "text", int(fields[b"o"]), fields[b"x"].decode())
+    if kind == "r":
+        return LogEntry(entry_id.decode(), "reasoning", int(fields[b"o"]), fields[b"x"].decode())
     return LogEntry(entry_id.decode(), "tool" if kind == "f" else "end", frame=fields.get(b"j", b"").decode())
+
+
+class LoggedReply(NamedTuple):
+    """What a reply's log shows any follower: its text and its reasoning, each up to its first gap."""
+
+    text: str = ""
+    reasoning: str = ""
 
 
 class ReplyLogUnreadable(Exception):
@@ -100,6 +110,12 @@ class ReplyLog(ABC):
         only when awaited: the caller awaits it at once."""
 
     @abstractmethod
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        """Append reasoning at `offset` (of the reasoning), as `text` appends text."""
+
+    @abstractmethod
     def frame(self, reply_id: int, frame_text: str) -> None: ...
     @abstractmethod
     def end(self, reply_id: int, frame_text: str) -> None: ...
@@ -114,10 +130,10 @@ class ReplyLog(ABC):
         ReplyLogUnreadable."""
 
     @abstractmethod
-    async def fenced_text(self, reply_id: int) -> str:
-        """Fence the log against its writer's appends, then return the reply's text up to the log's
-        first gap (what any follower was shown), for the instance storing the reply as lost. Raise
-        ReplyLogUnreadable."""
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
+        """Fence the log against its writer's appends, then return the reply's text and reasoning up to
+        the log's first gap in each (what any follower was shown), for the instance storing the reply as
+        lost. Raise ReplyLogUnreadable."""
 
     @abstractmethod
     async def unfence(self, reply_id: int) -> None:
@@ -138,6 +154,11 @@ class LocalReplyLog(ReplyLog):
         written.set_result(True)
         return written
 
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        return self.text(reply_id, offset, text)
+
     def frame(self, reply_id: int, frame_text: str) -> None:
         pass
 
@@ -153,8 +174,8 @@ class LocalReplyLog(ReplyLog):
     async def read(self, reply_id: int, after: str, *, block_ms: int | None = None) -> list[LogEntry]:
         return []
 
-    async def fenced_text(self, reply_id: int) -> str:
-        return ""
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
+        return LoggedReply()
 
     async def unfence(self, reply_id: int) -> None:
         pass
@@ -184,6 +205,15 @@ class RedisReplyLog(ReplyLog):
     def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
         if urgent and self._first_texts < FIRST_TEXTS_IN_FLIGHT and not _waits_for(self._waiting, reply_id):
             return self._text_now(reply_id, offset, text)
+        return self._logged(reply_id, {"k": "t", "o": str(offset), "x": text}, urgent)
+
+    def reasoning(
+        self, reply_id: int, offset: int, text: str, *, urgent: bool = False
+    ) -> asyncio.Future[bool]:
+        return self._logged(reply_id, {"k": "r", "o": str(offset), "x": text}, urgent)
+
+    def _logged(self, reply_id: int, fields: dict[str, str], urgent: bool) -> asyncio.Future[bool]:
+        """Append an entry whose future says when it is in the log (text, reasoning)."""
         # One future per entry, not per batch: a reply task cancelled while it waits cancels only its own.
         written: asyncio.Future[bool] = self._loop.create_future()
         if not self._waiting:
@@ -193,7 +223,7 @@ class RedisReplyLog(ReplyLog):
                 settings.CHAT_REPLY_LOG_WAIT_SECONDS, _written_set, self._waiting, False
             )
         self._waiting.append((reply_id, written))
-        self._append(reply_id, {"k": "t", "o": str(offset), "x": text})
+        self._append(reply_id, fields)
         if urgent:
             self._urgent = True
             _nap_end(self._nap)
@@ -303,7 +333,7 @@ class RedisReplyLog(ReplyLog):
         commands = 0
         for reply_id, fields, expire in batch:
             key = log_key(reply_id)
-            if fields["k"] in ("t", "f") and expire is None:  # the writer's text and tools, not start/end
+            if fields["k"] in ("t", "r", "f") and expire is None:  # the writer's entries, not start/end
                 args = [item for pair in fields.items() for item in pair]
                 # EVAL, not EVALSHA: a pipeline of scripts would ask SCRIPT EXISTS first, a round trip
                 pipe.eval(_APPEND_UNLESS_FENCED, 2, key, fence_key(reply_id), *args)
@@ -332,10 +362,10 @@ class RedisReplyLog(ReplyLog):
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
 
-    async def fenced_text(self, reply_id: int) -> str:
+    async def fenced_shown(self, reply_id: int) -> LoggedReply:
         try:
             await self.client.set(fence_key(reply_id), "1", ex=settings.CHAT_REPLY_LOG_TTL_SECONDS)
-            return await log_text(self.client, reply_id)
+            return await log_shown(self.client, reply_id)
         except (RedisError, OSError) as exc:
             raise ReplyLogUnreadable from exc
 
@@ -395,17 +425,26 @@ async def log_read(
 
 
 async def log_text(client: redis_asyncio.Redis, reply_id: int) -> str:
-    """The reply's text as its log holds it, from the start up to the first gap (what any follower was
-    shown, since followers never cross a gap)."""
-    text, after = "", "0-0"
+    """The reply's text as its log holds it, from the start up to the first gap."""
+    return (await log_shown(client, reply_id)).text
+
+
+async def log_shown(client: redis_asyncio.Redis, reply_id: int) -> LoggedReply:
+    """The reply's text and reasoning as its log holds them, each from the start up to its first gap
+    (what any follower was shown, since followers never cross a gap)."""
+    shown = {"text": "", "reasoning": ""}
+    gapped: set[str] = set()
+    after = "0-0"
     while True:
         entries = await log_read(client, reply_id, after)
         for entry in entries:
             after = entry.entry_id
-            if entry.kind != "text":
+            so_far = shown.get(entry.kind)
+            if so_far is None or entry.kind in gapped:
                 continue
-            if entry.offset > len(text):
-                return text
-            text += entry.text[len(text) - entry.offset :]
-        if not entries:
-            return text
+            if entry.offset > len(so_far):
+                gapped.add(entry.kind)
+                continue
+            shown[entry.kind] = so_far + entry.text[len(so_far) - entry.offset :]
+        if not entries or len(gapped) == len(shown):
+            return LoggedReply(shown["text"], shown["reasoning"])

@@ -1,9 +1,10 @@
-// How one message looks: its header (who, model, time, status badge), tool activity, content (markdown
+// How one message looks: its header (who, model, time, status badge), reasoning, tool activity, content (markdown
 // for replies, plain text for the user's words), usage or error line, and its actions. Actions are
 // buttons with a data-action attribute; chat/actions.js handles their clicks for the whole thread.
 // User, model and tool text only reaches the DOM as text (markdown goes through DOMPurify).
 
 import { render as markdownRender } from "./markdown.js";
+import { reasoningView } from "./reasoning.js";
 
 const BADGES = { interrupted: "Stopped", error: "Error" };
 
@@ -304,6 +305,7 @@ export function messageView(message, { readOnly = false } = {}) {
   const badge = el("span", "badge");
   badge.hidden = true;
   head.appendChild(badge);
+  const reasoning = isUser ? null : reasoningView(message);
   const tools = el("div", "tools");
   for (const activity of message.tools || []) toolAdd(tools, activity);
   const content = el("div", isUser ? "content plain-text" : "content markdown");
@@ -313,8 +315,8 @@ export function messageView(message, { readOnly = false } = {}) {
   const actions = el("div", "message-actions");
   const note = isUser ? null : contextNote(message);
   const attached = isUser ? attachmentsView(message.attachments) : null;
-  root.append(...[head, note, tools, attached, content, status, actions].filter(Boolean));
-  const view = { root, content, tools, status, actions, badge, model, readOnly };
+  root.append(...[head, note, reasoning, tools, attached, content, status, actions].filter(Boolean));
+  const view = { root, content, reasoning, tools, status, actions, badge, model, readOnly };
   endingShow(view, message);
   if (message.status === "streaming") root.classList.add("streaming");
   return view;

@@ -128,7 +128,10 @@ function answererShow() {
   agentMcpShow(isAgent ? option : null);
   optionsSummaryShow();
   if (isAgent) settingsAllow("settingsEditable" in option.dataset, { owner: option.dataset.name });
-  else settingsAllow(true, { outputLimit: option ? Number(option.dataset.outputLimit) || null : null });
+  else {
+    const outputLimit = option ? Number(option.dataset.outputLimit) || null : null;
+    settingsAllow(true, { outputLimit, thinks: Boolean(option && "thinks" in option.dataset) });
+  }
 }
 
 export function controlsFromConversation(conversation) {

@@ -1,9 +1,10 @@
 // The thread: the messages shown, the reply being streamed, and the frames that change them (history,
-// history_page, start, chunk, duplicate, tool, done, error). Also the scroll: pinned to the end while
+// history_page, start, reasoning, chunk, duplicate, tool, done, error). Also the scroll: pinned to the end while
 // the reader follows, older messages loaded when they scroll up.
 
 import { StreamingRenderer } from "../markdown.js";
 import { endingShow, messageView, replyContentShow, toolAdd, unsentShow } from "../messages.js";
+import { reasoningThinking, reasoningView, reasoningWords } from "../reasoning.js";
 import { state } from "./state.js";
 import { socketRestart, transmit } from "./socket.js";
 import {
@@ -102,10 +103,15 @@ function systemLine(text) {
   scrollFollow();
 }
 
-function liveStart(message, content, offset) {
+/** Show a reply being streamed: its text so far from `offset` on, and its reasoning so far (its own
+ * offsets, in `reasoning`). `startedAt` (when this tab saw it start) measures its thinking until `done`
+ * says how long it was. */
+function liveStart(message, content, offset, { reasoningOffset = 0, startedAt = null } = {}) {
   const view = messageAppend({ ...message, status: "streaming", content: "" });
   const renderer = new StreamingRenderer(view.content);
-  state.live = { messageId: message.id, view, renderer, text: content, offset, resyncing: false, frame: 0 };
+  const reasoning = { text: message.reasoning || "", offset: reasoningOffset, resyncing: false, changed: false };
+  state.live = { messageId: message.id, view, renderer, text: content, offset, resyncing: false, frame: 0, reasoning, startedAt };
+  if (view.reasoning) reasoningThinking(view.reasoning, !content);
   if (content) liveRender();
   controlsRefresh();
 }
@@ -120,13 +126,27 @@ function liveRender() {
   const live = state.live;
   if (!live) return;
   live.frame = 0;
+  if (live.reasoning.changed) {
+    live.reasoning.changed = false;
+    reasoningWords(live.view.reasoning, live.reasoning.text);
+  }
   live.renderer.update(live.text);
   scrollFollow();
 }
 
+/** The reasoning block of the reply being streamed, made when its first reasoning arrives. */
+function liveReasoningBlock(live) {
+  if (!live.view.reasoning) {
+    live.view.reasoning = reasoningView({ thinking: true });
+    live.view.root.insertBefore(live.view.reasoning, live.view.tools);
+    if (live.text) reasoningThinking(live.view.reasoning, false); // it thinks again after answering a while
+  }
+  return live.view.reasoning;
+}
+
 function liveFinish(frame, status, error) {
   const current = state.live && state.live.messageId === frame.message_id ? state.live : null;
-  if (current && current.resyncing) {
+  if (current && (current.resyncing || current.reasoning.resyncing)) {
     // The end overtook the text we asked for again: the stored reply is whole, so show that instead.
     transmit({ type: "history" });
     return;
@@ -141,7 +161,21 @@ function liveFinish(frame, status, error) {
     Object.assign(stored.message, { status, usage: frame.usage || null, error: error || "" });
     if (frame.finish_reason) stored.message.finish_reason = frame.finish_reason;
     if (frame.served_models) stored.message.served_models = frame.served_models;
-    if (current) stored.message.content = current.text;
+    if (current) {
+      stored.message.content = current.text;
+      stored.message.reasoning = current.reasoning.text;
+    }
+    stored.message.reasoning_ms = frame.reasoning_ms ?? null;
+    if (frame.reasoning_ms != null) {
+      // How long it thought, as the server measured it; a model that showed no words gets the line alone.
+      if (!stored.view.reasoning) {
+        stored.view.reasoning = reasoningView(stored.message);
+        stored.view.root.insertBefore(stored.view.reasoning, stored.view.tools);
+      }
+      reasoningThinking(stored.view.reasoning, false, frame.reasoning_ms);
+    } else if (stored.view.reasoning) {
+      reasoningThinking(stored.view.reasoning, false);
+    }
     if (frame.handoffs) {
       stored.message.handoffs = frame.handoffs;
       replyContentShow(stored.view.content, stored.message); // the markers where the models changed
@@ -195,7 +229,9 @@ function onHistory(frame) {
   }
   if (streaming) {
     const message = frame.messages.find((m) => m.id === streaming.message_id) || { id: streaming.message_id };
-    liveStart({ role: "assistant", ...message }, streaming.content, streaming.offset);
+    liveStart({ role: "assistant", ...message }, streaming.content, streaming.offset, {
+      reasoningOffset: streaming.reasoning_offset || 0,
+    });
   }
   hasMore = Boolean(frame.has_more);
   loadOlder.hidden = !hasMore;
@@ -272,30 +308,54 @@ function onStart(frame) {
     agent: frame.agent || null,
     created_at: new Date().toISOString(),
   };
-  liveStart({ ...reply, context_dropped: frame.context_dropped || 0 }, "", 0);
+  liveStart({ ...reply, context_dropped: frame.context_dropped || 0 }, "", 0, { startedAt: performance.now() });
   scrollFollow(); // follows if the user had not scrolled up (a send of ours pinned the view already)
+}
+
+/** What a chunk or reasoning frame adds to `stream` (the live reply, or its reasoning: each has its
+ * `offset` and `resyncing`), or null: nothing new, or a gap, for which the rest is asked once (frames
+ * past the gap wait for it). */
+function spanNew(stream, frame, resync) {
+  const end = frame.offset + codePoints(frame.content);
+  if (end <= stream.offset) return null; // all of it is already shown
+  if (frame.offset > stream.offset) {
+    if (!stream.resyncing) {
+      stream.resyncing = true;
+      transmit({ ...resync, type: "resync", message_id: frame.message_id, offset: stream.offset });
+    }
+    return null;
+  }
+  let content = frame.content;
+  if (frame.offset < stream.offset) {
+    content = Array.from(content).slice(stream.offset - frame.offset).join(""); // keep only what is new
+  }
+  stream.offset = end;
+  stream.resyncing = false;
+  return content;
 }
 
 function onChunk(frame) {
   const live = state.live;
   if (!live || live.messageId !== frame.message_id) return;
-  const end = frame.offset + codePoints(frame.content);
-  if (end <= live.offset) return; // all of it is already shown
-  if (frame.offset > live.offset) {
-    // A gap: ask once for the text from where ours ends; chunks past the gap wait for it.
-    if (!live.resyncing) {
-      live.resyncing = true;
-      transmit({ type: "resync", message_id: live.messageId, offset: live.offset });
-    }
-    return;
-  }
-  let content = frame.content;
-  if (frame.offset < live.offset) {
-    content = Array.from(content).slice(live.offset - frame.offset).join(""); // keep only what is new
+  const content = spanNew(live, frame, {});
+  if (content === null) return;
+  if (!live.text && live.view.reasoning) {
+    // The answer starts: the thinking folds away, saying how long it took (as this tab saw it).
+    const ms = live.startedAt === null ? null : performance.now() - live.startedAt;
+    reasoningThinking(live.view.reasoning, false, ms);
   }
   live.text += content;
-  live.offset = end;
-  live.resyncing = false;
+  liveRenderSoon();
+}
+
+function onReasoning(frame) {
+  const live = state.live;
+  if (!live || live.messageId !== frame.message_id) return;
+  const content = spanNew(live.reasoning, frame, { part: "reasoning" });
+  if (content === null) return;
+  liveReasoningBlock(live);
+  live.reasoning.text += content;
+  live.reasoning.changed = true;
   liveRenderSoon();
 }
 
@@ -341,6 +401,9 @@ export function onFrame(event) {
       break;
     case "chunk":
       onChunk(frame);
+      break;
+    case "reasoning":
+      onReasoning(frame);
       break;
     case "title":
       onTitle(frame);
