@@ -73,3 +73,12 @@ def test_every_element_id_of_the_chat_page_is_its_own(client, django_user_model)
     ids = re.findall(r'\sid="([^"]+)"', page)
     assert len(ids) > 50
     assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+
+
+@pytest.mark.django_db
+def test_a_fresh_installs_models_offer_their_reasoning_effort(client) -> None:
+    """The seeded models think: their options say so, so the page offers reasoning effort before any sync."""
+    page = client.get("/c/fresh-models/").content.decode()
+    options = re.findall(r'<option value="([^"]+)"([^>]*)>', page)
+    thinking = {value for value, attributes in options if "data-thinks" in attributes}
+    assert {"openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview"} <= thinking
