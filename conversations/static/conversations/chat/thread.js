@@ -153,6 +153,10 @@ function liveFinish(frame, status, error) {
   }
   if (current) {
     cancelAnimationFrame(current.frame);
+    // The frame cancelled may have been the one to show the last reasoning: show it now, as the text.
+    if (current.reasoning.changed && current.view.reasoning) {
+      reasoningWords(current.view.reasoning, current.reasoning.text);
+    }
     current.renderer.finish(current.text);
     state.live = null;
   }
