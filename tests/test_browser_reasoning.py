@@ -135,6 +135,27 @@ class ReasoningTests(ChatBrowserTestCase):
         block.locator("summary").click()
         expect(block.locator(".reasoning-text")).to_have_text(steps)  # every word once, in order
 
+    def test_the_last_reasoning_shows_when_the_end_comes_before_the_next_frame_is_drawn(self) -> None:
+        # A busy tab draws late: the reply's end arrives before the frame that would draw its last words.
+        self.page.add_init_script(
+            "window.requestAnimationFrame = (draw) => setTimeout(() => draw(performance.now()), 1500);"
+            "window.cancelAnimationFrame = (id) => clearTimeout(id);"
+        )
+        self.chat_open()
+        self.standin.script(
+            {
+                "reasoning": "reasoning_content",
+                "tokens": 0,
+                "reasoning_ms": 100,
+                "reasoning_text": STABLE_SORTS,
+            }
+        )
+        self.message_send("Think, but say nothing")
+        block = self.reply_finished(0).locator("details.reasoning")
+        expect(block.locator("summary")).to_have_text(THOUGHT_RE)
+        block.locator("summary").click()
+        expect(block.locator(".reasoning-text")).to_have_text(STABLE_SORTS)
+
     def test_a_reply_that_only_thought_keeps_its_reasoning_folded_under_its_duration(self) -> None:
         self.chat_open()
         self.standin.script(
