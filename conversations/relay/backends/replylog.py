@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # its text entries reach the stream in order whatever order the batches land in.
 WRITES_IN_FLIGHT = 2
 # Replies' first texts written at once from their own tasks (see RedisReplyLog.text), past the batches.
-FIRST_TEXTS_IN_FLIGHT = 4
+FIRST_TEXTS_IN_FLIGHT = 16
 
 
 def log_key(reply_id: int) -> str:
