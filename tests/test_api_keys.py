@@ -195,6 +195,12 @@ def test_the_admin_makes_a_key_shows_it_once_and_revokes_keys(staff_client):
     assert models_status(key) == 401
 
 
+def test_the_admin_makes_a_key_of_the_users_whole_reach_when_no_scope_is_given(staff_client):
+    ada = get_user_model().objects.create_user("ada")
+    staff_client.post("/admin/conversations/apikey/add/", {"user": ada.pk, "scope": ""})
+    assert ApiKey.objects.get().scope == []
+
+
 def test_the_admin_refuses_a_bad_scope_and_an_expiry_past_the_maximum(staff_client, settings):
     settings.CHAT_API_KEY_MAX_DAYS = 7
     ada = get_user_model().objects.create_user("ada")
