@@ -19,6 +19,8 @@ from .keys import key_hash, key_well_formed
 
 # last_used_at is written when it is older than this: a busy key costs one write a minute, not one a request.
 LAST_USED_EVERY = timedelta(minutes=1)
+# A longer Authorization header holds no key of ours: refused before it is parsed.
+HEADER_MAX_CHARS = 512
 MISSING = "No API key: send yours as Authorization: Bearer <key>."
 INCORRECT = "Incorrect API key provided."
 
@@ -26,9 +28,11 @@ INCORRECT = "Incorrect API key provided."
 def api_key_authenticate(authorization: str) -> ApiKey:
     """The key an Authorization header names, with its user (`select_related`); raise InvalidApiKey for
     a missing, malformed, unknown, revoked or expired key, or one whose user is inactive."""
-    scheme, _, key = authorization.strip().partition(" ")
     if not authorization.strip():
         raise InvalidApiKey(MISSING)
+    if len(authorization) > HEADER_MAX_CHARS:
+        raise InvalidApiKey(INCORRECT)
+    scheme, _, key = authorization.strip().partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key_well_formed(key):
         raise InvalidApiKey(INCORRECT)
