@@ -126,6 +126,19 @@ def test_a_revoked_key_stops_at_once(api_server: DaphneServer) -> None:
     }
 
 
+def test_a_revoked_key_stops_on_every_instance_at_once(instances: list[DaphneServer]) -> None:
+    key = key_for()
+    apis = [client(instance, key) for instance in instances]
+    for api in apis:
+        api.models.list()  # each instance has read the key once
+
+    call_command("apikey_revoke", key, stdout=io.StringIO())
+
+    for api in apis:
+        with pytest.raises(openai.AuthenticationError, match="revoked"):
+            api.models.list()
+
+
 def test_an_expired_key_is_refused(api_server: DaphneServer) -> None:
     key = key_for(expires_at=timezone.now() + timedelta(days=1))
     ApiKey.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
