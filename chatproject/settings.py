@@ -459,7 +459,7 @@ CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 10
 # --- The OpenAI-compatible API (conversations/openai_api/; docs/openai-api.md) ---
 # The longest a user's API key may live, in days (a key asked for without an expiry gets this); 0: no limit.
 CHAT_API_KEY_MAX_DAYS = int(env_float("CHAT_API_KEY_MAX_DAYS", 0))
-# Keys a user may hold at once (revoked ones do not count).
+# Keys a user may hold at once: a revoked one frees its place, an expired one only once revoked.
 CHAT_API_KEYS_PER_USER = int(env_float("CHAT_API_KEYS_PER_USER", 10))
 # Requests a minute per key unless the key names its own; 0: no limit.
 CHAT_API_KEY_RATE_LIMIT = int(env_float("CHAT_API_KEY_RATE_LIMIT", 60))

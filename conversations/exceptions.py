@@ -276,7 +276,8 @@ class InvalidApiKeyRequest(
 class TooManyApiKeys(
     ChatError, code="too_many_api_keys", status=409, detail="You have as many API keys as you may keep."
 ):
-    """A user's key past CHAT_API_KEYS_PER_USER (revoked keys do not count): revoke one first."""
+    """A user's key past CHAT_API_KEYS_PER_USER (an expired key counts until it is revoked): revoke one
+    first."""
 
 
 class MethodNotAllowed(

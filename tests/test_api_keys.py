@@ -99,12 +99,15 @@ def test_the_operators_maximum_lifetime_caps_every_key(settings):
     assert ada.get(LIST).json()["max_days"] == 7
 
 
-def test_a_user_holds_at_most_the_operators_number_of_working_keys(settings):
+def test_a_user_holds_at_most_the_operators_number_of_keys_not_revoked(settings):
     settings.CHAT_API_KEYS_PER_USER = 2
     ada = signed_in("ada")
     first, _ = post(ada, {}).json(), post(ada, {})
     refused = post(ada, {})
     assert (refused.status_code, refused.json()["code"]) == (409, "too_many_api_keys")
+    ApiKey.objects.filter(pk=first["id"]).update(expires_at=timezone.now())
+    assert post(ada, {}).status_code == 409  # an expired key is listed, and counts, until revoked
+    assert [key["expired"] for key in ada.get(LIST).json()["keys"]] == [False, True]
     ada.delete(f"{LIST}{first['id']}/")
     assert post(ada, {}).status_code == 201  # a revoked key frees its place
 

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from ..apikeys.keys import api_key_create, api_keys_revoke, expiry_within_maximum, keys_in_use, scope_errors
+from ..apikeys.keys import api_key_create, api_keys_revoke, expiry_within_maximum, keys_held, scope_errors
 from ..exceptions import ChatError
 from ..models import ApiKey
 
@@ -40,8 +40,8 @@ class ApiKeyAddForm(forms.ModelForm):
         except ChatError as exc:
             self.add_error("expires_at", exc.message)
         user = data.get("user")
-        if user is not None and keys_in_use(user.pk).count() >= self.max_keys():
-            self.add_error("user", f"{user} holds {self.max_keys()} keys that work; revoke one first.")
+        if user is not None and keys_held(user.pk).count() >= self.max_keys():
+            self.add_error("user", f"{user} holds {self.max_keys()} keys not revoked; revoke one first.")
         return data
 
     @staticmethod

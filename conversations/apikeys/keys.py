@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..exceptions import InvalidApiKeyRequest, NotFound, TooManyApiKeys
@@ -76,11 +76,10 @@ def expiry_within_maximum(expires_at: datetime | None) -> datetime | None:
     return expires_at or latest
 
 
-def keys_in_use(user_id: int) -> QuerySet[ApiKey]:
-    """The user's keys that still work: neither revoked nor expired."""
-    return ApiKey.objects.filter(user_id=user_id, revoked_at__isnull=True).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    )
+def keys_held(user_id: int) -> QuerySet[ApiKey]:
+    """The user's keys not revoked. An expired one counts until it is revoked, so the keys a user holds,
+    and the list the page shows, stay within the cap however many keys expire."""
+    return ApiKey.objects.filter(user_id=user_id, revoked_at__isnull=True)
 
 
 @transaction.atomic
@@ -104,7 +103,7 @@ def api_key_create(
     # The user's row is locked so two requests at once cannot both take the last place.
     get_user_model()._default_manager.select_for_update().filter(pk=user_id).exists()
     limit = settings.CHAT_API_KEYS_PER_USER
-    if keys_in_use(user_id).count() >= limit:
+    if keys_held(user_id).count() >= limit:
         raise TooManyApiKeys(f"You may keep {limit} API keys; revoke one to make another.")
     for attempt in range(PREFIX_ATTEMPTS):
         key = API_KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
@@ -143,8 +142,9 @@ def api_key_as_dict(row: ApiKey) -> dict[str, Any]:
 
 
 def api_keys_listed(user_id: int) -> list[dict[str, Any]]:
-    """The user's keys that are not revoked, the newest first (an expired one too, marked)."""
-    return [api_key_as_dict(row) for row in ApiKey.objects.filter(user_id=user_id, revoked_at__isnull=True)]
+    """The user's keys that are not revoked, the newest first (an expired one too, marked): at most
+    CHAT_API_KEYS_PER_USER."""
+    return [api_key_as_dict(row) for row in keys_held(user_id)]
 
 
 def api_key_revoke(user_id: int, key_id: int) -> None:
