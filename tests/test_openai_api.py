@@ -210,12 +210,12 @@ def test_an_allowed_origin_gets_cors_headers_and_its_preflight(api_server: Daphn
         headers={
             "Origin": ALLOWED_ORIGIN,
             "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization",
+            "Access-Control-Request-Headers": "authorization, x-stainless-os",
         },
     )
     assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
-    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "x-stainless-os" in preflight.headers["Access-Control-Allow-Headers"]
     assert "Access-Control-Allow-Credentials" not in preflight.headers
 
     listed = httpx.get(

@@ -5,6 +5,7 @@ credentials are allowed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -14,11 +15,24 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may keep a preflight's answer
+# OpenAI's SDKs send headers of their own (x-stainless-…) beside the key: a preflight's list of header
+# names is allowed as asked, when it is one (names of letters, digits and dashes, of a bounded length).
+ASKED_HEADERS_RE = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
+ASKED_HEADERS_MAX_CHARS = 1000
+ALWAYS_ALLOWED_HEADERS = "Authorization, Content-Type"
 
 
 def origin_allowed(origin: str) -> bool:
     allowed = settings.CHAT_API_CORS_ORIGINS
     return bool(origin) and ("*" in allowed or origin in allowed)
+
+
+def allowed_headers(request: HttpRequest) -> str:
+    """The headers a preflight may send: those it asks for, when it asks in a well-formed list."""
+    asked = request.headers.get("Access-Control-Request-Headers", "").strip()
+    if len(asked) <= ASKED_HEADERS_MAX_CHARS and ASKED_HEADERS_RE.fullmatch(asked):
+        return f"{ALWAYS_ALLOWED_HEADERS}, {asked}"
+    return ALWAYS_ALLOWED_HEADERS
 
 
 def cors_answered(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -32,7 +46,7 @@ def cors_answered(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
             response = HttpResponse(status=204)
             if origin_allowed(origin):
                 response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-                response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response["Access-Control-Allow-Headers"] = allowed_headers(request)
                 response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
         else:
             response = view(request, *args, **kwargs)
