@@ -216,3 +216,14 @@ def test_the_admin_refuses_a_bad_scope_and_an_expiry_past_the_maximum(staff_clie
     errors = refused.context["adminform"].form.errors
     assert set(errors) >= {"scope", "expires_at"}
     assert not ApiKey.objects.exists()
+
+
+def test_a_new_key_whose_prefix_is_taken_is_drawn_again(monkeypatch):
+    ada = get_user_model().objects.create_user("ada")
+    first = api_key_create(ada.pk)[1]
+    secrets = iter([first[4:12] + "B" * 35, "C" * 43])  # the first draw meets the first key's prefix
+    monkeypatch.setattr("conversations.apikeys.keys.secrets.token_urlsafe", lambda _: next(secrets))
+    row, key = api_key_create(ada.pk)
+    assert key == "dck_" + "C" * 43
+    assert row.prefix == "dck_CCCCCCCC"
+    assert ApiKey.objects.count() == 2

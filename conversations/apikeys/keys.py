@@ -105,7 +105,7 @@ def api_key_create(
     limit = settings.CHAT_API_KEYS_PER_USER
     if keys_held(user_id).count() >= limit:
         raise TooManyApiKeys(f"You may keep {limit} API keys; revoke one to make another.")
-    for attempt in range(PREFIX_ATTEMPTS):
+    for attempt in range(1, PREFIX_ATTEMPTS + 1):
         key = API_KEY_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         row = ApiKey(
             user_id=user_id,
@@ -120,11 +120,11 @@ def api_key_create(
             with transaction.atomic():
                 row.save()
         except IntegrityError:
-            if attempt == PREFIX_ATTEMPTS - 1:
+            if attempt == PREFIX_ATTEMPTS:
                 raise
-            continue
-        return row, key
-    raise AssertionError("unreachable")
+        else:
+            return row, key
+    raise AssertionError("the last attempt returns or raises")
 
 
 def api_key_as_dict(row: ApiKey) -> dict[str, Any]:
