@@ -7,16 +7,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
 from conversations.apikeys.keys import KEY_RE, api_key_create
+from conversations.exceptions import TooManyApiKeys
 from conversations.models import ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -227,3 +231,26 @@ def test_a_new_key_whose_prefix_is_taken_is_drawn_again(monkeypatch):
     assert key == "dck_" + "C" * 43
     assert row.prefix == "dck_CCCCCCCC"
     assert ApiKey.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_made_at_once_never_pass_the_cap(settings):
+    """The user's row is locked while a key is made, so the last place goes to one request only."""
+    settings.CHAT_API_KEYS_PER_USER = 3
+    user_id = get_user_model().objects.create_user("ann").pk
+    barrier = threading.Barrier(6)
+
+    def make(_: int) -> str:
+        barrier.wait()
+        try:
+            api_key_create(user_id)
+            return "made"
+        except TooManyApiKeys:
+            return "refused"
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(make, range(6)))
+    assert outcomes == ["made"] * 3 + ["refused"] * 3
+    assert ApiKey.objects.filter(user_id=user_id).count() == 3
