@@ -91,10 +91,12 @@ class ApiKeysInChromiumTests(browser.ChatBrowserTestCase):
             prefix="dck_AAAAAAAA",
             key_hash="0" * 64,
             expires_at=timezone.now() - timedelta(days=1),
+            scope=["openai/gpt-5.1"],
         )
         self.page.locator("#api-keys-open").click()
         expect(self.page.get_by_role("button", name="Revoke expired one")).to_be_visible()
-        expect(self.page.locator("#api-key-list")).to_contain_text("expired")
+        listed = self.page.locator("#api-key-list")
+        expect(listed).to_contain_text("expired · never used · only openai/gpt-5.1")
         self.page.get_by_role("button", name="Create key").click()
         expect(self.page.locator("#api-key-new")).to_be_visible()
         for name, scheme, viewport in [

@@ -50,7 +50,9 @@ function keyItem(key) {
   if (key.expired) expiry.className = "expired";
   expiry.textContent = key.expired ? "expired" : key.expires_at ? `expires ${day(key.expires_at)}` : "never expires";
   const used = key.last_used_at ? `last used ${day(key.last_used_at)}` : "never used";
-  meta.append(`${key.prefix}… · created ${day(key.created_at)} · `, expiry, ` · ${used}`);
+  // A key the operator narrowed (in the admin) says what it may use.
+  const scope = key.scope.length ? ` · only ${key.scope.join(", ")}` : "";
+  meta.append(`${key.prefix}… · created ${day(key.created_at)} · `, expiry, ` · ${used}${scope}`);
   text.append(name, meta);
   const revoke = document.createElement("button");
   revoke.type = "button";
