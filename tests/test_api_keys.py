@@ -254,3 +254,20 @@ def test_keys_made_at_once_never_pass_the_cap(settings):
         outcomes = sorted(pool.map(make, range(6)))
     assert outcomes == ["made"] * 3 + ["refused"] * 3
     assert ApiKey.objects.filter(user_id=user_id).count() == 3
+
+
+def test_a_failure_under_v1_answers_openai_shaped_json(monkeypatch, caplog):
+    key = api_key_create(get_user_model().objects.create_user("ada").pk)[1]
+
+    def broken(row: ApiKey) -> list:
+        raise RuntimeError("the catalog broke")
+
+    monkeypatch.setattr("conversations.openai_api.models_list.key_offers", broken)
+    answer = Client(raise_request_exception=False).get(
+        "/v1/models", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert answer.status_code == 500
+    assert answer.json()["error"]["type"] == "server_error"
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "the catalog broke" not in answer.content.decode()
+    assert "the catalog broke" in caplog.text

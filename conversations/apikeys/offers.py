@@ -26,11 +26,7 @@ def key_offers(row: ApiKey) -> list[Offer]:
         own = Agent.owned.enabled().filter(owner_id=row.user_id)
         offers += [Offer(agent.slug, _seconds(agent.updated_at), "user") for agent in own]
     offers += [
-        Offer(
-            model.name,
-            _seconds(model.synced_at),
-            model.name.partition("/")[0] if "/" in model.name else "dedalus",
-        )
+        Offer(model.name, _seconds(model.synced_at), _provider(model.name))
         for model in ChatModel.objects.enabled()
     ]
     if row.scope:

@@ -4,6 +4,7 @@ says when to try again). `code` is the project's own error code (docs/openai-api
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..exceptions import ChatError, MethodNotAllowed, NotFound
+from ..exceptions import ChatError, InternalError, MethodNotAllowed, NotFound
 from .cors import cors_answered
+
+logger = logging.getLogger(__name__)
 
 # OpenAI's error types by status; any other 4xx is the client's request.
 TYPES = {401: "invalid_request_error", 429: "rate_limit_error"}
@@ -37,7 +40,8 @@ def openai_error_response(error: ChatError) -> JsonResponse:
 
 
 def openai_errors_answered(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Answer a ChatError the view raises with its OpenAI-shaped error."""
+    """Answer a ChatError the view raises with its OpenAI-shaped error, and any other failure (logged)
+    with an OpenAI-shaped 500: a client of /v1/ reads JSON, never Django's error page."""
 
     @wraps(view)
     def answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -45,6 +49,9 @@ def openai_errors_answered(view: Callable[..., HttpResponse]) -> Callable[..., H
             return view(request, *args, **kwargs)
         except ChatError as exc:
             return openai_error_response(exc)
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path[:200])
+            return openai_error_response(InternalError("The server failed on that request; try again."))
 
     return answered
 
@@ -56,7 +63,9 @@ def methods_only(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
         @wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                raise MethodNotAllowed(f"{request.method} is not allowed here; use {', '.join(methods)}.")
+                raise MethodNotAllowed(
+                    f"{request.method[:20]} is not allowed here; use {', '.join(methods)}."
+                )
             return view(request, *args, **kwargs)
 
         return checked
@@ -68,4 +77,6 @@ def methods_only(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
 @cors_answered
 def unknown_path(request: HttpRequest, rest: str = "") -> HttpResponse:
     """Any other path under /v1/ (chat completions come next): 404, OpenAI-shaped."""
-    return openai_error_response(NotFound(f"Unknown request URL: {request.method} {request.path[:200]}."))
+    return openai_error_response(
+        NotFound(f"Unknown request URL: {request.method[:20]} {request.path[:200]}.")
+    )
