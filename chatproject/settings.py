@@ -458,6 +458,16 @@ CHAT_MAX_TOOL_RESULT_CHARS = int(env_float("CHAT_MAX_TOOL_RESULT_CHARS", 64 * 10
 # A reply's reasoning (the model's thinking before it answers) past this many characters is dropped.
 CHAT_MAX_REASONING_CHARS = int(env_float("CHAT_MAX_REASONING_CHARS", 64 * 1024))
 
+# --- The OpenAI-compatible API (conversations/openai_api/; docs/openai-api.md) ---
+# The longest a user's API key may live, in days (a key asked for without an expiry gets this); 0: no limit.
+CHAT_API_KEY_MAX_DAYS = int(env_float("CHAT_API_KEY_MAX_DAYS", 0))
+# Keys a user may hold at once: a revoked one frees its place, an expired one only once revoked.
+CHAT_API_KEYS_PER_USER = int(env_float("CHAT_API_KEYS_PER_USER", 10))
+# Requests a minute per key unless the key names its own; 0: no limit.
+CHAT_API_KEY_RATE_LIMIT = int(env_float("CHAT_API_KEY_RATE_LIMIT", 60))
+# Browser origins that may call /v1/ (CORS), e.g. https://app.example.com; `*`: any; empty: no CORS.
+CHAT_API_CORS_ORIGINS = env_list("CHAT_API_CORS_ORIGINS", [])
+
 # --- Share links (conversations/sharing/shares.py; docs/sharing.md) ---
 # A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active
 # branch is refused (`share_too_large`), and so is continuing a snapshot stored before a lower cap.

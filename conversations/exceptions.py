@@ -257,6 +257,35 @@ class LoginRequired(ChatError, code="login_required", status=401, detail="Sign i
     """CHAT_REQUIRE_LOGIN is on (or the thing asked is a user's own) and the requester is not signed in."""
 
 
+class InvalidApiKey(
+    ChatError,
+    code="invalid_api_key",
+    status=401,
+    detail="Incorrect API key provided: send a key of yours as Authorization: Bearer <key>.",
+):
+    """An API request with no key, or one that is malformed, unknown, revoked, expired, or whose user may
+    no longer sign in (docs/openai-api.md)."""
+
+
+class InvalidApiKeyRequest(
+    ChatError, code="invalid_api_key_request", status=400, detail="That is not a valid API key request."
+):
+    """A key to create whose name or expiry breaks a rule, named by its field; nothing is stored."""
+
+
+class TooManyApiKeys(
+    ChatError, code="too_many_api_keys", status=409, detail="You have as many API keys as you may keep."
+):
+    """A user's key past CHAT_API_KEYS_PER_USER (an expired key counts until it is revoked): revoke one
+    first."""
+
+
+class MethodNotAllowed(
+    ChatError, code="method_not_allowed", status=405, detail="That method is not allowed here."
+):
+    """An API path asked with a method it does not answer."""
+
+
 class UploadLoginRequired(LoginRequired, status=403):
     """An upload refused for want of a sign-in: 403, as a cookie-less client's upload is."""
 

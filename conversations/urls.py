@@ -3,8 +3,10 @@ from django.templatetags.static import static
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
+from .openai_api import errors as openai_errors
+from .openai_api import models_list
 from .validators import SESSION_ID_PATTERN
-from .web import agents, conversations, health, mcp, my_agents, pages
+from .web import agents, api_keys, conversations, health, mcp, my_agents, pages
 from .web import attachments as attachment_views
 from .web import shares as share_views
 
@@ -22,11 +24,16 @@ urlpatterns = [
     path("accounts/login/", pages.ChatLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", pages.chat_new, name="new"),
+    # The OpenAI-compatible API (docs/openai-api.md); any other path under /v1/ answers its 404.
+    path("v1/models", models_list.models_list, name="openai_models"),
+    re_path(r"^v1/(?P<rest>.*)$", openai_errors.unknown_path, name="openai_unknown"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", pages.chat_page, name="chat"),
     path("api/conversations/", conversations.conversation_list, name="conversation_list"),
     path("api/agents/", agents.agent_list, name="agent_list"),
     path("api/my-agents/", my_agents.my_agents, name="my_agents"),
     path("api/my-agents/<int:agent_id>/", my_agents.my_agent, name="my_agent"),
+    path("api/api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api/api-keys/<int:key_id>/", api_keys.api_key, name="api_key"),
     path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
     path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
     path("api/mcp-servers/check", mcp.mcp_servers_check, name="mcp_servers_check"),

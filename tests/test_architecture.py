@@ -34,9 +34,9 @@ BASE = {
 WIRING = {"apps", "checks", "consumers", "routing", "urls"}
 # Features: the chat and what it is made of. They use the base and one another (without a circle),
 # and never what serves them to a client.
-FEATURES = {"accounts", "agents", "attachments", "chat", "mcp", "sharing"}
-# What serves the features: the sockets, the HTTP views, the admin.
-SERVING = {"relay", "web", "admin"}
+FEATURES = {"accounts", "agents", "apikeys", "attachments", "chat", "mcp", "sharing"}
+# What serves the features: the sockets, the HTTP views, the OpenAI-compatible API, the admin.
+SERVING = {"relay", "web", "openai_api", "admin"}
 # Django's own folders: data and commands.
 DJANGO = {"migrations", "management", "pooled_postgres", "static"}
 
@@ -46,6 +46,7 @@ ALLOWED = {
     **{feature: {"base", *FEATURES} for feature in FEATURES},
     "relay": {"base", *FEATURES},
     "web": {"base", *FEATURES, "relay"},
+    "openai_api": {"base", *FEATURES},
     "admin": {"base", *FEATURES},
     "management": {"base", *FEATURES},
     "pooled_postgres": set(),

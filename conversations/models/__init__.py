@@ -1,7 +1,9 @@
 """Every table of the app, by what it stores: `catalog` (chat models, agents), `mcp` (presets, a user's
 credentials), `conversations` (conversations, messages, feedback, shares), `attachments` (files and their
-storage), `usage` (the ledger, daily sums, quotas). One app: the migrations are the same."""
+storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the
+OpenAI-compatible API). One app: the migrations are the same."""
 
+from .api_keys import ApiKey
 from .attachments import Attachment, AttachmentQuerySet, attachment_file_discard, attachments_storage
 from .catalog import Agent, AgentQuerySet, ChatModel, ChatModelQuerySet, ModelChoice, OneDefault
 from .conversations import Conversation, Feedback, Message, MessageQuerySet, Share
@@ -11,6 +13,7 @@ from .usage import USAGE_SUMS, DailyUsage, DailyUsageQuerySet, UsageEntry, UserQ
 __all__ = [
     "USAGE_SUMS",
     "Agent",
+    "ApiKey",
     "AgentQuerySet",
     "Attachment",
     "AttachmentQuerySet",

@@ -1,0 +1,44 @@
+"""What a key may use, as /v1/models lists it: the operator's enabled agents (by slug), the key's user's
+own enabled agents, and the enabled models (by id), narrowed to the key's scope when it has one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from ..agents.own import own_agents_on
+from ..models import Agent, ApiKey, ChatModel
+
+
+class Offer(NamedTuple):
+    """One thing a key may name: `id` (an agent's slug or a model's id), `created` (seconds since the
+    epoch: an agent's last change, a model's last sync from the catalog, 0 before any) and `owned_by`."""
+
+    id: str
+    created: int
+    owned_by: str
+
+
+def key_offers(row: ApiKey) -> list[Offer]:
+    """Agents first (the operator's, then the user's own), then models, each in the admin's order."""
+    offers = [Offer(agent.slug, _seconds(agent.updated_at), "operator") for agent in Agent.objects.enabled()]
+    if own_agents_on():
+        own = Agent.owned.enabled().filter(owner_id=row.user_id)
+        offers += [Offer(agent.slug, _seconds(agent.updated_at), "user") for agent in own]
+    offers += [
+        Offer(model.name, _seconds(model.synced_at), _provider(model.name))
+        for model in ChatModel.objects.enabled()
+    ]
+    if row.scope:
+        allowed = set(row.scope)
+        offers = [offer for offer in offers if offer.id in allowed]
+    return offers
+
+
+def _seconds(moment: datetime | None) -> int:
+    return int(moment.timestamp()) if moment else 0
+
+
+def _provider(model_id: str) -> str:
+    """Who makes a model: its id's first part (`openai` of `openai/gpt-5.1`)."""
+    return model_id.partition("/")[0] if "/" in model_id else "dedalus"
