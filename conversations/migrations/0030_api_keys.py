@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('conversations', '0027_own_agents'),
+        ('conversations', '0029_seeded_models_think'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
