@@ -1,6 +1,6 @@
 """Accessibility, checked by axe-core (from npm, injected by the test) on the pages people use: the chat
 page in light and dark, on a desktop and a phone; a shared page; the login page; and the admin's usage
-page. None may have a serious or critical violation."""
+page and agent form. None may have a serious or critical violation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from conversations.models import Conversation, Message
+from conversations.models import Agent, Conversation, MCPServerPreset, Message
 from conversations.usage_ledger import reply_entries_write
 
 from . import browser
@@ -97,3 +97,24 @@ class AccessibilityTests(browser.ChatBrowserTestCase):
         self.assert_accessible("admin-usage")
         self.page.emulate_media(color_scheme="dark")
         self.assert_accessible("admin-usage-dark")
+
+    def test_the_admin_agent_form_with_its_notes_and_errors(self) -> None:
+        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
+        MCPServerPreset.objects.create(label="Search", target="acme/search")
+        agent = Agent.objects.create(
+            slug="a11y", name="A11y", model_names=["openai/gpt-5.1", "retired/model"], colour="#7c3aed"
+        )
+        change = f"/admin/conversations/agent/{agent.pk}/change/"
+        self.page.goto(f"{self.live_server_url}/admin/login/?next={change}")
+        self.page.get_by_label("Username").fill("ops")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.get_by_text("Not in the model catalog: retired/model.").first).to_be_visible()
+        self.assert_accessible("admin-agent-form")
+        self.page.get_by_label("Temperature:").fill("5")
+        self.page.get_by_label("Other MCP servers:").fill("http://10.0.0.1/mcp")
+        self.page.get_by_role("button", name="Save", exact=True).click()
+        expect(self.page.locator(".form-row.field-temperature .errorlist")).to_be_visible()
+        self.assert_accessible("admin-agent-form-errors")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-agent-form-errors-dark")

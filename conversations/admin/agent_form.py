@@ -232,7 +232,10 @@ class AgentForm(forms.ModelForm):
             "is_default",
             "position",
         ]
-        widgets = {"colour": ColourInput}
+        widgets = {
+            "colour": ColourInput,
+            "description": forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+        }
         labels = {"user_may_change_mcp_servers": "User may change MCP servers"}
 
     class Media:

@@ -1,7 +1,8 @@
 // The admin's agent form, a little livelier: Max tokens follows the output limits of the models picked
 // (the server checks the same), the handoff rows show those filled and one blank more, and picking a
 // colour unticks "No colour". Without it the form still works: every row shows, the server says the limit.
-(() => {
+// The admin loads it in the page's head: it waits for the form.
+function agentFormEnliven() {
   const form = document.getElementById('agent_form');
   if (!form) return;
   const first = form.querySelector('#id_first_model');
@@ -44,4 +45,10 @@
   if (colour && noColour) colour.addEventListener('input', () => { noColour.checked = false; });
   limitFollow();
   rowsShow();
-})();
+}
+
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', agentFormEnliven);
+} else {
+  agentFormEnliven();
+}
