@@ -291,3 +291,34 @@ def test_a_new_agent_needs_a_first_model(staff_client):
     assert response.status_code == 200
     assert errors_of(response.content.decode(), "first_model") == ["Pick the model that answers first."]
     assert not Agent.objects.exists()
+
+
+def test_a_preset_the_rules_now_refuse_is_named_under_the_presets(staff_client):
+    """A preset stored before a rule it breaks (the admin's own form would refuse it now): the agent's
+    own check refuses it, and the form says so under the presets, not in a corner."""
+    MCPServerPreset.objects.create(label="Old", target="http://old.example.com/mcp")
+    response = staff_client.post(ADD_URL, form_data(mcp_presets=["http://old.example.com/mcp"]))
+    assert response.status_code == 200
+    assert errors_of(response.content.decode(), "mcp_presets") == [
+        "'http://old.example.com/mcp': An MCP server must be a slug like org/name or an https:// URL."
+    ]
+    assert not Agent.objects.exists()
+
+
+def test_the_list_still_edits_enabled_default_and_position_in_place(staff_client):
+    agent = Agent.objects.create(slug="listed", name="Listed", model_names=["openai/gpt-5.1"])
+    response = staff_client.post(
+        reverse("admin:conversations_agent_changelist"),
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(agent.pk),
+            "form-0-is_default": "on",
+            "form-0-position": "3",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.enabled, agent.is_default, agent.position) == (False, True, 3)
+    assert agent.model_names == ["openai/gpt-5.1"]

@@ -208,6 +208,10 @@ class AgentForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="The enabled MCP server presets.",
+        error_messages={
+            "invalid_choice": "%(value)s is not an enabled MCP server preset: type it under Other MCP "
+            "servers to keep it."
+        },
     )
     mcp_typed = forms.CharField(
         label="Other MCP servers",
@@ -408,9 +412,9 @@ class AgentForm(forms.ModelForm):
             )
 
     def _update_errors(self, errors: ValidationError) -> None:
-        """The model's own check names its stored columns; put each under the field that writes it, unless
-        that field already says what is wrong."""
-        fields_of = {
+        """The model's own check names its stored columns; put each message under the field that writes
+        it, unless that field already says what is wrong."""
+        written_by = {
             "model_names": ("first_model", "handoff_models"),
             "settings": SETTING_NAMES,
             "mcp_servers": ("mcp_presets", "mcp_typed"),
@@ -418,17 +422,20 @@ class AgentForm(forms.ModelForm):
         moved: dict[str, list[Any]] = {}
         by_column = getattr(errors, "error_dict", None) or {NON_FIELD_ERRORS: errors.error_list}
         for column, messages in by_column.items():
-            if column not in fields_of:
+            fields = written_by.get(column)
+            if fields is None:
                 moved.setdefault(column, []).extend(messages)
-                continue
-            if any(name in self.errors for name in fields_of[column]):
-                continue
-            for message in messages:
-                text = " ".join(ValidationError(message).messages)
-                named = [n for n in fields_of[column] if text.startswith(n) or f": {n}" in text]
-                target = named[0] if named else fields_of[column][-1 if column == "mcp_servers" else 0]
-                if column == "settings" and not named:
-                    target = "max_tokens" if "max_tokens" in text else NON_FIELD_ERRORS
-                moved.setdefault(target, []).append(message)
+            elif not any(name in self.errors for name in fields):
+                for message in messages:
+                    moved.setdefault(self._field_of(column, message), []).append(message)
         if moved:
             super()._update_errors(ValidationError(moved))
+
+    @staticmethod
+    def _field_of(column: str, message: ValidationError) -> str:
+        if column == "model_names":
+            return "first_model"
+        if column == "mcp_servers":  # the typed ones are checked line by line: a preset stored before a rule
+            return "mcp_presets"
+        text = " ".join(message.messages)  # a setting's message starts with its name
+        return next((name for name in SETTING_NAMES if text.startswith(name)), NON_FIELD_ERRORS)
