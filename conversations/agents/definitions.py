@@ -79,7 +79,7 @@ def agents_load(entries: list[dict[str, Any]]) -> tuple[int, int]:
     for index, entry in enumerate(entries):
         agent, entry_problems = _entry_check(index, entry, seen)
         problems += entry_problems
-        if agent is not None and not entry_problems:
+        if not entry_problems:
             checked.append((agent, agent._state.adding))
     if problems:
         raise AgentFileError(problems)
@@ -89,7 +89,7 @@ def agents_load(entries: list[dict[str, Any]]) -> tuple[int, int]:
     return created, len(checked) - created
 
 
-def _entry_check(index: int, entry: dict[str, Any], seen: set[str]) -> tuple[Agent | None, list[str]]:
+def _entry_check(index: int, entry: dict[str, Any], seen: set[str]) -> tuple[Agent, list[str]]:
     """The agent an entry makes (new, or the stored one of its slug, changed), and every problem of it."""
     slug = entry.get("slug")
     label = f"agents[{index}]" + (f" ({slug})" if isinstance(slug, str) else "")
