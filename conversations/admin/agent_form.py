@@ -244,7 +244,7 @@ class AgentForm(forms.ModelForm):
 
     class Media:
         css = {"all": ["conversations/agent-form.css"]}
-        js = ["conversations/agent-form.js"]
+        js = [forms.Script("conversations/agent-form.js", type="module")]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

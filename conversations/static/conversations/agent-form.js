@@ -1,10 +1,9 @@
 // The admin's agent form, a little livelier: Max tokens follows the output limits of the models picked
 // (the server checks the same), the handoff rows show those filled and one blank more, and picking a
 // colour unticks "No colour". Without it the form still works: every row shows, the server says the limit.
-// The admin loads it in the page's head: it waits for the form.
-function agentFormEnliven() {
-  const form = document.getElementById('agent_form');
-  if (!form) return;
+// An ES module (the admin's form media): it runs once the page is parsed.
+
+function agentFormEnliven(form) {
   const first = form.querySelector('#id_first_model');
   const handoffs = [...form.querySelectorAll('[data-agent-handoffs] select')];
   const maxTokens = form.querySelector('#id_max_tokens');
@@ -47,8 +46,5 @@ function agentFormEnliven() {
   rowsShow();
 }
 
-if (document.readyState === 'loading') {
-  document.addEventListener('DOMContentLoaded', agentFormEnliven);
-} else {
-  agentFormEnliven();
-}
+const agentForm = document.getElementById('agent_form');
+if (agentForm) agentFormEnliven(agentForm);
