@@ -182,13 +182,20 @@ AGENT_SETTING_RANGES: dict[str, tuple[type, float, float]] = {
 }
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 AGENT_MAX_MODELS = 8
+# An agent's colour, for its mark on the page: #rrggbb, or empty for none.
+AGENT_COLOUR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
 def agent_definition_errors(
-    *, model_names: object, settings: object, mcp_servers: object, model_settings: object = None
+    *,
+    model_names: object,
+    settings: object,
+    mcp_servers: object,
+    model_settings: object = None,
+    colour: object = "",
 ) -> dict[str, str]:
     """Return what is wrong with an agent's models, settings (for all its models, and `model_settings`
-    for one model each, by id) and MCP servers, by field (empty: nothing).
+    for one model each, by id), MCP servers and colour, by field (empty: nothing).
 
     The shapes only: whether the models are in the catalog is the model's own check."""
     errors: dict[str, str] = {}
@@ -234,6 +241,8 @@ def agent_definition_errors(
         ]
         if problems:
             errors["mcp_servers"] = " ".join(problems)
+    if colour and not (isinstance(colour, str) and AGENT_COLOUR_RE.fullmatch(colour)):
+        errors["colour"] = "A colour as #rrggbb, such as #7c3aed, or empty for none."
     return errors
 
 
@@ -250,5 +259,10 @@ def setting_error(key: object, value: object) -> str | None:
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if not numeric or (kind is int and not isinstance(value, int)) or not low <= value <= high:
         what = "a whole number" if kind is int else "a number"
-        return f"{key} must be {what} from {low:g} to {high:g}."
+        return f"{key} must be {what} from {number_words(low)} to {number_words(high)}."
     return None
+
+
+def number_words(value: float) -> str:
+    """A bound as a person writes it: 0, 2, 0.5, 1,000,000 (not 1e+06)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"

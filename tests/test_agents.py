@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, execute_from_command_line
+from django.db import connections
 from django.urls import reverse
 
+from conversations.agents.definitions import FILE_FIELDS
 from conversations.models import Agent
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +103,61 @@ def test_a_bad_entry_is_named_with_its_field_and_nothing_changes(tmp_path, entry
     assert list(Agent.objects.values_list("slug", "name")) == [("kept", "Kept")]
 
 
+def test_every_problem_of_a_file_is_reported_at_once_and_nothing_changes(tmp_path):
+    load(tmp_path, {"agents": [{"slug": "kept", "name": "Kept", "models": ["openai/gpt-5.1"]}]})
+    document = {
+        "agents": [
+            {**RESEARCHER, "models": ["nope/none"], "settings": {"temperature": 3}, "colour": "red"},
+            {
+                "slug": "writer",
+                "name": "Writer",
+                "models": ["openai/gpt-5.1"],
+                "mcp_servers": ["http://10.0.0.1/mcp"],
+                "colour_scheme": "dark",
+            },
+            {"name": "No slug", "models": [], "position": -1},
+            {**RESEARCHER, "name": "Twice"},  # the same slug again, and a second default
+            {"slug": "kept", "name": "Renamed", "models": ["openai/gpt-5.1"]},  # good, yet not stored
+        ]
+    }
+
+    with pytest.raises(CommandError) as refused:
+        load(tmp_path, document)
+
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'agents.json'}: 10 problems. Nothing was changed.\n")
+    problems = [line.removeprefix("  - ") for line in message.splitlines()[1:]]
+    assert problems == [
+        "At most one agent may be the default; the file has 2.",
+        "agents[0] (researcher), field 'colour': A colour as #rrggbb, such as #7c3aed, or empty for none.",
+        "agents[0] (researcher), field 'models': Not in the model catalog: nope/none.",
+        "agents[0] (researcher), field 'settings': temperature must be a number from 0 to 2.",
+        "agents[1] (writer): unknown key 'colour_scheme' (keys: " + ", ".join(FILE_FIELDS) + ").",
+        "agents[1] (writer), field 'mcp_servers': 'http://10.0.0.1/mcp': An MCP server must be a slug like "
+        "org/name or an https:// URL.",
+        "agents[2]: field 'slug' is required.",
+        "agents[2], field 'models': One or more model ids: the first answers, the others may take over.",
+        "agents[2], field 'position': Ensure this value is greater than or equal to 0.",
+        "agents[3] (researcher): slug 'researcher' appears twice in the file.",
+    ]
+    assert list(Agent.objects.values_list("slug", "name")) == [("kept", "Kept")]
+
+
+def test_a_refused_file_ends_the_command_with_an_error_status(tmp_path, capsys, monkeypatch):
+    # As `manage.py agents_load` runs it; the connection it would close at the end is the test's own.
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+    path = tmp_path / "agents.yaml"
+    path.write_text("agents:\n  - {slug: a, name: A, models: [nope/one]}\n  - {slug: b, name: B}\n")
+    with pytest.raises(SystemExit) as ended:
+        execute_from_command_line(["manage.py", "agents_load", str(path)])
+    assert ended.value.code == 1
+    err = capsys.readouterr().err
+    assert "2 problems. Nothing was changed." in err
+    assert "agents[0] (a), field 'models': Not in the model catalog: nope/one." in err
+    assert "agents[1] (b): field 'models' is required." in err
+    assert not Agent.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("document", "named"),
     [
@@ -158,6 +215,7 @@ def test_the_api_asks_for_a_login_when_the_site_requires_one(client, settings):
 
 
 def test_the_admin_lists_and_edits_agents_and_refuses_a_bad_one(staff_client, tmp_path):
+    """The admin's form in full is tested in test_agent_form.py; here, an agent from a file in it."""
     load(tmp_path, {"agents": [RESEARCHER]})
     agent = Agent.objects.get(slug="researcher")
     changelist = staff_client.get(reverse("admin:conversations_agent_changelist"))
@@ -167,24 +225,23 @@ def test_the_admin_lists_and_edits_agents_and_refuses_a_bad_one(staff_client, tm
     form = {
         "slug": "researcher",
         "name": "Researcher",
-        "description": "",
-        "colour": "",
-        "instructions": "",
-        "model_names": json.dumps(["nope/none"]),
-        "settings": json.dumps({}),
-        "mcp_servers": json.dumps([]),
+        "colour": "#000000",
+        "no_colour": "on",
+        "first_model": "nope/none",
+        "mcp_typed": "acme/search@1.2.0",
         "enabled": "on",
         "position": "0",
     }
     change_url = reverse("admin:conversations_agent_change", args=[agent.pk])
     refused = staff_client.post(change_url, form)
     assert refused.status_code == 200  # the form again, with the error
-    assert "Not in the model catalog: nope/none." in refused.content.decode()
+    assert "nope/none is not an enabled model of the catalog." in refused.content.decode()
     assert Agent.objects.get(pk=agent.pk).model_names == RESEARCHER["models"]
 
-    accepted = staff_client.post(change_url, {**form, "model_names": json.dumps(["openai/gpt-5.1"])})
+    accepted = staff_client.post(change_url, {**form, "first_model": "openai/gpt-5.1"})
     assert accepted.status_code == 302
     assert Agent.objects.get(pk=agent.pk).model_names == ["openai/gpt-5.1"]
+    assert Agent.objects.get(pk=agent.pk).mcp_servers == ["acme/search@1.2.0"]
 
 
 def test_per_model_settings_name_the_agents_models_and_stay_within_the_catalogs_limits():

@@ -1,8 +1,9 @@
 """Accessibility, checked by axe-core (from npm, injected by the test) on the pages people use: the chat
-page in light and dark, on a desktop and a phone; a shared page; the login page; and the admin's usage
-page; and the states the page is in now and then: the default agent picked for a new chat, the message
-box near its limit, a refused attachment, a stopped reply, a pressed thumb, the stand-in notice on a phone,
-a revoked share link's 404 and the admin's first steps. None may have a serious or critical violation."""
+page in light and dark, on a desktop and a phone; a shared page; the login page; the admin's usage page
+and agent form; and the states the page is in now and then: the default agent picked for a new chat, the
+message box near its limit, a refused attachment, a stopped reply, a pressed thumb, the stand-in notice on
+a phone, a revoked share link's 404 and the admin's first steps. None may have a serious or critical
+violation."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from playwright.sync_api import Page, expect
 
-from conversations.models import Agent, Conversation, Message
+from conversations.models import Agent, Conversation, MCPServerPreset, Message
 from conversations.usage_ledger import reply_entries_write
 
 from . import browser
@@ -151,6 +152,27 @@ class AccessibilityTests(AccessibleStates):
         self.assert_accessible("my-agents-form-dark")
         self.page.set_viewport_size(PHONE)
         self.assert_accessible("my-agents-form-mobile")
+
+    def test_the_admin_agent_form_with_its_notes_and_errors(self) -> None:
+        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
+        MCPServerPreset.objects.create(label="Search", target="acme/search")
+        agent = Agent.objects.create(
+            slug="a11y", name="A11y", model_names=["openai/gpt-5.1", "retired/model"], colour="#7c3aed"
+        )
+        change = f"/admin/conversations/agent/{agent.pk}/change/"
+        self.page.goto(f"{self.live_server_url}/admin/login/?next={change}")
+        self.page.get_by_label("Username").fill("ops")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page.get_by_text("Not in the model catalog: retired/model.").first).to_be_visible()
+        self.assert_accessible("admin-agent-form")
+        self.page.get_by_label("Temperature:").fill("5")
+        self.page.get_by_label("Other MCP servers:").fill("http://10.0.0.1/mcp")
+        self.page.get_by_role("button", name="Save", exact=True).click()
+        expect(self.page.locator(".form-row.field-temperature .errorlist")).to_be_visible()
+        self.assert_accessible("admin-agent-form-errors")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-agent-form-errors-dark")
 
 
 class AccessibleMomentsTests(AccessibleStates):

@@ -250,3 +250,98 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
         assert preview.evaluate("(cell) => cell.scrollWidth <= cell.clientWidth + 1")
         assert preview.inner_text().endswith("…")
         self.screenshot_save("admin-conversation-messages.png")
+
+
+class AgentFormTests(browser.ChatBrowserTestCase):
+    """An agent built in the admin's form, as an operator does it, then picked on the chat page."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        get_user_model().objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
+        MCPServerPreset.objects.create(label="Search", target="acme/search", position=0)
+        MCPServerPreset.objects.create(label="Files", target="acme/files@2", position=1)
+        ChatModel.objects.filter(name=browser.CHOSEN_MODEL).update(output_token_limit=8000)
+        self.page.set_viewport_size(ADMIN_VIEWPORT)
+
+    def test_an_agent_built_in_the_form_is_offered_and_answers_on_the_chat_page(self) -> None:
+        page = self.page
+        page.goto(f"{self.live_server_url}/admin/login/?next=/admin/conversations/agent/add/")
+        page.locator("#id_username").fill("operator")
+        page.locator("#id_password").fill("pw-for-tests-only")
+        page.locator("input[type=submit]").click()
+        expect(page.get_by_role("heading", name="Add agent")).to_be_visible()
+
+        page.get_by_label("Name:").press_sequentially("Form Researcher")
+        expect(page.get_by_label("Slug:")).to_have_value("form-researcher")  # filled from the name
+        page.get_by_label("Description:").fill("Built in the admin's form.")
+        expect(page.get_by_label("No colour")).to_be_checked()
+        page.get_by_label("Colour:").fill("#7c3aed")
+        expect(page.get_by_label("No colour")).not_to_be_checked()  # picking a colour unticks it
+        page.get_by_label("Instructions:").fill("Answer as the form researcher.")
+
+        # The handoff rows: one blank row shows, and one more for each filled.
+        rows = page.locator("[data-agent-handoffs] li")
+        expect(rows.filter(visible=True)).to_have_count(1)
+        page.get_by_label("First model:").select_option("openai/gpt-5.1")
+        max_tokens = page.get_by_label("Max tokens:")
+        expect(max_tokens).to_have_attribute("max", "1000000")
+        page.get_by_label("Handoff model 1").select_option(browser.CHOSEN_MODEL)
+        expect(rows.filter(visible=True)).to_have_count(2)
+        expect(max_tokens).to_have_attribute("max", "8000")  # the handoff model's output limit
+        expect(page.locator("[data-agent-output-limit]")).to_have_text("now 8,000")
+
+        page.get_by_label("Temperature:").fill("0.4")
+        max_tokens.fill("20000")
+        page.get_by_label("Reasoning effort:").select_option("high")
+        page.get_by_label("Search (acme/search)").check()
+        page.get_by_label("Other MCP servers:").fill("acme/web@1\nhttp://10.0.0.1/mcp")
+        page.get_by_role("button", name="Save", exact=True).click()
+
+        # Refused, each mistake next to its field, in words; what was typed is still there.
+        max_row = page.locator(".form-row.field-max_tokens")
+        expect(max_row.locator(".errorlist")).to_have_text(
+            f"At most 8,000 for these models: the catalog's output limit of {browser.CHOSEN_MODEL} "
+            "is lower than 20,000."
+        )
+        expect(page.locator(".form-row.field-mcp_typed .errorlist")).to_have_text(
+            "Line 2 (http://10.0.0.1/mcp): An MCP server must be a slug like org/name or an https:// URL."
+        )
+        expect(page.get_by_label("Handoff model 1")).to_have_value(browser.CHOSEN_MODEL)
+        expect(page.get_by_label("Colour:")).to_have_value("#7c3aed")
+        assert not Agent.objects.exists()
+        self.screenshot_save("admin-agent-form-errors.png")
+
+        max_tokens.fill("4000")
+        page.get_by_label("Other MCP servers:").fill("acme/web@1")
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(page.locator(".messagelist .success")).to_contain_text("Form Researcher")
+        page.get_by_role(
+            "link", name="Form Researcher", exact=True
+        ).click()  # the saved agent, back in its fields
+        expect(page.get_by_label("Handoff model 1")).to_have_value(browser.CHOSEN_MODEL)
+        expect(page.get_by_label("Max tokens:")).to_have_value("4000")
+        assert page.evaluate(PAGE_FITS)
+        self.screenshot_save("admin-agent-form.png")
+
+        agent = Agent.objects.get(slug="form-researcher")
+        assert agent.model_names == ["openai/gpt-5.1", browser.CHOSEN_MODEL]
+        assert agent.settings == {"temperature": 0.4, "max_tokens": 4000, "reasoning_effort": "high"}
+        assert agent.mcp_servers == ["acme/search", "acme/web@1"]
+        assert agent.colour == "#7c3aed"
+
+        # The chat page offers it; picked, it answers with its instructions, models and settings.
+        self.chat_open()
+        page.locator("#model").select_option("agent:form-researcher")
+        expect(page.locator("#agent-description")).to_have_text("Built in the admin's form.")
+        self.message_send("who built you?")
+        expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
+        (request,) = self.standin.requests()
+        assert request["body"]["model"] == ["openai/gpt-5.1", browser.CHOSEN_MODEL]
+        assert request["body"]["messages"][0] == {
+            "role": "system",
+            "content": "Answer as the form researcher.",
+        }
+        assert (request["body"]["temperature"], request["body"]["max_tokens"]) == (0.4, 4000)
+        name = self.bubbles("assistant").first.locator(".agent-name")
+        expect(name).to_have_text("Form Researcher")
+        expect(name).to_have_attribute("style", re.compile("#7c3aed"))

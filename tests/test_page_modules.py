@@ -17,7 +17,12 @@ from .processes import ROOT
 STATIC = ROOT / "conversations" / "static"
 SCRIPTS = sorted((STATIC / "conversations").rglob("*.js"))
 # The page modules each entry loads; theme.js is the one classic script (it must run before the first paint).
-ENTRIES = {"conversations/chat/main.js", "conversations/share.js", "conversations/usage-charts.js"}
+ENTRIES = {
+    "conversations/chat/main.js",
+    "conversations/share.js",
+    "conversations/usage-charts.js",
+    "conversations/agent-form.js",
+}
 CLASSIC = {"conversations/theme.js"}
 
 

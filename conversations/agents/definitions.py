@@ -2,7 +2,8 @@
 
 `manage.py agents_load FILE` reads `{"agents": [{"slug", "name", "description", "instructions",
 "models", "settings", "model_settings", "mcp_servers", "default", ...}]}`. The whole file loads or
-nothing does: an entry that breaks a rule is named, with its field, and no agent changes.
+nothing does: every rule an entry breaks is named, with the entry and the field, all at once, and no
+agent changes.
 """
 
 from __future__ import annotations
@@ -35,10 +36,16 @@ FILE_FIELDS = {
 }
 REQUIRED_KEYS = ("slug", "name", "models")
 FILE_KEY_OF_FIELD = {field: key for key, field in FILE_FIELDS.items()}
+# An entry's problems are told in the order of the file's keys.
+FIELD_ORDER = {field: index for index, field in enumerate(FILE_FIELDS.values())}
 
 
 class AgentFileError(Exception):
-    """A file of agents that cannot load; the message names the entry and the field."""
+    """A file of agents that cannot load: every problem found in it, each naming its entry and field."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 def agents_parse(text: str) -> list[dict[str, Any]]:
@@ -58,46 +65,73 @@ def agents_parse(text: str) -> list[dict[str, Any]]:
 def agents_load(entries: list[dict[str, Any]]) -> tuple[int, int]:
     """Create or update an agent per entry, by slug; return how many were created and updated.
 
-    Raise AgentFileError naming the first entry (and field) that breaks a rule: unknown keys, a missing
-    slug, name or models, a model not in the catalog, a setting out of range, an MCP server that is not
-    a slug or https URL, a slug twice, or more than one default. Nothing is stored then.
+    Every entry is checked before any is stored. Raise AgentFileError with every problem of the file,
+    each naming its entry (index and slug) and field: unknown keys, a missing slug, name or models, a
+    model not in the catalog, a setting out of range, an MCP server that is not a slug or https URL, a
+    slug twice, more than one default. Nothing is stored then.
     """
-    created = updated = 0
-    seen: set[str] = set()
+    problems: list[str] = []
     defaults = [entry.get("slug") for entry in entries if entry.get("default") is True]
     if len(defaults) > 1:
-        raise AgentFileError(f"At most one agent may be the default; the file has {len(defaults)}.")
+        problems.append(f"At most one agent may be the default; the file has {len(defaults)}.")
+    seen: set[str] = set()
+    checked: list[tuple[Agent, bool]] = []
     for index, entry in enumerate(entries):
-        label = f"agents[{index}]" + (f" ({entry['slug']})" if isinstance(entry.get("slug"), str) else "")
-        unknown = sorted(set(entry) - set(FILE_FIELDS), key=str)
-        if unknown:
-            raise AgentFileError(f"{label}: unknown key {unknown[0]!r} (keys: {', '.join(FILE_FIELDS)}).")
-        missing = [key for key in REQUIRED_KEYS if key not in entry]
-        if missing:
-            raise AgentFileError(f"{label}: field {missing[0]!r} is required.")
-        slug = entry["slug"]
-        if not isinstance(slug, str):
-            raise AgentFileError(f"{label}, field 'slug': a text like 'research-assistant'.")
-        if slug in seen:
-            raise AgentFileError(f"{label}: slug {slug!r} appears twice in the file.")
-        seen.add(slug)
-        agent = Agent.objects.filter(slug=slug).first()
-        is_new = agent is None
-        agent = agent or Agent(slug=slug)
-        for key, value in entry.items():
-            setattr(agent, FILE_FIELDS[key], value)
-        _agent_check(agent, label)
+        agent, entry_problems = _entry_check(index, entry, seen)
+        problems += entry_problems
+        if not entry_problems:
+            checked.append((agent, agent._state.adding))
+    if problems:
+        raise AgentFileError(problems)
+    for agent, _ in checked:
         agent.save()
-        created, updated = created + is_new, updated + (not is_new)
-    return created, updated
+    created = sum(is_new for _, is_new in checked)
+    return created, len(checked) - created
 
 
-def _agent_check(agent: Agent, label: str) -> None:
+def _entry_check(index: int, entry: dict[str, Any], seen: set[str]) -> tuple[Agent, list[str]]:
+    """The agent an entry makes (new, or the stored one of its slug, changed), and every problem of it."""
+    slug = entry.get("slug")
+    label = f"agents[{index}]" + (f" ({slug})" if isinstance(slug, str) else "")
+    problems: list[str] = []
+    unknown = sorted(set(entry) - set(FILE_FIELDS), key=str)
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        problems.append(
+            f"{label}: unknown key{'s' if len(unknown) > 1 else ''} {names} (keys: {', '.join(FILE_FIELDS)})."
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in entry]
+    problems += [f"{label}: field {key!r} is required." for key in missing]
+    if "slug" in entry and not isinstance(slug, str):
+        problems.append(f"{label}, field 'slug': a text like 'research-assistant'.")
+        missing.append("slug")  # nothing more to say about it
+    elif isinstance(slug, str) and slug in seen:
+        problems.append(f"{label}: slug {slug!r} appears twice in the file.")
+    elif isinstance(slug, str):
+        seen.add(slug)
+    agent = (Agent.objects.filter(slug=slug).first() if isinstance(slug, str) else None) or Agent()
+    for key, value in entry.items():
+        if key in FILE_FIELDS and key != "slug":
+            setattr(agent, FILE_FIELDS[key], value)
+    if isinstance(slug, str):
+        agent.slug = slug
+    skipped = {FILE_FIELDS[key] for key in missing}  # said already: "field ... is required"
+    problems += _agent_problems(agent, label, skipped)
+    return agent, problems
+
+
+def _agent_problems(agent: Agent, label: str, skipped: set[str]) -> list[str]:
+    """Every field of `agent` that breaks a rule, as lines naming the entry and the file's key."""
     try:
-        agent.full_clean()
+        # The models are the agent's own check (a list of ids, in the catalog), said once, in its words.
+        agent.full_clean(exclude={*skipped, "model_names"})
     except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        key = FILE_KEY_OF_FIELD.get(field, field)
-        raise AgentFileError(f"{label}, field {key!r}: {' '.join(messages)}") from exc
+        by_field = sorted(exc.message_dict.items(), key=lambda item: FIELD_ORDER.get(item[0], 99))
+        return [
+            f"{label}, field {FILE_KEY_OF_FIELD.get(field, field)!r}: {' '.join(messages)}"
+            for field, messages in by_field
+            if field not in skipped
+        ]
     except (TypeError, ValueError) as exc:  # a value of the wrong type for its column (e.g. a list as a name)
-        raise AgentFileError(f"{label}: {exc}") from exc
+        return [f"{label}: {exc}"]
+    return []

@@ -203,13 +203,14 @@ class Agent(OneDefault):
         return f"{self.name} ({self.slug})"
 
     def clean(self) -> None:
-        """Refuse model ids that are not in the catalog (ChatModel), settings out of their range and
-        MCP servers that are not slugs or https URLs, each under its field."""
+        """Refuse model ids that are not in the catalog (ChatModel), settings out of their range, MCP
+        servers that are not slugs or https URLs and a colour that is not #rrggbb, each under its field."""
         errors = agent_definition_errors(
             model_names=self.model_names,
             settings=self.settings,
             mcp_servers=self.mcp_servers,
             model_settings=self.model_settings,
+            colour=self.colour,
         )
         if not errors.get("model_names"):
             limits = dict(

@@ -9,7 +9,7 @@ class Command(BaseCommand):
     help = (
         'Create or update agents from a YAML or JSON file {"agents": [{"slug", "name", "description", '
         '"instructions", "models", "settings", "mcp_servers", "default"}]}, by slug. The whole file loads, '
-        "or nothing changes."
+        "or nothing changes and every problem of the file is listed, each with its agent and field."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,5 +23,10 @@ class Command(BaseCommand):
         try:
             created, updated = agents_load(agents_parse(text))
         except AgentFileError as exc:
-            raise CommandError(f"{file}: {exc} Nothing was changed.") from exc
+            if len(exc.problems) == 1:
+                raise CommandError(f"{file}: {exc.problems[0]} Nothing was changed.") from exc
+            listed = "\n".join(f"  - {problem}" for problem in exc.problems)
+            raise CommandError(
+                f"{file}: {len(exc.problems)} problems. Nothing was changed.\n{listed}"
+            ) from exc
         self.stdout.write(f"{file}: {created} agent(s) created, {updated} updated")
