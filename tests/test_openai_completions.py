@@ -1,0 +1,307 @@
+"""POST /v1/chat/completions through OpenAI's own Python client (sync and async) against a live Daphne
+and the stand-in: replies whole and streamed with the stand-in's text, an agent's handoff in the chunks'
+`model`, API conversations stored and continued (by header and by resent history), limits and
+refusals OpenAI-shaped, and a client that leaves mid-stream stopping the reply with its text stored."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from conversations.apikeys.keys import api_key_create
+from conversations.models import Agent, Conversation, Message, UsageEntry, UserQuota
+
+from .instances import instance_env
+from .processes import DaphneServer
+from .standin_control import StandIn
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
+
+MODEL = "openai/gpt-5.1"
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
+) -> Iterator[DaphneServer]:
+    env = instance_env(
+        standin_server,
+        settings.REDIS_URL,
+        CHAT_REDIS_PREFIX=f"completions-{uuid.uuid4().hex[:8]}",
+        CHAT_API_KEY_RATE_LIMIT="0",
+        CHAT_TITLE_MODEL="",
+    )
+    server = DaphneServer("completions", env, Path(tmp_path_factory.mktemp("completions-logs"))).start()
+    yield server
+    server.stop()
+
+
+def key_for(username: str = "ada", **options: object) -> str:
+    user = get_user_model().objects.filter(username=username).first()
+    user = user or get_user_model().objects.create_user(username, password="pw-for-tests-only")
+    return api_key_create(user.pk, **options)[1]
+
+
+def client(server: DaphneServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(api_key=key, base_url=f"{server.origin}/v1", max_retries=0)
+
+
+def replies() -> list[Message]:
+    return list(Message.objects.filter(role="assistant").order_by("pk"))
+
+
+def test_a_completion_answers_with_the_standins_text_and_is_stored(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+
+    raw = api.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi [[standin reply=Hello%20there]]"}]
+    )
+    completion = raw.parse()
+
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == "Hello there"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == MODEL
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
+    conversation = Conversation.objects.get()
+    assert raw.headers["X-Conversation-Id"] == conversation.session_id
+    assert (conversation.source, conversation.owner_key) == ("api", f"u:{conversation.user_id}")
+    (reply,) = replies()
+    assert (reply.status, reply.content) == ("complete", "Hello there")
+    assert reply.total_tokens == completion.usage.total_tokens
+    assert UsageEntry.objects.filter(owner_key=conversation.owner_key).exists()
+
+
+async def test_a_streamed_completion_sends_chunks_done_and_usage(api_server: DaphneServer) -> None:
+    key = await sync_to_async(key_for)()
+    async with openai.AsyncOpenAI(api_key=key, base_url=f"{api_server.origin}/v1", max_retries=0) as api:
+        stream = await api.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi [[standin reply=One%20two%20three%20four]]"},
+            ],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "One two three four"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.total_tokens > 0
+    (reply,) = await sync_to_async(replies)()
+    assert reply.content == text
+
+
+def test_a_streamed_response_is_not_buffered_by_proxies(api_server: DaphneServer) -> None:
+    key = key_for()
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    url, headers = f"{api_server.origin}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
+    with httpx.stream("POST", url, json=body, headers=headers) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-accel-buffering"] == "no"
+    assert response.headers["cache-control"] == "no-cache"
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_an_agent_answers_and_its_handoff_shows_in_the_chunks_model(api_server: DaphneServer) -> None:
+    Agent.objects.create(
+        slug="helper",
+        name="Helper",
+        model_names=[MODEL, "anthropic/claude-opus-4-5-20251101"],
+        instructions="You help.",
+    )
+    api = client(api_server, key_for())
+
+    stream = api.chat.completions.create(
+        model="helper",
+        messages=[{"role": "user", "content": "Hi [[standin tokens=8 handoff_after=3]]"}],
+        stream=True,
+    )
+    models = [chunk.model for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+
+    assert models[0] == MODEL
+    assert models[-1] == "anthropic/claude-opus-4-5-20251101"
+    (reply,) = replies()
+    assert reply.agent_slug == "helper"
+    assert reply.served_models == [MODEL, "anthropic/claude-opus-4-5-20251101"]
+
+
+def test_a_conversation_continues_by_header_and_by_resent_history(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    api = client(api_server, key_for())
+    first = [{"role": "user", "content": "First [[standin reply=Answer%20one]]"}]
+    raw = api.chat.completions.with_raw_response.create(model=MODEL, messages=first)
+    session_id = raw.headers["X-Conversation-Id"]
+
+    resent = [
+        *first,
+        {"role": "assistant", "content": raw.parse().choices[0].message.content},
+        {"role": "user", "content": "Second [[standin reply=Answer%20two]]"},
+    ]
+    again = api.chat.completions.with_raw_response.create(model=MODEL, messages=resent)
+    assert again.headers["X-Conversation-Id"] == session_id
+    by_header = api.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Third"}],
+        extra_headers={"X-Conversation-Id": session_id},
+    )
+    assert by_header.headers["X-Conversation-Id"] == session_id
+
+    assert Conversation.objects.count() == 1
+    assert [m.content for m in Message.objects.order_by("pk")][:4] == [
+        resent[0]["content"],
+        "Answer one",
+        resent[2]["content"],
+        "Answer two",
+    ]
+    assert Message.objects.count() == 6
+    sent = standin.requests()[-1]["body"]["messages"]
+    assert [m["content"] for m in sent] == [*(m["content"] for m in resent), "Answer two", "Third"]
+
+
+def test_a_new_history_is_stored_with_its_earlier_turns(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    messages = [
+        {"role": "user", "content": "Earlier question"},
+        {"role": "assistant", "content": "Earlier answer"},
+        {"role": "user", "content": "Now [[standin reply=Now%20then]]"},
+    ]
+    completion = api.chat.completions.create(model=MODEL, messages=messages)
+    assert completion.choices[0].message.content == "Now then"
+    assert [(m.role, m.content) for m in Message.objects.order_by("pk")] == [
+        *((m["role"], m["content"]) for m in messages),
+        ("assistant", "Now then"),
+    ]
+
+
+def test_an_unknown_conversation_id_is_refused(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    with pytest.raises(openai.NotFoundError) as refused:
+        api.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"X-Conversation-Id": "nope"},
+        )
+    assert refused.value.body["code"] == "conversation_not_found"
+    assert not Conversation.objects.exists()
+
+
+def test_unknown_and_out_of_scope_models_are_refused(api_server: DaphneServer) -> None:
+    Agent.objects.create(slug="helper", name="Helper", model_names=[MODEL])
+    Agent.objects.create(slug="critic", name="Critic", model_names=[MODEL])
+    scoped = client(api_server, key_for(scope=["critic"]))
+    hi = [{"role": "user", "content": "hi"}]
+
+    with pytest.raises(openai.PermissionDeniedError) as forbidden:
+        scoped.chat.completions.create(model="helper", messages=hi)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        scoped.chat.completions.create(model="no/such-model", messages=hi)
+
+    assert (forbidden.value.status_code, forbidden.value.body["code"]) == (403, "model_not_allowed")
+    assert (unknown.value.body["code"], unknown.value.body["param"]) == ("model_not_found", "model")
+    assert scoped.chat.completions.create(model="critic", messages=hi).choices[0].message.content
+    assert Conversation.objects.count() == 1
+
+
+def test_parameters_outside_the_allowlist_are_refused_by_name(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    hi = [{"role": "user", "content": "hi"}]
+
+    with pytest.raises(openai.BadRequestError) as logprobs:
+        api.chat.completions.create(model=MODEL, messages=hi, logprobs=True)
+    with pytest.raises(openai.BadRequestError) as tools:
+        api.chat.completions.create(
+            model=MODEL,
+            messages=hi,
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        )
+    with pytest.raises(openai.BadRequestError) as temperature:
+        api.chat.completions.create(model=MODEL, messages=hi, temperature=7)
+
+    assert logprobs.value.body["code"] == "unsupported_parameter"
+    assert logprobs.value.body["param"] == "logprobs"
+    assert tools.value.body["param"] == "tools"
+    assert temperature.value.body["code"] == "invalid_settings"
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+
+
+def test_passthrough_parameters_reach_the_upstream(api_server: DaphneServer, standin: StandIn) -> None:
+    api = client(api_server, key_for())
+    api.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.5,
+        top_p=0.9,
+        seed=7,
+        stop=["END"],
+        max_completion_tokens=50,
+        response_format={"type": "json_object"},
+        user="someone",
+    )
+    body = standin.requests()[-1]["body"]
+    assert (body["temperature"], body["top_p"], body["seed"], body["stop"], body["max_tokens"]) == (
+        0.5,
+        0.9,
+        7,
+        ["END"],
+        50,
+    )
+    assert body["response_format"] == {"type": "json_object"}
+    assert "user" not in body
+
+
+def test_over_the_quota_the_client_gets_a_rate_limit_error(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    hi = [{"role": "user", "content": "hi"}]
+    api.chat.completions.create(model=MODEL, messages=hi)
+    UserQuota.objects.create(user=get_user_model().objects.get(username="ada"), daily_tokens=1)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        api.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "again"}])
+
+    assert refused.value.body["code"] == "quota_exceeded"
+    assert int(refused.value.response.headers["Retry-After"]) > 0
+    assert Message.objects.count() == 2
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_reply_and_its_text_is_stored(
+    api_server: DaphneServer,
+) -> None:
+    api = client(api_server, key_for())
+    stream = api.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "long [[standin tokens=400 delay_ms=20]]"}],
+        stream=True,
+    )
+    seen = ""
+    for chunk in stream:
+        seen += chunk.choices[0].delta.content or ""
+        if len(seen) > 20:
+            break
+    stream.close()
+
+    deadline = time.monotonic() + 10
+    while (reply := replies()[0]).status == "streaming" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert reply.status == "interrupted"
+    assert reply.content.startswith(seen)
+    assert len(reply.content) < 400 * 3
