@@ -332,6 +332,10 @@ class InvalidOffset(ChatError, code="invalid_offset", status=400, detail="That o
     """A conversation list's `offset` that is not a whole number in range."""
 
 
+class InvalidSource(ChatError, code="invalid_source", status=400, detail="That source is not valid."):
+    """A conversation list's `source` that is neither `page` nor `api`."""
+
+
 class InvalidPin(
     ChatError, code="invalid_pin", status=400, detail='Send {"pinned": true} or {"pinned": false}.'
 ):

@@ -16,6 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from conversations.apikeys.keys import api_key_create
 from conversations.models import Agent, Conversation, Message, UsageEntry, UserQuota
@@ -39,6 +40,7 @@ def api_server(
         CHAT_REDIS_PREFIX=f"completions-{uuid.uuid4().hex[:8]}",
         CHAT_API_KEY_RATE_LIMIT="0",
         CHAT_TITLE_MODEL="",
+        CHAT_API_PING_SECONDS="0.3",
     )
     server = DaphneServer("completions", env, Path(tmp_path_factory.mktemp("completions-logs"))).start()
     yield server
@@ -120,6 +122,27 @@ def test_a_streamed_response_is_not_buffered_by_proxies(api_server: DaphneServer
     assert lines[-1] == "data: [DONE]"
 
 
+def test_a_silent_model_gets_pings_and_the_openai_client_reads_through_them(
+    api_server: DaphneServer,
+) -> None:
+    key = key_for()
+    body = {
+        "model": MODEL,
+        "stream": True,
+        "messages": [{"role": "user", "content": "wait [[standin first_delay_ms=1200 reply=Late]]"}],
+    }
+    url, headers = f"{api_server.origin}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
+    with httpx.stream("POST", url, json=body, headers=headers) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert ": ping" in lines
+    assert lines.index(": ping") < next(i for i, line in enumerate(lines) if "Late" in line)
+
+    stream = client(api_server, key).chat.completions.create(
+        model=MODEL, messages=body["messages"], stream=True
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == "Late"
+
+
 def test_an_agent_answers_and_its_handoff_shows_in_the_chunks_model(api_server: DaphneServer) -> None:
     Agent.objects.create(
         slug="helper",
@@ -190,6 +213,36 @@ def test_a_new_history_is_stored_with_its_earlier_turns(api_server: DaphneServer
         *((m["role"], m["content"]) for m in messages),
         ("assistant", "Now then"),
     ]
+
+
+def test_api_conversations_are_listed_by_their_source(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    raw = api.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
+    page = Client()
+    page.force_login(get_user_model().objects.get(username="ada"))
+
+    listed = page.get("/api/conversations/?source=api").json()["conversations"]
+
+    assert [(c["session_id"], c["source"]) for c in listed] == [(raw.headers["X-Conversation-Id"], "api")]
+    assert page.get("/api/conversations/?source=page").json()["conversations"] == []
+    assert page.get("/api/conversations/?source=x").json()["code"] == "invalid_source"
+
+
+def test_malformed_and_oversized_bodies_are_refused_openai_shaped(api_server: DaphneServer) -> None:
+    key = key_for()
+    url, headers = f"{api_server.origin}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
+    broken = httpx.post(url, content=b"{not json", headers=headers)
+    no_messages = httpx.post(url, json={"model": MODEL, "messages": []}, headers=headers)
+    bad_role = httpx.post(url, json={"model": MODEL, "messages": [{"role": "robot"}]}, headers=headers)
+    huge = httpx.post(url, content=b"x" * (settings.CHAT_REQUEST_MAX_BYTES + 1), headers=headers)
+
+    assert (broken.status_code, broken.json()["error"]["code"]) == (400, "invalid_request")
+    assert no_messages.json()["error"]["param"] == "messages"
+    assert bad_role.json()["error"]["param"] == "messages[0]"
+    assert (huge.status_code, huge.json()["error"]["code"]) == (413, "request_too_large")
+    assert not Conversation.objects.exists()
 
 
 def test_an_unknown_conversation_id_is_refused(api_server: DaphneServer) -> None:
