@@ -336,6 +336,36 @@ def test_over_the_quota_the_client_gets_a_rate_limit_error(api_server: DaphneSer
     assert Message.objects.count() == 2
 
 
+def test_upstream_failures_are_mapped_and_stored(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+
+    with pytest.raises(openai.APIStatusError) as payment:
+        api.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "pay [[standin status=402]]"}]
+        )
+    stream = api.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "drop [[standin tokens=20 drop_after=5]]"}],
+        stream=True,
+    )
+    texts: list[str] = []
+
+    def read() -> None:
+        texts.extend(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    with pytest.raises(openai.APIError) as dropped:
+        read()
+    seen = "".join(texts)
+
+    assert (payment.value.status_code, payment.value.body["code"]) == (402, "upstream_payment_required")
+    assert dropped.value.body["code"] == "upstream_error"
+    first, second = replies()
+    assert (first.status, first.content) == ("error", "")
+    assert second.status == "error"
+    assert second.content == seen
+    assert seen
+
+
 def test_a_client_that_leaves_mid_stream_stops_the_reply_and_its_text_is_stored(
     api_server: DaphneServer,
 ) -> None:

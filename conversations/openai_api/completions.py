@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -26,6 +25,7 @@ from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, Model
 from ..models import ApiKey, Conversation
 from ..owners import ConversationRef, Owner
 from ..protocol import TurnOptions
+from ..relay.dbcall import db_call
 from ..relay.instance import Instance, instance_get
 from ..relay.live import ConversationRoom
 from ..relay.turns import turn_open
@@ -53,12 +53,13 @@ REPLY_ERROR_STATUS = {"upstream_payment_required": 402, "upstream_timeout": 504,
 @openai_errors_answered
 @methods_only("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    key = await sync_to_async(request_key)(request)
+    # Each read on a worker thread of its own (the relay's service calls), as the sockets' are.
+    key = await db_call(request_key, retry=False)(request)
     parsed = completion_request_parse(request.body)
-    options = await sync_to_async(_options)(key, parsed)
+    options = await db_call(_options)(key=key, parsed=parsed)
     owner = Owner(user_id=key.user_id)
     asked = request.headers.get(CONVERSATION_HEADER, "").strip()
-    session_id = await sync_to_async(_conversation_pick)(owner.key, asked, parsed.history)
+    session_id = await db_call(_conversation_pick)(owner_key=owner.key, asked=asked, history=parsed.history)
     continued = session_id is not None
     session_id = session_id or uuid.uuid4().hex
     instance = await instance_get()
