@@ -388,3 +388,21 @@ def test_a_client_that_leaves_mid_stream_stops_the_reply_and_its_text_is_stored(
     assert reply.status == "interrupted"
     assert reply.content.startswith(seen)
     assert len(reply.content) < 400 * 3
+
+
+def test_a_client_that_leaves_a_whole_completion_stops_it_too(api_server: DaphneServer) -> None:
+    key = key_for()
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "long [[standin tokens=400 delay_ms=20]]"}],
+    }
+    url, headers = f"{api_server.origin}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json=body, headers=headers, timeout=httpx.Timeout(10, read=1.0))
+
+    deadline = time.monotonic() + 10
+    while (reply := replies()[0]).status == "streaming" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert reply.status == "interrupted"
+    assert reply.content
+    assert reply.total_tokens > 0  # what it streamed counts against the quota

@@ -26,13 +26,16 @@ class Span:
 class ReplyListener:
     """Subscribed to a conversation's room before its turn starts: takes the first `start` (the turn's,
     as only one reply streams at a time) and then that reply's frames, in order, as Spans and its end
-    frame (a dict), on `queue`."""
+    frame (a dict), on `queue`, which holds the whole reply at most."""
 
-    def __init__(self, live_reply: Callable[[], LiveReply | None]) -> None:
+    def __init__(self, live_reply: Callable[[], LiveReply | None], *, ended: Callable[[], None]) -> None:
         self.queue: asyncio.Queue[Span | dict[str, Any]] = asyncio.Queue()
         self.reply_id: int | None = None
         self.model = ""
         self._live_reply = live_reply
+        # Called at the reply's end: the listener leaves the room then, whether or not its reader ever
+        # started (a client that left before the response began is never read).
+        self._ended = ended
 
     async def send(self, text: str) -> None:
         frame = json.loads(text)
@@ -46,6 +49,7 @@ class ReplyListener:
                 self.queue.put_nowait(span)
         elif kind in ("done", "error"):
             self.queue.put_nowait(frame)
+            self._ended()
 
     def _spans(self, text: str, offset: int) -> list[Span]:
         """The chunk's text cut where another model took over, each part named by its model."""

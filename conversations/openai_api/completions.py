@@ -76,7 +76,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         passthrough=parsed.passthrough,
     )
     room = instance.rooms.get(ref)
-    listener = ReplyListener(lambda: room.reply)
+    listener = ReplyListener(lambda: room.reply, ended=lambda: _leave(instance, room, listener))
     room.subscribers[id(listener)] = listener.send  # before the turn: its `start` and every chunk
     try:
         turn = await turn_open(instance, turn_request)
@@ -132,12 +132,17 @@ def _conversation_pick(owner_key: str, asked: str, history: list[tuple[str, str]
 
 
 def _settle(instance: Instance, room: ConversationRoom, listener: ReplyListener) -> None:
-    """The listener leaves the room; a reply of its own still streaming is stopped (nobody resumes an
-    API stream): its text so far is stored as interrupted."""
-    room.subscribers.pop(id(listener), None)
+    """The request is done with its reply: a reply of its own still streaming is stopped (its client
+    left, and nobody resumes an API stream; its text so far is stored as interrupted), and the listener
+    leaves the room."""
     reply = room.reply
     if reply is not None and reply.local and reply.message_id == listener.reply_id and not reply.ending:
         reply.cancel(reason="stopped")
+    _leave(instance, room, listener)
+
+
+def _leave(instance: Instance, room: ConversationRoom, listener: ReplyListener) -> None:
+    room.subscribers.pop(id(listener), None)
     instance.rooms.release(room)
 
 
