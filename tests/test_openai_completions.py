@@ -97,6 +97,15 @@ async def test_a_streamed_completion_sends_chunks_done_and_usage(api_server: Dap
             stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
+        again = await api.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "user", "content": "Hi [[standin reply=One%20two%20three%20four]]"},
+                {"role": "assistant", "content": "One two three four"},
+                {"role": "user", "content": "More [[standin reply=Five]]"},
+            ],
+        )
+        assert again.choices[0].message.content == "Five"
 
     assert {chunk.object for chunk in chunks} == {"chat.completion.chunk"}
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
@@ -106,8 +115,9 @@ async def test_a_streamed_completion_sends_chunks_done_and_usage(api_server: Dap
     assert finishes == ["stop"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage.total_tokens > 0
-    (reply,) = await sync_to_async(replies)()
-    assert reply.content == text
+    first, second = await sync_to_async(replies)()
+    assert (first.content, second.content) == (text, "Five")
+    assert await Conversation.objects.acount() == 1
 
 
 def test_a_streamed_response_is_not_buffered_by_proxies(api_server: DaphneServer) -> None:

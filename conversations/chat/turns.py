@@ -510,7 +510,7 @@ def _preceding_store(plan: _TurnPlan) -> None:
             parent_id=parent_id,
             role=role,
             content=text,
-            model=plan.answerer.model if role == Message.Role.ASSISTANT else "",
+            model=plan.answerer.model,
             status=Message.Status.COMPLETE,
         )
         plan.path.append(message)
