@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import openai
+import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -368,6 +370,7 @@ def test_upstream_failures_are_mapped_and_stored(api_server: DaphneServer) -> No
     seen = "".join(texts)
 
     assert (payment.value.status_code, payment.value.body["code"]) == (402, "upstream_payment_required")
+    assert payment.value.response.headers["X-Conversation-Id"]
     assert dropped.value.body["code"] == "upstream_error"
     first, second = replies()
     assert (first.status, first.content) == ("error", "")
@@ -416,3 +419,43 @@ def test_a_client_that_leaves_a_whole_completion_stops_it_too(api_server: Daphne
     assert reply.status == "interrupted"
     assert reply.content
     assert reply.total_tokens > 0  # what it streamed counts against the quota
+
+
+async def test_a_tab_open_on_an_api_conversation_sees_its_reply_stream(api_server: DaphneServer) -> None:
+    key = await sync_to_async(key_for)()
+    async with (
+        openai.AsyncOpenAI(api_key=key, base_url=f"{api_server.origin}/v1", max_retries=0) as api,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        first = await api.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}]
+        )
+        session_id = first.headers["X-Conversation-Id"]
+        async with http.get(f"{api_server.origin}/accounts/login/") as page:
+            assert page.status == 200
+        token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
+        login = {"username": "ada", "password": "pw-for-tests-only", "csrfmiddlewaretoken": token}
+        async with http.post(
+            f"{api_server.origin}/accounts/login/", data=login, allow_redirects=False
+        ) as done:
+            assert done.status == 302
+        tab = await http.ws_connect(api_server.ws_url(session_id), headers={"Origin": api_server.origin})
+        history = orjson.loads((await tab.receive(timeout=10)).data)
+        assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
+
+        stream = await api.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "more [[standin reply=Seen%20in%20the%20tab]]"}],
+            stream=True,
+            extra_headers={"X-Conversation-Id": session_id},
+        )
+        text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+        frames = []
+        while not frames or frames[-1]["type"] not in ("done", "error"):
+            frames.append(orjson.loads((await tab.receive(timeout=10)).data))
+        await tab.close()
+
+    assert text == "Seen in the tab"
+    assert frames[0]["type"] == "start"
+    assert "".join(frame["content"] for frame in frames if frame["type"] == "chunk") == text
+    assert frames[-1]["type"] == "done"

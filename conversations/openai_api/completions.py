@@ -41,7 +41,7 @@ from .completion_reply import (
 )
 from .completion_request import CompletionRequest, completion_request_parse
 from .cors import cors_answered
-from .errors import error_type, methods_only, openai_errors_answered
+from .errors import error_type, methods_only, openai_error_response, openai_errors_answered
 
 CONVERSATION_HEADER = "X-Conversation-Id"
 # A reply's error after it started, as an HTTP status.
@@ -95,8 +95,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         model, text, end = await _collected(listener, turn)
     finally:
         _settle(instance, room, listener)
-    if end["type"] == "error":
-        raise _reply_error(end)
+    if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
+        response = openai_error_response(_reply_error(end))
+        response[CONVERSATION_HEADER] = session_id
+        return response
     body = completion_object(
         reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, end=end
     )
