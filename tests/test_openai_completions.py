@@ -30,6 +30,7 @@ from .standin_control import StandIn
 pytestmark = [pytest.mark.subprocess, pytest.mark.django_db(transaction=True)]
 
 MODEL = "openai/gpt-5.1"
+MESSAGES_PER_MINUTE = 6  # each test's user is a new one, with a count of its own
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def api_server(
         CHAT_API_KEY_RATE_LIMIT="0",
         CHAT_TITLE_MODEL="",
         CHAT_API_PING_SECONDS="0.3",
+        CHAT_RATE_LIMIT=f"{MESSAGES_PER_MINUTE}/minute",
     )
     server = DaphneServer("completions", env, Path(tmp_path_factory.mktemp("completions-logs"))).start()
     yield server
@@ -459,3 +461,41 @@ async def test_a_tab_open_on_an_api_conversation_sees_its_reply_stream(api_serve
     assert frames[0]["type"] == "start"
     assert "".join(frame["content"] for frame in frames if frame["type"] == "chunk") == text
     assert frames[-1]["type"] == "done"
+
+
+def test_the_users_message_rate_holds_for_the_api_too(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    per_minute = MESSAGES_PER_MINUTE
+    for index in range(per_minute):
+        api.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": f"{index} [[standin reply=ok]]"}]
+        )
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        api.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "one more"}])
+
+    assert refused.value.body["code"] == "rate_limited"
+    assert int(refused.value.response.headers["Retry-After"]) > 0
+    assert Message.objects.filter(role="user").count() == per_minute
+
+
+def test_a_conversation_whose_reply_streams_is_busy(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    stream = api.chat.completions.with_streaming_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "long [[standin tokens=200 delay_ms=20]]"}],
+        stream=True,
+    )
+    with stream as response:
+        session_id = response.headers["X-Conversation-Id"]
+        with pytest.raises(openai.ConflictError) as busy:
+            api.chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": "meanwhile"}],
+                extra_headers={"X-Conversation-Id": session_id},
+            )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+
+    assert busy.value.body["code"] == "busy"
+    assert text
+    assert Message.objects.count() == 2
