@@ -499,3 +499,18 @@ def test_a_conversation_whose_reply_streams_is_busy(api_server: DaphneServer) ->
     assert busy.value.body["code"] == "busy"
     assert text
     assert Message.objects.count() == 2
+
+
+def test_a_thinking_models_reasoning_comes_apart_from_its_text(api_server: DaphneServer) -> None:
+    api = client(api_server, key_for())
+    ask = "think [[standin reasoning=reasoning_content reasoning_text=Pondering reasoning_ms=200 reply=Done]]"
+    messages = [{"role": "user", "content": ask}]
+
+    stream = api.chat.completions.create(model=MODEL, messages=messages, stream=True)
+    deltas = [chunk.choices[0].delta for chunk in stream if chunk.choices]
+    whole = api.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"again {ask}"}])
+
+    assert "".join((delta.model_extra or {}).get("reasoning_content", "") for delta in deltas) == "Pondering"
+    assert "".join(delta.content or "" for delta in deltas) == "Done"
+    assert whole.choices[0].message.content == "Done"
+    assert (whole.choices[0].message.model_extra or {})["reasoning_content"] == "Pondering"

@@ -21,6 +21,7 @@ FINISH_REASONS = {"stop", "length", "content_filter", "tool_calls"}
 class Span:
     model: str
     text: str
+    reasoning: bool = False  # the model's thinking, sent as `reasoning_content` as gateways do
 
 
 class ReplyListener:
@@ -47,6 +48,10 @@ class ReplyListener:
         elif kind == "chunk":
             for span in self._spans(frame["content"], frame["offset"]):
                 self.queue.put_nowait(span)
+        elif kind == "reasoning":
+            reply = self._live_reply()
+            model = reply.served_models[-1] if reply is not None and reply.served_models else self.model
+            self.queue.put_nowait(Span(model, frame["content"], reasoning=True))
         elif kind in ("done", "error"):
             self.queue.put_nowait(frame)
             self._ended()
@@ -101,8 +106,11 @@ def chunk_object(
 
 
 def completion_object(
-    *, reply_id: int, created: int, model: str, text: str, end: dict[str, Any]
+    *, reply_id: int, created: int, model: str, text: str, reasoning: str, end: dict[str, Any]
 ) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return {
         "id": f"chatcmpl-{reply_id}",
         "object": "chat.completion",
@@ -111,7 +119,7 @@ def completion_object(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "finish_reason": finish_reason(end),
             }
         ],

@@ -92,7 +92,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response["X-Accel-Buffering"] = "no"
         return response
     try:
-        model, text, end = await _collected(listener, turn)
+        model, text, reasoning, end = await _collected(listener, turn)
     finally:
         _settle(instance, room, listener)
     if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
@@ -100,7 +100,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response[CONVERSATION_HEADER] = session_id
         return response
     body = completion_object(
-        reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, end=end
+        reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, reasoning=reasoning, end=end
     )
     return JsonResponse(body, headers=headers)
 
@@ -148,17 +148,21 @@ def _leave(instance: Instance, room: ConversationRoom, listener: ReplyListener) 
     instance.rooms.release(room)
 
 
-async def _collected(listener: ReplyListener, turn: Turn) -> tuple[str, str, dict[str, Any]]:
-    """The whole reply: its first model, its text and its end frame."""
+async def _collected(listener: ReplyListener, turn: Turn) -> tuple[str, str, str, dict[str, Any]]:
+    """The whole reply: its first model, its text, its reasoning and its end frame."""
     parts: list[str] = []
+    thoughts: list[str] = []
     model = ""
     while True:
         item = await listener.queue.get()
         if isinstance(item, Span):
+            if item.reasoning:
+                thoughts.append(item.text)
+                continue
             model = model or item.model
             parts.append(item.text)
         else:
-            return model or turn.model, "".join(parts), item
+            return model or turn.model, "".join(parts), "".join(thoughts), item
 
 
 def _reply_error(end: dict[str, Any]) -> ChatError:
@@ -197,11 +201,8 @@ async def _events(
                 continue
             if isinstance(item, Span):
                 model = item.model
-                yield _sse(
-                    chunk_object(
-                        reply_id=turn.reply_id, created=created, model=model, delta={"content": item.text}
-                    )
-                )
+                delta = {"reasoning_content" if item.reasoning else "content": item.text}
+                yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
                 continue
             if item["type"] == "error":
                 error = _reply_error(item)
