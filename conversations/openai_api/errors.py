@@ -101,7 +101,7 @@ def methods_only(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
 @csrf_exempt
 @cors_answered
 def unknown_path(request: HttpRequest, rest: str = "") -> HttpResponse:
-    """Any other path under /v1/ (chat completions come next): 404, OpenAI-shaped."""
+    """Any other path under /v1/: 404, OpenAI-shaped."""
     return openai_error_response(
         NotFound(f"Unknown request URL: {request.method[:20]} {request.path[:200]}.")
     )
