@@ -514,3 +514,30 @@ def test_a_thinking_models_reasoning_comes_apart_from_its_text(api_server: Daphn
     assert "".join(delta.content or "" for delta in deltas) == "Done"
     assert whole.choices[0].message.content == "Done"
     assert (whole.choices[0].message.model_extra or {})["reasoning_content"] == "Pondering"
+
+
+def test_an_agents_locks_and_instructions_hold_for_the_api(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    Agent.objects.create(
+        slug="locked",
+        name="Locked",
+        model_names=[MODEL],
+        instructions="Agent rules.",
+        settings={"temperature": 0.1},
+        user_may_change_settings=False,
+    )
+    api = client(api_server, key_for())
+    messages = [{"role": "system", "content": "Client rules."}, {"role": "user", "content": "hi"}]
+
+    with pytest.raises(openai.BadRequestError) as temperature:
+        api.chat.completions.create(model="locked", messages=messages, temperature=0.9)
+    with pytest.raises(openai.BadRequestError) as top_p:
+        api.chat.completions.create(model="locked", messages=messages, top_p=0.5)
+    api.chat.completions.create(model="locked", messages=messages)
+
+    assert temperature.value.body["code"] == top_p.value.body["code"] == "invalid_settings"
+    body = standin.requests()[-1]["body"]
+    assert body["temperature"] == 0.1
+    assert body["messages"][0] == {"role": "system", "content": "Agent rules.\n\nClient rules."}
+    assert Message.objects.count() == 2
