@@ -3,9 +3,10 @@ to it before the app reads a byte of it.
 
 An upload (`POST /api/attachments/`) may carry CHAT_ATTACHMENT_MAX_BYTES plus its multipart envelope;
 anything else CHAT_REQUEST_MAX_BYTES. Over it, the answer is 413 with `{"code", "message"}`, as the
-attachment errors are: a declared Content-Length is refused without reading the body, and a body streamed
-without one (chunked) is cut off as soon as it passes the limit. Under Daphne the request is refused even
-earlier, while it arrives (chatproject/daphne_requests.py); this middleware holds for every ASGI server.
+attachment errors are (under /v1/, OpenAI's `{"error": {...}}`): a declared Content-Length is refused
+without reading the body, and a body streamed without one (chunked) is cut off as soon as it passes the
+limit. Under Daphne the request is refused even earlier, while it arrives (chatproject/daphne_requests.py);
+this middleware holds for every ASGI server.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import reverse
 
 from conversations.exceptions import AttachmentTooLarge, ChatError, RequestTooLarge
+from conversations.openai_api.errors import openai_error_response
 from conversations.web.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -40,12 +43,16 @@ class BodyLimit:
 
     max_bytes: int
     error: ChatError
+    openai_shaped: bool = False  # under /v1/: OpenAI's error shape, which its SDKs read
+
+    def refusal(self) -> HttpResponse:
+        return openai_error_response(self.error) if self.openai_shaped else error_response(self.error)
 
     def refusal_body(self) -> bytes:
-        return error_response(self.error).content
+        return self.refusal().content
 
     def refusal_headers(self) -> list[tuple[bytes, bytes]]:
-        refusal = error_response(self.error)
+        refusal = self.refusal()
         return [
             *((name.lower().encode(), value.encode()) for name, value in refusal.items()),
             (b"content-length", str(len(refusal.content)).encode()),
@@ -65,7 +72,8 @@ def body_limit(path: str) -> BodyLimit:
         error = AttachmentTooLarge(f"At most {most:,} bytes per file.")
         return BodyLimit(most + settings.CHAT_ATTACHMENT_ENVELOPE_BYTES, error)
     most = settings.CHAT_REQUEST_MAX_BYTES
-    return BodyLimit(most, RequestTooLarge(f"A request may carry at most {most:,} bytes."))
+    error = RequestTooLarge(f"A request may carry at most {most:,} bytes.")
+    return BodyLimit(most, error, openai_shaped=path.startswith("/v1/"))
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -467,6 +467,8 @@ CHAT_API_KEYS_PER_USER = int(env_float("CHAT_API_KEYS_PER_USER", 10))
 CHAT_API_KEY_RATE_LIMIT = int(env_float("CHAT_API_KEY_RATE_LIMIT", 60))
 # Browser origins that may call /v1/ (CORS), e.g. https://app.example.com; `*`: any; empty: no CORS.
 CHAT_API_CORS_ORIGINS = env_list("CHAT_API_CORS_ORIGINS", [])
+# Seconds a streamed chat completion may stay silent before a `: ping` comment keeps proxies from closing it.
+CHAT_API_PING_SECONDS = env_float("CHAT_API_PING_SECONDS", 15.0)
 
 # --- Share links (conversations/sharing/shares.py; docs/sharing.md) ---
 # A snapshot holds at most this many messages and this many bytes (as JSON): sharing a longer active

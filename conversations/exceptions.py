@@ -286,6 +286,34 @@ class MethodNotAllowed(
     """An API path asked with a method it does not answer."""
 
 
+class InvalidCompletionRequest(
+    ChatError, code="invalid_request", status=400, detail="That is not a valid chat completion request."
+):
+    """A chat completion request that is not JSON or breaks the schema; `param` names the field."""
+
+
+class UnsupportedParameter(
+    ChatError, code="unsupported_parameter", status=400, detail="That parameter is not supported."
+):
+    """A chat completion parameter outside the allowlist (never forwarded silently); `param` names it."""
+
+
+class ModelNotFound(ChatError, code="model_not_found", status=404, detail="That model does not exist."):
+    """A chat completion's `model` that names no agent or model the key's user may use."""
+
+
+class ModelNotAllowed(
+    ChatError, code="model_not_allowed", status=403, detail="This API key may not use that model."
+):
+    """A chat completion's `model` the user may use but the key's scope leaves out."""
+
+
+class ConversationNotFound(
+    ChatError, code="conversation_not_found", status=404, detail="No API conversation of yours has that id."
+):
+    """An X-Conversation-Id that names none of the key's user's API conversations."""
+
+
 class UploadLoginRequired(LoginRequired, status=403):
     """An upload refused for want of a sign-in: 403, as a cookie-less client's upload is."""
 
@@ -302,6 +330,10 @@ class SessionRequired(
 
 class InvalidOffset(ChatError, code="invalid_offset", status=400, detail="That offset is not valid."):
     """A conversation list's `offset` that is not a whole number in range."""
+
+
+class InvalidSource(ChatError, code="invalid_source", status=400, detail="That source is not valid."):
+    """A conversation list's `source` that is neither `page` nor `api`."""
 
 
 class InvalidPin(

@@ -3,8 +3,8 @@ from django.templatetags.static import static
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
+from .openai_api import completions, models_list
 from .openai_api import errors as openai_errors
-from .openai_api import models_list
 from .validators import SESSION_ID_PATTERN
 from .web import agents, api_keys, conversations, health, mcp, my_agents, pages
 from .web import attachments as attachment_views
@@ -26,6 +26,7 @@ urlpatterns = [
     path("", pages.chat_new, name="new"),
     # The OpenAI-compatible API (docs/openai-api.md); any other path under /v1/ answers its 404.
     path("v1/models", models_list.models_list, name="openai_models"),
+    path("v1/chat/completions", completions.chat_completions, name="openai_chat_completions"),
     re_path(r"^v1/(?P<rest>.*)$", openai_errors.unknown_path, name="openai_unknown"),
     re_path(rf"^c/(?P<session_id>{SESSION_ID_PATTERN})/$", pages.chat_page, name="chat"),
     path("api/conversations/", conversations.conversation_list, name="conversation_list"),

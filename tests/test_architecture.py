@@ -46,7 +46,7 @@ ALLOWED = {
     **{feature: {"base", *FEATURES} for feature in FEATURES},
     "relay": {"base", *FEATURES},
     "web": {"base", *FEATURES, "relay"},
-    "openai_api": {"base", *FEATURES},
+    "openai_api": {"base", *FEATURES, "relay"},
     "admin": {"base", *FEATURES},
     "management": {"base", *FEATURES},
     "pooled_postgres": set(),

@@ -230,5 +230,5 @@ def test_the_deploy_confs_body_limits_and_refusals_are_the_apps():
         f"{other.max_bytes // 1024 // 1024}m",
         f"{upload.max_bytes // 1024}k",
     ]
-    for limit in (upload, other):
+    for limit in (upload, other, body_limit("/v1/chat/completions")):
         assert f"return 413 '{limit.refusal_body().decode()}';" in conf

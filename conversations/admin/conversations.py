@@ -32,12 +32,13 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["session_id", "title_preview", "user", "model", "updated_at"]
-    list_filter = ["model", "messages__status", "updated_at"]
+    list_filter = ["source", "model", "messages__status", "updated_at"]
     search_fields = ["session_id", "title", "user__username", "messages__content"]
     # current_message too: an editable select would list every message of every conversation.
     readonly_fields = [
         "session_id",
         "owner_key",
+        "source",
         "title_source",
         "user",
         "owner_session_key",

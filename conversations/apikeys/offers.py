@@ -17,19 +17,24 @@ class Offer(NamedTuple):
     id: str
     created: int
     owned_by: str
+    agent: bool = False  # an agent's slug, not a model's id
 
 
-def key_offers(row: ApiKey) -> list[Offer]:
-    """Agents first (the operator's, then the user's own), then models, each in the admin's order."""
-    offers = [Offer(agent.slug, _seconds(agent.updated_at), "operator") for agent in Agent.objects.enabled()]
+def key_offers(row: ApiKey, *, scoped: bool = True) -> list[Offer]:
+    """Agents first (the operator's, then the user's own), then models, each in the admin's order;
+    `scoped=False`: what the key's user may use, whatever the key's scope."""
+    offers = [
+        Offer(agent.slug, _seconds(agent.updated_at), "operator", agent=True)
+        for agent in Agent.objects.enabled()
+    ]
     if own_agents_on():
         own = Agent.owned.enabled().filter(owner_id=row.user_id)
-        offers += [Offer(agent.slug, _seconds(agent.updated_at), "user") for agent in own]
+        offers += [Offer(agent.slug, _seconds(agent.updated_at), "user", agent=True) for agent in own]
     offers += [
         Offer(model.name, _seconds(model.synced_at), _provider(model.name))
         for model in ChatModel.objects.enabled()
     ]
-    if row.scope:
+    if row.scope and scoped:
         allowed = set(row.scope)
         offers = [offer for offer in offers if offer.id in allowed]
     return offers

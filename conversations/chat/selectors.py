@@ -378,12 +378,14 @@ def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | N
 
 
 def conversations_of_owner(
-    *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0
+    *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0, source: str = ""
 ) -> list[dict[str, Any]]:
     """The owner's conversations, pinned ones first (the latest pinned first), then the most recently
     active; `query` matches titles and message text (full-text search on Postgres, a plain substring
-    filter elsewhere)."""
+    filter elsewhere); `source` (page, api) keeps those its turns came from."""
     conversations = Conversation.objects.filter(owner_key=owner_key)
+    if source:
+        conversations = conversations.filter(source=source)
     if query:
         messages = Message.objects.filter(conversation__owner_key=owner_key)
         if connection.vendor == "postgresql":
@@ -403,6 +405,7 @@ def conversations_of_owner(
             "updated_at": conversation.updated_at.isoformat(),
             "pinned": conversation.pinned_at is not None,
             "shared": conversation.shared,
+            "source": conversation.source,
         }
         for conversation in conversations.annotate(
             shared=Exists(Share.objects.filter(conversation=OuterRef("pk")))

@@ -23,7 +23,15 @@ from ..attachments.parts import attachment_tokens, mention_tokens
 from ..attachments.store import attachment_as_dict, attachments_bind, attachments_check, attachments_named
 from ..context import context_fit
 from ..costs import Prices
-from ..exceptions import Busy, ChatError, EmptyMessage, MessageTooLong, NoSuchMessage, NoSuchReply
+from ..exceptions import (
+    Busy,
+    ChatError,
+    EmptyMessage,
+    InvalidSettings,
+    MessageTooLong,
+    NoSuchMessage,
+    NoSuchReply,
+)
 from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_credentials
 from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from ..owners import ConversationRef, Owner
@@ -66,6 +74,16 @@ class TurnRequest:
     kind: str = SEND
     content: str = ""
     target_id: int | None = None
+    # A conversation a send creates is stored with this source (Conversation.Source), and, from the
+    # API, with the earlier turns its client sent (`preceding`: (role, text) pairs, stored before the
+    # message in the same transaction) and its system messages (`instructions`, sent after the agent's,
+    # never stored).
+    source: str = "page"
+    preceding: tuple[tuple[str, str], ...] = ()
+    instructions: str = ""
+    # Request fields an API client passes through (top_p, stop, seed, response_format), checked by its
+    # parser, sent with the reply's settings, never stored; refused by an agent that keeps its settings.
+    passthrough: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +367,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
                 title=title_first_line(request.content),
+                source=request.source,
             )
             for request in missing
         ],
@@ -393,6 +412,8 @@ def _turn_plan(
         agents=agents,
         settings=request.options.settings,
     )
+    if request.passthrough and answerer.agent is not None and not answerer.agent.user_may_change_settings:
+        raise InvalidSettings(f"{answerer.agent.name} answers with its own settings.")
     streaming_reply_refuse(thread)
     plan = _TurnPlan(
         index=index,
@@ -431,6 +452,9 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
     Each streaming row doubles as its conversation's lock: no other turn starts until it ends.
     """
     asking = [plan for plan in plans if plan.request.kind != REGENERATE]
+    for plan in asking:
+        if plan.request.preceding:
+            _preceding_store(plan)
     users = Message.objects.bulk_create(
         [
             Message(
@@ -474,6 +498,25 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
     )
     _conversations_advance(plans)
     return [_turn_of(plan, reply) for plan, reply in zip(plans, replies, strict=True)]
+
+
+def _preceding_store(plan: _TurnPlan) -> None:
+    """Store the earlier turns an API client sent, as a chain after the branch's leaf, and place the
+    user message after them: one insert each (a new API conversation's history, bounded by the request)."""
+    parent_id = plan.user_parent_id
+    for role, text in plan.request.preceding:
+        message = Message.objects.create(
+            conversation=plan.conversation,
+            parent_id=parent_id,
+            role=role,
+            content=text,
+            model=plan.answerer.model,
+            status=Message.Status.COMPLETE,
+        )
+        plan.path.append(message)
+        plan.pairs = [*plan.pairs, (message.pk, parent_id)]
+        parent_id = message.pk
+    plan.user_parent_id = parent_id
 
 
 def _conversations_advance(plans: list[_TurnPlan]) -> None:
@@ -578,10 +621,12 @@ def _turn_of(plan: _TurnPlan, reply: Message) -> Turn:
         context_dropped=plan.context_dropped,
         attachments=plan.request_attachments,
         files_readable=plan.files_readable,
-        settings=plan.answerer.settings,
+        settings={**plan.answerer.settings, **plan.request.passthrough},
         model_settings=plan.answerer.model_settings,
         prices=plan.prices,
-        instructions=plan.answerer.instructions,
+        instructions="\n\n".join(
+            part for part in (plan.answerer.instructions, plan.request.instructions) if part
+        ),
         agent=plan.answerer.agent_slug,
         title=plan.conversation.title if user is not None and user.parent_id is None else "",
         mcp_credentials=plan.mcp_credentials,

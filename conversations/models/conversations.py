@@ -66,6 +66,17 @@ class Conversation(models.Model):
         related_name="+",
         help_text="The leaf of the active branch; unset, the newest message.",
     )
+
+    class Source(models.TextChoices):
+        PAGE = "page"  # the chat page (or a socket client)
+        API = "api"  # POST /v1/chat/completions
+
+    source = models.CharField(
+        max_length=8,
+        choices=Source.choices,
+        default=Source.PAGE,
+        help_text="Where its turns come from: the chat page or the OpenAI-compatible API.",
+    )
     pinned_at = models.DateTimeField(
         null=True,
         blank=True,

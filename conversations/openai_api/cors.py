@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import wraps
+from inspect import iscoroutinefunction
 from typing import Any
 
 from django.conf import settings
@@ -39,21 +40,37 @@ def cors_answered(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     """Answer a preflight (204; with CORS headers when its origin is allowed), and put the CORS headers
     on the view's answer to an allowed origin."""
 
+    def preflight(request: HttpRequest, origin: str) -> HttpResponse:
+        response = HttpResponse(status=204)
+        if origin_allowed(origin):
+            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = allowed_headers(request)
+            response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+        return response
+
+    def headed(response: HttpResponse, origin: str) -> HttpResponse:
+        if origin_allowed(origin):
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Expose-Headers"] = "Retry-After, X-Conversation-Id"
+        patch_vary_headers(response, ["Origin"])
+        return response
+
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def answered_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            origin = request.headers.get("Origin", "")
+            if request.method == "OPTIONS":
+                return headed(preflight(request, origin), origin)
+            return headed(await view(request, *args, **kwargs), origin)
+
+        return answered_async
+
     @wraps(view)
     def answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         origin = request.headers.get("Origin", "")
         if request.method == "OPTIONS":
-            response = HttpResponse(status=204)
-            if origin_allowed(origin):
-                response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-                response["Access-Control-Allow-Headers"] = allowed_headers(request)
-                response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
-        else:
-            response = view(request, *args, **kwargs)
-        if origin_allowed(origin):
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Expose-Headers"] = "Retry-After"
-        patch_vary_headers(response, ["Origin"])
-        return response
+            return headed(preflight(request, origin), origin)
+        return headed(view(request, *args, **kwargs), origin)
 
     return answered

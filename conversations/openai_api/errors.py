@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import wraps
+from inspect import iscoroutinefunction
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -43,15 +44,29 @@ def openai_errors_answered(view: Callable[..., HttpResponse]) -> Callable[..., H
     """Answer a ChatError the view raises with its OpenAI-shaped error, and any other failure (logged)
     with an OpenAI-shaped 500: a client of /v1/ reads JSON, never Django's error page."""
 
+    def failed(request: HttpRequest, exc: Exception) -> HttpResponse:
+        if isinstance(exc, ChatError):
+            return openai_error_response(exc)
+        logger.error("%s %s failed", request.method, request.path[:200], exc_info=exc)
+        return openai_error_response(InternalError("The server failed on that request; try again."))
+
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def answered_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return await view(request, *args, **kwargs)
+            except Exception as exc:
+                return failed(request, exc)
+
+        return answered_async
+
     @wraps(view)
     def answered(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
-        except ChatError as exc:
-            return openai_error_response(exc)
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.path[:200])
-            return openai_error_response(InternalError("The server failed on that request; try again."))
+        except Exception as exc:
+            return failed(request, exc)
 
     return answered
 
@@ -59,13 +74,23 @@ def openai_errors_answered(view: Callable[..., HttpResponse]) -> Callable[..., H
 def methods_only(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Refuse other methods with an OpenAI-shaped 405 (OPTIONS is the CORS layer's)."""
 
+    def refuse(request: HttpRequest) -> None:
+        if request.method not in methods:
+            raise MethodNotAllowed(f"{request.method[:20]} is not allowed here; use {', '.join(methods)}.")
+
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        if iscoroutinefunction(view):
+
+            @wraps(view)
+            async def checked_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                refuse(request)
+                return await view(request, *args, **kwargs)
+
+            return checked_async
+
         @wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                raise MethodNotAllowed(
-                    f"{request.method[:20]} is not allowed here; use {', '.join(methods)}."
-                )
+            refuse(request)
             return view(request, *args, **kwargs)
 
         return checked
@@ -76,7 +101,7 @@ def methods_only(*methods: str) -> Callable[[Callable[..., HttpResponse]], Calla
 @csrf_exempt
 @cors_answered
 def unknown_path(request: HttpRequest, rest: str = "") -> HttpResponse:
-    """Any other path under /v1/ (chat completions come next): 404, OpenAI-shaped."""
+    """Any other path under /v1/: 404, OpenAI-shaped."""
     return openai_error_response(
         NotFound(f"Unknown request URL: {request.method[:20]} {request.path[:200]}.")
     )

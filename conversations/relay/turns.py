@@ -23,6 +23,7 @@ from .chatsocket import ChatSocket
 from .dbcall import db_call
 from .fanout import frame_fan_out
 from .history import history_broadcast, replies_lost_store
+from .instance import Instance
 from .streaming import reply_stream
 
 logger = logging.getLogger(__name__)
@@ -34,32 +35,47 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     """Store the turn a frame asks for (a message, a regenerated reply or an edited message) and start
     its reply; a resend of a stored `client_id` starts nothing.
 
-    Every kind of turn takes this one path: the same refusals, the same `start` to every socket, the
-    same reply task and the same announcement to the other instances. The socket's session was checked
-    for this frame (`frame_receive`): a turn after logout is never stored as the user's.
+    The socket's session was checked for this frame (`frame_receive`): a turn after logout is never
+    stored as the user's.
     """
-    instance, ref, owner = socket.instance, socket.ref, socket.owner
+    turn = await turn_open(
+        socket.instance,
+        _turn_request(socket, frame),
+        anonymous_address="" if socket.owner.is_authenticated else socket.client_address,
+    )
+    if isinstance(turn, DuplicateSend):
+        duplicate = protocol.duplicate_frame(client_id=turn.client_id, message_id=turn.message_id)
+        await socket.send(protocol.dumps(duplicate))
+
+
+async def turn_open(
+    instance: Instance, request: TurnRequest, *, anonymous_address: str = ""
+) -> Turn | DuplicateSend:
+    """Store a turn and start its reply, a task of the instance; return the turn (a DuplicateSend for
+    a resend of a stored `client_id`, which starts nothing).
+
+    Every kind of turn, from a socket or the API, takes this one path: the same refusals, the same
+    `start` to every subscriber of the conversation's room, the same reply task and the same
+    announcement to the other instances.
+    """
+    ref, owner = request.ref, request.owner
     if instance.draining:
         raise Unavailable("This server is restarting; send again in a moment.")
     room = instance.rooms.get(ref)
     # With a client id, the frame may be a resend: the store decides.
-    if room.reply is not None and not frame.options.client_id:
+    if room.reply is not None and not request.options.client_id:
         raise Busy()
     if not settings.DEDALUS_API_KEY:
         raise NotConfigured()
-    await instance.limits.message_check(
-        owner_key=owner.key, anonymous_address="" if owner.is_authenticated else socket.client_address
-    )
+    await instance.limits.message_check(owner_key=owner.key, anonymous_address=anonymous_address)
     # Reserved before the write: a socket joining between the commit and the reply's registration
     # below waits for it instead of taking it for a reply of another instance.
     room.turn_reserve()
     try:
         started = asyncio.get_running_loop().time()
-        turn = await _turn_store(socket, frame)
+        turn = await _turn_store(instance, request)
         if isinstance(turn, DuplicateSend):
-            duplicate = protocol.duplicate_frame(client_id=turn.client_id, message_id=turn.message_id)
-            await socket.send(protocol.dumps(duplicate))
-            return
+            return turn
         reply = room.reply = live.LiveReply(message_id=turn.reply_id, model=turn.model, prices=turn.prices)
         reply.lease_renewed(started)  # the turn's write set the lease's first expiry
         start = protocol.dumps(
@@ -88,33 +104,34 @@ async def turn_start(socket: ChatSocket, frame: TurnFrame) -> None:
     await instance.announce(
         "reply.started", ref.room_key, reply_id=turn.reply_id, model=turn.model, start=start
     )
+    return turn
 
 
-async def _turn_store(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
-    """Store a frame's turn, once more after storing as lost a reply whose server died in its way. A
-    turn's write is never retried after a database failure (its COMMIT may have landed): the client
-    resends."""
+async def _turn_store(instance: Instance, request: TurnRequest) -> Turn | DuplicateSend:
+    """Store a turn (with the others waiting: the instance's turn writer), once more after storing as
+    lost a reply whose server died in its way. A turn's write is never retried after a database failure
+    (its COMMIT may have landed): the client resends."""
     try:
         try:
-            return await _turn_write(socket, frame)
+            return await instance.turn_writer.store(request)
         except ReplyLapsed as lapsed:
-            await replies_lost_store(socket.instance, [lapsed.reply_id])
-            return await _turn_write(socket, frame)
+            await replies_lost_store(instance, [lapsed.reply_id])
+            return await instance.turn_writer.store(request)
     except (OperationalError, InterfaceError) as exc:
         logger.warning("turn not stored: the database failed", exc_info=True)
         raise Unavailable("The database did not answer; send your message again.") from exc
 
 
-async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateSend:
-    """The one write of a turn: the user message (for a send or an edit) and the reply row, streamed by
-    this instance, stored with the other turns waiting (the instance's turn writer)."""
+def _turn_request(socket: ChatSocket, frame: TurnFrame) -> TurnRequest:
+    """A frame's turn: the user message (for a send or an edit) and the reply row, streamed by this
+    instance."""
     if isinstance(frame, protocol.RegenerateFrame):
         kind, content, target_id = REGENERATE, "", frame.message_id
     elif isinstance(frame, protocol.EditFrame):
         kind, content, target_id = EDIT, frame.message, frame.message_id
     else:
         kind, content, target_id = SEND, frame.message, None
-    request = TurnRequest(
+    return TurnRequest(
         ref=socket.ref,
         owner=socket.owner,
         options=frame.options,
@@ -123,7 +140,6 @@ async def _turn_write(socket: ChatSocket, frame: TurnFrame) -> Turn | DuplicateS
         content=content,
         target_id=target_id,
     )
-    return await socket.instance.turn_writer.store(request)
 
 
 async def reply_stop(socket: ChatSocket) -> bool:

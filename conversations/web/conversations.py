@@ -13,7 +13,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from ..chat import selectors, upkeep
-from ..exceptions import InvalidOffset, InvalidPin, NotFound
+from ..exceptions import InvalidOffset, InvalidPin, InvalidSource, NotFound
+from ..models import Conversation
 from ..owners import ConversationRef, Owner
 from ..relay.titling import title_renamed
 from ..text import text_storable
@@ -49,14 +50,19 @@ def _list_offset(raw: str) -> int:
 @errors_answered
 @conversation_owner_required(refused=_list_refused)
 def conversation_list(request: HttpRequest, owner: Owner) -> JsonResponse:
-    """The requester's conversations, newest first; `?q=` searches titles and messages, `?offset=` pages."""
+    """The requester's conversations, newest first; `?q=` searches titles and messages, `?offset=` pages,
+    `?source=api` (or `page`) keeps those of the OpenAI-compatible API (or the page)."""
     offset = _list_offset(request.GET.get("offset", "0"))
+    source = request.GET.get("source", "")
+    if source and source not in Conversation.Source.values:
+        raise InvalidSource(f"source is one of {', '.join(Conversation.Source.values)}.")
     # One more than a page is read, to tell whether another page follows.
     items = selectors.conversations_of_owner(
         owner_key=owner.key,
         query=text_storable(request.GET.get("q", "")).strip()[:SEARCH_MAX_CHARS],
         limit=CONVERSATIONS_PAGE + 1,
         offset=offset,
+        source=source,
     )
     return JsonResponse(
         {
