@@ -5,6 +5,7 @@ keyboard too; "Show more" kept after a reply; no menu on an empty new chat."""
 from __future__ import annotations
 
 import re
+import time
 
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
@@ -60,6 +61,42 @@ class ShareAndChatMenuTests(browser.ChatBrowserTestCase):
 
     def entries(self):
         return self.page.locator("#conversation-list > li")
+
+    def test_a_list_answer_asked_for_before_a_link_was_made_does_not_hide_the_link(self) -> None:
+        """The list says which chats have a link (the dialog then asks for none it knows is missing); an
+        answer on its way while the dialog made one must not undo what the dialog knows."""
+        self.chat_open()
+        self.message_send("something to share")
+        self.reply_finished(0)
+        held, releasing = [], []
+
+        def hold(route) -> None:
+            if releasing:
+                route.continue_()
+            else:
+                held.append((route, route.fetch()))  # answered now, before the link exists; delivered later
+
+        self.page.route("**/api/conversations/?*", hold)
+        self.message_send("and one more thing")
+        self.reply_finished(1)  # its end asks for the list again
+        deadline = time.monotonic() + 10
+        while not held and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)
+        assert held, "the list was not asked for again"
+        self.menu_choose("#chat-menu-button", "Share…")
+        self.page.get_by_role("button", name="Create link").click()
+        expect(self.page.locator("#share-status")).to_have_text("Link ready.")
+        url = self.page.locator("#share-link").input_value()
+        self.page.get_by_role("button", name="Close").click()
+        releasing.append(True)
+        for route, answer in held:
+            route.fulfill(response=answer)  # says the chat has no link
+        self.page.wait_for_timeout(300)
+        self.menu_choose("#chat-menu-button", "Share…")
+        expect(self.page.locator("#share-link")).to_be_visible()
+        expect(self.page.locator("#share-link")).to_have_value(url)
+        self.page.get_by_label("Signed-in users only").check()
+        expect(self.page.locator("#share-status")).to_have_text("Link ready, for signed-in users only.")
 
     def test_share_from_the_menu_read_signed_out_login_only_revoke_and_continue(self) -> None:
         session_id = self.chat_open()

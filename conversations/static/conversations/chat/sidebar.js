@@ -23,6 +23,9 @@ let offset = 0;
 let generation = 0; // answers to an older search or refresh are dropped
 const pinned = new Map(); // session id → pinned, for the chats listed
 const shared = new Map(); // session id → whether it has a share link, for the chats listed
+// What the share dialog did, by when (`moment`): a list asked for before it must not undo it.
+const sharedNews = new Map(); // session id → { shared, at }
+let moment = 0; // orders the list's loads and the dialog's news
 
 function chatPath(id, suffix = "") {
   return `/c/${encodeURIComponent(id)}/${suffix}`;
@@ -42,7 +45,7 @@ function groupOf(iso) {
 }
 
 /** The list's entries with a heading before each group (the list is newest first). */
-function grouped(conversations, after) {
+function grouped(conversations, after, asked) {
   let current = after;
   const entries = [];
   for (const conversation of conversations) {
@@ -54,17 +57,18 @@ function grouped(conversations, after) {
       entries.push(heading);
       current = group;
     }
-    const entry = item(conversation);
+    const entry = item(conversation, asked);
     entry.dataset.group = current || "";
     entries.push(entry);
   }
   return entries;
 }
 
-function item(conversation) {
+function item(conversation, asked) {
   const id = conversation.session_id;
   pinned.set(id, Boolean(conversation.pinned));
-  shared.set(id, Boolean(conversation.shared));
+  const news = sharedNews.get(id);
+  shared.set(id, news && news.at > asked ? news.shared : Boolean(conversation.shared));
   const entry = document.createElement("li");
   entry.className = "conversation-entry";
   const link = document.createElement("a");
@@ -93,6 +97,7 @@ async function page(query, from) {
  */
 async function load(append = false) {
   const mine = ++generation;
+  const asked = ++moment;
   const query = search.value.trim();
   const from = append ? offset : 0;
   const wanted = append ? 1 : Math.max(1, offset);
@@ -105,7 +110,7 @@ async function load(append = false) {
   } while (answer.has_more && conversations.length < wanted);
   const shown = list.querySelectorAll("li[data-group]");
   const last = append && shown.length ? shown[shown.length - 1] : null;
-  const items = grouped(conversations, last ? last.dataset.group : null);
+  const items = grouped(conversations, last ? last.dataset.group : null, asked);
   if (append) list.append(...items);
   else list.replaceChildren(...items);
   offset = from + conversations.length;
@@ -209,7 +214,10 @@ menuButton.addEventListener("click", () => {
   });
 });
 document.addEventListener("chat:shared", (event) => {
-  shared.set(event.detail.sessionId, event.detail.shared); // the dialog made or revoked its link
+  // The dialog made or revoked its link; a list answer already on its way still says otherwise.
+  const { sessionId, shared: has } = event.detail;
+  shared.set(sessionId, has);
+  sharedNews.set(sessionId, { shared: has, at: ++moment });
 });
 document.addEventListener("chat:history", (event) => {
   if (event.detail.sessionId === state.sessionId) menuButton.hidden = !event.detail.stored;
