@@ -207,10 +207,7 @@ class ReplyRun:
             self.stats.first_text_at = received_at  # a model that thought stopped thinking here
         # Shown once durable: a socket never holds text that a lost reply's stored text lacks.
         logged = self.log.text(reply.message_id, offset, text, urgent=not offset)
-        # A first text is awaited whatever the log's state (the log may send it only when awaited); a
-        # later one only while the log is whole (after a failed write, the database's text is shown).
-        written = await logged if durable.log_whole or not offset else False
-        if durable.log_whole and not written:
+        if durable.log_whole and not await logged:
             durable.log_whole = False
             self.next_flush = taken  # the database holds it now, and then every flush interval
         if loop.time() >= reply.lease_deadline:

@@ -10,8 +10,8 @@ get every frame from the live reply itself: nothing needs logging.
 
 Appending text returns a future that says when the entry is in Redis: the streaming instance shows its
 own sockets only text the log holds (a reply stored as lost keeps what its log holds), as a Kafka
-consumer sees only what is replicated. A reply's first text is written at once, from the reply's own
-task, so its first words wait for one round trip and no batch.
+consumer sees only what is replicated. A reply's first text skips the batching wait, and its write starts
+at once when fewer than WRITES_IN_FLIGHT are on their way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 # for the next batch, not for the one before it too. A reply has one text entry on its way at a time, so
 # its text entries reach the stream in order whatever order the batches land in.
 WRITES_IN_FLIGHT = 2
-# Replies' first texts written at once from their own tasks (see RedisReplyLog.text), past the batches.
-FIRST_TEXTS_IN_FLIGHT = 16
 
 
 def log_key(reply_id: int) -> str:
@@ -104,10 +102,9 @@ class ReplyLog(ABC):
     def start(self, reply_id: int) -> None: ...
 
     @abstractmethod
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
-        """Append text at `offset`; awaited, it says True once the entry is in the log, False when its
-        write failed. `urgent` (a reply's first text) sends it without the batching wait, and may send it
-        only when awaited: the caller awaits it at once."""
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
+        """Append text at `offset`; the future says True once the entry is in the log, False when its
+        write failed. `urgent` sends it without the batching wait (a reply's first text)."""
 
     @abstractmethod
     def reasoning(
@@ -148,7 +145,7 @@ class LocalReplyLog(ReplyLog):
     def start(self, reply_id: int) -> None:
         pass
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         # Nobody else reads it: the process holding the sockets is the only one that could lose it.
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         written.set_result(True)
@@ -182,8 +179,8 @@ class LocalReplyLog(ReplyLog):
 
 
 class RedisReplyLog(ReplyLog):
-    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them, but a
-    reply's first text), and text says when it was written."""
+    """Reply logs in Redis Streams; appending never waits for Redis (one writer task sends them), and
+    text says through a future when it was written."""
 
     shared = True
 
@@ -199,12 +196,9 @@ class RedisReplyLog(ReplyLog):
         self._urgent = False
         self._nap: asyncio.Future[None] | None = None  # the batching wait, cut short by urgent text
         self._writing: set[asyncio.Task[None]] = set()  # batches on their way, at most WRITES_IN_FLIGHT
-        self._first_texts = 0  # first texts on their way from their replies' tasks
         self._task = asyncio.create_task(self._run(), name="reply-log-writer")
 
-    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> Awaitable[bool]:
-        if urgent and self._first_texts < FIRST_TEXTS_IN_FLIGHT and not _waits_for(self._waiting, reply_id):
-            return self._text_now(reply_id, offset, text)
+    def text(self, reply_id: int, offset: int, text: str, *, urgent: bool = False) -> asyncio.Future[bool]:
         return self._logged(reply_id, {"k": "t", "o": str(offset), "x": text}, urgent)
 
     def reasoning(
@@ -224,33 +218,14 @@ class RedisReplyLog(ReplyLog):
             )
         self._waiting.append((reply_id, written))
         self._append(reply_id, fields)
-        if urgent:
+        if urgent and len(self._writing) < WRITES_IN_FLIGHT:
+            # Sent from here: a trip through the writer task would be one more turn of a busy event loop
+            # before the reply's first words are shown.
+            self._batch_send()
+        elif urgent:
             self._urgent = True
             _nap_end(self._nap)
         return written
-
-    async def _text_now(self, reply_id: int, offset: int, text: str) -> bool:
-        """Write a reply's first text, with its entries still pending (its start), from the reply's own
-        task: through the writer task and back, it would wait for three more turns of an event loop
-        that a hundred streams keep busy before its first words are shown."""
-        own = [entry for entry in self._pending if entry[0] == reply_id]
-        if own:
-            self._pending = [entry for entry in self._pending if entry[0] != reply_id]
-        self._first_texts += 1
-        self._idle.clear()
-        written, fenced = False, True
-        try:
-            async with asyncio.timeout(settings.CHAT_REPLY_LOG_WAIT_SECONDS):
-                entries = [*own, (reply_id, {"k": "t", "o": str(offset), "x": text}, None)]
-                written, fenced_ids = await self._send(entries)
-            fenced = reply_id in fenced_ids
-        except TimeoutError:  # a Redis that hangs: the text is shown once the database holds it
-            logger.warning("reply log write late", extra={"message_id": reply_id})
-        finally:
-            self._first_texts -= 1
-            if not self._pending and not self._writing and not self._first_texts:
-                self._idle.set()
-        return written and not fenced
 
     def frame(self, reply_id: int, frame_text: str) -> None:
         self._append(reply_id, {"k": "f", "j": frame_text})
@@ -322,7 +297,7 @@ class RedisReplyLog(ReplyLog):
                 late.cancel()
             _written_set(waiting, written, fenced)
             self._writing.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if not self._pending and not self._writing and not self._first_texts:
+            if not self._pending and not self._writing:
                 self._idle.set()
 
     async def _send(self, batch: list[tuple[int, dict[str, str], int | None]]) -> tuple[bool, set[int]]:
@@ -374,11 +349,6 @@ class RedisReplyLog(ReplyLog):
             await self.client.delete(fence_key(reply_id))
         except (RedisError, OSError):  # the fence expires; meanwhile the writer shows from its row
             logger.warning("reply log fence not lifted", extra={"message_id": reply_id}, exc_info=True)
-
-
-def _waits_for(waiting: list[tuple[int, asyncio.Future[bool]]], reply_id: int) -> bool:
-    """Whether a text entry of the reply is pending already (its next must not overtake it)."""
-    return any(waiting_id == reply_id for waiting_id, _ in waiting)
 
 
 def _nap_end(nap: asyncio.Future[None] | None) -> None:
