@@ -2,7 +2,7 @@
 // key is shown once, with Copy, until the dialog closes; the list names each key by its prefix, and
 // Revoke stops one at once. The page has no dialog for a visitor.
 
-import { csrfToken } from "./csrf.js";
+import { jsonRequest } from "./csrf.js";
 
 const dialog = document.getElementById("api-keys-dialog");
 const openButton = document.getElementById("api-keys-open");
@@ -11,18 +11,6 @@ const EXPIRY_DAYS = [7, 30, 90, 365]; // the choices offered, within the operato
 
 const field = (id) => document.getElementById(id);
 let keys = [];
-
-async function request(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.message || `The server answered ${response.status}.`);
-  return answer;
-}
 
 function day(iso) {
   return new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
@@ -70,7 +58,7 @@ function listShow() {
 
 async function keysLoad() {
   try {
-    const answer = await request("GET", API);
+    const answer = await jsonRequest("GET", API);
     keys = answer.keys;
     expiryOptions(answer.max_days);
     listShow();
@@ -86,7 +74,7 @@ async function keyCreate(event) {
   const expiry = field("api-key-expiry").value;
   let made;
   try {
-    made = await request("POST", API, {
+    made = await jsonRequest("POST", API, {
       name: field("api-key-name").value.trim(),
       expires_days: expiry ? Number(expiry) : null,
     });
@@ -107,7 +95,7 @@ async function keyCreate(event) {
 async function keyRevoke(key) {
   const status = field("api-keys-status");
   try {
-    await request("DELETE", `${API}${key.id}/`);
+    await jsonRequest("DELETE", `${API}${key.id}/`);
   } catch (error) {
     status.textContent = error.message;
     return;

@@ -2,7 +2,7 @@
 // opens a dialog whose password fields go to PUT /api/mcp-credentials/<id>/. Nothing is ever read back:
 // the page only knows whether they are saved.
 
-import { csrfToken } from "./csrf.js";
+import { jsonRequest } from "./csrf.js";
 
 const dialog = document.getElementById("credentials-dialog");
 const form = document.getElementById("credentials-form");
@@ -46,16 +46,8 @@ function dialogOpen(button) {
   dialog.showModal();
 }
 
-async function request(method, body) {
-  const response = await fetch(`/api/mcp-credentials/${open.dataset.preset}/`, {
-    method,
-    headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.message || `The server answered ${response.status}.`);
-  return answer;
+function request(method, body) {
+  return jsonRequest(method, `/api/mcp-credentials/${open.dataset.preset}/`, body);
 }
 
 function dialogClose() {

@@ -3,7 +3,7 @@
 // offered in the picker's "My agents" group. Saving one picks it; the server checks every field, and its
 // refusal is shown under the form. The page has no dialog when the operator turned the feature off.
 
-import { csrfToken } from "./csrf.js";
+import { jsonRequest } from "./csrf.js";
 import { agentsNamed } from "../messages.js";
 
 const dialog = document.getElementById("agents-dialog");
@@ -23,18 +23,6 @@ const API = "/api/my-agents/";
 const defaultModel = field("agent-model")?.value; // the catalog's default, as the template chose it
 let agents = []; // the user's own, whole, as the API lists them
 let editing = null; // the agent the form changes; null: a new one
-
-async function request(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.message || `The server answered ${response.status}.`);
-  return answer;
-}
 
 // --- the picker ---
 
@@ -117,7 +105,7 @@ function listShow() {
 
 async function agentsLoad() {
   try {
-    agents = (await request("GET", API)).agents;
+    agents = (await jsonRequest("GET", API)).agents;
     listShow();
   } catch (error) {
     status.textContent = error.message;
@@ -126,7 +114,7 @@ async function agentsLoad() {
 
 async function agentDelete(agent) {
   try {
-    await request("DELETE", `${API}${agent.id}/`);
+    await jsonRequest("DELETE", `${API}${agent.id}/`);
   } catch (error) {
     status.textContent = error.message;
     return;
@@ -204,8 +192,8 @@ async function formSubmit(event) {
   let saved;
   try {
     saved = editing
-      ? await request("PUT", `${API}${editing.id}/`, formValue())
-      : await request("POST", API, formValue());
+      ? await jsonRequest("PUT", `${API}${editing.id}/`, formValue())
+      : await jsonRequest("POST", API, formValue());
   } catch (error) {
     errorLine.textContent = error.message;
     return;
