@@ -19,10 +19,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from conversations.apikeys.keys import api_key_create
 from conversations.models import Agent, ApiKey, ChatModel
 
 from .instances import instance_env
+from .openai_clients import client, key_for
 from .processes import DaphneServer
 from .seed_models import SEED_MODELS
 from .standin_control import StandIn
@@ -47,16 +47,6 @@ def api_server(
     server = DaphneServer("api", env, Path(tmp_path_factory.mktemp("openai-api-logs"))).start()
     yield server
     server.stop()
-
-
-def key_for(username: str = "ada", **options: object) -> str:
-    user = get_user_model().objects.filter(username=username).first()
-    user = user or get_user_model().objects.create_user(username, password="pw-for-tests-only")
-    return api_key_create(user.pk, **options)[1]
-
-
-def client(server: DaphneServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=key, base_url=f"{server.origin}/v1", max_retries=0)
 
 
 def helper_agent(**fields: object) -> Agent:

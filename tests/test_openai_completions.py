@@ -20,10 +20,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from conversations.apikeys.keys import api_key_create
 from conversations.models import Agent, Conversation, Message, UsageEntry, UserQuota
 
 from .instances import instance_env
+from .openai_clients import client, key_for
 from .processes import DaphneServer
 from .standin_control import StandIn
 
@@ -49,16 +49,6 @@ def api_server(
     server = DaphneServer("completions", env, Path(tmp_path_factory.mktemp("completions-logs"))).start()
     yield server
     server.stop()
-
-
-def key_for(username: str = "ada", **options: object) -> str:
-    user = get_user_model().objects.filter(username=username).first()
-    user = user or get_user_model().objects.create_user(username, password="pw-for-tests-only")
-    return api_key_create(user.pk, **options)[1]
-
-
-def client(server: DaphneServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(api_key=key, base_url=f"{server.origin}/v1", max_retries=0)
 
 
 def replies() -> list[Message]:
