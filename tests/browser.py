@@ -15,6 +15,7 @@ from asgiref.sync import SyncToAsync
 from channels.testing import ChannelsLiveServerTestCase
 from daphne.testing import DaphneProcess
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
@@ -133,6 +134,16 @@ class ChatBrowserTestCase(ChannelsLiveServerTestCase):
         match = CHAT_URL_RE.search(self.page.url)
         assert match is not None
         return match[1]
+
+    def signed_in_chat_open(self, username: str = "nora") -> None:
+        """Make the user `username`, sign in on the page, and wait on the new chat it opens."""
+        get_user_model().objects.create_user(username, password="pw-for-tests-only")
+        self.page.goto(f"{self.live_server_url}/accounts/login/?next=/")
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        expect(self.page).to_have_url(CHAT_URL_RE)
+        expect(self.page.locator("#connection")).to_have_text("connected")
 
     def message_send(self, text: str) -> None:
         expect(self.page.locator("#send")).to_be_enabled()

@@ -22,15 +22,6 @@ CLIPBOARD = ["clipboard-read", "clipboard-write"]
 
 
 class ApiKeysInChromiumTests(browser.ChatBrowserTestCase):
-    def signed_in_chat_open(self, username: str = "nora") -> None:
-        get_user_model().objects.create_user(username, password="pw-for-tests-only")
-        self.page.goto(f"{self.live_server_url}/accounts/login/?next=/")
-        self.page.get_by_label("Username").fill(username)
-        self.page.get_by_label("Password").fill("pw-for-tests-only")
-        self.page.get_by_role("button", name="Log in").click()
-        expect(self.page).to_have_url(browser.CHAT_URL_RE)
-        expect(self.page.locator("#connection")).to_have_text("connected")
-
     def test_a_user_makes_copies_uses_and_revokes_a_key(self) -> None:
         self.page.context.grant_permissions(CLIPBOARD, origin=self.live_server_url)
         self.signed_in_chat_open()

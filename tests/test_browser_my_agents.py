@@ -14,15 +14,6 @@ from .browser import CHOSEN_MODEL, expect
 
 
 class MyAgentsInChromiumTests(browser.ChatBrowserTestCase):
-    def signed_in_chat_open(self, username: str = "nora") -> None:
-        get_user_model().objects.create_user(username, password="pw-for-tests-only")
-        self.page.goto(f"{self.live_server_url}/accounts/login/?next=/")
-        self.page.get_by_label("Username").fill(username)
-        self.page.get_by_label("Password").fill("pw-for-tests-only")
-        self.page.get_by_role("button", name="Log in").click()
-        expect(self.page).to_have_url(browser.CHAT_URL_RE)
-        expect(self.page.locator("#connection")).to_have_text("connected")
-
     def test_a_user_builds_an_agent_picks_it_and_it_answers_as_that_agent(self) -> None:
         self.signed_in_chat_open()
         page = self.page
