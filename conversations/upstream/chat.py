@@ -341,13 +341,8 @@ def _events_from_lines(lines: list[bytes], state: _StreamState) -> list[Event]:
                 _thought_add(state, events, texts, thought)
                 if over:
                     state.think = None
-            if text:  # inline, not _text_add: the hot path, once per delta
-                if state.pending_calls:
-                    events.extend(_flush_tool_calls(state, texts))
-                if state.thoughts:
-                    _flush_text(events, texts, state)
-                texts.append(text)
-                state.chars += len(text) - text.count("\x00")  # as stored: text_storable drops U+0000
+            if text:
+                _text_add(state, events, texts, text)
             if delta.get("tool_calls"):
                 _accumulate_tool_calls(state, delta["tool_calls"])
             if choice.get("finish_reason"):
