@@ -15,7 +15,10 @@ per socket per instance).
 The `scale` scenario (opt-in) runs one instance of ours holding 1,000, 5,000, then 10,000 sockets, 10% of
 them streaming at once: memory and idle CPU per socket, relay and first-token latency, Postgres connections.
 
-usage: .venv/bin/python -m bench [--scenario burst|paced|pair|nginx|scale|all|all-with-pair]
+The `api` scenario (opt-in) runs the same turns through the page's socket and through the OpenAI-compatible
+API (`POST /v1/chat/completions`, streamed), page, api, api, page: what an API turn costs beside a page turn.
+
+usage: .venv/bin/python -m bench [--scenario burst|paced|pair|nginx|scale|api|all|all-with-pair]
                                  [--servers ours,seed,bare] [--quick] [--before DIR]
                                  [--clients N --turns T --tokens K --delay-ms D]
                                  [--idle-sockets N --idle-s S] [--scale-sockets N,N,...]
@@ -74,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="all",
-        help="burst, paced, pair, nginx, scale (comma-separated), all (= burst,paced; the default)"
+        help="burst, paced, pair, nginx, scale, api (comma-separated), all (= burst,paced; the default)"
         " or all-with-pair",
     )
     parser.add_argument(
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # What the scenarios run: ours (pair, nginx and scale configurations are ours too), seed, bare.
     needed = {
-        "ours" if s in ("nginx", "scale") or c in ("pair", *OURS) else c
+        "ours" if s in ("nginx", "scale", "api") or c in ("pair", *OURS) else c
         for s in args.scenarios
         for c in scenario_configs(s, args)
     }

@@ -16,7 +16,7 @@ P99_FACTOR = 10
 
 def render(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """The scenario's table (rows of `pair` and `nginx` have their own shape)."""
-    tables = {"pair": pair_table, "nginx": nginx_table, "scale": scale_table}
+    tables = {"pair": pair_table, "nginx": nginx_table, "scale": scale_table, "api": api_table}
     return tables.get(scenario, table)(scenario, params, rows)
 
 
@@ -136,6 +136,34 @@ def table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> 
                 f" {'ok' if p99_ok else 'MISSED'})"
             )
     return "\n".join(lines + notes)
+
+
+def api_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The `api` scenario: the streams table, then an API turn beside a page turn (each the mean of its
+    two runs)."""
+    out = table(scenario, params, rows)
+    runs = {
+        kind: [r for r in rows if r["server"].startswith(kind) and "cpu_us_per_token" in r]
+        for kind in ("page", "api")
+    }
+    if not all(runs.values()):
+        return out
+
+    def mean(kind: str, key: str) -> float:
+        return sum(r[key] for r in runs[kind]) / len(runs[kind])
+
+    figures = [
+        ("CPU/token", "cpu_us_per_token", "µs"),
+        ("first token p50", "first_token_p50_ms", "ms"),
+        ("first token p99", "first_token_p99_ms", "ms"),
+        ("start p50", "start_p50_ms", "ms"),
+        ("relay p50", "p50_ms", "ms"),
+    ]
+    cells = []
+    for name, key, unit in figures:
+        api, page = mean("api", key), mean("page", key)
+        cells.append(f"{name} {api:.1f} vs {page:.1f} {unit} ({api / page:.2f}×)")
+    return out + "\n  api vs page (mean of both runs): " + "; ".join(cells)
 
 
 def pair_table(scenario: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:

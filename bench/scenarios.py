@@ -21,6 +21,7 @@ from typing import Any
 from tests.processes import SERVE_FLAGS, HttpServer, Nginx, Process, standin_start
 
 from . import log
+from .api_load import api_key_made, run_api_load
 from .load import (
     IDLE_CONNECT_CONCURRENCY,
     Load,
@@ -57,7 +58,11 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "nginx": {"clients": 200, "turns": 1, "tokens": 300, "delay_ms": 5},
     # One instance of ours holding N sockets; `clients` (the streaming ones) is N x SCALE's stream_share.
     "scale": {"clients": 0, "turns": 1, "tokens": 200, "delay_ms": 5},
+    # Ours, the same turns through the page's socket and through the OpenAI-compatible API, in the order
+    # page, api, api, page (the first server of a run often measures a little worse).
+    "api": {"clients": 100, "turns": 2, "tokens": 200, "delay_ms": 5},
 }
+API_CONFIGS = ("page-1", "api-1", "api-2", "page-2")
 # The `nginx` scenario's second phase: this many idle sockets (handshake + `history`), held this long.
 NGINX_IDLE = {"idle_sockets": 1000, "idle_s": 10.0}
 QUICK_IDLE = {"idle_sockets": 40, "idle_s": 2.0}
@@ -104,6 +109,8 @@ def scenario_configs(scenario: str, args: argparse.Namespace) -> list[str]:
         return ["two", "one"] if "ours" in args.server_list else []
     if scenario == "scale":
         return [str(n) for n in scale_sockets(args)] if "ours" in args.server_list else []
+    if scenario == "api":
+        return list(API_CONFIGS) if "ours" in args.server_list else []
     if scenario != "pair":
         return list(args.server_list)
     # `before` (--before) runs its own pair, in the place --servers gives it, to compare with ours.
@@ -137,6 +144,8 @@ def configuration(bench: Bench, scenario: str, config: str, params: dict[str, An
         return BehindNginx(bench, scenario, config, params)
     if scenario == "scale":
         return Scale(bench, scenario, config, params)
+    if scenario == "api":
+        return PageOrApi(bench, scenario, config, params)
     return Streams(bench, scenario, config, params)
 
 
@@ -405,6 +414,32 @@ class Streams(Configuration):
             wall_s=wall,
         )
         return {"": self.result}
+
+
+class PageOrApi(Streams):
+    """Ours alone, its clients on the page's socket (`page-N`) or on the OpenAI-compatible API (`api-N`,
+    with a key made for the run): the cost of an API turn beside a page turn."""
+
+    def __init__(self, bench: Bench, scenario: str, config: str, params: dict[str, Any]) -> None:
+        super().__init__(bench, scenario, config, params)
+        self.kinds, self.ours = {"": "ours"}, True
+        self.server_env = {"CHAT_API_KEY_RATE_LIMIT": "0"}  # one key for every client
+        self.api = config.startswith("api")
+        self.key = ""
+
+    def prepare(self) -> None:
+        if self.api:
+            self.key = api_key_made(self.result["standin_url"])
+            warm, _ = asyncio.run(
+                run_api_load(self.servers[""], Load(1, 1, 20, 0, turn_timeout=30), self.tag + "w", self.key)
+            )
+            if warm.error_count:
+                raise RuntimeError(f"API warm-up failed: {dict(warm.errors)}")
+
+    def load(self) -> tuple[LoadStats, float]:
+        if self.api:
+            return asyncio.run(run_api_load(self.servers[""], self.load_spec, self.tag, self.key))
+        return super().load()
 
 
 class Pair(Configuration):
