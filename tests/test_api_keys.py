@@ -20,8 +20,9 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.apikeys.keys import KEY_RE, api_key_create
+from conversations.apikeys.offers import key_offer, key_offers, key_scope_allows
 from conversations.exceptions import TooManyApiKeys
-from conversations.models import ApiKey
+from conversations.models import Agent, ApiKey, ChatModel
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +272,23 @@ def test_a_failure_under_v1_answers_openai_shaped_json(monkeypatch, caplog):
     assert answer.json()["error"]["code"] == "internal_error"
     assert "the catalog broke" not in answer.content.decode()
     assert "the catalog broke" in caplog.text
+
+
+def test_the_offer_a_turn_names_is_the_one_the_list_holds(settings):
+    settings.CHAT_USER_AGENTS = True
+    ada = get_user_model().objects.create_user("ada")
+    bob = get_user_model().objects.create_user("bob")
+    Agent.objects.create(slug="helper", name="Helper", model_names=["openai/gpt-5.1"])
+    Agent.objects.create(slug="off-duty", name="Off", model_names=["openai/gpt-5.1"], enabled=False)
+    Agent.owned.create(owner=ada, slug="my:0123abcd", name="Mine", model_names=["openai/gpt-5.1"])
+    Agent.owned.create(owner=bob, slug="my:4567cdef", name="Bob's", model_names=["openai/gpt-5.1"])
+    ChatModel.objects.filter(name="openai/gpt-5.1").update(enabled=False)
+    row, _ = api_key_create(ada.pk, name="k", scope=["helper"])
+
+    listed = key_offers(row, scoped=False)
+
+    assert [key_offer(row, offer.id) for offer in listed] == listed
+    assert {offer.id for offer in listed} >= {"helper", "my:0123abcd"}
+    for absent in ("off-duty", "my:4567cdef", "openai/gpt-5.1", "nobody"):
+        assert key_offer(row, absent) is None
+    assert [key_scope_allows(row, offer) for offer in listed[:2]] == [True, False]

@@ -34,10 +34,27 @@ def key_offers(row: ApiKey, *, scoped: bool = True) -> list[Offer]:
         Offer(model.name, _seconds(model.synced_at), _provider(model.name))
         for model in ChatModel.objects.enabled()
     ]
-    if row.scope and scoped:
-        allowed = set(row.scope)
-        offers = [offer for offer in offers if offer.id in allowed]
-    return offers
+    return [offer for offer in offers if key_scope_allows(row, offer)] if scoped else offers
+
+
+def key_offer(row: ApiKey, name: str) -> Offer | None:
+    """What `name` is among what the key's user may use, whatever the key's scope (an operator's agent
+    before the user's own, before a model, as key_offers lists them), found by its slug or id: a turn
+    reads the one row it names, not the whole catalog."""
+    agent = Agent.objects.enabled().filter(slug=name).only("slug", "updated_at").first()
+    if agent is None and own_agents_on():
+        own = Agent.owned.enabled().filter(owner_id=row.user_id, slug=name)
+        agent = own.only("slug", "updated_at").first()
+        if agent is not None:
+            return Offer(agent.slug, _seconds(agent.updated_at), "user", agent=True)
+    if agent is not None:
+        return Offer(agent.slug, _seconds(agent.updated_at), "operator", agent=True)
+    model = ChatModel.objects.enabled().filter(name=name).only("name", "synced_at").first()
+    return Offer(model.name, _seconds(model.synced_at), _provider(model.name)) if model else None
+
+
+def key_scope_allows(row: ApiKey, offer: Offer) -> bool:
+    return not row.scope or offer.id in row.scope
 
 
 def _seconds(moment: datetime | None) -> int:
