@@ -1,8 +1,8 @@
 """Chat completions that outlast the server's HTTP timeout: a live Daphne with scripts/serve.sh's flags but
 `--http-timeout 3`, and the stand-in answering for longer. Streamed and whole completions complete through
 OpenAI's client, a whole one's late error still reads as an error, a request with no response by the
-timeout still gets Daphne's 503, and through nginx with deploy/nginx.conf a stream arrives token by token,
-its pings with it."""
+timeout still gets Daphne's 503 (and a started one silent that long is closed), and through nginx with
+deploy/nginx.conf a stream arrives token by token, its pings with it."""
 
 from __future__ import annotations
 
@@ -156,27 +156,34 @@ def test_a_client_that_leaves_before_the_keep_alive_stops_the_reply(api_server: 
     assert reply().status == "interrupted"
 
 
-def test_a_request_with_no_response_by_the_http_timeout_still_gets_503(
-    standin: StandIn, log_dir: Path
-) -> None:
-    # The keep-alive is set later than the timeout, so the view gives Daphne no answer in time.
+def test_a_request_silent_for_the_http_timeout_gets_503_or_is_closed(standin: StandIn, log_dir: Path) -> None:
+    # The keep-alive and the pings come later than the timeout: what hangs is still ended.
     server = server_start(standin, log_dir, "hung", ping_seconds=30)
     try:
         key = key_for()
-        body = {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "wait [[standin first_delay_ms=15000]]"}],
-        }
+        silent = [{"role": "user", "content": "wait [[standin first_delay_ms=15000]]"}]
         url, headers = f"{server.origin}/v1/chat/completions", {"Authorization": f"Bearer {key}"}
         started = time.monotonic()
-        answer = httpx.post(url, json=body, headers=headers, timeout=20)
+        answer = httpx.post(url, json={"model": MODEL, "messages": silent}, headers=headers, timeout=20)
         waited = time.monotonic() - started
+
+        started = time.monotonic()
+        streamed = {"model": MODEL, "messages": silent, "stream": True}
+        with httpx.stream("POST", url, json=streamed, headers=headers, timeout=20) as stream:
+            lines = [line for line in stream.iter_lines() if line]
+        closed_after = time.monotonic() - started
     finally:
         server.stop()
 
+    # No response by the timeout: Daphne's 503, in time.
     assert answer.status_code == 503
     assert "Application failed to respond within time limit." in answer.text
     assert HTTP_TIMEOUT <= waited < CUT_BY + 1
+    # A started response silent for the timeout: closed, its reply unfinished.
+    assert stream.status_code == 200
+    assert '"role":"assistant"' in lines[0]
+    assert "data: [DONE]" not in lines
+    assert HTTP_TIMEOUT <= closed_after < CUT_BY + 1
 
 
 def test_a_stream_through_nginx_arrives_token_by_token_with_its_pings(
