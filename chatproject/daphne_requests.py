@@ -11,9 +11,10 @@ the limit. The 413 is the middleware's, `{"code", "message"}`; the rest of the b
 for at most CHAT_REFUSED_BODY_DRAIN_SECONDS (so a client that sends it all before reading sees the answer
 instead of a reset), then the connection closes.
 
-`install()` puts it in Daphne's place; chatproject/asgi.py calls it, so every way this project runs Daphne
-(`daphne chatproject.asgi:application` in scripts/serve.sh and the tests, `manage.py runserver`) has it
-before it listens.
+It builds on `daphne_timeouts.SilenceTimeoutRequest`, so a long stream outlives `--http-timeout` while a
+request that never answers still gets Daphne's 503. `install()` puts it in Daphne's place;
+chatproject/asgi.py calls it, so every way this project runs Daphne (`daphne chatproject.asgi:application`
+in scripts/serve.sh and the tests, `manage.py runserver`) has it before it listens.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 from daphne import http_protocol
 from django.conf import settings
 
+from .daphne_timeouts import SilenceTimeoutRequest
 from .request_bodies import REFUSAL_STATUS, BodyLimit, body_limit, refusal_log
 
 logger = logging.getLogger(__name__)
@@ -35,9 +37,10 @@ def request_path(target: bytes) -> str:
     return unquote(target.split(b"?", 1)[0].decode("ascii", "replace"))
 
 
-class BoundedRequest(http_protocol.WebRequest):
-    """Daphne's request without Twisted's form parsing, whose body is counted against its path's limit
-    as it arrives and refused (413, then drained and closed) once over it."""
+class BoundedRequest(SilenceTimeoutRequest):
+    """Daphne's request (a started response timed by its silence: chatproject/daphne_timeouts.py) without
+    Twisted's form parsing, whose body is counted against its path's limit as it arrives and refused (413,
+    then drained and closed) once over it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)

@@ -39,7 +39,10 @@ export PYTHONUNBUFFERED=1 # log lines reach journald / docker logs as they are w
 #                              go, and nginx's proxy_read_timeout never fires on a live socket
 # --websocket_timeout 86400    a socket lives at most a day, then the page reconnects (and resumes)
 # --websocket_connect_timeout  5 s for a handshake
-# --http-timeout 60            an HTTP request that runs longer gets 503 (nginx waits 60 s too)
+# --http-timeout 60            an HTTP request with no response started by then gets 503 (nginx waits 60 s
+#                              too); a started one is cut after 60 s without a byte, not by its age
+#                              (chatproject/daphne_timeouts.py), so a chat completion, which writes every
+#                              CHAT_API_PING_SECONDS, lasts as long as its model takes
 # --application-close-timeout  a consumer gets 10 s to finish after its client left (replies live on in
 #                              their own task, so this is only the socket's clean-up)
 # Request bodies need no flag: importing chatproject.asgi gives Daphne a request that parses no form body

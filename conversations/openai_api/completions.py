@@ -41,7 +41,7 @@ from .completion_reply import (
 )
 from .completion_request import CompletionRequest, completion_request_parse
 from .cors import cors_answered
-from .errors import error_type, methods_only, openai_error_response, openai_errors_answered
+from .errors import methods_only, openai_error_body, openai_error_response, openai_errors_answered
 
 CONVERSATION_HEADER = "X-Conversation-Id"
 # A reply's error after it started, as an HTTP status.
@@ -91,18 +91,27 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
-    try:
-        model, text, reasoning, end = await _collected(listener, turn)
-    finally:
+    collecting = asyncio.ensure_future(_collected(listener, turn))
+
+    def settle() -> None:
+        collecting.cancel()
         _settle(instance, room, listener)
+
+    try:
+        await asyncio.wait([collecting], timeout=settings.CHAT_API_PING_SECONDS)
+    except BaseException:  # the client left
+        settle()
+        raise
+    if not collecting.done():  # a long reply: its status goes now, its body when it ends
+        kept_alive = _kept_alive(collecting, turn, settle=settle)
+        return StreamingHttpResponse(kept_alive, content_type="application/json", headers=headers)
+    settle()
+    model, text, reasoning, end = collecting.result()
     if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
         response = openai_error_response(_reply_error(end))
         response[CONVERSATION_HEADER] = session_id
         return response
-    body = completion_object(
-        reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, reasoning=reasoning, end=end
-    )
-    return JsonResponse(body, headers=headers)
+    return JsonResponse(_completion_body(turn, model, text, reasoning, end), headers=headers)
 
 
 def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
@@ -165,6 +174,38 @@ async def _collected(listener: ReplyListener, turn: Turn) -> tuple[str, str, str
             return model or turn.model, "".join(parts), "".join(thoughts), item
 
 
+def _completion_body(
+    turn: Turn, model: str, text: str, reasoning: str, end: dict[str, Any]
+) -> dict[str, Any]:
+    """The `chat.completion` of an ended reply, or OpenAI's error object when it failed."""
+    if end["type"] == "error":
+        return openai_error_body(_reply_error(end))
+    return completion_object(
+        reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, reasoning=reasoning, end=end
+    )
+
+
+async def _kept_alive(
+    collecting: asyncio.Future[tuple[str, str, str, dict[str, Any]]],
+    turn: Turn,
+    *,
+    settle: Callable[[], None],
+) -> AsyncIterator[bytes]:
+    """A whole completion that outlasts CHAT_API_PING_SECONDS: a newline at once and one every
+    CHAT_API_PING_SECONDS until the reply ends (JSON allows leading whitespace; the bytes keep proxies and
+    the server's own --http-timeout, which times a started response by its silence, from closing it), then
+    its body. Its status went out first, so a failure now comes as the error object, with 200."""
+    try:
+        while True:
+            yield b"\n"
+            done, _ = await asyncio.wait([collecting], timeout=settings.CHAT_API_PING_SECONDS)
+            if done:
+                break
+        yield json.dumps(_completion_body(turn, *collecting.result()), separators=(",", ":")).encode()
+    finally:
+        settle()
+
+
 def _reply_error(end: dict[str, Any]) -> ChatError:
     error = UpstreamError(end.get("message") or "The reply failed.", code=end.get("code") or "upstream_error")
     error.status_code = REPLY_ERROR_STATUS.get(error.code, 502)
@@ -205,17 +246,7 @@ async def _events(
                 yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
                 continue
             if item["type"] == "error":
-                error = _reply_error(item)
-                yield _sse(
-                    {
-                        "error": {
-                            "message": error.message,
-                            "type": error_type(error.status_code),
-                            "code": error.code,
-                            "param": None,
-                        }
-                    }
-                )
+                yield _sse(openai_error_body(_reply_error(item)))
                 return
             yield _sse(
                 chunk_object(

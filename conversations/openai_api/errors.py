@@ -26,8 +26,9 @@ def error_type(status: int) -> str:
     return "server_error" if status >= 500 else TYPES.get(status, "invalid_request_error")
 
 
-def openai_error_response(error: ChatError) -> JsonResponse:
-    body = {
+def openai_error_body(error: ChatError) -> dict[str, Any]:
+    """The error as OpenAI's API words one: `{"error": {"message", "type", "code", "param"}}`."""
+    return {
         "error": {
             "message": error.message or "Not found.",
             "type": error_type(error.status_code),
@@ -35,6 +36,10 @@ def openai_error_response(error: ChatError) -> JsonResponse:
             "param": error.details.get("param"),
         }
     }
+
+
+def openai_error_response(error: ChatError) -> JsonResponse:
+    body = openai_error_body(error)
     retry_after = error.details.get("retry_after")
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     return JsonResponse(body, status=error.status_code, headers=headers)
