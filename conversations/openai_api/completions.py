@@ -44,8 +44,13 @@ from .cors import cors_answered
 from .errors import error_type, methods_only, openai_error_response, openai_errors_answered
 
 CONVERSATION_HEADER = "X-Conversation-Id"
-# A reply's error after it started, as an HTTP status.
-REPLY_ERROR_STATUS = {"upstream_payment_required": 402, "upstream_timeout": 504, "internal_error": 500}
+# A reply's error after its turn was stored, as an HTTP status (any other: 502).
+REPLY_ERROR_STATUS = {
+    "upstream_rate_limited": 429,
+    "upstream_payment_required": 402,
+    "upstream_timeout": 504,
+    "internal_error": 500,
+}
 
 
 @csrf_exempt  # a key in a header, never a cookie
@@ -86,7 +91,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     assert isinstance(turn, Turn)  # an API turn carries no client id: never a duplicate
     headers = {CONVERSATION_HEADER: session_id}
     if parsed.stream:
-        events = _events(listener, turn, parsed, settle=lambda: _settle(instance, room, listener))
+        try:
+            first = await _first_item(listener)
+        except BaseException:
+            _settle(instance, room, listener)
+            raise
+        if isinstance(first, dict) and first["type"] == "error":  # the response has not started
+            _settle(instance, room, listener)
+            return _reply_error_response(first, session_id)
+        events = _events(listener, turn, parsed, first, settle=lambda: _settle(instance, room, listener))
         response = StreamingHttpResponse(events, content_type="text/event-stream", headers=headers)
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
@@ -96,9 +109,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     finally:
         _settle(instance, room, listener)
     if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
-        response = openai_error_response(_reply_error(end))
-        response[CONVERSATION_HEADER] = session_id
-        return response
+        return _reply_error_response(end, session_id)
     body = completion_object(
         reply_id=turn.reply_id, created=int(time.time()), model=model, text=text, reasoning=reasoning, end=end
     )
@@ -165,10 +176,31 @@ async def _collected(listener: ReplyListener, turn: Turn) -> tuple[str, str, str
             return model or turn.model, "".join(parts), "".join(thoughts), item
 
 
+async def _first_item(listener: ReplyListener) -> Span | dict[str, Any] | None:
+    """The reply's first span or its end, if one comes within CHAT_API_PING_SECONDS (None: not yet).
+    A stream's headers wait that long, so that a failure before any text (after the relay's retries)
+    is answered with its status, as a whole completion's is; past it, the stream starts and pings."""
+    try:
+        async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
+            return await listener.queue.get()
+    except TimeoutError:
+        return None
+
+
 def _reply_error(end: dict[str, Any]) -> ChatError:
-    error = UpstreamError(end.get("message") or "The reply failed.", code=end.get("code") or "upstream_error")
+    """The error an `error` frame ending the reply says, with its HTTP status (and its Retry-After)."""
+    error = UpstreamError(end.get("message") or "The reply failed.", code=end.get("code"))
     error.status_code = REPLY_ERROR_STATUS.get(error.code, 502)
+    if end.get("retry_after") is not None:
+        error.details["retry_after"] = end["retry_after"]
     return error
+
+
+def _reply_error_response(end: dict[str, Any], session_id: str) -> HttpResponse:
+    """The reply's failure, answered with its status; the conversation (its failed reply stored) named."""
+    response = openai_error_response(_reply_error(end))
+    response[CONVERSATION_HEADER] = session_id
+    return response
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -176,11 +208,17 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 
 async def _events(
-    listener: ReplyListener, turn: Turn, parsed: CompletionRequest, *, settle: Callable[[], None]
+    listener: ReplyListener,
+    turn: Turn,
+    parsed: CompletionRequest,
+    first: Span | dict[str, Any] | None,
+    *,
+    settle: Callable[[], None],
 ) -> AsyncIterator[bytes]:
-    """The reply as server-sent events: a role chunk, a chunk per span (named by its model), the
-    finishing chunk, the usage chunk when asked, `[DONE]`; a `: ping` comment while the model is
-    silent. An error after the start is an `error` event, as OpenAI's API sends one."""
+    """The reply as server-sent events: a role chunk, a chunk per span (named by its model; `first`, when
+    the view already took it, before the queue's), the finishing chunk, the usage chunk when asked,
+    `[DONE]`; a `: ping` comment while the model is silent. An error after the start is an `error`
+    event, as OpenAI's API sends one."""
     created = int(time.time())
     model = turn.model
     try:
@@ -192,17 +230,20 @@ async def _events(
                 delta={"role": "assistant", "content": ""},
             )
         )
+        item = first
         while True:
-            try:
-                async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
-                    item = await listener.queue.get()
-            except TimeoutError:
-                yield b": ping\n\n"
-                continue
+            if item is None:
+                try:
+                    async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
+                        item = await listener.queue.get()
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
             if isinstance(item, Span):
                 model = item.model
                 delta = {"reasoning_content" if item.reasoning else "content": item.text}
                 yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
+                item = None
                 continue
             if item["type"] == "error":
                 error = _reply_error(item)
