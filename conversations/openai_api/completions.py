@@ -19,8 +19,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from ..apikeys.offers import key_offers
-from ..chat.api_threads import api_conversation_continued, api_conversation_exists
-from ..chat.turns import Turn, TurnRequest
+from ..chat.api_threads import (
+    ApiBranch,
+    api_conversation_continued,
+    api_conversation_exists,
+    api_history_branch,
+)
+from ..chat.turns import BRANCH, SEND, Turn, TurnRequest
 from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, ModelNotFound, UpstreamError
 from ..models import ApiKey, Conversation
 from ..owners import ConversationRef, Owner
@@ -64,7 +69,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     options = await db_call(_options)(key=key, parsed=parsed)
     owner = Owner(user_id=key.user_id)
     asked = request.headers.get(CONVERSATION_HEADER, "").strip()
-    session_id = await db_call(_conversation_pick)(owner_key=owner.key, asked=asked, history=parsed.history)
+    session_id, branch = await db_call(_conversation_pick)(
+        owner_key=owner.key, asked=asked, history=parsed.history
+    )
     continued = session_id is not None
     session_id = session_id or uuid.uuid4().hex
     instance = await instance_get()
@@ -76,7 +83,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         streamed_by=instance.instance_id,
         content=parsed.content,
         source=Conversation.Source.API,
-        preceding=() if continued else tuple(parsed.history),
+        kind=SEND if branch is None else BRANCH,
+        target_id=None if branch is None else branch.parent_id,
+        preceding=branch.preceding if branch is not None else () if continued else tuple(parsed.history),
         instructions=parsed.instructions,
         passthrough=parsed.passthrough,
     )
@@ -132,16 +141,19 @@ def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
     return TurnOptions(model=offer.id, mcp_servers=[], settings=parsed.settings)
 
 
-def _conversation_pick(owner_key: str, asked: str, history: list[tuple[str, str]]) -> str | None:
-    """The API conversation the request continues: the one its header names, else the one its history
-    repeats; None: a new one."""
+def _conversation_pick(
+    owner_key: str, asked: str, history: list[tuple[str, str]]
+) -> tuple[str | None, ApiBranch | None]:
+    """The API conversation the request continues (None: a new one): the one its header names, else the
+    one its history repeats; and, in the one its header names, the branch its history makes when it
+    leaves the stored one (None: it goes on from the active branch's leaf)."""
     if asked:
         if not re.fullmatch(SESSION_ID_PATTERN, asked) or not api_conversation_exists(
             owner_key=owner_key, session_id=asked
         ):
             raise ConversationNotFound(param=CONVERSATION_HEADER)
-        return asked
-    return api_conversation_continued(owner_key=owner_key, history=history)
+        return asked, api_history_branch(owner_key=owner_key, session_id=asked, history=history)
+    return api_conversation_continued(owner_key=owner_key, history=history), None
 
 
 def _settle(instance: Instance, room: ConversationRoom, listener: ReplyListener) -> None:
