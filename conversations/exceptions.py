@@ -11,6 +11,7 @@ limit that was hit.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -410,12 +411,22 @@ class UpstreamError(ChatError, code="upstream_error", status=502, detail="The mo
         self,
         message: str,
         *,
-        code: str = "upstream_error",
+        code: str | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code or self.default_code
         self.retryable, self.retry_after = retryable, retry_after
         self.status = status  # the HTTP status the upstream answered, when it answered one
+
+
+class UpstreamRateLimited(UpstreamError, code="upstream_rate_limited", status=429):
+    """The Dedalus API answered 429 (after the relay's retries); with `retry_after`, the whole seconds its
+    Retry-After said, when it said one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, retryable=True, retry_after=retry_after, status=429)
+        if retry_after is not None:  # what a client is told: whole seconds, as a Retry-After header says
+            self.details["retry_after"] = math.ceil(max(retry_after, 0.0))

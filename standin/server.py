@@ -19,7 +19,8 @@ A title request (not streamed, its system message asking for a title) is answere
 made of the conversation's words. It takes no directive; its own queue (``POST /_standin/script?for=title``)
 scripts it (e.g. ``{"status": 500}``), and its log record's ``kind`` is ``"title"`` (``"reply"`` otherwise).
 
-Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status``, ``drop_after``, ``stall_after``,
+Behaviour keys: ``tokens``, ``delay_ms``, ``first_delay_ms``, ``status`` (with ``retry_after``, the error's
+``Retry-After`` header; a 429's is ``0`` unless given), ``drop_after``, ``stall_after``,
 ``handoff_after`` (with a list of models: from that token on, the second model writes, after an
 ``agent_updated`` event), ``refusal`` (the reply streams as ``delta.refusal``), ``reasoning_tokens`` and
 ``cached_tokens`` (the usage's details), ``stall_before_headers``, ``tool``, ``reply``, ``stamp``, ``echo``,
@@ -103,6 +104,7 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "delay_ms": float,
     "first_delay_ms": float,
     "status": int,
+    "retry_after": str,
     "drop_after": int,
     "stall_after": int,
     "handoff_after": int,
@@ -306,9 +308,14 @@ def error_body(status: int, message: str, code: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": err_type, "code": code or default_code}})
 
 
-def error_response(status: int, message: str, code: str | None = None) -> web.Response:
-    """Return a JSON error response; 429s carry ``retry-after: 0`` so SDK retries stay instant."""
-    headers = {"retry-after": "0"} if status == 429 else None
+def error_response(
+    status: int, message: str, code: str | None = None, *, retry_after: str | None = None
+) -> web.Response:
+    """Return a JSON error response with ``retry_after`` as its Retry-After; 429s carry ``retry-after: 0``
+    unless told otherwise, so SDK retries stay instant."""
+    if retry_after is None and status == 429:
+        retry_after = "0"
+    headers = {"retry-after": retry_after} if retry_after is not None else None
     return web.Response(
         status=status,
         body=error_body(status, message, code),
@@ -552,7 +559,7 @@ async def respond(request: web.Request, completion: Completion, rec: dict[str, A
         if behaviour.get("echo_auth"):  # as some APIs quote the key they were sent
             auth = request.headers.get("Authorization", "")
             message = f"Incorrect API key provided: {auth.removeprefix('Bearer ')}"
-        return error_response(status, message)
+        return error_response(status, message, retry_after=behaviour.get("retry_after"))
     if completion.stream:
         return await stream_completion(request, completion, rec)
     return await json_completion(request, completion, rec)

@@ -204,6 +204,111 @@ def test_a_conversation_continues_by_header_and_by_resent_history(
     assert [m["content"] for m in sent] == [*(m["content"] for m in resent), "Answer two", "Third"]
 
 
+def active_branch(session_id: str) -> list[tuple[str, str]]:
+    """The (role, text) of the conversation's active branch, first to last."""
+    conversation = Conversation.objects.get(session_id=session_id)
+    parents = dict(Message.objects.filter(conversation=conversation).values_list("pk", "parent_id"))
+    path, node = [], conversation.current_message_id
+    while node is not None:
+        path.append(node)
+        node = parents[node]
+    rows = Message.objects.in_bulk(path)
+    return [(rows[pk].role, rows[pk].content) for pk in reversed(path)]
+
+
+def test_an_edited_history_with_the_header_branches_where_it_parts_and_the_model_sees_it(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    api = client(api_server, key_for())
+    u1 = {"role": "user", "content": "First [[standin reply=One]]"}
+    raw = api.chat.completions.with_raw_response.create(model=MODEL, messages=[u1])
+    session_id = raw.headers["X-Conversation-Id"]
+    header = {"X-Conversation-Id": session_id}
+    a1 = {"role": "assistant", "content": "One"}
+    u2 = {"role": "user", "content": "Second [[standin reply=Two]]"}
+    api.chat.completions.create(model=MODEL, messages=[u1, a1, u2], extra_headers=header)
+    stored = active_branch(session_id)
+    assert stored == [
+        ("user", u1["content"]),
+        ("assistant", "One"),
+        ("user", u2["content"]),
+        ("assistant", "Two"),
+    ]
+
+    # The client edited the assistant's first reply: a branch after the first message.
+    edited = [
+        u1,
+        {"role": "assistant", "content": "One, edited"},
+        u2,
+        {"role": "assistant", "content": "Two"},
+    ]
+    u3 = {"role": "user", "content": "Third [[standin reply=Three]]"}
+    again = api.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[*edited, u3], extra_headers=header
+    )
+
+    assert again.headers["X-Conversation-Id"] == session_id
+    sent = standin.requests()[-1]["body"]["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [(m["role"], m["content"]) for m in [*edited, u3]]
+    branch = active_branch(session_id)
+    assert branch == [*((m["role"], m["content"]) for m in [*edited, u3]), ("assistant", "Three")]
+    assert Conversation.objects.count() == 1
+    assert Message.objects.count() == 4 + 5  # the old branch kept, the first message shared
+    first = Message.objects.get(content=u1["content"])
+    assert Message.objects.filter(parent=first).count() == 2  # "One" and "One, edited": two versions
+
+    # The history of the first branch again: it goes on from there, storing no copy of it.
+    back = api.chat.completions.create(
+        model=MODEL,
+        messages=[u1, a1, u2, {"role": "assistant", "content": "Two"}, {"role": "user", "content": "Fourth"}],
+        extra_headers=header,
+    )
+    assert back.choices[0].message.content
+    assert active_branch(session_id)[:5] == [*stored, ("user", "Fourth")]
+    assert Message.objects.count() == 9 + 2
+
+    # A dropped last turn (a client's "regenerate"): a new version of it, after the first reply.
+    api.chat.completions.create(model=MODEL, messages=[u1, a1, u2], extra_headers=header)
+    assert active_branch(session_id)[:3] == stored[:3]
+    assert len(active_branch(session_id)) == 4
+    assert Message.objects.count() == 11 + 2
+    assert Message.objects.filter(content=u2["content"]).count() == 3  # each branch's
+
+
+def test_the_stored_branch_resent_with_the_header_goes_on_from_its_leaf(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    api = client(api_server, key_for())
+    u1 = {"role": "user", "content": "Hello [[standin status=500]]"}
+    raw = api.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}]
+    )
+    session_id = raw.headers["X-Conversation-Id"]
+    header = {"X-Conversation-Id": session_id}
+    reply = raw.parse().choices[0].message.content
+    with pytest.raises(openai.InternalServerError):  # a reply that ended without text, never seen
+        api.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": reply}, u1],
+            extra_headers=header,
+        )
+
+    api.chat.completions.create(  # the client keeps its message that got no reply
+        model=MODEL,
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": reply},
+            u1,
+            {"role": "user", "content": "Again"},
+        ],
+        extra_headers=header,
+    )
+
+    failed = Message.objects.get(role="assistant", status="error")
+    assert Message.objects.get(content="Again").parent_id == failed.pk  # no branch: the leaf goes on
+    assert Message.objects.count() == 6
+
+
 def test_a_new_history_is_stored_with_its_earlier_turns(api_server: DaphneServer) -> None:
     api = client(api_server, key_for())
     messages = [

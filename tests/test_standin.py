@@ -165,6 +165,17 @@ async def test_status_directive_raises_sdk_error(standin_url: str) -> None:
     assert rec["outcome"] == "error_status"
 
 
+async def test_an_error_status_carries_the_retry_after_it_is_given(standin_url: str) -> None:
+    """``retry_after`` is the error's Retry-After; a 429 without one says ``0``."""
+    client = sdk(standin_url, max_retries=0)
+    for directive, expected in [("status=429 retry_after=7", "7"), ("status=429", "0"), ("status=503", None)]:
+        with pytest.raises(dedalus_labs.APIStatusError) as info:
+            await client.chat.completions.create(
+                model="openai/gpt-5.1", messages=[{"role": "user", "content": f"[[standin {directive}]]"}]
+            )
+        assert info.value.response.headers.get("retry-after") == expected, directive
+
+
 async def test_missing_auth_is_401(standin_url: str) -> None:
     """A request without Authorization is refused with an OpenAI-style error."""
     async with httpx.AsyncClient(base_url=standin_url) as client:

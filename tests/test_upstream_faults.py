@@ -33,6 +33,10 @@ FAULTS = {
         [{"status": 500}, {"status": 500}, {"status": 500}],
         ("error", "upstream_error", "error", ["error_status"] * 3),
     ),
+    "429 after the retries has its own code": (
+        [{"status": 429}] * 3,
+        ("error", "upstream_rate_limited", "error", ["error_status"] * 3),
+    ),
     "400 is not retried": (
         [{"status": 400}],
         ("error", "upstream_error", "error", ["error_status"]),

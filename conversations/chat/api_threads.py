@@ -1,13 +1,16 @@
-"""Which stored API conversation a chat completion request continues. OpenAI's clients send the whole
-history with each request: a request continues the conversation its X-Conversation-Id names, or the one
-whose active branch its earlier messages repeat exactly; else it starts a new one."""
+"""Which stored API conversation a chat completion request continues, and where in it. OpenAI's clients
+send the whole history with each request: a request continues the conversation its X-Conversation-Id
+names, or the one whose active branch its earlier messages repeat exactly; else it starts a new one. A
+named conversation whose active branch the sent history leaves (a client edited or dropped a turn) gets
+a new branch where they part, as an edit on the page makes one: the model answers the history sent."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..models import Conversation, Message
-from .threads import thread_leaf_id, thread_path_ids
+from .threads import thread_leaf_id, thread_path_ids, thread_siblings
 
 # Conversations compared with a request's history, newest first: a bounded read per request.
 CANDIDATES_MAX = 5
@@ -43,6 +46,81 @@ def api_conversation_continued(*, owner_key: str, history: Sequence[tuple[str, s
         if _active_branch(pk, current_id) == wanted:
             return session_id
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiBranch:
+    """Where a request's turns go when its history leaves the stored active branch: after the stored
+    message `parent_id` (None: as a new first message), its earlier messages not stored there
+    (`preceding`, (role, text) pairs) first."""
+
+    parent_id: int | None
+    preceding: tuple[tuple[str, str], ...]
+
+
+def api_history_branch(
+    *, session_id: str, owner_key: str, history: Sequence[tuple[str, str]]
+) -> ApiBranch | None:
+    """Where the owner's API conversation `session_id` parts from `history` (the request's messages
+    before its last, (role, text) pairs): None when the request continues the active branch (it sent no
+    history, or the history is that branch), else the branch to make. The history is followed down the
+    stored tree from its first messages, the active branch's message taken where siblings are alike, so
+    a history that returns to an older version goes on from it; replies that ended without text, which
+    the client never got, are stepped over. One read of the conversation's messages; the walk is one
+    step per message sent."""
+    if not history:
+        return None
+    conversation = (
+        Conversation.objects.filter(
+            owner_key=owner_key, session_id=session_id, source=Conversation.Source.API
+        )
+        .values_list("pk", "current_message_id")
+        .first()
+    )
+    if conversation is None:  # deleted since the caller found it: the turn will say so
+        return None
+    rows = {
+        pk: (parent_id, role, content)
+        for pk, parent_id, role, content in Message.objects.filter(conversation_id=conversation[0])
+        .order_by("pk")
+        .values_list("pk", "parent_id", "role", "content")
+    }
+    pairs = [(pk, parent_id) for pk, (parent_id, _, _) in rows.items()]
+    children = thread_siblings(pairs)
+    active = thread_path_ids(pairs, thread_leaf_id(pairs, conversation[1]))
+
+    def textless(pk: int) -> bool:
+        return rows[pk][1] == Message.Role.ASSISTANT and not rows[pk][2]
+
+    def following(parent_id: int | None) -> list[int]:
+        """The messages a client would see after `parent_id`: its children, a textless reply's own
+        children in its place (bounded: a step down the tree each)."""
+        found: list[int] = []
+        waiting = list(children.get(parent_id, []))
+        while waiting:
+            pk = waiting.pop(0)
+            if textless(pk):
+                waiting.extend(children.get(pk, []))
+            else:
+                found.append(pk)
+        return found
+
+    on_active = set(active)
+    node: int | None = None
+    matched = 0
+    for role, text in history:
+        alike = [pk for pk in following(node) if rows[pk][1] == role and rows[pk][2] == text]
+        if not alike:
+            break
+        node = next((pk for pk in alike if pk in on_active), alike[-1])
+        matched += 1
+    if (
+        matched == len(history)
+        and node in on_active
+        and all(textless(pk) for pk in active[active.index(node) + 1 :])
+    ):
+        return None  # the active branch, up to replies the client never got
+    return ApiBranch(node, tuple(history[matched:]))
 
 
 def _active_branch(conversation_id: int, current_id: int | None) -> list[tuple[str, str]]:

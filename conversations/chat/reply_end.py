@@ -15,7 +15,8 @@ INTERNAL_ERROR_TEXT = "The server failed while writing this reply."
 @dataclass(frozen=True, slots=True)
 class ReplyEnd:
     """A reply's end: its status and finish reason, its token usage (`usage_estimated` when the upstream
-    reported none and the text streamed was counted instead), the error that ended it, the models
+    reported none and the text streamed was counted instead), the error that ended it (with the seconds
+    to wait before trying again, when the upstream said; not stored: only the live frame says it), the models
     that wrote it with where each after the first took over, and how long the model thought (None: it
     did not, as far as its stream and usage say)."""
 
@@ -25,6 +26,7 @@ class ReplyEnd:
     usage_estimated: bool = False
     error_code: str = ""
     error: str = ""
+    retry_after: int | None = None
     served_models: tuple[str, ...] = ()
     handoff_offsets: tuple[int, ...] = ()
     reasoning_ms: int | None = None
@@ -48,12 +50,14 @@ class ReplyEnd:
             usage_estimated=False,
             error_code="internal_error",
             error=INTERNAL_ERROR_TEXT,
+            retry_after=None,
         )
 
     def frame(self, message_id: int) -> dict[str, Any]:
         """The frame that ends reply `message_id` on every socket: `error`, or `done`."""
         if self.failed:
-            return protocol.error_frame(self.error_code, self.error, message_id=message_id)
+            extra = {} if self.retry_after is None else {"retry_after": self.retry_after}
+            return protocol.error_frame(self.error_code, self.error, message_id=message_id, **extra)
         return protocol.done_frame(
             message_id=message_id,
             usage=self.usage,

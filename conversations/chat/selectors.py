@@ -377,6 +377,11 @@ def conversation_streaming_reply(*, ref: ConversationRef) -> tuple[int, str] | N
     )
 
 
+def owner_has_api_conversations(*, owner_key: str) -> bool:
+    """Whether the owner has a conversation of the OpenAI-compatible API (the sidebar offers its filter)."""
+    return Conversation.objects.filter(owner_key=owner_key, source=Conversation.Source.API).exists()
+
+
 def conversations_of_owner(
     *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0, source: str = ""
 ) -> list[dict[str, Any]]:

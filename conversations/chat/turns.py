@@ -55,8 +55,9 @@ class DuplicateSend:
     message_id: int
 
 
-# The kinds of turn: a message sent, a reply regenerated, a user message edited.
-SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
+# The kinds of turn: a message sent, a reply regenerated, a user message edited, and an API client's
+# message whose history left the stored branch (api_threads.ApiBranch): sent after a stored message.
+SEND, REGENERATE, EDIT, BRANCH = "send", "regenerate", "edit", "branch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,8 @@ class TurnRequest:
     servers and settings, None keeping the conversation's, see answerers.py; the client's id of the
     frame, whose resend stores nothing; the attachments), the instance that will stream the reply, and
     its kind: a send's or an edit's `content`, the reply to regenerate or the message to edit
-    (`target_id`)."""
+    (`target_id`); a branch's `content` and the stored message it follows (`target_id`, None: it starts
+    a new first message), its `preceding` turns stored between them."""
 
     ref: ConversationRef
     owner: Owner
@@ -427,6 +429,12 @@ def _turn_plan(
         plan.user_parent_id = thread_leaf_id(thread.pairs, conversation.current_message_id)
         plan.path = _path(messages, thread.pairs, plan.user_parent_id)
         return plan
+    if request.kind == BRANCH:
+        if request.target_id is not None and request.target_id not in messages:
+            raise NoSuchMessage()
+        plan.user_parent_id = request.target_id
+        plan.path = _path(messages, thread.pairs, request.target_id)
+        return plan
     target = messages.get(request.target_id) if request.target_id is not None else None
     if request.kind == REGENERATE:
         if target is None or target.role != Message.Role.ASSISTANT or target.parent_id is None:
@@ -501,8 +509,9 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
 
 
 def _preceding_store(plan: _TurnPlan) -> None:
-    """Store the earlier turns an API client sent, as a chain after the branch's leaf, and place the
-    user message after them: one insert each (a new API conversation's history, bounded by the request)."""
+    """Store the earlier turns an API client sent, as a chain after the turn's parent (the branch's leaf,
+    or where a branch leaves it), and place the user message after them: one insert each (a new API
+    conversation's history, or a branch's, bounded by the request)."""
     parent_id = plan.user_parent_id
     for role, text in plan.request.preceding:
         message = Message.objects.create(

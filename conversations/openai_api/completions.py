@@ -19,8 +19,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from ..apikeys.offers import key_offers
-from ..chat.api_threads import api_conversation_continued, api_conversation_exists
-from ..chat.turns import Turn, TurnRequest
+from ..chat.api_threads import (
+    ApiBranch,
+    api_conversation_continued,
+    api_conversation_exists,
+    api_history_branch,
+)
+from ..chat.turns import BRANCH, SEND, Turn, TurnRequest
 from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, ModelNotFound, UpstreamError
 from ..models import ApiKey, Conversation
 from ..owners import ConversationRef, Owner
@@ -44,8 +49,13 @@ from .cors import cors_answered
 from .errors import methods_only, openai_error_body, openai_error_response, openai_errors_answered
 
 CONVERSATION_HEADER = "X-Conversation-Id"
-# A reply's error after it started, as an HTTP status.
-REPLY_ERROR_STATUS = {"upstream_payment_required": 402, "upstream_timeout": 504, "internal_error": 500}
+# A reply's error after its turn was stored, as an HTTP status (any other: 502).
+REPLY_ERROR_STATUS = {
+    "upstream_rate_limited": 429,
+    "upstream_payment_required": 402,
+    "upstream_timeout": 504,
+    "internal_error": 500,
+}
 
 
 @csrf_exempt  # a key in a header, never a cookie
@@ -59,7 +69,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     options = await db_call(_options)(key=key, parsed=parsed)
     owner = Owner(user_id=key.user_id)
     asked = request.headers.get(CONVERSATION_HEADER, "").strip()
-    session_id = await db_call(_conversation_pick)(owner_key=owner.key, asked=asked, history=parsed.history)
+    session_id, branch = await db_call(_conversation_pick)(
+        owner_key=owner.key, asked=asked, history=parsed.history
+    )
     continued = session_id is not None
     session_id = session_id or uuid.uuid4().hex
     instance = await instance_get()
@@ -71,7 +83,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         streamed_by=instance.instance_id,
         content=parsed.content,
         source=Conversation.Source.API,
-        preceding=() if continued else tuple(parsed.history),
+        kind=SEND if branch is None else BRANCH,
+        target_id=None if branch is None else branch.parent_id,
+        preceding=branch.preceding if branch is not None else () if continued else tuple(parsed.history),
         instructions=parsed.instructions,
         passthrough=parsed.passthrough,
     )
@@ -86,7 +100,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     assert isinstance(turn, Turn)  # an API turn carries no client id: never a duplicate
     headers = {CONVERSATION_HEADER: session_id}
     if parsed.stream:
-        events = _events(listener, turn, parsed, settle=lambda: _settle(instance, room, listener))
+        try:
+            first = await _first_item(listener)
+        except BaseException:
+            _settle(instance, room, listener)
+            raise
+        if isinstance(first, dict) and first["type"] == "error":  # the response has not started
+            _settle(instance, room, listener)
+            return _reply_error_response(first, session_id)
+        events = _events(listener, turn, parsed, first, settle=lambda: _settle(instance, room, listener))
         response = StreamingHttpResponse(events, content_type="text/event-stream", headers=headers)
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
@@ -108,9 +130,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     settle()
     model, text, reasoning, end = collecting.result()
     if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
-        response = openai_error_response(_reply_error(end))
-        response[CONVERSATION_HEADER] = session_id
-        return response
+        return _reply_error_response(end, session_id)
     return JsonResponse(_completion_body(turn, model, text, reasoning, end), headers=headers)
 
 
@@ -130,16 +150,19 @@ def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
     return TurnOptions(model=offer.id, mcp_servers=[], settings=parsed.settings)
 
 
-def _conversation_pick(owner_key: str, asked: str, history: list[tuple[str, str]]) -> str | None:
-    """The API conversation the request continues: the one its header names, else the one its history
-    repeats; None: a new one."""
+def _conversation_pick(
+    owner_key: str, asked: str, history: list[tuple[str, str]]
+) -> tuple[str | None, ApiBranch | None]:
+    """The API conversation the request continues (None: a new one): the one its header names, else the
+    one its history repeats; and, in the one its header names, the branch its history makes when it
+    leaves the stored one (None: it goes on from the active branch's leaf)."""
     if asked:
         if not re.fullmatch(SESSION_ID_PATTERN, asked) or not api_conversation_exists(
             owner_key=owner_key, session_id=asked
         ):
             raise ConversationNotFound(param=CONVERSATION_HEADER)
-        return asked
-    return api_conversation_continued(owner_key=owner_key, history=history)
+        return asked, api_history_branch(owner_key=owner_key, session_id=asked, history=history)
+    return api_conversation_continued(owner_key=owner_key, history=history), None
 
 
 def _settle(instance: Instance, room: ConversationRoom, listener: ReplyListener) -> None:
@@ -206,10 +229,31 @@ async def _kept_alive(
         settle()
 
 
+async def _first_item(listener: ReplyListener) -> Span | dict[str, Any] | None:
+    """The reply's first span or its end, if one comes within CHAT_API_PING_SECONDS (None: not yet).
+    A stream's headers wait that long, so that a failure before any text (after the relay's retries)
+    is answered with its status, as a whole completion's is; past it, the stream starts and pings."""
+    try:
+        async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
+            return await listener.queue.get()
+    except TimeoutError:
+        return None
+
+
 def _reply_error(end: dict[str, Any]) -> ChatError:
-    error = UpstreamError(end.get("message") or "The reply failed.", code=end.get("code") or "upstream_error")
+    """The error an `error` frame ending the reply says, with its HTTP status (and its Retry-After)."""
+    error = UpstreamError(end.get("message") or "The reply failed.", code=end.get("code"))
     error.status_code = REPLY_ERROR_STATUS.get(error.code, 502)
+    if end.get("retry_after") is not None:
+        error.details["retry_after"] = end["retry_after"]
     return error
+
+
+def _reply_error_response(end: dict[str, Any], session_id: str) -> HttpResponse:
+    """The reply's failure, answered with its status; the conversation (its failed reply stored) named."""
+    response = openai_error_response(_reply_error(end))
+    response[CONVERSATION_HEADER] = session_id
+    return response
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -217,11 +261,17 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 
 async def _events(
-    listener: ReplyListener, turn: Turn, parsed: CompletionRequest, *, settle: Callable[[], None]
+    listener: ReplyListener,
+    turn: Turn,
+    parsed: CompletionRequest,
+    first: Span | dict[str, Any] | None,
+    *,
+    settle: Callable[[], None],
 ) -> AsyncIterator[bytes]:
-    """The reply as server-sent events: a role chunk, a chunk per span (named by its model), the
-    finishing chunk, the usage chunk when asked, `[DONE]`; a `: ping` comment while the model is
-    silent. An error after the start is an `error` event, as OpenAI's API sends one."""
+    """The reply as server-sent events: a role chunk, a chunk per span (named by its model; `first`, when
+    the view already took it, before the queue's), the finishing chunk, the usage chunk when asked,
+    `[DONE]`; a `: ping` comment while the model is silent. An error after the start is an `error`
+    event, as OpenAI's API sends one."""
     created = int(time.time())
     model = turn.model
     try:
@@ -233,17 +283,20 @@ async def _events(
                 delta={"role": "assistant", "content": ""},
             )
         )
+        item = first
         while True:
-            try:
-                async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
-                    item = await listener.queue.get()
-            except TimeoutError:
-                yield b": ping\n\n"
-                continue
+            if item is None:
+                try:
+                    async with asyncio.timeout(settings.CHAT_API_PING_SECONDS):
+                        item = await listener.queue.get()
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
             if isinstance(item, Span):
                 model = item.model
                 delta = {"reasoning_content" if item.reasoning else "content": item.text}
                 yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
+                item = None
                 continue
             if item["type"] == "error":
                 yield _sse(openai_error_body(_reply_error(item)))

@@ -155,7 +155,13 @@ class ReplyRun:
                 return None
             return self.end(Message.Status.INTERRUPTED, reply.stop_reason or "interrupted")
         except ChatError as exc:
-            return self.end(Message.Status.ERROR, "error", error_code=exc.code, error=exc.message)
+            return self.end(
+                Message.Status.ERROR,
+                "error",
+                error_code=exc.code,
+                error=exc.message,
+                retry_after=exc.details.get("retry_after"),
+            )
         except Exception:
             logger.exception(
                 "reply failed", extra={"session_id": self.turn.ref.session_id, "message_id": reply.message_id}
@@ -280,6 +286,7 @@ class ReplyRun:
         usage: dict[str, int] | None = None,
         error_code: str = "",
         error: str = "",
+        retry_after: int | None = None,
     ) -> ReplyEnd:
         """How the reply ended, with the models that wrote it and how long it thought. Cut short without
         the upstream's count, what was streamed is estimated: it still counts against the quota."""
@@ -295,6 +302,7 @@ class ReplyRun:
             usage_estimated=estimated,
             error_code=error_code,
             error=error,
+            retry_after=retry_after,
             served_models=tuple(reply.served_models),
             handoff_offsets=tuple(reply.handoff_offsets),
         )

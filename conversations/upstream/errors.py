@@ -6,6 +6,7 @@ our key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ import dedalus_labs
 import orjson
 from django.conf import settings
 
-from ..exceptions import UpstreamError
+from ..exceptions import UpstreamError, UpstreamRateLimited
 
 
 class CatalogUnavailable(Exception):
@@ -42,19 +43,22 @@ async def status_error(response: aiohttp.ClientResponse) -> UpstreamError:
             ),
             code="upstream_payment_required",
         )
+    message = redact(f"The model service answered {response.status}: {detail}")
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    if response.status == 429:  # a code of its own: an API client is told to slow down, and when
+        return UpstreamRateLimited(message, retry_after=retry_after)
     return UpstreamError(
-        redact(f"The model service answered {response.status}: {detail}"),
-        retryable=response.status == 429 or response.status >= 500,
-        retry_after=_retry_after(response.headers.get("retry-after")),
-        status=response.status,
+        message, retryable=response.status >= 500, retry_after=retry_after, status=response.status
     )
 
 
 def _retry_after(value: str | None) -> float | None:
+    """The seconds a Retry-After header says (None: none, or a date or text this does not read)."""
     try:
-        return float(value) if value is not None else None
+        seconds = float(value) if value is not None else None
     except ValueError:
         return None
+    return seconds if seconds is None or math.isfinite(seconds) else None
 
 
 def stream_broken(exc: aiohttp.ClientError) -> UpstreamError:

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from ..accounts.handover import anonymous_owner_note
 from ..chat import selectors
-from ..owners import session_key_loaded
+from ..owners import Owner, session_key_loaded
 from .access import login_required_if_configured
 
 
@@ -30,7 +30,12 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     if not session_key_loaded(request.session):
         request.session.save()  # anonymous chats belong to this browser session, so it needs a standing key
     anonymous_owner_note(request)
-    options = selectors.chat_page_options(request.user.pk if request.user.is_authenticated else None)
+    user_id = request.user.pk if request.user.is_authenticated else None
+    options = selectors.chat_page_options(user_id)
+    # Only a signed-in user has API keys, so only they can have API conversations to filter.
+    api_listed = user_id is not None and selectors.owner_has_api_conversations(
+        owner_key=Owner(user_id=user_id).key
+    )
     return render(
         request,
         "conversations/chat.html",
@@ -39,6 +44,7 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
             "options": options,
             "standin_notice": settings.CHAT_STANDIN_NOTICE,
             "api_configured": bool(settings.DEDALUS_API_KEY),
+            "api_conversations": api_listed,
         },
     )
 

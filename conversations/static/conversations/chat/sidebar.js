@@ -1,9 +1,10 @@
 // The sidebar and the conversation's own actions: the owner's conversations (searchable, paged, pinned
-// ones first), opening one without a page load, new chat, the drawer on narrow screens, and each chat's
+// ones first, the page's or the API's: conversation-source.js), opening one without a page load, new chat, the drawer on narrow screens, and each chat's
 // "⋯" menu (chat-menu.js), on its sidebar entry and on the open chat's title bar: rename, pin, share
 // (share-dialog.js), export, delete. Titles reach the DOM as text only.
 
 import * as chatMenu from "./chat-menu.js";
+import { listedSource, onSourcePicked, sourceShow } from "./conversation-source.js";
 import { csrfToken } from "./csrf.js";
 import { conversationOpen, newConversationOpen } from "./navigation.js";
 import * as shareDialog from "./share-dialog.js";
@@ -84,10 +85,10 @@ function item(conversation, asked) {
   return entry;
 }
 
-async function page(query, from) {
-  const response = await fetch(`/api/conversations/?q=${encodeURIComponent(query)}&offset=${from}`, {
-    credentials: "same-origin",
-  });
+async function page(query, from, source) {
+  const params = new URLSearchParams({ q: query, offset: from });
+  if (source) params.set("source", source);
+  const response = await fetch(`/api/conversations/?${params}`, { credentials: "same-origin" });
   return response.ok ? response.json() : null;
 }
 
@@ -99,12 +100,13 @@ async function load(append = false) {
   const mine = ++generation;
   const asked = ++moment;
   const query = search.value.trim();
+  const source = listedSource();
   const from = append ? offset : 0;
   const wanted = append ? 1 : Math.max(1, offset);
   const conversations = [];
   let answer = null;
   do {
-    answer = await page(query, from + conversations.length);
+    answer = await page(query, from + conversations.length, source);
     if (!answer || mine !== generation) return; // a newer search or refresh started meanwhile
     conversations.push(...answer.conversations);
   } while (answer.has_more && conversations.length < wanted);
@@ -115,7 +117,34 @@ async function load(append = false) {
   else list.replaceChildren(...items);
   offset = from + conversations.length;
   more.hidden = !answer.has_more;
-  empty.hidden = list.querySelector("a") !== null || !query;
+  const none = list.querySelector("a") === null;
+  empty.textContent = query ? "No chats found." : "No API conversations.";
+  empty.hidden = !none || !(query || source === "api");
+}
+
+/** Whether the open conversation has an entry in the list as shown. */
+function openListed() {
+  return [...list.querySelectorAll("a[data-session-id]")].some((link) => link.dataset.sessionId === state.sessionId);
+}
+
+/**
+ * The list follows the chat being written in: a reply in a conversation the filter leaves out (a new
+ * chat while API conversations are shown, an API conversation continued while chats are) shows the other
+ * source, said aloud.
+ */
+async function followOpen() {
+  const source = listedSource();
+  await load();
+  if (!source || source !== listedSource() || openListed() || search.value.trim()) return;
+  const other = source === "api" ? "page" : "api";
+  sourceShow(other);
+  document.getElementById("announcer").textContent =
+    other === "api" ? "Showing API conversations." : "Showing chats.";
+  await load();
+}
+
+function placeholderSet(source) {
+  search.placeholder = source === "api" ? "Search API conversations" : "Search chats";
 }
 
 /** A fresh search starts from its first page; a refresh keeps the list's length. */
@@ -327,12 +356,17 @@ search.addEventListener("keydown", (event) => {
   }
 });
 more.addEventListener("click", () => load(true));
+onSourcePicked((source) => {
+  placeholderSet(source);
+  searchLoad();
+});
 // A new chat appears with its first message, titled, and a conversation moves up with every turn.
-document.addEventListener("chat:reply-started", () => load());
+document.addEventListener("chat:reply-started", () => followOpen());
 // A title the model wrote (or another tab's rename) renames the chat's entry in place.
 document.addEventListener("chat:titled", (event) => {
   for (const link of list.querySelectorAll("a[data-session-id]")) {
     if (link.dataset.sessionId === event.detail.sessionId) link.textContent = link.title = event.detail.title;
   }
 });
+placeholderSet(listedSource());
 load();
