@@ -286,12 +286,16 @@ def test_the_stored_branch_resent_with_the_header_goes_on_from_its_leaf(
     session_id = raw.headers["X-Conversation-Id"]
     header = {"X-Conversation-Id": session_id}
     reply = raw.parse().choices[0].message.content
-    with pytest.raises(openai.InternalServerError):  # a reply that ended without text, never seen
-        api.chat.completions.create(
+    # A reply that ended without text, never seen: an error status, or an error event once the stream
+    # began (past CHAT_API_PING_SECONDS, with the relay's retries).
+    with pytest.raises(openai.APIError):
+        for _ in api.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": reply}, u1],
             extra_headers=header,
-        )
+            stream=True,
+        ):
+            pass
 
     api.chat.completions.create(  # the client keeps its message that got no reply
         model=MODEL,

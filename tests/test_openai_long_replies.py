@@ -168,7 +168,9 @@ def test_a_request_silent_for_the_http_timeout_gets_503_or_is_closed(standin: St
         waited = time.monotonic() - started
 
         started = time.monotonic()
-        streamed = {"model": MODEL, "messages": silent, "stream": True}
+        # A stream starts with its first text, then falls silent past the timeout.
+        stalled = [{"role": "user", "content": "stall [[standin tokens=3 delay_ms=0 stall_after=1]]"}]
+        streamed = {"model": MODEL, "messages": stalled, "stream": True}
         with httpx.stream("POST", url, json=streamed, headers=headers, timeout=20) as stream:
             lines = [line for line in stream.iter_lines() if line]
         closed_after = time.monotonic() - started
