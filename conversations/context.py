@@ -8,6 +8,7 @@ turns are left out first, and the newest user message is never left out.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +23,11 @@ def tokens_estimate(text: str) -> int:
 
 
 def _message_tokens(message: dict[str, Any]) -> int:
-    # `extra_tokens`: what its attachments add (attachment_parts.attachment_tokens).
-    return tokens_estimate(message["content"]) + message.get("extra_tokens", 0)
+    # `extra_tokens`: what its attachments add (attachment_parts.attachment_tokens); an API reply's tool
+    # calls count as their JSON.
+    calls = message.get("tool_calls")
+    called = tokens_estimate(json.dumps(calls)) if calls else 0
+    return tokens_estimate(message["content"]) + message.get("extra_tokens", 0) + called
 
 
 def context_fit(

@@ -55,6 +55,17 @@ class DuplicateSend:
     message_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class PriorMessage:
+    """A message an API client sent before its turn: a user's, an assistant's (with the tool calls it
+    made, in OpenAI's shape), or a tool's result (answering `tool_call_id`)."""
+
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_call_id: str = ""
+
+
 # The kinds of turn: a message sent, a reply regenerated, a user message edited.
 SEND, REGENERATE, EDIT = "send", "regenerate", "edit"
 
@@ -75,11 +86,13 @@ class TurnRequest:
     content: str = ""
     target_id: int | None = None
     # A conversation a send creates is stored with this source (Conversation.Source), and, from the
-    # API, with the earlier turns its client sent (`preceding`: (role, text) pairs, stored before the
-    # message in the same transaction) and its system messages (`instructions`, sent after the agent's,
-    # never stored).
+    # API, with the earlier turns its client sent (`preceding`, stored before the message in the same
+    # transaction) and its system messages (`instructions`, sent after the agent's, never stored).
     source: str = "page"
-    preceding: tuple[tuple[str, str], ...] = ()
+    preceding: tuple[PriorMessage, ...] = ()
+    # An API send that returns the results of its reply's tool calls: stored (after `preceding`) in
+    # place of a user message, which it has none of (`content` is "").
+    tool_results: tuple[PriorMessage, ...] = ()
     instructions: str = ""
     # Request fields an API client passes through (top_p, stop, seed, response_format), checked by its
     # parser, sent with the reply's settings, never stored; refused by an agent that keeps its settings.
@@ -131,22 +144,32 @@ def message_content_check(content: str, *, attached: bool = False) -> None:
 def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
     """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
     with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
-    attachment_parts.py).
+    attachment_parts.py); a reply that called an API client's tools carries its `tool_calls` and each
+    tool result its `tool_call_id`, in OpenAI's shape.
 
     A user message whose reply ended without any text (it failed, or was stopped, before the first
     token) is left out with its reply: the thread still shows it, but it is not sent with later
     messages, so a message that made the upstream fail does not make every later reply fail too. (The
     page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
-    row, which a well-formed branch never has, are merged: the upstream alternates them.
+    row, which a well-formed branch never has, are merged: the upstream alternates them (tool results,
+    one per call, never are).
     """
     built: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
+        if message.role == Message.Role.TOOL:
+            built.append(
+                {"role": message.role, "content": message.content, "tool_call_id": message.tool_call_id}
+            )
+            continue
+        if message.role == Message.Role.ASSISTANT and message.tool_calls:
+            built.append({"role": message.role, "content": message.content, "tool_calls": message.tool_calls})
+            continue
         if not message.content and message.role == Message.Role.ASSISTANT:
             continue
         if message.role == Message.Role.USER and _answered_without_text(messages, index):
             continue
         attached = list(message.attachment_ids or ())
-        if built and built[-1]["role"] == message.role:
+        if built and built[-1]["role"] == message.role and not built[-1].get("tool_calls"):
             merged = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
             attached = [*built[-1].get("attachment_ids", ()), *attached]
             built[-1] = merged
@@ -160,7 +183,12 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
 def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
     """Whether the user message at `index` has a reply after it, and that reply has no text."""
     following = messages[index + 1] if index + 1 < len(messages) else None
-    return following is not None and following.role == Message.Role.ASSISTANT and not following.content
+    return (
+        following is not None
+        and following.role == Message.Role.ASSISTANT
+        and not following.content
+        and not following.tool_calls
+    )
 
 
 def turn_begin_for_testing(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
@@ -251,7 +279,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     """Store turns of distinct conversations together (see `turns_store`)."""
     results: list[TurnResult | None] = [None] * len(requests)
     for index, request in enumerate(requests):
-        if request.kind != REGENERATE:
+        if request.kind != REGENERATE and not request.tool_results:
             try:
                 message_content_check(request.content, attached=bool(request.options.attachments))
             except ChatError as exc:
@@ -451,10 +479,13 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
 
     Each streaming row doubles as its conversation's lock: no other turn starts until it ends.
     """
-    asking = [plan for plan in plans if plan.request.kind != REGENERATE]
-    for plan in asking:
-        if plan.request.preceding:
+    for plan in plans:
+        if plan.request.preceding or plan.request.tool_results:
             _preceding_store(plan)
+    asking = [plan for plan in plans if plan.request.kind != REGENERATE and not plan.request.tool_results]
+    for plan in plans:
+        if plan.request.tool_results:
+            plan.reply_parent_id = plan.user_parent_id  # the last tool result
     users = Message.objects.bulk_create(
         [
             Message(
@@ -501,15 +532,18 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
 
 
 def _preceding_store(plan: _TurnPlan) -> None:
-    """Store the earlier turns an API client sent, as a chain after the branch's leaf, and place the
-    user message after them: one insert each (a new API conversation's history, bounded by the request)."""
+    """Store the earlier turns an API client sent and its tool results, as a chain after the branch's
+    leaf, and place the user message (or the reply) after them: one insert each (a new API
+    conversation's history, bounded by the request)."""
     parent_id = plan.user_parent_id
-    for role, text in plan.request.preceding:
+    for prior in (*plan.request.preceding, *plan.request.tool_results):
         message = Message.objects.create(
             conversation=plan.conversation,
             parent_id=parent_id,
-            role=role,
-            content=text,
+            role=prior.role,
+            content=prior.content,
+            tool_calls=prior.tool_calls,
+            tool_call_id=prior.tool_call_id,
             model=plan.answerer.model,
             status=Message.Status.COMPLETE,
         )
@@ -595,7 +629,9 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     )
     plan.upstream_messages = []
     for message in kept:
-        sent = {"role": message["role"], "content": message["content"]}
+        sent = {
+            key: message[key] for key in ("role", "content", "tool_calls", "tool_call_id") if key in message
+        }
         if ids := [i for i in message.get("attachment_ids", ()) if i in attached]:
             sent["attachment_ids"] = ids
             plan.request_attachments.update((i, attached[i]) for i in ids)

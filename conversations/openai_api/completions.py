@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..apikeys.offers import key_offers
 from ..chat.api_threads import api_conversation_continued, api_conversation_exists
-from ..chat.turns import Turn, TurnRequest
+from ..chat.turns import PriorMessage, Turn, TurnRequest
 from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, ModelNotFound, UpstreamError
 from ..models import ApiKey, Conversation
 from ..owners import ConversationRef, Owner
@@ -37,6 +37,7 @@ from .completion_reply import (
     chunk_object,
     completion_object,
     finish_reason,
+    tool_call_deltas,
     usage_object,
 )
 from .completion_request import CompletionRequest, completion_request_parse
@@ -72,6 +73,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         content=parsed.content,
         source=Conversation.Source.API,
         preceding=() if continued else tuple(parsed.history),
+        tool_results=tuple(parsed.tool_results),
         instructions=parsed.instructions,
         passthrough=parsed.passthrough,
     )
@@ -121,7 +123,7 @@ def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
     return TurnOptions(model=offer.id, mcp_servers=[], settings=parsed.settings)
 
 
-def _conversation_pick(owner_key: str, asked: str, history: list[tuple[str, str]]) -> str | None:
+def _conversation_pick(owner_key: str, asked: str, history: list[PriorMessage]) -> str | None:
     """The API conversation the request continues: the one its header names, else the one its history
     repeats; None: a new one."""
     if asked:
@@ -217,6 +219,9 @@ async def _events(
                     }
                 )
                 return
+            for calls in tool_call_deltas(item.get("tool_calls") or []):
+                delta = {"tool_calls": calls}
+                yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
             yield _sse(
                 chunk_object(
                     reply_id=turn.reply_id, created=created, model=model, delta={}, finish=finish_reason(item)
