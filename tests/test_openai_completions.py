@@ -274,18 +274,18 @@ def test_parameters_outside_the_allowlist_are_refused_by_name(api_server: Daphne
 
     with pytest.raises(openai.BadRequestError) as logprobs:
         api.chat.completions.create(model=MODEL, messages=hi, logprobs=True)
-    with pytest.raises(openai.BadRequestError) as tools:
+    with pytest.raises(openai.BadRequestError) as functions:  # the old name of tools: not taken
         api.chat.completions.create(
             model=MODEL,
             messages=hi,
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            functions=[{"name": "f", "parameters": {"type": "object"}}],
         )
     with pytest.raises(openai.BadRequestError) as temperature:
         api.chat.completions.create(model=MODEL, messages=hi, temperature=7)
 
     assert logprobs.value.body["code"] == "unsupported_parameter"
     assert logprobs.value.body["param"] == "logprobs"
-    assert tools.value.body["param"] == "tools"
+    assert functions.value.body["param"] == "functions"
     assert temperature.value.body["code"] == "invalid_settings"
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()
