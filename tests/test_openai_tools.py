@@ -195,13 +195,16 @@ async def test_a_conversation_with_tool_calls_opens_and_goes_on_in_the_page(
         result = {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "Noon"}
         await api.chat.completions.create(model=MODEL, messages=[*asked, message, result], tools=TOOLS)
 
-        tab = await page_tab(http, api_server, raw.headers["X-Conversation-Id"])
+        session_id = raw.headers["X-Conversation-Id"]
+        tab = await page_tab(http, api_server, session_id)
         history = orjson.loads((await tab.receive(timeout=10)).data)
         await tab.send_json({"message": "And tomorrow? [[standin reply=Also%20noon]]"})
         frames = []
         while not frames or frames[-1]["type"] not in ("done", "error"):
             frames.append(orjson.loads((await tab.receive(timeout=10)).data))
         await tab.close()
+        async with http.get(f"{api_server.origin}/c/{session_id}/export.md") as exported:
+            markdown = await exported.text()
 
     assert history["type"] == "history"
     shown = [(m["role"], m["content"], m["tool_call_id"]) for m in history["messages"]]
@@ -220,4 +223,6 @@ async def test_a_conversation_with_tool_calls_opens_and_goes_on_in_the_page(
     assert "".join(f["content"] for f in frames if f["type"] == "chunk") == "Also noon"
     sent = (await sync_to_async(standin.requests)())[-1]["body"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
+    assert "_Called `get_time` with `{\"query\": \"Time?\"}`_" in markdown
+    assert "## Tool result · " in markdown
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == message.tool_calls[0].id

@@ -469,9 +469,12 @@ def conversation_as_markdown(export: dict[str, Any], labels: dict[str, str] | No
     for message_id in thread_path_ids(pairs, export["current_message_id"]):
         message = by_id[message_id]
         served = " → ".join(labels.get(name, name) for name in message["served_models"] or [message["model"]])
-        who = "You" if message["role"] == "user" else f"Assistant ({served})"
+        who = {"user": "You", "tool": "Tool result"}.get(message["role"], f"Assistant ({served})")
         when = datetime.fromisoformat(message["created_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines += [f"## {who} · {when}", "", message["content"], ""]
+        for call in message.get("tool_calls") or []:  # an API client's tools, as the reply called them
+            function = call["function"]
+            lines += [f"_Called `{function['name']}` with `{function['arguments']}`_", ""]
         attached = message.get("attachments") or []
         if attached:  # names only: the files stay behind their owner's links
             lines += [f"_Attached: {', '.join(a['name'] for a in attached)}_", ""]
