@@ -223,6 +223,6 @@ async def test_a_conversation_with_tool_calls_opens_and_goes_on_in_the_page(
     assert "".join(f["content"] for f in frames if f["type"] == "chunk") == "Also noon"
     sent = (await sync_to_async(standin.requests)())[-1]["body"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
-    assert "_Called `get_time` with `{\"query\": \"Time?\"}`_" in markdown
+    assert '_Called `get_time` with `{"query": "Time?"}`_' in markdown
     assert "## Tool result · " in markdown
     assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == message.tool_calls[0].id
