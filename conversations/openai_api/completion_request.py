@@ -277,7 +277,7 @@ def _tools(data: dict[str, Any]) -> dict[str, Any]:
     if tools is not None:
         if not isinstance(tools, list) or len(tools) > TOOLS_MAX:
             raise InvalidCompletionRequest(f"`tools` is a list of at most {TOOLS_MAX} tools.", param="tools")
-        if len(json.dumps(tools)) > TOOLS_MAX_CHARS:
+        if _json_chars(tools) > TOOLS_MAX_CHARS:
             raise InvalidCompletionRequest(
                 f"`tools` may take at most {TOOLS_MAX_CHARS} characters of JSON.", param="tools"
             )
@@ -330,3 +330,11 @@ def _tool_name(tool: Any, param: str) -> str:
                 f"A tool's `{key}` has the wrong type.", param=f"{param}.function.{key}"
             )
     return name
+
+
+def _json_chars(value: Any) -> int:
+    """The length of `value` as JSON (a nesting too deep to write counts as too long)."""
+    try:
+        return len(json.dumps(value))
+    except RecursionError:
+        return TOOLS_MAX_CHARS + 1
