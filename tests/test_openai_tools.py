@@ -148,6 +148,32 @@ async def test_streamed_tool_calls_come_in_pieces_and_the_result_continues_by_he
     assert (first_request["tools"], first_request["parallel_tool_calls"]) == (TOOLS, True)
 
 
+def test_tool_results_of_a_history_never_stored_start_a_conversation_titled_by_its_question(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    call = {"id": "call_x", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "What time is it in Lisbon?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_x", "content": "Noon"},
+    ]
+    answered = client(api_server, key_for()).chat.completions.create(model=MODEL, messages=messages)
+
+    assert answered.choices[0].message.content.startswith("The tools answered: call_x returned “Noon”")
+    assert Conversation.objects.get().title == "What time is it in Lisbon?"
+    assert [(role, calls, call_id) for role, _, calls, call_id in stored()] == [
+        ("user", [], ""),
+        ("assistant", [call], ""),
+        ("tool", [], "call_x"),
+        ("assistant", [], ""),
+    ]
+    assert standin.requests()[-1]["body"]["messages"] == [
+        messages[0],
+        {**messages[1], "content": ""},
+        messages[2],
+    ]
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [

@@ -394,7 +394,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 session_id=request.ref.session_id,
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
-                title=title_first_line(request.content),
+                title=title_first_line(request.content or _first_question(request.preceding)),
                 source=request.source,
             )
             for request in missing
@@ -406,6 +406,11 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
     created = _conversations_locked(missing)
     found.update(created)
     return found, set(created)
+
+
+def _first_question(preceding: Sequence[PriorMessage]) -> str:
+    """The first user message an API client sent before its turn (a turn of tool results has none)."""
+    return next((prior.content for prior in preceding if prior.role == Message.Role.USER), "")
 
 
 def _conversations_locked(requests: Sequence[TurnRequest]) -> dict[str, Conversation]:
