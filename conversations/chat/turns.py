@@ -27,6 +27,7 @@ from ..exceptions import (
     Busy,
     ChatError,
     EmptyMessage,
+    InvalidMessage,
     InvalidSettings,
     MessageTooLong,
     NoSuchMessage,
@@ -94,7 +95,7 @@ class TurnRequest:
     # place of a user message, which it has none of (`content` is "").
     tool_results: tuple[PriorMessage, ...] = ()
     instructions: str = ""
-    # Request fields an API client passes through (top_p, stop, seed, response_format), checked by its
+    # Request fields an API client passes through (top_p, stop, seed, response_format, tools), checked by its
     # parser, sent with the reply's settings, never stored; refused by an agent that keeps its settings.
     passthrough: dict[str, Any] = field(default_factory=dict)
 
@@ -459,6 +460,8 @@ def _turn_plan(
     if request.kind == SEND:
         plan.user_parent_id = thread_leaf_id(thread.pairs, conversation.current_message_id)
         plan.path = _path(messages, thread.pairs, plan.user_parent_id)
+        if request.tool_results and not request.preceding:
+            _tool_results_check(request.tool_results, messages.get(plan.user_parent_id))
         return plan
     target = messages.get(request.target_id) if request.target_id is not None else None
     if request.kind == REGENERATE:
@@ -472,6 +475,14 @@ def _turn_plan(
     plan.user_parent_id = target.parent_id
     plan.path = _path(messages, thread.pairs, target.parent_id)
     return plan
+
+
+def _tool_results_check(results: Sequence[PriorMessage], leaf: ThreadMessage | None) -> None:
+    """Raise InvalidMessage unless every result answers a tool call of the conversation's latest reply
+    (the upstream refuses a result without its call)."""
+    called = {call.get("id") for call in leaf.tool_calls} if leaf is not None else set()
+    if any(result.tool_call_id not in called for result in results):
+        raise InvalidMessage("The tool results answer no tool call of the conversation's latest reply.")
 
 
 def _path(messages: dict[int, ThreadMessage], pairs: Pairs, leaf_id: int | None) -> list[ThreadMessage]:
