@@ -8,6 +8,7 @@ turns are left out first, and the newest user message is never left out.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -22,8 +23,11 @@ def tokens_estimate(text: str) -> int:
 
 
 def _message_tokens(message: dict[str, Any]) -> int:
-    # `extra_tokens`: what its attachments add (attachment_parts.attachment_tokens).
-    return tokens_estimate(message["content"]) + message.get("extra_tokens", 0)
+    # `extra_tokens`: what its attachments add (attachment_parts.attachment_tokens); an API reply's tool
+    # calls count as their JSON.
+    calls = message.get("tool_calls")
+    called = tokens_estimate(json.dumps(calls)) if calls else 0
+    return tokens_estimate(message["content"]) + message.get("extra_tokens", 0) + called
 
 
 def context_fit(
@@ -31,7 +35,8 @@ def context_fit(
 ) -> tuple[list[dict[str, Any]], int]:
     """Return the newest `messages` that fit in `input_limit` tokens beside the instructions and
     `reserve` (the reply's own tokens, where the limit counts them), and how many older ones were left
-    out. The kept messages start with a user message; without a limit, all are kept."""
+    out. The kept messages start with a user message (tool results with the turn that called the tools);
+    without a limit, all are kept."""
     if not input_limit or not messages:
         return list(messages), 0
     budget = input_limit - reserve - (tokens_estimate(instructions) if instructions else 0)
@@ -42,4 +47,8 @@ def context_fit(
         kept -= 1
     while kept < len(messages) - 1 and messages[kept]["role"] != "user":
         kept += 1  # a reply without the message it answers would confuse the model
+    if messages[kept]["role"] == "tool":
+        # The newest messages are tool results: the turn that called the tools goes with them (the
+        # upstream refuses a result without its call), even past the limit.
+        kept = next((i for i in range(kept, -1, -1) if messages[i]["role"] == "user"), 0)
     return list(messages[kept:]), kept

@@ -404,11 +404,14 @@ def done_frame(
     served_models: Sequence[str] | None = None,
     handoff_offsets: Sequence[int] | None = None,
     reasoning_ms: int | None = None,
+    tool_calls: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """A reply's end; `served_models`, when its stream named them, are the models that wrote it, in order,
     and `handoffs` where each after the first took over; `reasoning_ms`, for a model that thought, how
-    long it did."""
+    long it did; `tool_calls`, when it called an API client's tools, those calls."""
     frame = {"type": "done", "message_id": message_id, "usage": usage, "finish_reason": finish_reason}
+    if tool_calls:
+        frame["tool_calls"] = list(tool_calls)
     if reasoning_ms is not None:
         frame["reasoning_ms"] = reasoning_ms
     if served_models:

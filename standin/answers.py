@@ -171,3 +171,10 @@ def title_of_conversation(text: str) -> str:
         return "New conversation"
     title = " ".join(kept[:TITLE_WORDS])
     return title[0].upper() + title[1:]
+
+
+def tool_results_answer(results: list[tuple[str, str]]) -> str:
+    """The answer to a turn that returned the client's tool results ((call id, text) pairs): it quotes
+    each, so a test sees the round trip."""
+    quoted = "; ".join(f"{call_id} returned “{text}”" for call_id, text in results)
+    return f"The tools answered: {quoted}. That is all I needed."

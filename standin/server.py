@@ -29,6 +29,12 @@ shapes, ``reasoning_content``, ``reasoning``, ``reasoning_details`` or ``think``
 prefix of the text); the usage then counts its tokens as ``reasoning_tokens`` unless given),
 ``reasoning_ms`` (how long that takes, spread over its tokens; default 300) and ``reasoning_text`` (its
 words; default a few sentences about the question).
+
+Client tools: a request with ``tools`` whose behaviour says ``call`` (a tool's name, several
+comma-separated, or ``1`` for the first tool), or whose last user message names one of its tools, answers
+with those tool calls (arguments ``{"query": <the question's words>}``, or ``call_arguments``, a JSON
+text), streamed in pieces of ``CALL_PIECE_CHARS``, ending with finish reason ``tool_calls``. A request
+whose last messages are tool results answers with text quoting each result (answers.tool_results_answer).
 Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
 with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
@@ -55,7 +61,7 @@ import orjson
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from .answers import answer_tokens, title_of_conversation
+from .answers import answer_tokens, title_of_conversation, tool_results_answer
 from .auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
 from .parts import has_image, ocr_pages, parts_described
 
@@ -72,6 +78,8 @@ GONE_POLL_S = 0.25
 DIRECTIVE_RE = re.compile(r"\[\[standin(?P<args>[^\]]*)\]\]")
 # Splits a reply into word tokens with their trailing spaces attached, so the pieces rejoin exactly.
 REPLY_TOKEN_RE = re.compile(r"[^ ]* +|[^ ]+")
+# A client tool call's arguments stream in pieces this long, as OpenAI's do.
+CALL_PIECE_CHARS = 8
 
 ERROR_TYPES = {
     400: ("invalid_request_error", "bad_request"),
@@ -120,6 +128,8 @@ BEHAVIOUR_KEYS: dict[str, Callable[[Any], Any]] = {
     "reasoning": _reasoning_shape,
     "reasoning_ms": float,
     "reasoning_text": str,
+    "call": str,
+    "call_arguments": str,
 }
 
 
@@ -197,6 +207,50 @@ def last_user_content(messages: list[Any]) -> Any:
         if isinstance(message, dict) and message.get("role") == "user":
             return message.get("content")
     return ""
+
+
+def tool_results_last(messages: Any) -> list[tuple[str, str]]:
+    """The tool results that end the request's messages ((call id, text) pairs, in order), or []."""
+    results: list[tuple[str, str]] = []
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        results.insert(0, (str(message.get("tool_call_id")), text_of(message.get("content"))))
+    return results
+
+
+def tool_names(body: dict[str, Any]) -> list[str]:
+    """The names of the client's function tools the request offers."""
+    tools = body.get("tools")
+    names = []
+    for tool in tools if isinstance(tools, list) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.append(function["name"])
+    return names
+
+
+def client_calls(body: dict[str, Any], behaviour: dict[str, Any], words: list[str]) -> list[dict[str, Any]]:
+    """The client tools this reply calls (OpenAI's `{id, type, function: {name, arguments}}`): those
+    ``call`` names, or those the question's words name; none without tools or after tool results."""
+    offered = tool_names(body)
+    if not offered or tool_results_last(body.get("messages")):
+        return []
+    asked = behaviour.get("call")
+    if asked:
+        names = [offered[0]] if asked == "1" else [name for name in asked.split(",") if name in offered]
+    else:
+        said = {word.strip(".,!?:;\"'()`") for word in words}
+        names = [name for name in offered if name in said]
+    arguments = behaviour.get("call_arguments") or json.dumps({"query": " ".join(words)})
+    return [
+        {
+            "id": "call_" + secrets.token_hex(8),
+            "type": "function",
+            "function": {"name": name, "arguments": arguments},
+        }
+        for name in names
+    ]
 
 
 def parse_directives(text: str) -> tuple[dict[str, Any], str]:
@@ -377,6 +431,9 @@ class Completion:
         self.server_name = first_server_name(body.get("mcp_servers"))
         self.stream = bool(body.get("stream"))
         self.reasoning = reasoning_tokens(behaviour, words) if behaviour.get("reasoning") else []
+        self.client_calls = client_calls(body, behaviour, words)
+        if self.client_calls and "reply" not in behaviour:
+            self.tokens, self.count = [], 0  # a reply that only calls tools has no text
 
     def token(self, index: int) -> str:
         """Return the token at ``index``; stamped tokens carry the current time in microseconds."""
@@ -529,6 +586,9 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
         return reject(state, request, body, 400, str(exc))
     if titling and "reply" not in behaviour:
         behaviour["reply"] = title_of_conversation(text_of(content))
+    results = tool_results_last(messages)
+    if results and "reply" not in behaviour:
+        behaviour["reply"] = tool_results_answer(results)
 
     rec = state.record(request, body, behaviour, kind="title" if titling else "reply")
     rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
@@ -659,12 +719,32 @@ async def stream_completion(
         await stall(request, rec)
         return response
 
-    await response.write(event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    for index, call in enumerate(completion.client_calls):
+        await client_call_stream(response, event, index, call)
+    finish_reason = "tool_calls" if completion.client_calls else "stop"
+    await response.write(event({"choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]}))
     await response.write(event({"choices": [], "usage": completion.usage(sent)}))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     finish(rec, "completed")
     return response
+
+
+async def client_call_stream(
+    response: web.StreamResponse, event: Callable[[dict[str, Any]], bytes], index: int, call: dict[str, Any]
+) -> None:
+    """Stream one client tool call as OpenAI does: its id, type and name, then its arguments in pieces."""
+
+    def delta(piece: dict[str, Any]) -> bytes:
+        return event({"choices": [{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}]})
+
+    function = call["function"]
+    head = {**call, "index": index, "function": {"name": function["name"], "arguments": ""}}
+    await response.write(delta(head))
+    arguments = function["arguments"]
+    for start in range(0, len(arguments), CALL_PIECE_CHARS):
+        piece = arguments[start : start + CALL_PIECE_CHARS]
+        await response.write(delta({"index": index, "function": {"arguments": piece}}))
 
 
 async def json_completion(
@@ -701,6 +781,10 @@ async def json_completion(
     if "tool" in behaviour:
         message["tool_calls"] = [{k: v for k, v in completion.tool_call().items() if k != "index"}]
         payload["mcp_tool_results"] = completion.mcp_tool_results()
+    if completion.client_calls:
+        message["tool_calls"] = completion.client_calls
+        message["content"] = text or None
+        payload["choices"][0]["finish_reason"] = "tool_calls"
     finish(rec, "completed")
     return web.Response(body=orjson.dumps(payload), content_type="application/json")
 

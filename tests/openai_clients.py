@@ -1,13 +1,35 @@
-"""The API's callers as the tests make them: a user's key, and OpenAI's client on a live server."""
+"""The API's callers as the tests make them: a live server, a user's key, OpenAI's client on it, and a
+page's tab signed in as that user."""
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+import aiohttp
 import openai
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from conversations.apikeys.keys import api_key_create
 
+from .instances import instance_env
 from .processes import DaphneServer
+from .standin_control import StandIn
+
+
+def completions_server(standin: StandIn, logs: Path, *, messages_per_minute: int) -> DaphneServer:
+    """A live Daphne for the API's tests, started: no key rate, no titles, quick pings."""
+    env = instance_env(
+        standin,
+        settings.REDIS_URL,
+        CHAT_REDIS_PREFIX=f"completions-{uuid.uuid4().hex[:8]}",
+        CHAT_API_KEY_RATE_LIMIT="0",
+        CHAT_TITLE_MODEL="",
+        CHAT_API_PING_SECONDS="0.3",
+        CHAT_RATE_LIMIT=f"{messages_per_minute}/minute",
+    )
+    return DaphneServer("completions", env, logs).start()
 
 
 def key_for(username: str = "ada", **options: object) -> str:
@@ -20,3 +42,17 @@ def key_for(username: str = "ada", **options: object) -> str:
 def client(server: DaphneServer, key: str) -> openai.OpenAI:
     """OpenAI's client on `server`'s /v1/, without its retries (a refusal is the answer to test)."""
     return openai.OpenAI(api_key=key, base_url=f"{server.origin}/v1", max_retries=0)
+
+
+async def page_tab(
+    http: aiohttp.ClientSession, server: DaphneServer, session_id: str, username: str = "ada"
+) -> aiohttp.ClientWebSocketResponse:
+    """The chat page's socket on conversation `session_id`, signed in as `username` (its `http` session
+    keeps the cookies)."""
+    async with http.get(f"{server.origin}/accounts/login/") as page:
+        assert page.status == 200
+    token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
+    login = {"username": username, "password": "pw-for-tests-only", "csrfmiddlewaretoken": token}
+    async with http.post(f"{server.origin}/accounts/login/", data=login, allow_redirects=False) as done:
+        assert done.status == 302
+    return await http.ws_connect(server.ws_url(session_id), headers={"Origin": server.origin})

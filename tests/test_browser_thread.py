@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
+
+from conversations.models import Conversation, Message
 
 from . import browser
 
@@ -49,3 +52,50 @@ class ThreadLookInChromiumTests(browser.ChatBrowserTestCase):
         assert quoted.count() == 0  # the cursor left the quote once the list began
         self.reply_finished(0)
         expect(self.page.locator("#chat .md-cursor")).to_have_count(0)  # stored: no cursor drawn
+
+    def test_an_api_conversations_tool_calls_and_results_read_plainly_and_it_goes_on(self) -> None:
+        self.signed_in_chat_open()
+        user = get_user_model().objects.get(username="nora")
+        conversation = Conversation.objects.create(
+            owner_key=f"u:{user.pk}", session_id="api-tools", title="Time", user=user, source="api"
+        )
+        calls = [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'},
+            }
+        ]
+        parent = None
+        for role, content, extra in (
+            ("user", "What time is it?", {}),
+            ("assistant", "", {"tool_calls": calls}),
+            ("tool", "Noon", {"tool_call_id": "call_1"}),
+            ("assistant", "It is noon.", {}),
+        ):
+            parent = Message.objects.create(
+                conversation=conversation,
+                parent=parent,
+                role=role,
+                content=content,
+                model="openai/gpt-5.1",
+                **extra,
+            )
+        conversation.current_message = parent
+        conversation.save(update_fields=["current_message"])
+        errors: list[str] = []
+        self.page.on("pageerror", lambda error: errors.append(str(error)))
+
+        self.page.goto(f"{self.live_server_url}/c/api-tools/")
+        expect(self.page.locator("#connection")).to_have_text("connected")
+
+        called = self.bubbles("assistant").first
+        expect(called.locator(".tool summary")).to_have_text("used tool get_time")
+        result = self.bubbles("tool")
+        expect(result.locator(".role")).to_have_text("Tool result")
+        expect(result.locator(".content")).to_have_text("Noon")
+        expect(result.locator(".message-actions button")).to_have_text(["Copy"])
+        expect(self.page.locator("#chat .unsent-note")).to_have_count(0)  # the question was answered
+        self.message_send("And now? [[standin reply=Still%20noon]]")
+        expect(self.reply_finished(2).locator(".content")).to_have_text("Still noon")
+        assert errors == []

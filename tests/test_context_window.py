@@ -40,6 +40,21 @@ def test_the_instructions_and_the_reserve_take_their_share_and_the_newest_messag
     assert context_fit(turns(3), instructions="", input_limit=1) == (turns(3)[2:], 2)
 
 
+def test_tool_results_are_never_kept_without_the_call_they_answer():
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": LONG}}
+    messages = [
+        *turns(3),
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": LONG, "tool_call_id": "c1"},
+    ]
+    kept, dropped = context_fit(messages, instructions="", input_limit=240)
+    assert (kept, dropped) == (messages[2:], 2)  # over the window rather than a result without its call
+    assert context_fit(messages, instructions="", input_limit=100_000) == (messages, 0)
+    # A call's arguments count: ~423 tokens of text, and ~128 more of the call's JSON, over 450.
+    answered = [messages[0], *messages[3:], *turns(5)[3:]]
+    assert context_fit(answered, instructions="", input_limit=450)[1] == 4
+
+
 def test_the_estimate_errs_high():
     assert tokens_estimate("hello world") >= 2 + 4
     assert tokens_estimate("日本語のテキスト") >= 8  # a token per character at most, for these scripts

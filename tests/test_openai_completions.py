@@ -6,7 +6,6 @@ refusals OpenAI-shaped, and a client that leaves mid-stream stopping the reply w
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,7 @@ from django.test import Client
 
 from conversations.models import Agent, Conversation, Message, UsageEntry, UserQuota
 
-from .instances import instance_env
-from .openai_clients import client, key_for
+from .openai_clients import client, completions_server, key_for, page_tab
 from .processes import DaphneServer
 from .standin_control import StandIn
 
@@ -37,16 +35,8 @@ MESSAGES_PER_MINUTE = 6  # each test's user is a new one, with a count of its ow
 def api_server(
     standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
 ) -> Iterator[DaphneServer]:
-    env = instance_env(
-        standin_server,
-        settings.REDIS_URL,
-        CHAT_REDIS_PREFIX=f"completions-{uuid.uuid4().hex[:8]}",
-        CHAT_API_KEY_RATE_LIMIT="0",
-        CHAT_TITLE_MODEL="",
-        CHAT_API_PING_SECONDS="0.3",
-        CHAT_RATE_LIMIT=f"{MESSAGES_PER_MINUTE}/minute",
-    )
-    server = DaphneServer("completions", env, Path(tmp_path_factory.mktemp("completions-logs"))).start()
+    logs = Path(tmp_path_factory.mktemp("completions-logs"))
+    server = completions_server(standin_server, logs, messages_per_minute=MESSAGES_PER_MINUTE)
     yield server
     server.stop()
 
@@ -393,18 +383,18 @@ def test_parameters_outside_the_allowlist_are_refused_by_name(api_server: Daphne
 
     with pytest.raises(openai.BadRequestError) as logprobs:
         api.chat.completions.create(model=MODEL, messages=hi, logprobs=True)
-    with pytest.raises(openai.BadRequestError) as tools:
+    with pytest.raises(openai.BadRequestError) as functions:  # the old name of tools: not taken
         api.chat.completions.create(
             model=MODEL,
             messages=hi,
-            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            functions=[{"name": "f", "parameters": {"type": "object"}}],
         )
     with pytest.raises(openai.BadRequestError) as temperature:
         api.chat.completions.create(model=MODEL, messages=hi, temperature=7)
 
     assert logprobs.value.body["code"] == "unsupported_parameter"
     assert logprobs.value.body["param"] == "logprobs"
-    assert tools.value.body["param"] == "tools"
+    assert functions.value.body["param"] == "functions"
     assert temperature.value.body["code"] == "invalid_settings"
     assert not Conversation.objects.exists()
     assert not Message.objects.exists()
@@ -534,15 +524,7 @@ async def test_a_tab_open_on_an_api_conversation_sees_its_reply_stream(api_serve
             model=MODEL, messages=[{"role": "user", "content": "hi"}]
         )
         session_id = first.headers["X-Conversation-Id"]
-        async with http.get(f"{api_server.origin}/accounts/login/") as page:
-            assert page.status == 200
-        token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
-        login = {"username": "ada", "password": "pw-for-tests-only", "csrfmiddlewaretoken": token}
-        async with http.post(
-            f"{api_server.origin}/accounts/login/", data=login, allow_redirects=False
-        ) as done:
-            assert done.status == 302
-        tab = await http.ws_connect(api_server.ws_url(session_id), headers={"Origin": api_server.origin})
+        tab = await page_tab(http, api_server, session_id)
         history = orjson.loads((await tab.receive(timeout=10)).data)
         assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
 

@@ -58,3 +58,13 @@ def test_a_stored_row_reads_as_the_end_it_stored():
     assert ReplyEnd.stored(lapsed).frame(4) == protocol.done_frame(
         message_id=4, usage=USAGE, finish_reason="interrupted"
     )
+
+
+def test_tool_calls_end_a_reply_in_its_frame_and_its_row_and_never_a_failure():
+    calls = ({"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}},)
+    end = ReplyEnd(status=Message.Status.COMPLETE, finish_reason="tool_calls", tool_calls=calls)
+    assert end.frame(9)["tool_calls"] == list(calls)
+    assert "tool_calls" not in ReplyEnd(status=Message.Status.COMPLETE).frame(9)
+    row = Message(status=Message.Status.COMPLETE, finish_reason="tool_calls", tool_calls=list(calls))
+    assert ReplyEnd.stored(row).frame(9) == end.frame(9)
+    assert end.failed_internally().tool_calls == ()

@@ -461,3 +461,30 @@ def test_continuing_works_uncounted_while_the_limits_storage_is_down(alice, sett
     viewer = Client()
     assert [viewer.post(f"{url}continue").status_code for _ in range(2)] == [302, 302]
     assert "request not counted" in caplog.text
+
+
+def test_a_shared_api_conversations_tool_calls_and_results_are_continued_as_they_were(alice):
+    calls = [{"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]
+    conversation = Conversation.objects.get(session_id="a-1")
+    reply = Message.objects.filter(role="assistant").get()
+    reply.tool_calls = calls
+    reply.save(update_fields=["tool_calls"])
+    result = Message.objects.create(
+        conversation=conversation, parent=reply, role="tool", content="Noon", tool_call_id="call_1"
+    )
+    conversation.current_message = result
+    conversation.save(update_fields=["current_message"])
+
+    url = share(alice, "a-1").json()["url"]
+    shown = shared_messages(Client().get(url))
+    copy_id = Client().post(f"{url}continue")["Location"].split("/")[2]
+
+    assert [(m["role"], m["tool_calls"], m["tool_call_id"]) for m in shown[1:]] == [
+        ("assistant", calls, ""),
+        ("tool", [], "call_1"),
+    ]
+    copied = Message.objects.filter(conversation__session_id=copy_id).order_by("pk")
+    assert [(m.role, m.tool_calls, m.tool_call_id) for m in copied][1:] == [
+        ("assistant", calls, ""),
+        ("tool", [], "call_1"),
+    ]

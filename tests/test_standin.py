@@ -372,3 +372,36 @@ async def test_title_requests_have_a_script_queue_of_their_own(standin_url: str)
     title = await client.chat.completions.create(**title_request("User: hello again"))
     assert title.choices[0].message.content == "Hello again"
     assert [rec["kind"] for rec in await request_log(standin_url)] == ["reply", "title", "title"]
+
+
+async def test_client_tools_are_called_whole_and_streamed_and_their_results_quoted(standin_url: str) -> None:
+    """A question naming one of the request's tools gets that tool called (whole: `message.tool_calls`;
+    streamed: pieces of arguments), finish reason `tool_calls`; tool results get text quoting them."""
+    tools = [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}]
+    asked = [{"role": "user", "content": "use get_time please"}]
+    async with httpx.AsyncClient(base_url=standin_url, headers=USER_AUTH) as http:
+        whole = (await http.post("/v1/chat/completions", json={"messages": asked, "tools": tools})).json()
+        async with http.stream(
+            "POST", "/v1/chat/completions", json={"messages": asked, "tools": tools, "stream": True}
+        ) as response:
+            events = [
+                orjson.loads(line[6:]) async for line in response.aiter_lines() if line.startswith("data: {")
+            ]
+        call = whole["choices"][0]["message"]["tool_calls"][0]
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "Noon"}
+        answer = await http.post(
+            "/v1/chat/completions",
+            json={"messages": [*asked, whole["choices"][0]["message"], result], "tools": tools},
+        )
+
+    assert whole["choices"][0]["finish_reason"] == "tool_calls"
+    assert (whole["choices"][0]["message"]["content"], call["function"]["name"]) == (None, "get_time")
+    assert orjson.loads(call["function"]["arguments"]) == {"query": "use get_time please"}
+    pieces = [c for e in events for choice in e["choices"] for c in choice["delta"].get("tool_calls", [])]
+    assert len(pieces) > 3
+    assert "".join(p["function"]["arguments"] for p in pieces) == call["function"]["arguments"]
+    finishes = [choice["finish_reason"] for e in events for choice in e["choices"] if choice["finish_reason"]]
+    assert finishes == ["tool_calls"]
+    assert answer.json()["choices"][0]["message"]["content"] == (
+        f"The tools answered: {call['id']} returned “Noon”. That is all I needed."
+    )

@@ -53,7 +53,7 @@ def request_messages(
     )
     built: list[dict[str, Any]] = []
     for index, (message, ids) in enumerate(zip(messages, named, strict=True)):
-        plain = {"role": message["role"], "content": message["content"]}
+        plain = {key: value for key, value in message.items() if key != "attachment_ids"}
         if not ids:
             built.append(plain)
             continue

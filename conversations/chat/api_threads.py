@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..models import Conversation, Message
 from .threads import thread_leaf_id, thread_path_ids, thread_siblings
+from .turns import PriorMessage
 
 # Conversations compared with a request's history, newest first: a bounded read per request.
 CANDIDATES_MAX = 5
@@ -22,14 +23,15 @@ def api_conversation_exists(*, owner_key: str, session_id: str) -> bool:
     ).exists()
 
 
-def api_conversation_continued(*, owner_key: str, history: Sequence[tuple[str, str]]) -> str | None:
-    """The session id of the owner's newest API conversation whose active branch is `history` ((role,
-    text) pairs, oldest first; replies that ended without text left out), or None."""
+def api_conversation_continued(*, owner_key: str, history: Sequence[PriorMessage]) -> str | None:
+    """The session id of the owner's newest API conversation whose active branch is `history` (oldest
+    first; replies that ended without text or tool calls left out; tool calls compared by their ids),
+    or None."""
     if not history:
         return None
-    role, first = history[0]
-    if role != Message.Role.USER:
+    if history[0].role != Message.Role.USER:
         return None
+    first = history[0].content
     candidates = (
         Conversation.objects.filter(
             owner_key=owner_key,
@@ -41,7 +43,7 @@ def api_conversation_continued(*, owner_key: str, history: Sequence[tuple[str, s
         .order_by("-updated_at")
         .values_list("pk", "session_id", "current_message_id")[:CANDIDATES_MAX]
     )
-    wanted = list(history)
+    wanted = [_sent_compared(message) for message in history]
     for pk, session_id, current_id in candidates:
         if _active_branch(pk, current_id) == wanted:
             return session_id
@@ -52,22 +54,22 @@ def api_conversation_continued(*, owner_key: str, history: Sequence[tuple[str, s
 class ApiBranch:
     """Where a request's turns go when its history leaves the stored active branch: after the stored
     message `parent_id` (None: as a new first message), its earlier messages not stored there
-    (`preceding`, (role, text) pairs) first."""
+    (`preceding`) first."""
 
     parent_id: int | None
-    preceding: tuple[tuple[str, str], ...]
+    preceding: tuple[PriorMessage, ...]
 
 
 def api_history_branch(
-    *, session_id: str, owner_key: str, history: Sequence[tuple[str, str]]
+    *, session_id: str, owner_key: str, history: Sequence[PriorMessage]
 ) -> ApiBranch | None:
     """Where the owner's API conversation `session_id` parts from `history` (the request's messages
-    before its last, (role, text) pairs): None when the request continues the active branch (it sent no
+    before its last turn): None when the request continues the active branch (it sent no
     history, or the history is that branch), else the branch to make. The history is followed down the
     stored tree from its first messages, the active branch's message taken where siblings are alike, so
     a history that returns to an older version goes on from it; replies that ended without text, which
-    the client never got, are stepped over. One read of the conversation's messages; the walk is one
-    step per message sent."""
+    the client never got, are stepped over; tool calls are compared by their ids. One read of the
+    conversation's messages; the walk is one step per message sent."""
     if not history:
         return None
     conversation = (
@@ -80,17 +82,19 @@ def api_history_branch(
     if conversation is None:  # deleted since the caller found it: the turn will say so
         return None
     rows = {
-        pk: (parent_id, role, content)
-        for pk, parent_id, role, content in Message.objects.filter(conversation_id=conversation[0])
+        pk: (parent_id, _compared(role, content, tool_calls, tool_call_id))
+        for pk, parent_id, role, content, tool_calls, tool_call_id in Message.objects.filter(
+            conversation_id=conversation[0]
+        )
         .order_by("pk")
-        .values_list("pk", "parent_id", "role", "content")
+        .values_list("pk", "parent_id", "role", "content", "tool_calls", "tool_call_id")
     }
-    pairs = [(pk, parent_id) for pk, (parent_id, _, _) in rows.items()]
+    pairs = [(pk, parent_id) for pk, (parent_id, _) in rows.items()]
     children = thread_siblings(pairs)
     active = thread_path_ids(pairs, thread_leaf_id(pairs, conversation[1]))
 
     def textless(pk: int) -> bool:
-        return rows[pk][1] == Message.Role.ASSISTANT and not rows[pk][2]
+        return _unseen(rows[pk][1])
 
     def following(parent_id: int | None) -> list[int]:
         """The messages a client would see after `parent_id`: its children, a textless reply's own
@@ -108,8 +112,9 @@ def api_history_branch(
     on_active = set(active)
     node: int | None = None
     matched = 0
-    for role, text in history:
-        alike = [pk for pk in following(node) if rows[pk][1] == role and rows[pk][2] == text]
+    for sent in history:
+        compared = _sent_compared(sent)
+        alike = [pk for pk in following(node) if rows[pk][1] == compared]
         if not alike:
             break
         node = next((pk for pk in alike if pk in on_active), alike[-1])
@@ -123,13 +128,28 @@ def api_history_branch(
     return ApiBranch(node, tuple(history[matched:]))
 
 
-def _active_branch(conversation_id: int, current_id: int | None) -> list[tuple[str, str]]:
+def _compared(role: str, content: str, tool_calls: list[dict], tool_call_id: str) -> tuple:
+    """What of a message must match: its role, text, the ids of the tool calls it made, its call's id."""
+    return role, content, tuple(call.get("id") for call in tool_calls), tool_call_id
+
+
+def _sent_compared(message: PriorMessage) -> tuple:
+    return _compared(message.role, message.content, message.tool_calls, message.tool_call_id)
+
+
+def _unseen(compared: tuple) -> bool:
+    """A reply that ended without text or tool calls: its client never got it."""
+    role, content, call_ids, _ = compared
+    return role == Message.Role.ASSISTANT and not content and not call_ids
+
+
+def _active_branch(conversation_id: int, current_id: int | None) -> list[tuple]:
     rows = {
-        pk: (parent_id, role, content)
-        for pk, parent_id, role, content in Message.objects.filter(
+        pk: (parent_id, _compared(role, content, tool_calls, tool_call_id))
+        for pk, parent_id, role, content, tool_calls, tool_call_id in Message.objects.filter(
             conversation_id=conversation_id
-        ).values_list("pk", "parent_id", "role", "content")
+        ).values_list("pk", "parent_id", "role", "content", "tool_calls", "tool_call_id")
     }
-    pairs = sorted((pk, parent_id) for pk, (parent_id, _, _) in rows.items())
+    pairs = sorted((pk, row[0]) for pk, row in rows.items())
     path = thread_path_ids(pairs, thread_leaf_id(pairs, current_id))
-    return [(rows[pk][1], rows[pk][2]) for pk in path if rows[pk][2] or rows[pk][1] != Message.Role.ASSISTANT]
+    return [rows[pk][1] for pk in path if not _unseen(rows[pk][1])]

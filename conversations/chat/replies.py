@@ -86,6 +86,7 @@ def reply_finish(
                 cached_tokens=usage.get("cached_tokens"),
                 cost=cost,
                 tools=json_storable(tools or []),
+                tool_calls=list(end.tool_calls),
                 error_code=end.error_code,
                 error=text_storable(end.error),
                 served_models=list(end.served_models),

@@ -17,8 +17,9 @@ class ReplyEnd:
     """A reply's end: its status and finish reason, its token usage (`usage_estimated` when the upstream
     reported none and the text streamed was counted instead), the error that ended it (with the seconds
     to wait before trying again, when the upstream said; not stored: only the live frame says it), the models
-    that wrote it with where each after the first took over, and how long the model thought (None: it
-    did not, as far as its stream and usage say)."""
+    that wrote it with where each after the first took over, how long the model thought (None: it
+    did not, as far as its stream and usage say), and the API client's tools it called (a complete
+    reply's, in OpenAI's shape)."""
 
     status: str
     finish_reason: str = ""
@@ -30,6 +31,7 @@ class ReplyEnd:
     served_models: tuple[str, ...] = ()
     handoff_offsets: tuple[int, ...] = ()
     reasoning_ms: int | None = None
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -51,6 +53,7 @@ class ReplyEnd:
             error_code="internal_error",
             error=INTERNAL_ERROR_TEXT,
             retry_after=None,
+            tool_calls=(),
         )
 
     def frame(self, message_id: int) -> dict[str, Any]:
@@ -65,6 +68,7 @@ class ReplyEnd:
             served_models=self.served_models,
             handoff_offsets=self.handoff_offsets,
             reasoning_ms=self.reasoning_ms,
+            tool_calls=self.tool_calls,
         )
 
     @classmethod
@@ -81,4 +85,5 @@ class ReplyEnd:
             served_models=tuple(message.served_models),
             handoff_offsets=tuple(message.handoff_offsets),
             reasoning_ms=message.reasoning_ms,
+            tool_calls=tuple(message.tool_calls),
         )

@@ -52,6 +52,8 @@ class ThreadMessage:
     role: str
     content: str
     attachment_ids: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # an API client's tools a reply called
+    tool_call_id: str = ""  # a tool result's call
 
 
 def threads_state(*, client_ids: dict[int, str]) -> dict[int, tuple[ThreadState, dict[int, ThreadMessage]]]:
@@ -72,15 +74,31 @@ def threads_state(*, client_ids: dict[int, str]) -> dict[int, tuple[ThreadState,
             "client_id",
             "lapsed",
             "attachment_ids",
+            "tool_calls",
+            "tool_call_id",
         )
     )
     pairs: dict[int, Pairs] = {conversation_id: [] for conversation_id in client_ids}
     messages: dict[int, dict[int, ThreadMessage]] = {conversation_id: {} for conversation_id in client_ids}
     streaming: dict[int, tuple[int, bool]] = {}
     sent: dict[int, int] = {}
-    for conversation_id, message_id, parent_id, role, content, status, sent_with, lapsed, attached in rows:
+    for (
+        conversation_id,
+        message_id,
+        parent_id,
+        role,
+        content,
+        status,
+        sent_with,
+        lapsed,
+        attached,
+        tool_calls,
+        tool_call_id,
+    ) in rows:
         pairs[conversation_id].append((message_id, parent_id))
-        messages[conversation_id][message_id] = ThreadMessage(message_id, parent_id, role, content, attached)
+        messages[conversation_id][message_id] = ThreadMessage(
+            message_id, parent_id, role, content, attached, tool_calls, tool_call_id
+        )
         if status == Message.Status.STREAMING:
             streaming.setdefault(conversation_id, (message_id, bool(lapsed)))
         if sent_with and sent_with == client_ids[conversation_id]:
@@ -136,6 +154,8 @@ def message_as_dict(
         "finish_reason": message.finish_reason,
         "usage": message.usage,
         "tools": message.tools,
+        "tool_calls": message.tool_calls,
+        "tool_call_id": message.tool_call_id,
         "client_id": message.client_id,
         "agent": message.agent_slug or None,
         "served_models": message.served_models,
@@ -454,9 +474,12 @@ def conversation_as_markdown(export: dict[str, Any], labels: dict[str, str] | No
     for message_id in thread_path_ids(pairs, export["current_message_id"]):
         message = by_id[message_id]
         served = " → ".join(labels.get(name, name) for name in message["served_models"] or [message["model"]])
-        who = "You" if message["role"] == "user" else f"Assistant ({served})"
+        who = {"user": "You", "tool": "Tool result"}.get(message["role"], f"Assistant ({served})")
         when = datetime.fromisoformat(message["created_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines += [f"## {who} · {when}", "", message["content"], ""]
+        for call in message.get("tool_calls") or []:  # an API client's tools, as the reply called them
+            function = call["function"]
+            lines += [f"_Called `{function['name']}` with `{function['arguments']}`_", ""]
         attached = message.get("attachments") or []
         if attached:  # names only: the files stay behind their owner's links
             lines += [f"_Attached: {', '.join(a['name'] for a in attached)}_", ""]

@@ -27,6 +27,7 @@ from ..exceptions import (
     Busy,
     ChatError,
     EmptyMessage,
+    InvalidMessage,
     InvalidSettings,
     MessageTooLong,
     NoSuchMessage,
@@ -55,6 +56,17 @@ class DuplicateSend:
     message_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class PriorMessage:
+    """A message an API client sent before its turn: a user's, an assistant's (with the tool calls it
+    made, in OpenAI's shape), or a tool's result (answering `tool_call_id`)."""
+
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_call_id: str = ""
+
+
 # The kinds of turn: a message sent, a reply regenerated, a user message edited, and an API client's
 # message whose history left the stored branch (api_threads.ApiBranch): sent after a stored message.
 SEND, REGENERATE, EDIT, BRANCH = "send", "regenerate", "edit", "branch"
@@ -77,13 +89,15 @@ class TurnRequest:
     content: str = ""
     target_id: int | None = None
     # A conversation a send creates is stored with this source (Conversation.Source), and, from the
-    # API, with the earlier turns its client sent (`preceding`: (role, text) pairs, stored before the
-    # message in the same transaction) and its system messages (`instructions`, sent after the agent's,
-    # never stored).
+    # API, with the earlier turns its client sent (`preceding`, stored before the message in the same
+    # transaction) and its system messages (`instructions`, sent after the agent's, never stored).
     source: str = "page"
-    preceding: tuple[tuple[str, str], ...] = ()
+    preceding: tuple[PriorMessage, ...] = ()
+    # An API send that returns the results of its reply's tool calls: stored (after `preceding`) in
+    # place of a user message, which it has none of (`content` is "").
+    tool_results: tuple[PriorMessage, ...] = ()
     instructions: str = ""
-    # Request fields an API client passes through (top_p, stop, seed, response_format), checked by its
+    # Request fields an API client passes through (top_p, stop, seed, response_format, tools), checked by its
     # parser, sent with the reply's settings, never stored; refused by an agent that keeps its settings.
     passthrough: dict[str, Any] = field(default_factory=dict)
 
@@ -133,22 +147,32 @@ def message_content_check(content: str, *, attached: bool = False) -> None:
 def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
     """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
     with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
-    attachment_parts.py).
+    attachment_parts.py); a reply that called an API client's tools carries its `tool_calls` and each
+    tool result its `tool_call_id`, in OpenAI's shape.
 
     A user message whose reply ended without any text (it failed, or was stopped, before the first
     token) is left out with its reply: the thread still shows it, but it is not sent with later
     messages, so a message that made the upstream fail does not make every later reply fail too. (The
     page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
-    row, which a well-formed branch never has, are merged: the upstream alternates them.
+    row, which a well-formed branch never has, are merged: the upstream alternates them (tool results,
+    one per call, never are).
     """
     built: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
+        if message.role == Message.Role.TOOL:
+            built.append(
+                {"role": message.role, "content": message.content, "tool_call_id": message.tool_call_id}
+            )
+            continue
+        if message.role == Message.Role.ASSISTANT and message.tool_calls:
+            built.append({"role": message.role, "content": message.content, "tool_calls": message.tool_calls})
+            continue
         if not message.content and message.role == Message.Role.ASSISTANT:
             continue
         if message.role == Message.Role.USER and _answered_without_text(messages, index):
             continue
         attached = list(message.attachment_ids or ())
-        if built and built[-1]["role"] == message.role:
+        if built and built[-1]["role"] == message.role and not built[-1].get("tool_calls"):
             merged = {"role": message.role, "content": f"{built[-1]['content']}\n\n{message.content}"}
             attached = [*built[-1].get("attachment_ids", ()), *attached]
             built[-1] = merged
@@ -162,7 +186,12 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
 def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
     """Whether the user message at `index` has a reply after it, and that reply has no text."""
     following = messages[index + 1] if index + 1 < len(messages) else None
-    return following is not None and following.role == Message.Role.ASSISTANT and not following.content
+    return (
+        following is not None
+        and following.role == Message.Role.ASSISTANT
+        and not following.content
+        and not following.tool_calls
+    )
 
 
 def turn_begin_for_testing(request: TurnRequest, *, content: str) -> Turn | DuplicateSend:
@@ -253,7 +282,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     """Store turns of distinct conversations together (see `turns_store`)."""
     results: list[TurnResult | None] = [None] * len(requests)
     for index, request in enumerate(requests):
-        if request.kind != REGENERATE:
+        if request.kind != REGENERATE and not request.tool_results:
             try:
                 message_content_check(request.content, attached=bool(request.options.attachments))
             except ChatError as exc:
@@ -368,7 +397,7 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
                 session_id=request.ref.session_id,
                 user_id=request.owner.user_id,
                 owner_session_key=request.owner.session_digest,
-                title=title_first_line(request.content),
+                title=title_first_line(request.content or _first_question(request.preceding)),
                 source=request.source,
             )
             for request in missing
@@ -380,6 +409,11 @@ def _conversations_lock(requests: Sequence[TurnRequest]) -> tuple[dict[str, Conv
     created = _conversations_locked(missing)
     found.update(created)
     return found, set(created)
+
+
+def _first_question(preceding: Sequence[PriorMessage]) -> str:
+    """The first user message an API client sent before its turn (a turn of tool results has none)."""
+    return next((prior.content for prior in preceding if prior.role == Message.Role.USER), "")
 
 
 def _conversations_locked(requests: Sequence[TurnRequest]) -> dict[str, Conversation]:
@@ -428,6 +462,8 @@ def _turn_plan(
     if request.kind == SEND:
         plan.user_parent_id = thread_leaf_id(thread.pairs, conversation.current_message_id)
         plan.path = _path(messages, thread.pairs, plan.user_parent_id)
+        if request.tool_results and not request.preceding:
+            _tool_results_check(request.tool_results, messages.get(plan.user_parent_id))
         return plan
     if request.kind == BRANCH:
         if request.target_id is not None and request.target_id not in messages:
@@ -449,6 +485,14 @@ def _turn_plan(
     return plan
 
 
+def _tool_results_check(results: Sequence[PriorMessage], leaf: ThreadMessage | None) -> None:
+    """Raise InvalidMessage unless every result answers a tool call of the conversation's latest reply
+    (the upstream refuses a result without its call)."""
+    called = {call.get("id") for call in leaf.tool_calls} if leaf is not None else set()
+    if any(result.tool_call_id not in called for result in results):
+        raise InvalidMessage("The tool results answer no tool call of the conversation's latest reply.")
+
+
 def _path(messages: dict[int, ThreadMessage], pairs: Pairs, leaf_id: int | None) -> list[ThreadMessage]:
     return [messages[message_id] for message_id in thread_path_ids(pairs, leaf_id)]
 
@@ -459,10 +503,13 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
 
     Each streaming row doubles as its conversation's lock: no other turn starts until it ends.
     """
-    asking = [plan for plan in plans if plan.request.kind != REGENERATE]
-    for plan in asking:
-        if plan.request.preceding:
+    for plan in plans:
+        if plan.request.preceding or plan.request.tool_results:
             _preceding_store(plan)
+    asking = [plan for plan in plans if plan.request.kind != REGENERATE and not plan.request.tool_results]
+    for plan in plans:
+        if plan.request.tool_results:
+            plan.reply_parent_id = plan.user_parent_id  # the last tool result
     users = Message.objects.bulk_create(
         [
             Message(
@@ -509,16 +556,19 @@ def _turns_write(plans: list[_TurnPlan], limits: dict[str, int | None]) -> list[
 
 
 def _preceding_store(plan: _TurnPlan) -> None:
-    """Store the earlier turns an API client sent, as a chain after the turn's parent (the branch's leaf,
-    or where a branch leaves it), and place the user message after them: one insert each (a new API
-    conversation's history, or a branch's, bounded by the request)."""
+    """Store the earlier turns an API client sent and its tool results, as a chain after the turn's
+    parent (the branch's leaf, or where a branch leaves it), and place the user message (or the reply)
+    after them: one insert each (a new API conversation's history, or a branch's, bounded by the
+    request)."""
     parent_id = plan.user_parent_id
-    for role, text in plan.request.preceding:
+    for prior in (*plan.request.preceding, *plan.request.tool_results):
         message = Message.objects.create(
             conversation=plan.conversation,
             parent_id=parent_id,
-            role=role,
-            content=text,
+            role=prior.role,
+            content=prior.content,
+            tool_calls=prior.tool_calls,
+            tool_call_id=prior.tool_call_id,
             model=plan.answerer.model,
             status=Message.Status.COMPLETE,
         )
@@ -604,7 +654,9 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     )
     plan.upstream_messages = []
     for message in kept:
-        sent = {"role": message["role"], "content": message["content"]}
+        sent = {
+            key: message[key] for key in ("role", "content", "tool_calls", "tool_call_id") if key in message
+        }
         if ids := [i for i in message.get("attachment_ids", ()) if i in attached]:
             sent["attachment_ids"] = ids
             plan.request_attachments.update((i, attached[i]) for i in ids)

@@ -115,6 +115,7 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
+        TOOL = "tool"  # an API client's tool result, answering one of its reply's `tool_calls`
 
     class Status(models.TextChoices):
         STREAMING = "streaming"
@@ -140,6 +141,12 @@ class Message(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     finish_reason = models.CharField(max_length=40, blank=True)
     tools = models.JSONField(default=list, blank=True, help_text="MCP tool activity during the reply.")
+    tool_calls = models.JSONField(
+        default=list, blank=True, help_text="The API client's tools the reply called, as OpenAI shows them."
+    )
+    tool_call_id = models.CharField(
+        max_length=200, blank=True, help_text="A tool result's call: the id of its reply's tool call."
+    )
     reasoning = models.TextField(
         blank=True, help_text="What the model thought before it answered (never sent back to it)."
     )

@@ -15,6 +15,8 @@ from ..relay.live import LiveReply
 # The reasons OpenAI's clients know; the relay's others (stopped, refusal, ...) end as `stop`, or
 # `content_filter` for a refusal.
 FINISH_REASONS = {"stop", "length", "content_filter", "tool_calls"}
+# A tool call's arguments stream in pieces of at most this many characters, as OpenAI's do.
+ARGUMENTS_PIECE_CHARS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,32 @@ def finish_reason(frame: dict[str, Any]) -> str:
     reason = frame.get("finish_reason") or "stop"
     if reason == "refusal":
         return "content_filter"
+    if reason == "tool_calls" and not frame.get("tool_calls"):
+        return "stop"  # the upstream's own (MCP) tools: nothing for the client to run
     return reason if reason in FINISH_REASONS else "stop"
+
+
+def tool_call_deltas(calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A reply's tool calls as the `delta.tool_calls` of successive chunks, as OpenAI streams them: each
+    call's id, type and name with empty arguments, then its arguments in pieces."""
+    deltas: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(calls):
+        function = call["function"]
+        deltas.append(
+            [
+                {
+                    "index": index,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": function["name"], "arguments": ""},
+                }
+            ]
+        )
+        arguments = function["arguments"]
+        for start in range(0, len(arguments), ARGUMENTS_PIECE_CHARS):
+            piece = arguments[start : start + ARGUMENTS_PIECE_CHARS]
+            deltas.append([{"index": index, "function": {"arguments": piece}}])
+    return deltas
 
 
 def usage_object(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -109,6 +136,9 @@ def completion_object(
     *, reply_id: int, created: int, model: str, text: str, reasoning: str, end: dict[str, Any]
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if end.get("tool_calls"):
+        message["tool_calls"] = end["tool_calls"]
+        message["content"] = text or None  # as OpenAI answers a reply that only calls tools
     if reasoning:
         message["reasoning_content"] = reasoning
     return {

@@ -25,7 +25,7 @@ from ..chat.api_threads import (
     api_conversation_exists,
     api_history_branch,
 )
-from ..chat.turns import BRANCH, SEND, Turn, TurnRequest
+from ..chat.turns import BRANCH, SEND, PriorMessage, Turn, TurnRequest
 from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, ModelNotFound, UpstreamError
 from ..models import ApiKey, Conversation
 from ..owners import ConversationRef, Owner
@@ -42,6 +42,7 @@ from .completion_reply import (
     chunk_object,
     completion_object,
     finish_reason,
+    tool_call_deltas,
     usage_object,
 )
 from .completion_request import CompletionRequest, completion_request_parse
@@ -86,6 +87,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         kind=SEND if branch is None else BRANCH,
         target_id=None if branch is None else branch.parent_id,
         preceding=branch.preceding if branch is not None else () if continued else tuple(parsed.history),
+        tool_results=tuple(parsed.tool_results),
         instructions=parsed.instructions,
         passthrough=parsed.passthrough,
     )
@@ -151,7 +153,7 @@ def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
 
 
 def _conversation_pick(
-    owner_key: str, asked: str, history: list[tuple[str, str]]
+    owner_key: str, asked: str, history: list[PriorMessage]
 ) -> tuple[str | None, ApiBranch | None]:
     """The API conversation the request continues (None: a new one): the one its header names, else the
     one its history repeats; and, in the one its header names, the branch its history makes when it
@@ -301,6 +303,9 @@ async def _events(
             if item["type"] == "error":
                 yield _sse(openai_error_body(_reply_error(item)))
                 return
+            for calls in tool_call_deltas(item.get("tool_calls") or []):
+                delta = {"tool_calls": calls}
+                yield _sse(chunk_object(reply_id=turn.reply_id, created=created, model=model, delta=delta))
             yield _sse(
                 chunk_object(
                     reply_id=turn.reply_id, created=created, model=model, delta={}, finish=finish_reason(item)

@@ -127,6 +127,7 @@ class ReplyRun:
         "reply",
         "room",
         "stats",
+        "tool_calls",
         "turn",
     )
 
@@ -141,6 +142,7 @@ class ReplyRun:
         self.next_flush = self.stats.started + settings.CHAT_FLUSH_INTERVAL
         self.chunk_interval = settings.CHAT_CHUNK_INTERVAL_MS / 1000
         self.chunks_relayed = metrics.CHUNKS_RELAYED.labels(turn.model)
+        self.tool_calls: list[dict[str, Any]] = []  # the API client's tools the reply called, at its end
 
     async def stream(self) -> ReplyEnd | None:
         """Relay the reply from upstream until it ends; return how it ended (None: another instance
@@ -199,6 +201,8 @@ class ReplyRun:
                 await self.reasoning_publish(event.text)
             elif isinstance(event, upstream.ToolActivity):
                 await self.tool_publish(event)
+            elif isinstance(event, upstream.ToolCalls):
+                self.tool_calls = event.calls  # stored and told with the reply's end
             else:
                 finish_reason, usage = event.reason or "stop", event.usage
         return finish_reason, usage
@@ -305,6 +309,7 @@ class ReplyRun:
             retry_after=retry_after,
             served_models=tuple(reply.served_models),
             handoff_offsets=tuple(reply.handoff_offsets),
+            tool_calls=tuple(self.tool_calls) if status == Message.Status.COMPLETE else (),
         )
 
     def _reasoning_ms(self, usage: dict[str, int] | None) -> int | None:

@@ -36,6 +36,8 @@ SHARED_FIELDS = (
     "finish_reason",
     "usage",
     "tools",
+    "tool_calls",  # an API client's tools a reply called, and a tool result's call: a continued copy
+    "tool_call_id",  # sends them upstream as they were
     "agent",
     "served_models",
     "handoffs",
@@ -201,6 +203,8 @@ def share_continue(*, share: Share, owner: Owner) -> str:
             error=shown["error"] or "",
             finish_reason=shown["finish_reason"] or "",
             tools=shown["tools"],
+            tool_calls=shown["tool_calls"] or [],
+            tool_call_id=shown["tool_call_id"] or "",
             agent_slug=shown["agent"] or "",
             served_models=shown["served_models"] or [],
             handoff_offsets=[handoff["offset"] for handoff in shown["handoffs"] or []],

@@ -22,6 +22,7 @@ from .chat import (
     ReasoningDelta,
     TextDelta,
     ToolActivity,
+    ToolCalls,
     completion_text,
     reply_stream,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ReasoningDelta",
     "TextDelta",
     "ToolActivity",
+    "ToolCalls",
     "UpstreamClient",
     "completion_text",
     "models_list",

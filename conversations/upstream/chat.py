@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 _reasoning_absent = REASONING_KEYS.isdisjoint
 
 MAX_RETRY_DELAY = 8.0
+# A reply's tool calls, as gathered from their streamed pieces: at most this many, this long each.
+TOOL_CALLS_MAX = 128
+TOOL_CALL_MAX_CHARS = 100_000
 # A request with MCP credentials refused with one of these may have used a key the server dropped.
 KEY_REFUSED_STATUSES = frozenset({400, 401, 403, 422})
 
@@ -67,6 +70,14 @@ class ToolActivity:
 
 
 @dataclass(slots=True)
+class ToolCalls:
+    """The API client's tools the model called, whole, in OpenAI's shape (`{id, type, function: {name,
+    arguments}}`): the reply ends with them (finish reason `tool_calls`) for the client to run."""
+
+    calls: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
 class Finish:
     """The end of a reply: why it ended and the token usage, when the upstream reported them."""
 
@@ -74,7 +85,7 @@ class Finish:
     usage: dict[str, int] | None = None
 
 
-Event = TextDelta | ReasoningDelta | ToolActivity | Finish
+Event = TextDelta | ReasoningDelta | ToolActivity | ToolCalls | Finish
 
 
 @dataclass(slots=True)
@@ -84,7 +95,7 @@ class _StreamState:
     finish_reason: str | None = None
     usage: dict[str, int] | None = None
     done: bool = False
-    pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # by index: id, name, arguments
     served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
     handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
     chars: int = 0  # code points of reply text parsed so far
@@ -400,21 +411,42 @@ def _flush_text(events: list[Event], texts: list[str], state: _StreamState | Non
             events.append(TextDelta(text))
 
 
-def _accumulate_tool_calls(state: _StreamState, calls: list[dict[str, Any]]) -> None:
-    """Tool calls stream in pieces keyed by index; gather name and arguments until they are whole."""
+def _accumulate_tool_calls(state: _StreamState, calls: Any) -> None:
+    """Tool calls stream in pieces keyed by index (the first piece of each with its id and name); gather
+    them until they are whole, within TOOL_CALLS_MAX calls of TOOL_CALL_MAX_CHARS each."""
+    if not isinstance(calls, list):
+        raise UpstreamError("The model service sent a malformed tool call.")
     for call in calls:
-        entry = state.pending_calls.setdefault(int(call.get("index", 0)), {"name": "", "arguments": ""})
-        function = call.get("function") or {}
-        entry["name"] += function.get("name") or ""
-        entry["arguments"] += function.get("arguments") or ""
+        index = call.get("index", 0) if isinstance(call, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise UpstreamError("The model service sent a malformed tool call.")
+        if index not in state.pending_calls and len(state.pending_calls) >= TOOL_CALLS_MAX:
+            raise UpstreamError(f"The model called more than {TOOL_CALLS_MAX} tools at once.")
+        entry = state.pending_calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = {}
+        for key, piece in (("id", call.get("id")), ("name", function.get("name"))):
+            if isinstance(piece, str) and not entry[key]:
+                entry[key] = piece  # sent whole with the first piece (some gateways repeat it)
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            entry["arguments"] += arguments
+        if len(entry["arguments"]) > TOOL_CALL_MAX_CHARS:
+            raise UpstreamError(f"The model's tool call is longer than {TOOL_CALL_MAX_CHARS} characters.")
 
 
 def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
-    """Return the gathered tool calls as events (after any text before them) and forget them."""
+    """Return the gathered tool calls as events (after any text before them) and forget them: the API
+    client's when the reply ends for them (finish reason `tool_calls`), else the MCP servers' calls."""
     if not state.pending_calls:
         return []
     events: list[Event] = []
     _flush_text(events, texts, state)
+    if state.finish_reason == "tool_calls":
+        events.append(ToolCalls([_client_call(call) for _, call in sorted(state.pending_calls.items())]))
+        state.pending_calls.clear()
+        return events
     for _, call in sorted(state.pending_calls.items()):
         try:
             arguments = orjson.loads(call["arguments"]) if call["arguments"] else {}
@@ -429,6 +461,14 @@ def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
         )
     state.pending_calls.clear()
     return events
+
+
+def _client_call(call: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": text_storable(call["id"][:200]) or f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": text_storable(call["name"][:64]), "arguments": text_storable(call["arguments"])},
+    }
 
 
 def _tool_results(results: list[Any]) -> list[Event]:

@@ -40,6 +40,7 @@ function tokensText(usage) {
 }
 
 // A reply cut short by its user is no failure: it says so calmly, with what it used.
+const ROLE_NAMES = { user: "You", assistant: "Assistant", tool: "Tool result" };
 const CUT_SHORT_TEXT = { stopped: "Stopped", interrupted: "Cut short: the server restarted", server_lost: "Cut short: its server stopped" };
 
 function statusText(message) {
@@ -169,6 +170,17 @@ export function unsentShow(view, unsent) {
 }
 
 /** One entry per tool call, its result filled in when it arrives: "used tool X" with both. */
+/** An API client's tool call (OpenAI's `{id, function: {name, arguments}}`) as a tool entry shows one. */
+export function clientCallActivity(call) {
+  let args = call.function.arguments;
+  try {
+    args = JSON.parse(args);
+  } catch {
+    // shown as the text it is
+  }
+  return { phase: "call", name: call.function.name, arguments: args };
+}
+
 export function toolAdd(container, activity) {
   if (activity.phase === "result") {
     const open = Array.from(container.querySelectorAll(".tool:not(.has-result)")).find(
@@ -273,6 +285,7 @@ export function endingShow(view, message) {
   if (nav) actions.appendChild(nav);
   actions.appendChild(button("copy-message", "Copy", "Copy this message"));
   if (view.readOnly) return; // a shared conversation: nothing to edit, regenerate or rate
+  if (message.role === "tool") return; // an API client's tool result: its client's to change
   if (message.role === "user") {
     actions.appendChild(button("edit", "Edit", "Edit and resend this message"));
   } else if (message.status === "error" || message.status === "interrupted") {
@@ -293,11 +306,12 @@ export function endingShow(view, message) {
 /** A message's element and the parts that change later; `readOnly` (a shared conversation) offers
  * Copy only. */
 export function messageView(message, { readOnly = false } = {}) {
-  const isUser = message.role === "user";
+  // A tool result (an API client's) is plain text, as the user's messages are.
+  const isUser = message.role === "user" || message.role === "tool";
   const root = el("article", `message ${message.role}`);
   root.dataset.messageId = message.id;
   const head = el("div", "message-head");
-  head.appendChild(el("span", "role", isUser ? "You" : "Assistant"));
+  head.appendChild(el("span", "role", ROLE_NAMES[message.role] || "Assistant"));
   if (!isUser && message.agent) head.appendChild(agentLabel(message.agent));
   const model = isUser ? null : el("span", "model");
   if (model) head.appendChild(model);
@@ -308,6 +322,7 @@ export function messageView(message, { readOnly = false } = {}) {
   const reasoning = isUser ? null : reasoningView(message);
   const tools = el("div", "tools");
   for (const activity of message.tools || []) toolAdd(tools, activity);
+  for (const call of message.tool_calls || []) toolAdd(tools, clientCallActivity(call));
   const content = el("div", isUser ? "content plain-text" : "content markdown");
   if (isUser) content.textContent = message.content || "";
   else if (message.status !== "streaming") replyContentShow(content, message);

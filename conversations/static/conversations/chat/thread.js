@@ -3,7 +3,7 @@
 // the reader follows, older messages loaded when they scroll up.
 
 import { StreamingRenderer } from "../markdown.js";
-import { endingShow, messageView, replyContentShow, toolAdd, unsentShow } from "../messages.js";
+import { clientCallActivity, endingShow, messageView, replyContentShow, toolAdd, unsentShow } from "../messages.js";
 import { reasoningThinking, reasoningView, reasoningWords } from "../reasoning.js";
 import { state } from "./state.js";
 import { socketRestart, transmit } from "./socket.js";
@@ -85,6 +85,7 @@ function messageAppend(message, before = null) {
  * rule, conversations/chat/turns.py): mark that message. */
 function unsentMark(reply) {
   if (reply.role !== "assistant" || reply.status === "streaming" || reply.content) return;
+  if (reply.tool_calls && reply.tool_calls.length) return; // it called an API client's tools: it answered
   const asked = state.shown.get(reply.parent_id);
   if (asked && asked.message.role === "user") unsentShow(asked.view, true);
 }
@@ -165,6 +166,10 @@ function liveFinish(frame, status, error) {
     Object.assign(stored.message, { status, usage: frame.usage || null, error: error || "" });
     if (frame.finish_reason) stored.message.finish_reason = frame.finish_reason;
     if (frame.served_models) stored.message.served_models = frame.served_models;
+    if (frame.tool_calls) {
+      stored.message.tool_calls = frame.tool_calls;
+      for (const call of frame.tool_calls) toolAdd(stored.view.tools, clientCallActivity(call));
+    }
     if (current) {
       stored.message.content = current.text;
       stored.message.reasoning = current.reasoning.text;
