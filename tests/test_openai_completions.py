@@ -265,6 +265,36 @@ def test_an_edited_history_with_the_header_branches_where_it_parts_and_the_model
     assert Message.objects.filter(content=u2["content"]).count() == 3  # each branch's
 
 
+def test_a_history_trimmed_to_the_branchs_end_with_the_header_goes_on_from_its_leaf(
+    api_server: DaphneServer, standin: StandIn
+) -> None:
+    api = client(api_server, key_for())
+    u1 = {"role": "user", "content": "First [[standin reply=One]]"}
+    raw = api.chat.completions.with_raw_response.create(model=MODEL, messages=[u1])
+    header = {"X-Conversation-Id": raw.headers["X-Conversation-Id"]}
+    a1 = {"role": "assistant", "content": "One"}
+    u2 = {"role": "user", "content": "Second [[standin reply=Two]]"}
+    api.chat.completions.create(model=MODEL, messages=[u1, a1, u2], extra_headers=header)
+
+    # A client that keeps only its last exchange (to fit its own context): the stored branch goes on.
+    u3 = {"role": "user", "content": "Third [[standin reply=Three]]"}
+    api.chat.completions.create(
+        model=MODEL, messages=[u2, {"role": "assistant", "content": "Two"}, u3], extra_headers=header
+    )
+
+    sent = standin.requests()[-1]["body"]["messages"]
+    assert [m["content"] for m in sent] == [u1["content"], "One", u2["content"], "Two", u3["content"]]
+    assert [text for _, text in active_branch(header["X-Conversation-Id"])] == [
+        u1["content"],
+        "One",
+        u2["content"],
+        "Two",
+        u3["content"],
+        "Three",
+    ]
+    assert Message.objects.count() == 6
+
+
 def test_the_stored_branch_resent_with_the_header_goes_on_from_its_leaf(
     api_server: DaphneServer, standin: StandIn
 ) -> None:

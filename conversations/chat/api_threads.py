@@ -64,12 +64,13 @@ def api_history_branch(
     *, session_id: str, owner_key: str, history: Sequence[PriorMessage]
 ) -> ApiBranch | None:
     """Where the owner's API conversation `session_id` parts from `history` (the request's messages
-    before its last turn): None when the request continues the active branch (it sent no
-    history, or the history is that branch), else the branch to make. The history is followed down the
-    stored tree from its first messages, the active branch's message taken where siblings are alike, so
-    a history that returns to an older version goes on from it; replies that ended without text, which
-    the client never got, are stepped over; tool calls are compared by their ids. One read of the
-    conversation's messages; the walk is one step per message sent."""
+    before its last turn): None when the request continues the active branch (it sent no history, or
+    the history is that branch or its end: a client that trims old turns, or sends only the last
+    exchange), else the branch to make. The history is followed down the stored tree from its first
+    messages, the active branch's message taken where siblings are alike, so a history that returns to
+    an older version goes on from it; replies that ended without text, which the client never got, are
+    stepped over; tool calls are compared by their ids. One read of the conversation's messages; the
+    walk is one step per message sent."""
     if not history:
         return None
     conversation = (
@@ -109,22 +110,19 @@ def api_history_branch(
                 found.append(pk)
         return found
 
+    wanted = [_sent_compared(sent) for sent in history]
+    seen = [rows[pk][1] for pk in active if not textless(pk)]
+    if len(wanted) <= len(seen) and seen[len(seen) - len(wanted) :] == wanted:
+        return None  # the active branch's end: a client that trims old turns, or sends the last exchange
     on_active = set(active)
     node: int | None = None
     matched = 0
-    for sent in history:
-        compared = _sent_compared(sent)
+    for compared in wanted:
         alike = [pk for pk in following(node) if rows[pk][1] == compared]
         if not alike:
             break
         node = next((pk for pk in alike if pk in on_active), alike[-1])
         matched += 1
-    if (
-        matched == len(history)
-        and node in on_active
-        and all(textless(pk) for pk in active[active.index(node) + 1 :])
-    ):
-        return None  # the active branch, up to replies the client never got
     return ApiBranch(node, tuple(history[matched:]))
 
 
