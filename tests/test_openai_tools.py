@@ -174,24 +174,25 @@ def test_tool_results_of_a_history_never_stored_start_a_conversation_titled_by_i
     ]
 
 
-def test_tool_results_sent_by_header_must_answer_the_conversations_latest_reply(
+def test_tool_results_sent_by_header_without_the_call_they_answer_are_refused(
     api_server: DaphneServer,
 ) -> None:
     api = client(api_server, key_for())
     raw = api.chat.completions.with_raw_response.create(
         model=MODEL, messages=[{"role": "user", "content": "hi [[standin reply=Hello]]"}]
     )
-    call = {"id": "call_z", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    # Tool results come after the assistant message that called them, in the request (with the header,
+    # a history that repeats the stored branch's end, or leaves it: the client's wins, as a branch).
     with pytest.raises(openai.BadRequestError) as refused:
         api.chat.completions.create(
             model=MODEL,
-            messages=[
-                {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": "call_z", "content": "Noon"},
-            ],
+            messages=[{"role": "tool", "tool_call_id": "call_z", "content": "Noon"}],
             extra_headers={"X-Conversation-Id": raw.headers["X-Conversation-Id"]},
         )
-    assert refused.value.body["code"] == "invalid_message"
+    assert (refused.value.body["code"], refused.value.body["param"]) == (
+        "invalid_request",
+        "messages[0].tool_call_id",
+    )
     assert [row[0] for row in stored()] == ["user", "assistant"]
 
 
