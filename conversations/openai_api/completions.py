@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,24 +16,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..apikeys.offers import key_offers
-from ..chat.api_threads import (
-    ApiBranch,
-    api_conversation_continued,
-    api_conversation_exists,
-    api_history_branch,
-)
-from ..chat.turns import BRANCH, SEND, PriorMessage, Turn, TurnRequest
-from ..exceptions import ChatError, ConversationNotFound, ModelNotAllowed, ModelNotFound, UpstreamError
-from ..models import ApiKey, Conversation
-from ..owners import ConversationRef, Owner
-from ..protocol import TurnOptions
+from ..chat.turns import Turn
+from ..exceptions import ChatError, UpstreamError
 from ..relay.dbcall import db_call
 from ..relay.instance import Instance, instance_get
 from ..relay.live import ConversationRoom
 from ..relay.turns import turn_open
-from ..validators import SESSION_ID_PATTERN
-from .auth import request_key
 from .completion_reply import (
     ReplyListener,
     Span,
@@ -45,11 +31,11 @@ from .completion_reply import (
     tool_call_deltas,
     usage_object,
 )
-from .completion_request import CompletionRequest, completion_request_parse
+from .completion_request import CompletionRequest
+from .completion_turn import CONVERSATION_HEADER, completion_turn
 from .cors import cors_answered
 from .errors import methods_only, openai_error_body, openai_error_response, openai_errors_answered
 
-CONVERSATION_HEADER = "X-Conversation-Id"
 # A reply's error after its turn was stored, as an HTTP status (any other: 502).
 REPLY_ERROR_STATUS = {
     "upstream_rate_limited": 429,
@@ -64,33 +50,10 @@ REPLY_ERROR_STATUS = {
 @openai_errors_answered
 @methods_only("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
-    # Each read on a worker thread of its own (the relay's service calls), as the sockets' are.
-    key = await db_call(request_key, retry=False)(request)
-    parsed = completion_request_parse(request.body)
-    options = await db_call(_options)(key=key, parsed=parsed)
-    owner = Owner(user_id=key.user_id)
-    asked = request.headers.get(CONVERSATION_HEADER, "").strip()
-    session_id, branch = await db_call(_conversation_pick)(
-        owner_key=owner.key, asked=asked, history=parsed.history
-    )
-    continued = session_id is not None
-    session_id = session_id or uuid.uuid4().hex
     instance = await instance_get()
-    ref = ConversationRef(owner.key, session_id)
-    turn_request = TurnRequest(
-        ref=ref,
-        owner=owner,
-        options=options,
-        streamed_by=instance.instance_id,
-        content=parsed.content,
-        source=Conversation.Source.API,
-        kind=SEND if branch is None else BRANCH,
-        target_id=None if branch is None else branch.parent_id,
-        preceding=branch.preceding if branch is not None else () if continued else tuple(parsed.history),
-        tool_results=tuple(parsed.tool_results),
-        instructions=parsed.instructions,
-        passthrough=parsed.passthrough,
-    )
+    asked = await db_call(completion_turn, retry=False)(request=request, streamed_by=instance.instance_id)
+    parsed, turn_request, session_id = asked.parsed, asked.turn, asked.session_id
+    ref = turn_request.ref
     room = instance.rooms.get(ref)
     listener = ReplyListener(lambda: room.reply, ended=lambda: _leave(instance, room, listener))
     room.subscribers[id(listener)] = listener.send  # before the turn: its `start` and every chunk
@@ -134,37 +97,6 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if end["type"] == "error":  # stored as failed, as on the page: the conversation goes on
         return _reply_error_response(end, session_id)
     return JsonResponse(_completion_body(turn, model, text, reasoning, end), headers=headers)
-
-
-def _options(key: ApiKey, parsed: CompletionRequest) -> TurnOptions:
-    """Who answers: the agent or model `model` names among what the key may use; 404 for what the
-    user may not use, 403 for what the key's scope leaves out."""
-    offer = next((offer for offer in key_offers(key) if offer.id == parsed.model), None)
-    if offer is None:
-        if key.scope and any(offer.id == parsed.model for offer in key_offers(key, scoped=False)):
-            raise ModelNotAllowed(f"This API key may not use {parsed.model[:200]!r}.", param="model")
-        raise ModelNotFound(
-            f"The model {parsed.model[:200]!r} does not exist or you do not have access to it.",
-            param="model",
-        )
-    if offer.agent:
-        return TurnOptions(agent=offer.id, settings=parsed.settings)
-    return TurnOptions(model=offer.id, mcp_servers=[], settings=parsed.settings)
-
-
-def _conversation_pick(
-    owner_key: str, asked: str, history: list[PriorMessage]
-) -> tuple[str | None, ApiBranch | None]:
-    """The API conversation the request continues (None: a new one): the one its header names, else the
-    one its history repeats; and, in the one its header names, the branch its history makes when it
-    leaves the stored one (None: it goes on from the active branch's leaf)."""
-    if asked:
-        if not re.fullmatch(SESSION_ID_PATTERN, asked) or not api_conversation_exists(
-            owner_key=owner_key, session_id=asked
-        ):
-            raise ConversationNotFound(param=CONVERSATION_HEADER)
-        return asked, api_history_branch(owner_key=owner_key, session_id=asked, history=history)
-    return api_conversation_continued(owner_key=owner_key, history=history), None
 
 
 def _settle(instance: Instance, room: ConversationRoom, listener: ReplyListener) -> None:
