@@ -29,7 +29,7 @@ def calls_delta(*calls: dict[str, Any], finish: str | None = None) -> bytes:
 
 
 def test_pieces_join_per_index_into_the_clients_tool_calls_at_a_tool_calls_finish() -> None:
-    state = _StreamState()
+    state = _StreamState(client_tools=True)
     events = _events_from_lines(
         [
             line({"choices": [{"delta": {"content": "Let me look. "}}]}),
@@ -59,6 +59,19 @@ def test_pieces_join_per_index_into_the_clients_tool_calls_at_a_tool_calls_finis
     ]
 
 
+def test_a_tool_calls_finish_without_the_clients_tools_is_an_mcp_step() -> None:
+    # A request that offered no tools of the client's (the page's, an API call without `tools`): its
+    # calls are the MCP servers', whatever finish reason the API's step of them ends with.
+    events = _events_from_lines(
+        [
+            calls_delta({"index": 0, "id": "c", "function": {"name": "search", "arguments": "{}"}}),
+            line({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ],
+        _StreamState(),
+    )
+    assert [(type(e), getattr(e, "phase", None)) for e in events] == [(ToolActivity, "call")]
+
+
 def test_calls_followed_by_the_servers_results_stay_mcp_activity() -> None:
     events = _events_from_lines(
         [
@@ -66,7 +79,7 @@ def test_calls_followed_by_the_servers_results_stay_mcp_activity() -> None:
             line({"choices": [], "mcp_tool_results": [{"tool_name": "search", "result": "ok"}]}),
             line({"choices": [{"delta": {}, "finish_reason": "stop"}]}),
         ],
-        _StreamState(),
+        _StreamState(client_tools=True),
     )
     assert [(type(e), getattr(e, "phase", None)) for e in events] == [
         (ToolActivity, "call"),

@@ -96,6 +96,9 @@ class _StreamState:
     usage: dict[str, int] | None = None
     done: bool = False
     pending_calls: dict[int, dict[str, str]] = field(default_factory=dict)  # by index: id, name, arguments
+    # The request offered the API client's tools: a `tool_calls` finish is theirs to run. Without them
+    # every call is an MCP server's, run by the API, whatever finish reason its step ends with.
+    client_tools: bool = False
     served_models: list[str] = field(default_factory=list)  # the models its chunks named, as they changed
     handoff_offsets: list[int] = field(default_factory=list)  # where each model after the first began
     chars: int = 0  # code points of reply text parsed so far
@@ -271,7 +274,7 @@ async def _reply_attempt(
     loop = asyncio.get_running_loop()
     deadline = min(loop.time() + settings.CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT, total_deadline)
     first_token_seen = False
-    state = _StreamState(served_models=served, handoff_offsets=handoffs)
+    state = _StreamState(served_models=served, handoff_offsets=handoffs, client_tools=bool(body.get("tools")))
     async with contextlib.AsyncExitStack() as stack:
         try:
             async with asyncio.timeout_at(deadline):
@@ -443,7 +446,7 @@ def _flush_tool_calls(state: _StreamState, texts: list[str]) -> list[Event]:
         return []
     events: list[Event] = []
     _flush_text(events, texts, state)
-    if state.finish_reason == "tool_calls":
+    if state.client_tools and state.finish_reason == "tool_calls":
         events.append(ToolCalls([_client_call(call) for _, call in sorted(state.pending_calls.items())]))
         state.pending_calls.clear()
         return events
