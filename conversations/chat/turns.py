@@ -144,7 +144,9 @@ def message_content_check(content: str, *, attached: bool = False) -> None:
         raise MessageTooLong(f"Messages must be at most {limit} characters.")
 
 
-def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list[dict[str, Any]]:
+def upstream_messages_build(
+    messages: Sequence[Message | ThreadMessage], *, client_tools: bool = True
+) -> list[dict[str, Any]]:
     """The history the model sees: turns in order, keeping partial replies the user saw; a user turn
     with attachments also names them (`attachment_ids`, turned into content parts when the reply starts:
     attachment_parts.py); a reply that called an API client's tools carries its `tool_calls` and each
@@ -156,9 +158,14 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
     page says so under it; editing it or retrying its reply sends it again.) Two turns of one role in a
     row, which a well-formed branch never has, are merged: the upstream alternates them (tool results,
     one per call, never are).
+
+    Without `client_tools` (a page's turn, which defines no tools), the calls and results go as text, a
+    result as the user's: providers refuse tool calls in a history when the request defines no tools.
     """
     built: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
+        if not client_tools and (message.role == Message.Role.TOOL or message.tool_calls):
+            message = _tool_turn_as_text(message)
         if message.role == Message.Role.TOOL:
             built.append(
                 {"role": message.role, "content": message.content, "tool_call_id": message.tool_call_id}
@@ -181,6 +188,27 @@ def upstream_messages_build(messages: Sequence[Message | ThreadMessage]) -> list
         if attached:
             built[-1]["attachment_ids"] = attached
     return built
+
+
+def _tool_turn_as_text(message: Message | ThreadMessage) -> ThreadMessage:
+    """A tool call's reply or a tool's result as plain text, for a request that defines no tools."""
+    role, text = message.role, message.content
+    if role == Message.Role.TOOL:
+        role, text = Message.Role.USER, f"[Result of tool call {message.tool_call_id}]\n{text}"
+    else:
+        calls = "\n".join(
+            f"[Called tool {function['name']} ({call.get('id', '')}): {function['arguments']}]"
+            for call in message.tool_calls
+            if isinstance(function := call.get("function"), dict)
+        )
+        text = f"{text}\n\n{calls}" if text else calls
+    return ThreadMessage(
+        id=message.id,
+        parent_id=message.parent_id,
+        role=role,
+        content=text,
+        attachment_ids=list(message.attachment_ids or ()),
+    )
 
 
 def _answered_without_text(messages: Sequence[Message | ThreadMessage], index: int) -> bool:
@@ -629,7 +657,8 @@ def _upstream_plan(plan: _TurnPlan, limits: dict[str, int | None]) -> None:
     if plan.user_message is not None:
         path.append(plan.user_message)
     known = [limit for model in plan.answerer.models if (limit := limits.get(model))]
-    built = upstream_messages_build(path)
+    # An API client sends its history in the shape its provider takes; the page never defines tools.
+    built = upstream_messages_build(path, client_tools=plan.request.source == Conversation.Source.API)
     attached = {str(a.pk): a for a in plan.attachments}
     wanted = {i for message in built for i in message.get("attachment_ids", ())} - attached.keys()
     attached.update(attachments_named(wanted))  # earlier turns' (one query, only when they had any)
