@@ -4,6 +4,7 @@ page's tab signed in as that user."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -18,18 +19,27 @@ from .processes import DaphneServer
 from .standin_control import StandIn
 
 
+def api_server_start(
+    standin: StandIn, logs: Path, name: str, *, flags: Sequence[str] = (), **overrides: str
+) -> DaphneServer:
+    """A live Daphne for the API's tests, started, its Redis keys under a prefix of its own and
+    `overrides` over the instance's settings."""
+    prefix = f"{name}-{uuid.uuid4().hex[:8]}"
+    env = instance_env(standin, settings.REDIS_URL, CHAT_REDIS_PREFIX=prefix, **overrides)
+    return DaphneServer(name, env, logs, flags=flags).start()
+
+
 def completions_server(standin: StandIn, logs: Path, *, messages_per_minute: int) -> DaphneServer:
-    """A live Daphne for the API's tests, started: no key rate, no titles, quick pings."""
-    env = instance_env(
+    """A live Daphne for the completions' tests: no key rate, no titles, quick pings."""
+    return api_server_start(
         standin,
-        settings.REDIS_URL,
-        CHAT_REDIS_PREFIX=f"completions-{uuid.uuid4().hex[:8]}",
+        logs,
+        "completions",
         CHAT_API_KEY_RATE_LIMIT="0",
         CHAT_TITLE_MODEL="",
         CHAT_API_PING_SECONDS="0.3",
         CHAT_RATE_LIMIT=f"{messages_per_minute}/minute",
     )
-    return DaphneServer("completions", env, logs).start()
 
 
 def key_for(username: str = "ada", **options: object) -> str:

@@ -5,24 +5,20 @@ missing, out of its rate or its user's is refused as OpenAI's API refuses one.""
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
 from conversations.models import Agent, ApiKey, ChatModel
 
-from .instances import instance_env
-from .openai_clients import client, key_for
+from .openai_clients import api_server_start, client, key_for
 from .processes import DaphneServer
 from .seed_models import SEED_MODELS
 from .standin_control import StandIn
@@ -38,13 +34,8 @@ def api_server(
     standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
 ) -> Iterator[DaphneServer]:
     """One instance for the module, its rate counts under a Redis prefix of this run's own."""
-    env = instance_env(
-        standin_server,
-        settings.REDIS_URL,
-        CHAT_REDIS_PREFIX=f"openai-api-{uuid.uuid4().hex[:8]}",
-        CHAT_API_CORS_ORIGINS=ALLOWED_ORIGIN,
-    )
-    server = DaphneServer("api", env, Path(tmp_path_factory.mktemp("openai-api-logs"))).start()
+    logs = tmp_path_factory.mktemp("openai-api-logs")
+    server = api_server_start(standin_server, logs, "openai-api", CHAT_API_CORS_ORIGINS=ALLOWED_ORIGIN)
     yield server
     server.stop()
 

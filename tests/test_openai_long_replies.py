@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from django.conf import settings
 
 from conversations.models import Message
 
-from .instances import instance_env
-from .openai_clients import client, key_for
+from .openai_clients import api_server_start, client, key_for
 from .processes import SERVE_FLAGS, DaphneServer, Nginx
 from .servers import stamp_indices
 from .standin_control import StandIn
@@ -44,16 +41,16 @@ def flags(http_timeout: int) -> list[str]:
 
 
 def server_start(standin: StandIn, log_dir: Path, name: str, ping_seconds: float) -> DaphneServer:
-    env = instance_env(
+    return api_server_start(
         standin,
-        settings.REDIS_URL,
-        CHAT_REDIS_PREFIX=f"long-{uuid.uuid4().hex[:8]}",
+        log_dir,
+        name,
+        flags=flags(HTTP_TIMEOUT),
         CHAT_API_KEY_RATE_LIMIT="0",
         CHAT_TITLE_MODEL="",
         CHAT_API_PING_SECONDS=str(ping_seconds),
         PYTHONUNBUFFERED="1",
     )
-    return DaphneServer(name, env, log_dir, flags=flags(HTTP_TIMEOUT)).start()
 
 
 @pytest.fixture(scope="module")

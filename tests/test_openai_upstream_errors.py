@@ -6,18 +6,14 @@ the relay's own retries, an upstream 429 is a 429 with the upstream's Retry-Afte
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
-from django.conf import settings
 
 from conversations.models import Message
 
-from .instances import instance_env
-from .openai_clients import client, key_for
+from .openai_clients import api_server_start, client, key_for
 from .processes import DaphneServer
 from .standin_control import StandIn
 
@@ -31,19 +27,16 @@ HI = [{"role": "user", "content": "Hi"}]
 def api_server(
     standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
 ) -> Iterator[DaphneServer]:
-    env = instance_env(
+    server = api_server_start(
         standin_server,
-        settings.REDIS_URL,
-        CHAT_REDIS_PREFIX=f"upstream-errors-{uuid.uuid4().hex[:8]}",
+        tmp_path_factory.mktemp("upstream-errors-logs"),
+        "upstream-errors",
         CHAT_API_KEY_RATE_LIMIT="0",
         CHAT_TITLE_MODEL="",
         CHAT_UPSTREAM_MAX_RETRIES="1",
         CHAT_UPSTREAM_RETRY_BACKOFF="0.01",
         CHAT_UPSTREAM_FIRST_TOKEN_TIMEOUT="0.5",
     )
-    server = DaphneServer(
-        "upstream-errors", env, Path(tmp_path_factory.mktemp("upstream-errors-logs"))
-    ).start()
     yield server
     server.stop()
 
