@@ -82,14 +82,7 @@ def api_history_branch(
     )
     if conversation is None:  # deleted since the caller found it: the turn will say so
         return None
-    rows = {
-        pk: (parent_id, _compared(role, content, tool_calls, tool_call_id))
-        for pk, parent_id, role, content, tool_calls, tool_call_id in Message.objects.filter(
-            conversation_id=conversation[0]
-        )
-        .order_by("pk")
-        .values_list("pk", "parent_id", "role", "content", "tool_calls", "tool_call_id")
-    }
+    rows = _compared_rows(conversation[0])
     pairs = [(pk, parent_id) for pk, (parent_id, _) in rows.items()]
     children = thread_siblings(pairs)
     active = thread_path_ids(pairs, thread_leaf_id(pairs, conversation[1]))
@@ -141,13 +134,20 @@ def _unseen(compared: tuple) -> bool:
     return role == Message.Role.ASSISTANT and not content and not call_ids
 
 
-def _active_branch(conversation_id: int, current_id: int | None) -> list[tuple]:
-    rows = {
+def _compared_rows(conversation_id: int) -> dict[int, tuple[int | None, tuple]]:
+    """Every message of the conversation, oldest first: its parent and what of it must match."""
+    return {
         pk: (parent_id, _compared(role, content, tool_calls, tool_call_id))
         for pk, parent_id, role, content, tool_calls, tool_call_id in Message.objects.filter(
             conversation_id=conversation_id
-        ).values_list("pk", "parent_id", "role", "content", "tool_calls", "tool_call_id")
+        )
+        .order_by("pk")
+        .values_list("pk", "parent_id", "role", "content", "tool_calls", "tool_call_id")
     }
-    pairs = sorted((pk, row[0]) for pk, row in rows.items())
+
+
+def _active_branch(conversation_id: int, current_id: int | None) -> list[tuple]:
+    rows = _compared_rows(conversation_id)
+    pairs = [(pk, row[0]) for pk, row in rows.items()]
     path = thread_path_ids(pairs, thread_leaf_id(pairs, current_id))
     return [rows[pk][1] for pk in path if not _unseen(rows[pk][1])]
