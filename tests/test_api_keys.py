@@ -284,8 +284,9 @@ def test_the_offer_a_turn_names_is_the_one_the_list_holds(settings):
     Agent.owned.create(owner=bob, slug="my:4567cdef", name="Bob's", model_names=["openai/gpt-5.1"])
     ChatModel.objects.filter(name="openai/gpt-5.1").update(enabled=False)
     row, _ = api_key_create(ada.pk, name="k", scope=["helper"])
+    whole_reach, _ = api_key_create(ada.pk, name="all")
 
-    listed = key_offers(row, scoped=False)
+    listed = key_offers(whole_reach)
 
     assert [key_offer(row, offer.id) for offer in listed] == listed
     assert {offer.id for offer in listed} >= {"helper", "my:0123abcd"}

@@ -20,9 +20,9 @@ class Offer(NamedTuple):
     agent: bool = False  # an agent's slug, not a model's id
 
 
-def key_offers(row: ApiKey, *, scoped: bool = True) -> list[Offer]:
-    """Agents first (the operator's, then the user's own), then models, each in the admin's order;
-    `scoped=False`: what the key's user may use, whatever the key's scope."""
+def key_offers(row: ApiKey) -> list[Offer]:
+    """Agents first (the operator's, then the user's own), then models, each in the admin's order, within
+    the key's scope."""
     offers = [
         Offer(agent.slug, _seconds(agent.updated_at), "operator", agent=True)
         for agent in Agent.objects.enabled()
@@ -34,7 +34,7 @@ def key_offers(row: ApiKey, *, scoped: bool = True) -> list[Offer]:
         Offer(model.name, _seconds(model.synced_at), _provider(model.name))
         for model in ChatModel.objects.enabled()
     ]
-    return [offer for offer in offers if key_scope_allows(row, offer)] if scoped else offers
+    return [offer for offer in offers if key_scope_allows(row, offer)]
 
 
 def key_offer(row: ApiKey, name: str) -> Offer | None:
