@@ -80,14 +80,8 @@ async def _client_turns(session: aiohttp.ClientSession, server: HttpServer, load
                             failed = await _events_read(response, track, stats, text, sent_ns)
             except TimeoutError:
                 failed = f"turn timeout ({load.turn_timeout:g} s)"
-            if track.first_chunk_us:
-                stats.first_token_ms.append((track.first_chunk_us * 1000 - sent_ns) / 1e6)
-            clean = track.settle(stats, failed=failed is not None)
-            if failed:
-                stats.errors[failed] += 1
+            if not track.turn_end(stats, sent_ns=sent_ns, failed=failed):
                 return
-            if clean:
-                stats.turns_ok += 1
             messages.append({"role": "assistant", "content": "".join(text)})
     except Exception as exc:
         stats.errors[f"client: {type(exc).__name__} {str(exc)[:80]}"] += 1

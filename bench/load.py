@@ -146,6 +146,19 @@ class ReplyTrack:
             else:
                 stats.errors["token index out of range"] += 1
 
+    def turn_end(self, stats: LoadStats, *, sent_ns: int, failed: str | None) -> bool:
+        """A sender's turn is over (sent at `sent_ns`): count its first token, its tokens and whether it
+        failed (`failed` says how) or came clean. Return whether the client may go on."""
+        if self.first_chunk_us:
+            stats.first_token_ms.append((self.first_chunk_us * 1000 - sent_ns) / 1e6)
+        clean = self.settle(stats, failed=failed is not None)
+        if failed:
+            stats.errors[failed] += 1
+            return False
+        if clean:
+            stats.turns_ok += 1
+        return True
+
     def settle(self, stats: LoadStats, *, failed: bool) -> bool:
         """Add this reply's tokens to `stats`; unless the turn already failed, count its gaps, duplicates
         and offset breaks as errors. Return True for a clean reply."""
@@ -257,14 +270,8 @@ async def client_turns(ws, load: Load, stats: LoadStats, conv: PairConversation 
                         # history, start, tool: nothing to measure
             except TimeoutError:
                 failed = f"turn timeout ({turn_timeout:g} s)"
-            if track.first_chunk_us:
-                stats.first_token_ms.append((track.first_chunk_us * 1000 - sent_ns) / 1e6)
-            clean = track.settle(stats, failed=failed is not None)
-            if failed:
-                stats.errors[failed] += 1
+            if not track.turn_end(stats, sent_ns=sent_ns, failed=failed):
                 return  # the socket is in an unknown state: this client stops here
-            if clean:
-                stats.turns_ok += 1
     except Exception as exc:
         stats.errors[f"client: {type(exc).__name__} {str(exc)[:80]}"] += 1
     finally:
