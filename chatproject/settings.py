@@ -312,6 +312,33 @@ AXES_VERBOSE = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+
+# --- Colleagues without an identity provider (conversations/accounts/; docs/teams.md) ---
+# An invitation's link works this many days, once.
+CHAT_INVITE_DAYS = env_float("CHAT_INVITE_DAYS", 7)
+# `closed`: accounts come from the admin and invitations only; `approval`: anyone may ask for one on
+# /accounts/signup/, which stays inactive until an operator approves it in the admin.
+CHAT_SIGNUP = os.environ.get("CHAT_SIGNUP", "closed").strip().lower() or "closed"
+if CHAT_SIGNUP not in {"closed", "approval"}:
+    raise ImproperlyConfigured('CHAT_SIGNUP must be "closed" or "approval".')
+# Sign-up forms posted per client address (each costs a password hash); empty: no limit.
+CHAT_SIGNUP_RATE_LIMIT = os.environ.get("CHAT_SIGNUP_RATE_LIMIT", "5/hour").strip()
+# Sign-ups waiting for approval, on the whole server; past it the page takes no more until some are
+# approved or refused; 0: no cap.
+CHAT_SIGNUP_PENDING_MAX = int(env_float("CHAT_SIGNUP_PENDING_MAX", 100))
+# The address invitation links start with, e.g. https://chat.example.com (what people open); unset:
+# the admin uses the address it was reached at, and `manage.py invite` needs --base-url.
+CHAT_PUBLIC_URL = os.environ.get("CHAT_PUBLIC_URL", "").strip().rstrip("/")
+# Mail: configured when DJANGO_EMAIL_HOST is set (an invitation with an address is then also mailed).
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "").strip()
+EMAIL_PORT = int(env_float("DJANGO_EMAIL_PORT", 25))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("DJANGO_EMAIL_USE_SSL")
+EMAIL_TIMEOUT = 10  # seconds: an unreachable mail server must not hold the admin's request for long
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "webmaster@localhost").strip()
+
 LOGIN_URL = "conversations:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -254,6 +254,25 @@ class NotFound(ChatError, code="not_found", status=404, detail=""):
     missing one, with the code alone (an empty text is not sent)."""
 
 
+class InviteUnusable(
+    ChatError, code="invite_unusable", status=410, detail="This invitation was used already, or it expired."
+):
+    """An invitation's link that was used or expired (an unknown one answers NotFound)."""
+
+
+class UsernameTaken(ChatError, code="username_taken", status=409, detail="That username is taken."):
+    """A new account's username that another account has, found as the account is made."""
+
+
+class SignUpsFull(
+    ChatError,
+    code="signups_full",
+    status=503,
+    detail="Too many sign-ups are waiting for approval; try again in a few days.",
+):
+    """CHAT_SIGNUP_PENDING_MAX sign-ups wait for an operator already."""
+
+
 class LoginRequired(ChatError, code="login_required", status=401, detail="Sign in first."):
     """CHAT_REQUIRE_LOGIN is on (or the thing asked is a user's own) and the requester is not signed in."""
 

@@ -102,3 +102,14 @@ def share_continue_viewer_check(*, owner: Owner) -> None:
         owner.key,
         message="You have continued too many shared chats.",
     )
+
+
+def signup_address_check(*, address: str) -> None:
+    """Count a sign-up form posted from a client address against CHAT_SIGNUP_RATE_LIMIT (each checks a
+    password and may make an account). Raise RateLimited when it is over."""
+    _rate_hit(
+        settings.CHAT_SIGNUP_RATE_LIMIT,
+        "signups",
+        address,
+        message="Too many sign-ups from this network.",
+    )

@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 from .openai_api import completions, models_list
 from .openai_api import errors as openai_errors
 from .validators import SESSION_ID_PATTERN
-from .web import agents, api_keys, conversations, health, mcp, my_agents, pages
+from .web import accounts, agents, api_keys, conversations, health, mcp, my_agents, pages
 from .web import attachments as attachment_views
 from .web import shares as share_views
 
@@ -14,6 +14,8 @@ app_name = "conversations"
 
 # What secrets.token_urlsafe makes (shares.TOKEN_BYTES of them: 22 characters), with room to grow.
 SHARE_TOKEN_PATTERN = r"[A-Za-z0-9_-]{16,64}"
+# An invitation's token: invites.TOKEN_BYTES through token_urlsafe, 43 characters.
+INVITE_TOKEN_PATTERN = r"[A-Za-z0-9_-]{43}"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -23,6 +25,8 @@ urlpatterns = [
     path("metrics", health.metrics_view, name="metrics"),
     path("accounts/login/", pages.ChatLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    re_path(rf"^accounts/invite/(?P<token>{INVITE_TOKEN_PATTERN})/$", accounts.invite_accept, name="invite"),
     path("", pages.chat_new, name="new"),
     # The OpenAI-compatible API (docs/openai-api.md); any other path under /v1/ answers its 404.
     path("v1/models", models_list.models_list, name="openai_models"),

@@ -1,15 +1,25 @@
-"""What a fresh install still lacks, for the admin's home page: each a sentence and where to fix it."""
+"""What a fresh install still lacks, and sign-ups waiting for approval, for the admin's home page: each a
+sentence and where to act."""
 
 from __future__ import annotations
 
 from django.urls import reverse
 
+from ..accounts.signups import signups_awaiting_count
 from ..models import Agent, ChatModel, MCPServerPreset
 
 
 def first_steps() -> list[dict[str, str]]:
     """The steps an operator has not taken yet, in the order they matter; [] once all are done."""
     steps = []
+    if awaiting := signups_awaiting_count():
+        steps.append(
+            {
+                "text": f"{awaiting} sign-up(s) wait for your approval: they cannot sign in until then.",
+                "action": "Review them",
+                "url": reverse("admin:conversations_signup_changelist") + "?awaiting=yes",
+            }
+        )
     if not ChatModel.objects.enabled().exists():
         steps.append(
             {

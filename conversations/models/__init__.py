@@ -1,8 +1,9 @@
 """Every table of the app, by what it stores: `catalog` (chat models, agents), `mcp` (presets, a user's
 credentials), `conversations` (conversations, messages, feedback, shares), `attachments` (files and their
-storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the
-OpenAI-compatible API). One app: the migrations are the same."""
+storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the OpenAI-compatible API),
+`accounts` (invitations, sign-ups awaiting approval). One app: the migrations are the same."""
 
+from .accounts import Invite, SignUp
 from .api_keys import ApiKey
 from .attachments import Attachment, AttachmentQuerySet, attachment_file_discard, attachments_storage
 from .catalog import Agent, AgentQuerySet, ChatModel, ChatModelQuerySet, ModelChoice, OneDefault
@@ -23,6 +24,7 @@ __all__ = [
     "DailyUsage",
     "DailyUsageQuerySet",
     "Feedback",
+    "Invite",
     "MCPCredential",
     "MCPServerPreset",
     "MCPServerPresetQuerySet",
@@ -31,6 +33,7 @@ __all__ = [
     "ModelChoice",
     "OneDefault",
     "Share",
+    "SignUp",
     "UsageEntry",
     "UserQuota",
     "attachment_file_discard",

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from ..accounts.handover import anonymous_owner_note
+from ..accounts.signups import signup_open
 from ..chat import selectors
 from ..owners import Owner, session_key_loaded
 from .access import login_required_if_configured
@@ -55,6 +56,9 @@ class ChatLoginView(auth_views.LoginView):
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "signup_open": signup_open()}
 
     def form_valid(self, form: Any) -> HttpResponse:
         anonymous_owner_note(self.request)  # a session from before the page noted it
