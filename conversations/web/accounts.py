@@ -30,9 +30,17 @@ INVITE_UNUSABLE = {
 }
 
 
-class SignUpForm(UserCreationForm):
-    """Username, address and password (Django's password validators); the address tells the operator
-    who asks."""
+class AccountForm(UserCreationForm):
+    """A new account's username and password (Django's password validators), labelled as the sign-in
+    page labels its fields."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class SignUpForm(AccountForm):
+    """Username, address and password; the address tells the operator who asks."""
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
@@ -54,7 +62,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "404.html", INVITE_UNKNOWN, status=404)
     except InviteUnusable:
         return render(request, "404.html", INVITE_UNUSABLE, status=410)
-    form = UserCreationForm(request.POST if request.method == "POST" else None)
+    form = AccountForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             user = invites.invite_accept(
