@@ -280,7 +280,11 @@ def test_a_sign_up_cannot_sign_in_until_an_operator_approves_it(staff_client, se
     olga = get_user_model().objects.get(username="olga")
     assert not olga.is_active
     assert olga.email == "olga@example.com"
-    assert sign_in(browser, "olga") == 200  # the form again: not signed in
+    refused = browser.post("/accounts/login/", {"username": "olga", "password": PASSWORD})
+    assert refused.status_code == 200  # the form again: not signed in, and told why
+    assert b"This account waits for an operator&#x27;s approval" in refused.content
+    wrong = browser.post("/accounts/login/", {"username": "olga", "password": "not hers"})
+    assert b"waits for an operator" not in wrong.content
     assert signed_in_as(browser) is None
 
     home = staff_client.get("/admin/")

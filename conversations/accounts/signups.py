@@ -57,5 +57,12 @@ def signups_refuse(signups: QuerySet[SignUp]) -> int:
     return len(user_ids)
 
 
+def signup_awaits_approval(*, username: str, password: str) -> bool:
+    """True when `username` is a sign-up awaiting approval and `password` is its own: a sign-in that
+    failed only because no operator approved the account yet."""
+    signup = SignUp.objects.awaiting().select_related("user").filter(user__username=username).first()
+    return signup is not None and signup.user.check_password(password)
+
+
 def signups_awaiting_count() -> int:
     return SignUp.objects.awaiting().count()

@@ -7,12 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from ..accounts.handover import anonymous_owner_note
-from ..accounts.signups import signup_open
+from ..accounts.signups import signup_awaits_approval, signup_open
 from ..chat import selectors
 from ..owners import Owner, session_key_loaded
 from .access import login_required_if_configured
@@ -50,11 +52,29 @@ def chat_page(request: HttpRequest, session_id: str) -> HttpResponse:
     )
 
 
+class ChatAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, that tells an account awaiting approval why it cannot sign in (only once
+    its password is right)."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            username, password = self.cleaned_data.get("username"), self.cleaned_data.get("password")
+            if username and password and signup_awaits_approval(username=username, password=password):
+                raise ValidationError(
+                    "This account waits for an operator's approval; sign in once it is approved.",
+                    code="awaiting_approval",
+                ) from None
+            raise
+
+
 class ChatLoginView(auth_views.LoginView):
     """Django's login on the chat's own page; the hand-over of the browser's anonymous conversations is
     every login's (handover.py)."""
 
     template_name = "registration/login.html"
+    form_class = ChatAuthenticationForm
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
