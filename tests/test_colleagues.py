@@ -67,6 +67,7 @@ def signed_in_as(browser: Client) -> str | None:
 
 def test_an_invitation_made_in_the_admin_makes_one_account_in_its_groups(staff_client):
     team = Group.objects.create(name="research")
+    assert staff_client.get("/admin/conversations/invite/add/").status_code == 200
     link = admin_invite(staff_client, email="dana@example.com", groups=[team.pk])
     invite = Invite.objects.get()
     token = link.rstrip("/").rsplit("/", 1)[1]
@@ -94,6 +95,9 @@ def test_an_invitation_made_in_the_admin_makes_one_account_in_its_groups(staff_c
     # The admin shows who used it; the link never works again, on any browser.
     listed = staff_client.get("/admin/conversations/invite/?state=used")
     assert b"dana" in listed.content
+    unused = staff_client.get("/admin/conversations/invite/?state=usable")
+    assert unused.status_code == 200
+    assert b"0 invitations" in unused.content
     assert staff_client.get(f"/admin/conversations/invite/{invite.pk}/change/").status_code == 200
     again = Client()
     for response in (again.get(path_of(link)), accept(again, link, "mallory")):
@@ -293,6 +297,7 @@ def test_a_sign_up_cannot_sign_in_until_an_operator_approves_it(staff_client, se
     awaiting = staff_client.get("/admin/conversations/signup/?awaiting=yes")
     assert b"olga" in awaiting.content
     signup = SignUp.objects.get()
+    assert staff_client.get(f"/admin/conversations/signup/{signup.pk}/change/").status_code == 200
     approved = staff_client.post(
         "/admin/conversations/signup/", {"action": "approve", "_selected_action": [signup.pk]}, follow=True
     )

@@ -43,7 +43,7 @@ class InviteStateFilter(admin.SimpleListFilter):
 
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "email", "invited_by", "groups_shown", "created_at", "expires_at", "used_by"]
+    list_display = ["__str__", "state", "invited_by", "groups_shown", "created_at", "expires_at", "used_by"]
     list_filter = [InviteStateFilter, "created_at"]
     search_fields = ["email", "invited_by__username", "used_by__username"]
     list_select_related = ["invited_by", "used_by"]
@@ -93,6 +93,12 @@ class InviteAdmin(admin.ModelAdmin):
             messages.error(request, f"Mailing the link to {obj.email} failed: pass it on yourself.")
         elif obj.email:
             messages.info(request, "Mail is not configured (DJANGO_EMAIL_HOST): pass the link on yourself.")
+
+    @admin.display(description="state")
+    def state(self, row: Invite) -> str:
+        if row.used_at is not None:
+            return "used"
+        return "expired unused" if row.expired else "not used yet"
 
     @admin.display(description="groups")
     def groups_shown(self, row: Invite) -> str:
