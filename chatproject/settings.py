@@ -316,6 +316,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # --- Colleagues without an identity provider (conversations/accounts/; docs/teams.md) ---
 # An invitation's link works this many days, once.
 CHAT_INVITE_DAYS = env_float("CHAT_INVITE_DAYS", 7)
+if CHAT_INVITE_DAYS <= 0:
+    raise ImproperlyConfigured("CHAT_INVITE_DAYS must be more than 0.")
 # `closed`: accounts come from the admin and invitations only; `approval`: anyone may ask for one on
 # /accounts/signup/, which stays inactive until an operator approves it in the admin.
 CHAT_SIGNUP = os.environ.get("CHAT_SIGNUP", "closed").strip().lower() or "closed"
@@ -329,6 +331,10 @@ CHAT_SIGNUP_PENDING_MAX = int(env_float("CHAT_SIGNUP_PENDING_MAX", 100))
 # The address invitation links start with, e.g. https://chat.example.com (what people open); unset:
 # the admin uses the address it was reached at, and `manage.py invite` needs --base-url.
 CHAT_PUBLIC_URL = os.environ.get("CHAT_PUBLIC_URL", "").strip().rstrip("/")
+if CHAT_PUBLIC_URL and not CHAT_PUBLIC_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        "CHAT_PUBLIC_URL must start with https:// (or http://), e.g. https://chat.example.com."
+    )
 # Mail: configured when DJANGO_EMAIL_HOST is set (an invitation with an address is then also mailed).
 EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "").strip()
 EMAIL_PORT = int(env_float("DJANGO_EMAIL_PORT", 25))

@@ -106,6 +106,11 @@ def test_an_invitation_made_in_the_admin_makes_one_account_in_its_groups(staff_c
     assert not get_user_model().objects.filter(username="mallory").exists()
 
 
+def test_links_start_with_the_public_url_when_it_is_set(staff_client, settings):
+    settings.CHAT_PUBLIC_URL = "https://chat.example.com"
+    assert admin_invite(staff_client).startswith("https://chat.example.com/accounts/invite/")
+
+
 def test_the_invite_command_prints_a_link_that_works(settings):
     Group.objects.create(name="ops")
     Group.objects.create(name="research")
@@ -344,6 +349,7 @@ def test_sign_ups_are_counted_per_client_address(settings):
     )  # refused forms count too
     throttled = sign_up(browser, "sam")
     assert throttled.status_code == 429
+    assert 0 < int(throttled["Retry-After"]) <= 3600
     assert b"Too many sign-ups from this network." in throttled.content
     assert not get_user_model().objects.filter(username="sam").exists()
     assert sign_up(Client(REMOTE_ADDR=address()), "sam").status_code == 200

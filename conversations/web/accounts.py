@@ -16,6 +16,7 @@ from ..accounts import invites, signups
 from ..accounts.handover import anonymous_owner_note
 from ..accounts.logins import client_address
 from ..exceptions import InviteUnusable, NotFound, RateLimited, SignUpsFull, UsernameTaken
+from .errors import error_headers
 
 # The backend an account made here signs in with (axes' backend, first in the list, only refuses).
 SIGN_IN_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -93,7 +94,10 @@ def signup(request: HttpRequest) -> HttpResponse:
         request_limits.signup_address_check(address=client_address(request) or "")
     except RateLimited as exc:
         form.add_error(None, exc.message)
-        return render(request, "registration/signup.html", {"form": form}, status=429)
+        response = render(request, "registration/signup.html", {"form": form}, status=429)
+        for name, value in error_headers(exc).items():
+            response[name] = value
+        return response
     if form.is_valid():
         try:
             signups.signup_create(
