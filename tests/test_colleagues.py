@@ -168,12 +168,14 @@ def test_an_unknown_invitation_is_a_plain_not_found_page():
 
 
 def test_the_password_validators_hold_and_the_invitation_stays_unused(staff_client):
-    link = admin_invite(staff_client)
+    link = admin_invite(staff_client, email="frank.lloyd@example.com")
     browser = Client()
     response = accept(browser, link, "frank", password="frank")
     assert response.status_code == 200
     assert b"too short" in response.content
     assert b'aria-invalid="true"' in response.content
+    like_the_address = accept(browser, link, "frank", password="frank.lloyd@example.com")
+    assert b"The password is too similar to the email address." in like_the_address.content
     taken = accept(browser, link, "admin")  # the staff fixture's name
     assert b"already exists" in taken.content
     assert Invite.objects.get().used_at is None

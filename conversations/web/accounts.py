@@ -4,7 +4,7 @@ operator's approval."""
 
 from __future__ import annotations
 
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -63,7 +63,9 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "404.html", INVITE_UNKNOWN, status=404)
     except InviteUnusable:
         return render(request, "404.html", INVITE_UNUSABLE, status=410)
-    form = AccountForm(request.POST if request.method == "POST" else None)
+    # The account-to-be carries the invitation's address, so the password is checked against it too.
+    account = get_user_model()(email=invite.email)
+    form = AccountForm(request.POST if request.method == "POST" else None, instance=account)
     if request.method == "POST" and form.is_valid():
         try:
             user = invites.invite_accept(
