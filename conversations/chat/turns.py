@@ -37,6 +37,7 @@ from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_creden
 from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from ..owners import ConversationRef, Owner
 from ..protocol import TurnOptions
+from ..teams.budgets import budget_check
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
 from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
@@ -375,6 +376,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             owner_key = request.ref.owner_key
             replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
             daily_quota_check(owner_key=owner_key)
+            budget_check(user_id=request.owner.user_id)
         except ChatError as exc:
             results[index] = exc
             continue
