@@ -4,9 +4,14 @@ user's own and their groups'; refused turns store nothing; `manage.py budget_set
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import aiohttp
+import openai
+import orjson
 import pytest
 import time_machine
 from asgiref.sync import sync_to_async
@@ -21,7 +26,10 @@ from conversations.teams.budgets import budget_check, user_allowance
 from conversations.usage_ledger import call_entry_write
 
 from .chat_sockets import reply_collect
+from .openai_clients import client, completions_server, key_for, page_tab
+from .processes import DaphneServer
 from .rows import reply_row
+from .standin_control import StandIn
 from .test_isolation_and_auth import browser_signed_in, socket_as
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,6 +253,78 @@ async def test_deleting_the_chat_that_spent_the_budget_does_not_free_it(standin,
     await fresh.send_json_to({"message": "a fresh chat"})
     assert (await fresh.receive_json_from())["code"] == "budget_exceeded"
     await fresh.disconnect()
+
+
+# Through live servers: the API, and two instances ------------------------------------------------------
+
+MODEL = "openai/gpt-5.1"
+
+
+@pytest.fixture(scope="module")
+def api_server(
+    standin_server: StandIn, tmp_path_factory: pytest.TempPathFactory, django_db_setup: None
+) -> Iterator[DaphneServer]:
+    server = completions_server(
+        standin_server, Path(tmp_path_factory.mktemp("budget-logs")), messages_per_minute=60
+    )
+    yield server
+    server.stop()
+
+
+async def tab_send(tab: aiohttp.ClientWebSocketResponse, text: str) -> list[dict]:
+    """Send a message on a page's tab (past its history) and read up to the reply's end or refusal."""
+    await tab.send_str(orjson.dumps({"message": text}).decode())
+    frames: list[dict] = []
+    while not frames or frames[-1]["type"] not in ("done", "error"):
+        frames.append(orjson.loads((await tab.receive(timeout=15)).data))
+    return frames
+
+
+@pytest.mark.subprocess
+async def test_an_api_key_spends_from_the_users_budget_and_over_it_gets_an_openai_429(api_server, standin):
+    key = await sync_to_async(key_for)("ada")
+    user = await get_user_model().objects.aget(username="ada")
+    await sync_to_async(budget)(user_id=user.pk, amount=40)
+    api = client(api_server, key)
+    await sync_to_async(api.chat.completions.create)(
+        model=MODEL, messages=[{"role": "user", "content": "spend [[standin tokens=45]]"}]
+    )
+    with pytest.raises(openai.RateLimitError) as refused:
+        await sync_to_async(api.chat.completions.create)(
+            model=MODEL, messages=[{"role": "user", "content": "over the budget"}]
+        )
+    body = refused.value.body
+    assert (body["code"], body["type"], body["param"]) == ("budget_exceeded", "rate_limit_error", None)
+    assert "resets at" in body["message"]
+    assert int(refused.value.response.headers["Retry-After"]) > 0
+    assert not await Message.objects.filter(content="over the budget").aexists()
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        tab = await page_tab(http, api_server, "page-after-api")
+        assert orjson.loads((await tab.receive(timeout=10)).data)["type"] == "history"
+        refused_frame = (await tab_send(tab, "from the page"))[-1]
+        await tab.close()
+    assert (refused_frame["type"], refused_frame["code"]) == ("error", "budget_exceeded")
+    assert refused_frame["message"] == body["message"]
+
+
+@pytest.mark.subprocess
+async def test_two_instances_share_the_budget(instances):
+    a, b = instances
+    user_id = await sync_to_async(user_made)("ada", "team")
+    await sync_to_async(budget)(group="team", amount=40, period="month")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        on_a = await page_tab(http, a, "budget-a")
+        await on_a.receive(timeout=10)
+        assert (await tab_send(on_a, "spend [[standin tokens=45]]"))[-1]["type"] == "done"
+        on_b = await page_tab(http, b, "budget-b")
+        await on_b.receive(timeout=10)
+        refused = (await tab_send(on_b, "on the other instance"))[-1]
+        for tab in (on_a, on_b):
+            await tab.close()
+    assert (refused["type"], refused["code"]) == ("error", "budget_exceeded")
+    assert refused["resets_at"].endswith("-01T00:00:00Z")
+    assert user_id
 
 
 # What the page reads -------------------------------------------------------------------------------------
