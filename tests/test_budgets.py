@@ -405,3 +405,43 @@ def test_budget_set_refuses_what_it_cannot_set(arguments, said):
     with pytest.raises(CommandError, match=said):
         call_command("budget_set", *arguments)
     assert not Budget.objects.exists()
+
+
+# The admin -----------------------------------------------------------------------------------------------
+
+
+def test_the_admin_edits_budgets_and_shows_spending_per_group_and_per_user(staff_client):
+    ada, bob = user_made("ada", "team"), user_made("bob", "team")
+    user_made("cy", "team", "free")  # a member of an unbudgeted group: no cap
+    budget(group="team", amount=100)
+    budget(user_id=bob, unit="usd", amount="2", period="month")
+    spend(ada, tokens=120)
+    spend(bob, tokens=30, cost="0.5")
+
+    page = staff_client.get("/admin/conversations/budget/")
+    assert page.status_code == 200
+    groups = page.context["groups_spending"]
+    assert [(row.budget.group.name, row.members, row.highest, row.total, row.spent_up) for row in groups] == [
+        ("team", 3, Decimal(120), Decimal(150), 1)
+    ]
+    users = {name: allowance for name, allowance in page.context["users_spending"]}
+    assert set(users) == {"ada", "bob"}
+    assert (users["ada"].subject, users["ada"].spent_up) == ("group team", True)
+    assert (users["bob"].subject, users["bob"].tightest.left) == ("user", Decimal("1.5"))
+    html = page.content.decode()
+    assert 'id="budget-groups"' in html
+    assert 'id="budget-users"' in html
+
+    team = Group.objects.get(name="team")
+    added = staff_client.post(
+        "/admin/conversations/budget/add/",
+        {"group": team.pk, "user": "", "unit": "usd", "amount": "5", "period": "month"},
+    )
+    assert added.status_code == 302
+    assert Budget.objects.filter(group=team, unit="usd", period="month").exists()
+    both = staff_client.post(
+        "/admin/conversations/budget/add/",
+        {"group": team.pk, "user": ada, "unit": "tokens", "amount": "5", "period": "day"},
+    )
+    assert both.status_code == 200  # refused: a group or a user, not both
+    assert Budget.objects.count() == 3
