@@ -5,17 +5,16 @@
 const line = document.getElementById("budget-left");
 const PERIODS = { day: "today", month: "this month" };
 
+/** "00:00 UTC" within a day, else with its date: "2027-01-01 00:00 UTC". */
 function timeOf(iso) {
   const at = new Date(iso);
-  const sameDay = at.toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10);
-  const text = at.toISOString().slice(sameDay ? 11 : 0, 16).replace("T", " ");
-  return `${text} UTC`;
+  const text = at.toISOString().slice(0, 16).replace("T", " ");
+  return `${at - Date.now() < 86_400_000 ? text.slice(11) : text} UTC`;
 }
 
+/** "1,000" tokens, or "$2.50". */
 function amountOf(allowance, key) {
-  return allowance.unit === "tokens"
-    ? `${Number(allowance[key]).toLocaleString("en")} tokens`
-    : `$${allowance[key]}`;
+  return allowance.unit === "tokens" ? Number(allowance[key]).toLocaleString("en") : `$${allowance[key]}`;
 }
 
 /** Show `allowance` (the view's answer), or nothing while it is not low. */
@@ -27,10 +26,12 @@ export function budgetShow(allowance) {
     return;
   }
   const whose = allowance.subject === "user" ? "your budget" : `the budget of your ${allowance.subject}`;
+  const period = PERIODS[allowance.period];
+  const resets = `it resets at ${timeOf(allowance.resets_at)}.`;
+  const unit = allowance.unit === "tokens" ? " tokens" : "";
   line.textContent = allowance.spent_up
-    ? `You have spent ${whose} ${PERIODS[allowance.period]}; it resets at ${timeOf(allowance.resets_at)}.`
-    : `${amountOf(allowance, "left")} of ${amountOf(allowance, "amount")} left ${PERIODS[allowance.period]}` +
-      ` (${whose}); it resets at ${timeOf(allowance.resets_at)}.`;
+    ? `You have spent ${whose} ${period}; ${resets}`
+    : `${amountOf(allowance, "left")} of ${amountOf(allowance, "amount")}${unit} left ${period} (${whose}); ${resets}`;
   line.hidden = false;
 }
 
@@ -44,7 +45,5 @@ export async function budgetRefresh() {
   }
 }
 
-/** After a reply's end, or a refusal for the budget, what is left has changed. */
-export function budgetOnFrame(frame) {
-  if (frame.type === "done" || (frame.type === "error" && frame.code === "budget_exceeded")) budgetRefresh();
-}
+// thread.js says so after a reply's end, or a refusal for the budget.
+document.addEventListener("chat:spent", budgetRefresh);

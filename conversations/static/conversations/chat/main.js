@@ -7,7 +7,7 @@
 // their shared state in state.js.
 // The template preloads every module this one imports, read from the imports themselves.
 
-import { budgetOnFrame, budgetRefresh } from "./budget.js";
+import { budgetRefresh } from "./budget.js";
 import { connect, frameHandlerSet } from "./socket.js";
 import { onFrame } from "./thread.js";
 import "./actions.js";
@@ -17,9 +17,6 @@ import "./notice.js";
 import "./shortcuts.js";
 import "./sidebar.js";
 
-frameHandlerSet((frame) => {
-  onFrame(frame);
-  budgetOnFrame(frame);
-});
+frameHandlerSet(onFrame);
 connect();
 budgetRefresh();
