@@ -1,9 +1,9 @@
 """Accessibility, checked by axe-core (from npm, injected by the test) on the pages people use: the chat
-page in light and dark, on a desktop and a phone; a shared page; the login page; the admin's usage page
-and agent form; and the states the page is in now and then: the default agent picked for a new chat, the
-message box near its limit, a refused attachment, a stopped reply, a pressed thumb, the stand-in notice on
-a phone, a revoked share link's 404, the admin's first steps and the budget's line, low and spent. None
-may have a serious or critical violation."""
+page in light and dark, on a desktop and a phone; a shared page; the login page; the admin's usage page,
+budgets and agent form; and the states the page is in now and then: the default agent picked for a new
+chat, the message box near its limit, a refused attachment, a stopped reply, a pressed thumb, the
+stand-in notice on a phone, a revoked share link's 404, the admin's first steps and the budget's line,
+low and spent. None may have a serious or critical violation."""
 
 from __future__ import annotations
 
@@ -128,6 +128,16 @@ class AccessibilityTests(AccessibleStates):
         self.assert_accessible("admin-usage")
         self.page.emulate_media(color_scheme="dark")
         self.assert_accessible("admin-usage-dark")
+
+    def test_the_admin_budgets_page_with_its_spending_tables(self) -> None:
+        team = Group.objects.create(name="team")
+        team.user_set.add(get_user_model().objects.create_user("ada"))
+        Budget.objects.create(group=team, unit="tokens", amount=1000, period="day")
+        self.admin_sign_in("/admin/conversations/budget/")
+        expect(self.page.locator("#budget-users")).to_contain_text("ada")
+        self.assert_accessible("admin-budgets")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-budgets-dark")
 
     def test_the_my_agents_dialog_its_list_and_its_form(self) -> None:
         owner = get_user_model().objects.create_user("ada", password="pw-for-tests-only")

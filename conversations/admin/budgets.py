@@ -13,7 +13,6 @@ from ..teams.budget_spending import groups_spending, users_spending
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
     list_display = ["__str__", "group", "user", "unit", "amount", "period"]
-    list_editable = ["unit", "amount", "period"]
     list_filter = ["period", "unit", "group"]
     search_fields = ["group__name", "user__username"]
     autocomplete_fields = ["user", "group"]
