@@ -22,7 +22,7 @@ from django.test import Client
 
 from conversations.exceptions import BudgetExceeded
 from conversations.models import Budget, ChatModel, Conversation, Message, UsageEntry
-from conversations.teams.budgets import budget_check, user_allowance
+from conversations.teams.budgets import budget_check, budgeted_users, user_allowance
 from conversations.usage_ledger import call_entry_write
 
 from .chat_sockets import reply_collect
@@ -132,6 +132,14 @@ def test_a_money_budget_counts_the_ledgers_cost():
     assert user_allowance(user_id=ada).tightest.left == Decimal("0.20")
     spend(ada, tokens=1, cost="0.20")
     assert refusal(ada).code == "budget_exceeded"
+
+
+def test_a_turn_batch_reads_once_which_of_its_users_a_budget_names():
+    ada, bob, cy = user_made("ada", "team"), user_made("bob"), user_made("cy", "free")
+    budget(group="team", amount=10)
+    budget(user_id=bob, amount=10)
+    assert budgeted_users({ada, bob, cy}) == {ada, bob}
+    assert budgeted_users(set()) == set()
 
 
 # Periods, on a frozen clock ------------------------------------------------------------------------------

@@ -177,6 +177,20 @@ def _streaming_spent(owner_key: str) -> tuple[int, Decimal]:
     return sum(tokens.values()), cost
 
 
+def budgeted_users(user_ids: set[int]) -> set[int]:
+    """Those of the users a budget names, their own or a group's (one query): a turn batch asks once,
+    then checks only them."""
+    if not user_ids:
+        return set()
+    named = Budget.objects.filter(Q(user_id__in=user_ids) | Q(group__user__in=user_ids))
+    return {
+        user_id
+        for pair in named.values_list("user_id", "group__user")
+        for user_id in pair
+        if user_id in user_ids
+    }
+
+
 def budget_check(*, user_id: int | None) -> None:
     """Raise BudgetExceeded when the user's allowance is spent (an anonymous owner has no budget)."""
     if user_id is None:
