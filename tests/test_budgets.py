@@ -260,6 +260,7 @@ async def test_deleting_the_chat_that_spent_the_budget_does_not_free_it(standin,
     await fresh.receive_json_from()
     await fresh.send_json_to({"message": "a fresh chat"})
     assert (await fresh.receive_json_from())["code"] == "budget_exceeded"
+    assert not await Conversation.objects.aexists()  # the refused chat is not kept either
     await fresh.disconnect()
 
 

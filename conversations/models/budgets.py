@@ -66,7 +66,7 @@ class Budget(models.Model):
 
     @property
     def amount_text(self) -> str:
-        return f"{int(self.amount)} tokens" if self.unit == self.Unit.TOKENS else f"{self.amount:.2f} USD"
+        return f"{int(self.amount):,} tokens" if self.unit == self.Unit.TOKENS else f"{self.amount:.2f} USD"
 
     def clean(self) -> None:
         if (self.group_id is None) == (self.user_id is None):
