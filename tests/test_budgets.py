@@ -20,6 +20,7 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from conversations import metrics
 from conversations.exceptions import BudgetExceeded
 from conversations.models import Budget, ChatModel, Conversation, Message, UsageEntry
 from conversations.teams.budgets import budget_check, budgeted_users, user_allowance
@@ -194,8 +195,10 @@ async def test_over_the_budget_the_socket_gets_budget_exceeded_and_nothing_is_st
     await socket.send_json_to({"message": "spend [[standin tokens=45]]"})
     assert (await reply_collect(socket))[-1]["type"] == "done"
 
+    refusals = metrics.REFUSALS.labels("budget_exceeded")._value.get()
     await socket.send_json_to({"message": "one more"})
     refused = await socket.receive_json_from()
+    assert metrics.REFUSALS.labels("budget_exceeded")._value.get() == refusals + 1
     assert (refused["type"], refused["code"]) == ("error", "budget_exceeded")
     assert refused["resets_at"].endswith("T00:00:00Z")
     assert not await Message.objects.filter(content="one more").aexists()
