@@ -95,7 +95,7 @@ class Allowance:
 
 def user_allowance(*, user_id: int, now: datetime | None = None) -> Allowance | None:
     """The user's allowance by the rule above; None when no budget caps them. One query for a user no
-    budget names; two or three more otherwise."""
+    budget names; two to four more otherwise."""
     budgets = list(Budget.objects.filter(Q(user_id=user_id) | Q(group__user=user_id)).select_related("group"))
     own = [budget for budget in budgets if budget.user_id == user_id]
     by_group: dict[int, list[Budget]] = {}
