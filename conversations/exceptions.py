@@ -241,6 +241,16 @@ class QuotaExceeded(
     """The owner used their daily token quota; with `retry_after`, the seconds until it renews."""
 
 
+class BudgetExceeded(
+    ChatError,
+    code="budget_exceeded",
+    status=429,
+    detail="Your budget for this period is spent.",
+):
+    """The user's budget, their own or their groups' (teams/budgets.py), is spent for its period; with
+    `resets_at`, the ISO 8601 UTC time its period ends, and `retry_after`, the seconds until then."""
+
+
 class RateLimited(ChatError, code="rate_limited", status=429, detail="Too many messages; try again later."):
     """Over a message or frame rate; with `retry_after`, the seconds until one more is counted."""
 

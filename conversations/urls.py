@@ -6,7 +6,7 @@ from django.views.generic import RedirectView
 from .openai_api import completions, models_list
 from .openai_api import errors as openai_errors
 from .validators import SESSION_ID_PATTERN
-from .web import accounts, agents, api_keys, conversations, health, mcp, my_agents, pages
+from .web import accounts, agents, api_keys, budget, conversations, health, mcp, my_agents, pages
 from .web import attachments as attachment_views
 from .web import shares as share_views
 
@@ -39,6 +39,7 @@ urlpatterns = [
     path("api/my-agents/<int:agent_id>/", my_agents.my_agent, name="my_agent"),
     path("api/api-keys/", api_keys.api_keys, name="api_keys"),
     path("api/api-keys/<int:key_id>/", api_keys.api_key, name="api_key"),
+    path("api/budget/", budget.budget_left, name="budget"),
     path("api/attachments/", attachment_views.attachment_upload, name="attachment_upload"),
     path("api/attachments/<uuid:attachment_id>/", attachment_views.attachment_download, name="attachment"),
     path("api/mcp-servers/check", mcp.mcp_servers_check, name="mcp_servers_check"),

@@ -28,6 +28,14 @@ _COLUMNS = (
     " prompt_tokens, completion_tokens, total_tokens, cost, created_at"
 )
 
+# Tokens are estimated from text at this many characters each, when the upstream reported none.
+CHARS_PER_TOKEN = 4
+
+
+def tokens_estimate(chars: int) -> int:
+    """A token count for that many characters of text, when the upstream gave none."""
+    return -(-chars // CHARS_PER_TOKEN)
+
 
 def _reply_entries_select(source: str) -> str:
     """A reply entry per message row of `source` (aliased m), with its conversation's owner."""

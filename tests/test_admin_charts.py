@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
@@ -137,9 +138,24 @@ def test_the_usage_page_runs_no_inline_script_and_loads_the_charts_from_static_f
 
 def test_the_charts_cost_one_grouped_query_each(staff_client, usage, django_assert_num_queries):
     # Session and user; the list's two counts and its page; one grouped query per chart (day, model,
-    # user); the totals; the date hierarchy's range and months; the model filter's choices.
-    with django_assert_num_queries(12):
+    # user); the totals; the date hierarchy's range and months; the model and group filters' choices.
+    with django_assert_num_queries(13):
         assert staff_client.get(USAGE_URL).status_code == 200
+
+
+def test_the_group_filter_drives_the_list_and_the_charts(staff_client, usage):
+    team = Group.objects.create(name="team")
+    get_user_model().objects.get(username="alice").groups.add(team)
+    Group.objects.create(name="empty")
+    page = staff_client.get(USAGE_URL, {"group": str(team.pk)}).content.decode()
+    data = chart_data(page)
+    assert data["users"]["labels"] == ["alice"]
+    assert sum(data["days"]["total_tokens"]) == 30 + 10 + 3
+    assert ">empty<" in page  # every group is offered
+    nobody = chart_data(
+        staff_client.get(USAGE_URL, {"group": str(Group.objects.get(name="empty").pk)}).content.decode()
+    )
+    assert nobody["users"]["labels"] == []
 
 
 def test_the_usage_page_shows_per_user_names(staff_client, usage):

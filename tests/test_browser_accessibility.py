@@ -1,9 +1,9 @@
 """Accessibility, checked by axe-core (from npm, injected by the test) on the pages people use: the chat
-page in light and dark, on a desktop and a phone; a shared page; the login page; the admin's usage page
-and agent form; and the states the page is in now and then: the default agent picked for a new chat, the
-message box near its limit, a refused attachment, a stopped reply, a pressed thumb, the stand-in notice on
-a phone, a revoked share link's 404 and the admin's first steps. None may have a serious or critical
-violation."""
+page in light and dark, on a desktop and a phone; a shared page; the login page; the admin's usage page,
+budgets and agent form; and the states the page is in now and then: the default agent picked for a new
+chat, the message box near its limit, a refused attachment, a stopped reply, a pressed thumb, the
+stand-in notice on a phone, a revoked share link's 404, the admin's first steps and the budget's line,
+low and spent. None may have a serious or critical violation."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import override_settings
 from playwright.sync_api import Page, expect
 
-from conversations.models import Agent, Conversation, MCPServerPreset, Message
-from conversations.usage_ledger import reply_entries_write
+from conversations.models import Agent, Budget, Conversation, MCPServerPreset, Message
+from conversations.usage_ledger import call_entry_write, reply_entries_write
 
 from . import browser
 from .processes import ROOT
@@ -127,6 +128,16 @@ class AccessibilityTests(AccessibleStates):
         self.assert_accessible("admin-usage")
         self.page.emulate_media(color_scheme="dark")
         self.assert_accessible("admin-usage-dark")
+
+    def test_the_admin_budgets_page_with_its_spending_tables(self) -> None:
+        team = Group.objects.create(name="team")
+        team.user_set.add(get_user_model().objects.create_user("ada"))
+        Budget.objects.create(group=team, unit="tokens", amount=1000, period="day")
+        self.admin_sign_in("/admin/conversations/budget/")
+        expect(self.page.locator("#budget-users")).to_contain_text("ada")
+        self.assert_accessible("admin-budgets")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-budgets-dark")
 
     def test_the_my_agents_dialog_its_list_and_its_form(self) -> None:
         owner = get_user_model().objects.create_user("ada", password="pw-for-tests-only")
@@ -253,8 +264,37 @@ class AccessibleMomentsTests(AccessibleStates):
         self.page.emulate_media(color_scheme="dark")
         self.assert_accessible("admin-first-steps-dark")
 
+    # Set before the class's live server forks: a per-test override would not reach it.
 
-# Set before the class's live server forks: a per-test override would not reach it.
+    def test_the_budget_line_when_it_runs_low_and_when_it_is_spent(self) -> None:
+        team = Group.objects.create(name="team")
+        Budget.objects.create(group=team, unit="tokens", amount=1000, period="day")
+        self.signed_in_chat_open("nora")
+        nora = get_user_model().objects.get(username="nora")
+        nora.groups.add(team)
+        usage = {"prompt_tokens": 850, "completion_tokens": 0, "total_tokens": 850}
+        call_entry_write(kind="title", owner_key=f"u:{nora.pk}", model="openai/gpt-5.1", usage=usage)
+        self.page.reload()
+        line = self.page.locator("#budget-left")
+        expect(line).to_have_text(
+            re.compile(
+                r"^150 of 1,000 tokens left today \(the budget of your group team\); it resets at 00:00 UTC"
+            )
+        )
+        expect(line).to_have_attribute("role", "status")
+        self.assert_accessible("budget-low")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("budget-low-dark")
+
+        usage = {"prompt_tokens": 200, "completion_tokens": 0, "total_tokens": 200}
+        call_entry_write(kind="title", owner_key=f"u:{nora.pk}", model="openai/gpt-5.1", usage=usage)
+        self.message_send("one more question")
+        expect(line).to_have_text(
+            re.compile(r"^You have spent the budget of your group team today; it resets at")
+        )
+        self.assert_accessible("budget-spent-dark")
+
+
 @override_settings(CHAT_ATTACHMENT_MAX_BYTES=2048)
 class AccessibleRefusedAttachmentTests(AccessibleStates):
     def test_a_file_refused_for_its_size(self) -> None:

@@ -10,11 +10,13 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from conversations.models import (
     Agent,
     Attachment,
+    Budget,
     ChatModel,
     Conversation,
     Feedback,
@@ -199,6 +201,9 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
 
     def test_every_list_and_change_page_fits_1280_pixels(self) -> None:
         self.admin_login()
+        team = Group.objects.create(name="research-and-development-platform-team")
+        team.user_set.add(get_user_model().objects.create_user("a-member-with-a-rather-long-username"))
+        Budget.objects.create(group=team, unit="usd", amount=Decimal("1250.50"), period="month")
         pages = {
             "conversations": Conversation.objects.get(session_id="adm1").pk,
             "messages": Message.objects.filter(role="assistant").first().pk,
@@ -207,6 +212,7 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
             "mcp-presets": MCPServerPreset.objects.get().pk,
             "attachments": Attachment.objects.get().pk,
             "feedback": Feedback.objects.get().pk,
+            "budgets": Budget.objects.get().pk,
         }
         paths = {
             "conversations": "conversation",
@@ -216,6 +222,7 @@ class AdminPagesTests(browser.ChatBrowserTestCase):
             "mcp-presets": "mcpserverpreset",
             "attachments": "attachment",
             "feedback": "feedback",
+            "budgets": "budget",
         }
         overflowing = []
         for name, pk in pages.items():

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     agents,
     api_keys,
     attachments,
+    budgets,
     chat_models,
     conversations,
     feedback,

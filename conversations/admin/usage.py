@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.models import Group
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
@@ -24,6 +25,20 @@ USAGE_COLUMNS = [
 ]
 
 
+class GroupFilter(admin.SimpleListFilter):
+    """The usage of a group's members (as they are now: a user who left takes their usage along)."""
+
+    title = "group"
+    parameter_name = "group"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in Group.objects.order_by("name").values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset):
+        value = self.value()
+        return queryset.filter(user__groups=int(value)) if value and value.isdigit() else queryset
+
+
 @admin.register(DailyUsage)
 class DailyUsageAdmin(admin.ModelAdmin):
     """Tokens and replies per day, owner and model, from the usage ledger; with totals and CSV export."""
@@ -39,7 +54,7 @@ class DailyUsageAdmin(admin.ModelAdmin):
         "cost_usd",
     ]
     list_display_links = None
-    list_filter = [("day", DateRangeFilter), "model"]
+    list_filter = [("day", DateRangeFilter), "model", GroupFilter]
     date_hierarchy = "day"
     search_fields = ["owner_key", "user__username", "model"]
     list_select_related = ["user"]

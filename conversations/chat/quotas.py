@@ -16,14 +16,7 @@ from django.utils import timezone
 
 from ..exceptions import QuotaExceeded, TooManyReplies
 from ..models import Message, UsageEntry, UserQuota
-
-# Tokens are estimated from text at this many characters each, when the upstream reported none.
-CHARS_PER_TOKEN = 4
-
-
-def tokens_estimate(chars: int) -> int:
-    """A token count for that many characters of text, when the upstream gave none."""
-    return -(-chars // CHARS_PER_TOKEN)
+from ..usage_ledger import tokens_estimate
 
 
 def usage_estimate(*, prompt: list[dict[str, str]], reply: str) -> dict[str, int]:

@@ -37,6 +37,7 @@ from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_creden
 from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
 from ..owners import ConversationRef, Owner
 from ..protocol import TurnOptions
+from ..teams.budgets import budget_check, budgeted_users
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
 from .selectors import ThreadMessage, ThreadState, message_as_dict, threads_state
@@ -327,6 +328,7 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     agents: dict[str, Agent] | None = None
     own_agents: dict[int, dict[str, Agent]] = {}  # each signed-in user's own, by user id
     credentialed: dict[str, MCPServerPreset] | None = None
+    budgeted: set[int] | None = None  # the batch's users some budget caps, read once
     named = attachments_named({i for request in requests for i in request.options.attachments or ()})
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
@@ -375,6 +377,11 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             owner_key = request.ref.owner_key
             replies_in_flight_check(owner_key=owner_key, adding=replies_added.get(owner_key, 0))
             daily_quota_check(owner_key=owner_key)
+            if request.owner.user_id is not None:
+                if budgeted is None:
+                    budgeted = budgeted_users({r.owner.user_id for r in requests} - {None})
+                if request.owner.user_id in budgeted:
+                    budget_check(user_id=request.owner.user_id)
         except ChatError as exc:
             results[index] = exc
             continue

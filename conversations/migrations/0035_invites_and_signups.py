@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('conversations', '0032_message_tool_calls'),
+        ('conversations', '0034_budgets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,11 +1,13 @@
 """Every table of the app, by what it stores: `catalog` (chat models, agents), `mcp` (presets, a user's
 credentials), `conversations` (conversations, messages, feedback, shares), `attachments` (files and their
-storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the OpenAI-compatible API),
-`accounts` (invitations, sign-ups awaiting approval). One app: the migrations are the same."""
+storage), `usage` (the ledger, daily sums, quotas), `budgets` (caps per group and per user), `api_keys`
+(keys to the OpenAI-compatible API), `accounts` (invitations, sign-ups awaiting approval). One app: the
+migrations are the same."""
 
 from .accounts import Invite, SignUp
 from .api_keys import ApiKey
 from .attachments import Attachment, AttachmentQuerySet, attachment_file_discard, attachments_storage
+from .budgets import Budget
 from .catalog import Agent, AgentQuerySet, ChatModel, ChatModelQuerySet, ModelChoice, OneDefault
 from .conversations import Conversation, Feedback, Message, MessageQuerySet, Share
 from .mcp import MCPCredential, MCPServerPreset, MCPServerPresetQuerySet
@@ -17,6 +19,7 @@ __all__ = [
     "ApiKey",
     "AgentQuerySet",
     "Attachment",
+    "Budget",
     "AttachmentQuerySet",
     "ChatModel",
     "ChatModelQuerySet",

@@ -22,7 +22,7 @@ from .turns import branch_switch, feedback_give, reply_resend, reply_stop, turn_
 __all__ = ["ChatSocket", "SocketGone", "SocketRefusal", "frame_receive", "socket_close", "socket_open"]
 
 # Refusals counted in the metrics by their code.
-LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded"})
+LIMIT_CODES = frozenset({"rate_limited", "quota_exceeded", "budget_exceeded"})
 
 
 async def frame_receive(socket: ChatSocket, text_data: str | None, bytes_data: bytes | None) -> None:

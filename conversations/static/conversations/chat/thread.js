@@ -388,6 +388,7 @@ function onError(frame) {
   }
   systemLine(`Error: ${frame.message}`);
   pendingRefused();
+  if (frame.code === "budget_exceeded") document.dispatchEvent(new CustomEvent("chat:spent"));
 }
 
 /** One frame from the socket. */
@@ -428,6 +429,7 @@ export function onFrame(event) {
       break;
     case "done":
       liveFinish(frame, CUT_SHORT.has(frame.finish_reason) ? "interrupted" : "complete");
+      document.dispatchEvent(new CustomEvent("chat:spent")); // what is left of a budget changed
       if (!document.activeElement || document.activeElement === document.body) inputFocus();
       break;
     case "error":
