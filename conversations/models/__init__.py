@@ -1,13 +1,14 @@
 """Every table of the app, by what it stores: `catalog` (chat models, agents), `mcp` (presets, a user's
 credentials), `conversations` (conversations, messages, feedback, shares), `attachments` (files and their
-storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the
-OpenAI-compatible API). One app: the migrations are the same."""
+storage), `usage` (the ledger, daily sums, quotas), `api_keys` (keys to the OpenAI-compatible API),
+`provider_groups` (the group memberships single sign-on gave). One app: the migrations are the same."""
 
 from .api_keys import ApiKey
 from .attachments import Attachment, AttachmentQuerySet, attachment_file_discard, attachments_storage
 from .catalog import Agent, AgentQuerySet, ChatModel, ChatModelQuerySet, ModelChoice, OneDefault
 from .conversations import Conversation, Feedback, Message, MessageQuerySet, Share
 from .mcp import MCPCredential, MCPServerPreset, MCPServerPresetQuerySet
+from .provider_groups import ProviderGroupGrant
 from .usage import USAGE_SUMS, DailyUsage, DailyUsageQuerySet, UsageEntry, UserQuota
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "MessageQuerySet",
     "ModelChoice",
     "OneDefault",
+    "ProviderGroupGrant",
     "Share",
     "UsageEntry",
     "UserQuota",
