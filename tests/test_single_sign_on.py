@@ -6,7 +6,12 @@ the sign-in page with its buttons, axe-clean."""
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +22,13 @@ from django.contrib.auth.models import Group
 from django.test import override_settings
 from playwright.sync_api import Page, expect
 
+from conversations.accounts.passwords import PasswordLoginBackend
+from conversations.accounts.provider_groups import CLAIM_VALUES_MAX, provider_groups_sync
 from conversations.models import Conversation, ProviderGroupGrant
 
 from . import browser
 from .oidc_provider import PASSWORD, OidcProvider
+from .processes import ROOT
 from .test_browser_accessibility import severe_violations
 
 PROVIDER_ID = "testidp"
@@ -64,11 +72,10 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         """From the chat's sign-in page, through the provider's (its form, when it has no session of its
         own yet), back to the chat."""
         page = page or self.page
-        page.goto(f"{self.live_server_url}/accounts/login/?next={next_path}")
+        start = f"{self.live_server_url}/accounts/login/?next={next_path}"
+        page.goto(start)
         page.get_by_role("button", name=f"Log in with {PROVIDER_NAME}").click()
-        page.wait_for_url(
-            re.compile(rf"^{re.escape(self.provider.issuer)}/|^{re.escape(self.live_server_url)}/c/")
-        )
+        page.wait_for_url(lambda url: url != start)  # at the provider, or back already
         if page.url.startswith(self.provider.issuer):
             page.get_by_label("Username").fill(username)
             page.get_by_label("Password").fill(PASSWORD)
@@ -176,3 +183,183 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         expect(self.page.get_by_role("button", name=f"Log in with {PROVIDER_NAME}")).to_be_visible()
         self.screenshot_save("sign-in-with-provider.png")
         assert not severe_violations(self.page)
+
+    def test_an_account_deactivated_in_the_admin_is_refused_plainly(self) -> None:
+        self.provider.user_set("fay", groups="")
+        self.provider_sign_in("fay")
+        self.signed_in_as("fay")
+        self.log_out()
+        get_user_model().objects.filter(username="fay").update(is_active=False)
+
+        self.provider_sign_in("fay")
+        expect(self.page).to_have_url(re.compile(r"/accounts/login/"))
+        expect(self.page.get_by_role("alert")).to_have_text(re.compile("This account is inactive"))
+
+    def test_the_admin_pages_of_single_sign_on_are_accessible(self) -> None:
+        self.provider.user_set("gil", groups="eng")
+        self.provider_sign_in("gil")
+        self.signed_in_as("gil")
+        self.log_out()
+        get_user_model().objects.create_superuser("ops", password="pw-for-tests-only")
+        self.page.goto(f"{self.live_server_url}/admin/login/?next=/admin/")
+        self.page.get_by_label("Username").fill("ops")
+        self.page.get_by_label("Password").fill("pw-for-tests-only")
+        self.page.get_by_role("button", name="Log in").click()
+        for path in (
+            "/admin/socialaccount/socialapp/add/",
+            "/admin/socialaccount/socialaccount/",
+            "/admin/conversations/providergroupgrant/",
+            "/admin/auth/group/",
+        ):
+            self.page.goto(f"{self.live_server_url}{path}")
+            expect(self.page.locator("#content")).to_be_visible()
+            assert not severe_violations(self.page), path
+        expect(self.page.get_by_role("link", name="eng")).to_be_visible()
+
+
+# --- Without a browser: the settings, passwords off, the claim's sync ---
+
+OIDC_ENV = {
+    "CHAT_OIDC_PROVIDERS": json.dumps(
+        [
+            {
+                "id": "corp",
+                "name": "Corp SSO",
+                "issuer": "https://sso.example.com/realms/corp/",
+                "client_id": "c",
+                "secret": "s",
+            }
+        ]
+    )
+}
+
+
+def settings_loaded(**env: str) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with `env` added, as a start-up does."""
+    return subprocess.run(
+        [sys.executable, "-c", "import chatproject.settings as s; print(s.SOCIALACCOUNT_PROVIDERS)"],
+        env={**os.environ, "DJANGO_SECRET_KEY": "x", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_providers_come_from_the_environment_with_pkce() -> None:
+    loaded = settings_loaded(**OIDC_ENV)
+    assert loaded.returncode == 0, loaded.stderr
+    app = ast.literal_eval(loaded.stdout)["openid_connect"]["APPS"][0]
+    assert app["provider_id"] == "corp"
+    assert app["client_id"] == "c"
+    assert app["secret"] == "s"
+    assert app["settings"] == {
+        "server_url": "https://sso.example.com/realms/corp",
+        "oauth_pkce_enabled": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"CHAT_OIDC_PROVIDERS": "[{"}, "CHAT_OIDC_PROVIDERS must be JSON"),
+        ({"CHAT_OIDC_PROVIDERS": '[{"id": "x"}]'}, "CHAT_OIDC_PROVIDERS must be a JSON list"),
+        (
+            {"CHAT_OIDC_PROVIDERS": OIDC_ENV["CHAT_OIDC_PROVIDERS"].replace('"corp"', '"a/b"')},
+            "id is 1 to 40",
+        ),
+        ({"CHAT_OIDC_GROUP_MAP": '{"a": 1}'}, "CHAT_OIDC_GROUP_MAP must be a JSON object"),
+        ({"CHAT_OIDC_STAFF_VALUE": "admins"}, "need CHAT_OIDC_GROUPS_CLAIM"),
+    ],
+)
+def test_a_wrong_single_sign_on_setting_stops_the_start_naming_it(env: dict[str, str], said: str) -> None:
+    loaded = settings_loaded(**env)
+    assert loaded.returncode != 0
+    assert "ImproperlyConfigured" in loaded.stderr
+    assert said in loaded.stderr
+
+
+@pytest.mark.django_db
+def test_the_sign_in_page_has_a_button_for_each_configured_provider(client, settings) -> None:
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "corp",
+                    "name": "Corp SSO",
+                    "client_id": "c",
+                    "secret": "s",
+                    "settings": {"server_url": "https://sso.example.com/realms/corp"},
+                }
+            ]
+        }
+    }
+    page = client.get("/accounts/login/?next=/c/abc/")
+    html = page.content.decode()
+    assert 'action="/accounts/oidc/corp/login/"' in html
+    assert "Log in with Corp SSO" in html
+    assert 'name="password"' in html
+    # The button's form may be redirected to the provider, and nowhere else.
+    assert "form-action 'self' https://sso.example.com;" in page.headers["Content-Security-Policy"]
+
+
+@pytest.mark.django_db
+def test_with_passwords_off_no_password_signs_anyone_in(client, settings, django_user_model) -> None:
+    settings.CHAT_PASSWORD_LOGIN = False
+    django_user_model.objects.create_user("hal", password="right-password")
+    page = client.get("/accounts/login/")
+    assert 'name="password"' not in page.content.decode()
+
+    refused = client.post("/accounts/login/", {"username": "hal", "password": "right-password"}, follow=True)
+    assert "Password sign-in is off" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert PasswordLoginBackend().authenticate(None, username="hal", password="right-password") is None
+    admin_login = client.get("/admin/login/?next=/admin/")
+    assert admin_login.status_code == 302
+    assert admin_login.headers["Location"].startswith("/accounts/login/")
+    assert client.post("/admin/login/", {"username": "hal", "password": "right-password"}).status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_a_session_signed_in_before_passwords_were_turned_off_stays(
+    client, settings, django_user_model
+) -> None:
+    user = django_user_model.objects.create_user("ida", password="pw")
+    client.force_login(user)
+    settings.CHAT_PASSWORD_LOGIN = False
+    assert client.get("/").wsgi_request.user == user
+
+
+@pytest.mark.django_db
+def test_the_claim_maps_names_ignores_unmapped_values_when_asked_and_reads_a_bounded_list(
+    settings, django_user_model
+) -> None:
+    settings.CHAT_OIDC_GROUPS_CLAIM = "roles"
+    settings.CHAT_OIDC_GROUP_MAP = {"eng": "Engineering"}
+    settings.CHAT_OIDC_SUPERUSER_VALUE = "root"
+    user = django_user_model.objects.create_user("jo")
+    provider_groups_sync(user=user, claims={"roles": "eng other root"})  # a space-separated string
+    assert set(user.groups.values_list("name", flat=True)) == {"Engineering", "other", "root"}
+    user.refresh_from_db()
+    assert user.is_superuser
+    assert user.is_staff
+
+    settings.CHAT_OIDC_GROUPS_UNMAPPED = False
+    provider_groups_sync(user=user, claims={"roles": ["eng", "other", 7, {"x": 1}]})
+    assert set(user.groups.values_list("name", flat=True)) == {"Engineering"}
+    user.refresh_from_db()
+    assert not user.is_superuser
+    assert not user.is_staff
+
+    settings.CHAT_OIDC_GROUPS_UNMAPPED = True
+    provider_groups_sync(user=user, claims={"roles": [f"g{n}" for n in range(5000)]})
+    assert user.groups.count() == CLAIM_VALUES_MAX
+
+
+@pytest.mark.django_db
+def test_without_a_groups_claim_setting_a_sign_in_changes_no_group(settings, django_user_model) -> None:
+    user = django_user_model.objects.create_user("kim", is_staff=True)
+    provider_groups_sync(user=user, claims={"groups": ["eng"]})
+    assert not user.groups.exists()
+    user.refresh_from_db()
+    assert user.is_staff

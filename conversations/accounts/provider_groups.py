@@ -66,15 +66,15 @@ def provider_groups_sync(*, user: Any, claims: Mapping[str, Any]) -> None:
 
 
 def flags_sync(*, user: Any, values: set[str]) -> None:
-    """Set superuser, and staff, from the claim's values, each only when its setting names a value (the
-    admin decides the other); a superuser from the provider is staff too, to reach the admin."""
+    """Set the staff and superuser flags from the claim's values. CHAT_OIDC_STAFF_VALUE set: the provider
+    decides staff; CHAT_OIDC_SUPERUSER_VALUE set: it decides both (its superuser is staff, to reach the
+    admin, and loses staff with superuser unless the staff value stays). Unset, the admin decides."""
+    staff_value, superuser_value = settings.CHAT_OIDC_STAFF_VALUE, settings.CHAT_OIDC_SUPERUSER_VALUE
     wanted = {}
-    if settings.CHAT_OIDC_SUPERUSER_VALUE:
-        wanted["is_superuser"] = settings.CHAT_OIDC_SUPERUSER_VALUE in values
-    if settings.CHAT_OIDC_STAFF_VALUE:
-        wanted["is_staff"] = settings.CHAT_OIDC_STAFF_VALUE in values
-    if wanted.get("is_superuser"):
-        wanted["is_staff"] = True
+    if superuser_value:
+        wanted["is_superuser"] = superuser_value in values
+    if staff_value or superuser_value:
+        wanted["is_staff"] = bool(staff_value and staff_value in values) or wanted.get("is_superuser", False)
     changed = [field for field, value in wanted.items() if getattr(user, field) != value]
     for field in changed:
         setattr(user, field, wanted[field])
