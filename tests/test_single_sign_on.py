@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from allauth.socialaccount.models import SocialAccount, SocialApp
@@ -170,6 +171,34 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         expect(self.page.get_by_role("alert")).to_have_text(
             re.compile(rf"^Sign-in with {PROVIDER_NAME} failed: the provider answered access_denied")
         )
+        assert not get_user_model().objects.exists()
+
+    def test_a_wrong_client_secret_is_told_plainly(self) -> None:
+        SocialApp.objects.filter(provider_id=PROVIDER_ID).update(secret="not-the-secret")
+        self.provider.user_set("ivy", groups="")
+        self.provider_sign_in("ivy")
+        expect(self.page).to_have_url(re.compile(r"/accounts/login/$"))
+        expect(self.page.get_by_role("alert")).to_have_text(
+            re.compile(rf"^Sign-in with {PROVIDER_NAME} failed: .*invalid_client")
+        )
+        assert not get_user_model().objects.exists()
+
+    def test_the_provider_sends_nobody_back_to_a_redirect_uri_it_was_not_given_exactly(self) -> None:
+        # The same client, under another provider id: its callback is not the one the provider knows.
+        SocialApp.objects.filter(provider_id=PROVIDER_ID).update(provider_id="elsewhere", name="Elsewhere")
+        self.provider.user_set("jan", groups="")
+        self.page.goto(f"{self.live_server_url}/accounts/login/")
+        self.page.get_by_role("button", name="Log in with Elsewhere").click()
+        expect(self.page).to_have_url(re.compile(rf"^{re.escape(self.provider.issuer)}/"))
+        self.page.get_by_label("Username").fill("jan")
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign In").click()
+        expect(self.page.locator("body")).to_contain_text("Mismatching redirect URI.")
+        asked = parse_qs(urlsplit(self.page.url).query)  # the authorisation request, as the client made it
+        assert asked["code_challenge_method"] == ["S256"]
+        assert asked["code_challenge"]
+        assert asked["state"]
+        assert self.page.url.startswith(self.provider.issuer)  # nobody was sent back
         assert not get_user_model().objects.exists()
 
     def test_a_callback_this_browser_did_not_start_is_refused_plainly(self) -> None:
