@@ -201,6 +201,16 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         assert self.page.url.startswith(self.provider.issuer)  # nobody was sent back
         assert not get_user_model().objects.exists()
 
+    def test_an_app_set_up_to_name_accounts_by_another_claim_than_sub_signs_nobody_in(self) -> None:
+        app = SocialApp.objects.get(provider_id=PROVIDER_ID)
+        app.settings = {**app.settings, "uid_field": "preferred_username"}
+        app.save()
+        self.provider.user_set("kai", groups="")
+        self.provider_sign_in("kai")
+        expect(self.page).to_have_url(re.compile(r"/accounts/login/$"))
+        expect(self.page.get_by_role("alert")).to_have_text(re.compile("does not name its user by sub alone"))
+        assert not get_user_model().objects.exists()
+
     def test_a_callback_this_browser_did_not_start_is_refused_plainly(self) -> None:
         self.page.goto(f"{self.live_server_url}{CALLBACK}?code=stolen&state=forged")
         expect(self.page).to_have_url(re.compile(r"/accounts/login/"))

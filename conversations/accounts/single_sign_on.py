@@ -78,6 +78,14 @@ class ProviderAccountAdapter(DefaultSocialAccountAdapter):
     def is_auto_signup_allowed(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True  # never allauth's sign-up form
 
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        """Refuse a sign-in whose account is not named by its `sub`: a provider's app set up (its
+        `uid_field`) with another claim, or an ID token and a userinfo answer of two different subjects."""
+        data = sociallogin.account.extra_data or {}
+        subjects = {str(part.get("sub")) for part in (data.get("id_token"), data.get("userinfo")) if part}
+        if subjects != {sociallogin.account.uid}:
+            raise sign_in_refused(request, "The provider's answer does not name its user by sub alone.")
+
     def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict[str, Any]) -> Any:
         """The new account's fields from the claims; its e-mail only when the provider verified it. The
         e-mail addresses are not kept as allauth's, so none ever finds or joins an account."""
