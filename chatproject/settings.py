@@ -1,6 +1,8 @@
 """Settings for the chat server, read once from the environment (and an optional `.env`)."""
 
+import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +31,17 @@ def env_float(name: str, default: float) -> float:
         return float(value)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}.") from exc
+
+
+def env_json(name: str, default: object) -> object:
+    """Return a JSON environment variable, parsed; fail early, naming the variable, if it is not JSON."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be JSON: {exc}.") from exc
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -69,6 +82,12 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "axes",
+    # Single sign-on (OpenID Connect): allauth's social accounts; allauth.account only as far as they need
+    # it (its own sign-up, password and e-mail pages are never routed: conversations/urls.py).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +100,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into its 429 response.
     "axes.middleware.AxesMiddleware",
@@ -294,7 +314,8 @@ CHAT_REFUSED_BODY_DRAIN_SECONDS = env_float("CHAT_REFUSED_BODY_DRAIN_SECONDS", 1
 # the address out for as long (0: no limit per address); a sign-in clears only its own username's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: it refuses a locked-out pair before any password check
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's password check, off with CHAT_PASSWORD_LOGIN=0; it still reads back every session's user.
+    "conversations.accounts.passwords.PasswordLoginBackend",
 ]
 CHAT_LOGIN_FAILURE_LIMIT = int(env_float("CHAT_LOGIN_FAILURE_LIMIT", 5))
 CHAT_LOGIN_LOCKOUT_MINUTES = env_float("CHAT_LOGIN_LOCKOUT_MINUTES", 15)
@@ -309,6 +330,75 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "conversations.accounts.logins.client_address"
 AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful sign-in
 AXES_VERBOSE = False
+
+# --- Single sign-on (OpenID Connect; conversations/accounts/single_sign_on.py; docs/teams.md) ---
+# Password sign-in (the chat's login page and the admin's); off: only the providers below sign anyone in.
+CHAT_PASSWORD_LOGIN = env_bool("CHAT_PASSWORD_LOGIN", True)
+# The providers, a JSON list of {"id", "name", "issuer", "client_id", "secret"}; the admin's *Social
+# applications* (provider "OpenID Connect") add more. A provider's `sub` claim names the account.
+CHAT_OIDC_PROVIDERS = env_json("CHAT_OIDC_PROVIDERS", [])
+# The claim whose values are synced into Django groups at each sign-in (empty: no sync), and the names
+# they take (JSON, claim value -> group name); with CHAT_OIDC_GROUPS_UNMAPPED=0, unmapped values are ignored.
+CHAT_OIDC_GROUPS_CLAIM = os.environ.get("CHAT_OIDC_GROUPS_CLAIM", "").strip()
+CHAT_OIDC_GROUP_MAP = env_json("CHAT_OIDC_GROUP_MAP", {})
+CHAT_OIDC_GROUPS_UNMAPPED = env_bool("CHAT_OIDC_GROUPS_UNMAPPED", True)
+# Values of the groups claim (before the map) that make the user staff, or superuser, at each sign-in;
+# empty: the admin decides alone.
+CHAT_OIDC_STAFF_VALUE = os.environ.get("CHAT_OIDC_STAFF_VALUE", "").strip()
+CHAT_OIDC_SUPERUSER_VALUE = os.environ.get("CHAT_OIDC_SUPERUSER_VALUE", "").strip()
+OIDC_PROVIDER_FIELDS = ("id", "name", "issuer", "client_id", "secret")
+if not isinstance(CHAT_OIDC_PROVIDERS, list) or not all(
+    isinstance(provider, dict)
+    and set(provider) == set(OIDC_PROVIDER_FIELDS)
+    and all(isinstance(provider[field], str) and provider[field].strip() for field in OIDC_PROVIDER_FIELDS)
+    for provider in CHAT_OIDC_PROVIDERS
+):
+    raise ImproperlyConfigured(
+        'CHAT_OIDC_PROVIDERS must be a JSON list of {"id", "name", "issuer", "client_id", "secret"}, '
+        "each a non-empty string."
+    )
+if not all(re.fullmatch(r"[A-Za-z0-9_-]{1,40}", provider["id"]) for provider in CHAT_OIDC_PROVIDERS):
+    raise ImproperlyConfigured(
+        "A CHAT_OIDC_PROVIDERS id is 1 to 40 letters, digits, - or _ (it is in the URLs)."
+    )
+if len({provider["id"] for provider in CHAT_OIDC_PROVIDERS}) < len(CHAT_OIDC_PROVIDERS):
+    raise ImproperlyConfigured("CHAT_OIDC_PROVIDERS names the same id twice.")
+if not isinstance(CHAT_OIDC_GROUP_MAP, dict) or not all(
+    isinstance(name, str) and name.strip() and len(name) <= 150 for name in CHAT_OIDC_GROUP_MAP.values()
+):
+    raise ImproperlyConfigured(
+        "CHAT_OIDC_GROUP_MAP must be a JSON object of claim value -> group name (1 to 150 characters)."
+    )
+if (CHAT_OIDC_STAFF_VALUE or CHAT_OIDC_SUPERUSER_VALUE) and not CHAT_OIDC_GROUPS_CLAIM:
+    raise ImproperlyConfigured(
+        "CHAT_OIDC_STAFF_VALUE and CHAT_OIDC_SUPERUSER_VALUE need CHAT_OIDC_GROUPS_CLAIM."
+    )
+# allauth: every provider's flow uses state and PKCE; a provider's account is found by its `sub` only (no
+# sign-in or connection by e-mail); an account is made at the first sign-in, never through a form.
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": provider["id"],
+                "name": provider["name"],
+                "client_id": provider["client_id"],
+                "secret": provider["secret"],
+                "settings": {"server_url": provider["issuer"].rstrip("/"), "oauth_pkce_enabled": True},
+            }
+            for provider in CHAT_OIDC_PROVIDERS
+        ],
+    }
+}
+SOCIALACCOUNT_ADAPTER = "conversations.accounts.single_sign_on.ProviderAccountAdapter"
+ACCOUNT_ADAPTER = "conversations.accounts.single_sign_on.LocalAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False  # a sign-in starts from a POST (the sign-in page's buttons), never a link
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

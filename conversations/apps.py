@@ -1,10 +1,13 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin import apps as admin_apps
 from django.contrib.admin.sites import AdminSite
-from django.http import HttpRequest
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 
 class ConversationsConfig(AppConfig):
@@ -12,9 +15,10 @@ class ConversationsConfig(AppConfig):
     verbose_name = "Conversations"
 
     def ready(self) -> None:
-        # Register the system checks, the sign-in hand-over and the sign-out's end of sockets.
+        # Register the system checks, the sign-in hand-over, the provider's groups at a single sign-on and
+        # the sign-out's end of sockets.
         from . import checks  # noqa: F401
-        from .accounts import handover  # noqa: F401
+        from .accounts import handover, single_sign_on  # noqa: F401
         from .relay import (
             cluster,
             instance,
@@ -38,6 +42,14 @@ class ChatAdminSite(AdminSite):
         from .admin.first_steps import first_steps
 
         return super().index(request, {"first_steps": first_steps(), **(extra_context or {})})
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The admin's password form, or the chat's sign-in page (its providers) when passwords are off."""
+        from django.contrib.auth.views import redirect_to_login
+
+        if not settings.CHAT_PASSWORD_LOGIN:
+            return redirect_to_login(request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index"))
+        return super().login(request, extra_context)
 
 
 class ChatAdminConfig(admin_apps.AdminConfig):

@@ -14,7 +14,7 @@ INTERNAL = {"CHAT_TEST_SUITE"}
 
 def settings_read() -> set[str]:
     text = (ROOT / "chatproject" / "settings.py").read_text()
-    read = re.findall(r"(?:os\.environ\.get|env_bool|env_float|env_list)\(\s*\"([A-Z0-9_]+)\"", text)
+    read = re.findall(r"(?:os\.environ\.get|env_bool|env_float|env_list|env_json)\(\s*\"([A-Z0-9_]+)\"", text)
     read += re.findall(r"env=\"([A-Z0-9_]+)\"", text)  # dj_database_url's
     return set(read) - INTERNAL
 

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     conversations,
     feedback,
     mcp,
+    provider_groups,
     quotas,
     shares,
     usage,

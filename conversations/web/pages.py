@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -15,6 +16,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from ..accounts.handover import anonymous_owner_note
 from ..accounts.signups import signup_awaits_approval, signup_open
+from ..accounts.single_sign_on import sign_in_providers
 from ..chat import selectors
 from ..owners import Owner, session_key_loaded
 from .access import login_required_if_configured
@@ -70,15 +72,36 @@ class ChatAuthenticationForm(AuthenticationForm):
 
 
 class ChatLoginView(auth_views.LoginView):
-    """Django's login on the chat's own page; the hand-over of the browser's anonymous conversations is
-    every login's (handover.py)."""
+    """Django's login on the chat's own page, and a button for each single sign-on provider; the hand-over
+    of the browser's anonymous conversations is every login's (handover.py). With CHAT_PASSWORD_LOGIN off
+    the form is not shown, and a password posted anyway is refused (accounts/passwords.py)."""
 
     template_name = "registration/login.html"
     form_class = ChatAuthenticationForm
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), "signup_open": signup_open()}
+        anonymous_owner_note(self.request)  # before a provider's sign-in, which posts elsewhere
+        return {
+            **super().get_context_data(**kwargs),
+            "password_login": settings.CHAT_PASSWORD_LOGIN,
+            "providers": sign_in_providers(self.request),
+            "signup_open": signup_open(),
+        }
+
+    def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> HttpResponse:
+        """The page, whose CSP lets its buttons' forms be redirected to their providers (form-action)."""
+        response = super().render_to_response(context, **kwargs)
+        origins = sorted({provider["origin"] for provider in context["providers"] if provider["origin"]})
+        if origins:
+            response._csp_update = {"form-action": origins}  # type: ignore[attr-defined]
+        return response
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.CHAT_PASSWORD_LOGIN:
+            messages.error(request, "Password sign-in is off on this server: use a provider below.")
+            return redirect(request.get_full_path())
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: Any) -> HttpResponse:
         anonymous_owner_note(self.request)  # a session from before the page noted it

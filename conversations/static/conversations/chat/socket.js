@@ -9,6 +9,15 @@ let socket = null;
 let retryDelay = 500;
 let retryTimer = null;
 let frameHandler = () => {};
+// The page is being left (a link, or a form such as Log out's, is loading the next one): a 4401 then is
+// that navigation's doing, and reloading this page would race it.
+let leaving = false;
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+});
+window.addEventListener("pageshow", () => {
+  leaving = false;
+});
 
 /** Where the frames of the current socket go (one handler for the page). */
 export function frameHandlerSet(handler) {
@@ -61,6 +70,7 @@ export function connect() {
   current.onclose = (event) => {
     if (socket !== current) return; // an older socket, already replaced
     if (event.code === 4401) {
+      if (leaving) return;
       // No session (logged out elsewhere, expired) or a login is required: the page itself gets a fresh
       // session or sends us to the login page. At most once in a while, so a browser that keeps no
       // cookie does not reload forever.
