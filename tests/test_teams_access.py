@@ -5,6 +5,7 @@ there at all."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -12,13 +13,18 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
+from django.urls import reverse
 
 from conversations.agents import own
 from conversations.agents.definitions import AgentFileError, agents_load
+from conversations.chat import turns
 from conversations.exceptions import InvalidAgent
 from conversations.models import Agent, ChatModel, Conversation, Message
+from conversations.owners import ConversationRef, Owner
+from conversations.protocol import TurnOptions
 
 from .chat_sockets import reply_collect, socket_open
+from .test_agent_form import form_data as agent_form_data
 from .test_my_agent_turns import socket_of, user_browser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -273,3 +279,84 @@ def test_agents_load_sets_groups_creating_missing_ones_and_refuses_bad_ones_with
     assert counsel.groups.count() == 2  # nothing changed
     assert not Group.objects.filter(name="ok").exists()
     assert not Agent.objects.filter(slug__in=["critic", "judge"]).exists()
+
+
+def test_the_admin_picks_groups_on_the_agent_form_and_the_chat_model_and_lists_who_may_use_them(
+    staff_client,
+):
+    legal = Group.objects.create(name="legal")
+    research = Group.objects.create(name="research")
+    saved = staff_client.post(
+        reverse("admin:conversations_agent_add"),
+        agent_form_data(name="Counsel", slug="counsel", groups=[legal.pk, research.pk]),
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert sorted(Agent.objects.get(slug="counsel").groups.values_list("name", flat=True)) == [
+        "legal",
+        "research",
+    ]
+    Agent.objects.create(slug="helper", name="Helper", model_names=[DEFAULT])
+    model = ChatModel.objects.get(name=OPUS)
+    changed = staff_client.post(
+        reverse("admin:conversations_chatmodel_change", args=[model.pk]),
+        {
+            "name": model.name,
+            "label": model.label,
+            "enabled": "on",
+            "position": str(model.position),
+            "capabilities": json.dumps(model.capabilities),
+            "groups": [legal.pk],
+        },
+    )
+    assert changed.status_code == 302, changed.content.decode()[:2000]
+    assert list(model.groups.values_list("name", flat=True)) == ["legal"]
+
+    agents = staff_client.get(reverse("admin:conversations_agent_changelist")).content.decode()
+    models = staff_client.get(reverse("admin:conversations_chatmodel_changelist")).content.decode()
+    assert re.search(r'field-who_may_use">legal, research<', agents)
+    assert re.search(r'field-who_may_use">everyone<', agents)
+    assert re.search(r'field-who_may_use">legal<', models)
+    only_legal = staff_client.get(
+        reverse("admin:conversations_agent_changelist"), {"groups__id__exact": legal.pk}
+    )
+    assert "Counsel" in only_legal.content.decode()
+    assert "Helper" not in only_legal.content.decode()
+
+
+def test_a_batch_of_turns_of_several_owners_holds_each_to_their_own_groups():
+    """Turns stored together (a group commit) each get what their own owner may use."""
+    legal = Group.objects.create(name="legal")
+    Agent.objects.create(slug="counsel", name="Counsel", model_names=[DEFAULT]).groups.add(legal)
+    ChatModel.objects.get(name=OPUS).groups.add(legal)
+    alice, bob = (get_user_model().objects.create_user(name, password="pw") for name in ("alice", "bob"))
+    legal.user_set.add(alice)
+
+    def request(user_id: int | None, session_id: str, **options: object) -> turns.TurnRequest:
+        owner = Owner(user_id=user_id, session_key="" if user_id else "batch-browser")
+        return turns.TurnRequest(
+            ref=ConversationRef(owner.key, session_id),
+            owner=owner,
+            options=TurnOptions(**options),
+            streamed_by="here",
+            content="hi",
+        )
+
+    results = turns.turns_store(
+        [
+            request(alice.pk, "a-agent", agent="counsel"),
+            request(bob.pk, "b-agent", agent="counsel"),
+            request(None, "n-agent", agent="counsel"),
+            request(alice.pk, "a-model", model=OPUS),
+            request(bob.pk, "b-model", model=OPUS),
+            request(bob.pk, "b-open", model=GEMINI),
+        ]
+    )
+
+    assert [type(result).__name__ for result in results] == [
+        "Turn",
+        "UnknownAgent",
+        "UnknownAgent",
+        "Turn",
+        "UnknownModel",
+        "Turn",
+    ]
