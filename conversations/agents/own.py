@@ -88,15 +88,18 @@ def agents_offered(user_ids: set[int | None]) -> dict[int | None, dict[str, Agen
     rows = restricted_marked(Agent._base_manager.filter(Q(owner__isnull=True) | mine, enabled=True))
     rows = list(rows.order_by("position", "name"))
     reach = Reach.read(Agent, (agent.pk for agent in rows if agent.restricted), user_ids)
-    offered: dict[int | None, dict[str, Agent]] = {user_id: {} for user_id in user_ids}
-    for user_id, agents in offered.items():
-        for agent in rows:
-            if agent.owner_id is None and reach.allows(agent.pk, agent.restricted, user_id):
-                agents[agent.slug] = agent
-        for agent in rows:  # theirs beside the operator's, never another's
-            if agent.owner_id is not None and agent.owner_id == user_id:
-                agents[agent.slug] = agent
-    return offered
+    operators = [agent for agent in rows if agent.owner_id is None]
+    own: dict[int, list[Agent]] = {}
+    for agent in rows:
+        if agent.owner_id is not None:
+            own.setdefault(agent.owner_id, []).append(agent)
+    return {
+        user_id: {
+            **{a.slug: a for a in operators if reach.allows(a.pk, a.restricted, user_id)},
+            **{a.slug: a for a in own.get(user_id, [])},  # theirs beside them, never another's
+        }
+        for user_id in user_ids
+    }
 
 
 @transaction.atomic

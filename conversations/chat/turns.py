@@ -331,6 +331,9 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
     named = attachments_named({i for request in requests for i in request.options.attachments or ()})
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
+    # What each owner may use, read for the whole batch on every batch: never cached, so a user who left
+    # a group loses its agents and models at their next message.
+    owners = {request.owner.user_id for request in requests}
     for index, request in enumerate(requests):
         if results[index] is not None:
             continue
@@ -342,9 +345,6 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
         if thread.sent_id is not None:
             results[index] = DuplicateSend(client_id=request.options.client_id, message_id=thread.sent_id)
             continue
-        # What each owner may use, read for the whole batch on every batch: never cached, so a user
-        # who left a group loses its agents and models at their next message.
-        owners = {r.owner.user_id for r in requests}
         if enabled is None:
             enabled, usable_models = models_usable(owners)
         if agents is None and agents_needed(
