@@ -12,7 +12,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from conversations.agents import own
@@ -360,3 +362,31 @@ def test_a_batch_of_turns_of_several_owners_holds_each_to_their_own_groups():
         "UnknownModel",
         "Turn",
     ]
+
+
+def test_a_batch_reads_the_groups_in_a_fixed_number_of_statements_whatever_its_owners():
+    """Groups cost a batch one more read per kind limited (agents, models), not one per owner: the
+    reads of agents and models (each marked limited or not), then their members among the owners."""
+    legal = Group.objects.create(name="legal")
+    Agent.objects.create(slug="counsel", name="Counsel", model_names=[DEFAULT]).groups.add(legal)
+    ChatModel.objects.get(name=OPUS).groups.add(legal)
+    users = [get_user_model().objects.create_user(f"user{i}", password="pw") for i in range(12)]
+    legal.user_set.add(*users[::2])
+
+    def statements(count: int) -> int:
+        requests = [
+            turns.TurnRequest(
+                ref=ConversationRef(Owner(user_id=user.pk).key, f"{count}-{user.pk}"),
+                owner=Owner(user_id=user.pk),
+                options=TurnOptions(agent="counsel"),
+                streamed_by="here",
+                content="hi",
+            )
+            for user in users[:count]
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            results = turns.turns_store(requests)
+        assert [type(result).__name__ for result in results] == ["Turn", "UnknownAgent"] * (count // 2)
+        return sum('_groups"' in query["sql"] for query in queries.captured_queries)
+
+    assert statements(2) == statements(12) == 4
