@@ -235,6 +235,7 @@ class AgentForm(forms.ModelForm):
             "enabled",
             "is_default",
             "position",
+            "groups",
         ]
         widgets = {
             "colour": ColourInput,

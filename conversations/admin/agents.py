@@ -7,14 +7,24 @@ from django.contrib import admin
 
 from ..models import Agent
 from .agent_form import AgentForm
+from .groups import GroupsAdmin
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(GroupsAdmin):
     form = AgentForm
-    list_display = ["name", "slug", "models_listed", "enabled", "is_default", "position", "updated_at"]
+    list_display = [
+        "name",
+        "slug",
+        "models_listed",
+        "who_may_use",
+        "enabled",
+        "is_default",
+        "position",
+        "updated_at",
+    ]
     list_editable = ["enabled", "is_default", "position"]
-    list_filter = ["enabled"]
+    list_filter = ["enabled", "groups"]
     search_fields = ["name", "slug", "description", "instructions"]
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
@@ -46,6 +56,13 @@ class AgentAdmin(admin.ModelAdmin):
             {"fields": ["mcp_presets", "mcp_typed", "user_may_change_mcp_servers"]},
         ),
         ("In the picker", {"fields": ["enabled", "is_default", "position"]}),
+        (
+            "Who may use it",
+            {
+                "description": "Members of any of these groups, superusers included; none: everyone.",
+                "fields": ["groups"],
+            },
+        ),
     ]
 
     @admin.display(description="models")

@@ -7,13 +7,15 @@ from django.http import HttpRequest
 
 from ..agents import catalog
 from ..models import ChatModel
+from .groups import GroupsAdmin
 
 
 @admin.register(ChatModel)
-class ChatModelAdmin(admin.ModelAdmin):
+class ChatModelAdmin(GroupsAdmin):
     list_display = [
         "label",
         "name",
+        "who_may_use",
         "enabled",
         "is_default",
         "position",
@@ -24,7 +26,7 @@ class ChatModelAdmin(admin.ModelAdmin):
         "synced_at",
     ]
     list_editable = ["enabled", "is_default", "position"]
-    list_filter = ["enabled", "listed"]
+    list_filter = ["enabled", "listed", "groups"]
     search_fields = ["name", "label"]
     readonly_fields = ["listed", "synced_at"]
     actions = ["disable", "catalog_sync"]

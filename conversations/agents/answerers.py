@@ -57,21 +57,27 @@ def answerer_choose(
     enabled: list[ModelChoice],
     agents: dict[str, Agent],
     settings: dict[str, Any] | None = None,
+    withheld: frozenset[str] = frozenset(),
 ) -> Answerer:
     """Return who answers the next reply of `conversation`: the agent the frame names, else a plain
     model when the frame names one, else the conversation's agent, else (for a conversation with no turn
     yet) the default agent, else the conversation's model or the default model; with the user's own
     `settings` (None: the conversation's) over the agent's.
 
-    `enabled` is `ChatModel.objects.enabled_choices()`, `agents` the enabled agents by slug. Raise
-    UnknownAgent for an agent that is not enabled; UnknownModel for a model that is not, or for a model
-    asked of an agent that keeps its own; InvalidMcpServer and InvalidSettings likewise for MCP servers
-    and settings (or settings beyond a model's limits).
+    `enabled` is the enabled models the owner may use (teams/access), `withheld` the enabled ones they
+    may not, `agents` the enabled agents they may name, by slug. Raise UnknownAgent for an agent that is
+    not among them; UnknownModel for a model that is not (a withheld one as a missing one, and the
+    conversation's own when it is withheld), or for a model asked of an agent that keeps its own;
+    InvalidMcpServer and InvalidSettings likewise for MCP servers and settings (or settings beyond a
+    model's limits). The default agent is one the owner may use, else none: then the default model if
+    they may use it, else the first they may.
     """
     agent = _agent_choose(agent_slug=agent_slug, model=model, conversation=conversation, agents=agents)
     own = conversation.settings if settings is None else settings
     if agent is None:
-        chosen = model_resolve(requested=model, current=conversation.model, enabled=enabled)
+        chosen = model_resolve(
+            requested=model, current=conversation.model, enabled=enabled, withheld=withheld
+        )
         servers = mcp_servers_clean(conversation.mcp_servers if mcp_servers is None else mcp_servers)
         own = reply_settings_clean(own, models=[chosen], enabled=enabled, stored=settings is None)
         return Answerer(models=[chosen], mcp_servers=servers, settings=dict(own), own_settings=own)
@@ -167,11 +173,14 @@ def _agent_choose(
     return None
 
 
-def model_resolve(*, requested: str | None, current: str, enabled: list[ModelChoice]) -> str:
+def model_resolve(
+    *, requested: str | None, current: str, enabled: list[ModelChoice], withheld: frozenset[str] = frozenset()
+) -> str:
     """Return the model for the next reply: the one asked for, else the conversation's, else the default,
-    among the `enabled` models (`ChatModel.objects.enabled_choices()`).
+    among the `enabled` models the owner may use.
 
-    Raise UnknownModel if the one asked for is not an enabled ChatModel, or none is enabled.
+    Raise UnknownModel if the one asked for is not among them, if the conversation's is `withheld` from
+    the owner (enabled, but not for them: refused rather than quietly changed), or none is enabled.
     """
     names = {choice.name for choice in enabled}
     if requested is not None:
@@ -180,6 +189,8 @@ def model_resolve(*, requested: str | None, current: str, enabled: list[ModelCho
         return requested
     if current in names:
         return current
+    if current in withheld:
+        raise UnknownModel("This conversation's model is no longer available; pick an agent or a model.")
     if not enabled:
         raise UnknownModel("No model is enabled; an administrator must enable one.")
     return next((choice.name for choice in enabled if choice.is_default), enabled[0].name)

@@ -1,9 +1,13 @@
 """Agents defined as code: a YAML or JSON file of agent definitions, created or updated by slug.
 
 `manage.py agents_load FILE` reads `{"agents": [{"slug", "name", "description", "instructions",
-"models", "settings", "model_settings", "mcp_servers", "default", ...}]}`. The whole file loads or
-nothing does: every rule an entry breaks is named, with the entry and the field, all at once, and no
-agent changes.
+"models", "settings", "model_settings", "mcp_servers", "default", "groups", ...}]}`. The whole file
+loads or nothing does: every rule an entry breaks is named, with the entry and the field, all at once,
+and no agent changes.
+
+`groups` names the groups whose members alone may use the agent (teams/access; `[]`: everyone; left
+out: as it was). A group the database lacks is created, empty: groups may come from an identity
+provider at a member's first sign-in, after the file loaded.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -33,6 +38,7 @@ FILE_FIELDS = {
     "enabled": "enabled",
     "default": "is_default",
     "position": "position",
+    "groups": "groups",  # a many-to-many: set after the agent is saved
 }
 REQUIRED_KEYS = ("slug", "name", "models")
 FILE_KEY_OF_FIELD = {field: key for key, field in FILE_FIELDS.items()}
@@ -75,18 +81,25 @@ def agents_load(entries: list[dict[str, Any]]) -> tuple[int, int]:
     if len(defaults) > 1:
         problems.append(f"At most one agent may be the default; the file has {len(defaults)}.")
     seen: set[str] = set()
-    checked: list[tuple[Agent, bool]] = []
+    checked: list[tuple[Agent, bool, list[str] | None]] = []
     for index, entry in enumerate(entries):
         agent, entry_problems = _entry_check(index, entry, seen)
         problems += entry_problems
         if not entry_problems:
-            checked.append((agent, agent._state.adding))
+            checked.append((agent, agent._state.adding, entry.get("groups")))
     if problems:
         raise AgentFileError(problems)
-    for agent, _ in checked:
+    for agent, _, groups in checked:
         agent.save()
-    created = sum(is_new for _, is_new in checked)
+        if groups is not None:
+            agent.groups.set(_groups_named(groups))
+    created = sum(is_new for _, is_new, _ in checked)
     return created, len(checked) - created
+
+
+def _groups_named(names: list[str]) -> list[Group]:
+    """The groups of these names, those the database lacks created."""
+    return [Group.objects.get_or_create(name=name)[0] for name in dict.fromkeys(names)]
 
 
 def _entry_check(index: int, entry: dict[str, Any], seen: set[str]) -> tuple[Agent, list[str]]:
@@ -111,13 +124,28 @@ def _entry_check(index: int, entry: dict[str, Any], seen: set[str]) -> tuple[Age
         seen.add(slug)
     agent = (Agent.objects.filter(slug=slug).first() if isinstance(slug, str) else None) or Agent()
     for key, value in entry.items():
-        if key in FILE_FIELDS and key != "slug":
+        if key in FILE_FIELDS and key not in ("slug", "groups"):
             setattr(agent, FILE_FIELDS[key], value)
+    if "groups" in entry:
+        problems += _groups_problems(entry["groups"], label)
     if isinstance(slug, str):
         agent.slug = slug
     skipped = {FILE_FIELDS[key] for key in missing}  # said already: "field ... is required"
     problems += _agent_problems(agent, label, skipped)
     return agent, problems
+
+
+def _groups_problems(groups: Any, label: str) -> list[str]:
+    """What is wrong with an entry's `groups`: it is a list of group names, each one Group.name holds."""
+    longest = Group._meta.get_field("name").max_length
+    if not isinstance(groups, list) or not all(
+        isinstance(name, str) and name.strip() == name and 0 < len(name) <= longest for name in groups
+    ):
+        return [
+            f"{label}, field 'groups': a list of group names (each 1 to {longest} characters, "
+            "no spaces around it), e.g. [research, legal]; [] for everyone."
+        ]
+    return []
 
 
 def _agent_problems(agent: Agent, label: str, skipped: set[str]) -> list[str]:

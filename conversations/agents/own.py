@@ -20,6 +20,7 @@ from ..exceptions import InvalidAgent, InvalidMcpServer, NotFound, TooManyAgents
 from ..models import Agent, ChatModel
 from ..models.catalog import OWN_AGENT_SLUG_PREFIX
 from ..protocol import mcp_servers_parse
+from ..teams.access import Reach, restricted_marked, usable
 from ..text import text_storable
 from ..validators import AGENT_SETTING_RANGES, REASONING_EFFORTS
 from .answerers import mcp_servers_clean
@@ -78,26 +79,34 @@ def own_agent_as_dict(agent: Agent) -> dict[str, Any]:
     }
 
 
-def agents_offered(user_ids: set[int]) -> tuple[dict[str, Agent], dict[int, dict[str, Agent]]]:
-    """The enabled agents a batch of turns may name, in one query: the operator's by slug, and each of
-    these users' own by slug (none with CHAT_USER_AGENTS off)."""
-    mine = Q(owner_id__in=user_ids) if user_ids and own_agents_on() else Q(pk__in=[])
-    rows = Agent._base_manager.filter(Q(owner__isnull=True) | mine, enabled=True).order_by("position", "name")
-    operators: dict[str, Agent] = {}
-    own: dict[int, dict[str, Agent]] = {}
+def agents_offered(user_ids: set[int | None]) -> dict[int | None, dict[str, Agent]]:
+    """The enabled agents a batch of turns may name, by slug, for each of these owners (None: an
+    anonymous one): the operator's they may use (teams/access), then their own (none with
+    CHAT_USER_AGENTS off). One query, and one more when an agent is limited to groups."""
+    signed_in = {user_id for user_id in user_ids if user_id is not None}
+    mine = Q(owner_id__in=signed_in) if signed_in and own_agents_on() else Q(pk__in=[])
+    rows = restricted_marked(Agent._base_manager.filter(Q(owner__isnull=True) | mine, enabled=True))
+    rows = list(rows.order_by("position", "name"))
+    reach = Reach.read(Agent, (agent.pk for agent in rows if agent.restricted), user_ids)
+    operators = [agent for agent in rows if agent.owner_id is None]
+    own: dict[int, list[Agent]] = {}
     for agent in rows:
-        if agent.owner_id is None:
-            operators[agent.slug] = agent
-        else:
-            own.setdefault(agent.owner_id, {})[agent.slug] = agent
-    return operators, own
+        if agent.owner_id is not None:
+            own.setdefault(agent.owner_id, []).append(agent)
+    return {
+        user_id: {
+            **{a.slug: a for a in operators if reach.allows(a.pk, a.restricted, user_id)},
+            **{a.slug: a for a in own.get(user_id, [])},  # theirs beside them, never another's
+        }
+        for user_id in user_ids
+    }
 
 
 @transaction.atomic
 def own_agent_create(user_id: int, data: object) -> dict[str, Any]:
     """Store a new agent of the user's from `data` (see FIELDS); raise InvalidAgent naming the field at
     fault, or TooManyAgents past CHAT_USER_AGENTS_MAX."""
-    fields = _fields_parse(data)
+    fields = _fields_parse(user_id, data)
     # The user's row is locked so two requests at once cannot both take the last place.
     get_user_model()._default_manager.select_for_update().filter(pk=user_id).exists()
     limit = settings.CHAT_USER_AGENTS_MAX
@@ -112,7 +121,7 @@ def own_agent_create(user_id: int, data: object) -> dict[str, Any]:
 def own_agent_update(user_id: int, agent_id: int, data: object) -> dict[str, Any]:
     """Replace the fields of one of the user's agents with `data`; raise NotFound for any agent that is
     not theirs, InvalidAgent as creating does."""
-    fields = _fields_parse(data)
+    fields = _fields_parse(user_id, data)
     agent = Agent.owned.select_for_update().filter(owner_id=user_id, pk=agent_id).first()
     if agent is None:
         raise NotFound()
@@ -146,9 +155,10 @@ def _agent_fill(agent: Agent, fields: dict[str, Any]) -> None:
     agent.save()
 
 
-def _fields_parse(data: object) -> dict[str, Any]:
-    """The request's fields, of the right types and within their caps; the values themselves are the
-    model's check (`Agent.clean`). Bounded work: nothing is read past the first fault."""
+def _fields_parse(user_id: int, data: object) -> dict[str, Any]:
+    """The request's fields, of the right types and within their caps, its models among those the user
+    may use; the values themselves are the model's check (`Agent.clean`). Bounded work: nothing is read
+    past the first fault."""
     if not isinstance(data, dict):
         raise InvalidAgent(SHAPE)
     unknown = [key for key in data if key not in FIELDS]
@@ -160,7 +170,7 @@ def _fields_parse(data: object) -> dict[str, Any]:
     models = data.get("models", [])
     if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
         raise InvalidAgent("models: one or more model ids; the first answers, the others may take over.")
-    offered = {choice.name for choice in ChatModel.objects.enabled_choices()}
+    offered = {choice.name for choice in usable(ChatModel.objects.all(), user_id).enabled_choices()}
     missing = [model for model in models if model not in offered]
     if missing:
         raise InvalidAgent(f"models: {missing[0][:200]!r} is not a model this server offers.")

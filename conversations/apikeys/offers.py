@@ -1,5 +1,7 @@
-"""What a key may use, as /v1/models lists it: the operator's enabled agents (by slug), the key's user's
-own enabled agents, and the enabled models (by id), narrowed to the key's scope when it has one."""
+"""What a key may use, as /v1/models lists it: the operator's enabled agents (by slug) and the enabled
+models (by id) the key's user may use (teams/access), and the user's own enabled agents, narrowed to
+the key's scope when it has one. Read on every request: a user who leaves a group loses what it gave
+at once, through every key, scoped or not."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import NamedTuple
 
 from ..agents.own import own_agents_on
 from ..models import Agent, ApiKey, ChatModel
+from ..teams.access import usable
 
 
 class Offer(NamedTuple):
@@ -25,14 +28,14 @@ def key_offers(row: ApiKey) -> list[Offer]:
     the key's scope."""
     offers = [
         Offer(agent.slug, _seconds(agent.updated_at), "operator", agent=True)
-        for agent in Agent.objects.enabled()
+        for agent in usable(Agent.objects.enabled(), row.user_id)
     ]
     if own_agents_on():
         own = Agent.owned.enabled().filter(owner_id=row.user_id)
         offers += [Offer(agent.slug, _seconds(agent.updated_at), "user", agent=True) for agent in own]
     offers += [
         Offer(model.name, _seconds(model.synced_at), _provider(model.name))
-        for model in ChatModel.objects.enabled()
+        for model in usable(ChatModel.objects.enabled(), row.user_id)
     ]
     return [offer for offer in offers if key_scope_allows(row, offer)]
 
@@ -41,7 +44,7 @@ def key_offer(row: ApiKey, name: str) -> Offer | None:
     """What `name` is among what the key's user may use, whatever the key's scope (an operator's agent
     before the user's own, before a model, as key_offers lists them), found by its slug or id: a turn
     reads the one row it names, not the whole catalog."""
-    agent = Agent.objects.enabled().filter(slug=name).only("slug", "updated_at").first()
+    agent = usable(Agent.objects.enabled(), row.user_id).filter(slug=name).only("slug", "updated_at").first()
     if agent is None and own_agents_on():
         own = Agent.owned.enabled().filter(owner_id=row.user_id, slug=name)
         agent = own.only("slug", "updated_at").first()
@@ -49,7 +52,9 @@ def key_offer(row: ApiKey, name: str) -> Offer | None:
             return Offer(agent.slug, _seconds(agent.updated_at), "user", agent=True)
     if agent is not None:
         return Offer(agent.slug, _seconds(agent.updated_at), "operator", agent=True)
-    model = ChatModel.objects.enabled().filter(name=name).only("name", "synced_at").first()
+    model = (
+        usable(ChatModel.objects.enabled(), row.user_id).filter(name=name).only("name", "synced_at").first()
+    )
     return Offer(model.name, _seconds(model.synced_at), _provider(model.name)) if model else None
 
 

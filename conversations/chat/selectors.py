@@ -21,6 +21,8 @@ from ..attachments.store import attachment_as_dict, attachments_named
 from ..exceptions import InternalError, NoSuchMessage
 from ..models import Agent, ChatModel, Conversation, MCPCredential, MCPServerPreset, Message, Share
 from ..owners import ConversationRef
+from ..teams.access import usable
+from ..usage_ledger import user_id_of
 from ..validators import MCP_SLUG_RE
 from .feedback import feedback_shown
 from .reply_end import ReplyEnd
@@ -168,13 +170,14 @@ def message_as_dict(
     }
 
 
-def new_chat_answerer() -> tuple[str | None, str]:
+def new_chat_answerer(user_id: int | None = None) -> tuple[str | None, str]:
     """Who a chat not stored yet sends its first message to, as `answerers.answerer_choose` picks when
-    the frame names no one: the default agent (its slug and first model), else the default model (""
-    when none is enabled). A page sets its picker from this. One query, as every new chat's socket asks."""
-    default_agent = Agent.objects.enabled().filter(is_default=True)
+    the frame names no one: the default agent if `user_id` may use it (its slug and first model), else
+    the default model if they may, else the first they may ("" when none). A page sets its picker from
+    this. One query, as every new chat's socket asks."""
+    default_agent = usable(Agent.objects.enabled(), user_id).filter(is_default=True)
     row = (
-        ChatModel.objects.enabled()
+        usable(ChatModel.objects.enabled(), user_id)
         .order_by("-is_default", "position", "label")  # the default, else the first in the admin's order
         .annotate(
             agent_slug=Subquery(default_agent.values("slug")[:1]),
@@ -204,7 +207,7 @@ def conversation_history(*, ref: ConversationRef) -> dict[str, Any]:
         .first()
     )
     if conversation is None:
-        agent, model = new_chat_answerer()
+        agent, model = new_chat_answerer(user_id_of(ref.owner_key))
         return {
             "conversation": {
                 "agent": agent,
@@ -317,9 +320,12 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
     """The agents (the operator's, and `user_id`'s own), models and MCP presets the page offers (a
     default agent is picked before a default model, as a new conversation's first message is answered),
     and for presets that ask each user for credentials, whether `user_id` saved theirs (never a value)."""
-    agents = agents_enabled(for_page=True)
+    agents = agents_enabled(user_id, for_page=True)
     own_agents = own_agents_for_page(user_id)
     default_agent = any(agent["default"] for agent in agents)
+    models = list(usable(ChatModel.objects.enabled(), user_id))
+    # The default model if this user may use it, else the first they may, as a first message goes.
+    default_model = next((m for m in models if m.is_default), models[0] if models else None)
     saved = set()
     if user_id is not None:
         saved = set(MCPCredential.objects.filter(user_id=user_id).values_list("preset_id", flat=True))
@@ -337,12 +343,12 @@ def chat_page_options(user_id: int | None = None) -> dict[str, Any]:
             {
                 "name": m.name,
                 "label": m.label,
-                "is_default": m.is_default and not default_agent,
+                "is_default": m is default_model and not default_agent,
                 "output_token_limit": m.output_token_limit,
                 "vision": (m.capabilities or {}).get("vision"),
                 "thinks": (m.capabilities or {}).get("thinking") is True,
             }
-            for m in ChatModel.objects.enabled()
+            for m in models
         ],
         "mcp_presets": [
             {
@@ -488,10 +494,11 @@ def conversation_as_markdown(export: dict[str, Any], labels: dict[str, str] | No
     return "\n".join(lines)
 
 
-def agents_enabled(*, for_page: bool = False) -> list[dict[str, Any]]:
-    """The agents a requester may pick, in the admin's order, as `GET /api/agents/` lists them (and,
-    `for_page`, whether the page's settings panel applies to each, its colour and its MCP servers)."""
-    rows = Agent.objects.enabled().only(
+def agents_enabled(user_id: int | None, *, for_page: bool = False) -> list[dict[str, Any]]:
+    """The operator's agents `user_id` may pick (None: an anonymous requester), in the admin's order,
+    as `GET /api/agents/` lists them (and, `for_page`, whether the page's settings panel applies to
+    each, its colour and its MCP servers)."""
+    rows = usable(Agent.objects.enabled(), user_id).only(
         "slug",
         "name",
         "description",

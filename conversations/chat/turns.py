@@ -34,9 +34,10 @@ from ..exceptions import (
     NoSuchReply,
 )
 from ..mcp.credentials import TurnCredentials, credentialed_presets, turn_credentials
-from ..models import Agent, Attachment, ChatModel, Conversation, MCPServerPreset, Message, ModelChoice
+from ..models import Agent, Attachment, Conversation, MCPServerPreset, Message, ModelChoice
 from ..owners import ConversationRef, Owner
 from ..protocol import TurnOptions
+from ..teams.access import ModelsUsable, models_usable
 from ..teams.budgets import budget_check, budgeted_users
 from .quotas import daily_quota_check, replies_in_flight_check
 from .replies import lease_expiry
@@ -324,14 +325,17 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             if results[index] is None and request.ref.room_key in conversations
         }
     )
-    enabled: list[ModelChoice] | None = None
-    agents: dict[str, Agent] | None = None
-    own_agents: dict[int, dict[str, Agent]] = {}  # each signed-in user's own, by user id
+    enabled: list[ModelChoice] | None = None  # every enabled model
+    usable_models: dict[int | None, ModelsUsable] = {}  # what each owner may use of them
+    agents: dict[int | None, dict[str, Agent]] | None = None  # what each owner may name, by slug
     credentialed: dict[str, MCPServerPreset] | None = None
     budgeted: set[int] | None = None  # the batch's users some budget caps, read once
     named = attachments_named({i for request in requests for i in request.options.attachments or ()})
     replies_added: dict[str, int] = {}
     plans: list[_TurnPlan] = []
+    # What each owner may use, read for the whole batch on every batch: never cached, so a user who left
+    # a group loses its agents and models at their next message.
+    owners = {request.owner.user_id for request in requests}
     for index, request in enumerate(requests):
         if results[index] is not None:
             continue
@@ -344,19 +348,17 @@ def _turns_store_atomic(requests: Sequence[TurnRequest]) -> list[TurnResult]:
             results[index] = DuplicateSend(client_id=request.options.client_id, message_id=thread.sent_id)
             continue
         if enabled is None:
-            enabled = ChatModel.objects.enabled_choices()
+            enabled, usable_models = models_usable(owners)
         if agents is None and agents_needed(
             agent_slug=request.options.agent, model=request.options.model, conversation=conversation
         ):
-            users = {r.owner.user_id for r in requests if r.owner.user_id is not None}
-            agents, own_agents = agents_offered(users)
-        offered = agents or {}
-        if own_agents.get(request.owner.user_id):  # theirs beside the operator's, never another's
-            offered = {**offered, **own_agents[request.owner.user_id]}
+            agents = agents_offered(owners)
+        models = usable_models[request.owner.user_id]
+        offered = (agents or {}).get(request.owner.user_id, {})
         try:
-            plan = _turn_plan(index, request, conversation, thread, messages, enabled, offered)
-            plan.prices = next((c.prices for c in enabled if c.name == plan.answerer.model), None)
-            readers = [choice for choice in enabled if choice.name in plan.answerer.models]
+            plan = _turn_plan(index, request, conversation, thread, messages, models, offered)
+            plan.prices = next((c.prices for c in models.choices if c.name == plan.answerer.model), None)
+            readers = [choice for choice in models.choices if choice.name in plan.answerer.models]
             plan.files_readable = bool(readers) and all(choice.vision for choice in readers)
             attachment_ids = _attachment_ids_of(request, messages)
             if attachment_ids:
@@ -465,7 +467,7 @@ def _turn_plan(
     conversation: Conversation,
     thread: ThreadState,
     messages: dict[int, ThreadMessage],
-    enabled: list[ModelChoice],
+    models: ModelsUsable,
     agents: dict[str, Agent],
 ) -> _TurnPlan:
     """Check one request against its locked conversation and place its turn in the tree.
@@ -479,7 +481,8 @@ def _turn_plan(
         model=request.options.model,
         mcp_servers=request.options.mcp_servers,
         conversation=conversation,
-        enabled=enabled,
+        enabled=models.choices,
+        withheld=models.withheld,
         agents=agents,
         settings=request.options.settings,
     )

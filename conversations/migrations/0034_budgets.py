@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('conversations', '0032_message_tool_calls'),
+        ('conversations', '0033_agent_and_model_groups'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings as django_settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
@@ -20,7 +21,12 @@ class ChatModelQuerySet(models.QuerySet):
 
     def enabled_choices(self) -> list[ModelChoice]:
         """Every enabled model's name, default flag and input limit, in the admin's order (one query)."""
+        return [choice for choice, _ in self.enabled_choices_with()]
+
+    def enabled_choices_with(self, *extra: str) -> list[tuple[ModelChoice, tuple[Any, ...]]]:
+        """`enabled_choices`, each with the values of the `extra` fields or annotations of its row."""
         rows = self.enabled().values_list(
+            *extra,
             "name",
             "is_default",
             "input_token_limit",
@@ -31,8 +37,8 @@ class ChatModelQuerySet(models.QuerySet):
             "capabilities",
         )
         return [
-            ModelChoice(*row[:4], prices=Prices(*row[4:7]), vision=(row[7] or {}).get("vision"))
-            for row in rows
+            (ModelChoice(*row[:4], prices=Prices(*row[4:7]), vision=(row[7] or {}).get("vision")), extras)
+            for extras, row in ((row[: len(extra)], row[len(extra) :]) for row in rows)
         ]
 
     def default_name(self) -> str | None:
@@ -102,6 +108,12 @@ class ChatModel(OneDefault):
         null=True, blank=True, help_text="In the API's catalog at the last sync (no: retired or unknown)."
     )
     synced_at = models.DateTimeField(null=True, blank=True)
+    groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="chat_models",
+        help_text="Who may use it: members of any of these groups (empty: everyone).",
+    )
 
     objects = ChatModelQuerySet.as_manager()
 
@@ -186,6 +198,12 @@ class Agent(OneDefault):
     enabled = models.BooleanField(default=True, db_index=True)
     is_default = models.BooleanField(default=False, help_text="Picked for new conversations.")
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first in the picker.")
+    groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="agents",
+        help_text="Who may use it: members of any of these groups (empty: everyone).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OperatorAgentManager()

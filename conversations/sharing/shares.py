@@ -20,8 +20,9 @@ from django.utils import timezone
 from ..chat.selectors import attachments_shown, message_as_dict, thread_pairs
 from ..chat.threads import thread_leaf_id, thread_path_ids
 from ..exceptions import ShareTooLarge
-from ..models import Conversation, Message, Share
+from ..models import ChatModel, Conversation, Message, Share
 from ..owners import Owner
+from ..teams.access import usable
 
 # secrets.token_urlsafe(TOKEN_BYTES): 128 bits, 22 characters.
 TOKEN_BYTES = 16
@@ -181,7 +182,9 @@ def share_continue(*, share: Share, owner: Owner) -> str:
 
     One INSERT for all the messages and one UPDATE linking each to the one before, however long the
     snapshot. Raise ShareTooLarge, copying nothing, for a snapshot over the caps (stored before they were
-    lowered): the caps bound what a continue writes."""
+    lowered): the caps bound what a continue writes. The copy goes on with the snapshot's last model
+    only if `owner` may use it (teams/access); else with none, so its first message goes to what they
+    may use, as a new chat's does."""
     snapshot = share_messages(share=share)
     _caps_check(messages=len(snapshot), size=len(orjson.dumps(snapshot)), doing="continue")
     conversation = Conversation.objects.create(
@@ -190,7 +193,7 @@ def share_continue(*, share: Share, owner: Owner) -> str:
         user_id=owner.user_id,
         owner_session_key=owner.session_digest,
         title=share.title,
-        model=next((m["model"] or "" for m in reversed(snapshot) if m["role"] == "assistant"), ""),
+        model=_model_usable(snapshot, owner),
     )
     copied_at = timezone.now()  # one moment for all: the history's order is then the ids', as inserted
     copies = Message.objects.bulk_create(
@@ -218,3 +221,11 @@ def share_continue(*, share: Share, owner: Owner) -> str:
     conversation.current_message = copies[-1] if copies else None
     conversation.save(update_fields=["current_message"])
     return conversation.session_id
+
+
+def _model_usable(snapshot: list[dict[str, Any]], owner: Owner) -> str:
+    """The model of the snapshot's last reply, if `owner` may use it; else ""."""
+    model = next((m["model"] or "" for m in reversed(snapshot) if m["role"] == "assistant"), "")
+    if model and not usable(ChatModel.objects.filter(name=model), owner.user_id).exists():
+        return ""
+    return model

@@ -8,8 +8,9 @@ from conversations.agents.definitions import AgentFileError, agents_load, agents
 class Command(BaseCommand):
     help = (
         'Create or update agents from a YAML or JSON file {"agents": [{"slug", "name", "description", '
-        '"instructions", "models", "settings", "mcp_servers", "default"}]}, by slug. The whole file loads, '
-        "or nothing changes and every problem of the file is listed, each with its agent and field."
+        '"instructions", "models", "settings", "mcp_servers", "default", "groups"}]}, by slug. The whole '
+        "file loads, or nothing changes and every problem of the file is listed, each with its agent and "
+        "field."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
