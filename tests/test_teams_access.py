@@ -366,7 +366,8 @@ def test_a_batch_of_turns_of_several_owners_holds_each_to_their_own_groups():
 
 def test_a_batch_reads_the_groups_in_a_fixed_number_of_statements_whatever_its_owners():
     """Groups cost a batch one more read per kind limited (agents, models), not one per owner: the
-    reads of agents and models (each marked limited or not), then their members among the owners."""
+    reads of agents and models (each marked limited or not), then their members among the owners; and
+    budgets one read, of the owners some budget caps (theirs or a group's)."""
     legal = Group.objects.create(name="legal")
     Agent.objects.create(slug="counsel", name="Counsel", model_names=[DEFAULT]).groups.add(legal)
     ChatModel.objects.get(name=OPUS).groups.add(legal)
@@ -389,4 +390,4 @@ def test_a_batch_reads_the_groups_in_a_fixed_number_of_statements_whatever_its_o
         assert [type(result).__name__ for result in results] == ["Turn", "UnknownAgent"] * (count // 2)
         return sum('_groups"' in query["sql"] for query in queries.captured_queries)
 
-    assert statements(2) == statements(12) == 4
+    assert statements(2) == statements(12) == 5

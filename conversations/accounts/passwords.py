@@ -7,6 +7,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 
+# The backend a session made by the chat itself (an accepted invitation) is stored under: the one that
+# reads every session's user back, so it must be one of AUTHENTICATION_BACKENDS.
+SESSION_BACKEND = "conversations.accounts.passwords.PasswordLoginBackend"
+
 
 class PasswordLoginBackend(ModelBackend):
     """Django's ModelBackend, whose password check answers no one while CHAT_PASSWORD_LOGIN is off.

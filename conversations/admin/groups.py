@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import ManyToManyField, Model, QuerySet
 from django.http import HttpRequest
 
 
 class GroupsAdmin(admin.ModelAdmin):
-    """An admin of rows limited to groups: picked in a two-list box, and named in the list."""
+    """An admin of rows limited to groups: picked as labelled checkboxes (Django's two-list box puts
+    ARIA attributes on its icons that screen readers are not allowed), and named in the list."""
 
-    filter_horizontal = ["groups"]
+    def formfield_for_manytomany(self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any):
+        if db_field.name == "groups":
+            kwargs["widget"] = forms.CheckboxSelectMultiple
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).prefetch_related("groups")  # one query for the whole list

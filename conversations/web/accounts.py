@@ -12,14 +12,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from .. import request_limits
-from ..accounts import invites, signups
+from ..accounts import invites, passwords, signups
 from ..accounts.handover import anonymous_owner_note
 from ..accounts.logins import client_address
 from ..exceptions import InviteUnusable, NotFound, RateLimited, SignUpsFull, UsernameTaken
 from .errors import error_headers
-
-# The backend an account made here signs in with (axes' backend, first in the list, only refuses).
-SIGN_IN_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 INVITE_UNKNOWN = {
     "heading": "This invitation does not exist",
@@ -77,7 +74,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
             form.add_error("username", exc.message)
         else:
             anonymous_owner_note(request)  # a session from before the chat page noted it
-            login(request, user, backend=SIGN_IN_BACKEND)
+            login(request, user, backend=passwords.SESSION_BACKEND)
             return redirect("conversations:new")
     return render(request, "registration/invite.html", {"form": form, "invite": invite})
 
