@@ -34,7 +34,7 @@ BASE = {
 WIRING = {"apps", "checks", "consumers", "routing", "urls"}
 # Features: the chat and what it is made of. They use the base and one another (without a circle),
 # and never what serves them to a client.
-FEATURES = {"accounts", "agents", "apikeys", "attachments", "chat", "mcp", "sharing", "teams"}
+FEATURES = {"accounts", "agents", "apikeys", "attachments", "chat", "knowledge", "mcp", "sharing", "teams"}
 # What serves the features: the sockets, the HTTP views, the OpenAI-compatible API, the admin.
 SERVING = {"relay", "web", "openai_api", "admin"}
 # Django's own folders: data and commands.
