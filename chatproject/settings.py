@@ -159,6 +159,44 @@ if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.po
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Background jobs (`manage.py chat_worker`, conversations/jobs/) ---
+# Procrastinate keeps its jobs as rows in this Postgres database, so the queue exists only on Postgres:
+# on SQLite (make run's default) there is no queue, and the periodic jobs are left to cron.
+JOBS_QUEUE = DATABASES["default"]["ENGINE"] in (
+    "django.db.backends.postgresql",
+    "conversations.pooled_postgres",
+)
+if JOBS_QUEUE:
+    INSTALLED_APPS.append("procrastinate.contrib.django")
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = ""  # the jobs are where the import paths say, nowhere else
+PROCRASTINATE_IMPORT_PATHS = ["conversations.jobs.periodic", "conversations.jobs.stalled"]
+if TEST_SUITE:
+    PROCRASTINATE_IMPORT_PATHS.append("tests.job_tasks")  # the suite's own jobs (fail, wait, tell a page)
+# The periodic jobs, as cron expressions (five fields, or six with seconds last); empty turns one off.
+# Each runs once per period whatever the number of workers.
+CHAT_RETENTION_SCHEDULE = os.environ.get("CHAT_RETENTION_SCHEDULE", "17 3 * * *").strip()
+CHAT_ATTACHMENTS_CLEANUP_SCHEDULE = os.environ.get(
+    "CHAT_ATTACHMENTS_CLEANUP_SCHEDULE", "*/10 * * * *"
+).strip()
+CHAT_MODELS_SYNC_SCHEDULE = os.environ.get("CHAT_MODELS_SYNC_SCHEDULE", "41 4 * * *").strip()
+# Jobs one worker runs at once.
+CHAT_WORKER_CONCURRENCY = int(env_float("CHAT_WORKER_CONCURRENCY", 4))
+# At SIGTERM a worker takes no new job and waits this long for its running ones; those still running are
+# then aborted and retried by another worker.
+CHAT_WORKER_DRAIN_SECONDS = env_float("CHAT_WORKER_DRAIN_SECONDS", 30)
+# A worker beats every third of this; a worker silent this long is dead (killed, its host gone), and its
+# running jobs are run again by another worker.
+CHAT_WORKER_STALLED_SECONDS = env_float("CHAT_WORKER_STALLED_SECONDS", 30)
+if (
+    CHAT_WORKER_CONCURRENCY < 1
+    or CHAT_WORKER_DRAIN_SECONDS < 0
+    or not 3 <= CHAT_WORKER_STALLED_SECONDS <= 3600
+):
+    raise ImproperlyConfigured(
+        "CHAT_WORKER_CONCURRENCY must be 1 or more, CHAT_WORKER_DRAIN_SECONDS 0 or more, "
+        "and CHAT_WORKER_STALLED_SECONDS 3 to 3600."
+    )
+
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 # Seconds a Redis command may wait for its reply (a half-open connection fails instead of hanging). It
 # must outlast the reply log's blocking read of 2 s; subscriptions wait without it (see redisclient.py).
@@ -493,6 +531,8 @@ LOGGING = {
     "loggers": {
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # Procrastinate tells of every task it adds at each start of any process; its jobs' lines stay.
+        "procrastinate.blueprints": {"level": "WARNING"},
         # Django's own console handler (DEBUG only) would print every request a second time, bare.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         # A 4xx is the client's, and the access log (runserver's, Daphne's, nginx's) has its line already;

@@ -274,6 +274,27 @@ class RunServer(HttpServer):
         os.killpg(self.proc.pid, signal.SIGINT)
 
 
+class JobWorker(Server):
+    """`manage.py chat_worker`, started once it takes jobs (it serves no port)."""
+
+    READY = "Starting worker on"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "chat_worker"]
+
+    def start(self, timeout: float | None = None) -> Self:
+        if self.proc is None or self.proc.poll() is not None:
+            self.launch()
+        assert self.proc is not None
+        deadline = time.monotonic() + (self.start_timeout if timeout is None else timeout)
+        while self.READY not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start taking jobs:\n{self.proc.tail()}")
+            time.sleep(0.05)
+        return self
+
+
 def server_env(*, database_name: str, redis_url: str, standin_url: str, **extra: str) -> dict[str, str]:
     """The environment of a test's instance on the test database, a Redis and the stand-in."""
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chat")

@@ -35,8 +35,9 @@ WIRING = {"apps", "checks", "consumers", "routing", "urls"}
 # Features: the chat and what it is made of. They use the base and one another (without a circle),
 # and never what serves them to a client.
 FEATURES = {"accounts", "agents", "apikeys", "attachments", "chat", "knowledge", "mcp", "sharing", "teams"}
-# What serves the features: the sockets, the HTTP views, the OpenAI-compatible API, the admin.
-SERVING = {"relay", "web", "openai_api", "admin"}
+# What serves the features: the sockets, the HTTP views, the OpenAI-compatible API, the admin, the
+# background jobs.
+SERVING = {"relay", "web", "openai_api", "admin", "jobs"}
 # Django's own folders: data and commands.
 DJANGO = {"migrations", "management", "pooled_postgres", "static"}
 
@@ -48,7 +49,8 @@ ALLOWED = {
     "web": {"base", *FEATURES, "relay"},
     "openai_api": {"base", *FEATURES, "relay"},
     "admin": {"base", *FEATURES},
-    "management": {"base", *FEATURES},
+    "jobs": {"base", *FEATURES, "relay"},
+    "management": {"base", *FEATURES, "jobs"},
     "pooled_postgres": set(),
     "wiring": {"base", *FEATURES, *SERVING},
 }

@@ -151,6 +151,11 @@ class Instance:
             await asyncio.sleep(settings.CHAT_REPLY_LEASE_SECONDS / 3)
 
 
+def redis_event_bus(redis: redis_asyncio.Redis) -> EventBus:
+    """The event bus over Redis that CHAT_EVENT_BUS picks (`redis` uses the client given)."""
+    return ChannelsRedisEventBus() if settings.CHAT_EVENT_BUS == "channels-redis" else RedisEventBus(redis)
+
+
 def instance_create() -> Instance:
     """A new instance with the backends the settings choose (its heartbeat and events not started)."""
     if _hooks is None:
@@ -166,7 +171,7 @@ def instance_create() -> Instance:
     redis = redis_client(settings.REDIS_URL)
     return Instance(
         hooks=_hooks,
-        bus=ChannelsRedisEventBus() if settings.CHAT_EVENT_BUS == "channels-redis" else RedisEventBus(redis),
+        bus=redis_event_bus(redis),
         reply_log=RedisReplyLog(redis),
         socket_counter=RedisSocketCounter(redis),
         limits=RateLimits(redis_rate_storage()),
