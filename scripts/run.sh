@@ -2,6 +2,7 @@
 # Run the chat server on http://127.0.0.1:8000 with embedded defaults (SQLite, one process without Redis
 # unless DATABASE_URL / REDIS_URL are set). Without DEDALUS_API_KEY it starts the local stand-in of the
 # Dedalus API beside the server, so replies stream with no key at all.
+# With Postgres it starts one background-jobs worker beside the server (manage.py chat_worker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bind="${CHAT_BIND:-127.0.0.1:8000}"
@@ -22,7 +23,12 @@ scripts/setup-frontend.sh
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 .venv/bin/python manage.py migrate --no-input -v0
 standin_pid=""
-cleanup() { [ -n "$standin_pid" ] && kill "$standin_pid" 2>/dev/null || true; }
+worker_pid=""
+cleanup() {
+  [ -n "$standin_pid" ] && kill "$standin_pid" 2>/dev/null
+  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null
+  true
+}
 trap cleanup EXIT INT TERM
 if [ -z "${DEDALUS_API_KEY:-}" ]; then
   .venv/bin/python -m standin --host 127.0.0.1 --port "$standin_port" --delay-ms 30 &
@@ -30,6 +36,14 @@ if [ -z "${DEDALUS_API_KEY:-}" ]; then
   export DEDALUS_API_KEY="standin-no-key-needed" DEDALUS_BASE_URL="http://127.0.0.1:$standin_port" \
     DEDALUS_AS_URL="http://127.0.0.1:$standin_port" CHAT_STANDIN_NOTICE=1
   echo "No DEDALUS_API_KEY set: replies come from the local stand-in on port $standin_port."
+fi
+# The background jobs' queue lives in Postgres (the settings say whether the database is, .env included).
+if [ "$(.venv/bin/python manage.py shell -v0 -c 'from django.conf import settings; print(int(settings.JOBS_QUEUE))')" = 1 ]; then
+  .venv/bin/python manage.py chat_worker &
+  worker_pid=$!
+  echo "Background jobs: one worker (manage.py chat_worker) beside the server."
+else
+  echo "SQLite: no background jobs; the periodic upkeep (retention, attachments' clean-up, model catalog) is not run."
 fi
 echo "Chat: http://$bind/   Admin: http://$bind/admin/   First admin account: make admin"
 .venv/bin/python manage.py runserver "$bind"
