@@ -20,6 +20,7 @@ from django.db import connection
 from procrastinate.contrib.django.models import ProcrastinateEvent, ProcrastinateJob
 
 from conversations.jobs.control import job_cancel
+from conversations.jobs.stalled import every
 from conversations.owners import session_key_digest
 
 from . import job_tasks
@@ -109,9 +110,17 @@ def test_a_periodic_job_runs_once_per_period_across_two_workers(workers, log_dir
     assert periods
     assert set(periods.values()) == {1}, periods  # one job per second, whatever proposed it
     assert all(status == "succeeded" for status in retention.values_list("status", flat=True))
+    assert not ProcrastinateJob.objects.filter(task_name="chat.attachments_cleanup").exists()  # turned off
     # Both proposed the periods' jobs, and the lock turned one of them away each time.
     assert all("Periodic job chat.retention_purge" in worker.output() for worker in workers)
     assert any("already deferred" in worker.output() for worker in workers)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cron"), [(10, "* * * * * */10"), (0.5, "* * * * * */1"), (600, "*/10 * * * *")]
+)
+def test_the_stalled_jobs_check_runs_every_third_of_the_stalled_time(seconds, cron) -> None:
+    assert every(seconds) == cron
 
 
 def test_a_failing_job_is_tried_again_with_backoff_then_fails(workers, log_dir, worker_env) -> None:
