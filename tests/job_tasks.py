@@ -1,4 +1,4 @@
-"""The suite's own jobs: one that always fails, one that waits, one that tells a page. The workers the
+"""The suite's own jobs: one that always fails, two that wait, one that tells a page. The workers the
 tests start import them too (the settings add this module to the job import paths under the suite)."""
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ def always_fails() -> None:
 
 @app.task(name="tests.sleeps")
 async def sleeps(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@app.task(name="tests.sleeps_retried", retry=retry_with_backoff(attempts=2, base_seconds=60))
+async def sleeps_retried(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 

@@ -178,12 +178,23 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(workers, log_
     assert "Stop requested" in worker.output()
 
 
+def test_a_job_running_past_the_drain_is_aborted_and_queued_again(workers, log_dir, worker_env) -> None:
+    worker = worker_start(workers, log_dir, worker_env(CHAT_WORKER_DRAIN_SECONDS="1"))
+    job_id = job_tasks.sleeps_retried.defer(seconds=120)
+    until(lambda: job(job_id).status == "doing")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert job(job_id).status == "todo"  # for another worker, after its retry's wait
+    assert ProcrastinateEvent.objects.filter(job_id=job_id, type="deferred_for_retry").exists()
+
+
+@pytest.mark.parametrize("event_bus", ["redis", "channels-redis"])
 async def test_a_jobs_frame_reaches_a_tab_on_a_live_server(
-    workers, log_dir, worker_env, http: aiohttp.ClientSession
+    event_bus, workers, log_dir, worker_env, http: aiohttp.ClientSession
 ) -> None:
-    server = DaphneServer("server", worker_env(), log_dir).start()
+    server = DaphneServer("server", worker_env(CHAT_EVENT_BUS=event_bus), log_dir).start()
     try:
-        await sync_to_async(worker_start)(workers, log_dir, worker_env())
+        await sync_to_async(worker_start)(workers, log_dir, worker_env(CHAT_EVENT_BUS=event_bus))
         tab = await ChatClient(http, server, "job-told").connect()
         cookie = (await page_session_headers(http, server.origin))["Cookie"].removeprefix("sessionid=")
         await sync_to_async(job_tasks.title_tell.defer)(
