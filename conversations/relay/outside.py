@@ -2,6 +2,9 @@
 goes through the event bus as another instance's `room.frame` would (fanout.py), and every instance with
 sockets on the conversation sends it to them.
 
+Each call opens a Redis connection of its own and closes it: for a job's few progress events, not for a
+stream of them.
+
 Without Redis there is no bus between processes: the sockets live in the server's process alone, and the
 frame is dropped (logged). So is it when Redis is down; a page sees the state at its next
 history, as with any event the bus missed.
