@@ -38,6 +38,11 @@ whose last messages are tool results answers with text quoting each result (answ
 Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
 with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
+Numbered sources (``[n] ...`` lines in a system message or the last user message, sources.py) make the
+answer open with a paragraph citing, as ``[n]``, those sharing a word with the question.
+``POST /v1/embeddings`` answers with deterministic hashed bag-of-words vectors within the API's limits
+(embeddings.py); its own queue (``POST /_standin/script?for=embeddings``) scripts an error ``status``.
+
 Deliberately free of Django so it can run next to the server under test without loading its settings.
 """
 
