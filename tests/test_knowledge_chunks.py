@@ -4,6 +4,8 @@ travel with each chunk, and a document making too many chunks is refused."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -64,6 +66,20 @@ def test_headings_travel_with_their_sections_and_code_blocks_hold_none():
         "Spring tides",
         "Lighthouse",
     ]
+
+
+def test_heading_titles_and_lines_that_are_not_headings():
+    page = "## Closed ##\n#Not a heading\n####### Seven is too deep\n    # Indented code\n# C# tips\n#\n"
+    assert [(level, title) for _, level, title in page_headings(page)] == [(2, "Closed"), (1, "C# tips")]
+
+
+def test_a_long_line_costs_linear_work():
+    line = "# " + " \t" * 200_000 + "x #" + " " * 200_000 + "#a"
+    started = time.monotonic()
+    chunks = document_chunks([line, "#" * 6 + " " * 300_000], chunk_tokens=400)
+    assert time.monotonic() - started < 5
+    assert {chunk.headings for chunk in chunks} == {(("x #" + " " * 200_000)[:200],)}
+    assert [chunk.text for chunk in chunks if chunk.page == 2] == ["######"]  # a heading without a title
 
 
 def test_a_small_document_is_one_chunk_per_page_and_headings_carry_over_pages():

@@ -102,9 +102,11 @@ def test_vectors_of_another_width_are_refused_never_cut(standin):
     assert UsageEntry.objects.get().kind == "embedding"  # the request was made, and paid
 
 
-def test_an_empty_text_or_one_over_an_inputs_limit_is_refused_before_any_request(standin):
-    with pytest.raises(ValueError, match="text 1 is empty"):
-        texts_embed(["fine", ""], model=SMALL, width=1536, owner_key=OWNER)
+def test_an_empty_text_one_over_an_inputs_limit_or_other_dimensions_are_refused_before_any_request(standin):
+    with pytest.raises(ValueError, match=f"text {MAX_INPUTS + 1} is empty"):
+        texts_embed(["fine"] * (MAX_INPUTS + 1) + [""], model=SMALL, width=8, dimensions=8, owner_key=OWNER)
     with pytest.raises(ValueError, match="over the 8192"):
         texts_embed(["x" * 40_000], model=SMALL, width=1536, owner_key=OWNER)
+    with pytest.raises(ValueError, match="dimensions 64 ask for vectors other than the 1536 expected"):
+        texts_embed(["fine"], model=SMALL, width=1536, dimensions=64, owner_key=OWNER)
     assert embedding_requests(standin) == []

@@ -22,8 +22,9 @@ from semantic_text_splitter import MarkdownSplitter
 
 from ..usage_ledger import CHARS_PER_TOKEN, tokens_estimate
 
-# An ATX heading (`## Title ##`); a fence opens and closes a code block, whose lines are not headings.
-HEADING_RE = re.compile(r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*\r?\n?")
+# An ATX heading's opening (`## Title ##`); a fence opens and closes a code block, whose lines are not
+# headings. Neither backtracks: a line's work is linear in its length, whatever it holds.
+HEADING_RE = re.compile(r" {0,3}(#{1,6})(?=[ \t\r\n]|$)")
 FENCE_RE = re.compile(r" {0,3}(`{3,}|~{3,})")
 LINE_RE = re.compile(r"[^\n]*\n?")
 HEADING_MAX_CHARS = 200
@@ -111,8 +112,17 @@ def page_headings(text: str) -> list[tuple[int, int, str]]:
         if opening:
             fence = opening.group(1)
             continue
-        heading = HEADING_RE.fullmatch(line.group())
-        if heading and heading.group(2).strip():
-            title = heading.group(2).strip()[:HEADING_MAX_CHARS]
-            found.append((line.start(), len(heading.group(1)), title))
+        heading = HEADING_RE.match(line.group())
+        title = _heading_title(line.group()[heading.end() :]) if heading else ""
+        if title:
+            found.append((line.start(), len(heading.group(1)), title[:HEADING_MAX_CHARS]))
     return found
+
+
+def _heading_title(rest: str) -> str:
+    """A heading's title: the rest of its line, without the closing run of `#` that follows a space."""
+    title = rest.strip()
+    unclosed = title.rstrip("#")
+    if unclosed != title and (not unclosed or unclosed[-1] in " \t"):
+        title = unclosed.rstrip()
+    return title

@@ -69,12 +69,16 @@ def texts_embed(
     """Embed `texts` with `model`, asking for `dimensions` when given (text-embedding-3 models), and check
     every vector is `width` wide: vectors are never padded or cut, a mismatch raises
     EmbeddingWidthMismatch. Each request's usage is billed to `owner_key` as it returns (at the catalog's
-    input price when the catalog prices `model`, else tokens only). Raise UpstreamError when the service fails
-    after its retries (requests already made stay billed)."""
+    input price when the catalog prices `model`, else tokens only). Raise ValueError, before any request,
+    for `dimensions` other than `width` or a text the API would refuse; UpstreamError when the service
+    fails after its retries (requests already made stay billed)."""
+    if dimensions is not None and dimensions != width:
+        raise ValueError(f"dimensions {dimensions} ask for vectors other than the {width} expected")
     client = sdk_client(timeout=TIMEOUT_S, max_retries=RETRIES)
     vectors: list[list[float]] = []
     prompt_tokens = requests = 0
-    for batch in texts_batched(texts):
+    batches = list(texts_batched(texts))  # every text checked before the first request is paid
+    for batch in batches:
         with sdk_errors():
             response = client.embeddings.create(
                 model=model, input=[texts[index] for index in batch], **_dimensions(dimensions)
