@@ -4,9 +4,11 @@ expected (never padded or cut), each request billed in the usage ledger, where b
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.contrib.auth import get_user_model
 
 from conversations.exceptions import UpstreamError
@@ -52,7 +54,9 @@ def test_each_request_is_billed_in_the_ledger_and_counts_in_the_users_budget(sta
     user = get_user_model().objects.create_user("reader", password="pw-for-tests-only")
     budget_set(user_id=user.pk, unit="tokens", amount=Decimal(1000), period="day")
     texts = [f"{index} " + "word " * 6_000 for index in range(30)]
-    result = texts_embed(texts, model=SMALL, width=16, dimensions=16, owner_key=f"u:{user.pk}")
+    with time_machine.travel(datetime(2026, 3, 10, 12, 0, tzinfo=UTC)):  # not across a midnight
+        result = texts_embed(texts, model=SMALL, width=16, dimensions=16, owner_key=f"u:{user.pk}")
+        allowance = user_allowance(user_id=user.pk)
     entries = list(UsageEntry.objects.order_by("pk"))
     assert [(entry.kind, entry.model, entry.user_id, entry.cost) for entry in entries] == [
         ("embedding", SMALL, user.pk, None),
@@ -62,7 +66,6 @@ def test_each_request_is_billed_in_the_ledger_and_counts_in_the_users_budget(sta
     assert [entry.prompt_tokens for entry in entries] == [record["body"]["tokens"] for record in sent]
     assert [entry.total_tokens for entry in entries] == [entry.prompt_tokens for entry in entries]
     assert result.prompt_tokens == sum(entry.prompt_tokens for entry in entries)
-    allowance = user_allowance(user_id=user.pk)
     assert allowance.tightest.spent == result.prompt_tokens
     assert allowance.spent_up
 
