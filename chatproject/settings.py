@@ -319,6 +319,10 @@ CHAT_ANONYMOUS_OCR = env_bool("CHAT_ANONYMOUS_OCR", False)
 CHAT_OCR_PAGES_PER_DAY = int(env_float("CHAT_OCR_PAGES_PER_DAY", 50))
 CHAT_OCR_CONCURRENCY = max(1, int(env_float("CHAT_OCR_CONCURRENCY", 2)))
 CHAT_OCR_QUEUE = max(0, int(env_float("CHAT_OCR_QUEUE", 8)))
+# A knowledge base's document is cut into chunks of at most this many estimated tokens (a token per four
+# characters), and a document may make at most this many chunks (more is refused before it is embedded).
+CHAT_KNOWLEDGE_CHUNK_TOKENS = max(16, int(env_float("CHAT_KNOWLEDGE_CHUNK_TOKENS", 400)))
+CHAT_KNOWLEDGE_MAX_CHUNKS = max(1, int(env_float("CHAT_KNOWLEDGE_MAX_CHUNKS", 2000)))
 # The model that writes a conversation's title after its first reply (a cheap one: a few words from a
 # short request); empty: titles stay the cleaned first line of the first message.
 CHAT_TITLE_MODEL = os.environ.get("CHAT_TITLE_MODEL", "openai/gpt-5-mini").strip()

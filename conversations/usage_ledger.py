@@ -97,7 +97,8 @@ def call_entry_write(
     conversation_id: int | None = None,
     pages: int | None = None,
 ) -> UsageEntry:
-    """Append the entry of a billed call other than a reply (a title, an OCR read): one INSERT."""
+    """Append the entry of a billed call other than a reply (a title, an OCR read, an embeddings request):
+    one INSERT."""
     usage = usage or {}
     return UsageEntry.objects.create(
         kind=kind,
@@ -118,6 +119,15 @@ def catalog_cost(model: str, usage: dict[str, int] | None) -> Decimal | None:
     prices = ChatModel.objects.filter(name=model).values_list("price_input", "price_output", "price_cached")
     row = prices.first()
     return reply_cost(usage, Prices(*row)) if row else None
+
+
+def input_cost(model: str, prompt_tokens: int) -> Decimal | None:
+    """What `prompt_tokens` of input to `model` cost at its catalog input price now (an embeddings
+    request has no output; None: the catalog prices no input for `model`)."""
+    price = ChatModel.objects.filter(name=model).values_list("price_input", flat=True).first()
+    return (
+        reply_cost({"prompt_tokens": prompt_tokens}, Prices(price, Decimal(0))) if price is not None else None
+    )
 
 
 class TitleStore(enum.Enum):

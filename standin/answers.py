@@ -136,20 +136,23 @@ def answer_kind(words: list[str]) -> str:
     return kinds[zlib.crc32(" ".join(words).lower().encode()) % len(kinds)]
 
 
-def answer_markdown(words: list[str], seen: list[str]) -> str:
+def answer_markdown(words: list[str], seen: list[str], citing: str = "") -> str:
     """A realistic Markdown answer to a question of `words` (with `seen`, what its attachments were):
-    a paragraph naming what it sees and the question, the section its kind calls for, and a link."""
+    `citing` (the paragraph citing the sources it was given, sources.py) first when there is one, a
+    paragraph naming what it sees and the question, the section its kind calls for, and a link."""
     topic = " ".join(words[:TOPIC_WORDS]) + (" …" if len(words) > TOPIC_WORDS else "")
     opening = f"You asked: “{topic}”. Here is a short answer." if words else "Here is a short answer."
     if seen:
         opening = "I see: " + "; ".join(seen) + ". " + opening
+    if citing:
+        opening = f"{citing}\n\n{opening}"
     return f"{opening}\n\n{SECTIONS[answer_kind(words)]}\nFor more, see {DOCS_LINK}.\n"
 
 
-def answer_tokens(words: list[str], seen: list[str], count: int | None) -> list[str]:
+def answer_tokens(words: list[str], seen: list[str], count: int | None, citing: str = "") -> list[str]:
     """The answer as tokens: its natural length when `count` is None, else exactly `count` tokens (cut,
     or followed by the other kinds' sections until long enough)."""
-    tokens = MARKDOWN_TOKEN_RE.findall(answer_markdown(words, seen))
+    tokens = MARKDOWN_TOKEN_RE.findall(answer_markdown(words, seen, citing))
     if count is None:
         return tokens
     first = answer_kind(words)

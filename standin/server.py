@@ -38,6 +38,11 @@ whose last messages are tool results answers with text quoting each result (answ
 Every completion request is recorded and served by ``GET /_standin/requests`` (``DELETE`` clears it),
 with the MCP credentials its server specs carried, opened (``mcp_credentials``; see standin_auth.py).
 
+Numbered sources (``[n] ...`` lines in a system message or the last user message, sources.py) make the
+answer open with a paragraph citing, as ``[n]``, those sharing a word with the question.
+``POST /v1/embeddings`` answers with deterministic hashed bag-of-words vectors within the API's limits
+(embeddings.py); its own queue (``POST /_standin/script?for=embeddings``) scripts an error ``status``.
+
 Deliberately free of Django so it can run next to the server under test without loading its settings.
 """
 
@@ -63,7 +68,9 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from .answers import answer_tokens, title_of_conversation, tool_results_answer
 from .auth import AUTH_KEY, CredentialsUnreadable, auth_routes_add
+from .embeddings import EmbeddingRefused, embeddings_answer, input_tokens, inputs_checked
 from .parts import has_image, ocr_pages, parts_described
+from .sources import Source, citing_paragraph, sources_split
 
 MODEL_IDS = ("openai/gpt-5.1", "anthropic/claude-opus-4-5-20251101", "google/gemini-3-pro-preview")
 DEFAULT_MODEL = MODEL_IDS[0]
@@ -71,6 +78,7 @@ FILLER = ("lorem ", "ipsum ", "dolor ", "sit ", "amet ")
 # The length of an echoed (`echo=1`) or stamped reply when no `tokens` is given (an answer has its own).
 ECHO_TOKENS = 40
 MAX_RECORDS = 10_000
+MAX_BODY_BYTES = 32 * 1024 * 1024
 STALL_LIMIT_S = 300.0
 # How often a stalled handler checks whether its client has gone; cheap enough for hundreds of stalls.
 GONE_POLL_S = 0.25
@@ -146,6 +154,7 @@ class Standin:
             self.defaults["tokens"] = int(tokens)
         self.script: deque[dict[str, Any]] = deque()
         self.title_script: deque[dict[str, Any]] = deque()
+        self.embedding_script: deque[dict[str, Any]] = deque()
         self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self.ids = itertools.count(1)
 
@@ -264,6 +273,17 @@ def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     return raw, DIRECTIVE_RE.sub("", text)
 
 
+def sources_given(messages: Any, user_text: str) -> tuple[list[Source], str]:
+    """The numbered sources of the system messages, else of the last user message (sources.py), and the
+    user's text without them."""
+    for message in messages if isinstance(messages, list) else []:
+        if isinstance(message, dict) and message.get("role") == "system":
+            sources, _ = sources_split(text_of(message.get("content")))
+            if sources:
+                return sources, user_text
+    return sources_split(user_text)
+
+
 def is_title_request(body: dict[str, Any]) -> bool:
     """True for a request that asks for a conversation's title: not streamed, with a system message
     that speaks of a title."""
@@ -305,16 +325,17 @@ def prompt_tokens(messages: list[Any]) -> int:
     return sum(len(text_of(m.get("content")).split()) for m in messages if isinstance(m, dict))
 
 
-def reply_tokens(behaviour: dict[str, Any], words: list[str], seen: list[str]) -> list[str]:
+def reply_tokens(behaviour: dict[str, Any], words: list[str], seen: list[str], citing: str = "") -> list[str]:
     """Return the reply as token strings: ``reply`` split at spaces, the echo padded with filler
-    (``echo``), or the Markdown answer to ``words`` (``seen``: what the attachments were).
+    (``echo``), or the Markdown answer to ``words`` (``seen``: what the attachments were; ``citing``:
+    the paragraph citing the sources given).
 
     Stamped replies are produced at write time instead, so this is not used for them.
     """
     if "reply" in behaviour:
         return REPLY_TOKEN_RE.findall(behaviour["reply"])
     if not behaviour.get("echo"):
-        return answer_tokens(words, seen, behaviour.get("tokens"))
+        return answer_tokens(words, seen, behaviour.get("tokens"), citing)
     tokens = ["You said: "]
     tokens.extend(word + " " for word in words)
     tokens.extend(word + " " for word in (["I", "see:", *"; ".join(seen).split()] if seen else []))
@@ -356,14 +377,22 @@ async def reasoning_stream(
         await response.write(event({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
 
 
-def error_body(status: int, message: str, code: str | None = None) -> bytes:
-    """Return an OpenAI-style JSON error body for ``status``."""
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    """Return an OpenAI-style JSON error body for ``status`` (with ``param`` when one is named)."""
     err_type, default_code = ERROR_TYPES.get(status, ("server_error" if status >= 500 else "api_error", None))
-    return orjson.dumps({"error": {"message": message, "type": err_type, "code": code or default_code}})
+    error = {"message": message, "type": err_type, "code": code or default_code}
+    if param is not None:
+        error["param"] = param
+    return orjson.dumps({"error": error})
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, *, retry_after: str | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    retry_after: str | None = None,
+    param: str | None = None,
 ) -> web.Response:
     """Return a JSON error response with ``retry_after`` as its Retry-After; 429s carry ``retry-after: 0``
     unless told otherwise, so SDK retries stay instant."""
@@ -372,7 +401,7 @@ def error_response(
     headers = {"retry-after": retry_after} if retry_after is not None else None
     return web.Response(
         status=status,
-        body=error_body(status, message, code),
+        body=error_body(status, message, code, param),
         content_type="application/json",
         headers=headers,
     )
@@ -412,7 +441,12 @@ class Completion:
     """Everything derived from one chat-completions request body that the writers need."""
 
     def __init__(
-        self, body: dict[str, Any], behaviour: dict[str, Any], words: list[str], seen: list[str]
+        self,
+        body: dict[str, Any],
+        behaviour: dict[str, Any],
+        words: list[str],
+        seen: list[str],
+        citing: str = "",
     ) -> None:
         self.behaviour = behaviour
         self.model = first_model(body.get("model"))
@@ -426,7 +460,7 @@ class Completion:
         self.prompt_tokens = prompt_tokens(messages if isinstance(messages, list) else [])
         self.words = words
         self.stamp = bool(behaviour.get("stamp"))
-        self.tokens = [] if self.stamp else reply_tokens(behaviour, words, seen)
+        self.tokens = [] if self.stamp else reply_tokens(behaviour, words, seen, citing)
         self.count = behaviour.get("tokens", ECHO_TOKENS) if self.stamp else len(self.tokens)
         self.server_name = first_server_name(body.get("mcp_servers"))
         self.stream = bool(body.get("stream"))
@@ -590,11 +624,14 @@ async def handle_completions(request: web.Request) -> web.StreamResponse:
     if results and "reply" not in behaviour:
         behaviour["reply"] = tool_results_answer(results)
 
+    sources, user_text = sources_given(messages, user_text)
+    citing = citing_paragraph(sources, user_text) if sources and not titling else ""
+
     rec = state.record(request, body, behaviour, kind="title" if titling else "reply")
     rec["mcp_credentials"] = credentials  # what the servers' envelopes held, opened
     try:
         seen = parts_described(content)
-        return await respond(request, Completion(body, behaviour, user_text.split(), seen), rec)
+        return await respond(request, Completion(body, behaviour, user_text.split(), seen, citing), rec)
     except (ConnectionResetError, ClientConnectionResetError):
         # Raised by a write once the client has gone (aiohttp's error subclasses ConnectionResetError).
         finish(rec, "client_disconnected")
@@ -808,10 +845,50 @@ async def handle_ocr(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
 
-def script_queue(request: web.Request) -> deque[dict[str, Any]]:
-    """The queue a script request is about: the title requests' (``?for=title``) or the replies'."""
+async def handle_embeddings(request: web.Request) -> web.Response:
+    """Answer ``POST /v1/embeddings`` with deterministic vectors (embeddings.py), or the error its
+    behaviour (``?for=embeddings`` queue: ``status``, ``retry_after``) or the API's limits call for. The
+    log record's body is a summary (model, dimensions, how many inputs, their tokens), not the texts."""
     state = request.app[STATE_KEY]
-    return state.title_script if request.query.get("for") == "title" else state.script
+    body, refused = await body_read(request)
+    if refused is not None:
+        return refused
+    raw = state.embedding_script.popleft() if state.embedding_script else {}
+    try:
+        behaviour = coerce_behaviour(raw)
+    except BehaviourError as exc:
+        return reject(state, request, None, 400, str(exc))
+    inputs = body.get("input") if isinstance(body, dict) else None
+    texts = [inputs] if isinstance(inputs, str) else inputs if isinstance(inputs, list) else []
+    summary = {
+        "model": body.get("model") if isinstance(body, dict) else None,
+        "dimensions": body.get("dimensions") if isinstance(body, dict) else None,
+        "inputs": len(texts),
+        "tokens": sum(input_tokens(text) for text in texts if isinstance(text, str)),
+    }
+    rec = state.record(request, summary, behaviour, kind="embedding")
+    status = behaviour.get("status")
+    if status and status >= 400:
+        finish(rec, "error_status")
+        message = f"standin: simulated HTTP {status}"
+        return error_response(status, message, retry_after=behaviour.get("retry_after"))
+    try:
+        model, texts, width = inputs_checked(body)
+    except EmbeddingRefused as exc:
+        finish(rec, "error_status")
+        return error_response(400, str(exc), exc.code or "invalid_request", param=exc.param)
+    finish(rec, "completed")
+    return web.Response(
+        body=orjson.dumps(embeddings_answer(model, texts, width)), content_type="application/json"
+    )
+
+
+def script_queue(request: web.Request) -> deque[dict[str, Any]]:
+    """The queue a script request is about: the title requests' (``?for=title``), the embeddings'
+    (``?for=embeddings``) or the replies'."""
+    state = request.app[STATE_KEY]
+    queues = {"title": state.title_script, "embeddings": state.embedding_script}
+    return queues.get(request.query.get("for", ""), state.script)
 
 
 async def handle_script_post(request: web.Request) -> web.Response:
@@ -842,11 +919,12 @@ async def handle_script_get(request: web.Request) -> web.Response:
 
 
 async def handle_script_delete(request: web.Request) -> web.Response:
-    """Empty both script queues; return how many entries were discarded."""
+    """Empty every script queue; return how many entries were discarded."""
     state = request.app[STATE_KEY]
-    cleared = len(state.script) + len(state.title_script)
-    state.script.clear()
-    state.title_script.clear()
+    queues = (state.script, state.title_script, state.embedding_script)
+    cleared = sum(len(queue) for queue in queues)
+    for queue in queues:
+        queue.clear()
     return web.Response(body=orjson.dumps({"cleared": cleared}), content_type="application/json")
 
 
@@ -868,11 +946,13 @@ async def handle_requests_delete(request: web.Request) -> web.Response:
 def build_app(*, tokens: int | None = None, delay_ms: float = 20) -> web.Application:
     """Return the stand-in aiohttp application with the given default reply length (None: each answer's
     own) and per-token delay."""
-    app = web.Application()
+    # A request as large as the API takes: 300,000 tokens of embeddings input is over a megabyte of JSON.
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = Standin(tokens, delay_ms)
     app.router.add_get("/v1/models", handle_models)
     app.router.add_post("/v1/chat/completions", handle_completions)
     app.router.add_post("/v1/ocr", handle_ocr)
+    app.router.add_post("/v1/embeddings", handle_embeddings)
     app.router.add_post("/_standin/script", handle_script_post)
     app.router.add_get("/_standin/script", handle_script_get)
     app.router.add_delete("/_standin/script", handle_script_delete)

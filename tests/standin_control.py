@@ -15,7 +15,7 @@ class StandIn:
         self.http = httpx.Client(base_url=url, timeout=10)
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every chat-completions request it received since the last reset, oldest first."""
+        """Every request it received since the last reset (completions, OCR, embeddings), oldest first."""
         return self.http.get("/_standin/requests").json()
 
     def script(self, *behaviours: dict[str, Any]) -> None:
@@ -25,6 +25,10 @@ class StandIn:
     def title_script(self, *behaviours: dict[str, Any]) -> None:
         """Queue behaviours for the next title requests, one each."""
         self.http.post("/_standin/script?for=title", json=list(behaviours)).raise_for_status()
+
+    def embeddings_script(self, *behaviours: dict[str, Any]) -> None:
+        """Queue behaviours for the next embeddings requests, one each."""
+        self.http.post("/_standin/script?for=embeddings", json=list(behaviours)).raise_for_status()
 
     def reset(self) -> None:
         self.http.delete("/_standin/script").raise_for_status()

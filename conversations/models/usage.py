@@ -23,13 +23,15 @@ class UserQuota(models.Model):
 
 class UsageEntry(models.Model):
     """One billed call, written when it ends and never changed or deleted after: a reply's end, a title,
-    an OCR read. Usage, cost, charts and the daily token quota are read from here, so deleting a
-    conversation (by hand or by retention) takes none of its usage with it: its id is a plain value."""
+    an OCR read, an embeddings request. Usage, cost, charts and the daily token quota are read from here,
+    so deleting a conversation (by hand or by retention) takes none of its usage with it: its id is a
+    plain value."""
 
     class Kind(models.TextChoices):
         REPLY = "reply"
         TITLE = "title"
         OCR = "ocr"
+        EMBEDDING = "embedding"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     owner_key = models.CharField(max_length=80, help_text="The owner's namespace when it was billed.")

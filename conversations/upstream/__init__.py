@@ -7,6 +7,7 @@
 - `reasoning`: the model's reasoning in the shapes gateways stream it, kept apart from the text;
 - `catalog`: the model list, for the catalog and the readiness check;
 - `ocr`: a scanned PDF's text;
+- `embeddings`: texts made vectors, batched within the API's limits, each request in the usage ledger;
 - `mcp_wire`: MCP servers on the wire, credentials encrypted to the authorisation server's key.
 
 Callers use the names below; the SDK (`dedalus_labs`) is imported nowhere else.
@@ -27,12 +28,15 @@ from .chat import (
     reply_stream,
 )
 from .client import UpstreamClient, upstream_client_create
+from .embeddings import Embeddings, EmbeddingWidthMismatch, texts_embed
 from .errors import CatalogUnavailable, sdk_error_name
 from .ocr import OcrReading, ocr_read
 
 __all__ = [
     "CatalogUnavailable",
     "Completion",
+    "EmbeddingWidthMismatch",
+    "Embeddings",
     "Event",
     "Finish",
     "OcrReading",
@@ -46,6 +50,7 @@ __all__ = [
     "ocr_read",
     "reply_stream",
     "sdk_error_name",
+    "texts_embed",
     "upstream_client_create",
     "upstream_problem",
 ]
