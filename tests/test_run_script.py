@@ -76,6 +76,18 @@ def test_make_run_says_when_the_standins_port_is_taken(database_dir):
     assert "CHAT_STANDIN_PORT=4011 make run" in result.stderr
 
 
+def test_make_run_says_when_its_database_cannot_start(database_dir):
+    result = run_script_refused(
+        database_dir,
+        CHAT_BIND=f"{HOST}:{free_port()}",
+        CHAT_STANDIN_PORT=str(free_port()),
+        CHAT_EMBEDDED_POSTGRES_DIR="/dev/null/postgres",  # a folder that cannot be made
+    )
+    assert result.returncode == 1
+    assert "Could not start the embedded Postgres (its log: /dev/null/postgres/log)." in result.stderr
+    assert "Chat: " not in result.stdout
+
+
 def test_make_run_serves_on_its_embedded_postgres_prints_an_admin_command_that_works_and_stops_it(
     database_dir,
 ):
