@@ -5,6 +5,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -129,10 +130,13 @@ TEMPLATES = [
     },
 ]
 
+# Postgres only. Without DATABASE_URL: `make run`'s embedded server (scripts/embedded-postgres.py), reached
+# through its socket in .data/postgres/ while it runs, so manage.py's commands find make run's data.
+EMBEDDED_POSTGRES_URL = f"postgres://postgres@{quote(str(BASE_DIR / '.data' / 'postgres'), safe='')}/chat"
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        default=EMBEDDED_POSTGRES_URL,
         # Under ASGI every request and worker thread holds its own connection, so persistent connections
         # pile up as idle backends (Django's docs: disable them under ASGI). Postgres uses a pool instead.
         conn_max_age=0,
@@ -140,6 +144,10 @@ DATABASES = {
         conn_health_checks=False,
     )
 }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a Postgres URL (postgres://...): no other database is supported."
+    )
 # This instance's Postgres connections: the pool keeps CHAT_DB_POOL_MIN open and never opens more than
 # CHAT_DB_POOL_MAX; a call that finds them all busy waits up to CHAT_DB_POOL_TIMEOUT seconds, then fails.
 # Instances × CHAT_DB_POOL_MAX must stay below Postgres's max_connections (docs/operations.md).
@@ -160,14 +168,9 @@ if CHAT_DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.po
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Background jobs (`manage.py chat_worker`, conversations/jobs/) ---
-# Procrastinate keeps its jobs as rows in this Postgres database, so the queue exists only on Postgres:
-# on SQLite (make run's default) there is no queue, and the periodic jobs are left to cron.
-JOBS_QUEUE = DATABASES["default"]["ENGINE"] in (
-    "django.db.backends.postgresql",
-    "conversations.pooled_postgres",
-)
-if JOBS_QUEUE:
-    INSTALLED_APPS.append("procrastinate.contrib.django")
+# Procrastinate keeps its jobs as rows in this Postgres database: enqueued in the transaction of the rows
+# they concern, with no other service to run.
+INSTALLED_APPS.append("procrastinate.contrib.django")
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = ""  # the jobs are where the import paths say, nowhere else
 PROCRASTINATE_IMPORT_PATHS = ["conversations.jobs.periodic", "conversations.jobs.stalled"]
 if TEST_SUITE:

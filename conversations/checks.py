@@ -1,14 +1,17 @@
-"""System checks for this app's settings (`manage.py check`; also run by `migrate`, so by serve.sh)."""
+"""System checks for this app's settings and database (`manage.py check`; also run by `migrate`, so by
+serve.sh and make run; the database's only when a command names databases, as `migrate` does)."""
 
 from typing import Any
 
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import connections
 
 METRICS_OPEN = "conversations.W001"
 CREDENTIALS_KEY_DERIVED = "conversations.W002"
 CREDENTIALS_KEY_BAD = "conversations.E001"
+PGVECTOR_MISSING = "conversations.W003"
 
 
 @register(Tags.security)
@@ -51,3 +54,27 @@ def credentials_keys_check(app_configs: Any = None, **kwargs: Any) -> list[Check
             )
         )
     return problems
+
+
+def pgvector_available(alias: str) -> bool:
+    """Return True when the database `alias` can create the pgvector extension (`CREATE EXTENSION vector`)."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        return cursor.fetchone() is not None
+
+
+def pgvector_missing(alias: str, level: type[CheckMessage] = Warning) -> CheckMessage:
+    """The message for a database without pgvector, at `level`: a warning while nothing needs it yet;
+    knowledge bases will need it, and make it an error."""
+    return level(
+        f"The database {alias!r} has no pgvector extension: knowledge bases will need it.",
+        hint="Install pgvector on its server (docs/operations.md, 'pgvector'): make run's embedded Postgres "
+        "has it.",
+        id=PGVECTOR_MISSING,
+    )
+
+
+@register(Tags.database)
+def pgvector_check(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Return a warning for each database checked (`migrate`, `check --database`) that lacks pgvector."""
+    return [pgvector_missing(alias) for alias in databases or () if not pgvector_available(alias)]

@@ -2,8 +2,8 @@
 changed or deleted after (conversations and their replies may go; what they cost stays).
 
 A reply's entry is written by the statement that stores its end, so a reply never ends without one and
-never gets two: on PostgreSQL a single statement (the fenced UPDATE's RETURNING feeds the INSERT: no
-round trip more than the end itself), elsewhere the same two statements in one transaction. A title's
+never gets two: a single statement (the fenced UPDATE's RETURNING feeds the INSERT: no round trip more
+than the end itself). A title's
 entry is written by the statement that stores the title (after one read of the conversation and the
 model's prices), an OCR read's with one INSERT; both are off the reply's path.
 """
@@ -52,23 +52,16 @@ def reply_end_write(replies: QuerySet[Message], values: dict[str, Any]) -> int:
     entry, atomically; return how many replies were stored (0: none still matched, nothing written)."""
     connection = connections[replies.db]
     table = UsageEntry._meta.db_table
-    if connection.vendor == "postgresql":
-        query = replies.query.chain(UpdateQuery)
-        query.add_update_values(values)
-        update_sql, params = query.get_compiler(replies.db).as_sql()
-        sql = (
-            f"WITH ended AS ({update_sql} RETURNING *) "
-            f"INSERT INTO {table} ({_COLUMNS}) {_reply_entries_select('ended')}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
-    with transaction.atomic(using=replies.db):
-        ids = list(replies.select_for_update().values_list("pk", flat=True))
-        if ids:
-            Message.objects.using(replies.db).filter(pk__in=ids).update(**values)
-            reply_entries_write(ids, using=replies.db)
-        return len(ids)
+    query = replies.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    update_sql, params = query.get_compiler(replies.db).as_sql()
+    sql = (
+        f"WITH ended AS ({update_sql} RETURNING *) "
+        f"INSERT INTO {table} ({_COLUMNS}) {_reply_entries_select('ended')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def reply_entries_write(message_ids: list[int], *, using: str = "default") -> None:
@@ -145,19 +138,15 @@ def title_billed(*, ref: ConversationRef, model: str, usage: dict[str, int] | No
     its title is stored) and store `title` unless it is empty or the user renamed the conversation
     meanwhile (or the model's was already stored).
 
-    On PostgreSQL two statements, on one worker thread: one read (the conversation and the model's
+    Two statements, on one worker thread: one read (the conversation and the model's
     catalog prices), then the entry's INSERT carrying the title's UPDATE. The reply path's thread pool
     and the database see one call where the entry alone took three and the title one more.
 
     The title never waits for a row lock: a conversation's second turn arrives as its first reply ends,
     which is when its title is stored, and a title queued on the row a turn batch holds would then hold
     up the next batch, every turn in it. Its row busy, the entry is written and ROW_BUSY returned."""
-    connection = connections["default"]
-    if connection.vendor != "postgresql":
-        title_entry_write(ref=ref, model=model, usage=usage)
-        return _title_store(ref, title, row_wait=True) if title else TitleStore.KEPT_OUT
     table = Conversation._meta.db_table
-    with connection.cursor() as cursor:
+    with connections["default"].cursor() as cursor:
         cursor.execute(
             f"SELECT (SELECT id FROM {table} WHERE owner_key = %s AND session_id = %s),"
             f" m.price_input, m.price_output, m.price_cached FROM (SELECT 1) AS one"
@@ -225,25 +214,6 @@ def _title_store(ref: ConversationRef, title: str, *, row_wait: bool) -> TitleSt
     row = wanting.select_for_update(no_key=True, skip_locked=not row_wait).values_list("pk", flat=True)
     pk = row.first()
     if pk is None:
-        busy = not row_wait and connections["default"].features.has_select_for_update_skip_locked
-        return TitleStore.ROW_BUSY if busy and wanting.exists() else TitleStore.KEPT_OUT
+        return TitleStore.ROW_BUSY if not row_wait and wanting.exists() else TitleStore.KEPT_OUT
     Conversation.objects.filter(pk=pk).update(title=title[:200], title_source=Conversation.TitleSource.MODEL)
     return TitleStore.STORED
-
-
-def title_entry_write(*, ref: ConversationRef, model: str, usage: dict[str, int] | None) -> None:
-    """Append the entry of a title request made for the conversation `ref` names (billed whether or not
-    its title is stored)."""
-    conversation_id = (
-        Conversation.objects.filter(owner_key=ref.owner_key, session_id=ref.session_id)
-        .values_list("pk", flat=True)
-        .first()
-    )
-    call_entry_write(
-        kind=UsageEntry.Kind.TITLE,
-        owner_key=ref.owner_key,
-        model=model,
-        usage=usage,
-        cost=catalog_cost(model, usage),
-        conversation_id=conversation_id,
-    )

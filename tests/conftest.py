@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import dj_database_url
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -22,6 +23,7 @@ from conversations.relay import instance
 
 from .chat_sockets import socket_open
 from .instances import instance_env
+from .pgvector_server import data_dir_made, pgvector_server_start, pgvector_server_stop
 from .processes import ROOT, DaphneServer, RedisServer, standin_start
 from .seed_models import chat_models_seed
 from .standin_control import StandIn
@@ -39,12 +41,44 @@ def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker
     yield
     asyncio.run(sync_to_async(connections.close_all)())
     with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
-        if connections["default"].vendor == "postgresql":
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     connections.close_all()
+
+
+@pytest.fixture(scope="session")
+def pgvector_database_url() -> Iterator[str]:
+    """The URL of a PostgreSQL 18 server with pgvector, started for the session (tests/pgvector_server.py)."""
+    with data_dir_made() as data_dir:
+        url = pgvector_server_start(data_dir)
+        try:
+            yield url
+        finally:
+            pgvector_server_stop(data_dir)
+
+
+@pytest.fixture
+def pgvector_connection(pgvector_database_url: str, django_db_blocker: Any) -> Iterator[Any]:
+    """Django's connection to the pgvector server, as the alias `pgvector` (the test's alone: the suite's
+    `default` stays on DATABASE_URL), with the extension created."""
+    alias = "pgvector"
+    both = {
+        "default": dict(connections.settings["default"]),
+        alias: dj_database_url.parse(pgvector_database_url),
+    }
+    connections.settings[alias] = connections.configure_settings(both)[alias]
+    try:
+        with django_db_blocker.unblock():
+            connection = connections[alias]
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            yield connection
+            connection.close()
+    finally:
+        del connections[alias]
+        del connections.settings[alias]
 
 
 @pytest.fixture(scope="session")

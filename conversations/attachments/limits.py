@@ -77,10 +77,7 @@ def upload_bytes_check(*, anonymous_address: str, stored_bytes: int) -> None:
 
 
 def advisory_lock(space: int, key: str) -> None:
-    """Wait for the transaction-scoped advisory lock (`space`, hash of `key`); Postgres only (SQLite,
-    one process in development, writes one transaction at a time anyway)."""
-    if connection.vendor != "postgresql":
-        return
+    """Wait for the transaction-scoped advisory lock (`space`, hash of `key`)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [space, key])
 

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
-from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 
@@ -412,19 +411,16 @@ def conversations_of_owner(
     *, owner_key: str, query: str = "", limit: int = 30, offset: int = 0, source: str = ""
 ) -> list[dict[str, Any]]:
     """The owner's conversations, pinned ones first (the latest pinned first), then the most recently
-    active; `query` matches titles and message text (full-text search on Postgres, a plain substring
-    filter elsewhere); `source` (page, api) keeps those its turns came from."""
+    active; `query` matches titles and message text (Postgres's full-text search); `source` (page, api)
+    keeps those its turns came from."""
     conversations = Conversation.objects.filter(owner_key=owner_key)
     if source:
         conversations = conversations.filter(source=source)
     if query:
         messages = Message.objects.filter(conversation__owner_key=owner_key)
-        if connection.vendor == "postgresql":
-            # Full-text search: word stems ("recipes" finds "recipe"), ranked by Postgres, not substrings.
-            vector = SearchVector("content", config="english")
-            matching = messages.annotate(search=vector).filter(search=SearchQuery(query, config="english"))
-        else:
-            matching = messages.filter(content__icontains=query)
+        # Full-text search: word stems ("recipes" finds "recipe"), ranked by Postgres, not substrings.
+        vector = SearchVector("content", config="english")
+        matching = messages.annotate(search=vector).filter(search=SearchQuery(query, config="english"))
         conversations = conversations.filter(
             Q(title__icontains=query) | Q(pk__in=matching.values("conversation_id"))
         )

@@ -19,8 +19,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, concurrency: int | None, **options: object) -> None:
-        if not settings.JOBS_QUEUE:
-            raise CommandError("The job queue lives in Postgres: set DATABASE_URL to a Postgres database.")
         concurrency = settings.CHAT_WORKER_CONCURRENCY if concurrency is None else concurrency
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
