@@ -380,6 +380,7 @@ class AccessibleTeamsAdminTests(AccessibleStates):
             "/admin/conversations/mcpserverpreset/",
             "/admin/conversations/userquota/",
             "/admin/conversations/userquota/add/",
+            "/admin/conversations/apikey/add/",
         )
         self.page.goto(f"{self.live_server_url}/admin/conversations/agent/")  # each cell named by its row
         expect(self.page.get_by_label("Enabled of Counsel")).to_be_checked()
