@@ -12,13 +12,27 @@ import re
 from datetime import date
 from typing import Any
 
+from allauth.socialaccount.models import SocialApp
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import override_settings
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from conversations.models import Agent, Budget, Conversation, MCPServerPreset, Message
+from conversations.accounts.invites import invite_create
+from conversations.accounts.signups import signup_create
+from conversations.models import (
+    Agent,
+    Budget,
+    ChatModel,
+    Conversation,
+    Invite,
+    MCPServerPreset,
+    Message,
+    SignUp,
+    UserQuota,
+)
 from conversations.usage_ledger import call_entry_write, reply_entries_write
 
 from . import browser
@@ -293,6 +307,83 @@ class AccessibleMomentsTests(AccessibleStates):
             re.compile(r"^You have spent the budget of your group team today; it resets at")
         )
         self.assert_accessible("budget-spent-dark")
+
+
+class AccessibleTeamsAdminTests(AccessibleStates):
+    """The admin's pages of teams, each with rows in it: invitations (added, with the link shown once),
+    sign-ups waiting, budgets added and changed, who may use an agent or a model, and single sign-on's
+    applications."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.page.set_viewport_size(DESKTOP)
+
+    def pages_accessible(self, *paths: str) -> None:
+        for path in paths:
+            self.page.goto(f"{self.live_server_url}{path}")
+            expect(self.page.locator("#content")).to_be_visible()
+            self.assert_accessible("admin" + re.sub(r"[^a-z0-9]+", "-", path).rstrip("-"))
+
+    def test_invitations_and_sign_ups(self) -> None:
+        Group.objects.create(name="research")
+        signup_create(username="sol", email="sol@example.org", password="a-long-pw-for-tests")
+        used = invite_create(base_url="https://chat.example.com", email="used@example.org").invite
+        Invite.objects.filter(pk=used.pk).update(used_at=timezone.now())
+        self.admin_sign_in("/admin/conversations/invite/add/")
+        self.assert_accessible("admin-invite-add")
+        self.page.get_by_label("Email:").fill("new@example.org")
+        self.page.get_by_label("research").check()
+        self.page.get_by_role("button", name="Save", exact=True).click()
+        expect(self.page.locator(".messagelist")).to_contain_text("/accounts/invite/")  # the link, once
+        self.assert_accessible("admin-invite-made")
+        self.page.emulate_media(color_scheme="dark")
+        self.assert_accessible("admin-invite-made-dark")
+        self.page.emulate_media(color_scheme="light")
+        self.pages_accessible(
+            "/admin/",  # with its line of sign-ups waiting
+            "/admin/conversations/invite/?state=used",
+            f"/admin/conversations/invite/{used.pk}/change/",
+            "/admin/conversations/signup/?awaiting=yes",
+            f"/admin/conversations/signup/{SignUp.objects.get().pk}/change/",
+        )
+
+    def test_budgets_groups_limits_and_single_sign_on_applications(self) -> None:
+        team = Group.objects.create(name="team")
+        budget = Budget.objects.create(group=team, unit="usd", amount="25", period="month")
+        agent = Agent.objects.create(slug="counsel", name="Counsel", model_names=["openai/gpt-5.1"])
+        agent.groups.add(team)
+        model = ChatModel.objects.get(name=browser.CHOSEN_MODEL)
+        model.groups.add(team)
+        MCPServerPreset.objects.create(label="Search", target="acme/search")
+        UserQuota.objects.create(user=get_user_model().objects.create_user("ada"), daily_tokens=5000)
+        app = SocialApp.objects.create(
+            provider="openid_connect",
+            provider_id="corp",
+            name="Corp SSO",
+            client_id="chat",
+            secret="s",
+            settings={"server_url": "https://sso.example.com", "oauth_pkce_enabled": True},
+        )
+        self.admin_sign_in("/admin/conversations/budget/add/")
+        self.assert_accessible("admin-budget-add")
+        self.page.get_by_role("button", name="Save", exact=True).click()  # empty: its errors
+        expect(self.page.locator(".errornote")).to_be_visible()
+        self.assert_accessible("admin-budget-add-errors")
+        self.pages_accessible(
+            f"/admin/conversations/budget/{budget.pk}/change/",
+            "/admin/conversations/agent/",
+            "/admin/conversations/agent/add/",
+            "/admin/conversations/chatmodel/",
+            f"/admin/conversations/chatmodel/{model.pk}/change/",
+            "/admin/socialaccount/socialapp/",
+            f"/admin/socialaccount/socialapp/{app.pk}/change/",
+            "/admin/conversations/mcpserverpreset/",
+            "/admin/conversations/userquota/",
+            "/admin/conversations/userquota/add/",
+            "/admin/conversations/apikey/add/",
+        )
+        self.page.goto(f"{self.live_server_url}/admin/conversations/agent/")  # each cell named by its row
+        expect(self.page.get_by_label("Enabled of Counsel")).to_be_checked()
 
 
 @override_settings(CHAT_ATTACHMENT_MAX_BYTES=2048)

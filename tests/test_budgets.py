@@ -125,6 +125,16 @@ def test_a_day_and_a_month_budget_both_apply():
     assert "per calendar month" in exc.message
 
 
+def test_a_refusal_names_the_cap_in_words_one_token_or_many():
+    ada = user_made("ada")
+    budget(user_id=ada, amount=1, period="day")
+    spend(ada, tokens=1)
+    assert "of 1 token per UTC day is spent" in refusal(ada).message
+    Budget.objects.update(amount=1200)
+    spend(ada, tokens=1200)
+    assert "of 1,200 tokens per UTC day is spent" in refusal(ada).message
+
+
 def test_a_money_budget_counts_the_ledgers_cost():
     ada = user_made("ada")
     budget(user_id=ada, unit="usd", amount="0.50")

@@ -16,6 +16,7 @@ from django.utils import timezone
 from ..accounts.invites import invite_create, mail_configured
 from ..accounts.signups import signups_approve, signups_refuse
 from ..models import Invite, SignUp
+from .groups import GroupCheckboxesAdmin
 
 
 class InviteAddForm(forms.ModelForm):
@@ -42,7 +43,7 @@ class InviteStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invite)
-class InviteAdmin(admin.ModelAdmin):
+class InviteAdmin(GroupCheckboxesAdmin):
     list_display = ["__str__", "state", "invited_by", "groups_shown", "created_at", "expires_at", "used_by"]
     list_filter = [InviteStateFilter, "created_at"]
     search_fields = ["email", "invited_by__username", "used_by__username"]
@@ -56,7 +57,6 @@ class InviteAdmin(admin.ModelAdmin):
         "used_at",
         "used_by",
     ]
-    filter_horizontal = ["groups"]
 
     def get_form(
         self, request: HttpRequest, obj: Invite | None = None, **kwargs: Any

@@ -8,10 +8,11 @@ from django.contrib import admin
 from ..models import Agent
 from .agent_form import AgentForm
 from .groups import GroupsAdmin
+from .list_editable import LabelledListEditableAdmin
 
 
 @admin.register(Agent)
-class AgentAdmin(GroupsAdmin):
+class AgentAdmin(LabelledListEditableAdmin, GroupsAdmin):
     form = AgentForm
     list_display = [
         "name",

@@ -27,6 +27,13 @@ class ApiKeyAddForm(forms.ModelForm):
         model = ApiKey
         fields = ["user", "name", "scope", "expires_at", "rate_limit_per_minute"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The admin's date and time boxes are preceded by "Date:" and "Time:" as text, not as labels.
+        widget = self.fields["expires_at"].widget
+        for box, part in zip(getattr(widget, "widgets", ()), ("date", "time"), strict=False):
+            box.attrs["aria-label"] = f"Expires at: {part}"
+
     def clean_scope(self) -> Any:
         scope = self.cleaned_data.get("scope") or []
         if problem := scope_errors(scope):
@@ -64,7 +71,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = [("revoked_at", admin.EmptyFieldListFilter), "expires_at", "created_at"]
     search_fields = ["prefix", "name", "user__username"]
     list_select_related = ["user"]
-    autocomplete_fields = ["user"]
+    raw_id_fields = ["user"]  # select2's autocomplete box has no accessible name until something is picked
     actions = ["revoke"]
 
     def get_form(

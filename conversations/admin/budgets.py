@@ -15,7 +15,9 @@ class BudgetAdmin(admin.ModelAdmin):
     list_display = ["__str__", "group", "user", "unit", "amount", "period"]
     list_filter = ["period", "unit", "group"]
     search_fields = ["group__name", "user__username"]
-    autocomplete_fields = ["user", "group"]
+    # A user by id with Django's lookup, a group from a plain list: select2's autocomplete box has no
+    # accessible name until something is picked.
+    raw_id_fields = ["user"]
     list_select_related = ["group", "user"]
     change_list_template = "admin/conversations/budget/change_list.html"
 

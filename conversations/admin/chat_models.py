@@ -8,10 +8,11 @@ from django.http import HttpRequest
 from ..agents import catalog
 from ..models import ChatModel
 from .groups import GroupsAdmin
+from .list_editable import LabelledListEditableAdmin
 
 
 @admin.register(ChatModel)
-class ChatModelAdmin(GroupsAdmin):
+class ChatModelAdmin(LabelledListEditableAdmin, GroupsAdmin):
     list_display = [
         "label",
         "name",

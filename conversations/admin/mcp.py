@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from ..mcp import credentials as mcp_credentials
 from ..models import MCPCredential, MCPServerPreset
+from .list_editable import LabelledListEditableAdmin
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -61,7 +62,7 @@ def _name_value_lines(text: str) -> dict[str, str]:
 
 
 @admin.register(MCPServerPreset)
-class MCPServerPresetAdmin(admin.ModelAdmin):
+class MCPServerPresetAdmin(LabelledListEditableAdmin):
     form = MCPServerPresetForm
     list_display = ["label", "target", "enabled", "position", "credentials"]
     list_editable = ["enabled", "position"]

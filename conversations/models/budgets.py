@@ -66,7 +66,9 @@ class Budget(models.Model):
 
     @property
     def amount_text(self) -> str:
-        return f"{int(self.amount):,} tokens" if self.unit == self.Unit.TOKENS else f"{self.amount:.2f} USD"
+        if self.unit == self.Unit.TOKENS:
+            return f"{int(self.amount):,} token{'' if self.amount == 1 else 's'}"
+        return f"{self.amount:.2f} USD"
 
     def clean(self) -> None:
         if (self.group_id is None) == (self.user_id is None):
