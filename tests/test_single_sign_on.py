@@ -402,3 +402,23 @@ def test_without_a_groups_claim_setting_a_sign_in_changes_no_group(settings, dja
     assert not user.groups.exists()
     user.refresh_from_db()
     assert user.is_staff
+
+
+@pytest.mark.django_db
+def test_a_provider_that_cannot_be_reached_is_told_on_the_sign_in_page(client) -> None:
+    """A provider whose discovery document does not answer (down, or a mistyped issuer) sends the browser
+    back to the sign-in page with the reason, rather than a server error."""
+    SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id="down",
+        name="Down SSO",
+        client_id="c",
+        secret="s",
+        settings={"server_url": "http://127.0.0.1:9", "oauth_pkce_enabled": True},  # nothing listens
+    )
+    client.get("/accounts/login/")
+    started = client.post("/accounts/oidc/down/login/")
+    assert started.status_code == 302
+    assert started.headers["Location"] == "/accounts/login/"
+    told = client.get("/accounts/login/").content.decode()
+    assert "Sign-in with Down SSO failed: the provider could not be reached" in told

@@ -6,6 +6,9 @@ login's and logout's (handover.py, relay/logouts.py)."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,8 +22,11 @@ from django.contrib import messages
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from requests import RequestException
 
 from .provider_groups import provider_groups_sync
+
+logger = logging.getLogger(__name__)
 
 OIDC = "openid_connect"
 # What of a provider's error (its `error_description`, an exception's text) the page shows at most.
@@ -56,6 +62,25 @@ def sign_in_refused(request: HttpRequest, text: str) -> ImmediateHttpResponse:
     """The sign-in page again, with `text` as its error (allauth answers with the response it carries)."""
     messages.error(request, text[:ERROR_SHOWN_CHARS])
     return ImmediateHttpResponse(HttpResponseRedirect(reverse("conversations:login")))
+
+
+def provider_reached(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """allauth's sign-in or callback view, with a provider that could not be reached told on the sign-in
+    page. Both views read the provider's discovery document before anything they guard (allauth lets a
+    failure of it through as a server error): a provider down, or an issuer mistyped, is an operator's
+    problem to see in the log and a user's to be told, not a 500."""
+
+    @functools.wraps(view)
+    def reached(request: HttpRequest, provider_id: str) -> HttpResponse:
+        try:
+            return view(request, provider_id=provider_id)
+        except RequestException as exc:
+            logger.warning("identity provider %s could not be reached", provider_id, exc_info=True)
+            name = get_adapter(request).get_provider(request, provider_id).name
+            reason = f"the provider could not be reached ({type(exc).__name__}). Try again later."
+            return sign_in_refused(request, f"Sign-in with {name} failed: {reason}").response
+
+    return reached
 
 
 class LocalAccountAdapter(DefaultAccountAdapter):
