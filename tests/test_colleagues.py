@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -104,6 +104,27 @@ def test_an_invitation_made_in_the_admin_makes_one_account_in_its_groups(staff_c
         assert response.status_code == 410
         assert b"This invitation cannot be used any more" in response.content
     assert not get_user_model().objects.filter(username="mallory").exists()
+
+
+def test_only_who_may_change_users_invites_into_groups(client, django_user_model):
+    """A group can carry permissions (and agents, models and budgets): putting an account in one is
+    Django's permission to change users. A staff member who may only add invitations invites into no
+    group, whatever the form posts, so they cannot give a new account of their own more than theirs."""
+    admins = Group.objects.create(name="admins")
+    admins.permissions.add(Permission.objects.get(codename="change_user"))
+    lead = django_user_model.objects.create_user("lead", password="pw", is_staff=True)
+    lead.user_permissions.add(*Permission.objects.filter(codename__in=["add_invite", "view_invite"]))
+    client.force_login(lead)
+    assert b'name="groups"' not in client.get("/admin/conversations/invite/add/").content
+    link = admin_invite(client, groups=[admins.pk])
+    assert not Invite.objects.get().groups.exists()
+    accept(Client(), link, "second")
+    assert not get_user_model().objects.get(username="second").groups.exists()
+
+    lead.user_permissions.add(Permission.objects.get(codename="change_user"))
+    assert b'name="groups"' in client.get("/admin/conversations/invite/add/").content
+    admin_invite(client, groups=[admins.pk])
+    assert list(Invite.objects.filter(groups=admins)) == [Invite.objects.first()]
 
 
 def test_links_start_with_the_public_url_when_it_is_set(staff_client, settings):
