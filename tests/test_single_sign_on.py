@@ -234,6 +234,33 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         expect(self.page).to_have_url(re.compile(r"/accounts/login/"))
         expect(self.page.get_by_role("alert")).to_have_text(re.compile("This account is inactive"))
 
+    def test_a_signed_in_user_cannot_attach_a_providers_account_to_their_own(self) -> None:
+        """allauth's sign-in view also takes `process=connect` (attach the provider's account to the one
+        signed in) and `process=redirect`: a sub would then name an account its first sign-in did not
+        make. Only signing in is done; the rest is refused at the callback, attaching nothing."""
+        get_user_model().objects.create_user("lou", password="local-pw-for-tests")
+        self.page.goto(f"{self.live_server_url}/accounts/login/")
+        self.page.get_by_label("Username").fill("lou")
+        self.page.get_by_label("Password").fill("local-pw-for-tests")
+        self.page.get_by_role("button", name="Log in", exact=True).click()
+        self.signed_in_as("lou")
+        self.provider.user_set("lou-at-the-provider", groups="")
+        # The form the page's CSP would not let a page of the chat send on to the provider, posted as it.
+        token = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
+        started = self.page.context.request.post(
+            f"{self.live_server_url}/accounts/oidc/{PROVIDER_ID}/login/",
+            form={"csrfmiddlewaretoken": token, "process": "connect"},
+            max_redirects=0,
+        )
+        assert started.status == 302
+        self.page.goto(started.headers["location"])
+        expect(self.page).to_have_url(re.compile(rf"^{re.escape(self.provider.issuer)}/"))
+        self.page.get_by_label("Username").fill("lou-at-the-provider")
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign In").click()
+        self.signed_in_as("lou")  # back on the chat, still the local account
+        assert not SocialAccount.objects.exists()
+
     def test_the_admin_pages_of_single_sign_on_are_accessible(self) -> None:
         self.provider.user_set("gil", groups="eng")
         self.provider_sign_in("gil")

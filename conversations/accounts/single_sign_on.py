@@ -17,7 +17,7 @@ from allauth.account.signals import user_logged_in
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter, get_adapter
 from allauth.socialaccount.models import SocialLogin
-from allauth.socialaccount.providers.base import AuthError
+from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from django.contrib import messages
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -105,7 +105,11 @@ class ProviderAccountAdapter(DefaultSocialAccountAdapter):
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         """Refuse a sign-in whose account is not named by its `sub`: a provider's app set up (its
-        `uid_field`) with another claim, or an ID token and a userinfo answer of two different subjects."""
+        `uid_field`) with another claim, or an ID token and a userinfo answer of two different subjects;
+        and anything but a sign-in (allauth's `process=connect` would attach the provider's account to
+        the one signed in, and its other processes land on pages that are not mounted)."""
+        if sociallogin.state.get("process", AuthProcess.LOGIN) != AuthProcess.LOGIN:
+            raise sign_in_refused(request, "A provider only signs people in here.")
         data = sociallogin.account.extra_data or {}
         subjects = {str(part.get("sub")) for part in (data.get("id_token"), data.get("userinfo")) if part}
         if subjects != {sociallogin.account.uid}:
