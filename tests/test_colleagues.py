@@ -181,6 +181,25 @@ def test_an_expired_invitation_is_refused(settings):
     assert not get_user_model().objects.filter(username="late").exists()
 
 
+def test_with_passwords_off_no_account_of_a_password_is_made(settings):
+    """With CHAT_PASSWORD_LOGIN off a password signs nobody in, so an account whose only way in is its
+    password would work for one session, or, waiting for approval, never: neither the invitation's page
+    nor the sign-up page makes one, and the sign-in page offers no sign-up."""
+    out = io.StringIO()
+    call_command("invite", "--base-url", "https://chat.example.com", stdout=out)
+    link = out.getvalue().strip().splitlines()[-1]
+    settings.CHAT_PASSWORD_LOGIN = False
+    settings.CHAT_SIGNUP = "approval"
+    browser = Client(REMOTE_ADDR=address())
+    for response in (browser.get(path_of(link)), accept(browser, link, "olga")):
+        assert response.status_code == 410
+        assert b"single sign-on" in response.content
+    assert Invite.objects.get().used_at is None
+    assert sign_up(browser, "pia").status_code == 404
+    assert b"/accounts/signup/" not in browser.get("/accounts/login/").content
+    assert not get_user_model().objects.exists()
+
+
 def test_an_unknown_invitation_is_a_plain_not_found_page():
     response = Client().get("/accounts/invite/" + "A" * 43 + "/")
     assert response.status_code == 404
