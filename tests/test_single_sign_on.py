@@ -449,3 +449,39 @@ def test_a_provider_that_cannot_be_reached_is_told_on_the_sign_in_page(client) -
     assert started.headers["Location"] == "/accounts/login/"
     told = client.get("/accounts/login/").content.decode()
     assert "Sign-in with Down SSO failed: the provider could not be reached" in told
+
+
+@pytest.mark.django_db
+def test_a_provider_id_set_in_the_environment_and_in_the_admin_is_the_environments_alone(
+    client, settings
+) -> None:
+    """Two apps of one provider id (CHAT_OIDC_PROVIDERS, and a *Social application* added in the admin
+    as well) would be two buttons of one URL, whose sign-in allauth cannot pick an app for: the
+    environment's is used, the admin's is left aside."""
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "corp",
+                    "name": "Corp SSO",
+                    "client_id": "c",
+                    "secret": "s",
+                    "settings": {"server_url": "http://127.0.0.1:9"},  # nothing listens
+                }
+            ]
+        }
+    }
+    SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id="corp",
+        name="Corp in the admin",
+        client_id="c",
+        secret="s",
+        settings={"server_url": "http://127.0.0.1:9"},
+    )
+    page = client.get("/accounts/login/").content.decode()
+    assert page.count("Log in with") == 1
+    assert "Log in with Corp SSO" in page
+    started = client.post("/accounts/oidc/corp/login/")
+    assert started.status_code == 302  # to the sign-in page, saying the provider could not be reached
+    assert "Sign-in with Corp SSO failed" in client.get("/accounts/login/").content.decode()

@@ -97,6 +97,20 @@ class LocalAccountAdapter(DefaultAccountAdapter):
 class ProviderAccountAdapter(DefaultSocialAccountAdapter):
     """A configured provider's sign-ins: its `sub` names the account, which its first sign-in makes."""
 
+    def list_apps(self, request: HttpRequest, provider: str | None = None, client_id: str | None = None):
+        """allauth's apps, from CHAT_OIDC_PROVIDERS and the admin's *Social applications*, one per
+        provider id: of two with one id (allauth cannot pick one to sign in with, and the page would
+        show two buttons of one URL), the environment's, else the first made; the others are logged."""
+        apps = super().list_apps(request, provider=provider, client_id=client_id)
+        kept: dict[str, Any] = {}
+        for app in sorted(apps, key=lambda app: (app.pk is not None, app.pk or 0)):
+            key = app.provider_id or app.provider
+            if key in kept:
+                logger.warning("a second app of provider id %s (%s) is left aside", key, app.name)
+                continue
+            kept[key] = app
+        return list(kept.values())
+
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True  # the operator allowed the provider's users by configuring it
 
