@@ -20,6 +20,7 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.accounts.invites import token_hash
+from conversations.accounts.signups import signups_refuse
 from conversations.models import Attachment, Conversation, Invite, SignUp
 from conversations.owners import Owner
 
@@ -357,6 +358,24 @@ def test_a_sign_up_cannot_sign_in_until_an_operator_approves_it(staff_client, se
 
     assert sign_in(browser, "olga") == 302
     assert signed_in_as(browser) == "olga"
+
+
+def test_a_sign_up_activated_on_its_users_page_waits_no_more(staff_client, settings):
+    """An operator may let a sign-up in by ticking *Active* on its user's page rather than with the
+    action: it is then no longer counted as waiting, on the admin's home or against
+    CHAT_SIGNUP_PENDING_MAX, and refusing it deletes nothing."""
+    settings.CHAT_SIGNUP = "approval"
+    settings.CHAT_SIGNUP_PENDING_MAX = 1
+    browser = Client(REMOTE_ADDR=address())
+    sign_up(browser, "quin")
+    get_user_model().objects.filter(username="quin").update(is_active=True)
+    assert b"wait for your approval" not in staff_client.get("/admin/").content
+    assert b"quin" not in staff_client.get("/admin/conversations/signup/?awaiting=yes").content
+    assert b"quin" in staff_client.get("/admin/conversations/signup/?awaiting=no").content
+    assert sign_up(browser, "rosa").status_code == 200
+    assert get_user_model().objects.filter(username="rosa").exists()
+    assert signups_refuse(SignUp.objects.filter(user__username="quin")) == 0
+    assert get_user_model().objects.filter(username="quin").exists()
 
 
 def test_refusing_a_sign_up_deletes_its_account(staff_client, settings):

@@ -120,8 +120,8 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[SignUp]) -> QuerySet[SignUp]:
         if self.value() == "yes":
             return queryset.awaiting()
-        if self.value() == "no":
-            return queryset.filter(approved_at__isnull=False)
+        if self.value() == "no":  # approved, or made active on the user's page
+            return queryset.exclude(pk__in=SignUp.objects.awaiting().values("pk"))
         return queryset
 
 
