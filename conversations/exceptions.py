@@ -270,6 +270,15 @@ class InviteUnusable(
     """An invitation's link that was used or expired (an unknown one answers NotFound)."""
 
 
+class PasswordAccountsOff(
+    ChatError,
+    code="password_accounts_off",
+    status=410,
+    detail="Password sign-in is off on this server: people sign in through single sign-on.",
+):
+    """CHAT_PASSWORD_LOGIN is off: an account whose only way in is a password is not made."""
+
+
 class UsernameTaken(ChatError, code="username_taken", status=409, detail="That username is taken."):
     """A new account's username that another account has, found as the account is made."""
 

@@ -184,6 +184,19 @@ def test_a_month_budget_holds_across_days_and_resets_on_the_first():
         assert refusal(ada) is None
 
 
+def test_with_a_day_and_a_month_spent_the_refusal_names_the_budget_it_waits_for():
+    ada = user_made("ada")
+    for period in ("month", "day"):  # whatever order the budgets are read in
+        budget(user_id=ada, amount=10, period=period)
+    with time_machine.travel(datetime(2026, 5, 10, 8, 0, tzinfo=UTC), tick=False):
+        spend(ada, tokens=10)
+        exc = refusal(ada)
+        assert exc.details["resets_at"] == "2026-06-01T00:00:00Z"
+        assert exc.message == (
+            "Your budget of 10 tokens per calendar month (UTC) is spent; it resets at 2026-06-01 00:00 UTC."
+        )
+
+
 def test_when_every_group_is_spent_the_refusal_says_when_the_first_renews():
     ada = user_made("ada", "daily", "monthly")
     budget(group="daily", amount=10, period="day")

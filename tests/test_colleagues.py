@@ -14,12 +14,13 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
 from conversations.accounts.invites import token_hash
+from conversations.accounts.signups import signups_refuse
 from conversations.models import Attachment, Conversation, Invite, SignUp
 from conversations.owners import Owner
 
@@ -106,6 +107,27 @@ def test_an_invitation_made_in_the_admin_makes_one_account_in_its_groups(staff_c
     assert not get_user_model().objects.filter(username="mallory").exists()
 
 
+def test_only_who_may_change_users_invites_into_groups(client, django_user_model):
+    """A group can carry permissions (and agents, models and budgets): putting an account in one is
+    Django's permission to change users. A staff member who may only add invitations invites into no
+    group, whatever the form posts, so they cannot give a new account of their own more than theirs."""
+    admins = Group.objects.create(name="admins")
+    admins.permissions.add(Permission.objects.get(codename="change_user"))
+    lead = django_user_model.objects.create_user("lead", password="pw", is_staff=True)
+    lead.user_permissions.add(*Permission.objects.filter(codename__in=["add_invite", "view_invite"]))
+    client.force_login(lead)
+    assert b'name="groups"' not in client.get("/admin/conversations/invite/add/").content
+    link = admin_invite(client, groups=[admins.pk])
+    assert not Invite.objects.get().groups.exists()
+    accept(Client(), link, "second")
+    assert not get_user_model().objects.get(username="second").groups.exists()
+
+    lead.user_permissions.add(Permission.objects.get(codename="change_user"))
+    assert b'name="groups"' in client.get("/admin/conversations/invite/add/").content
+    admin_invite(client, groups=[admins.pk])
+    assert list(Invite.objects.filter(groups=admins)) == [Invite.objects.first()]
+
+
 def test_links_start_with_the_public_url_when_it_is_set(staff_client, settings):
     settings.CHAT_PUBLIC_URL = "https://chat.example.com"
     assert admin_invite(staff_client).startswith("https://chat.example.com/accounts/invite/")
@@ -158,6 +180,25 @@ def test_an_expired_invitation_is_refused(settings):
     for response in (browser.get(path_of(link)), accept(browser, link, "late")):
         assert response.status_code == 410
     assert not get_user_model().objects.filter(username="late").exists()
+
+
+def test_with_passwords_off_no_account_of_a_password_is_made(settings):
+    """With CHAT_PASSWORD_LOGIN off a password signs nobody in, so an account whose only way in is its
+    password would work for one session, or, waiting for approval, never: neither the invitation's page
+    nor the sign-up page makes one, and the sign-in page offers no sign-up."""
+    out = io.StringIO()
+    call_command("invite", "--base-url", "https://chat.example.com", stdout=out)
+    link = out.getvalue().strip().splitlines()[-1]
+    settings.CHAT_PASSWORD_LOGIN = False
+    settings.CHAT_SIGNUP = "approval"
+    browser = Client(REMOTE_ADDR=address())
+    for response in (browser.get(path_of(link)), accept(browser, link, "olga")):
+        assert response.status_code == 410
+        assert b"single sign-on" in response.content
+    assert Invite.objects.get().used_at is None
+    assert sign_up(browser, "pia").status_code == 404
+    assert b"/accounts/signup/" not in browser.get("/accounts/login/").content
+    assert not get_user_model().objects.exists()
 
 
 def test_an_unknown_invitation_is_a_plain_not_found_page():
@@ -317,6 +358,24 @@ def test_a_sign_up_cannot_sign_in_until_an_operator_approves_it(staff_client, se
 
     assert sign_in(browser, "olga") == 302
     assert signed_in_as(browser) == "olga"
+
+
+def test_a_sign_up_activated_on_its_users_page_waits_no_more(staff_client, settings):
+    """An operator may let a sign-up in by ticking *Active* on its user's page rather than with the
+    action: it is then no longer counted as waiting, on the admin's home or against
+    CHAT_SIGNUP_PENDING_MAX, and refusing it deletes nothing."""
+    settings.CHAT_SIGNUP = "approval"
+    settings.CHAT_SIGNUP_PENDING_MAX = 1
+    browser = Client(REMOTE_ADDR=address())
+    sign_up(browser, "quin")
+    get_user_model().objects.filter(username="quin").update(is_active=True)
+    assert b"wait for your approval" not in staff_client.get("/admin/").content
+    assert b"quin" not in staff_client.get("/admin/conversations/signup/?awaiting=yes").content
+    assert b"quin" in staff_client.get("/admin/conversations/signup/?awaiting=no").content
+    assert sign_up(browser, "rosa").status_code == 200
+    assert get_user_model().objects.filter(username="rosa").exists()
+    assert signups_refuse(SignUp.objects.filter(user__username="quin")) == 0
+    assert get_user_model().objects.filter(username="quin").exists()
 
 
 def test_refusing_a_sign_up_deletes_its_account(staff_client, settings):

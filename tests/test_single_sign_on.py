@@ -234,6 +234,33 @@ class SingleSignOnTests(browser.ChatBrowserTestCase):
         expect(self.page).to_have_url(re.compile(r"/accounts/login/"))
         expect(self.page.get_by_role("alert")).to_have_text(re.compile("This account is inactive"))
 
+    def test_a_signed_in_user_cannot_attach_a_providers_account_to_their_own(self) -> None:
+        """allauth's sign-in view also takes `process=connect` (attach the provider's account to the one
+        signed in) and `process=redirect`: a sub would then name an account its first sign-in did not
+        make. Only signing in is done; the rest is refused at the callback, attaching nothing."""
+        get_user_model().objects.create_user("lou", password="local-pw-for-tests")
+        self.page.goto(f"{self.live_server_url}/accounts/login/")
+        self.page.get_by_label("Username").fill("lou")
+        self.page.get_by_label("Password").fill("local-pw-for-tests")
+        self.page.get_by_role("button", name="Log in", exact=True).click()
+        self.signed_in_as("lou")
+        self.provider.user_set("lou-at-the-provider", groups="")
+        # The form the page's CSP would not let a page of the chat send on to the provider, posted as it.
+        token = next(c["value"] for c in self.page.context.cookies() if c["name"] == "csrftoken")
+        started = self.page.context.request.post(
+            f"{self.live_server_url}/accounts/oidc/{PROVIDER_ID}/login/",
+            form={"csrfmiddlewaretoken": token, "process": "connect"},
+            max_redirects=0,
+        )
+        assert started.status == 302
+        self.page.goto(started.headers["location"])
+        expect(self.page).to_have_url(re.compile(rf"^{re.escape(self.provider.issuer)}/"))
+        self.page.get_by_label("Username").fill("lou-at-the-provider")
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign In").click()
+        self.signed_in_as("lou")  # back on the chat, still the local account
+        assert not SocialAccount.objects.exists()
+
     def test_the_admin_pages_of_single_sign_on_are_accessible(self) -> None:
         self.provider.user_set("gil", groups="eng")
         self.provider_sign_in("gil")
@@ -402,3 +429,59 @@ def test_without_a_groups_claim_setting_a_sign_in_changes_no_group(settings, dja
     assert not user.groups.exists()
     user.refresh_from_db()
     assert user.is_staff
+
+
+@pytest.mark.django_db
+def test_a_provider_that_cannot_be_reached_is_told_on_the_sign_in_page(client) -> None:
+    """A provider whose discovery document does not answer (down, or a mistyped issuer) sends the browser
+    back to the sign-in page with the reason, rather than a server error."""
+    SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id="down",
+        name="Down SSO",
+        client_id="c",
+        secret="s",
+        settings={"server_url": "http://127.0.0.1:9", "oauth_pkce_enabled": True},  # nothing listens
+    )
+    client.get("/accounts/login/")
+    started = client.post("/accounts/oidc/down/login/")
+    assert started.status_code == 302
+    assert started.headers["Location"] == "/accounts/login/"
+    told = client.get("/accounts/login/").content.decode()
+    assert "Sign-in with Down SSO failed: the provider could not be reached" in told
+
+
+@pytest.mark.django_db
+def test_a_provider_id_set_in_the_environment_and_in_the_admin_is_the_environments_alone(
+    client, settings
+) -> None:
+    """Two apps of one provider id (CHAT_OIDC_PROVIDERS, and a *Social application* added in the admin
+    as well) would be two buttons of one URL, whose sign-in allauth cannot pick an app for: the
+    environment's is used, the admin's is left aside."""
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "corp",
+                    "name": "Corp SSO",
+                    "client_id": "c",
+                    "secret": "s",
+                    "settings": {"server_url": "http://127.0.0.1:9"},  # nothing listens
+                }
+            ]
+        }
+    }
+    SocialApp.objects.create(
+        provider="openid_connect",
+        provider_id="corp",
+        name="Corp in the admin",
+        client_id="c",
+        secret="s",
+        settings={"server_url": "http://127.0.0.1:9"},
+    )
+    page = client.get("/accounts/login/").content.decode()
+    assert page.count("Log in with") == 1
+    assert "Log in with Corp SSO" in page
+    started = client.post("/accounts/oidc/corp/login/")
+    assert started.status_code == 302  # to the sign-in page, saying the provider could not be reached
+    assert "Sign-in with Corp SSO failed" in client.get("/accounts/login/").content.decode()

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from ..exceptions import InviteUnusable, NotFound, UsernameTaken
+from ..exceptions import InviteUnusable, NotFound, PasswordAccountsOff, UsernameTaken
 from ..models import Invite
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,10 @@ def _invite_mail(invite: Invite, link: str) -> bool:
 
 
 def invite_of_token(token: str) -> Invite:
-    """The invitation of a link's token. Raise NotFound for none, InviteUnusable for one used or expired."""
+    """The invitation of a link's token. Raise NotFound for none, InviteUnusable for one used or expired,
+    PasswordAccountsOff while passwords sign nobody in (the account it makes would have only one)."""
+    if not settings.CHAT_PASSWORD_LOGIN:
+        raise PasswordAccountsOff()
     invite = Invite.objects.filter(token_hash=token_hash(token)).first()
     if invite is None:
         raise NotFound()
@@ -110,7 +113,9 @@ def invite_accept(*, token: str, username: str, password: str) -> AbstractBaseUs
     """Make the invitation's account (active, with its address and groups) and mark the invitation used,
     all or nothing. The invitation's row is locked, so of two accepts at once one makes the account and
     the other raises InviteUnusable; NotFound for an unknown token, UsernameTaken for a name taken
-    meanwhile."""
+    meanwhile; PasswordAccountsOff as invite_of_token."""
+    if not settings.CHAT_PASSWORD_LOGIN:
+        raise PasswordAccountsOff()
     invite = Invite.objects.select_for_update().filter(token_hash=token_hash(token)).first()
     if invite is None:
         raise NotFound()

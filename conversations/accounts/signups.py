@@ -16,8 +16,9 @@ from ..models import SignUp
 
 
 def signup_open() -> bool:
-    """True when anyone may ask for an account on the sign-up page."""
-    return settings.CHAT_SIGNUP == "approval"
+    """True when anyone may ask for an account on the sign-up page: CHAT_SIGNUP=approval, while
+    passwords sign people in (its accounts have no other way in)."""
+    return settings.CHAT_SIGNUP == "approval" and settings.CHAT_PASSWORD_LOGIN
 
 
 @transaction.atomic

@@ -6,6 +6,9 @@ login's and logout's (handover.py, relay/logouts.py)."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,13 +17,16 @@ from allauth.account.signals import user_logged_in
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter, get_adapter
 from allauth.socialaccount.models import SocialLogin
-from allauth.socialaccount.providers.base import AuthError
+from allauth.socialaccount.providers.base import AuthError, AuthProcess
 from django.contrib import messages
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from requests import RequestException
 
 from .provider_groups import provider_groups_sync
+
+logger = logging.getLogger(__name__)
 
 OIDC = "openid_connect"
 # What of a provider's error (its `error_description`, an exception's text) the page shows at most.
@@ -58,6 +64,25 @@ def sign_in_refused(request: HttpRequest, text: str) -> ImmediateHttpResponse:
     return ImmediateHttpResponse(HttpResponseRedirect(reverse("conversations:login")))
 
 
+def provider_reached(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """allauth's sign-in or callback view, with a provider that could not be reached told on the sign-in
+    page. Both views read the provider's discovery document before anything they guard (allauth lets a
+    failure of it through as a server error): a provider down, or an issuer mistyped, is an operator's
+    problem to see in the log and a user's to be told, not a 500."""
+
+    @functools.wraps(view)
+    def reached(request: HttpRequest, provider_id: str) -> HttpResponse:
+        try:
+            return view(request, provider_id=provider_id)
+        except RequestException as exc:
+            logger.warning("identity provider %s could not be reached", provider_id, exc_info=True)
+            name = get_adapter(request).get_provider(request, provider_id).name
+            reason = f"the provider could not be reached ({type(exc).__name__}). Try again later."
+            return sign_in_refused(request, f"Sign-in with {name} failed: {reason}").response
+
+    return reached
+
+
 class LocalAccountAdapter(DefaultAccountAdapter):
     """allauth's accounts, as far as single sign-on needs them: no sign-up of their own (an account is the
     operator's, from the admin, or a configured provider's)."""
@@ -72,6 +97,20 @@ class LocalAccountAdapter(DefaultAccountAdapter):
 class ProviderAccountAdapter(DefaultSocialAccountAdapter):
     """A configured provider's sign-ins: its `sub` names the account, which its first sign-in makes."""
 
+    def list_apps(self, request: HttpRequest, provider: str | None = None, client_id: str | None = None):
+        """allauth's apps, from CHAT_OIDC_PROVIDERS and the admin's *Social applications*, one per
+        provider id: of two with one id (allauth cannot pick one to sign in with, and the page would
+        show two buttons of one URL), the environment's, else the first made; the others are logged."""
+        apps = super().list_apps(request, provider=provider, client_id=client_id)
+        kept: dict[str, Any] = {}
+        for app in sorted(apps, key=lambda app: (app.pk is not None, app.pk or 0)):
+            key = app.provider_id or app.provider
+            if key in kept:
+                logger.warning("a second app of provider id %s (%s) is left aside", key, app.name)
+                continue
+            kept[key] = app
+        return list(kept.values())
+
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True  # the operator allowed the provider's users by configuring it
 
@@ -80,7 +119,11 @@ class ProviderAccountAdapter(DefaultSocialAccountAdapter):
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         """Refuse a sign-in whose account is not named by its `sub`: a provider's app set up (its
-        `uid_field`) with another claim, or an ID token and a userinfo answer of two different subjects."""
+        `uid_field`) with another claim, or an ID token and a userinfo answer of two different subjects;
+        and anything but a sign-in (allauth's `process=connect` would attach the provider's account to
+        the one signed in, and its other processes land on pages that are not mounted)."""
+        if sociallogin.state.get("process", AuthProcess.LOGIN) != AuthProcess.LOGIN:
+            raise sign_in_refused(request, "A provider only signs people in here.")
         data = sociallogin.account.extra_data or {}
         subjects = {str(part.get("sub")) for part in (data.get("id_token"), data.get("userinfo")) if part}
         if subjects != {sociallogin.account.uid}:

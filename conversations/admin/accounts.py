@@ -66,7 +66,12 @@ class InviteAdmin(GroupCheckboxesAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
-        return list(InviteAddForm.Meta.fields) if obj is None else list(self.readonly_fields)
+        if obj is not None:
+            return list(self.readonly_fields)
+        # A group can carry permissions, agents and budgets: putting the new account in one is what
+        # Django's admin asks the permission to change users for, or an invitation would give more.
+        grants_groups = request.user.has_perm("auth.change_user")
+        return [field for field in InviteAddForm.Meta.fields if field != "groups" or grants_groups]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
         return [] if obj is None else list(self.readonly_fields)
@@ -82,7 +87,7 @@ class InviteAdmin(GroupCheckboxesAdmin):
             base_url=settings.CHAT_PUBLIC_URL or request.build_absolute_uri("/"),
             invited_by=request.user,
             email=obj.email,
-            groups=form.cleaned_data["groups"],
+            groups=form.cleaned_data.get("groups", ()),
         )
         for field in Invite._meta.concrete_fields:
             setattr(obj, field.attname, getattr(made.invite, field.attname))
@@ -115,8 +120,8 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[SignUp]) -> QuerySet[SignUp]:
         if self.value() == "yes":
             return queryset.awaiting()
-        if self.value() == "no":
-            return queryset.filter(approved_at__isnull=False)
+        if self.value() == "no":  # approved, or made active on the user's page
+            return queryset.exclude(pk__in=SignUp.objects.awaiting().values("pk"))
         return queryset
 
 

@@ -59,8 +59,9 @@ class Invite(models.Model):
 
 class SignUpQuerySet(models.QuerySet):
     def awaiting(self) -> SignUpQuerySet:
-        """Sign-ups no operator approved yet (their accounts are inactive)."""
-        return self.filter(approved_at__isnull=True)
+        """Sign-ups no operator approved yet, whose accounts are still inactive (one made active on its
+        user's admin page was let in as surely as by the approval action)."""
+        return self.filter(approved_at__isnull=True, user__is_active=False)
 
 
 class SignUp(models.Model):

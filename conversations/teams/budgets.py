@@ -198,8 +198,12 @@ def budget_check(*, user_id: int | None) -> None:
     allowance = user_allowance(user_id=user_id)
     if allowance is None or not allowance.spent_up:
         return
-    resets_at = allowance.resets_at
-    budget = next(standing.budget for standing in allowance.standings if standing.spent_up)
+    # The spent budget the refusal waits for: the one whose period ends last (a spent day's budget
+    # under a spent month's renews first, and frees nothing then).
+    waited_for = max(
+        (standing for standing in allowance.standings if standing.spent_up), key=lambda s: s.resets_at
+    )
+    resets_at, budget = waited_for.resets_at, waited_for.budget
     whose = "Your budget" if allowance.subject == "user" else f"The budget of your {allowance.subject}"
     seconds = int((resets_at - timezone.now()).total_seconds()) + 1
     raise BudgetExceeded(

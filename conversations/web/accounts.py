@@ -15,7 +15,14 @@ from .. import request_limits
 from ..accounts import invites, passwords, signups
 from ..accounts.handover import anonymous_owner_note
 from ..accounts.logins import client_address
-from ..exceptions import InviteUnusable, NotFound, RateLimited, SignUpsFull, UsernameTaken
+from ..exceptions import (
+    InviteUnusable,
+    NotFound,
+    PasswordAccountsOff,
+    RateLimited,
+    SignUpsFull,
+    UsernameTaken,
+)
 from .errors import error_headers
 
 INVITE_UNKNOWN = {
@@ -25,6 +32,10 @@ INVITE_UNKNOWN = {
 INVITE_UNUSABLE = {
     "heading": "This invitation cannot be used any more",
     "detail": "It was used already, or it expired. Ask whoever invited you for a new one.",
+}
+INVITE_PASSWORDS_OFF = {
+    "heading": "Invitations are not used on this server",
+    "detail": "People sign in through single sign-on here: use Log in, with your organisation's account.",
 }
 
 
@@ -60,6 +71,8 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "404.html", INVITE_UNKNOWN, status=404)
     except InviteUnusable:
         return render(request, "404.html", INVITE_UNUSABLE, status=410)
+    except PasswordAccountsOff:
+        return render(request, "404.html", INVITE_PASSWORDS_OFF, status=410)
     # The account-to-be carries the invitation's address, so the password is checked against it too.
     account = get_user_model()(email=invite.email)
     form = AccountForm(request.POST if request.method == "POST" else None, instance=account)
