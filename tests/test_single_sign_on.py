@@ -485,3 +485,20 @@ def test_a_provider_id_set_in_the_environment_and_in_the_admin_is_the_environmen
     started = client.post("/accounts/oidc/corp/login/")
     assert started.status_code == 302  # to the sign-in page, saying the provider could not be reached
     assert "Sign-in with Corp SSO failed" in client.get("/accounts/login/").content.decode()
+
+
+@pytest.mark.django_db
+def test_an_unmapped_value_never_joins_a_group_that_holds_permissions(settings, django_user_model) -> None:
+    """A provider's group named like a local group of admin rights (one its users may be able to make
+    themselves) gives none of them: only the operator's map leads into such a group."""
+    from django.contrib.auth.models import Group, Permission
+
+    settings.CHAT_OIDC_GROUPS_CLAIM = "groups"
+    settings.CHAT_OIDC_GROUP_MAP = {"it-admins": "Operators"}
+    for name in ("Operators", "Editors"):
+        Group.objects.create(name=name).permissions.add(Permission.objects.get(codename="change_user"))
+    Group.objects.create(name="Research")  # no permissions: a group of agents and budgets
+    user = django_user_model.objects.create_user("lee")
+    provider_groups_sync(user=user, claims={"groups": ["Editors", "Research", "it-admins"]})
+    assert set(user.groups.values_list("name", flat=True)) == {"Research", "Operators"}
+    assert not ProviderGroupGrant.objects.filter(user=user, group__name="Editors").exists()

@@ -31,15 +31,20 @@ def claim_values(claims: Mapping[str, Any], claim: str) -> list[str]:
 
 def group_names(values: list[str]) -> set[str]:
     """Return the group names the claim's values map to (CHAT_OIDC_GROUP_MAP; an unmapped value as it is,
-    or not at all with CHAT_OIDC_GROUPS_UNMAPPED off)."""
+    or not at all with CHAT_OIDC_GROUPS_UNMAPPED off).
+
+    An unmapped value never names a group that holds permissions: whoever may make groups at the provider
+    (some let any user) could otherwise name one after a local group of admin rights. Only the operator's
+    map leads into such a group."""
     mapping = settings.CHAT_OIDC_GROUP_MAP
-    names = set()
-    for value in values:
-        if value in mapping:
-            names.add(mapping[value])
-        elif settings.CHAT_OIDC_GROUPS_UNMAPPED and len(value) <= GROUP_NAME_MAX:
-            names.add(value)
-    return names
+    mapped = {mapping[value] for value in values if value in mapping}
+    unmapped = set()
+    if settings.CHAT_OIDC_GROUPS_UNMAPPED:
+        unmapped = {value for value in values if value not in mapping and len(value) <= GROUP_NAME_MAX}
+    privileged = Group.objects.filter(name__in=unmapped, permissions__isnull=False).values_list(
+        "name", flat=True
+    )
+    return mapped | (unmapped - set(privileged))
 
 
 @transaction.atomic
