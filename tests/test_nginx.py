@@ -20,7 +20,16 @@ from chatproject.request_bodies import body_limit
 from conversations.models import Message
 
 from .instances import instance_env
-from .processes import NGINX_SITE, ROOT, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
+from .processes import (
+    NGINX_SITE,
+    ROOT,
+    SERVE_FLAGS,
+    DaphneServer,
+    Nginx,
+    RedisServer,
+    servers_start,
+    servers_stop,
+)
 from .servers import ChatClient, form_headers, stamp_indices, text_after, until
 from .standin_control import StandIn
 
@@ -45,16 +54,11 @@ def proxied(
         DaphneServer("b", env, log_dir, flags=SERVE_FLAGS),
     )
     proxy = Nginx(log_dir / "nginx", [server.port for server in pair])
+    servers_start(pair)
     try:
-        for server in pair:
-            server.launch()  # both import the app at once
-        for server in pair:
-            server.start()
         yield (*pair, proxy.start())
     finally:
-        proxy.stop()
-        for server in pair:
-            server.stop()
+        servers_stop([proxy, *pair])
 
 
 @pytest.fixture
