@@ -25,6 +25,7 @@ from .instances import InstancePairs, instance_pair_start
 from .processes import ROOT, DaphneServer, RedisServer, servers_stop, standin_start
 from .seed_models import chat_models_seed
 from .standin_control import StandIn
+from .table_flush import flushes_by_delete
 
 LOGS = ROOT / "test-artifacts" / "servers"
 
@@ -45,6 +46,12 @@ def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
     connections.close_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tables_flushed_by_delete() -> Iterator[None]:
+    with flushes_by_delete():
+        yield
 
 
 @pytest.fixture(scope="session")
