@@ -159,7 +159,10 @@ def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[Daph
 
 @pytest.fixture(scope="session")
 def instance_pairs() -> Iterator[InstancePairs]:
-    pairs = InstancePairs(LOGS / "shared-instances")
+    """The shared pairs, their logs in a directory of this run's own (a server appends to its log)."""
+    path = LOGS / "shared-instances"
+    shutil.rmtree(path, ignore_errors=True)
+    pairs = InstancePairs(path)
     yield pairs
     pairs.stop()
 
