@@ -22,11 +22,12 @@ from django.db import connections
 from conversations.relay import instance
 
 from .chat_sockets import socket_open
-from .instances import instance_env
+from .instances import InstancePairs, instance_pair_start
 from .pgvector_server import data_dir_made, pgvector_server_start, pgvector_server_stop
-from .processes import ROOT, DaphneServer, RedisServer, standin_start
+from .processes import ROOT, DaphneServer, RedisServer, servers_stop, standin_start
 from .seed_models import chat_models_seed
 from .standin_control import StandIn
+from .table_flush import flushes_by_delete
 
 LOGS = ROOT / "test-artifacts" / "servers"
 
@@ -46,6 +47,12 @@ def database_connections_closed_at_exit(django_db_setup: None, django_db_blocker
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     connections.close_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tables_flushed_by_delete() -> Iterator[None]:
+    with flushes_by_delete():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -170,30 +177,45 @@ def instances_started(
     started: list[DaphneServer] = []
 
     def start(**overrides: str) -> list[DaphneServer]:
-        env = instance_env(
-            standin,
-            private_redis.url,
-            CHAT_EVENT_BUS=event_bus,
-            CHAT_REPLY_LEASE_SECONDS="1.5",
-            CHAT_FLUSH_INTERVAL="0.2",
-            CHAT_SHUTDOWN_GRACE_SECONDS="15",
-        )
-        pair = [
-            DaphneServer("a", {**env, **overrides}, log_dir),
-            DaphneServer("b", {**env, **overrides}, log_dir),
-        ]
-        for server in pair:
-            started.append(server.start())
+        pair = instance_pair_start(standin, private_redis, log_dir, event_bus, **overrides)
+        started.extend(pair)
         return pair
 
     yield start
-    for server in started:
-        server.stop()
+    servers_stop(started)
 
 
 @pytest.fixture
 def instances(instances_started: Callable[..., list[DaphneServer]]) -> list[DaphneServer]:
+    """A and B of the test's own, for a test that stops or signals them or their Redis."""
     return instances_started()
+
+
+@pytest.fixture(scope="session")
+def instance_pairs() -> Iterator[InstancePairs]:
+    """The shared pairs, their logs in a directory of this run's own (a server appends to its log)."""
+    path = LOGS / "shared-instances"
+    shutil.rmtree(path, ignore_errors=True)
+    pairs = InstancePairs(path)
+    yield pairs
+    pairs.stop()
+
+
+@pytest.fixture(autouse=True)
+def instance_pairs_stopped_unless_used(request: pytest.FixtureRequest, instance_pairs: InstancePairs) -> None:
+    """The shared pairs run only through consecutive tests that use them. Idle beside any other test,
+    their heartbeats would store its replies whose lease lapsed as lost, from their own empty reply
+    logs, before the instance under test could."""
+    if "shared_instances" not in request.fixturenames:
+        instance_pairs.stop()
+
+
+@pytest.fixture
+def shared_instances(instance_pairs: InstancePairs, standin: StandIn, event_bus: str) -> list[DaphneServer]:
+    """A and B as an earlier test left them (started if none runs), for a test that leaves them and their
+    Redis running and configured as they are. The test's rows go with its database's truncation; what it
+    leaves in their Redis is under conversations and owners no later test has."""
+    return instance_pairs.pair(standin, event_bus)
 
 
 @pytest.fixture

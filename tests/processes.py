@@ -66,6 +66,7 @@ class Process(subprocess.Popen[bytes]):
         self.log = log
         self.name = name or Path(argv[0]).name
         self.parent = os.getpid()
+        self.terminated = False
         with log.open("ab") as output:
             super().__init__(
                 [str(arg) for arg in argv],
@@ -87,11 +88,17 @@ class Process(subprocess.Popen[bytes]):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
 
+    def terminate_group(self) -> None:
+        """SIGTERM to its process group, once: a second would cut a graceful shutdown short."""
+        if not self.terminated and self.poll() is None:
+            self.terminated = True
+            self._group_signal(signal.SIGTERM)
+
     def stop(self, wait: float = 10) -> None:
         """SIGTERM to its process group, and SIGKILL if it has not exited after `wait` seconds. When it had
         already exited, SIGKILL to whatever it left in its group."""
         if self.poll() is None:
-            self._group_signal(signal.SIGTERM)
+            self.terminate_group()
             try:
                 self.wait(wait)
             except subprocess.TimeoutExpired:
@@ -224,6 +231,28 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def servers_start(servers: Sequence[Server]) -> None:
+    """Start several servers at once (each imports its app while the others do); if one does not come up,
+    stop them all."""
+    for server in servers:
+        server.launch()
+    try:
+        for server in servers:
+            server.start()
+    except BaseException:
+        servers_stop(servers)
+        raise
+
+
+def servers_stop(servers: Sequence[Server]) -> None:
+    """Stop several servers, their shutdowns running at the same time."""
+    for server in servers:
+        if server.proc is not None:
+            server.proc.terminate_group()
+    for server in servers:
+        server.stop()
 
 
 class HttpServer(Server):

@@ -51,8 +51,8 @@ async def reply_streaming_on_both(
 
 
 @BOTH_EVENT_BUSES
-async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(instances, http, standin):
-    a, b = instances
+async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(shared_instances, http, standin):
+    a, b = shared_instances
     tab_b = await ChatClient(http, b, "cross").connect()
     tab_a = await ChatClient(http, a, "cross").connect()
     await tab_a.send({"message": "hello [[standin stamp=1 tokens=40 delay_ms=25]]"})
@@ -72,8 +72,10 @@ async def test_a_message_sent_on_one_instance_streams_to_a_tab_on_the_other(inst
 
 
 @BOTH_EVENT_BUSES
-async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_other(instances, http, standin):
-    a, b = instances
+async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_other(
+    shared_instances, http, standin
+):
+    a, b = shared_instances
     tab_b = await ChatClient(http, b, "versions").connect()
     tab_a = await ChatClient(http, a, "versions").connect()
     await tab_a.send({"message": "first [[standin tokens=5]]"})
@@ -99,8 +101,10 @@ async def test_a_regenerate_and_a_switch_on_one_instance_reach_a_tab_on_the_othe
     await tab_b.close()
 
 
-async def test_a_tab_joining_on_the_other_instance_mid_reply_sees_its_tool_activity(instances, http, standin):
-    a, b = instances
+async def test_a_tab_joining_on_the_other_instance_mid_reply_sees_its_tool_activity(
+    shared_instances, http, standin
+):
+    a, b = shared_instances
     tab_a = await ChatClient(http, a, "tools-cross").connect()
     await tab_a.send({"message": "find it [[standin tool=web_search tokens=120 delay_ms=10]]"})
     frames = [await tab_a.receive()]
@@ -122,9 +126,9 @@ async def test_a_tab_joining_on_the_other_instance_mid_reply_sees_its_tool_activ
 
 
 async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_the_other(
-    instances, http, standin
+    shared_instances, http, standin
 ):
-    a, b = instances
+    a, b = shared_instances
     tab = await ChatClient(http, a, "moving").connect()
     await tab.send({"message": "long [[standin stamp=1 tokens=150 delay_ms=10]]"})
     start = await tab.receive()
@@ -146,9 +150,9 @@ async def test_a_client_that_leaves_one_instance_mid_reply_resumes_exactly_on_th
 
 
 async def test_a_client_that_leaves_one_instance_mid_reasoning_resumes_it_exactly_on_the_other(
-    instances, http, standin
+    shared_instances, http, standin
 ):
-    a, b = instances
+    a, b = shared_instances
     steps = " ".join(f"s{i}" for i in range(80))
     tab = await ChatClient(http, a, "thinking-moving").connect()
     await tab.send(
@@ -185,9 +189,9 @@ async def test_a_client_that_leaves_one_instance_mid_reasoning_resumes_it_exactl
 
 @BOTH_EVENT_BUSES
 async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
-    instances, http, standin, record_property
+    shared_instances, http, standin, record_property
 ):
-    a, b = instances
+    a, b = shared_instances
     # B's first chunk shows the reply is streaming.
     tab_a, tab_b, start, _ = await reply_streaming_on_both(
         http, a, b, "stopper", "endless [[standin tokens=2000 delay_ms=10]]"
@@ -212,6 +216,43 @@ async def test_stop_from_a_tab_on_the_other_instance_ends_the_upstream_request(
     )
     await tab_a.close()
     await tab_b.close()
+
+
+async def form_post(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> int:
+    """POST a form as the page would: with the CSRF token its GET set. The status (redirects not followed)."""
+    token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
+    form = {**fields, "csrfmiddlewaretoken": token}
+    async with http.post(url, data=form, allow_redirects=False) as response:
+        return response.status
+
+
+@BOTH_EVENT_BUSES
+async def test_a_logout_on_one_instance_closes_the_sessions_sockets_on_both_4401(shared_instances, standin):
+    a, b = shared_instances
+    await sync_to_async(get_user_model().objects.create_user)("lena", password="pw-for-tests-only")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(a.url("/accounts/login/")) as page:
+            assert page.status == 200
+        login = {"username": "lena", "password": "pw-for-tests-only"}
+        assert await form_post(http, a.url("/accounts/login/"), login) == 302
+        session = next(cookie.value for cookie in http.cookie_jar if cookie.key == "sessionid")
+        headers = {"Cookie": f"sessionid={session}"}
+        tabs = [
+            await http.ws_connect(server.ws_url("signed-out"), headers={**headers, "Origin": server.origin})
+            for server in (b, a)
+        ]
+        for tab in tabs:
+            assert orjson.loads((await tab.receive(timeout=10)).data)["type"] == "history"
+
+        started = time.monotonic()
+        assert await form_post(http, a.url("/accounts/logout/"), {}) == 302
+        for tab in tabs:  # without sending anything: the logout closed them
+            frame = orjson.loads((await tab.receive(timeout=5)).data)
+            assert (frame["type"], frame["code"]) == ("error", "session_expired")
+            closing = await tab.receive(timeout=5)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert tab.close_code == 4401
+        assert time.monotonic() - started < 3  # at once, not at a sweep
 
 
 async def test_sigterm_lets_a_reply_in_flight_finish_and_a_tab_on_the_other_instance_sees_it(
@@ -395,40 +436,3 @@ async def test_the_daily_quota_holds_across_instances(instances_started, http, s
     assert refused["retry_after"] > 0
     await on_a.close()
     await on_b.close()
-
-
-async def form_post(http: aiohttp.ClientSession, url: str, fields: dict[str, str]) -> int:
-    """POST a form as the page would: with the CSRF token its GET set. The status (redirects not followed)."""
-    token = next(cookie.value for cookie in http.cookie_jar if cookie.key == "csrftoken")
-    form = {**fields, "csrfmiddlewaretoken": token}
-    async with http.post(url, data=form, allow_redirects=False) as response:
-        return response.status
-
-
-@BOTH_EVENT_BUSES
-async def test_a_logout_on_one_instance_closes_the_sessions_sockets_on_both_4401(instances, standin):
-    a, b = instances
-    await sync_to_async(get_user_model().objects.create_user)("lena", password="pw-for-tests-only")
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(a.url("/accounts/login/")) as page:
-            assert page.status == 200
-        login = {"username": "lena", "password": "pw-for-tests-only"}
-        assert await form_post(http, a.url("/accounts/login/"), login) == 302
-        session = next(cookie.value for cookie in http.cookie_jar if cookie.key == "sessionid")
-        headers = {"Cookie": f"sessionid={session}"}
-        tabs = [
-            await http.ws_connect(server.ws_url("signed-out"), headers={**headers, "Origin": server.origin})
-            for server in (b, a)
-        ]
-        for tab in tabs:
-            assert orjson.loads((await tab.receive(timeout=10)).data)["type"] == "history"
-
-        started = time.monotonic()
-        assert await form_post(http, a.url("/accounts/logout/"), {}) == 302
-        for tab in tabs:  # without sending anything: the logout closed them
-            frame = orjson.loads((await tab.receive(timeout=5)).data)
-            assert (frame["type"], frame["code"]) == ("error", "session_expired")
-            closing = await tab.receive(timeout=5)
-            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-            assert tab.close_code == 4401
-        assert time.monotonic() - started < 3  # at once, not at a sweep

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,7 +20,16 @@ from chatproject.request_bodies import body_limit
 from conversations.models import Message
 
 from .instances import instance_env
-from .processes import NGINX_SITE, ROOT, SERVE_FLAGS, DaphneServer, Nginx, RedisServer
+from .processes import (
+    NGINX_SITE,
+    ROOT,
+    SERVE_FLAGS,
+    DaphneServer,
+    Nginx,
+    RedisServer,
+    servers_start,
+    servers_stop,
+)
 from .servers import ChatClient, form_headers, stamp_indices, text_after, until
 from .standin_control import StandIn
 
@@ -32,29 +41,30 @@ def wsconnects(server: DaphneServer, session_id: str) -> int:
     return server.output().count(f'"WSCONNECT /ws/chat/{session_id}/"')
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def proxied(
-    log_dir: Path, standin: StandIn, private_redis: RedisServer
+    standin_server: StandIn, django_db_setup: None
 ) -> Iterator[tuple[DaphneServer, DaphneServer, Nginx]]:
-    """Instances A and B on the test database and a Redis of their own, behind nginx; all stopped after.
+    """Instances A and B on the test database and a Redis of their own, behind nginx, for the module's
+    tests (none stops or reconfigures them; the module's other tests use no database); all stopped after.
     The instances run with scripts/serve.sh's Daphne flags, unbuffered (as serve.sh runs them), so the
     lines of Daphne's access log reach its file as they happen."""
-    env = instance_env(standin, private_redis.url, CHAT_FLUSH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
+    log_dir = ROOT / "test-artifacts" / "servers" / "nginx-proxied"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    log_dir.mkdir(parents=True)
+    private_redis = RedisServer(log_dir)
+    env = instance_env(standin_server, private_redis.url, CHAT_FLUSH_INTERVAL="0.2", PYTHONUNBUFFERED="1")
     pair = (
         DaphneServer("a", env, log_dir, flags=SERVE_FLAGS),
         DaphneServer("b", env, log_dir, flags=SERVE_FLAGS),
     )
     proxy = Nginx(log_dir / "nginx", [server.port for server in pair])
     try:
-        for server in pair:
-            server.launch()  # both import the app at once
-        for server in pair:
-            server.start()
+        private_redis.start()
+        servers_start(pair)
         yield (*pair, proxy.start())
     finally:
-        proxy.stop()
-        for server in pair:
-            server.stop()
+        servers_stop([proxy, *pair, private_redis])
 
 
 @pytest.fixture
