@@ -344,21 +344,15 @@ def test_a_wrong_single_sign_on_setting_stops_the_start_naming_it(env: dict[str,
     assert said in loaded.stderr
 
 
+def corp_provider(server_url: str) -> dict[str, object]:
+    """SOCIALACCOUNT_PROVIDERS with one OpenID Connect app, `corp`, whose issuer is `server_url`."""
+    app = {"provider_id": "corp", "name": "Corp SSO", "client_id": "c", "secret": "s"}
+    return {"openid_connect": {"APPS": [{**app, "settings": {"server_url": server_url}}]}}
+
+
 @pytest.mark.django_db
 def test_the_sign_in_page_has_a_button_for_each_configured_provider(client, settings) -> None:
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {
-            "APPS": [
-                {
-                    "provider_id": "corp",
-                    "name": "Corp SSO",
-                    "client_id": "c",
-                    "secret": "s",
-                    "settings": {"server_url": "https://sso.example.com/realms/corp"},
-                }
-            ]
-        }
-    }
+    settings.SOCIALACCOUNT_PROVIDERS = corp_provider("https://sso.example.com/realms/corp")
     page = client.get("/accounts/login/?next=/c/abc/")
     html = page.content.decode()
     assert 'action="/accounts/oidc/corp/login/"' in html
@@ -458,19 +452,7 @@ def test_a_provider_id_set_in_the_environment_and_in_the_admin_is_the_environmen
     """Two apps of one provider id (CHAT_OIDC_PROVIDERS, and a *Social application* added in the admin
     as well) would be two buttons of one URL, whose sign-in allauth cannot pick an app for: the
     environment's is used, the admin's is left aside."""
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "openid_connect": {
-            "APPS": [
-                {
-                    "provider_id": "corp",
-                    "name": "Corp SSO",
-                    "client_id": "c",
-                    "secret": "s",
-                    "settings": {"server_url": "http://127.0.0.1:9"},  # nothing listens
-                }
-            ]
-        }
-    }
+    settings.SOCIALACCOUNT_PROVIDERS = corp_provider("http://127.0.0.1:9")  # nothing listens
     SocialApp.objects.create(
         provider="openid_connect",
         provider_id="corp",
