@@ -214,17 +214,18 @@ class TeamsThroughSingleSignOnTests(browser.ChatBrowserTestCase):
     def test_a_budget_on_the_providers_group_refuses_the_members_message_once_spent(self) -> None:
         self.provider.user_set("bea", groups=GROUP_AT_PROVIDER)
         self.provider_sign_in("bea")
-        self.manage("budget_set", "--group", GROUP, "--tokens", "1", "--per", "day")
+        # Per month: the two messages fall in one period but across the first of a month at midnight.
+        self.manage("budget_set", "--group", GROUP, "--tokens", "1", "--per", "month")
 
         self.message_send("one question")  # nothing spent yet: it goes, and spends more than the cap
         expect(self.reply_finished(0)).to_have_class(re.compile(r"\bcomplete\b"))
         self.message_send("and another")
         expect(self.page.get_by_role("alert")).to_have_text(
             re.compile(
-                rf"^Error: The budget of your group {GROUP} of 1 token per UTC day is spent; it resets "
+                rf"^Error: The budget of your group {GROUP} of 1 token per calendar month \(UTC\) is spent; "
             )
         )
         expect(self.page.locator("#budget-left")).to_have_text(
-            re.compile(rf"^You have spent the budget of your group {GROUP} today; it resets at")
+            re.compile(rf"^You have spent the budget of your group {GROUP} this month; it resets at")
         )
         expect(self.bubbles("assistant")).to_have_count(1)
