@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 import orjson
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Now
 
@@ -169,25 +171,47 @@ def message_as_dict(
     }
 
 
-def new_chat_answerer(user_id: int | None = None) -> tuple[str | None, str]:
-    """Who a chat not stored yet sends its first message to, as `answerers.answerer_choose` picks when
-    the frame names no one: the default agent if `user_id` may use it (its slug and first model), else
-    the default model if they may, else the first they may ("" when none). A page sets its picker from
-    this. One query, as every new chat's socket asks."""
+# Stands for the user's id in the new chat's compiled statement (no user has it), to be replaced by theirs.
+_USER_ID_SLOT = -7_340_033
+
+
+def _new_chat_rows(user_id: int | None) -> Any:
+    """The query of `new_chat_answerer`: the enabled models `user_id` may use, the default first, each
+    with the default agent they may use (its slug and models)."""
     default_agent = usable(Agent.objects.enabled(), user_id).filter(is_default=True)
-    row = (
+    return (
         usable(ChatModel.objects.enabled(), user_id)
         .order_by("-is_default", "position", "label")  # the default, else the first in the admin's order
         .annotate(
             agent_slug=Subquery(default_agent.values("slug")[:1]),
             agent_models=Subquery(default_agent.values("model_names")[:1]),
         )
-        .values_list("name", "agent_slug", "agent_models")
-        .first()
+        .values_list("name", "agent_slug", "agent_models")[:1]
     )
+
+
+@functools.cache
+def _new_chat_statement(signed_in: bool) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of `_new_chat_rows`, compiled once per process for each kind of owner: every new chat's
+    socket asks, and compiling its group filters' subqueries cost more than running them. Only the
+    statement is kept; what it reads (groups, agents, models) is read each time."""
+    return _new_chat_rows(_USER_ID_SLOT if signed_in else None).query.sql_with_params()
+
+
+def new_chat_answerer(user_id: int | None = None) -> tuple[str | None, str]:
+    """Who a chat not stored yet sends its first message to, as `answerers.answerer_choose` picks when
+    the frame names no one: the default agent if `user_id` may use it (its slug and first model), else
+    the default model if they may, else the first they may ("" when none). A page sets its picker from
+    this. One query, as every new chat's socket asks."""
+    sql, params = _new_chat_statement(user_id is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id if param == _USER_ID_SLOT else param for param in params])
+        row = cursor.fetchone()
     if row is None:
         return None, ""  # nothing enabled: no one can answer, not even an agent
     name, agent_slug, agent_models = row
+    if isinstance(agent_models, str):  # jsonb comes back as text to Django's cursor
+        agent_models = orjson.loads(agent_models)
     if agent_slug and agent_models:
         return agent_slug, agent_models[0]
     return None, name
