@@ -107,13 +107,6 @@ def call_entry_write(
     )
 
 
-def catalog_cost(model: str, usage: dict[str, int] | None) -> Decimal | None:
-    """What a call to `model` with this usage cost at its catalog prices now (None: unpriced)."""
-    prices = ChatModel.objects.filter(name=model).values_list("price_input", "price_output", "price_cached")
-    row = prices.first()
-    return reply_cost(usage, Prices(*row)) if row else None
-
-
 def input_cost(model: str, prompt_tokens: int) -> Decimal | None:
     """What `prompt_tokens` of input to `model` cost at its catalog input price now (an embeddings
     request has no output; None: the catalog prices no input for `model`)."""
