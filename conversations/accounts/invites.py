@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from ..exceptions import InviteUnusable, NotFound, PasswordAccountsOff, UsernameTaken
+from ..exceptions import InviteUnusable, NotFound, PasswordAccountsOff
 from ..models import Invite
+from .passwords import password_account_create
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +99,14 @@ def _invite_mail(invite: Invite, link: str) -> bool:
 def invite_of_token(token: str) -> Invite:
     """The invitation of a link's token. Raise NotFound for none, InviteUnusable for one used or expired,
     PasswordAccountsOff while passwords sign nobody in (the account it makes would have only one)."""
+    return _invite_usable(Invite.objects.all(), token)
+
+
+def _invite_usable(invites: QuerySet[Invite], token: str) -> Invite:
+    """The invitation of `token` among `invites`, refused as `invite_of_token` says."""
     if not settings.CHAT_PASSWORD_LOGIN:
         raise PasswordAccountsOff()
-    invite = Invite.objects.filter(token_hash=token_hash(token)).first()
+    invite = invites.filter(token_hash=token_hash(token)).first()
     if invite is None:
         raise NotFound()
     if invite.used_at is not None or invite.expired:
@@ -114,18 +120,8 @@ def invite_accept(*, token: str, username: str, password: str) -> AbstractBaseUs
     all or nothing. The invitation's row is locked, so of two accepts at once one makes the account and
     the other raises InviteUnusable; NotFound for an unknown token, UsernameTaken for a name taken
     meanwhile; PasswordAccountsOff as invite_of_token."""
-    if not settings.CHAT_PASSWORD_LOGIN:
-        raise PasswordAccountsOff()
-    invite = Invite.objects.select_for_update().filter(token_hash=token_hash(token)).first()
-    if invite is None:
-        raise NotFound()
-    if invite.used_at is not None or invite.expired:
-        raise InviteUnusable()
-    try:
-        with transaction.atomic():
-            user = get_user_model()._default_manager.create_user(username, invite.email, password)
-    except IntegrityError as exc:
-        raise UsernameTaken() from exc
+    invite = _invite_usable(Invite.objects.select_for_update(), token)
+    user = password_account_create(username=username, email=invite.email, password=password)
     user.groups.set(invite.groups.all())
     invite.used_at, invite.used_by = timezone.now(), user
     invite.save(update_fields=["used_at", "used_by"])

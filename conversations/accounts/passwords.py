@@ -1,11 +1,16 @@
-"""Password sign-in, which the operator may turn off (CHAT_PASSWORD_LOGIN) once single sign-on is set up."""
+"""Password sign-in, which the operator may turn off (CHAT_PASSWORD_LOGIN) once single sign-on is set up,
+and the accounts whose way in is a password (an invitation's, a sign-up's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.db import IntegrityError, transaction
+
+from ..exceptions import UsernameTaken
 
 # The backend a session made by the chat itself (an accepted invitation) is stored under: the one that
 # reads every session's user back, so it must be one of AUTHENTICATION_BACKENDS.
@@ -25,3 +30,13 @@ class PasswordLoginBackend(ModelBackend):
         if not settings.CHAT_PASSWORD_LOGIN:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def password_account_create(*, username: str, email: str, password: str, active: bool = True) -> Any:
+    """An account whose way in is a password (an invitation's, a sign-up's, inactive until approved).
+    Raise UsernameTaken for a name another account took meanwhile (the unique index decides)."""
+    try:
+        with transaction.atomic():
+            return get_user_model()._default_manager.create_user(username, email, password, is_active=active)
+    except IntegrityError as exc:
+        raise UsernameTaken() from exc

@@ -7,12 +7,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..exceptions import SignUpsFull, UsernameTaken
+from ..exceptions import SignUpsFull
 from ..models import SignUp
+from .passwords import password_account_create
 
 
 def signup_open() -> bool:
@@ -28,11 +29,7 @@ def signup_create(*, username: str, email: str, password: str) -> SignUp:
     limit = settings.CHAT_SIGNUP_PENDING_MAX
     if limit and SignUp.objects.awaiting().count() >= limit:
         raise SignUpsFull()
-    try:
-        with transaction.atomic():
-            user = get_user_model()._default_manager.create_user(username, email, password, is_active=False)
-    except IntegrityError as exc:
-        raise UsernameTaken() from exc
+    user = password_account_create(username=username, email=email, password=password, active=False)
     return SignUp.objects.create(user=user)
 
 
