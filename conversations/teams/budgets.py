@@ -28,6 +28,7 @@ from django.utils import timezone
 from ..costs import PER_MILLION
 from ..exceptions import BudgetExceeded
 from ..models import Budget, ChatModel, Message, UsageEntry
+from ..owners import Owner
 from ..usage_ledger import tokens_estimate
 
 # The page tells the user what is left once the tightest cap has less than this share of it left.
@@ -142,7 +143,7 @@ def _spent(*, user_id: int, periods: set[str], now: datetime) -> dict[tuple[str,
         within = Q(created_at__gte=start, created_at__lt=end)
         sums[f"{Budget.Unit.TOKENS}_{period}"] = Sum("total_tokens", filter=within)
         sums[f"{Budget.Unit.USD}_{period}"] = Sum("cost", filter=within)
-    owner_key = f"u:{user_id}"
+    owner_key = Owner(user_id=user_id).key
     earliest = min(start for start, _ in bounds.values())
     ledger = UsageEntry.objects.filter(owner_key=owner_key, created_at__gte=earliest).aggregate(**sums)
     streaming_tokens, streaming_cost = _streaming_spent(owner_key)
